@@ -1,0 +1,46 @@
+# vista-warmer: make demo to see it work, make test to test it.
+GO      ?= go
+BIN     ?= bin/vista-warmer
+ARGS    ?=
+FUZZTIME ?= 60s
+
+.PHONY: all build run demo test lint bench fuzz clean
+
+all: lint test build
+
+## build: compile the warmer into bin/
+build:
+	$(GO) build -o $(BIN) ./cmd/vista-warmer
+
+## run: build, then run against a real Vista (ARGS="--vista-url ... --redis-url ...")
+run: build
+	./$(BIN) $(ARGS)
+
+## demo: the warmer on a simulated Vista and an embedded Redis; nothing to install but Go
+demo:
+	$(GO) run ./cmd/vista-warmer --demo $(ARGS)
+
+## test: every test, race detector on, against a real redis-server (started if none answers)
+test:
+	scripts/with-redis.sh $(GO) test -race -count=1 ./...
+
+## lint: go vet, gofmt, and staticcheck when it is installed
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; \
+	else echo "staticcheck not installed; skipped"; fi
+
+## bench: the benchmarks (cold load, steady state, decoding), against a real redis-server
+bench:
+	scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: run the decoder fuzz targets for FUZZTIME each
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSessions$$' -fuzztime $(FUZZTIME) ./vista/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFilms$$' -fuzztime $(FUZZTIME) ./vista/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCinemas$$' -fuzztime $(FUZZTIME) ./vista/
+
+clean:
+	rm -rf bin
