@@ -1,0 +1,538 @@
+package vistasim
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// query is the OData options of a request.
+type query struct {
+	sel    []string // nil: every field
+	ids    []string // nil: no $filter
+	skip   int
+	top    int // -1: none
+	selRaw string
+}
+
+// splitQuery yields the decoded keys of a raw query string.
+func splitQuery(raw string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for part := range strings.SplitSeq(raw, "&") {
+			k, _, _ := strings.Cut(part, "=")
+			if dk, err := url.QueryUnescape(k); err == nil {
+				k = dk
+			}
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func parseQuery(raw string, maxIDs int) (query, error) {
+	q := query{top: -1}
+	vals, err := url.ParseQuery(raw)
+	if err != nil {
+		return q, fmt.Errorf("The query string is malformed: %v", err)
+	}
+	for k, v := range vals {
+		if !strings.HasPrefix(k, "$") {
+			continue // custom options are ignored, as OData does
+		}
+		if len(v) > 1 {
+			return q, fmt.Errorf("The query parameter '%s' is specified more than once.", k)
+		}
+		val := v[0]
+		switch k {
+		case "$select":
+			q.selRaw = val
+			for name := range strings.SplitSeq(val, ",") {
+				name = strings.TrimSpace(name)
+				if name == "" {
+					return q, fmt.Errorf("The query parameter '$select' has an empty property in '%s'.", val)
+				}
+				q.sel = append(q.sel, name)
+			}
+		case "$filter":
+			ids, err := parseFilter(val)
+			if err != nil {
+				return q, fmt.Errorf("The query parameter '$filter' is not supported: %v", err)
+			}
+			if len(ids) > maxIDs {
+				return q, fmt.Errorf("The node count limit of '%d' has been exceeded: the filter names %d ids.", maxIDs, len(ids))
+			}
+			q.ids = ids
+		case "$skip", "$top":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 {
+				return q, fmt.Errorf("The query parameter '%s' must be a non-negative integer, not '%s'.", k, val)
+			}
+			if k == "$skip" {
+				q.skip = n
+			} else {
+				q.top = n
+			}
+		case "$format":
+			if val != "json" && !strings.HasPrefix(val, "application/json") {
+				return q, fmt.Errorf("The format '%s' is not supported.", val)
+			}
+		default:
+			return q, fmt.Errorf("The query parameter '%s' is not supported.", k)
+		}
+	}
+	return q, nil
+}
+
+// parseFilter reads a filter of the one shape Vista's seat checks use,
+// `ID eq 'A' or ID eq 'B'`, with any spacing and parentheses. It returns
+// the ids named, in order, never nil.
+func parseFilter(s string) ([]string, error) {
+	toks, err := tokenize(s)
+	if err != nil {
+		return nil, err
+	}
+	p := &filterParser{toks: toks}
+	ids := []string{}
+	if err := p.expr(&ids); err != nil {
+		return nil, err
+	}
+	if p.pos != len(p.toks) {
+		return nil, fmt.Errorf("unexpected %q", p.toks[p.pos].text)
+	}
+	return ids, nil
+}
+
+type tokKind int
+
+const (
+	tokWord tokKind = iota
+	tokString
+	tokOpen
+	tokClose
+)
+
+type token struct {
+	kind tokKind
+	text string
+}
+
+func tokenize(s string) ([]token, error) {
+	var toks []token
+	for i := 0; i < len(s); {
+		switch c := s[i]; {
+		case c == ' ' || c == '\t':
+			i++
+		case c == '(':
+			toks = append(toks, token{tokOpen, "("})
+			i++
+		case c == ')':
+			toks = append(toks, token{tokClose, ")"})
+			i++
+		case c == '\'':
+			var b strings.Builder
+			i++
+			for {
+				if i >= len(s) {
+					return nil, errors.New("unterminated string")
+				}
+				if s[i] == '\'' {
+					if i+1 < len(s) && s[i+1] == '\'' {
+						b.WriteByte('\'')
+						i += 2
+						continue
+					}
+					i++
+					break
+				}
+				b.WriteByte(s[i])
+				i++
+			}
+			toks = append(toks, token{tokString, b.String()})
+		case c == '_' || c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z':
+			j := i
+			for j < len(s) && (s[j] == '_' || s[j] >= '0' && s[j] <= '9' || s[j]|0x20 >= 'a' && s[j]|0x20 <= 'z') {
+				j++
+			}
+			toks = append(toks, token{tokWord, s[i:j]})
+			i = j
+		default:
+			r, _ := utf8.DecodeRuneInString(s[i:])
+			return nil, fmt.Errorf("unexpected %q", r)
+		}
+	}
+	return toks, nil
+}
+
+type filterParser struct {
+	toks []token
+	pos  int
+}
+
+func (p *filterParser) next() (token, bool) {
+	if p.pos >= len(p.toks) {
+		return token{}, false
+	}
+	t := p.toks[p.pos]
+	p.pos++
+	return t, true
+}
+
+func (p *filterParser) peekWord(w string) bool {
+	return p.pos < len(p.toks) && p.toks[p.pos].kind == tokWord && p.toks[p.pos].text == w
+}
+
+// expr := term ("or" term)*
+func (p *filterParser) expr(ids *[]string) error {
+	if err := p.term(ids); err != nil {
+		return err
+	}
+	for p.peekWord("or") {
+		p.pos++
+		if err := p.term(ids); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// term := "(" expr ")" | "ID" "eq" string
+func (p *filterParser) term(ids *[]string) error {
+	t, ok := p.next()
+	switch {
+	case !ok:
+		return errors.New("unexpected end")
+	case t.kind == tokOpen:
+		if err := p.expr(ids); err != nil {
+			return err
+		}
+		if t, ok := p.next(); !ok || t.kind != tokClose {
+			return errors.New("missing ')'")
+		}
+		return nil
+	case t.kind == tokWord && t.text == "ID":
+		if !p.peekWord("eq") {
+			return errors.New("only 'ID eq' is supported")
+		}
+		p.pos++
+		v, ok := p.next()
+		if !ok || v.kind != tokString {
+			return errors.New("'ID eq' must be followed by a quoted id")
+		}
+		*ids = append(*ids, v.text)
+		return nil
+	}
+	return fmt.Errorf("unexpected %q", t.text)
+}
+
+// ---- fields ----
+
+// field writes one property of a row.
+type field[R any] struct {
+	name string
+	key  string // `"Name":`
+	put  func(b []byte, r *R) []byte
+}
+
+type fieldSet[R any] struct {
+	all    []field[R]
+	byName map[string]int
+}
+
+func newFieldSet[R any](fields ...field[R]) fieldSet[R] {
+	fs := fieldSet[R]{all: fields, byName: make(map[string]int, len(fields))}
+	for i := range fs.all {
+		fs.all[i].key = `"` + fs.all[i].name + `":`
+		fs.byName[fs.all[i].name] = i
+	}
+	return fs
+}
+
+// pick returns the fields named by $select, in the entity's order.
+func (fs fieldSet[R]) pick(sel []string) ([]field[R], error) {
+	if sel == nil {
+		return fs.all, nil
+	}
+	want := make([]bool, len(fs.all))
+	for _, name := range sel {
+		if name == "*" {
+			return fs.all, nil
+		}
+		i, ok := fs.byName[name]
+		if !ok {
+			return nil, fmt.Errorf("Could not find a property named '%s' on the type.", name)
+		}
+		want[i] = true
+	}
+	var out []field[R]
+	for i, f := range fs.all {
+		if want[i] {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func str[R any](name string, get func(*R) string) field[R] {
+	return field[R]{name: name, put: func(b []byte, r *R) []byte { return appendString(b, get(r)) }}
+}
+
+// nullable writes "" as null, as Vista does for unset text.
+func nullable[R any](name string, get func(*R) string) field[R] {
+	return field[R]{name: name, put: func(b []byte, r *R) []byte {
+		if v := get(r); v != "" {
+			return appendString(b, v)
+		}
+		return append(b, "null"...)
+	}}
+}
+
+func num[R any](name string, get func(*R) int) field[R] {
+	return field[R]{name: name, put: func(b []byte, r *R) []byte { return strconv.AppendInt(b, int64(get(r)), 10) }}
+}
+
+func boolean[R any](name string, get func(*R) bool) field[R] {
+	return field[R]{name: name, put: func(b []byte, r *R) []byte { return strconv.AppendBool(b, get(r)) }}
+}
+
+func literal[R any](name, json string) field[R] {
+	return field[R]{name: name, put: func(b []byte, _ *R) []byte { return append(b, json...) }}
+}
+
+func cinemaFields() fieldSet[cinemaRow] {
+	type R = cinemaRow
+	return newFieldSet(
+		str("ID", func(r *R) string { return r.c.ID }),
+		str("Name", func(r *R) string { return r.name }),
+		nullable("NameAlt", func(*R) string { return "" }),
+		str("PhoneNumber", func(r *R) string { return r.c.Phone }),
+		str("EmailAddress", func(r *R) string { return r.c.Email }),
+		str("Address1", func(r *R) string { return r.c.Address1 }),
+		str("Address2", func(r *R) string { return r.c.Address2 }),
+		str("City", func(r *R) string { return r.c.City }),
+		field[R]{name: "Latitude", put: func(b []byte, r *R) []byte { return strconv.AppendFloat(b, r.c.Lat, 'f', -1, 64) }},
+		field[R]{name: "Longitude", put: func(b []byte, r *R) []byte { return strconv.AppendFloat(b, r.c.Lon, 'f', -1, 64) }},
+		nullable("ParkingInfo", func(r *R) string { return r.c.Parking }),
+		str("LoyaltyCode", func(r *R) string { return r.c.Loyalty }),
+		boolean("IsGiftStoreEnabled", func(r *R) bool { return r.c.GiftStore }),
+		str("TimeZoneId", func(r *R) string { return r.c.Zone }),
+		str("HOPK", func(r *R) string { return "0000000" + r.c.ID[1:] }),
+		str("CurrencyCode", func(r *R) string { return r.c.Currency }),
+		boolean("AllowPrintAtHomeBookings", func(r *R) bool { return r.c.idx%2 == 0 }),
+		literal[R]("CinemaOperators", `[{"ID":"0000000001","Name":"Main"}]`),
+	)
+}
+
+func filmFields() fieldSet[filmRow] {
+	type R = filmRow
+	return newFieldSet(
+		str("ID", func(r *R) string { return r.id }),
+		str("ScheduledFilmId", func(r *R) string { return r.f.ID }),
+		str("CinemaId", func(r *R) string { return r.c.ID }),
+		str("Title", func(r *R) string { return r.title }),
+		nullable("TitleAlt", func(*R) string { return "" }),
+		str("Rating", func(r *R) string { return r.f.Rating }),
+		str("Synopsis", func(r *R) string { return r.f.Synopsis }),
+		str("RunTime", func(r *R) string { return r.f.RunTime }),
+		str("OpeningDate", func(r *R) string { return r.f.Opening }),
+		str("GenreId", func(r *R) string { return r.f.Genre }),
+		str("Distributor", func(r *R) string { return r.f.Distributor }),
+		str("TrailerUrl", func(r *R) string { return "https://trailers.example.com/" + r.f.ID + ".mp4" }),
+		boolean("IsComingSoon", func(r *R) bool { return false }),
+		boolean("IsScheduledAtCinema", func(r *R) bool { return true }),
+		literal[R]("AdditionalUrls", `[]`),
+	)
+}
+
+func sessionFields() fieldSet[sessionRow] {
+	type R = sessionRow
+	return newFieldSet(
+		str("ID", func(r *R) string { return r.x.id }),
+		str("CinemaId", func(r *R) string { return r.x.c.ID }),
+		str("ScheduledFilmId", func(r *R) string { return r.x.f.ID }),
+		field[R]{name: "SessionId", put: func(b []byte, r *R) []byte {
+			b = append(b, '"')
+			b = strconv.AppendInt(b, int64(r.x.num), 10)
+			return append(b, '"')
+		}},
+		literal[R]("AreaCategoryCodes", `["0000000001"]`),
+		field[R]{name: "Showtime", put: func(b []byte, r *R) []byte {
+			b = append(b, '"')
+			b = append(b, r.x.showtime[:]...)
+			return append(b, '"')
+		}},
+		literal[R]("IsAllocatedSeating", "true"),
+		num("SeatsAvailable", func(r *R) int { return int(r.seats) }),
+		literal[R]("AllowComps", "false"),
+		str("PriceGroupCode", func(r *R) string { return priceGroups[int(r.x.screen)%len(priceGroups)] }),
+		field[R]{name: "ScreenName", put: func(b []byte, r *R) []byte {
+			b = append(b, `"Screen `...)
+			b = strconv.AppendInt(b, int64(r.x.screen), 10)
+			return append(b, '"')
+		}},
+		literal[R]("ScreenNameAlt", "null"),
+		num("ScreenNumber", func(r *R) int { return int(r.x.screen) }),
+		literal[R]("SalesChannels", `";CALL;RSP;GSALE;CELL;KIOSK;PDA;WWW;POSBK;POS;IVR;"`),
+		field[R]{name: "SessionAttributesNames", put: func(b []byte, r *R) []byte {
+			b = append(b, '[')
+			for i, a := range attributeSets[r.x.attrs] {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, a)
+			}
+			return append(b, ']')
+		}},
+		literal[R]("ConceptAttributesNames", `[]`),
+		literal[R]("AllowTicketSales", "true"),
+		field[R]{name: "SessionBusinessDate", put: func(b []byte, r *R) []byte {
+			b = append(b, '"')
+			b = append(b, r.x.business[:]...)
+			return append(b, '"')
+		}},
+		num("SoldoutStatus", func(r *R) int { return int(r.soldout) }),
+		literal[R]("TypeCode", `"N"`),
+		field[R]{name: "Status", put: func(b []byte, r *R) []byte { return append(b, '"', r.status, '"') }},
+		literal[R]("MinimumTicketPriceInCents", "1250"),
+	)
+}
+
+var priceGroups = []string{"0000000001", "0000000002", "0000000003"}
+
+// ---- writing ----
+
+// streamWriter buffers the body; the status is sent with the first bytes.
+type streamWriter struct{ *bufio.Writer }
+
+func newStreamWriter(w http.ResponseWriter) *streamWriter {
+	return &streamWriter{bufio.NewWriterSize(w, 64<<10)}
+}
+
+// writeList writes one page of rows as an OData feed; fill, when given,
+// completes the page's rows first. It fails only for a bad $select, and
+// then before writing anything.
+func writeList[R any](w io.Writer, r *http.Request, set string, q query, fs fieldSet[R], pageSize int, rows []R, fill func([]R)) error {
+	fields, err := fs.pick(q.sel)
+	if err != nil {
+		return err
+	}
+	total := len(rows)
+	if q.top >= 0 {
+		total = min(total, q.skip+q.top)
+	}
+	start := min(q.skip, total)
+	end := total
+	if pageSize > 0 {
+		end = min(start+pageSize, total)
+	}
+
+	if fill != nil {
+		fill(rows[start:end])
+	}
+
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	path := r.URL.EscapedPath()
+	i := strings.LastIndex(path, "/OData.svc/")
+	if i < 0 { // the client escaped part of "OData.svc"
+		path = r.URL.Path
+		i = strings.LastIndex(path, "/OData.svc/")
+	}
+	base := scheme + "://" + r.Host + path[:i+len("/OData.svc/")]
+
+	b := make([]byte, 0, 4<<10)
+	b = append(b, `{"odata.metadata":`...)
+	meta := base + "$metadata#" + set
+	if q.sel != nil {
+		meta += "&$select=" + q.selRaw
+	}
+	b = appendString(b, meta)
+	b = append(b, `,"value":[`...)
+	for i := start; i < end; i++ {
+		if i > start {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		for j := range fields {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, fields[j].key...)
+			b = fields[j].put(b, &rows[i])
+		}
+		b = append(b, '}')
+		if len(b) >= 32<<10 {
+			if _, err := w.Write(b); err != nil {
+				return nil // the client has gone
+			}
+			b = b[:0]
+		}
+	}
+	b = append(b, ']')
+	if end < total {
+		b = append(b, `,"odata.nextLink":`...)
+		b = appendString(b, nextLink(r, scheme, end, q.top, total-end))
+	}
+	b = append(b, '}')
+	w.Write(b)
+	return nil
+}
+
+// nextLink is the request's own URL with $skip set to where the next page
+// starts (and $top lowered by what was sent, when there was one).
+func nextLink(r *http.Request, scheme string, skip, top, left int) string {
+	var parts []string
+	for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
+		if part == "" {
+			continue
+		}
+		k, _, _ := strings.Cut(part, "=")
+		if dk, err := url.QueryUnescape(k); err == nil && (dk == "$skip" || dk == "$top") {
+			continue
+		}
+		parts = append(parts, part)
+	}
+	if top >= 0 {
+		parts = append(parts, "$top="+strconv.Itoa(left))
+	}
+	parts = append(parts, "$skip="+strconv.Itoa(skip))
+	return scheme + "://" + r.Host + r.URL.EscapedPath() + "?" + strings.Join(parts, "&")
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
