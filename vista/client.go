@@ -1,0 +1,700 @@
+package vista
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultTimeout      = 30 * time.Second
+	DefaultMaxRetries   = 4
+	DefaultBaseDelay    = 500 * time.Millisecond
+	DefaultMaxDelay     = 30 * time.Second
+	DefaultMaxURLLength = 2000
+)
+
+const (
+	tokenHeader  = "connectapitoken"
+	maxPages     = 10000
+	maxBodyBytes = 256 << 20 // a whole Sessions page of a large circuit is a few MB
+	maxErrBody   = 512       // how much of an error answer StatusError keeps
+	seatSelect   = "$select=ID,SeatsAvailable,SoldoutStatus,Status"
+)
+
+// Config configures a Client. Only BaseURL is required.
+type Config struct {
+	// BaseURL is the root of Vista Connect, e.g.
+	// https://connect.example.com/WSVistaWebClient/ (a missing trailing
+	// slash is fine). It must be an absolute http or https URL without a
+	// query.
+	BaseURL string
+	// Token is sent as the header connectapitoken when set. It never
+	// appears in an error, a log line or String.
+	Token string
+	// HTTPClient carries the requests; nil means a client with the default
+	// transport's settings. The client is copied, so that the token is not
+	// sent along a redirect to another host.
+	HTTPClient *http.Client
+	// Timeout bounds each attempt of each request, page by page; default 30s.
+	Timeout time.Duration
+	// MaxRetries is the number of retries after the first attempt; default
+	// 4, negative means none.
+	MaxRetries int
+	// BaseDelay is the ceiling of the first backoff; default 500ms.
+	BaseDelay time.Duration
+	// MaxDelay caps a backoff and a Retry-After the client honours; default
+	// 30s.
+	MaxDelay time.Duration
+	// MaxURLLength bounds the URL of a seat check; default 2000. Longer
+	// lists of ids are split into several requests.
+	MaxURLLength int
+	// Zones gives each cinema its time zone.
+	Zones Zones
+	// Logger receives retries (debug, then warn); nil discards.
+	Logger *slog.Logger
+	// Observe, when set, is called once per HTTP attempt with the endpoint
+	// ("cinemas", "films", "sessions", "seats"), the status (0 when no
+	// answer came) and the time the attempt took, body included.
+	Observe func(endpoint string, status int, d time.Duration)
+}
+
+// Client reads Vista Connect. It is safe for concurrent use.
+type Client struct {
+	base       *url.URL // with a trailing slash
+	token      string
+	hc         *http.Client
+	timeout    time.Duration
+	maxRetries int
+	baseDelay  time.Duration
+	maxDelay   time.Duration
+	maxURLLen  int
+	zones      Zones
+	log        *slog.Logger
+	observe    func(endpoint string, status int, d time.Duration)
+
+	// jitter returns a random duration in [0, d]; tests make it exact.
+	jitter func(d time.Duration) time.Duration
+	// sleep waits d or until ctx is done; tests record what was asked.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// New returns a Client for cfg.
+func New(cfg Config) (*Client, error) {
+	base, err := parseBase(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		base:       base,
+		token:      cfg.Token,
+		timeout:    cfg.Timeout,
+		maxRetries: cfg.MaxRetries,
+		baseDelay:  cfg.BaseDelay,
+		maxDelay:   cfg.MaxDelay,
+		maxURLLen:  cfg.MaxURLLength,
+		zones:      cfg.Zones,
+		log:        cfg.Logger,
+		observe:    cfg.Observe,
+		jitter:     fullJitter,
+		sleep:      sleepCtx,
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	switch {
+	case c.maxRetries == 0:
+		c.maxRetries = DefaultMaxRetries
+	case c.maxRetries < 0:
+		c.maxRetries = 0
+	}
+	if c.baseDelay <= 0 {
+		c.baseDelay = DefaultBaseDelay
+	}
+	if c.maxDelay <= 0 {
+		c.maxDelay = DefaultMaxDelay
+	}
+	if c.maxURLLen <= 0 {
+		c.maxURLLen = DefaultMaxURLLength
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if min := len(c.seatURL(nil)) + len(seatTerm("x")); c.maxURLLen < min+32 {
+		return nil, fmt.Errorf("vista: MaxURLLength %d is too small for the base URL (need at least %d)", c.maxURLLen, min+32)
+	}
+	c.hc = httpClient(cfg.HTTPClient, base)
+	return c, nil
+}
+
+func parseBase(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		// url.Error quotes the whole URL, which may hold a password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("vista: base URL: %w", err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, errors.New("vista: base URL: want an absolute http or https URL")
+	case u.Host == "":
+		return nil, errors.New("vista: base URL: no host")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, errors.New("vista: base URL: must not have a query or a fragment")
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+		if u.RawPath != "" {
+			u.RawPath += "/"
+		}
+	}
+	return u, nil
+}
+
+// httpClient copies hc (or a default one) and makes it drop the token on a
+// redirect away from the base URL's scheme and host: net/http only strips
+// its own credential headers.
+func httpClient(hc *http.Client, base *url.URL) *http.Client {
+	var c http.Client
+	if hc != nil {
+		c = *hc
+	} else {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 8
+		c.Transport = t
+	}
+	next := c.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if !sameOrigin(req.URL, base) {
+			req.Header.Del(tokenHeader)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
+}
+
+func sameOrigin(u, base *url.URL) bool {
+	return strings.EqualFold(u.Scheme, base.Scheme) && strings.EqualFold(u.Host, base.Host)
+}
+
+// String names the client by its base URL, without the token or a password.
+func (c *Client) String() string {
+	return "vista.Client(" + c.base.Redacted() + ")"
+}
+
+// endpoint is one of the lists the client reads.
+type endpoint struct {
+	name   string // for Observe and logs: "cinemas", ...
+	entity string // Vista's entity set, for StatusError: "Cinemas", ...
+	list   string // for DecodeError: "cinemas", ...
+}
+
+var (
+	epCinemas  = endpoint{"cinemas", "Cinemas", "cinemas"}
+	epFilms    = endpoint{"films", "ScheduledFilms", "films"}
+	epSessions = endpoint{"sessions", "Sessions", "sessions"}
+	epSeats    = endpoint{"seats", "Sessions", "sessions"}
+)
+
+func (c *Client) listURL(ep endpoint) *url.URL {
+	return c.base.ResolveReference(&url.URL{Path: "OData.svc/" + ep.entity})
+}
+
+// Cinemas reads every cinema, each with its zone resolved through
+// Config.Zones. When some rows cannot be read it returns the others with a
+// RowErrors.
+func (c *Client) Cinemas(ctx context.Context) ([]Cinema, error) {
+	rows, err := c.fetchList(ctx, epCinemas, c.listURL(epCinemas))
+	if err != nil {
+		return nil, err
+	}
+	cinemas, rowErrs := decodeCinemas(rows, 0, c.resolve)
+	return cinemas, rowErrors(rowErrs)
+}
+
+func (c *Client) resolve(id, tz string) *time.Location {
+	loc, _ := c.zones.Resolve(id, tz)
+	if loc == nil {
+		loc = time.Local
+	}
+	return loc
+}
+
+// Films reads the scheduled films, merging Vista's one row per cinema and
+// film into one Film per ScheduledFilmId. When some rows cannot be read it
+// returns the others with a RowErrors; a bad row's cinema is then missing
+// from its film's CinemaIDs.
+func (c *Client) Films(ctx context.Context) ([]Film, error) {
+	rows, err := c.fetchList(ctx, epFilms, c.listURL(epFilms))
+	if err != nil {
+		return nil, err
+	}
+	filmRows, rowErrs := decodeFilmRows(rows, 0)
+	return mergeFilms(filmRows), rowErrors(rowErrs)
+}
+
+// Sessions reads every session. zones gives each cinema's location by
+// cinema ID, as Cinemas resolved it; a cinema missing from it gets
+// Config.Zones' choice for a cinema without TimeZoneId. When some rows cannot
+// be read it returns the others with a RowErrors.
+func (c *Client) Sessions(ctx context.Context, zones map[string]*time.Location) ([]Session, error) {
+	rows, err := c.fetchList(ctx, epSessions, c.listURL(epSessions))
+	if err != nil {
+		return nil, err
+	}
+	resolved := make(map[string]*time.Location)
+	zone := func(cinemaID string) *time.Location {
+		if loc := zones[cinemaID]; loc != nil {
+			return loc
+		}
+		loc, ok := resolved[cinemaID]
+		if !ok {
+			loc = c.resolve(cinemaID, "")
+			resolved[cinemaID] = loc
+		}
+		return loc
+	}
+	sessions, rowErrs := decodeSessions(rows, 0, zone)
+	return sessions, rowErrors(rowErrs)
+}
+
+// rowErrors keeps a nil RowErrors from becoming a non-nil error.
+func rowErrors(r RowErrors) error {
+	if len(r) == 0 {
+		return nil
+	}
+	return r
+}
+
+// RejectedError names the ids of a seat check that Vista refused (400 Bad
+// Request) even when asked about one at a time. The other ids were checked.
+type RejectedError struct {
+	IDs []string
+	Err error // the answer for the first of them, a *StatusError
+}
+
+// Error names the first few refused ids.
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("vista: seat check rejected for %d session(s) %s: %v", len(e.IDs), quoteIDs(e.IDs), e.Err)
+}
+
+// Unwrap returns the answer for the first refused id.
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+func quoteIDs(ids []string) string {
+	const show = 5
+	q := make([]string, 0, show)
+	for i, id := range ids {
+		if i == show {
+			q = append(q, fmt.Sprintf("and %d more", len(ids)-show))
+			break
+		}
+		q = append(q, strconv.Quote(excerpt(id)))
+	}
+	return strings.Join(q, ", ")
+}
+
+// CheckSeats asks Vista for the seats of the sessions ids, in as few
+// requests as MaxURLLength allows, one after another. seats follows the order
+// of ids (each id once); gone lists the ids Vista no longer knows.
+//
+// An id Vista refuses on its own (400) costs only itself: the others are
+// still checked, and err is then a *RejectedError naming it. A row of the
+// answer that cannot be read makes err hold a RowErrors; such ids are neither
+// in seats nor in gone. Any other error stops the check: seats and gone then
+// hold what the requests before it found.
+func (c *Client) CheckSeats(ctx context.Context, ids []string) (seats []Seats, gone []string, err error) {
+	ids = dedup(ids)
+	found := make(map[string]Seats, len(ids))
+	isGone := make(map[string]bool)
+	var (
+		rejected *RejectedError
+		rowErrs  RowErrors
+	)
+	var check func(batch []string) error
+	check = func(batch []string) error {
+		u, err := url.Parse(c.seatURL(batch))
+		if err != nil {
+			return fmt.Errorf("vista %s: %w", epSeats.entity, err)
+		}
+		rows, err := c.fetchList(ctx, epSeats, u)
+		var se *StatusError
+		// 414 too: the server's bound on a URL may be below MaxURLLength.
+		if errors.As(err, &se) && (se.StatusCode == http.StatusBadRequest || se.StatusCode == http.StatusRequestURITooLong) {
+			if len(batch) == 1 {
+				if rejected == nil {
+					rejected = &RejectedError{Err: err}
+				}
+				rejected.IDs = append(rejected.IDs, batch[0])
+				return nil
+			}
+			half := len(batch) / 2
+			if err := check(batch[:half]); err != nil {
+				return err
+			}
+			return check(batch[half:])
+		}
+		if err != nil {
+			return err
+		}
+		got, bad := decodeSeats(rows, 0)
+		rowErrs = append(rowErrs, bad...)
+		asked := make(map[string]bool, len(batch))
+		for _, id := range batch {
+			asked[id] = true
+		}
+		answered := make(map[string]bool, len(got))
+		for _, s := range got {
+			if asked[s.ID] {
+				found[s.ID] = s
+				answered[s.ID] = true
+			}
+		}
+		blind := false // a row without a readable ID may be any of the batch
+		for _, e := range bad {
+			answered[e.ID] = true
+			blind = blind || e.ID == ""
+		}
+		if !blind {
+			for _, id := range batch {
+				if !answered[id] {
+					isGone[id] = true
+				}
+			}
+		}
+		return nil
+	}
+	for _, batch := range c.seatBatches(ids) {
+		if err = check(batch); err != nil {
+			break
+		}
+	}
+	for _, id := range ids {
+		if s, ok := found[id]; ok {
+			seats = append(seats, s)
+		} else if isGone[id] {
+			gone = append(gone, id)
+		}
+	}
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if rejected != nil {
+		errs = append(errs, rejected)
+	}
+	if len(rowErrs) > 0 {
+		errs = append(errs, rowErrs)
+	}
+	if len(errs) == 1 {
+		return seats, gone, errs[0]
+	}
+	return seats, gone, errors.Join(errs...)
+}
+
+func dedup(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// seatURL is the URL of a seat check for ids, as sent.
+func (c *Client) seatURL(ids []string) string {
+	var b strings.Builder
+	b.WriteString(c.listURL(epSeats).String())
+	b.WriteString("?" + seatSelect + "&$filter=")
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(seatOr)
+		}
+		b.WriteString(seatTerm(id))
+	}
+	return b.String()
+}
+
+var seatOr = queryEscape(" or ")
+
+// seatTerm is the escaped filter term for one id. OData quotes a string
+// literal in single quotes and doubles a quote inside it.
+func seatTerm(id string) string {
+	return queryEscape("ID eq '" + strings.ReplaceAll(id, "'", "''") + "'")
+}
+
+// queryEscape escapes s for a query, with spaces as %20: not every OData
+// server reads + as a space.
+func queryEscape(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
+}
+
+// seatBatches splits ids so that each seat-check URL stays within
+// MaxURLLength. An id too long to fit on its own goes alone: the server will
+// refuse it or answer it, and either way it costs only itself.
+func (c *Client) seatBatches(ids []string) [][]string {
+	prefix := len(c.seatURL(nil))
+	var (
+		batches [][]string
+		cur     []string
+		n       int
+	)
+	for _, id := range ids {
+		l := len(seatTerm(id))
+		if len(cur) > 0 && n+len(seatOr)+l > c.maxURLLen {
+			batches = append(batches, cur)
+			cur = nil
+		}
+		if len(cur) == 0 {
+			n = prefix + l
+		} else {
+			n += len(seatOr) + l
+		}
+		cur = append(cur, id)
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	return batches
+}
+
+// fetchList reads every page of a list, starting at u.
+func (c *Client) fetchList(ctx context.Context, ep endpoint, u *url.URL) ([]json.RawMessage, error) {
+	var rows []json.RawMessage
+	seen := make(map[string]bool)
+	for pages := 0; ; pages++ {
+		if pages == maxPages {
+			return nil, fmt.Errorf("vista %s: more than %d pages", ep.entity, maxPages)
+		}
+		seen[u.String()] = true
+		body, err := c.get(ctx, ep, u)
+		if err != nil {
+			return nil, err
+		}
+		p, err := decodePage(ep.list, body)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, p.rows...)
+		if p.next == "" {
+			return rows, nil
+		}
+		next, err := u.Parse(p.next)
+		if err != nil {
+			return nil, fmt.Errorf("vista %s: next link: %w", ep.entity, err)
+		}
+		switch {
+		case !sameOrigin(next, c.base):
+			// Following it would hand the token to another host, or send it
+			// in clear text.
+			return nil, fmt.Errorf("vista %s: next link leaves %s://%s", ep.entity, c.base.Scheme, c.base.Host)
+		case seen[next.String()]:
+			return nil, fmt.Errorf("vista %s: next link loops back to a page already read", ep.entity)
+		}
+		u = next
+	}
+}
+
+// get fetches u, retrying what may pass: transport errors, timeouts, 408, 429
+// and 5xx. A context that ends stops it at once, in a backoff too.
+func (c *Client) get(ctx context.Context, ep endpoint, u *url.URL) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("vista %s: %w", ep.entity, err)
+		}
+		body, retryAfter, err := c.attempt(ctx, ep, u)
+		if err == nil {
+			return body, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("vista %s: %w", ep.entity, ctx.Err())
+		}
+		var ae *attemptError
+		if !errors.As(err, &ae) {
+			return nil, err
+		}
+		if attempt >= c.maxRetries {
+			return nil, ae.err
+		}
+		delay := c.backoff(attempt)
+		if retryAfter >= 0 {
+			delay = min(retryAfter, c.maxDelay)
+		}
+		level := slog.LevelDebug
+		if attempt > 0 {
+			level = slog.LevelWarn
+		}
+		c.log.Log(ctx, level, "vista request failed, retrying",
+			"endpoint", ep.name, "attempt", attempt+1, "delay", delay, "err", err)
+		if err := c.sleep(ctx, delay); err != nil {
+			return nil, fmt.Errorf("vista %s: %w", ep.entity, err)
+		}
+	}
+}
+
+// backoff is a full-jitter delay: random in [0, min(MaxDelay, BaseDelay*2^attempt)].
+func (c *Client) backoff(attempt int) time.Duration {
+	ceiling := c.baseDelay
+	for i := 0; i < attempt && ceiling < c.maxDelay; i++ {
+		if ceiling > c.maxDelay/2 {
+			ceiling = c.maxDelay
+			break
+		}
+		ceiling *= 2
+	}
+	return c.jitter(min(ceiling, c.maxDelay))
+}
+
+func fullJitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// attemptError is a failed attempt that may pass on a retry.
+type attemptError struct{ err error }
+
+func (e *attemptError) Error() string { return e.err.Error() }
+func (e *attemptError) Unwrap() error { return e.err }
+
+// attempt makes one request. retryAfter is the server's Retry-After, or -1.
+// Errors for a retry are wrapped in *attemptError.
+func (c *Client) attempt(ctx context.Context, ep endpoint, u *url.URL) (body []byte, retryAfter time.Duration, err error) {
+	retryAfter = -1
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, retryAfter, fmt.Errorf("vista %s: %w", ep.entity, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set(tokenHeader, c.token)
+	}
+	start := time.Now()
+	status := 0
+	defer func() {
+		if c.observe != nil {
+			c.observe(ep.name, status, time.Since(start))
+		}
+	}()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, retryAfter, c.transportError(ep, actx, err)
+	}
+	defer resp.Body.Close()
+	status = resp.StatusCode
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		excerptBody, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrBody))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection can be reused
+		se := &StatusError{Endpoint: ep.entity, StatusCode: resp.StatusCode, Body: c.cleanBody(excerptBody)}
+		switch code := resp.StatusCode; {
+		case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+			if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+				retryAfter = d
+			}
+			return nil, retryAfter, &attemptError{se}
+		case code == http.StatusRequestTimeout || code >= 500:
+			return nil, retryAfter, &attemptError{se}
+		}
+		return nil, retryAfter, se
+	}
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if err != nil {
+		return nil, retryAfter, c.transportError(ep, actx, err)
+	}
+	if len(body) > maxBodyBytes {
+		return nil, retryAfter, fmt.Errorf("vista %s: answer larger than %d bytes", ep.entity, maxBodyBytes)
+	}
+	return body, retryAfter, nil
+}
+
+// transportError describes a request that got no (whole) answer. A timeout of
+// the attempt is reported as such, not as the caller's deadline.
+func (c *Client) transportError(ep endpoint, actx context.Context, err error) error {
+	if actx.Err() == context.DeadlineExceeded {
+		return &attemptError{fmt.Errorf("vista %s: no answer within %v", ep.entity, c.timeout)}
+	}
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		return fmt.Errorf("vista %s: %w", ep.entity, err) // retrying does not fix a certificate
+	}
+	return &attemptError{fmt.Errorf("vista %s: %w", ep.entity, err)}
+}
+
+// cleanBody keeps the start of an error answer readable on one log line and
+// free of the token, should the server echo it.
+func (c *Client) cleanBody(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if c.token != "" {
+		s = strings.ReplaceAll(s, c.token, "[redacted]")
+	}
+	return s
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP-date
+// (RFC 9110, 10.2.3). A date in the past means now.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
+		const maxSecs = uint64(1<<63-1) / uint64(time.Second)
+		if secs > maxSecs {
+			secs = maxSecs
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
+}

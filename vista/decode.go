@@ -1,0 +1,572 @@
+package vista
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// This file turns Vista's JSON into the package's types. It is written to be
+// lenient about shape (unknown fields, numbers sent as strings, ids sent as
+// numbers) and strict about meaning: a value that cannot be read is an error
+// that names its row and field, and it costs only that row.
+
+// page is one answer of an OData list: its rows and the link to the next page.
+type page struct {
+	rows []json.RawMessage
+	next string
+}
+
+var (
+	errNoList    = errors.New("answer holds no list (neither value nor d)")
+	errNotObject = errors.New("is not an object")
+	errNotArray  = errors.New("is not an array")
+	errMissing   = errors.New("missing")
+)
+
+// decodePage reads one page of list, in any of the shapes Vista's OData
+// services use: v3/v4 JSON ({"value":[...], "odata.nextLink": ...}) and v2
+// verbose JSON ({"d":{"results":[...],"__next":...}} or {"d":[...]}).
+//
+// Any error is a *DecodeError with Index -1: a page that cannot be read as a
+// whole yields no rows at all, since a partial list would read as entities
+// that disappeared.
+func decodePage(list string, body []byte) (page, error) {
+	fail := func(err error) (page, error) {
+		return page{}, &DecodeError{List: list, Index: -1, Err: err}
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fail(fmt.Errorf("answer %w", errNotObject))
+		}
+		return fail(err) // a *json.SyntaxError for anything that is not JSON
+	}
+	if top == nil {
+		return fail(fmt.Errorf("answer %w", errNotObject)) // null
+	}
+	var (
+		p   page
+		err error
+	)
+	switch value, d := top["value"], top["d"]; {
+	case value != nil:
+		if p.rows, err = rawArray(value); err != nil {
+			return fail(fmt.Errorf("value %w", err))
+		}
+	case d != nil:
+		d = bytes.TrimSpace(d)
+		if len(d) > 0 && d[0] == '[' {
+			if p.rows, err = rawArray(d); err != nil {
+				return fail(fmt.Errorf("d %w", err))
+			}
+			break
+		}
+		var inner map[string]json.RawMessage
+		if err := json.Unmarshal(d, &inner); err != nil || inner == nil {
+			return fail(fmt.Errorf("d %w", errNotObject))
+		}
+		results, ok := inner["results"]
+		if !ok {
+			return fail(fmt.Errorf("d: %w", errNoList))
+		}
+		if p.rows, err = rawArray(results); err != nil {
+			return fail(fmt.Errorf("d.results %w", err))
+		}
+		if p.next, err = link(inner, "__next"); err != nil {
+			return fail(fmt.Errorf("d.%w", err))
+		}
+	default:
+		return fail(errNoList)
+	}
+	for _, k := range []string{"@odata.nextLink", "odata.nextLink", "__next"} {
+		if p.next != "" {
+			break
+		}
+		if p.next, err = link(top, k); err != nil {
+			return fail(err)
+		}
+	}
+	return p, nil
+}
+
+// link reads a next-page link: a string, or null for none.
+func link(m map[string]json.RawMessage, key string) (string, error) {
+	v := bytes.TrimSpace(m[key])
+	if len(v) == 0 || string(v) == "null" {
+		return "", nil
+	}
+	var s string
+	if v[0] != '"' || json.Unmarshal(v, &s) != nil {
+		return "", fmt.Errorf("%s is not a string", key)
+	}
+	return strings.TrimSpace(s), nil
+}
+
+func rawArray(b json.RawMessage) ([]json.RawMessage, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '[' {
+		return nil, errNotArray
+	}
+	var rows []json.RawMessage
+	if err := json.Unmarshal(b, &rows); err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// row is one entity of a list, with its fields by Vista's name.
+type row struct {
+	list   string
+	index  int
+	id     string
+	fields map[string]json.RawMessage
+}
+
+// newRow reads raw as a JSON object. A row that is not an object is a
+// DecodeError with an empty Field.
+func newRow(list string, index int, raw json.RawMessage) (*row, *DecodeError) {
+	b := bytes.TrimSpace(raw)
+	if len(b) == 0 || b[0] != '{' {
+		return nil, &DecodeError{List: list, Index: index, Err: fmt.Errorf("row is not an object: %s", excerpt(string(b)))}
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, &DecodeError{List: list, Index: index, Err: err}
+	}
+	return &row{list: list, index: index, fields: fields}, nil
+}
+
+func (r *row) fail(field string, err error) *DecodeError {
+	return &DecodeError{List: r.list, Index: r.index, ID: r.id, Field: field, Err: err}
+}
+
+// get finds a field by Vista's spelling, or failing that by a case-insensitive
+// match, as encoding/json would. null counts as absent.
+func (r *row) get(field string) (json.RawMessage, bool) {
+	v, ok := r.fields[field]
+	if !ok {
+		for k, fv := range r.fields {
+			if strings.EqualFold(k, field) {
+				v, ok = fv, true
+				break
+			}
+		}
+	}
+	v = bytes.TrimSpace(v)
+	if !ok || len(v) == 0 || string(v) == "null" {
+		return nil, false
+	}
+	return v, true
+}
+
+// idField reads an identifier that Vista sends as a string or as a number
+// (cinema 1001); numbers keep their literal text. A required id that is
+// absent or empty is an error.
+func (r *row) idField(field string, required bool) (string, *DecodeError) {
+	v, ok := r.get(field)
+	if !ok {
+		if required {
+			return "", r.fail(field, errMissing)
+		}
+		return "", nil
+	}
+	var s string
+	switch {
+	case v[0] == '"':
+		if err := json.Unmarshal(v, &s); err != nil {
+			return "", r.fail(field, err)
+		}
+		s = strings.TrimSpace(s)
+	case isNumber(v):
+		s = string(v)
+	default:
+		return "", r.fail(field, fmt.Errorf("%s is not an id", excerpt(string(v))))
+	}
+	if s == "" && required {
+		return "", r.fail(field, errMissing)
+	}
+	return s, nil
+}
+
+// str reads a text field. A number is taken as its literal text: Vista has
+// sent postcodes and screen names as numbers.
+func (r *row) str(field string) (string, *DecodeError) {
+	v, ok := r.get(field)
+	if !ok {
+		return "", nil
+	}
+	switch {
+	case v[0] == '"':
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return "", r.fail(field, err)
+		}
+		return s, nil
+	case isNumber(v):
+		return string(v), nil
+	}
+	return "", r.fail(field, fmt.Errorf("%s is not a string", excerpt(string(v))))
+}
+
+// requiredStr reads a text field that must be present and not empty.
+func (r *row) requiredStr(field string) (string, *DecodeError) {
+	s, err := r.str(field)
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", r.fail(field, errMissing)
+	}
+	return s, nil
+}
+
+// numberText reads a coordinate as the text Vista sent, number or string, so
+// no float formatting creeps in.
+func (r *row) numberText(field string) (string, *DecodeError) {
+	return r.str(field)
+}
+
+// integer reads a whole number sent as a JSON number (66, 66.0) or a string
+// ("66"). Absent, null and "" read as 0.
+func (r *row) integer(field string) (int, *DecodeError) {
+	v, ok := r.get(field)
+	if !ok {
+		return 0, nil
+	}
+	text := string(v)
+	if v[0] == '"' {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return 0, r.fail(field, err)
+		}
+		text = strings.TrimSpace(s)
+		if text == "" {
+			return 0, nil
+		}
+	} else if !isNumber(v) {
+		return 0, r.fail(field, fmt.Errorf("%s is not a whole number", excerpt(text)))
+	}
+	n, err := parseWhole(text)
+	if err != nil {
+		return 0, r.fail(field, fmt.Errorf("%s is not a whole number", excerpt(strconv.Quote(text))))
+	}
+	return n, nil
+}
+
+func parseWhole(s string) (int, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, errors.New("not a whole number")
+	}
+	return int(f), nil
+}
+
+// strs reads an array of strings; null or absent is empty, null elements
+// are skipped.
+func (r *row) strs(field string) ([]string, *DecodeError) {
+	v, ok := r.get(field)
+	if !ok {
+		return nil, nil
+	}
+	bad := r.fail(field, fmt.Errorf("%s is not an array of strings", excerpt(string(v))))
+	var elems []json.RawMessage
+	if v[0] != '[' || json.Unmarshal(v, &elems) != nil {
+		return nil, bad
+	}
+	out := make([]string, 0, len(elems))
+	for _, e := range elems {
+		e = bytes.TrimSpace(e)
+		if string(e) == "null" {
+			continue
+		}
+		var s string
+		if len(e) == 0 || e[0] != '"' || json.Unmarshal(e, &s) != nil {
+			return nil, bad
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// date reads a calendar date (Vista sends "2026-11-25T00:00:00").
+func (r *row) date(field string) (string, *DecodeError) {
+	s, derr := r.str(field)
+	if derr != nil {
+		return "", derr
+	}
+	d, err := ParseDate(s)
+	if err != nil {
+		return "", r.fail(field, err)
+	}
+	return d, nil
+}
+
+// isNumber reports whether v, already known to be one valid JSON value, is a
+// number.
+func isNumber(v []byte) bool {
+	return len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
+}
+
+// excerpt shortens a value for an error message, so one huge field cannot
+// make a huge log line.
+func excerpt(s string) string {
+	const max = 64
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// decodeCinemas reads the rows of OData.svc/Cinemas; first is the index of
+// rows[0] in the whole list. resolve gives the zone of a cinema.
+func decodeCinemas(rows []json.RawMessage, first int, resolve func(id, tz string) *time.Location) ([]Cinema, RowErrors) {
+	var out []Cinema
+	var errs RowErrors
+	for i, raw := range rows {
+		c, err := decodeCinema(first+i, raw, resolve)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, errs
+}
+
+func decodeCinema(index int, raw json.RawMessage, resolve func(id, tz string) *time.Location) (Cinema, *DecodeError) {
+	r, derr := newRow("cinemas", index, raw)
+	if derr != nil {
+		return Cinema{}, derr
+	}
+	var c Cinema
+	if c.ID, derr = r.idField("ID", true); derr != nil {
+		return Cinema{}, derr
+	}
+	r.id = c.ID
+	for _, f := range []struct {
+		name string
+		dst  *string
+		read func(string) (string, *DecodeError)
+	}{
+		{"Name", &c.Name, r.str},
+		{"Address1", &c.Address1, r.str},
+		{"Address2", &c.Address2, r.str},
+		{"City", &c.City, r.str},
+		{"Latitude", &c.Latitude, r.numberText},
+		{"Longitude", &c.Longitude, r.numberText},
+		{"PhoneNumber", &c.PhoneNumber, r.str},
+		{"TimeZoneId", &c.TimeZoneID, r.str},
+		{"CurrencyCode", &c.CurrencyCode, r.str},
+	} {
+		if *f.dst, derr = f.read(f.name); derr != nil {
+			return Cinema{}, derr
+		}
+	}
+	c.Location = resolve(c.ID, strings.TrimSpace(c.TimeZoneID))
+	c.Raw = raw
+	return c, nil
+}
+
+// filmRow is one row of OData.svc/ScheduledFilms, before merging.
+type filmRow struct {
+	film     Film
+	cinemaID string
+}
+
+func decodeFilmRows(rows []json.RawMessage, first int) ([]filmRow, RowErrors) {
+	var out []filmRow
+	var errs RowErrors
+	for i, raw := range rows {
+		f, err := decodeFilmRow(first+i, raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, f)
+	}
+	return out, errs
+}
+
+func decodeFilmRow(index int, raw json.RawMessage) (filmRow, *DecodeError) {
+	r, derr := newRow("films", index, raw)
+	if derr != nil {
+		return filmRow{}, derr
+	}
+	var fr filmRow
+	f := &fr.film
+	if f.ID, derr = r.idField("ScheduledFilmId", true); derr != nil {
+		return filmRow{}, derr
+	}
+	r.id = f.ID
+	if fr.cinemaID, derr = r.idField("CinemaId", false); derr != nil {
+		return filmRow{}, derr
+	}
+	if f.Title, derr = r.str("Title"); derr != nil {
+		return filmRow{}, derr
+	}
+	if f.Rating, derr = r.str("Rating"); derr != nil {
+		return filmRow{}, derr
+	}
+	if f.RunTimeMinutes, derr = r.integer("RunTime"); derr != nil {
+		return filmRow{}, derr
+	}
+	if f.RunTimeMinutes < 0 {
+		return filmRow{}, r.fail("RunTime", fmt.Errorf("%d is not a run time", f.RunTimeMinutes))
+	}
+	if f.OpeningDate, derr = r.date("OpeningDate"); derr != nil {
+		return filmRow{}, derr
+	}
+	if f.Distributor, derr = r.str("Distributor"); derr != nil {
+		return filmRow{}, derr
+	}
+	f.Raw = raw
+	return fr, nil
+}
+
+// mergeFilms folds the per-cinema rows into one Film per ScheduledFilmId, in
+// the order films first appear. The first row's fields win; the CinemaIds of
+// all rows are collected.
+func mergeFilms(rows []filmRow) []Film {
+	var out []Film
+	at := make(map[string]int)
+	for _, fr := range rows {
+		i, ok := at[fr.film.ID]
+		if !ok {
+			i = len(out)
+			at[fr.film.ID] = i
+			out = append(out, fr.film)
+		}
+		if fr.cinemaID != "" {
+			out[i].CinemaIDs = append(out[i].CinemaIDs, fr.cinemaID)
+		}
+	}
+	for i := range out {
+		slices.Sort(out[i].CinemaIDs)
+		out[i].CinemaIDs = slices.Compact(out[i].CinemaIDs)
+	}
+	return out
+}
+
+// decodeSessions reads the rows of OData.svc/Sessions. zone gives the
+// location of a cinema's wall times.
+func decodeSessions(rows []json.RawMessage, first int, zone func(cinemaID string) *time.Location) ([]Session, RowErrors) {
+	var out []Session
+	var errs RowErrors
+	for i, raw := range rows {
+		s, err := decodeSession(first+i, raw, zone)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, errs
+}
+
+func decodeSession(index int, raw json.RawMessage, zone func(cinemaID string) *time.Location) (Session, *DecodeError) {
+	r, derr := newRow("sessions", index, raw)
+	if derr != nil {
+		return Session{}, derr
+	}
+	var s Session
+	if s.ID, derr = r.idField("ID", true); derr != nil {
+		return Session{}, derr
+	}
+	r.id = s.ID
+	if s.CinemaID, derr = r.idField("CinemaId", true); derr != nil {
+		return Session{}, derr
+	}
+	if s.FilmID, derr = r.idField("ScheduledFilmId", false); derr != nil {
+		return Session{}, derr
+	}
+	if s.SessionID, derr = r.idField("SessionId", false); derr != nil {
+		return Session{}, derr
+	}
+	showtime, derr := r.requiredStr("Showtime")
+	if derr != nil {
+		return Session{}, derr
+	}
+	t, err := ParseLocal(strings.TrimSpace(showtime), zone(s.CinemaID))
+	if err != nil {
+		return Session{}, r.fail("Showtime", err)
+	}
+	s.Showtime = t
+	if s.BusinessDate, derr = r.date("SessionBusinessDate"); derr != nil {
+		return Session{}, derr
+	}
+	if s.SeatsAvailable, derr = r.integer("SeatsAvailable"); derr != nil {
+		return Session{}, derr
+	}
+	if s.ScreenName, derr = r.str("ScreenName"); derr != nil {
+		return Session{}, derr
+	}
+	if s.ScreenNumber, derr = r.integer("ScreenNumber"); derr != nil {
+		return Session{}, derr
+	}
+	if s.Attributes, derr = r.strs("SessionAttributesNames"); derr != nil {
+		return Session{}, derr
+	}
+	if s.SoldoutStatus, derr = r.integer("SoldoutStatus"); derr != nil {
+		return Session{}, derr
+	}
+	if s.Status, derr = r.str("Status"); derr != nil {
+		return Session{}, derr
+	}
+	s.Raw = raw
+	return s, nil
+}
+
+// decodeSeats reads the rows of a seat check. A row whose ID cannot be read
+// yields an error with an empty ID.
+func decodeSeats(rows []json.RawMessage, first int) ([]Seats, RowErrors) {
+	var out []Seats
+	var errs RowErrors
+	for i, raw := range rows {
+		s, err := decodeSeat(first+i, raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, errs
+}
+
+func decodeSeat(index int, raw json.RawMessage) (Seats, *DecodeError) {
+	r, derr := newRow("sessions", index, raw)
+	if derr != nil {
+		return Seats{}, derr
+	}
+	var s Seats
+	if s.ID, derr = r.idField("ID", true); derr != nil {
+		return Seats{}, derr
+	}
+	r.id = s.ID
+	if s.SeatsAvailable, derr = r.integer("SeatsAvailable"); derr != nil {
+		return Seats{}, derr
+	}
+	if s.SoldoutStatus, derr = r.integer("SoldoutStatus"); derr != nil {
+		return Seats{}, derr
+	}
+	if s.Status, derr = r.str("Status"); derr != nil {
+		return Seats{}, derr
+	}
+	return s, nil
+}

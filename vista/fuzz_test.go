@@ -1,0 +1,123 @@
+package vista
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+)
+
+// The fuzz targets feed one page body through the decoders, as the client
+// does. Beyond not panicking, they check what a caller relies on: every row
+// is either decoded or reported, a reported row names its list and index,
+// and a decoded one carries its required fields.
+
+func addFixtures(f *testing.F, names ...string) {
+	for _, n := range names {
+		f.Add(mustRead(f, n))
+	}
+}
+
+// checkPage decodes body as a page of list and returns its rows, or nil
+// when the envelope is refused (which must then be a *DecodeError at -1).
+func checkPage(t *testing.T, list string, body []byte) []json.RawMessage {
+	p, err := decodePage(list, body)
+	if err != nil {
+		de, ok := err.(*DecodeError)
+		if !ok || de.Index != -1 || de.List != list || de.Error() == "" {
+			t.Fatalf("decodePage error = %#v, want a *DecodeError for %s at -1", err, list)
+		}
+		if p.rows != nil || p.next != "" {
+			t.Fatalf("decodePage returned rows or a link with an error")
+		}
+		return nil
+	}
+	return p.rows
+}
+
+func checkRowErrors(t *testing.T, list string, errs RowErrors, first, n int) {
+	for _, e := range errs {
+		if e.List != list || e.Index < first || e.Index >= first+n || e.Err == nil || e.Error() == "" {
+			t.Fatalf("row error %#v out of place (list %s, rows %d..%d)", e, list, first, first+n-1)
+		}
+	}
+}
+
+func FuzzDecodeSessions(f *testing.F) {
+	addFixtures(f, "sessions_page1.json", "sessions_page2.json")
+	f.Add([]byte(`{"d":{"results":[{"ID":1,"CinemaId":2,"Showtime":"2026-03-29T02:30:00","SeatsAvailable":"1e2"}],"__next":"x"}}`))
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		f.Fatal(err)
+	}
+	zone := func(cinemaID string) *time.Location {
+		if cinemaID == "1002" {
+			return nil // ParseLocal must cope with a nil zone too
+		}
+		return berlin
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rows := checkPage(t, "sessions", body)
+		const first = 7
+		got, errs := decodeSessions(rows, first, zone)
+		if len(got)+len(errs) != len(rows) {
+			t.Fatalf("%d rows gave %d sessions and %d errors", len(rows), len(got), len(errs))
+		}
+		checkRowErrors(t, "sessions", errs, first, len(rows))
+		for _, s := range got {
+			if s.ID == "" || s.CinemaID == "" || !json.Valid(s.Raw) {
+				t.Fatalf("session without a required field: %+v", s)
+			}
+		}
+	})
+}
+
+func FuzzDecodeFilms(f *testing.F) {
+	addFixtures(f, "scheduled_films.json")
+	f.Add([]byte(`{"value":[{"ScheduledFilmId":1,"CinemaId":1,"RunTime":120.0},{"ScheduledFilmId":"1","CinemaId":"0"}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rows := checkPage(t, "films", body)
+		frs, errs := decodeFilmRows(rows, 0)
+		if len(frs)+len(errs) != len(rows) {
+			t.Fatalf("%d rows gave %d films and %d errors", len(rows), len(frs), len(errs))
+		}
+		checkRowErrors(t, "films", errs, 0, len(rows))
+		films := mergeFilms(frs)
+		seen := make(map[string]bool)
+		for _, fm := range films {
+			if fm.ID == "" || seen[fm.ID] || fm.RunTimeMinutes < 0 {
+				t.Fatalf("bad merged film %+v", fm)
+			}
+			seen[fm.ID] = true
+			if !slices.IsSorted(fm.CinemaIDs) || len(slices.Compact(slices.Clone(fm.CinemaIDs))) != len(fm.CinemaIDs) {
+				t.Fatalf("CinemaIDs %q not sorted and unique", fm.CinemaIDs)
+			}
+		}
+		if len(seen) > len(frs) {
+			t.Fatalf("%d films from %d rows", len(seen), len(frs))
+		}
+	})
+}
+
+func FuzzDecodeCinemas(f *testing.F) {
+	addFixtures(f, "cinemas.json")
+	f.Add([]byte(`{"value":[{"ID":1,"TimeZoneId":"Local"},{"ID":"2","TimeZoneId":"../../etc/passwd"},{"ID":"3","Latitude":-0.0}]}`))
+	zones := Zones{Default: time.UTC, Overrides: map[string]*time.Location{"3": time.UTC}}
+	resolve := func(id, tz string) *time.Location {
+		loc, _ := zones.Resolve(id, tz)
+		return loc
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rows := checkPage(t, "cinemas", body)
+		got, errs := decodeCinemas(rows, 0, resolve)
+		if len(got)+len(errs) != len(rows) {
+			t.Fatalf("%d rows gave %d cinemas and %d errors", len(rows), len(got), len(errs))
+		}
+		checkRowErrors(t, "cinemas", errs, 0, len(rows))
+		for _, c := range got {
+			if c.ID == "" || c.Location == nil {
+				t.Fatalf("cinema without an ID or a zone: %+v", c)
+			}
+		}
+	})
+}
