@@ -1,0 +1,105 @@
+package warmer
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
+	"github.com/vista-warmer/vista-warmer/vista/vistasim"
+)
+
+// bigVista is a simulated Vista of about 100k sessions: 100 cinemas of 14
+// screens, five shows a day, two weeks ahead.
+func bigVista(b *testing.B, clock *fakeClock) (*vista.Client, *vistasim.Server) {
+	sim := vistasim.New(vistasim.Config{
+		Seed: 1, Clock: clock.Now,
+		Cinemas: 100, Films: 40, Screens: 14, ShowsPerDay: 5, Days: 14,
+	})
+	srv := httptest.NewServer(sim)
+	b.Cleanup(srv.Close)
+	client, err := vista.New(vista.Config{BaseURL: srv.URL, Timeout: time.Minute, Zones: vista.Zones{Default: time.UTC}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return client, sim
+}
+
+// BenchmarkColdLoad builds the cache of ~100k sessions from nothing into
+// the local Redis: fetch, decode, diff, and pipelined MULTI/EXEC writes.
+func BenchmarkColdLoad(b *testing.B) {
+	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	client, _ := bigVista(b, clock)
+	ctx := context.Background()
+	sessions := 0
+	var took time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		rdb, prefix := MustRedis(b)
+		w, err := New(Config{Redis: rdb, Vista: client, Prefix: prefix, InstanceID: "bench", Clock: clock, LeaseTTL: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		if err := w.Step(ctx); err != nil {
+			b.Fatal(err)
+		}
+		took += time.Since(start)
+		sessions = w.count(keys.Sessions)
+		b.StopTimer()
+		w.stop()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(sessions), "sessions")
+	b.ReportMetric(float64(sessions*b.N)/took.Seconds(), "sessions/s")
+}
+
+// BenchmarkSteadyReload reloads ~100k unchanged sessions: the diff finds
+// nothing, so only updated_at and next_check_at are written.
+func BenchmarkSteadyReload(b *testing.B) {
+	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	client, _ := bigVista(b, clock)
+	ctx := context.Background()
+	rdb, prefix := MustRedis(b)
+	w, err := New(Config{Redis: rdb, Vista: client, Prefix: prefix, InstanceID: "bench", Clock: clock, LeaseTTL: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Step(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer w.stop()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := w.Reload(ctx, keys.Sessions); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(w.count(keys.Sessions)), "sessions")
+}
+
+// BenchmarkDiff measures the diff alone, the part of a reload that runs for
+// every session every hour.
+func BenchmarkDiff(b *testing.B) {
+	old := sessionRecordFor("1001-1", 42)
+	for _, seats := range []int{42, 41} {
+		cur := sessionRecordFor("1001-1", seats)
+		b.Run(fmt.Sprintf("seats=%d", seats), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				compare(keys.Sessions, "1001-1", old, cur)
+			}
+		})
+	}
+}
+
+func sessionRecordFor(id string, seats int) *record {
+	return &record{vals: []string{id, "1001", "HO1", "1", "2026-11-25T20:00:00+01:00", "2026-11-25",
+		"Screen 1", "1", fmt.Sprint(seats), "0", "O", "OV"}}
+}

@@ -1,0 +1,81 @@
+package warmer
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+)
+
+// Event is one change event as readers receive it, on the kind's channel and
+// in the stream. Field order and omissions follow the contract byte for byte.
+type Event struct {
+	Seq            int64     `json:"seq"`
+	Epoch          string    `json:"epoch"`
+	Kind           keys.Kind `json:"kind"`
+	Event          string    `json:"event"` // EventItem, EventRemoved or EventFullReload
+	ID             string    `json:"id,omitempty"`
+	SeatsAvailable *int      `json:"seats_available,omitempty"` // sessions' item events only
+	Changed        []string  `json:"changed,omitempty"`
+	Reason         string    `json:"reason,omitempty"` // removed_item only
+	Count          *int      `json:"count,omitempty"`  // full_reload only
+	At             string    `json:"at"`
+}
+
+// The event names.
+const (
+	EventItem       = "item"
+	EventRemoved    = "removed_item"
+	EventFullReload = "full_reload"
+)
+
+// The reasons a removed_item gives.
+const (
+	ReasonGone      = "gone"
+	ReasonExpired   = "expired"
+	ReasonCancelled = "cancelled"
+)
+
+// publisher numbers events and queues them, with the writes they describe,
+// into one transaction. Numbers are committed only when the transaction is.
+type publisher struct {
+	prefix    string
+	epoch     string
+	maxLen    int64
+	seq       int64 // last number handed out in this transaction
+	published map[keys.Kind]map[string]int
+}
+
+// reset starts a transaction's numbering after seq, the last number Redis has.
+func (p *publisher) reset(seq int64) {
+	p.seq = seq
+	p.published = nil
+}
+
+func (p *publisher) publish(ctx context.Context, pipe redis.Pipeliner, ev Event) {
+	p.seq++
+	ev.Seq = p.seq
+	ev.Epoch = p.epoch
+	data, _ := json.Marshal(ev) // a struct of strings and ints: cannot fail
+	pipe.Publish(ctx, keys.Channel(p.prefix, ev.Kind), data)
+	pipe.XAdd(ctx, &redis.XAddArgs{
+		Stream: keys.Stream(p.prefix),
+		MaxLen: p.maxLen,
+		Approx: true,
+		Values: []any{"seq", strconv.FormatInt(ev.Seq, 10), "kind", string(ev.Kind), "event", ev.Event, "data", data},
+	})
+	if p.published == nil {
+		p.published = map[keys.Kind]map[string]int{}
+	}
+	if p.published[ev.Kind] == nil {
+		p.published[ev.Kind] = map[string]int{}
+	}
+	p.published[ev.Kind][ev.Event]++
+}
+
+// stamp formats an instant the way every time field of the cache is written.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

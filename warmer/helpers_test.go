@@ -1,0 +1,224 @@
+package warmer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
+	"github.com/vista-warmer/vista-warmer/vista/vistasim"
+)
+
+// MustRedis connects to the Redis at REDIS_URL (default 127.0.0.1:6379) and
+// returns a prefix no other test uses. Every key under it is deleted when
+// the test ends; nothing else in that Redis is touched.
+func MustRedis(tb testing.TB) (*redis.Client, string) {
+	tb.Helper()
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		tb.Fatalf("REDIS_URL: %v", err)
+	}
+	rdb := redis.NewClient(opt)
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		tb.Fatalf("no Redis at %s (make test starts one): %v", opt.Addr, err)
+	}
+	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(tb.Name(), "_")
+	prefix := fmt.Sprintf("vwtest:%s:%08x", name, rand.Uint32())
+	tb.Cleanup(func() {
+		iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		var doomed []string
+		for iter.Next(ctx) {
+			doomed = append(doomed, iter.Val())
+		}
+		for start := 0; start < len(doomed); start += 1000 {
+			rdb.Del(ctx, doomed[start:min(start+1000, len(doomed))]...)
+		}
+		rdb.Close()
+	})
+	return rdb, prefix
+}
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+func (c *fakeClock) Add(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	return c.now
+}
+
+// rig is one simulated Vista, one Redis prefix and a clock shared by both.
+type rig struct {
+	t      *testing.T
+	ctx    context.Context
+	sim    *vistasim.Server
+	client *vista.Client
+	clock  *fakeClock
+	rdb    *redis.Client
+	prefix string
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	rdb, prefix := MustRedis(t)
+	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	sim := vistasim.New(vistasim.Config{
+		Seed:        7,
+		Clock:       clock.Now,
+		Cinemas:     3,
+		Films:       5,
+		Screens:     2,
+		ShowsPerDay: 4,
+		Days:        3,
+		PageSize:    40, // so the session list comes in pages
+	})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	client, err := vista.New(vista.Config{
+		BaseURL:    srv.URL + "/WSVistaWebClient/",
+		Timeout:    time.Second,
+		MaxRetries: 1,
+		BaseDelay:  time.Millisecond,
+		MaxDelay:   5 * time.Millisecond,
+		Zones:      vista.Zones{Default: time.UTC},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{t: t, ctx: context.Background(), sim: sim, client: client, clock: clock, rdb: rdb, prefix: prefix}
+}
+
+// warmer returns a warmer of the rig with the given instance id.
+func (r *rig) warmer(id string, tweak ...func(*Config)) *Warmer {
+	r.t.Helper()
+	cfg := Config{
+		Redis:      r.rdb,
+		Vista:      r.client,
+		Prefix:     r.prefix,
+		InstanceID: id,
+		LeaseTTL:   2 * time.Second,
+		Clock:      r.clock,
+		BatchSize:  25, // several transactions per reload
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	w, err := New(cfg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return w
+}
+
+func (r *rig) step(w *Warmer) {
+	r.t.Helper()
+	if err := w.Step(r.ctx); err != nil {
+		r.t.Fatalf("Step: %v", err)
+	}
+}
+
+// events reads every event of the stream, in order.
+func (r *rig) events() []Event {
+	r.t.Helper()
+	msgs, err := r.rdb.XRange(r.ctx, keys.Stream(r.prefix), "-", "+").Result()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	evs := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		var ev Event
+		if err := json.Unmarshal([]byte(m.Values["data"].(string)), &ev); err != nil {
+			r.t.Fatalf("stream entry %s: %v", m.ID, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// eventsSince returns the events after the first n.
+func (r *rig) eventsSince(n int) []Event {
+	return r.events()[n:]
+}
+
+func (r *rig) meta() map[string]string {
+	r.t.Helper()
+	m, err := r.rdb.HGetAll(r.ctx, keys.Meta(r.prefix)).Result()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return m
+}
+
+func (r *rig) hash(k keys.Kind, id string) map[string]string {
+	r.t.Helper()
+	h, err := r.rdb.HGetAll(r.ctx, keys.Entity(r.prefix, k, id)).Result()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return h
+}
+
+// upcoming returns a listed session whose showtime is between from and to
+// after the clock's now.
+func (r *rig) upcoming(from, to time.Duration) vistasim.SessionInfo {
+	r.t.Helper()
+	now := r.clock.Now()
+	for _, s := range r.sim.Sessions() {
+		if d := s.Showtime.Sub(now); d >= from && d <= to && s.Status != "X" {
+			return s
+		}
+	}
+	r.t.Fatalf("no session between %v and %v from now", from, to)
+	return vistasim.SessionInfo{}
+}
+
+func byEvent(evs []Event, kind keys.Kind, event string) []Event {
+	var out []Event
+	for _, ev := range evs {
+		if ev.Kind == kind && ev.Event == event {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func forID(evs []Event, id string) []Event {
+	var out []Event
+	for _, ev := range evs {
+		if ev.ID == id {
+			out = append(out, ev)
+		}
+	}
+	return out
+}

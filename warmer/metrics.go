@@ -1,0 +1,99 @@
+package warmer
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+)
+
+// Metrics are the warmer's Prometheus metrics. One set serves one warmer;
+// tests give each warmer its own registry.
+type Metrics struct {
+	changes     *prometheus.CounterVec
+	upstream    *prometheus.CounterVec
+	upstreamDur *prometheus.HistogramVec
+	redisWrite  prometheus.Histogram
+	events      *prometheus.CounterVec
+	tiers       *prometheus.GaugeVec
+	lastReload  *prometheus.GaugeVec
+	leaseHeld   prometheus.Gauge
+	errors      *prometheus.CounterVec
+}
+
+// The outcomes of a change, as the project this one replaces counted them.
+const (
+	outUnchanged  = "unchanged"
+	outUpdated    = "updated"
+	outAdded      = "added"
+	outRemoved    = "removed"
+	outFullReload = "full_reload"
+)
+
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered, which suits tests that do not read them).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_changes_total",
+			Help: "Entities looked at, by kind and outcome (unchanged, updated, added, removed, full_reload).",
+		}, []string{"kind", "outcome"}),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_upstream_requests_total",
+			Help: "HTTP requests to Vista, by endpoint and status code (0: no answer).",
+		}, []string{"endpoint", "status"}),
+		upstreamDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vista_warmer_upstream_request_duration_seconds",
+			Help:    "Latency of HTTP requests to Vista, by endpoint.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10),
+		}, []string{"endpoint"}),
+		redisWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vista_warmer_redis_write_duration_seconds",
+			Help:    "Latency of one fenced MULTI/EXEC write batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 10),
+		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_events_published_total",
+			Help: "Change events published, by kind and event.",
+		}, []string{"kind", "event"}),
+		tiers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vista_warmer_sessions",
+			Help: "Sessions held, by proximity tier (beyond_horizon, approaching, near, started).",
+		}, []string{"tier"}),
+		lastReload: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vista_warmer_last_reload_timestamp_seconds",
+			Help: "Unix time of the last successful full reload, by kind.",
+		}, []string{"kind"}),
+		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vista_warmer_lease_held",
+			Help: "1 while this instance holds the lease and writes, 0 on standby.",
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_errors_total",
+			Help: "Failed operations, by operation (reload_cinemas, check, write, heartbeat, lease...).",
+		}, []string{"op"}),
+	}
+	for _, k := range keys.Kinds {
+		for _, o := range []string{outUnchanged, outUpdated, outAdded, outRemoved, outFullReload} {
+			m.changes.WithLabelValues(string(k), o)
+		}
+	}
+	for _, t := range Tiers {
+		if t != "expired" {
+			m.tiers.WithLabelValues(t)
+		}
+	}
+	if reg != nil {
+		reg.MustRegister(m.changes, m.upstream, m.upstreamDur, m.redisWrite, m.events,
+			m.tiers, m.lastReload, m.leaseHeld, m.errors)
+	}
+	return m
+}
+
+// ObserveUpstream records one HTTP request to Vista; it fits vista.Config.Observe.
+func (m *Metrics) ObserveUpstream(endpoint string, status int, d time.Duration) {
+	m.upstream.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+	m.upstreamDur.WithLabelValues(endpoint).Observe(d.Seconds())
+}

@@ -1,0 +1,96 @@
+package warmer
+
+import (
+	"hash/fnv"
+	"time"
+)
+
+// Policy decides how often a session is checked, from how far its showtime
+// is. Its zero value is not useful; start from DefaultPolicy.
+type Policy struct {
+	Horizon      time.Duration // beyond it a session is left to the full reloads
+	NearWindow   time.Duration // within it of the showtime, either side...
+	NearInterval time.Duration // ...a session is checked this often
+	Base         time.Duration // the interval just outside the near window
+	Grace        time.Duration // a session is kept until showtime + Grace
+}
+
+// DefaultPolicy returns the contract's numbers: a 1h horizon, a 10m near
+// window checked every 10s, 60s just outside it, and 20m of grace.
+func DefaultPolicy() Policy {
+	return Policy{
+		Horizon:      time.Hour,
+		NearWindow:   10 * time.Minute,
+		NearInterval: 10 * time.Second,
+		Base:         time.Minute,
+		Grace:        20 * time.Minute,
+	}
+}
+
+// Interval returns how long to wait before checking a session again, and
+// false when the session is not checked on its own: its showtime lies past
+// the horizon (the next full reload covers it) or it has expired.
+//
+// With s the time until showtime: within the near window (|s| ≤ NearWindow)
+// the interval is NearInterval; before it and up to the horizon it grows as
+// Base + (s - NearWindow)² / (2·Horizon), about 22 minutes at a 1h horizon;
+// after the showtime it is Base until showtime + Grace.
+func (p Policy) Interval(now, showtime time.Time) (time.Duration, bool) {
+	s := showtime.Sub(now)
+	switch {
+	case s > p.Horizon:
+		return 0, false
+	case s < -p.Grace:
+		return 0, false
+	case s >= -p.NearWindow && s <= p.NearWindow:
+		return p.NearInterval, true
+	case s < 0:
+		return p.Base, true
+	}
+	d := (s - p.NearWindow).Seconds()
+	grow := d * d / (2 * p.Horizon.Seconds())
+	return p.Base + time.Duration(grow*float64(time.Second)), true
+}
+
+// Tier names the band a session is in at now, for the metrics.
+func (p Policy) Tier(now, showtime time.Time) string {
+	s := showtime.Sub(now)
+	switch {
+	case s > p.Horizon:
+		return "beyond_horizon"
+	case s < -p.Grace:
+		return "expired"
+	case s >= -p.NearWindow && s <= p.NearWindow:
+		return "near"
+	case s < 0:
+		return "started"
+	}
+	return "approaching"
+}
+
+// Tiers lists every value Tier returns.
+var Tiers = []string{"beyond_horizon", "approaching", "near", "started", "expired"}
+
+// NextCheck returns when a session should be looked at again. Inside the
+// horizon it is now + Interval, less a phase of up to a tenth of the
+// interval that depends only on the session's id, so sessions loaded
+// together do not all fire in the same second ever after. Past the horizon
+// it is the moment the session enters it (a full reload may come first).
+// The zero time means never: the session has expired.
+func (p Policy) NextCheck(now, showtime time.Time, id string) time.Time {
+	iv, ok := p.Interval(now, showtime)
+	if !ok {
+		if showtime.Sub(now) > p.Horizon {
+			return showtime.Add(-p.Horizon)
+		}
+		return time.Time{}
+	}
+	return now.Add(iv - time.Duration(phase(id)*float64(iv)/10))
+}
+
+// phase maps an id to [0, 1), the same on every run and every instance.
+func phase(id string) float64 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return float64(h.Sum32()) / (1 << 32)
+}

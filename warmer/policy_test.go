@@ -1,0 +1,113 @@
+package warmer
+
+import (
+	"testing"
+	"time"
+)
+
+func TestInterval(t *testing.T) {
+	p := DefaultPolicy()
+	now := time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		s      time.Duration // until showtime
+		want   time.Duration
+		wantOK bool
+	}{
+		{"far past the horizon", 5 * time.Hour, 0, false},
+		{"just past the horizon", time.Hour + time.Second, 0, false},
+		{"at the horizon", time.Hour, 60*time.Second + 1250*time.Second, true}, // (50m)²/2h = 20m50s: about 22 minutes in all
+		{"half way", 35 * time.Minute, 60*time.Second + 312500*time.Millisecond, true},
+		{"just outside the near window", 10*time.Minute + time.Second, 60*time.Second + 138889*time.Nanosecond, true},
+		{"at the near window", 10 * time.Minute, 10 * time.Second, true},
+		{"inside the near window", 3 * time.Minute, 10 * time.Second, true},
+		{"at showtime", 0, 10 * time.Second, true},
+		{"just after showtime", -time.Minute, 10 * time.Second, true},
+		{"near window after showtime", -10 * time.Minute, 10 * time.Second, true},
+		{"after the near window", -11 * time.Minute, 60 * time.Second, true},
+		{"at the end of grace", -20 * time.Minute, 60 * time.Second, true},
+		{"expired", -20*time.Minute - time.Second, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := p.Interval(now, now.Add(tt.s))
+			if ok != tt.wantOK || (got-tt.want).Abs() > time.Microsecond {
+				t.Errorf("Interval(showtime in %v) = %v, %v, want %v, %v", tt.s, got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestIntervalGrowsWithDistance(t *testing.T) {
+	p := DefaultPolicy()
+	now := time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
+	prev := time.Duration(0)
+	for s := 10 * time.Minute; s <= time.Hour; s += time.Minute {
+		got, ok := p.Interval(now, now.Add(s))
+		if !ok || got < prev {
+			t.Fatalf("Interval(showtime in %v) = %v, %v, want ≥ %v", s, got, ok, prev)
+		}
+		prev = got
+	}
+	if prev < 21*time.Minute || prev > 23*time.Minute {
+		t.Errorf("Interval at the horizon = %v, want about 22m", prev)
+	}
+}
+
+func TestNextCheck(t *testing.T) {
+	p := DefaultPolicy()
+	now := time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
+
+	t.Run("within the horizon, phase at most a tenth", func(t *testing.T) {
+		show := now.Add(5 * time.Minute)
+		seen := map[time.Time]bool{}
+		for _, id := range []string{"1001-1", "1001-2", "1001-3", "1002-1", "1002-2"} {
+			got := p.NextCheck(now, show, id)
+			if got.Before(now.Add(9*time.Second)) || got.After(now.Add(10*time.Second)) {
+				t.Errorf("NextCheck(%q) = %v, want within [9s, 10s] of now", id, got.Sub(now))
+			}
+			seen[got] = true
+		}
+		if len(seen) < 2 {
+			t.Errorf("NextCheck gave every session the same time; the phase should spread them")
+		}
+	})
+	t.Run("same id, same phase", func(t *testing.T) {
+		a := p.NextCheck(now, now.Add(30*time.Minute), "1001-7")
+		b := p.NextCheck(now.Add(time.Hour), now.Add(time.Hour+30*time.Minute), "1001-7")
+		if a.Sub(now) != b.Sub(now.Add(time.Hour)) {
+			t.Errorf("NextCheck is not stable for one id: %v and %v", a.Sub(now), b.Sub(now.Add(time.Hour)))
+		}
+	})
+	t.Run("past the horizon: when it enters", func(t *testing.T) {
+		show := now.Add(3 * time.Hour)
+		if got, want := p.NextCheck(now, show, "x"), show.Add(-time.Hour); !got.Equal(want) {
+			t.Errorf("NextCheck = %v, want %v", got, want)
+		}
+	})
+	t.Run("expired: never", func(t *testing.T) {
+		if got := p.NextCheck(now, now.Add(-time.Hour), "x"); !got.IsZero() {
+			t.Errorf("NextCheck = %v, want zero", got)
+		}
+	})
+}
+
+func TestTier(t *testing.T) {
+	p := DefaultPolicy()
+	now := time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
+	tests := []struct {
+		s    time.Duration
+		want string
+	}{
+		{2 * time.Hour, "beyond_horizon"},
+		{30 * time.Minute, "approaching"},
+		{5 * time.Minute, "near"},
+		{-15 * time.Minute, "started"},
+		{-time.Hour, "expired"},
+	}
+	for _, tt := range tests {
+		if got := p.Tier(now, now.Add(tt.s)); got != tt.want {
+			t.Errorf("Tier(showtime in %v) = %q, want %q", tt.s, got, tt.want)
+		}
+	}
+}

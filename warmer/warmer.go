@@ -1,0 +1,493 @@
+// Package warmer keeps a Redis cache of Vista's cinemas, films and sessions
+// warm. One engine serves the three kinds: it reloads a list, diffs it
+// against what the cache holds, writes the changes with their events in
+// fenced MULTI/EXEC batches, and checks each session again on a schedule
+// that tightens as its showtime nears.
+package warmer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/robfig/cron/v3"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
+)
+
+// Fetcher reads Vista. *vista.Client is one.
+type Fetcher interface {
+	Cinemas(ctx context.Context) ([]vista.Cinema, error)
+	Films(ctx context.Context) ([]vista.Film, error)
+	Sessions(ctx context.Context, zones map[string]*time.Location) ([]vista.Session, error)
+	CheckSeats(ctx context.Context, ids []string) ([]vista.Seats, []string, error)
+}
+
+// Clock tells the time. The schedule, the showtimes and every timestamp the
+// warmer writes come from it, so tests run a simulated day in seconds. The
+// lease runs on real time, as Redis's TTLs do.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Schema is the cache layout version written to P:meta.
+const Schema = "1"
+
+// Config configures a Warmer. Redis, Vista and InstanceID are required; the
+// rest default to the contract's values.
+type Config struct {
+	Redis      redis.UniversalClient
+	Vista      Fetcher
+	Prefix     string // default "vista"
+	InstanceID string
+	LeaseTTL   time.Duration // default 10s
+
+	Policy Policy // default DefaultPolicy()
+
+	// Cron specs of the full reloads (robfig/cron, @every allowed).
+	CinemasCron, FilmsCron, SessionsCron string
+
+	StreamMaxLen int64 // default 100000
+	KeepRaw      bool
+
+	BatchSize   int           // changes per MULTI/EXEC; default 500
+	Concurrency int           // seat checks in flight at once; default 4
+	Heartbeat   time.Duration // default 5s; the contract wants at most 10s
+	Tick        time.Duration // how often Run looks for due work; default 1s
+
+	Clock   Clock        // default the system clock
+	Logger  *slog.Logger // default discards
+	Metrics *Metrics     // default unregistered
+}
+
+// ParseSchedule parses a reload schedule: a five-field cron spec or a
+// descriptor such as @hourly or @every 10m.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	return cron.ParseStandard(spec)
+}
+
+// Warmer keeps the cache. Create it with New, then either Run it or drive it
+// with Step (tests do, on a fake clock).
+type Warmer struct {
+	cfg       Config
+	rdb       redis.UniversalClient
+	log       *slog.Logger
+	m         *Metrics
+	schedules map[keys.Kind]cron.Schedule
+
+	// stepMu serialises Step; tendMu serialises tend, which Run also calls
+	// from its own goroutine so the lease and heartbeat outlive a long reload.
+	stepMu sync.Mutex
+	tendMu sync.Mutex
+
+	leader    atomic.Bool // this instance holds the lease
+	lost      atomic.Bool // the heartbeat found the cache gone: rebuild it
+	ready     atomic.Bool
+	epochSeen atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
+
+	lastRenew, lastBeat time.Time // real time, guarded by tendMu
+
+	st *state // the writer's state; nil on standby. Owned by Step.
+}
+
+// state is what the writer knows of the cache it writes.
+type state struct {
+	epoch      string
+	seq        int64
+	cache      map[keys.Kind]map[string]*record
+	quiet      map[keys.Kind]bool // the next reload is part of a build from nothing
+	nextReload map[keys.Kind]time.Time
+	loaded     map[keys.Kind]bool
+}
+
+// New checks the configuration and returns a Warmer.
+func New(cfg Config) (*Warmer, error) {
+	if cfg.Redis == nil || cfg.Vista == nil {
+		return nil, errors.New("warmer: Redis and Vista are required")
+	}
+	if cfg.InstanceID == "" {
+		return nil, errors.New("warmer: instance id is required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "vista"
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 10 * time.Second
+	}
+	if cfg.Policy == (Policy{}) {
+		cfg.Policy = DefaultPolicy()
+	}
+	if cfg.StreamMaxLen <= 0 {
+		cfg.StreamMaxLen = 100000
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 5 * time.Second
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	specs := map[keys.Kind]string{keys.Cinemas: cfg.CinemasCron, keys.Films: cfg.FilmsCron, keys.Sessions: cfg.SessionsCron}
+	defaults := map[keys.Kind]string{keys.Cinemas: "30 5 * * *", keys.Films: "20 5 * * *", keys.Sessions: "10 * * * *"}
+	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{}}
+	for _, k := range keys.Kinds {
+		spec := specs[k]
+		if spec == "" {
+			spec = defaults[k]
+		}
+		s, err := ParseSchedule(spec)
+		if err != nil {
+			return nil, fmt.Errorf("warmer: %s schedule %q: %w", k, spec, err)
+		}
+		w.schedules[k] = s
+	}
+	return w, nil
+}
+
+// Role returns "writer" or "standby".
+func (w *Warmer) Role() string {
+	if w.leader.Load() {
+		return "writer"
+	}
+	return "standby"
+}
+
+// Ready reports whether the cache this instance serves is warm: as writer,
+// once the first full load of all three lists is in Redis; on standby, once
+// the writer's cache says so.
+func (w *Warmer) Ready(ctx context.Context) bool {
+	if w.leader.Load() {
+		return w.ready.Load()
+	}
+	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix),
+		keys.Loaded(keys.Cinemas), keys.Loaded(keys.Films), keys.Loaded(keys.Sessions)).Result()
+	if err != nil {
+		return false
+	}
+	for _, v := range vals {
+		if v == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Run keeps the cache warm until ctx is done, then releases the lease so a
+// standby takes over at once. A write that has started when ctx ends is
+// finished, never cut in half.
+func (w *Warmer) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.keepLease(ctx)
+	}()
+	defer wg.Wait()
+
+	tick := time.NewTicker(w.cfg.Tick)
+	defer tick.Stop()
+	for {
+		if err := w.Step(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("step failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			w.stop()
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// keepLease renews the lease and writes the heartbeat on real time, beside
+// Step, so neither waits for a long reload.
+func (w *Warmer) keepLease(ctx context.Context) {
+	every := min(w.cfg.LeaseTTL/4, time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.tend(ctx)
+		}
+	}
+}
+
+// stop releases the lease after Run's last step.
+func (w *Warmer) stop() {
+	w.tendMu.Lock()
+	defer w.tendMu.Unlock()
+	if !w.leader.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := w.releaseLease(ctx); err != nil {
+		w.log.Warn("release lease", "err", err)
+		return
+	}
+	w.leader.Store(false)
+	w.m.leaseHeld.Set(0)
+	w.log.Info("released the lease")
+}
+
+// tend takes or renews the lease and, as writer, writes the heartbeat when
+// they are due. It runs on real time.
+func (w *Warmer) tend(ctx context.Context) {
+	w.tendMu.Lock()
+	defer w.tendMu.Unlock()
+	now := time.Now()
+	if !w.leader.Load() || now.Sub(w.lastRenew) >= w.cfg.LeaseTTL/3 {
+		held, err := w.holdLease(ctx)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				w.m.errors.WithLabelValues("lease").Inc()
+				w.log.Warn("lease", "err", err)
+			}
+		case held:
+			w.lastRenew = now
+			if !w.leader.Swap(true) {
+				w.log.Info("took the lease; writing", "instance", w.cfg.InstanceID)
+				w.m.leaseHeld.Set(1)
+			}
+		default:
+			if w.leader.Swap(false) {
+				w.log.Warn("lost the lease; standing by", "instance", w.cfg.InstanceID)
+				w.m.leaseHeld.Set(0)
+			}
+		}
+	}
+	epoch := w.epochSeen.Load()
+	if w.leader.Load() && epoch != nil && now.Sub(w.lastBeat) >= w.cfg.Heartbeat {
+		if err := w.heartbeat(ctx, *epoch); err != nil {
+			if errors.Is(err, errCacheLost) {
+				w.log.Warn("the cache is gone from Redis; rebuilding", "epoch", *epoch)
+				w.lost.Store(true)
+			} else if ctx.Err() == nil {
+				w.m.errors.WithLabelValues("heartbeat").Inc()
+				w.log.Warn("heartbeat", "err", err)
+			}
+			return
+		}
+		w.lastBeat = now
+	}
+}
+
+var errCacheLost = errors.New("cache lost")
+
+// heartbeat refreshes P:meta heartbeat and checks that P:meta still holds
+// our epoch: if Redis lost its data (a restart without persistence, a
+// FLUSHALL) the cache must be rebuilt under a new epoch.
+func (w *Warmer) heartbeat(ctx context.Context, epoch string) error {
+	meta := keys.Meta(w.cfg.Prefix)
+	got, err := w.rdb.HGet(ctx, meta, "epoch").Result()
+	if errors.Is(err, redis.Nil) || (err == nil && got != epoch) {
+		return errCacheLost
+	}
+	if err != nil {
+		return err
+	}
+	return w.fenced(ctx, func(pipe redis.Pipeliner) error {
+		pipe.HSet(ctx, meta, "heartbeat", stamp(w.cfg.Clock.Now()), "writer", w.cfg.InstanceID)
+		return nil
+	})
+}
+
+// Step does whatever is due at the clock's now: takes the lease or stands
+// by, builds or adopts the cache on taking over, runs due full reloads,
+// expires sessions past their grace and checks the sessions whose time has
+// come. Run calls it every tick; tests call it directly.
+func (w *Warmer) Step(ctx context.Context) error {
+	w.stepMu.Lock()
+	defer w.stepMu.Unlock()
+	w.tend(ctx)
+	if !w.leader.Load() {
+		if w.st != nil {
+			w.dropState()
+		}
+		return nil
+	}
+	if rebuild := w.lost.Swap(false); w.st == nil || rebuild {
+		if err := w.takeOver(ctx, rebuild); err != nil {
+			return w.failed("take over", err)
+		}
+	}
+	now := w.cfg.Clock.Now()
+	for _, k := range keys.Kinds {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if now.Before(w.st.nextReload[k]) {
+			continue
+		}
+		if k == keys.Sessions && !w.st.loaded[keys.Cinemas] {
+			continue // showtimes need the cinemas' zones: wait for their first load
+		}
+		if err := w.reload(ctx, k); err != nil {
+			// Try again at the next tick's chance, not in a tight loop:
+			// a minute, or the schedule if it comes first.
+			w.st.nextReload[k] = minTime(now.Add(time.Minute), w.schedules[k].Next(now))
+			return w.failed("reload "+string(k), err)
+		}
+		w.st.nextReload[k] = w.schedules[k].Next(now)
+	}
+	if err := w.expire(ctx, now); err != nil {
+		return w.failed("expire", err)
+	}
+	if err := w.check(ctx, now); err != nil {
+		return w.failed("check", err)
+	}
+	return nil
+}
+
+// ErrStandby is returned by Reload on an instance that does not write.
+var ErrStandby = errors.New("standing by: another instance writes")
+
+// Reload runs a full reload of one kind now, as the cron schedule does.
+func (w *Warmer) Reload(ctx context.Context, k keys.Kind) error {
+	w.stepMu.Lock()
+	defer w.stepMu.Unlock()
+	if !w.leader.Load() || w.st == nil {
+		return ErrStandby
+	}
+	err := w.reload(ctx, k)
+	if errors.Is(err, ErrLeaseLost) {
+		w.failed("reload "+string(k), err)
+		return fmt.Errorf("reload %s: %w", k, ErrStandby)
+	}
+	return w.failed("reload "+string(k), err)
+}
+
+// failed logs nothing itself: it turns a lost lease into standing by and
+// returns the error for the caller to log.
+func (w *Warmer) failed(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrLeaseLost) {
+		w.leader.Store(false)
+		w.m.leaseHeld.Set(0)
+		w.dropState()
+		w.log.Warn("lost the lease while writing; standing by", "op", op)
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	w.m.errors.WithLabelValues(op).Inc()
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func (w *Warmer) dropState() {
+	w.st = nil
+	w.epochSeen.Store(nil)
+	w.ready.Store(false)
+}
+
+// takeOver reads the cache before writing a thing. A cache of our schema is
+// adopted: its epoch and seq go on, and later reloads send events only for
+// real changes. Anything else (an empty Redis, a lost P:meta, another
+// schema) starts a new epoch: the first reload of each kind is quiet and
+// ends in one full_reload event.
+func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
+	w.dropState()
+	meta, err := w.rdb.HGetAll(ctx, keys.Meta(w.cfg.Prefix)).Result()
+	if err != nil {
+		return err
+	}
+	st := &state{
+		cache:      map[keys.Kind]map[string]*record{},
+		quiet:      map[keys.Kind]bool{},
+		nextReload: map[keys.Kind]time.Time{},
+		loaded:     map[keys.Kind]bool{},
+	}
+	adopt := meta["schema"] == Schema && meta["epoch"] != "" && !rebuild
+	if adopt {
+		st.epoch = meta["epoch"]
+		fmt.Sscan(meta["seq"], &st.seq)
+		for _, k := range keys.Kinds {
+			st.loaded[k] = meta[keys.Loaded(k)] != ""
+		}
+	} else {
+		st.epoch = newEpoch()
+		for _, k := range keys.Kinds {
+			st.quiet[k] = true
+		}
+	}
+	for _, k := range keys.Kinds {
+		c, err := w.readCache(ctx, k)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", k, err)
+		}
+		st.cache[k] = c
+	}
+	now := w.cfg.Clock.Now()
+	err = w.fenced(ctx, func(pipe redis.Pipeliner) error {
+		m := keys.Meta(w.cfg.Prefix)
+		if !adopt {
+			pipe.Del(ctx, m)
+			pipe.HSet(ctx, m, "schema", Schema, "epoch", st.epoch, "seq", 0)
+		}
+		pipe.HSet(ctx, m, "writer", w.cfg.InstanceID, "heartbeat", stamp(now))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys.Kinds {
+		st.nextReload[k] = now // a full reload at start and on taking over
+	}
+	w.st = st
+	w.epochSeen.Store(&st.epoch)
+	w.ready.Store(st.loaded[keys.Cinemas] && st.loaded[keys.Films] && st.loaded[keys.Sessions])
+	n := len(st.cache[keys.Cinemas]) + len(st.cache[keys.Films]) + len(st.cache[keys.Sessions])
+	if adopt {
+		w.log.Info("adopted the cache", "epoch", st.epoch, "seq", st.seq, "entities", n)
+	} else {
+		w.log.Info("building the cache from nothing", "epoch", st.epoch, "entities_found", n)
+	}
+	return nil
+}
+
+func newEpoch() string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	return strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

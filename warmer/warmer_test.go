@@ -1,0 +1,583 @@
+package warmer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista/vistasim"
+)
+
+func TestColdBuild(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+
+	evs := r.events()
+	if len(evs) != 3 {
+		t.Fatalf("cold build sent %d events, want 3 (one full_reload per kind): %+v", len(evs), evs)
+	}
+	for i, k := range keys.Kinds {
+		ev := evs[i]
+		if ev.Event != EventFullReload || ev.Kind != k || ev.Seq != int64(i+1) || ev.Count == nil || *ev.Count == 0 {
+			t.Errorf("event %d = %+v, want full_reload of %s with seq %d and a count", i, ev, k, i+1)
+		}
+	}
+	meta := r.meta()
+	if meta["schema"] != "1" || meta["epoch"] == "" || meta["seq"] != "3" || meta["writer"] != "a" {
+		t.Errorf("meta = %v, want schema 1, an epoch, seq 3, writer a", meta)
+	}
+	for _, k := range keys.Kinds {
+		if _, err := time.Parse(time.RFC3339, meta[keys.Loaded(k)]); err != nil {
+			t.Errorf("meta %s = %q: %v", keys.Loaded(k), meta[keys.Loaded(k)], err)
+		}
+	}
+	if !w.Ready(r.ctx) || w.Role() != "writer" {
+		t.Errorf("Ready, Role = %v, %q, want true, writer", w.Ready(r.ctx), w.Role())
+	}
+
+	// Every listed session is in Redis, with its indexes, TTL and fields.
+	listed := r.sim.Sessions()
+	n, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result()
+	if want := *evs[2].Count; int(n) != want || want == 0 {
+		t.Errorf("ZCARD sessions = %d, full_reload count %d", n, want)
+	}
+	checked := 0
+	for _, s := range listed {
+		if s.Status == "X" || !s.Showtime.Add(20*time.Minute).After(r.clock.Now()) {
+			continue
+		}
+		h := r.hash(keys.Sessions, s.ID)
+		if h["id"] != s.ID || h["cinema_id"] != s.CinemaID || h["film_id"] != s.FilmID ||
+			h["seats_available"] != strconv.Itoa(s.SeatsAvailable) {
+			t.Fatalf("session %s hash = %v, want %+v", s.ID, h, s)
+		}
+		show, err := time.Parse(time.RFC3339, h["showtime"])
+		if err != nil || !show.Equal(s.Showtime) {
+			t.Errorf("session %s showtime = %q, want %v", s.ID, h["showtime"], s.Showtime)
+		}
+		for _, f := range []string{"updated_at", "changed_at", "next_check_at"} {
+			if _, err := time.Parse(time.RFC3339, h[f]); err != nil {
+				t.Errorf("session %s %s = %q", s.ID, f, h[f])
+			}
+		}
+		if _, ok := h["raw"]; ok {
+			t.Errorf("session %s has raw without KeepRaw", s.ID)
+		}
+		score, err := r.rdb.ZScore(r.ctx, keys.CinemaSessions(r.prefix, s.CinemaID), s.ID).Result()
+		if err != nil || int64(score) != s.Showtime.Unix() {
+			t.Errorf("cinema index score of %s = %v, %v, want %d", s.ID, score, err, s.Showtime.Unix())
+		}
+		if _, err := r.rdb.ZScore(r.ctx, keys.FilmSessions(r.prefix, s.FilmID), s.ID).Result(); err != nil {
+			t.Errorf("film index lacks %s: %v", s.ID, err)
+		}
+		ttl, _ := r.rdb.ExpireTime(r.ctx, keys.Session(r.prefix, s.ID)).Result()
+		if want := s.Showtime.Add(20 * time.Minute).Unix(); int64(ttl/time.Second) != want {
+			t.Errorf("EXPIRETIME of %s = %v, want %d (showtime + grace)", s.ID, ttl, want)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("the simulated Vista listed no session")
+	}
+	for _, id := range r.sim.CinemaIDs() {
+		h := r.hash(keys.Cinemas, id)
+		if h["id"] != id || h["timezone"] == "" || h["name"] == "" {
+			t.Errorf("cinema %s = %v", id, h)
+		}
+	}
+	for _, id := range r.sim.FilmIDs() {
+		if h := r.hash(keys.Films, id); h["id"] != id || h["cinema_ids"] == "" || h["title"] == "" {
+			t.Errorf("film %s = %v", id, h)
+		}
+	}
+}
+
+func TestKeepRaw(t *testing.T) {
+	r := newRig(t)
+	r.step(r.warmer("a", func(c *Config) { c.KeepRaw = true }))
+	id := r.upcoming(time.Hour, 48*time.Hour).ID
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(r.hash(keys.Sessions, id)["raw"]), &raw); err != nil || raw["ID"] != id {
+		t.Errorf("raw of %s = %v, %v; want Vista's JSON", id, raw, err)
+	}
+}
+
+func TestAdoptOnRestart(t *testing.T) {
+	r := newRig(t)
+	first := r.warmer("a")
+	r.step(first)
+	first.stop() // a clean stop releases the lease
+	before := r.meta()
+
+	second := r.warmer("b")
+	r.step(second)
+	meta := r.meta()
+	if meta["epoch"] != before["epoch"] {
+		t.Errorf("epoch changed from %q to %q on restart; want the cache adopted", before["epoch"], meta["epoch"])
+	}
+	evs := r.eventsSince(3)
+	for _, ev := range evs {
+		if ev.Event != EventFullReload {
+			t.Errorf("restart sent %+v; want only full_reload events", ev)
+		}
+	}
+	if len(evs) != 3 || evs[0].Seq != 4 {
+		t.Errorf("restart events = %+v, want 3 full_reload numbered from 4", evs)
+	}
+	if meta["writer"] != "b" {
+		t.Errorf("writer = %q, want b", meta["writer"])
+	}
+}
+
+func TestUnchangedSendsNoEvents(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	id := r.upcoming(time.Hour, 48*time.Hour).ID
+	before := r.hash(keys.Sessions, id)
+	for i := 0; i < 3; i++ {
+		for _, k := range keys.Kinds {
+			if err := w.Reload(r.ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	evs := r.eventsSince(3)
+	if len(evs) != 9 {
+		t.Errorf("3 reloads of unchanged lists sent %d events, want 9 full_reload: %+v", len(evs), evs)
+	}
+	for _, ev := range evs {
+		if ev.Event != EventFullReload {
+			t.Errorf("unchanged reload sent %+v", ev)
+		}
+	}
+	after := r.hash(keys.Sessions, id)
+	for f, v := range before {
+		if f != "updated_at" && f != "next_check_at" && after[f] != v {
+			t.Errorf("unchanged reload rewrote %s: %q → %q", f, v, after[f])
+		}
+	}
+}
+
+func TestSeatChange(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	s := r.upcoming(2*time.Hour, 40*time.Hour)
+	r.clock.Set(s.Showtime.Add(-5 * time.Minute))
+	r.step(w) // the hourly reload and the checks that came due meanwhile
+
+	// A reader subscribed to the channel reads the key as each event arrives.
+	sub := r.rdb.Subscribe(r.ctx, keys.Channel(r.prefix, keys.Sessions))
+	defer sub.Close()
+	if _, err := sub.Receive(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.sim.SetSeats(s.ID, 3)
+	n := len(r.events())
+	r.clock.Add(11 * time.Second)
+	r.step(w)
+
+	evs := forID(r.eventsSince(n), s.ID)
+	if len(evs) != 1 {
+		t.Fatalf("events for %s = %+v, want one item", s.ID, evs)
+	}
+	ev := evs[0]
+	if ev.Event != EventItem || ev.SeatsAvailable == nil || *ev.SeatsAvailable != 3 || !slices.Contains(ev.Changed, "seats_available") {
+		t.Errorf("event = %+v, want item with seats_available 3 and changed naming it", ev)
+	}
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case msg := <-sub.Channel():
+			var got Event
+			if err := json.Unmarshal([]byte(msg.Payload), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.ID != s.ID {
+				continue
+			}
+			seats, _ := r.rdb.HGet(r.ctx, keys.Session(r.prefix, s.ID), "seats_available").Result()
+			if seats != "3" {
+				t.Errorf("on the event the key says seats_available %q, want 3", seats)
+			}
+			return
+		case <-timeout:
+			t.Fatal("no event on the channel")
+		}
+	}
+}
+
+func TestRemovals(t *testing.T) {
+	tests := []struct {
+		name   string
+		act    func(r *rig, id string)
+		reason string
+	}{
+		{"gone upstream", func(r *rig, id string) { r.sim.Remove(id) }, ReasonGone},
+		{"cancelled", func(r *rig, id string) { r.sim.Cancel(id) }, ReasonCancelled},
+	}
+	for _, tt := range tests {
+		for _, via := range []string{"check", "reload"} {
+			t.Run(tt.name+" via "+via, func(t *testing.T) {
+				r := newRig(t)
+				w := r.warmer("a")
+				r.step(w)
+				s := r.upcoming(3*time.Hour, 40*time.Hour)
+				r.clock.Set(s.Showtime.Add(-30 * time.Minute))
+				r.step(w)
+				n := len(r.events())
+				tt.act(r, s.ID)
+				if via == "check" {
+					r.clock.Add(25 * time.Minute) // past its next check, before the next reload
+					r.step(w)
+				} else if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+					t.Fatal(err)
+				}
+				evs := forID(r.eventsSince(n), s.ID)
+				if len(evs) != 1 || evs[0].Event != EventRemoved || evs[0].Reason != tt.reason {
+					t.Fatalf("events for %s = %+v, want one removed_item %s", s.ID, evs, tt.reason)
+				}
+				r.assertSessionGone(s)
+			})
+		}
+	}
+}
+
+func (r *rig) assertSessionGone(s vistasim.SessionInfo) {
+	r.t.Helper()
+	if n, _ := r.rdb.Exists(r.ctx, keys.Session(r.prefix, s.ID)).Result(); n != 0 {
+		r.t.Errorf("key of %s still exists", s.ID)
+	}
+	for _, idx := range []string{keys.Index(r.prefix, keys.Sessions), keys.CinemaSessions(r.prefix, s.CinemaID), keys.FilmSessions(r.prefix, s.FilmID)} {
+		if _, err := r.rdb.ZScore(r.ctx, idx, s.ID).Result(); !errors.Is(err, redis.Nil) {
+			r.t.Errorf("%s still lists %s", idx, s.ID)
+		}
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	s := r.upcoming(2*time.Hour, 40*time.Hour)
+	r.clock.Set(s.Showtime.Add(19 * time.Minute))
+	r.step(w)
+	if len(r.hash(keys.Sessions, s.ID)) == 0 {
+		t.Fatalf("session %s gone before its grace ended", s.ID)
+	}
+	n := len(r.events())
+	r.clock.Set(s.Showtime.Add(20*time.Minute + time.Second))
+	r.step(w)
+	evs := forID(r.eventsSince(n), s.ID)
+	if len(evs) != 1 || evs[0].Event != EventRemoved || evs[0].Reason != ReasonExpired {
+		t.Fatalf("events for %s = %+v, want one removed_item expired", s.ID, evs)
+	}
+	r.assertSessionGone(s)
+}
+
+func TestFilmAndCinemaChanges(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	films, cinemas := r.sim.FilmIDs(), r.sim.CinemaIDs()
+	r.sim.SetFilmTitle(films[0], "A New Title")
+	r.sim.RemoveFilm(films[1])
+	r.sim.SetCinemaName(cinemas[0], "The Renamed")
+	n := len(r.events())
+	for _, k := range []keys.Kind{keys.Cinemas, keys.Films} {
+		if err := w.Reload(r.ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := r.eventsSince(n)
+	want := []struct {
+		kind  keys.Kind
+		event string
+		id    string
+	}{
+		{keys.Cinemas, EventItem, cinemas[0]},
+		{keys.Cinemas, EventFullReload, ""},
+		{keys.Films, EventItem, films[0]},
+		{keys.Films, EventRemoved, films[1]},
+		{keys.Films, EventFullReload, ""},
+	}
+	if len(evs) != len(want) {
+		t.Fatalf("events = %+v, want %d", evs, len(want))
+	}
+	for i, w := range want {
+		if evs[i].Kind != w.kind || evs[i].Event != w.event || evs[i].ID != w.id {
+			t.Errorf("event %d = %+v, want %s %s %s", i, evs[i], w.kind, w.event, w.id)
+		}
+	}
+	if got := evs[0].Changed; !slices.Equal(got, []string{"name"}) {
+		t.Errorf("cinema changed = %v, want [name]", got)
+	}
+	if got := r.hash(keys.Films, films[0])["title"]; got != "A New Title" {
+		t.Errorf("film title = %q", got)
+	}
+	if n, _ := r.rdb.SIsMember(r.ctx, keys.Index(r.prefix, keys.Films), films[1]).Result(); n {
+		t.Errorf("P:films still lists %s", films[1])
+	}
+}
+
+func TestSeqContiguousInChannelsAndStream(t *testing.T) {
+	r := newRig(t)
+	sub := r.rdb.PSubscribe(r.ctx, keys.Channel(r.prefix, "*"))
+	defer sub.Close()
+	if _, err := sub.Receive(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := r.warmer("a")
+	r.step(w)
+	// A few hours of a simulated afternoon: checks, reloads, expiries.
+	for i := 0; i < 40; i++ {
+		r.clock.Add(7 * time.Minute)
+		r.step(w)
+	}
+	stream := r.events()
+	if len(stream) < 10 {
+		t.Fatalf("only %d events in a simulated afternoon", len(stream))
+	}
+	var channel []Event
+	timeout := time.After(5 * time.Second)
+	for len(channel) < len(stream) {
+		select {
+		case msg := <-sub.Channel():
+			var ev Event
+			if err := json.Unmarshal([]byte(msg.Payload), &ev); err != nil {
+				t.Fatal(err)
+			}
+			if msg.Channel != keys.Channel(r.prefix, ev.Kind) {
+				t.Errorf("%s event on channel %s", ev.Kind, msg.Channel)
+			}
+			channel = append(channel, ev)
+		case <-timeout:
+			t.Fatalf("channels carried %d events, the stream %d", len(channel), len(stream))
+		}
+	}
+	epoch := r.meta()["epoch"]
+	for i, ev := range stream {
+		if ev.Seq != int64(i+1) || ev.Epoch != epoch {
+			t.Fatalf("stream event %d = %+v, want seq %d epoch %s", i, ev, i+1, epoch)
+		}
+		if c := channel[i]; c.Seq != ev.Seq || c.ID != ev.ID || c.Event != ev.Event {
+			t.Fatalf("channel event %d = %+v, stream has %+v", i, c, ev)
+		}
+	}
+	if got := r.meta()["seq"]; got != strconv.Itoa(len(stream)) {
+		t.Errorf("meta seq = %s, want %d", got, len(stream))
+	}
+}
+
+func TestRebuildAfterDataLoss(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a", func(c *Config) { c.Heartbeat = time.Millisecond })
+	r.step(w)
+	old := r.meta()["epoch"]
+
+	// Redis loses everything of ours, as after a restart without persistence.
+	iter := r.rdb.Scan(r.ctx, 0, r.prefix+":*", 1000).Iterator()
+	for iter.Next(r.ctx) {
+		if iter.Val() != keys.Lease(r.prefix) {
+			r.rdb.Del(r.ctx, iter.Val())
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+	r.step(w) // the heartbeat notices
+	r.step(w) // and the next step rebuilds
+
+	meta := r.meta()
+	if meta["epoch"] == "" || meta["epoch"] == old {
+		t.Fatalf("epoch after data loss = %q, want a new one (was %q)", meta["epoch"], old)
+	}
+	evs := r.events()
+	if len(evs) != 3 {
+		t.Fatalf("rebuild sent %+v, want 3 full_reload", evs)
+	}
+	for i, ev := range evs {
+		if ev.Event != EventFullReload || ev.Seq != int64(i+1) || ev.Epoch != meta["epoch"] {
+			t.Errorf("rebuild event %d = %+v", i, ev)
+		}
+	}
+	if n, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result(); n == 0 {
+		t.Error("sessions were not written again")
+	}
+}
+
+func TestVistaFailingDropsNothing(t *testing.T) {
+	failures := []struct {
+		name string
+		f    vistasim.Failure
+	}{
+		{"5xx", vistasim.Failure{Mode: vistasim.FailStatus, Status: 503, Count: -1}},
+		{"malformed", vistasim.Failure{Mode: vistasim.FailMalformed, Count: -1}},
+		{"slow", vistasim.Failure{Mode: vistasim.FailSlow, Delay: 10 * time.Second, Count: -1}},
+	}
+	for _, tt := range failures {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			w := r.warmer("a")
+			r.step(w)
+			s := r.upcoming(2*time.Hour, 40*time.Hour)
+			r.clock.Set(s.Showtime.Add(-5 * time.Minute))
+			r.step(w)
+			before, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result()
+			n := len(r.events())
+
+			r.sim.Fail(tt.f)
+			if err := w.Reload(r.ctx, keys.Sessions); err == nil {
+				t.Error("Reload succeeded against a failing Vista")
+			}
+			r.clock.Add(11 * time.Second)
+			if err := w.Step(r.ctx); err != nil {
+				t.Logf("Step: %v", err)
+			}
+			if evs := r.eventsSince(n); len(evs) != 0 {
+				t.Errorf("a failing Vista caused events: %+v", evs)
+			}
+			after, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result()
+			if after != before || len(r.hash(keys.Sessions, s.ID)) == 0 {
+				t.Errorf("sessions %d → %d, %s present: %v; want nothing dropped", before, after, s.ID, len(r.hash(keys.Sessions, s.ID)) > 0)
+			}
+
+			r.sim.ClearFailures()
+			r.sim.SetSeats(s.ID, 1)
+			r.clock.Add(11 * time.Second)
+			r.step(w)
+			if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "1" {
+				t.Errorf("after Vista healed seats_available = %q, want 1", got)
+			}
+		})
+	}
+}
+
+func TestOneWriter(t *testing.T) {
+	r := newRig(t)
+	ttl := time.Second
+	a := r.warmer("a", func(c *Config) { c.LeaseTTL = ttl })
+	b := r.warmer("b", func(c *Config) { c.LeaseTTL = ttl })
+	r.step(a)
+	r.step(b)
+	if a.Role() != "writer" || b.Role() != "standby" {
+		t.Fatalf("roles = %s, %s; want writer, standby", a.Role(), b.Role())
+	}
+	if !b.Ready(r.ctx) {
+		t.Error("a standby beside a warm cache is not ready")
+	}
+	n := len(r.events())
+	r.clock.Add(time.Minute)
+	r.step(b)
+	if got := len(r.events()); got != n {
+		t.Fatalf("the standby wrote %d events", got-n)
+	}
+
+	// a is paused past its lease: b takes over and writes.
+	time.Sleep(ttl + 200*time.Millisecond)
+	r.step(b)
+	if b.Role() != "writer" || r.meta()["writer"] != "b" {
+		t.Fatalf("after the lease lapsed: b is %s, meta writer %q", b.Role(), r.meta()["writer"])
+	}
+	seq := r.meta()["seq"]
+	count := len(r.events())
+
+	// a wakes mid-write, still believing it writes: every fenced write fails.
+	r.sim.SetSeats(r.upcoming(time.Hour, 40*time.Hour).ID, 0)
+	err := a.reload(r.ctx, keys.Sessions)
+	if !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("the paused writer's reload = %v, want ErrLeaseLost", err)
+	}
+	if got := r.meta()["seq"]; got != seq || len(r.events()) != count {
+		t.Errorf("the paused writer changed seq %s → %s, events %d → %d", seq, got, count, len(r.events()))
+	}
+	r.step(a)
+	if a.Role() != "standby" {
+		t.Errorf("the paused writer's role after waking = %s, want standby", a.Role())
+	}
+
+	// A clean stop hands over at once.
+	b.stop()
+	r.step(a)
+	if a.Role() != "writer" {
+		t.Errorf("after b stopped, a is %s, want writer", a.Role())
+	}
+}
+
+func TestRunStopsCleanly(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a", func(c *Config) { c.Tick = 10 * time.Millisecond })
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !w.Ready(r.ctx) {
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if n, _ := r.rdb.Exists(r.ctx, keys.Lease(r.prefix)).Result(); n != 0 {
+		t.Error("the lease outlived a clean stop")
+	}
+}
+
+func TestEventJSON(t *testing.T) {
+	seats, count := 42, 362
+	tests := []struct {
+		ev   Event
+		want string
+	}{
+		{Event{Seq: 17, Epoch: "k3x9", Kind: keys.Sessions, Event: EventItem, ID: "1001-14164", SeatsAvailable: &seats, Changed: []string{"seats_available"}, At: "2026-11-25T17:00:00Z"},
+			`{"seq":17,"epoch":"k3x9","kind":"sessions","event":"item","id":"1001-14164","seats_available":42,"changed":["seats_available"],"at":"2026-11-25T17:00:00Z"}`},
+		{Event{Seq: 18, Epoch: "k3x9", Kind: keys.Sessions, Event: EventRemoved, ID: "1001-14164", Reason: ReasonGone, At: "2026-11-25T17:00:01Z"},
+			`{"seq":18,"epoch":"k3x9","kind":"sessions","event":"removed_item","id":"1001-14164","reason":"gone","at":"2026-11-25T17:00:01Z"}`},
+		{Event{Seq: 19, Epoch: "k3x9", Kind: keys.Sessions, Event: EventFullReload, Count: &count, At: "2026-11-25T17:00:02Z"},
+			`{"seq":19,"epoch":"k3x9","kind":"sessions","event":"full_reload","count":362,"at":"2026-11-25T17:00:02Z"}`},
+	}
+	for _, tt := range tests {
+		got, err := json.Marshal(tt.ev)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("json.Marshal(%s) = %s, %v\nwant %s", tt.ev.Event, got, err, tt.want)
+		}
+	}
+}
+
+func TestSessionsWaitForCinemas(t *testing.T) {
+	r := newRig(t)
+	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailStatus, Status: 500, Count: -1, Endpoint: vistasim.EndpointCinemas})
+	w := r.warmer("a")
+	if err := w.Step(r.ctx); err == nil {
+		t.Error("Step succeeded while Vista's cinemas fail")
+	}
+	r.clock.Add(time.Second)
+	r.step(w) // films load; sessions wait for the cinemas' zones
+	if n, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result(); n != 0 {
+		t.Errorf("%d sessions written without their cinemas' zones", n)
+	}
+	if w.Ready(r.ctx) {
+		t.Error("ready without cinemas")
+	}
+	r.sim.ClearFailures()
+	r.clock.Add(time.Minute)
+	r.step(w)
+	if n, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result(); n == 0 || !w.Ready(r.ctx) {
+		t.Errorf("after Vista healed: %d sessions, ready %v", n, w.Ready(r.ctx))
+	}
+}
