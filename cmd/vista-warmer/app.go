@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/vista"
+	"github.com/vista-warmer/vista-warmer/warmer"
+)
+
+// Main is the program: tests start it as main does, on port 0.
+type Main struct {
+	Stdout, Stderr io.Writer
+	LookupEnv      func(string) (string, bool)
+
+	Config *Config
+	Logger *slog.Logger
+
+	cancel    context.CancelFunc
+	done      chan struct{} // closed when the warmer's Run returns
+	runErr    error
+	helpers   sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	sim      *simServer
+	mini     *embeddedRedis
+	rdb      redis.UniversalClient
+	redisOpt *redis.Options
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	serving  sync.WaitGroup
+}
+
+// NewMain returns a Main that reads the process's environment and writes to
+// its standard streams.
+func NewMain() *Main {
+	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv}
+}
+
+// ParseFlags reads args and the environment and builds the logger. It
+// returns flag.ErrHelp after printing the usage for -h and --help; any
+// other error is a bad flag or value, for the caller to print and exit 2.
+func (m *Main) ParseFlags(_ context.Context, args []string) error {
+	cfg, err := parseConfig(args, m.LookupEnv, m.Stdout)
+	if err != nil {
+		return err
+	}
+	m.Config = cfg
+	color := false
+	if f, ok := m.Stderr.(*os.File); ok {
+		color = cfg.LogFormat == "text" && colorful(f, m.LookupEnv)
+	}
+	secrets := []string{cfg.VistaToken}
+	if cfg.RedisOptions != nil {
+		secrets = append(secrets, cfg.RedisOptions.Password)
+	}
+	if u, err := url.Parse(cfg.VistaURL); err == nil {
+		if pw, ok := u.User.Password(); ok {
+			secrets = append(secrets, pw)
+		}
+	}
+	m.Logger = newLogger(newRedactor(m.Stderr, secrets...), cfg.LogFormat, cfg.LogLevel, color)
+	return nil
+}
+
+// Run starts the program and returns: the warmer, its HTTP endpoints and,
+// for --demo or an embedded Redis, those too. It stops when ctx is done or
+// Close is called.
+func (m *Main) Run(ctx context.Context) (err error) {
+	cfg, log := m.Config, m.Logger
+	ctx, m.cancel = context.WithCancel(ctx)
+	setRedisLogger(log)
+
+	vistaURL := cfg.VistaURL
+	if cfg.Demo {
+		if vistaURL != "" {
+			log.Info("demo: --vista-url is ignored; serving a simulated Vista instead")
+		}
+		if m.sim, err = startSim(); err != nil {
+			return err
+		}
+		vistaURL = m.sim.URL
+		log.Info("demo: simulated vista listening", "url", vistaURL, "seed", demoSeed)
+	}
+
+	m.redisOpt = cfg.RedisOptions
+	redisShown := ""
+	if cfg.RedisURL == embedded || (cfg.Demo && !cfg.RedisExplicit) {
+		if m.mini, err = startEmbeddedRedis(); err != nil {
+			return err
+		}
+		m.redisOpt = &redis.Options{Addr: m.mini.Addr()}
+		redisShown = "embedded " + m.mini.Addr()
+		log.Info("embedded redis listening", "addr", m.mini.Addr(), "hint", "redis-cli -p "+m.mini.Port())
+	} else {
+		redisShown = redactURL(cfg.RedisURL)
+	}
+	if m.rdb, err = openRedis(ctx, m.redisOpt, cfg.Prefix, log); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := warmer.NewMetrics(reg)
+
+	vc, err := vista.New(vista.Config{
+		BaseURL: vistaURL,
+		Token:   cfg.VistaToken,
+		Zones:   vista.Zones{Default: cfg.Zone, Overrides: cfg.CinemaZones},
+		Logger:  log.With("component", "vista"),
+		Observe: metrics.ObserveUpstream,
+	})
+	if err != nil {
+		return fmt.Errorf("--vista-url: %w", err)
+	}
+	w, err := warmer.New(warmer.Config{
+		Redis:        m.rdb,
+		Vista:        vc,
+		Prefix:       cfg.Prefix,
+		InstanceID:   cfg.InstanceID,
+		LeaseTTL:     cfg.LeaseTTL,
+		Policy:       cfg.Policy,
+		CinemasCron:  cfg.CinemasCron,
+		FilmsCron:    cfg.FilmsCron,
+		SessionsCron: cfg.SessionsCron,
+		StreamMaxLen: cfg.StreamMaxLen,
+		KeepRaw:      cfg.KeepRaw,
+		Logger:       log,
+		Metrics:      metrics,
+	})
+	if err != nil {
+		return err
+	}
+
+	if m.httpLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	m.httpSrv = &http.Server{
+		Handler:           newHandler(reg, m.rdb, w),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	m.serving.Add(1)
+	go func() {
+		defer m.serving.Done()
+		if err := m.httpSrv.Serve(m.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	log.Info("http listening", "addr", m.HTTPAddr(), "endpoints", "/metrics /healthz /readyz")
+
+	zone := "the machine's (" + time.Now().Format("MST -07:00") + ")"
+	if cfg.Zone != nil {
+		zone = cfg.Zone.String()
+	}
+	log.Info("starting",
+		"instance", cfg.InstanceID, "vista", vc.String(), "redis", redisShown, "prefix", cfg.Prefix,
+		"default_zone", zone, "horizon", cfg.Policy.Horizon, "near_window", cfg.Policy.NearWindow,
+		"near_interval", cfg.Policy.NearInterval, "grace", cfg.Policy.Grace,
+		"cinemas_cron", cfg.CinemasCron, "films_cron", cfg.FilmsCron, "sessions_cron", cfg.SessionsCron)
+
+	m.done = make(chan struct{})
+	go func() {
+		defer close(m.done)
+		if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			m.runErr = fmt.Errorf("warmer: %w", err)
+		}
+	}()
+	if cfg.Demo {
+		m.helpers.Add(1)
+		go func() {
+			defer m.helpers.Done()
+			demoHints(ctx, log, m.rdb, w, cfg.Prefix, redisCLI(m.redisOpt))
+		}()
+	}
+	return nil
+}
+
+// Done is closed when the warmer has stopped: after Close, or on its own.
+func (m *Main) Done() <-chan struct{} { return m.done }
+
+// Err is why the warmer stopped on its own, once Done is closed.
+func (m *Main) Err() error {
+	select {
+	case <-m.done:
+		return m.runErr
+	default:
+		return nil
+	}
+}
+
+// HTTPAddr is the address /metrics, /healthz and /readyz are served on,
+// with the port chosen when --listen asked for :0.
+func (m *Main) HTTPAddr() string {
+	if m.httpLn == nil {
+		return ""
+	}
+	return m.httpLn.Addr().String()
+}
+
+// RedisAddr is the host:port of the Redis in use, embedded or not.
+func (m *Main) RedisAddr() string {
+	if m.redisOpt == nil {
+		return ""
+	}
+	return m.redisOpt.Addr
+}
+
+// Close stops the warmer, which finishes its write and releases the lease,
+// then shuts the HTTP server and closes Redis, the simulated Vista and the
+// embedded Redis. It is safe to call more than once.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() {
+		if m.cancel != nil {
+			m.cancel()
+		}
+		if m.done != nil {
+			<-m.done
+		}
+		m.helpers.Wait()
+		var errs []error
+		if m.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := m.httpSrv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			}
+			cancel()
+			m.serving.Wait()
+		} else if m.httpLn != nil {
+			m.httpLn.Close()
+		}
+		if m.rdb != nil {
+			if err := m.rdb.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close redis: %w", err))
+			}
+		}
+		if m.sim != nil {
+			if err := m.sim.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close demo vista: %w", err))
+			}
+		}
+		if m.mini != nil {
+			m.mini.Close()
+		}
+		m.closeErr = errors.Join(errs...)
+		if m.Logger != nil && m.closeErr == nil && m.done != nil {
+			m.Logger.Info("stopped")
+		}
+	})
+	return m.closeErr
+}
+
+// fail reports an error that ends the program and returns the exit status:
+// 2 for a setting found wrong at start, 1 for anything else.
+func (m *Main) fail(err error) int {
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(m.Stderr, "vista-warmer:", err)
+		return 2
+	}
+	m.Logger.Error("stopped", "err", err)
+	return 1
+}

@@ -1,0 +1,519 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/vista"
+	"github.com/vista-warmer/vista-warmer/warmer"
+)
+
+// embedded is the --redis-url value that runs Redis in the process.
+const embedded = "embedded"
+
+// option is one command-line flag and the environment variable behind it.
+// The table drives parsing, the environment and --help alike, so the three
+// cannot drift apart.
+type option struct {
+	name  string // the flag, without dashes
+	env   string // "" when the flag has no variable
+	arg   string // the value's placeholder in --help; "" for a switch
+	def   string // the default, as parsed
+	shown string // the default as --help shows it, when def is not the whole story
+	help  string
+}
+
+func (o option) isBool() bool { return o.arg == "" }
+
+var options = []option{
+	{name: "vista-url", env: "VISTA_API_URL", arg: "URL", shown: "required unless --demo",
+		help: "base URL of Vista Connect, e.g. https://connect.example.com/WSVistaWebClient/"},
+	{name: "vista-token", env: "VISTA_API_TOKEN", arg: "TOKEN", shown: "empty",
+		help: "sent as the header connectapitoken; never printed or logged"},
+	{name: "redis-url", env: "REDIS_URL", arg: "URL", def: "redis://127.0.0.1:6379/0",
+		help: "redis://, rediss:// (TLS) or unix://; \"embedded\" runs an in-process Redis on a loopback port that is logged"},
+	{name: "prefix", env: "VISTA_WARMER_PREFIX", arg: "PREFIX", def: "vista",
+		help: "prefix of every key and channel; in Redis Cluster it needs a hash tag, e.g. {vista}"},
+	{name: "listen", env: "VISTA_WARMER_LISTEN", arg: "ADDR", def: "127.0.0.1:9470",
+		help: "HTTP address of /metrics, /healthz and /readyz"},
+	{name: "timezone", env: "VISTA_WARMER_TIMEZONE", arg: "ZONE", shown: "the machine's zone",
+		help: "zone of a cinema whose TimeZoneId is empty or unknown (IANA or Windows name)"},
+	{name: "cinema-timezone", env: "VISTA_WARMER_CINEMA_TIMEZONE", arg: "ID=ZONE,...", shown: "none",
+		help: "per-cinema zones, tried before --timezone when a cinema's TimeZoneId is empty or unknown,\ne.g. 1001=Europe/Berlin,1002=\"AUS Eastern Standard Time\" (quotes for the shell only)"},
+	{name: "session-grace", env: "VISTA_WARMER_SESSION_GRACE", arg: "DURATION", def: "20m",
+		help: "a session is kept (and checked every minute) until its showtime plus this"},
+	{name: "horizon", env: "VISTA_WARMER_HORIZON", arg: "DURATION", def: "1h",
+		help: "sessions further ahead are not checked on their own, only by full reloads"},
+	{name: "near-window", env: "VISTA_WARMER_NEAR_WINDOW", arg: "DURATION", def: "10m",
+		help: "within this of its showtime, either side, a session is checked every --near-interval"},
+	{name: "near-interval", env: "VISTA_WARMER_NEAR_INTERVAL", arg: "DURATION", def: "10s",
+		help: "how often a session inside --near-window is checked"},
+	{name: "stream-maxlen", env: "VISTA_WARMER_STREAM_MAXLEN", arg: "N", def: "100000",
+		help: "approximate length cap of the event stream P:events (XADD MAXLEN ~)"},
+	{name: "cinemas-cron", env: "VISTA_WARMER_CINEMAS_CRON", arg: "SPEC", def: "30 5 * * *",
+		help: "full reload of the cinemas: cron (minute hour dom month dow) or @every 1h"},
+	{name: "films-cron", env: "VISTA_WARMER_FILMS_CRON", arg: "SPEC", def: "20 5 * * *",
+		help: "full reload of the films"},
+	{name: "sessions-cron", env: "VISTA_WARMER_SESSIONS_CRON", arg: "SPEC", def: "10 * * * *",
+		help: "full reload of the sessions"},
+	{name: "log-format", env: "VISTA_WARMER_LOG_FORMAT", arg: "FORMAT", def: "text",
+		help: "text (coloured on a terminal) or json"},
+	{name: "log-level", env: "VISTA_WARMER_LOG_LEVEL", arg: "LEVEL", def: "info",
+		help: "debug, info, warn or error"},
+	{name: "keep-raw", env: "VISTA_WARMER_KEEP_RAW", def: "false", shown: "off",
+		help: "also store each entity's upstream JSON in the field raw (the variable takes 1/true/yes or 0/false/no)"},
+	{name: "instance-id", env: "VISTA_WARMER_INSTANCE_ID", arg: "ID", shown: "host name-pid",
+		help: "this instance's name in the lease P:lease and in P:meta writer"},
+	{name: "lease-ttl", env: "VISTA_WARMER_LEASE_TTL", arg: "DURATION", def: "10s",
+		help: "expiry of the writer's lease: a standby takes over this long after a writer dies"},
+	{name: "demo", def: "false", shown: "off",
+		help: "serve a built-in simulated Vista (seats sell as showtime nears) and use embedded Redis unless\n--redis-url or REDIS_URL is given; unless set, sessions reload @every 2m, films @every 10m,\ncinemas @every 15m, and --timezone is UTC (the zone the simulator uses for its cinema without one)"},
+}
+
+// demoCron are the demo's reload schedules, used unless the flag or its
+// variable is set: often enough that a short look shows reloads too.
+var demoCron = map[string]string{
+	"cinemas-cron":  "@every 15m",
+	"films-cron":    "@every 10m",
+	"sessions-cron": "@every 2m",
+}
+
+// Config is the validated command line.
+type Config struct {
+	VistaURL   string
+	VistaToken string
+
+	RedisURL      string         // as given; "embedded" for the in-process Redis
+	RedisOptions  *redis.Options // parsed RedisURL; nil when embedded
+	RedisExplicit bool           // set by flag or variable, not by default
+
+	Prefix string
+	Listen string
+
+	Zone        *time.Location // nil: the machine's zone
+	CinemaZones map[string]*time.Location
+
+	Policy                               warmer.Policy
+	StreamMaxLen                         int64
+	CinemasCron, FilmsCron, SessionsCron string
+
+	LogFormat string
+	LogLevel  slog.Level
+
+	KeepRaw    bool
+	InstanceID string
+	LeaseTTL   time.Duration
+	Demo       bool
+}
+
+var levels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "warning": slog.LevelWarn, "error": slog.LevelError,
+}
+
+// usageError is a bad command line or a setting the environment refuses at
+// start: the process exits with status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// value is a flag.Value that only records what was given; parse validates it
+// afterwards, when it knows whether the value came from a flag or a variable.
+type value struct {
+	opt *option
+	raw string
+	set bool
+}
+
+func (v *value) String() string     { return "" } // --help never shows a value
+func (v *value) Set(s string) error { v.raw, v.set = s, true; return nil }
+func (v *value) IsBoolFlag() bool   { return v.opt != nil && v.opt.isBool() }
+
+// setting is the value an option ends up with and where it came from.
+type setting struct {
+	raw  string
+	from string // "flag", "env" or "default"
+	opt  *option
+}
+
+// label names a setting in an error: the flag, and the variable when the
+// value came from it.
+func (s setting) label() string {
+	if s.from == "env" {
+		return "--" + s.opt.name + " (from " + s.opt.env + ")"
+	}
+	return "--" + s.opt.name
+}
+
+func (s setting) explicit() bool { return s.from != "default" }
+
+// parseConfig reads args and the environment into a Config. It returns
+// flag.ErrHelp after writing the usage to stdout for -h and --help.
+func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("vista-warmer", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	vals := make(map[string]*value, len(options))
+	for i := range options {
+		v := &value{opt: &options[i]}
+		vals[options[i].name] = v
+		fs.Var(v, options[i].name, options[i].help)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			writeUsage(stdout)
+			return nil, flag.ErrHelp
+		}
+		return nil, flagError(err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q (flags start with --; see --help)", fs.Arg(0))
+	}
+
+	set := make(map[string]setting, len(options))
+	for i := range options {
+		o := &options[i]
+		s := setting{raw: o.def, from: "default", opt: o}
+		if v := vals[o.name]; v.set {
+			s.raw, s.from = v.raw, "flag"
+		} else if o.env != "" {
+			if env, ok := lookupEnv(o.env); ok && env != "" {
+				s.raw, s.from = env, "env"
+			}
+		}
+		set[o.name] = s
+	}
+	return validate(set)
+}
+
+// flagError rewrites the flag package's messages in the program's words.
+func flagError(err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return usagef("unknown flag --%s (see --help)", strings.TrimLeft(name, "-"))
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return usagef("--%s needs a value", strings.TrimLeft(name, "-"))
+	}
+	return usagef("%s", msg)
+}
+
+// validate checks every setting, in the order of --help, and stops at the
+// first bad one.
+func validate(set map[string]setting) (*Config, error) {
+	c := &Config{}
+	var err error
+	str := func(name string) string { return strings.TrimSpace(set[name].raw) }
+
+	if c.Demo, err = parseBool(set["demo"]); err != nil {
+		return nil, err
+	}
+	if c.VistaURL = str("vista-url"); c.VistaURL != "" {
+		if err := checkVistaURL(set["vista-url"]); err != nil {
+			return nil, err
+		}
+	} else if !c.Demo {
+		return nil, usagef("--vista-url is required (or set VISTA_API_URL, or use --demo)")
+	}
+	c.VistaToken = set["vista-token"].raw
+	if strings.ContainsFunc(c.VistaToken, unicode.IsControl) {
+		return nil, usagef("%s: contains a control character", set["vista-token"].label())
+	}
+
+	rs := set["redis-url"]
+	c.RedisURL, c.RedisExplicit = str("redis-url"), rs.explicit()
+	if c.RedisURL != embedded {
+		if c.RedisOptions, err = parseRedisURL(rs); err != nil {
+			return nil, err
+		}
+	}
+
+	if c.Prefix, err = checkPrefix(set["prefix"]); err != nil {
+		return nil, err
+	}
+	if c.Listen, err = checkListen(set["listen"]); err != nil {
+		return nil, err
+	}
+	if s := set["timezone"]; str("timezone") != "" {
+		if c.Zone, err = vista.LoadZone(s.raw); err != nil {
+			return nil, usagef("%s: unknown time zone %q (want an IANA name such as Europe/Berlin, or a Windows name)", s.label(), strings.TrimSpace(s.raw))
+		}
+	}
+	if c.Zone == nil && c.Demo {
+		c.Zone = time.UTC
+	}
+	if c.CinemaZones, err = parseCinemaZones(set["cinema-timezone"]); err != nil {
+		return nil, err
+	}
+
+	p := warmer.DefaultPolicy()
+	durations := []struct {
+		name string
+		dst  *time.Duration
+		min  time.Duration
+	}{
+		{"session-grace", &p.Grace, 0},
+		{"horizon", &p.Horizon, time.Second},
+		{"near-window", &p.NearWindow, time.Second},
+		{"near-interval", &p.NearInterval, time.Second},
+		{"lease-ttl", &c.LeaseTTL, time.Second},
+	}
+	for _, d := range durations {
+		if *d.dst, err = parseDuration(set[d.name], d.min); err != nil {
+			return nil, err
+		}
+	}
+	if p.NearWindow >= p.Horizon {
+		return nil, usagef("--near-window must be shorter than --horizon (%v is not shorter than %v)", p.NearWindow, p.Horizon)
+	}
+	if p.NearInterval > p.Base {
+		return nil, usagef("--near-interval must be at most %v, the interval just outside the near window (got %v)", p.Base, p.NearInterval)
+	}
+	c.Policy = p
+
+	ms := set["stream-maxlen"]
+	n, perr := strconv.ParseInt(strings.TrimSpace(ms.raw), 10, 64)
+	switch {
+	case perr != nil:
+		return nil, usagef("%s: %q is not a whole number", ms.label(), ms.raw)
+	case n < 1:
+		return nil, usagef("%s: must be at least 1 (got %d)", ms.label(), n)
+	}
+	c.StreamMaxLen = n
+
+	crons := []struct {
+		name string
+		dst  *string
+	}{{"cinemas-cron", &c.CinemasCron}, {"films-cron", &c.FilmsCron}, {"sessions-cron", &c.SessionsCron}}
+	for _, cr := range crons {
+		name, dst := cr.name, cr.dst
+		s := set[name]
+		if c.Demo && !s.explicit() {
+			s.raw = demoCron[name]
+		}
+		if *dst, err = checkCron(s); err != nil {
+			return nil, err
+		}
+	}
+
+	lf := set["log-format"]
+	switch c.LogFormat = strings.ToLower(str("log-format")); c.LogFormat {
+	case "text", "json":
+	default:
+		return nil, usagef("%s: unknown format %q (want text or json)", lf.label(), lf.raw)
+	}
+	ll := set["log-level"]
+	level, ok := levels[strings.ToLower(str("log-level"))]
+	if !ok {
+		return nil, usagef("%s: unknown level %q (want debug, info, warn or error)", ll.label(), ll.raw)
+	}
+	c.LogLevel = level
+
+	if c.KeepRaw, err = parseBool(set["keep-raw"]); err != nil {
+		return nil, err
+	}
+	is := set["instance-id"]
+	if c.InstanceID = str("instance-id"); c.InstanceID == "" {
+		c.InstanceID = defaultInstanceID()
+	} else if strings.ContainsFunc(c.InstanceID, unicode.IsControl) {
+		return nil, usagef("%s: contains a control character", is.label())
+	}
+	return c, nil
+}
+
+// checkCron validates a schedule in the order the fields of validate run.
+func checkCron(s setting) (string, error) {
+	spec := strings.TrimSpace(s.raw)
+	if _, err := warmer.ParseSchedule(spec); err != nil {
+		return "", usagef("%s: %q is not a schedule: %v", s.label(), spec, err)
+	}
+	return spec, nil
+}
+
+func parseBool(s setting) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s.raw)) {
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off":
+		return false, nil
+	}
+	return false, usagef("%s: %q is not a boolean (want 1/true/yes or 0/false/no)", s.label(), s.raw)
+}
+
+func parseDuration(s setting, min time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s.raw))
+	if err != nil {
+		return 0, usagef("%s: %q is not a duration (e.g. 90s, 10m, 1h30m)", s.label(), s.raw)
+	}
+	if d < min {
+		if min == 0 {
+			return 0, usagef("%s must not be negative (got %v)", s.label(), d)
+		}
+		return 0, usagef("%s must be at least %v (got %v)", s.label(), min, d)
+	}
+	return d, nil
+}
+
+// checkVistaURL prints the URL only with any password redacted, and never
+// the parser's own message, which quotes the whole input.
+func checkVistaURL(s setting) error {
+	u, err := url.Parse(strings.TrimSpace(s.raw))
+	if err != nil {
+		return usagef("%s: not a valid URL", s.label())
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return usagef("%s: %q is not an http(s) URL", s.label(), u.Redacted())
+	}
+	if _, err := vista.New(vista.Config{BaseURL: s.raw}); err != nil {
+		return usagef("%s: %q: %s", s.label(), u.Redacted(), strings.TrimPrefix(err.Error(), "vista: base URL: "))
+	}
+	return nil
+}
+
+// parseRedisURL parses a Redis URL without ever printing its password:
+// go-redis's errors may quote the URL, so they are scrubbed before use.
+func parseRedisURL(s setting) (*redis.Options, error) {
+	raw := strings.TrimSpace(s.raw)
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, usagef("%s: not a valid URL (want redis://[user:password@]host:port/db, rediss:// or %q)", s.label(), embedded)
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "unix":
+	default:
+		return nil, usagef("%s: %q: want redis://, rediss://, unix:// or %q", s.label(), u.Redacted(), embedded)
+	}
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		msg := strings.ReplaceAll(err.Error(), raw, u.Redacted())
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+		return nil, usagef("%s: %q: %s", s.label(), u.Redacted(), strings.TrimPrefix(msg, "redis: "))
+	}
+	return opts, nil
+}
+
+func checkPrefix(s setting) (string, error) {
+	p := s.raw
+	switch {
+	case p == "":
+		return "", usagef("%s must not be empty", s.label())
+	case strings.ContainsFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return "", usagef("%s: %q must not contain spaces or control characters", s.label(), p)
+	case strings.ContainsAny(p, "*?[]"):
+		return "", usagef("%s: %q must not contain the pattern characters * ? [ ]", s.label(), p)
+	}
+	return p, nil
+}
+
+func checkListen(s setting) (string, error) {
+	addr := strings.TrimSpace(s.raw)
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", usagef("%s: %q is not host:port (e.g. 127.0.0.1:9470, :9470)", s.label(), s.raw)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", usagef("%s: %q: bad port %q", s.label(), s.raw, port)
+	}
+	return addr, nil
+}
+
+// parseCinemaZones reads "1001=Europe/Berlin,1002=Tokyo Standard Time".
+func parseCinemaZones(s setting) (map[string]*time.Location, error) {
+	zones := map[string]*time.Location{}
+	if strings.TrimSpace(s.raw) == "" {
+		return zones, nil
+	}
+	for item := range strings.SplitSeq(s.raw, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		id, zone, ok := strings.Cut(item, "=")
+		id, zone = strings.TrimSpace(id), strings.TrimSpace(zone)
+		if !ok || id == "" || zone == "" {
+			return nil, usagef("%s: %q is not CINEMA_ID=ZONE", s.label(), item)
+		}
+		if _, dup := zones[id]; dup {
+			return nil, usagef("%s: cinema %s is given twice", s.label(), id)
+		}
+		loc, err := vista.LoadZone(zone)
+		if err != nil {
+			return nil, usagef("%s: cinema %s: unknown time zone %q", s.label(), id, zone)
+		}
+		zones[id] = loc
+	}
+	return zones, nil
+}
+
+func defaultInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "vista-warmer"
+	}
+	return host + "-" + strconv.Itoa(os.Getpid())
+}
+
+// writeUsage writes --help. Defaults come from the table, never from the
+// environment, so a token in VISTA_API_TOKEN cannot show up here.
+func writeUsage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString(`vista-warmer keeps a Redis cache of Vista Connect's cinemas, films and sessions warm,
+checking seats more often as showtime nears, and publishes every change on Redis channels.
+
+Usage:
+  vista-warmer [flags]
+
+Every flag can also be set by the environment variable shown beside it; a flag
+wins over its variable, a variable over the default.
+
+Flags:
+`)
+	for _, o := range options {
+		head := "  --" + o.name
+		if !o.isBool() {
+			head += " " + o.arg
+		}
+		if o.env != "" {
+			head += "  [" + o.env + "]"
+		}
+		def := o.shown
+		if def == "" {
+			def = o.def
+		}
+		b.WriteString(head + "\n")
+		for line := range strings.SplitSeq(o.help, "\n") {
+			b.WriteString("        " + line + "\n")
+		}
+		fmt.Fprintf(&b, "        (default: %s)\n", def)
+	}
+	b.WriteString(`  -h, --help
+        show this help
+
+HTTP (on --listen): /metrics (Prometheus), /healthz (200 while Redis answers),
+/readyz (200 once the first full load of all three lists is in Redis, on a
+standby too; the body says {"role": "writer"|"standby", "ready": true|false}).
+
+Examples:
+  vista-warmer --vista-url https://connect.example.com/WSVistaWebClient/ --redis-url redis://127.0.0.1:6379/0
+  VISTA_API_TOKEN=... vista-warmer --vista-url https://connect.example.com/WSVistaWebClient/ --log-format json
+  vista-warmer --demo        # a simulated Vista and an embedded Redis: nothing else to run
+`)
+	io.WriteString(w, b.String())
+}

@@ -1,0 +1,41 @@
+// Command vista-warmer keeps a Redis cache of Vista Connect's cinemas, films
+// and sessions warm and publishes every change. See --help, and the contract
+// for the keys and events readers use.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := NewMain()
+	if err := m.ParseFlags(ctx, os.Args[1:]); errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	} else if err != nil {
+		fmt.Fprintln(m.Stderr, "vista-warmer:", err)
+		os.Exit(2)
+	}
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		os.Exit(m.fail(err))
+	}
+
+	select {
+	case <-ctx.Done():
+	case <-m.Done(): // the warmer gave up on its own
+	}
+	stop() // from here on a second signal ends the process at once
+	err := errors.Join(m.Err(), m.Close())
+	if err != nil {
+		os.Exit(m.fail(err))
+	}
+}
