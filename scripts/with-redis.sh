@@ -24,7 +24,7 @@ hostport() {
 # answers reports whether a Redis at host port replies to PING.
 answers() {
 	local reply
-	exec 3<>"/dev/tcp/$1/$2" 2>/dev/null || return 1
+	{ exec 3<>"/dev/tcp/$1/$2"; } 2>/dev/null || return 1
 	printf 'PING\r\n' >&3
 	IFS= read -r -t 2 reply <&3 || reply=
 	exec 3<&- 3>&-
