@@ -108,16 +108,22 @@ func newFixtureServer(tb testing.TB) *fixtureServer {
 	return fs
 }
 
+// fixtures holds Vista's JSON in its real shapes and the golden files of
+// what the client makes of it, at the repository's testdata/ where readers
+// of other packages and other languages find them too. The fuzz corpus stays
+// in vista/testdata/fuzz, where go test looks for it.
+const fixtures = "../testdata/vista"
+
 func mustRead(tb testing.TB, name string) []byte {
 	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	b, err := os.ReadFile(filepath.Join(fixtures, name))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return b
 }
 
-// golden compares got with testdata/name, or rewrites it under -update.
+// golden compares got with the fixture name, or rewrites it under -update.
 func golden(t *testing.T, name string, got any) {
 	t.Helper()
 	b, err := json.MarshalIndent(got, "", "  ")
@@ -125,7 +131,7 @@ func golden(t *testing.T, name string, got any) {
 		t.Fatal(err)
 	}
 	b = append(b, '\n')
-	path := filepath.Join("testdata", name)
+	path := filepath.Join(fixtures, name)
 	if *update {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
