@@ -42,16 +42,15 @@ func decodePage(list string, body []byte) (page, error) {
 	fail := func(err error) (page, error) {
 		return page{}, &DecodeError{List: list, Index: -1, Err: err}
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return fail(fmt.Errorf("answer %w", errNotObject))
-		}
-		return fail(err) // a *json.SyntaxError for anything that is not JSON
+	if !json.Valid(body) {
+		var v any
+		return fail(json.Unmarshal(body, &v)) // a *json.SyntaxError saying where
 	}
-	if top == nil {
-		return fail(fmt.Errorf("answer %w", errNotObject)) // null
+	// From here on the body is known to be valid JSON: the scanners of
+	// jsonscan.go take it apart without copying.
+	top, ok := objectMap(body)
+	if !ok {
+		return fail(fmt.Errorf("answer %w", errNotObject))
 	}
 	var (
 		p   page
@@ -70,8 +69,8 @@ func decodePage(list string, body []byte) (page, error) {
 			}
 			break
 		}
-		var inner map[string]json.RawMessage
-		if err := json.Unmarshal(d, &inner); err != nil || inner == nil {
+		inner, ok := objectMap(d)
+		if !ok {
 			return fail(fmt.Errorf("d %w", errNotObject))
 		}
 		results, ok := inner["results"]
@@ -116,19 +115,41 @@ func rawArray(b json.RawMessage) ([]json.RawMessage, error) {
 	if len(b) == 0 || b[0] != '[' {
 		return nil, errNotArray
 	}
-	var rows []json.RawMessage
-	if err := json.Unmarshal(b, &rows); err != nil {
-		return nil, err
+	elems, ok := arrayElements(nil, b)
+	if !ok {
+		return nil, errNotArray
+	}
+	rows := make([]json.RawMessage, len(elems))
+	for i, e := range elems {
+		rows[i] = e
 	}
 	return rows, nil
 }
 
+// objectMap returns the members of a valid JSON object by name; a later
+// duplicate wins, as with encoding/json. It reports false for anything
+// else, null included.
+func objectMap(b []byte) (map[string]json.RawMessage, bool) {
+	ms, ok := objectMembers(nil, b)
+	if !ok {
+		return nil, false
+	}
+	m := make(map[string]json.RawMessage, len(ms))
+	for _, mb := range ms {
+		var name string
+		if unquote(mb.name, &name) == nil {
+			m[name] = mb.value
+		}
+	}
+	return m, true
+}
+
 // row is one entity of a list, with its fields by Vista's name.
 type row struct {
-	list   string
-	index  int
-	id     string
-	fields map[string]json.RawMessage
+	list    string
+	index   int
+	id      string
+	members []member
 }
 
 // newRow reads raw as a JSON object. A row that is not an object is a
@@ -138,11 +159,11 @@ func newRow(list string, index int, raw json.RawMessage) (*row, *DecodeError) {
 	if len(b) == 0 || b[0] != '{' {
 		return nil, &DecodeError{List: list, Index: index, Err: fmt.Errorf("row is not an object: %s", excerpt(string(b)))}
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(b, &fields); err != nil {
-		return nil, &DecodeError{List: list, Index: index, Err: err}
+	members, ok := objectMembers(make([]member, 0, 32), b)
+	if !ok {
+		return nil, &DecodeError{List: list, Index: index, Err: fmt.Errorf("row is not an object: %s", excerpt(string(b)))}
 	}
-	return &row{list: list, index: index, fields: fields}, nil
+	return &row{list: list, index: index, members: members}, nil
 }
 
 func (r *row) fail(field string, err error) *DecodeError {
@@ -152,12 +173,17 @@ func (r *row) fail(field string, err error) *DecodeError {
 // get finds a field by Vista's spelling, or failing that by a case-insensitive
 // match, as encoding/json would. null counts as absent.
 func (r *row) get(field string) (json.RawMessage, bool) {
-	v, ok := r.fields[field]
+	var v []byte
+	ok := false
+	for _, m := range r.members { // the last duplicate wins, as in encoding/json
+		if nameIs(m.name, field, false) {
+			v, ok = m.value, true
+		}
+	}
 	if !ok {
-		for k, fv := range r.fields {
-			if strings.EqualFold(k, field) {
-				v, ok = fv, true
-				break
+		for _, m := range r.members {
+			if nameIs(m.name, field, true) {
+				v, ok = m.value, true
 			}
 		}
 	}
@@ -182,7 +208,7 @@ func (r *row) idField(field string, required bool) (string, *DecodeError) {
 	var s string
 	switch {
 	case v[0] == '"':
-		if err := json.Unmarshal(v, &s); err != nil {
+		if err := unquote(v, &s); err != nil {
 			return "", r.fail(field, err)
 		}
 		s = strings.TrimSpace(s)
@@ -207,7 +233,7 @@ func (r *row) str(field string) (string, *DecodeError) {
 	switch {
 	case v[0] == '"':
 		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
+		if err := unquote(v, &s); err != nil {
 			return "", r.fail(field, err)
 		}
 		return s, nil
@@ -245,7 +271,7 @@ func (r *row) integer(field string) (int, *DecodeError) {
 	text := string(v)
 	if v[0] == '"' {
 		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
+		if err := unquote(v, &s); err != nil {
 			return 0, r.fail(field, err)
 		}
 		text = strings.TrimSpace(s)
@@ -292,7 +318,7 @@ func (r *row) strs(field string) ([]string, *DecodeError) {
 			continue
 		}
 		var s string
-		if len(e) == 0 || e[0] != '"' || json.Unmarshal(e, &s) != nil {
+		if len(e) == 0 || e[0] != '"' || unquote(e, &s) != nil {
 			return nil, bad
 		}
 		out = append(out, s)
@@ -311,6 +337,71 @@ func (r *row) date(field string) (string, *DecodeError) {
 		return "", r.fail(field, err)
 	}
 	return d, nil
+}
+
+// nameIs reports whether a member's quoted name is field, ignoring case
+// when fold is set. It allocates only for the rare name written with escapes.
+func nameIs(quoted []byte, field string, fold bool) bool {
+	if len(quoted) >= 2 && bytes.IndexByte(quoted[1:len(quoted)-1], '\\') < 0 {
+		inner := quoted[1 : len(quoted)-1]
+		if fold {
+			return equalFoldASCII(inner, field)
+		}
+		return string(inner) == field
+	}
+	return escapedNameIs(quoted, field, fold)
+}
+
+// escapedNameIs is nameIs's slow path, apart so that the fast one keeps its
+// variables on the stack.
+func escapedNameIs(quoted []byte, field string, fold bool) bool {
+	var name string
+	if unquote(quoted, &name) != nil {
+		return false
+	}
+	if fold {
+		return strings.EqualFold(name, field)
+	}
+	return name == field
+}
+
+// equalFoldASCII is strings.EqualFold for a name of bytes, without
+// converting it; Vista's field names are ASCII.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if x >= utf8.RuneSelf || y >= utf8.RuneSelf {
+			return strings.EqualFold(string(b), s)
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// unquote reads a JSON string that json.Unmarshal has already checked as
+// part of its row. Most of Vista's strings hold no escape and valid UTF-8:
+// those are sliced out directly, which halves the cost of decoding a large
+// session list; the rest go through encoding/json.
+func unquote(v []byte, s *string) error {
+	if n := len(v); n >= 2 && v[0] == '"' && v[n-1] == '"' {
+		inner := v[1 : n-1]
+		if bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) {
+			*s = string(inner)
+			return nil
+		}
+	}
+	return json.Unmarshal(v, s)
 }
 
 // isNumber reports whether v, already known to be one valid JSON value, is a

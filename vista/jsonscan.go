@@ -1,0 +1,119 @@
+package vista
+
+// A list of 100k sessions is a few tens of megabytes of JSON. Decoding every
+// row into a map of json.RawMessage scanned each byte three times and copied
+// every value; these helpers walk JSON that encoding/json has already
+// validated once and hand out sub-slices instead. On input that is not valid
+// JSON they stop early rather than panic: they are fuzzed with the decoders.
+
+// member is one name/value pair of a JSON object, both as raw bytes; the
+// name is still quoted.
+type member struct {
+	name, value []byte
+}
+
+// objectMembers appends the members of the object b to dst. It reports false
+// when b is not an object.
+func objectMembers(dst []member, b []byte) ([]member, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return dst, false
+	}
+	i = skipSpace(b, i+1)
+	for i < len(b) && b[i] != '}' {
+		if b[i] != '"' {
+			return dst, false
+		}
+		end := skipString(b, i)
+		name := b[i:end]
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return dst, false
+		}
+		start := skipSpace(b, i+1)
+		end = skipValue(b, start)
+		if end <= start {
+			return dst, false
+		}
+		dst = append(dst, member{name: name, value: b[start:end]})
+		i = skipSpace(b, end)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return dst, i < len(b)
+}
+
+// arrayElements appends the elements of the array b to dst.
+func arrayElements(dst [][]byte, b []byte) ([][]byte, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return dst, false
+	}
+	i = skipSpace(b, i+1)
+	for i < len(b) && b[i] != ']' {
+		end := skipValue(b, i)
+		if end <= i {
+			return dst, false
+		}
+		dst = append(dst, b[i:end])
+		i = skipSpace(b, end)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return dst, i < len(b)
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at b[i].
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// skipValue returns the index after the value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
+}
