@@ -63,57 +63,70 @@ func removal(id string, old *record, reason string) change {
 	return change{op: opRemove, id: id, old: old, reason: reason}
 }
 
-// fetch reads one whole list from Vista as records. keep lists ids whose
-// rows Vista sent but could not be read: they stay as cached. partial is
-// true when a bad row had no readable id, so nothing can be called gone.
-func (w *Warmer) fetch(ctx context.Context, k keys.Kind, now time.Time) (recs map[string]*record, cancelled, keep map[string]bool, partial bool, err error) {
-	recs = map[string]*record{}
-	cancelled = map[string]bool{}
+// listing is one whole list as Vista sent it, made into records.
+type listing struct {
+	recs map[string]*record
+	// Sessions Vista lists as cancelled, and those it still lists past
+	// their showtime + grace: the reason a cached one leaves by.
+	cancelled, expired map[string]bool
+	// keep holds the ids of rows Vista sent but that could not be read:
+	// they stay as cached. partial is set when such a row had no readable
+	// id, so nothing can be called gone in this reload.
+	keep    map[string]bool
+	partial bool
+}
+
+// fetch reads one whole list of a kind from Vista.
+func (w *Warmer) fetch(ctx context.Context, k keys.Kind, now time.Time) (*listing, error) {
+	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{}}
 	keepRaw := w.cfg.KeepRaw
+	var err error
 	switch k {
 	case keys.Cinemas:
 		var list []vista.Cinema
 		list, err = w.cfg.Vista.Cinemas(ctx)
 		for _, c := range list {
-			recs[c.ID] = cinemaRecord(c, keepRaw)
+			l.recs[c.ID] = cinemaRecord(c, keepRaw)
 		}
 	case keys.Films:
 		var list []vista.Film
 		list, err = w.cfg.Vista.Films(ctx)
 		for _, f := range list {
-			recs[f.ID] = filmRecord(f, keepRaw)
+			l.recs[f.ID] = filmRecord(f, keepRaw)
 		}
 	case keys.Sessions:
 		var list []vista.Session
 		list, err = w.cfg.Vista.Sessions(ctx, w.zones())
 		for _, s := range list {
-			if s.Cancelled() {
-				cancelled[s.ID] = true
-				continue
+			switch {
+			case s.Cancelled():
+				l.cancelled[s.ID] = true
+			case w.expired(now, s.Showtime):
+				l.expired[s.ID] = true
+			default:
+				r := sessionRecord(s, keepRaw)
+				r.nextCheck = w.cfg.Policy.NextCheck(now, r.showtime, s.ID)
+				l.recs[s.ID] = r
 			}
-			if w.expired(now, s.Showtime) {
-				continue // the expiry step says goodbye to it, if we had it
-			}
-			r := sessionRecord(s, keepRaw)
-			r.nextCheck = w.cfg.Policy.NextCheck(now, r.showtime, s.ID)
-			recs[s.ID] = r
 		}
 	}
 	var rowErrs vista.RowErrors
 	if errors.As(err, &rowErrs) {
-		keep = map[string]bool{}
 		for _, e := range rowErrs {
 			if e.ID == "" {
-				partial = true
+				l.partial = true
 			} else {
-				keep[e.ID] = true
+				l.keep[e.ID] = true
 			}
 		}
 		w.log.Warn("vista sent rows that cannot be read; keeping what the cache has for them",
 			"kind", k, "rows", len(rowErrs), "first", rowErrs[0].Error())
 		err = nil
 	}
-	return recs, cancelled, keep, partial, err
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", k, err)
+	}
+	return l, nil
 }
 
 // zones maps each cached cinema to the zone its wall times are read in.
@@ -135,25 +148,32 @@ func (w *Warmer) expired(now, showtime time.Time) bool {
 func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
 	now := w.cfg.Clock.Now()
 	start := time.Now()
-	recs, cancelled, keep, partial, err := w.fetch(ctx, k, now)
+	if w.st.quiet[k] {
+		w.log.Info("loading from vista", "kind", k)
+	}
+	l, err := w.fetch(ctx, k, now)
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", k, err)
+		return err
 	}
 	cache := w.st.cache[k]
-	changes := make([]change, 0, len(recs))
-	for _, id := range sortedKeys(recs) {
-		changes = append(changes, compare(k, id, cache[id], recs[id]))
+	changes := make([]change, 0, len(l.recs))
+	for _, id := range sortedKeys(l.recs) {
+		if !l.keep[id] { // a film with one bad row of several stays as it was
+			changes = append(changes, compare(k, id, cache[id], l.recs[id]))
+		}
 	}
 	for _, id := range sortedKeys(cache) {
-		if _, ok := recs[id]; ok || keep[id] {
+		if _, ok := l.recs[id]; ok || l.keep[id] {
 			continue
 		}
 		switch {
-		case cancelled[id]:
+		case l.cancelled[id]:
 			changes = append(changes, removal(id, cache[id], ReasonCancelled))
+		case l.expired[id]:
+			changes = append(changes, removal(id, cache[id], ReasonExpired))
 		case k == keys.Sessions && w.expired(now, cache[id].showtime):
 			// left to expire(), which runs next with the same clock
-		case !partial:
+		case !l.partial:
 			changes = append(changes, removal(id, cache[id], ReasonGone))
 		}
 	}
@@ -174,14 +194,14 @@ func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
 func (w *Warmer) announce(ctx context.Context, k keys.Kind, now time.Time) error {
 	count := w.count(k)
 	pub := w.publisher()
-	err := w.fenced(context.WithoutCancel(ctx), func(pipe redis.Pipeliner) error {
+	wctx := context.WithoutCancel(ctx)
+	err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
 		pub.reset(w.st.seq)
-		pub.publish(ctx, pipe, Event{Kind: k, Event: EventFullReload, Count: &count, At: stamp(now)})
-		pipe.HSet(ctx, keys.Meta(w.cfg.Prefix), "seq", pub.seq, keys.Loaded(k), stamp(now))
-		return nil
+		pub.publish(wctx, pipe, Event{Kind: k, Event: EventFullReload, Count: &count, At: stamp(now)})
+		pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", pub.seq, keys.Loaded(k), stamp(now))
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("announce %s: %w", k, err)
 	}
 	w.committed(pub)
 	w.st.quiet[k] = false
@@ -199,32 +219,43 @@ func (w *Warmer) announce(ctx context.Context, k keys.Kind, now time.Time) error
 // key and every index, with an expired event each. Redis drops the key by
 // its TTL at the same moment; the indexes are ours to clean.
 func (w *Warmer) expire(ctx context.Context, now time.Time) error {
-	var changes []change
-	for _, id := range sortedKeys(w.st.cache[keys.Sessions]) {
-		if r := w.st.cache[keys.Sessions][id]; w.expired(now, r.showtime) {
-			changes = append(changes, removal(id, r, ReasonExpired))
+	var ids []string
+	for id, r := range w.st.cache[keys.Sessions] {
+		if w.expired(now, r.showtime) {
+			ids = append(ids, id)
 		}
 	}
-	if len(changes) == 0 {
+	if len(ids) == 0 {
 		return nil
+	}
+	slices.Sort(ids)
+	changes := make([]change, len(ids))
+	for i, id := range ids {
+		changes[i] = removal(id, w.st.cache[keys.Sessions][id], ReasonExpired)
 	}
 	if err := w.apply(ctx, keys.Sessions, changes, now); err != nil {
 		return err
 	}
-	// Sweep index members whose hash vanished while no warmer ran: their
-	// cinema and film were unknown when they were removed above.
+	// Sweep what an earlier run may have left past its time in the indexes.
+	wctx := context.WithoutCancel(ctx)
 	limit := strconv.FormatInt(now.Add(-w.cfg.Policy.Grace).Unix(), 10)
-	return w.fenced(context.WithoutCancel(ctx), func(pipe redis.Pipeliner) error {
-		pipe.ZRemRangeByScore(ctx, keys.Index(w.cfg.Prefix, keys.Sessions), "-inf", limit)
+	err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
+		pipe.ZRemRangeByScore(wctx, keys.Index(w.cfg.Prefix, keys.Sessions), "-inf", limit)
 		for id := range w.st.cache[keys.Cinemas] {
-			pipe.ZRemRangeByScore(ctx, keys.CinemaSessions(w.cfg.Prefix, id), "-inf", limit)
+			pipe.ZRemRangeByScore(wctx, keys.CinemaSessions(w.cfg.Prefix, id), "-inf", limit)
 		}
 		for id := range w.st.cache[keys.Films] {
-			pipe.ZRemRangeByScore(ctx, keys.FilmSessions(w.cfg.Prefix, id), "-inf", limit)
+			pipe.ZRemRangeByScore(wctx, keys.FilmSessions(w.cfg.Prefix, id), "-inf", limit)
 		}
-		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("sweep indexes: %w", err)
+	}
+	return nil
 }
+
+// checkTimeout bounds one cinema's seat check, retries included.
+const checkTimeout = 30 * time.Second
 
 // check looks at the sessions whose next check has come, one batched
 // request per cinema, a bounded number in flight.
@@ -270,7 +301,11 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			seats, gone, err := w.cfg.Vista.CheckSeats(ctx, ids)
+			// A check that takes longer than this is stale on arrival; the
+			// sessions come round again on their own schedule.
+			cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+			defer cancel()
+			seats, gone, err := w.cfg.Vista.CheckSeats(cctx, ids)
 			answers[i] = answer{ids: ids, seats: seats, gone: gone, err: err}
 		}()
 	}
@@ -285,8 +320,8 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 			w.m.errors.WithLabelValues("check").Inc()
 			w.log.Warn("seat check failed; trying again later", "cinema", cinemas[i], "sessions", len(a.ids), "err", a.err)
 			// Nothing is dropped on a failed check: the sessions keep their
-			// data and are looked at again after one near interval.
-			retry := now.Add(w.cfg.Policy.NearInterval)
+			// data and are looked at again on their own schedule, so an
+			// outage of Vista does not turn into more load on it.
 			answered := map[string]bool{}
 			for _, s := range a.seats {
 				answered[s.ID] = true
@@ -295,8 +330,8 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 				answered[id] = true
 			}
 			for _, id := range a.ids {
-				if !answered[id] {
-					cache[id].nextCheck = retry
+				if r := cache[id]; !answered[id] {
+					r.nextCheck = w.cfg.Policy.NextCheck(now, r.showtime, id)
 				}
 			}
 		}
@@ -322,6 +357,11 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 	return w.apply(ctx, keys.Sessions, changes, now)
 }
 
+// guard is what the writer's next write expects of P:meta.
+func (w *Warmer) guard() *guard {
+	return &guard{epoch: w.st.epoch, seq: w.st.seq}
+}
+
 func (w *Warmer) publisher() *publisher {
 	return &publisher{prefix: w.cfg.Prefix, epoch: w.st.epoch, maxLen: w.cfg.StreamMaxLen}
 }
@@ -345,79 +385,91 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 	quiet := w.st.quiet[k]
 	wctx := context.WithoutCancel(ctx)
 	cache := w.st.cache[k]
-	var writes int
-	for _, c := range changes {
-		if c.op != opConfirm {
-			writes++
-		}
-	}
+	writes := len(changes) - countOp(changes, opConfirm)
 	progress := time.Now()
-	for start := 0; start < len(changes); start += w.cfg.BatchSize {
+	// len(changes) is read on every turn: a batch may append the entities
+	// it found gone from Redis, to be written whole.
+	for start := 0; start < len(changes); {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		batch := changes[start:min(start+w.cfg.BatchSize, len(changes))]
+		start += len(batch)
 		pub := w.publisher()
-		err := w.fenced(wctx, func(pipe redis.Pipeliner) error {
+		probes := make([]probe, len(batch))
+		err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
 			pub.reset(w.st.seq)
-			for _, c := range batch {
-				w.queue(wctx, pipe, pub, k, c, now, quiet)
+			for i, c := range batch {
+				probes[i] = w.queue(wctx, pipe, pub, k, c, now, quiet)
 			}
 			if pub.seq != w.st.seq {
 				pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", pub.seq)
 			}
-			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("write %s: %w", k, err)
 		}
 		w.committed(pub)
-		for _, c := range batch {
+		for i, c := range batch {
 			if c.op == opRemove {
 				delete(cache, c.id)
 			} else {
 				cache[c.id] = c.cur
 			}
 			w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()
+			if probes[i].vanished() {
+				// The key was gone (evicted, or expired a moment early), so
+				// the fields just set made a hash of their own: write the
+				// entity whole, as new.
+				w.log.Warn("an entity was missing from Redis; writing it again", "kind", k, "id", c.id)
+				changes = append(changes, change{op: opAdd, id: c.id, cur: c.cur, changed: diff(k, nil, c.cur)})
+			}
 		}
-		if done := start + len(batch); writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && done < len(changes) {
-			w.log.Info("writing", "kind", k, "done", done, "of", len(changes))
+		if writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && start < len(changes) {
+			w.log.Info("writing", "kind", k, "done", start, "of", len(changes))
 			progress = time.Now()
 		}
 	}
 	return nil
 }
 
+// probe is the HSET of a confirmation or an update, which Redis answers
+// with the number of fields it created: all of them means the key was gone.
+type probe struct {
+	hset   *redis.IntCmd
+	fields int
+}
+
+func (p probe) vanished() bool {
+	return p.hset != nil && p.hset.Err() == nil && p.hset.Val() == int64(p.fields)
+}
+
 // queue adds one change's commands, and its event unless quiet, to a
 // transaction.
-func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher, k keys.Kind, c change, now time.Time, quiet bool) {
-	p := w.cfg.Prefix
-	key := keys.Entity(p, k, c.id)
+func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher, k keys.Kind, c change, now time.Time, quiet bool) probe {
+	key := keys.Entity(w.cfg.Prefix, k, c.id)
 	at := stamp(now)
 	sessions := k == keys.Sessions
 
 	switch c.op {
 	case opRemove:
 		pipe.Del(ctx, key)
-		w.unindex(ctx, pipe, k, c.id, c.old)
+		w.unindex(ctx, pipe, k, c)
 		if !quiet {
 			pub.publish(ctx, pipe, Event{Kind: k, Event: EventRemoved, ID: c.id, Reason: c.reason, At: at})
 		}
-		return
+		return probe{}
 	case opConfirm:
-		if sessions {
-			pipe.HSet(ctx, key, fUpdatedAt, at, fNextCheckAt, stamp(c.cur.nextCheck))
-			// Re-arm the TTL: should the key have expired between two
-			// looks, the hash just written must not outlive its showtime.
-			pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
-		} else {
-			pipe.HSet(ctx, key, fUpdatedAt, at)
+		if !sessions {
+			return probe{pipe.HSet(ctx, key, fUpdatedAt, at), 1}
 		}
-		return
+		p := probe{pipe.HSet(ctx, key, fUpdatedAt, at, fNextCheckAt, stamp(c.cur.nextCheck)), 2}
+		pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
+		return p
 	}
 
 	names := c.changed
-	args := make([]any, 0, 2*len(names)+8)
+	args := make([]any, 0, 2*len(fields[k])+8)
 	vals := c.cur.vals
 	for i, name := range fields[k] {
 		if c.op == opAdd || slices.Contains(names, name) {
@@ -434,22 +486,26 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 	if c.op == opAdd {
 		pipe.Del(ctx, key) // whatever an earlier epoch left there goes
 	}
-	pipe.HSet(ctx, key, args...)
-
+	p := probe{pipe.HSet(ctx, key, args...), len(args) / 2}
+	if c.op == opAdd {
+		p = probe{} // a new hash is all new fields, by design
+	}
+	if sessions {
+		// Every session write re-arms the TTL, so no hash of a session
+		// outlives its showtime, whatever happened to the key meanwhile.
+		pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
+	}
 	placed := c.op == opAdd || slices.ContainsFunc(names, func(n string) bool {
 		return n == "showtime" || n == "cinema_id" || n == "film_id"
 	})
 	if placed {
-		if c.old != nil && !c.old.missing {
-			w.unindex(ctx, pipe, k, c.id, c.old)
+		if c.old != nil {
+			w.unindex(ctx, pipe, k, change{id: c.id, old: c.old})
 		}
 		w.index(ctx, pipe, k, c.id, c.cur)
-		if sessions {
-			pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
-		}
 	}
 	if quiet {
-		return
+		return p
 	}
 	ev := Event{Kind: k, Event: EventItem, ID: c.id, Changed: names, At: at}
 	if sessions {
@@ -457,6 +513,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		ev.SeatsAvailable = &n
 	}
 	pub.publish(ctx, pipe, ev)
+	return p
 }
 
 func (w *Warmer) index(ctx context.Context, pipe redis.Pipeliner, k keys.Kind, id string, r *record) {
@@ -475,21 +532,35 @@ func (w *Warmer) index(ctx context.Context, pipe redis.Pipeliner, k keys.Kind, i
 	}
 }
 
-func (w *Warmer) unindex(ctx context.Context, pipe redis.Pipeliner, k keys.Kind, id string, r *record) {
+// unindex takes a removed or moved entity out of its indexes. A session
+// read back from an index whose hash was gone has no cinema or film to go
+// by: it is taken out of every cinema's and film's index we know, unless
+// it expired, which the sweep after expiry covers for all at once.
+func (w *Warmer) unindex(ctx context.Context, pipe redis.Pipeliner, k keys.Kind, c change) {
 	p := w.cfg.Prefix
 	if k != keys.Sessions {
-		pipe.SRem(ctx, keys.Index(p, k), id)
+		pipe.SRem(ctx, keys.Index(p, k), c.id)
 		return
 	}
-	pipe.ZRem(ctx, keys.Index(p, k), id)
-	if r == nil {
+	pipe.ZRem(ctx, keys.Index(p, k), c.id)
+	r := c.old
+	if r == nil || (r.missing && c.reason == ReasonExpired) {
 		return
 	}
-	if c := r.vals[sCinemaID]; c != "" {
-		pipe.ZRem(ctx, keys.CinemaSessions(p, c), id)
+	if r.missing {
+		for id := range w.st.cache[keys.Cinemas] {
+			pipe.ZRem(ctx, keys.CinemaSessions(p, id), c.id)
+		}
+		for id := range w.st.cache[keys.Films] {
+			pipe.ZRem(ctx, keys.FilmSessions(p, id), c.id)
+		}
+		return
 	}
-	if f := r.vals[sFilmID]; f != "" {
-		pipe.ZRem(ctx, keys.FilmSessions(p, f), id)
+	if id := r.vals[sCinemaID]; id != "" {
+		pipe.ZRem(ctx, keys.CinemaSessions(p, id), c.id)
+	}
+	if id := r.vals[sFilmID]; id != "" {
+		pipe.ZRem(ctx, keys.FilmSessions(p, id), c.id)
 	}
 }
 
@@ -503,7 +574,7 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 	if k == keys.Sessions {
 		zs, err := w.rdb.ZRangeWithScores(ctx, keys.Index(p, k), 0, -1).Result()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read %s: %w", k, err)
 		}
 		for _, z := range zs {
 			id, _ := z.Member.(string)
@@ -513,7 +584,7 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 	} else {
 		var err error
 		if ids, err = w.rdb.SMembers(ctx, keys.Index(p, k)).Result(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read %s: %w", k, err)
 		}
 	}
 	cache := make(map[string]*record, len(ids))
@@ -527,12 +598,15 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 			}
 			return nil
 		})
-		if err != nil {
-			return nil, err
+		var rerr redis.Error
+		if err != nil && !errors.As(err, &rerr) {
+			return nil, fmt.Errorf("read %s: %w", k, err)
 		}
+		// A key that answers with an error (not a hash: WRONGTYPE) reads as
+		// missing, and is written whole by the next reload.
 		for i, id := range part {
 			h := cmds[i].Val()
-			if len(h) == 0 || h["id"] != id {
+			if cmds[i].Err() != nil || len(h) == 0 || h["id"] != id {
 				r := &record{vals: make([]string, len(fields[k])), missing: true}
 				r.vals[0] = id
 				if k == keys.Sessions {

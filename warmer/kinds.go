@@ -58,8 +58,6 @@ type record struct {
 	missing bool
 }
 
-func (r *record) id() string { return r.vals[0] }
-
 // diff returns the names of the fields that differ between a cached record
 // and a new one.
 func diff(k keys.Kind, old, cur *record) []string {

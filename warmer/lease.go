@@ -3,6 +3,8 @@ package warmer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -10,9 +12,23 @@ import (
 	"github.com/vista-warmer/vista-warmer/keys"
 )
 
-// ErrLeaseLost is returned by a write that found the lease held by another
-// instance (or by nobody): the write changed nothing.
-var ErrLeaseLost = errors.New("lease lost")
+// Errors of a fenced write. None of them changed anything in Redis.
+var (
+	// ErrLeaseLost: the lease is held by another instance, or by nobody.
+	ErrLeaseLost = errors.New("lease lost")
+	// errCacheLost: P:meta is gone or holds another epoch; Redis lost our
+	// data and the cache must be built again under a new epoch.
+	errCacheLost = errors.New("the cache is gone from Redis (P:meta missing or another epoch)")
+	// errStale: P:meta's seq is not the one we last wrote: someone else
+	// wrote while we thought we were the writer. Read the cache again.
+	errStale = errors.New("the cache changed under us (P:meta seq moved)")
+	// errContention: the watched keys kept changing; try again later.
+	errContention = errors.New("the lease or P:meta kept changing during the write")
+)
+
+// errWrite marks an error of a write that may or may not have reached
+// Redis: the writer's view of the cache can no longer be trusted.
+var errWrite = errors.New("write")
 
 // The lease scripts compare the holder before they touch the key, so one
 // instance never extends or drops another's lease.
@@ -29,20 +45,24 @@ end
 return 0`)
 )
 
-// holdLease takes the lease when it is free and renews it when it is ours
-// (also when an earlier run with the same instance id left it). It reports
-// whether this instance holds it now.
-func (w *Warmer) holdLease(ctx context.Context) (bool, error) {
+// holdLease renews the lease when it is ours (also when an earlier run with
+// the same instance id left it) and takes it when it is free. taken reports
+// a lease that was not ours a moment ago: whatever we knew of the cache
+// before is stale.
+func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, err error) {
 	key := keys.Lease(w.cfg.Prefix)
-	ttl := w.cfg.LeaseTTL.Milliseconds()
-	n, err := renewScript.Run(ctx, w.rdb, []string{key}, w.cfg.InstanceID, ttl).Int()
+	n, err := renewScript.Run(ctx, w.rdb, []string{key}, w.cfg.InstanceID, w.cfg.LeaseTTL.Milliseconds()).Int()
 	if err != nil {
-		return false, err
+		return false, false, fmt.Errorf("renew lease: %w", err)
 	}
 	if n == 1 {
-		return true, nil
+		return true, false, nil
 	}
-	return w.rdb.SetNX(ctx, key, w.cfg.InstanceID, w.cfg.LeaseTTL).Result()
+	ok, err := w.rdb.SetNX(ctx, key, w.cfg.InstanceID, w.cfg.LeaseTTL).Result()
+	if err != nil {
+		return false, false, fmt.Errorf("take lease: %w", err)
+	}
+	return ok, ok, nil
 }
 
 // releaseLease gives the lease up so a standby takes over at once.
@@ -50,37 +70,71 @@ func (w *Warmer) releaseLease(ctx context.Context) error {
 	return releaseScript.Run(ctx, w.rdb, []string{keys.Lease(w.cfg.Prefix)}, w.cfg.InstanceID).Err()
 }
 
+// guard is what a fenced write expects of P:meta besides the lease: the
+// epoch it writes in and, unless seq is negative, the last seq written.
+type guard struct {
+	epoch string
+	seq   int64
+}
+
 // fenced runs one MULTI/EXEC that Redis executes only while the lease is
-// still ours: it WATCHes the lease key and checks its holder first, so a
-// writer that was paused past its lease and woke up changes nothing. The
-// queue function may run more than once (when our own renewal touched the
-// lease between WATCH and EXEC) and must queue the same commands each time.
-func (w *Warmer) fenced(ctx context.Context, queue func(redis.Pipeliner) error) error {
-	key := keys.Lease(w.cfg.Prefix)
+// still ours and P:meta is as g expects: it WATCHes both and checks them
+// first, so a writer that was paused past its lease, and even one that got
+// the lease back after another wrote, changes nothing when it wakes. The
+// queue function may run more than once (when our own heartbeat or lease
+// renewal touched a watched key) and must queue the same commands each time.
+//
+// An error other than the fence's own is wrapped in errWrite.
+func (w *Warmer) fenced(ctx context.Context, g *guard, queue func(redis.Pipeliner)) error {
+	lease, meta := keys.Lease(w.cfg.Prefix), keys.Meta(w.cfg.Prefix)
+	watched := []string{lease}
+	if g != nil {
+		watched = append(watched, meta)
+	}
 	start := time.Now()
 	defer func() { w.m.redisWrite.Observe(time.Since(start).Seconds()) }()
-	for attempt := 0; attempt < 5; attempt++ {
+	for range 5 {
 		err := w.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			holder, err := tx.Get(ctx, key).Result()
-			if errors.Is(err, redis.Nil) || (err == nil && holder != w.cfg.InstanceID) {
-				return ErrLeaseLost
-			}
-			if err != nil {
+			var holder *redis.StringCmd
+			var state *redis.SliceCmd
+			_, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+				holder = pipe.Get(ctx, lease)
+				if g != nil {
+					state = pipe.HMGet(ctx, meta, "epoch", "seq")
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, redis.Nil) {
 				return err
 			}
-			var qerr error
-			_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-				qerr = queue(pipe)
-				return qerr
-			})
-			if qerr != nil {
-				return qerr
+			if holder.Val() != w.cfg.InstanceID {
+				return ErrLeaseLost
 			}
+			if g != nil {
+				epoch, _ := state.Val()[0].(string)
+				seq, _ := state.Val()[1].(string)
+				if epoch != g.epoch {
+					return errCacheLost
+				}
+				if g.seq >= 0 && seq != strconv.FormatInt(g.seq, 10) {
+					return errStale
+				}
+			}
+			_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+				queue(pipe)
+				return nil
+			})
 			return err
-		}, key)
-		if !errors.Is(err, redis.TxFailedErr) {
+		}, watched...)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, redis.TxFailedErr):
+			continue // a watched key moved between WATCH and EXEC: nothing ran
+		case errors.Is(err, ErrLeaseLost), errors.Is(err, errCacheLost), errors.Is(err, errStale):
 			return err
 		}
+		return fmt.Errorf("%w: %w", errWrite, err)
 	}
-	return ErrLeaseLost
+	return errContention
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,8 +94,9 @@ type Warmer struct {
 	stepMu sync.Mutex
 	tendMu sync.Mutex
 
-	leader    atomic.Bool // this instance holds the lease
-	lost      atomic.Bool // the heartbeat found the cache gone: rebuild it
+	leader    atomic.Bool            // this instance holds the lease
+	taken     atomic.Bool            // the lease was just taken: read the cache before writing
+	lost      atomic.Pointer[string] // the epoch the heartbeat found gone from Redis
 	ready     atomic.Bool
 	epochSeen atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
 
@@ -139,8 +141,8 @@ func New(cfg Config) (*Warmer, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4
 	}
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 5 * time.Second
+	if cfg.Heartbeat <= 0 || cfg.Heartbeat > 10*time.Second {
+		cfg.Heartbeat = 5 * time.Second // the contract: at most every 10s
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
@@ -267,15 +269,18 @@ func (w *Warmer) tend(ctx context.Context) {
 	defer w.tendMu.Unlock()
 	now := time.Now()
 	if !w.leader.Load() || now.Sub(w.lastRenew) >= w.cfg.LeaseTTL/3 {
-		held, err := w.holdLease(ctx)
+		held, taken, err := w.holdLease(ctx)
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
 				w.m.errors.WithLabelValues("lease").Inc()
-				w.log.Warn("lease", "err", err)
+				w.log.Warn("cannot reach the lease", "err", err)
 			}
 		case held:
 			w.lastRenew = now
+			if taken {
+				w.taken.Store(true)
+			}
 			if !w.leader.Swap(true) {
 				w.log.Info("took the lease; writing", "instance", w.cfg.InstanceID)
 				w.m.leaseHeld.Set(1)
@@ -289,37 +294,26 @@ func (w *Warmer) tend(ctx context.Context) {
 	}
 	epoch := w.epochSeen.Load()
 	if w.leader.Load() && epoch != nil && now.Sub(w.lastBeat) >= w.cfg.Heartbeat {
-		if err := w.heartbeat(ctx, *epoch); err != nil {
-			if errors.Is(err, errCacheLost) {
-				w.log.Warn("the cache is gone from Redis; rebuilding", "epoch", *epoch)
-				w.lost.Store(true)
-			} else if ctx.Err() == nil {
-				w.m.errors.WithLabelValues("heartbeat").Inc()
-				w.log.Warn("heartbeat", "err", err)
-			}
-			return
+		err := w.heartbeat(ctx, *epoch)
+		switch {
+		case err == nil:
+			w.lastBeat = now
+		case errors.Is(err, errCacheLost):
+			w.log.Warn("the cache is gone from Redis; rebuilding", "epoch", *epoch)
+			w.lost.Store(epoch)
+		case ctx.Err() == nil:
+			w.m.errors.WithLabelValues("heartbeat").Inc()
+			w.log.Warn("heartbeat failed", "err", err)
 		}
-		w.lastBeat = now
 	}
 }
 
-var errCacheLost = errors.New("cache lost")
-
-// heartbeat refreshes P:meta heartbeat and checks that P:meta still holds
-// our epoch: if Redis lost its data (a restart without persistence, a
-// FLUSHALL) the cache must be rebuilt under a new epoch.
+// heartbeat refreshes P:meta heartbeat, in a write fenced on our epoch: if
+// Redis lost its data (a restart without persistence, a FLUSHALL) it
+// returns errCacheLost and the cache is rebuilt under a new epoch.
 func (w *Warmer) heartbeat(ctx context.Context, epoch string) error {
-	meta := keys.Meta(w.cfg.Prefix)
-	got, err := w.rdb.HGet(ctx, meta, "epoch").Result()
-	if errors.Is(err, redis.Nil) || (err == nil && got != epoch) {
-		return errCacheLost
-	}
-	if err != nil {
-		return err
-	}
-	return w.fenced(ctx, func(pipe redis.Pipeliner) error {
-		pipe.HSet(ctx, meta, "heartbeat", stamp(w.cfg.Clock.Now()), "writer", w.cfg.InstanceID)
-		return nil
+	return w.fenced(ctx, &guard{epoch: epoch, seq: -1}, func(pipe redis.Pipeliner) {
+		pipe.HSet(ctx, keys.Meta(w.cfg.Prefix), "heartbeat", stamp(w.cfg.Clock.Now()), "writer", w.cfg.InstanceID)
 	})
 }
 
@@ -337,9 +331,11 @@ func (w *Warmer) Step(ctx context.Context) error {
 		}
 		return nil
 	}
-	if rebuild := w.lost.Swap(false); w.st == nil || rebuild {
+	lost := w.lost.Swap(nil)
+	rebuild := lost != nil && w.st != nil && *lost == w.st.epoch
+	if w.taken.Swap(false) || w.st == nil || rebuild {
 		if err := w.takeOver(ctx, rebuild); err != nil {
-			return w.failed("take over", err)
+			return w.failed("take_over", err)
 		}
 	}
 	now := w.cfg.Clock.Now()
@@ -357,7 +353,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 			// Try again at the next tick's chance, not in a tight loop:
 			// a minute, or the schedule if it comes first.
 			w.st.nextReload[k] = minTime(now.Add(time.Minute), w.schedules[k].Next(now))
-			return w.failed("reload "+string(k), err)
+			return w.failed("reload_"+string(k), err)
 		}
 		w.st.nextReload[k] = w.schedules[k].Next(now)
 	}
@@ -380,28 +376,39 @@ func (w *Warmer) Reload(ctx context.Context, k keys.Kind) error {
 	if !w.leader.Load() || w.st == nil {
 		return ErrStandby
 	}
-	err := w.reload(ctx, k)
-	if errors.Is(err, ErrLeaseLost) {
-		w.failed("reload "+string(k), err)
-		return fmt.Errorf("reload %s: %w", k, ErrStandby)
+	if err := w.failed("reload_"+string(k), w.reload(ctx, k)); err != nil {
+		return err
 	}
-	return w.failed("reload "+string(k), err)
+	if w.st == nil {
+		return ErrStandby // the write found the lease or the cache moved
+	}
+	return nil
 }
 
-// failed logs nothing itself: it turns a lost lease into standing by and
-// returns the error for the caller to log.
+// failed decides what an error of a step means for the writer's state and
+// returns what is left for the caller to log. A fence that found the lease
+// gone means standing by; one that found the cache changed, or a write
+// whose outcome is unknown, means reading the cache again before the next
+// write; the Redis data gone means a rebuild.
 func (w *Warmer) failed(op string, err error) error {
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if errors.Is(err, ErrLeaseLost) {
+	case errors.Is(err, ErrLeaseLost):
 		w.leader.Store(false)
 		w.m.leaseHeld.Set(0)
 		w.dropState()
 		w.log.Warn("lost the lease while writing; standing by", "op", op)
 		return nil
-	}
-	if errors.Is(err, context.Canceled) {
+	case errors.Is(err, errCacheLost):
+		if w.st != nil {
+			w.lost.Store(&w.st.epoch)
+		}
+		w.log.Warn("the cache is gone from Redis; rebuilding", "op", op)
+		return nil
+	case errors.Is(err, errStale), errors.Is(err, errWrite):
+		w.dropState()
+	case errors.Is(err, context.Canceled):
 		return nil
 	}
 	w.m.errors.WithLabelValues(op).Inc()
@@ -423,7 +430,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	w.dropState()
 	meta, err := w.rdb.HGetAll(ctx, keys.Meta(w.cfg.Prefix)).Result()
 	if err != nil {
-		return err
+		return fmt.Errorf("read meta: %w", err)
 	}
 	st := &state{
 		cache:      map[keys.Kind]map[string]*record{},
@@ -431,12 +438,15 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		nextReload: map[keys.Kind]time.Time{},
 		loaded:     map[keys.Kind]bool{},
 	}
-	adopt := meta["schema"] == Schema && meta["epoch"] != "" && !rebuild
+	seq, seqErr := strconv.ParseInt(meta["seq"], 10, 64)
+	adopt := meta["schema"] == Schema && meta["epoch"] != "" && seqErr == nil && !rebuild
 	if adopt {
-		st.epoch = meta["epoch"]
-		fmt.Sscan(meta["seq"], &st.seq)
+		st.epoch, st.seq = meta["epoch"], seq
 		for _, k := range keys.Kinds {
+			// A kind whose first load never finished in this epoch is
+			// still being built: its reload stays quiet.
 			st.loaded[k] = meta[keys.Loaded(k)] != ""
+			st.quiet[k] = !st.loaded[k]
 		}
 	} else {
 		st.epoch = newEpoch()
@@ -452,17 +462,20 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		st.cache[k] = c
 	}
 	now := w.cfg.Clock.Now()
-	err = w.fenced(ctx, func(pipe redis.Pipeliner) error {
+	var g *guard
+	if adopt {
+		g = &guard{epoch: st.epoch, seq: st.seq} // nobody wrote since we read
+	}
+	err = w.fenced(ctx, g, func(pipe redis.Pipeliner) {
 		m := keys.Meta(w.cfg.Prefix)
 		if !adopt {
 			pipe.Del(ctx, m)
 			pipe.HSet(ctx, m, "schema", Schema, "epoch", st.epoch, "seq", 0)
 		}
 		pipe.HSet(ctx, m, "writer", w.cfg.InstanceID, "heartbeat", stamp(now))
-		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("write meta: %w", err)
 	}
 	for _, k := range keys.Kinds {
 		st.nextReload[k] = now // a full reload at start and on taking over

@@ -1,0 +1,328 @@
+package warmer
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
+	"github.com/vista-warmer/vista-warmer/vista/vistasim"
+)
+
+// assertSeqContiguous checks that the stream numbers events 1, 2, 3... in
+// the current epoch, with no number twice.
+func (r *rig) assertSeqContiguous() {
+	r.t.Helper()
+	evs := r.events()
+	epoch := r.meta()["epoch"]
+	var n int64
+	for _, ev := range evs {
+		if ev.Epoch != epoch {
+			continue
+		}
+		n++
+		if ev.Seq != n {
+			r.t.Fatalf("event %+v: seq %d, want %d", ev, ev.Seq, n)
+		}
+	}
+	if got := r.meta()["seq"]; got != itoa(n) {
+		r.t.Errorf("meta seq = %s, want %d", got, n)
+	}
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestPausedWriterThatGetsTheLeaseBack(t *testing.T) {
+	r := newRig(t)
+	ttl := time.Second
+	a := r.warmer("a", func(c *Config) { c.LeaseTTL = ttl })
+	b := r.warmer("b", func(c *Config) { c.LeaseTTL = ttl })
+	r.step(a)
+	time.Sleep(ttl + 200*time.Millisecond) // a is paused past its lease
+	r.step(b)
+	s := r.upcoming(time.Hour, 40*time.Hour)
+	r.sim.SetSeats(s.ID, 1)
+	if err := b.Reload(r.ctx, keys.Sessions); err != nil { // b writes events
+		t.Fatal(err)
+	}
+	b.stop()
+	r.step(a) // a wakes and takes the free lease: it must read what b wrote
+	r.sim.SetSeats(s.ID, 0)
+	if err := a.Reload(r.ctx, keys.Sessions); err != nil {
+		t.Fatal(err)
+	}
+	r.assertSeqContiguous()
+	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "0" {
+		t.Errorf("seats_available = %q, want 0", got)
+	}
+}
+
+func TestStaleWriterIsFenced(t *testing.T) {
+	r := newRig(t)
+	a := r.warmer("a")
+	r.step(a)
+	// Another writer moved seq while a kept the lease (an operator's
+	// script, a split brain): a's next write must not go through.
+	r.rdb.HIncrBy(r.ctx, keys.Meta(r.prefix), "seq", 1)
+	r.sim.SetSeats(r.upcoming(time.Hour, 40*time.Hour).ID, 0)
+	n := len(r.events())
+	if err := a.Reload(r.ctx, keys.Sessions); err == nil {
+		t.Fatal("a reload on a cache that moved under the writer succeeded")
+	}
+	if got := len(r.events()); got != n {
+		t.Errorf("the fenced reload published %d events", got-n)
+	}
+	r.step(a) // reads the cache again, then writes
+	if got := len(r.events()); got == n {
+		t.Error("after reading the cache again the writer wrote nothing")
+	}
+}
+
+func TestWrongTypeKeyIsRepaired(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	s := r.upcoming(time.Hour, 40*time.Hour)
+	key := keys.Session(r.prefix, s.ID)
+	r.rdb.Del(r.ctx, key)
+	r.rdb.Set(r.ctx, key, "not a hash", 0)
+	r.sim.SetSeats(s.ID, 2)
+	if err := w.Reload(r.ctx, keys.Sessions); err == nil {
+		t.Error("a reload that hit WRONGTYPE reported no error")
+	}
+	r.clock.Add(time.Hour) // the next hourly reload
+	r.step(w)
+	if h := r.hash(keys.Sessions, s.ID); h["seats_available"] != "2" || h["id"] != s.ID {
+		t.Errorf("after repair the session is %v", h)
+	}
+	r.assertSeqContiguous()
+}
+
+func TestAdoptHalfBuiltCacheStaysQuiet(t *testing.T) {
+	r := newRig(t)
+	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailStatus, Status: 500, Count: -1, Endpoint: vistasim.EndpointSessions})
+	a := r.warmer("a")
+	if err := a.Step(r.ctx); err == nil {
+		t.Fatal("the first build succeeded with Vista's sessions failing")
+	}
+	a.stop()
+	r.sim.ClearFailures()
+	b := r.warmer("b")
+	r.step(b)
+	if items := byEvent(r.events(), keys.Sessions, EventItem); len(items) != 0 {
+		t.Errorf("finishing a build from nothing sent %d session item events", len(items))
+	}
+	if got := byEvent(r.events(), keys.Sessions, EventFullReload); len(got) != 1 {
+		t.Errorf("sessions full_reload events = %d, want 1", len(got))
+	}
+	r.assertSeqContiguous()
+}
+
+func TestVanishedKeysAreWrittenWhole(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	film := r.sim.FilmIDs()[0]
+	s := r.upcoming(2*time.Hour, 40*time.Hour)
+	r.rdb.Del(r.ctx, keys.Film(r.prefix, film), keys.Session(r.prefix, s.ID))
+	for _, k := range []keys.Kind{keys.Films, keys.Sessions} {
+		if err := w.Reload(r.ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h := r.hash(keys.Films, film); h["id"] != film || h["title"] == "" || h["cinema_ids"] == "" {
+		t.Errorf("film written back as %v", h)
+	}
+	h := r.hash(keys.Sessions, s.ID)
+	if h["id"] != s.ID || h["showtime"] == "" || h["cinema_id"] != s.CinemaID {
+		t.Errorf("session written back as %v", h)
+	}
+	if ttl := r.rdb.TTL(r.ctx, keys.Session(r.prefix, s.ID)).Val(); ttl <= 0 {
+		t.Errorf("session written back with TTL %v", ttl)
+	}
+	r.assertSeqContiguous()
+}
+
+func TestRemovingAMissingHashCleansEveryIndex(t *testing.T) {
+	r := newRig(t)
+	a := r.warmer("a")
+	r.step(a)
+	a.stop()
+	s := r.upcoming(2*time.Hour, 40*time.Hour)
+	r.rdb.Del(r.ctx, keys.Session(r.prefix, s.ID)) // evicted while no warmer ran
+	r.sim.Remove(s.ID)
+	b := r.warmer("b")
+	r.step(b)
+	evs := forID(r.events(), s.ID)
+	if len(evs) != 1 || evs[0].Reason != ReasonGone {
+		t.Errorf("events for %s = %+v, want removed_item gone", s.ID, evs)
+	}
+	r.assertSessionGone(s)
+}
+
+// editing wraps a Fetcher and edits what Vista said, for changes the
+// simulated Vista does not make on its own.
+type editing struct {
+	Fetcher
+	sessions func([]vista.Session) ([]vista.Session, error)
+}
+
+func (e editing) Sessions(ctx context.Context, zones map[string]*time.Location) ([]vista.Session, error) {
+	list, err := e.Fetcher.Sessions(ctx, zones)
+	if err != nil || e.sessions == nil {
+		return list, err
+	}
+	return e.sessions(list)
+}
+
+func TestSessionMoves(t *testing.T) {
+	r := newRig(t)
+	ed := &editing{Fetcher: r.client}
+	w := r.warmer("a", func(c *Config) { c.Vista = ed })
+	r.step(w)
+	s := r.upcoming(2*time.Hour, 40*time.Hour)
+	other := r.sim.FilmIDs()[0]
+	if other == s.FilmID {
+		other = r.sim.FilmIDs()[1]
+	}
+	later := s.Showtime.Add(45 * time.Minute)
+	ed.sessions = func(list []vista.Session) ([]vista.Session, error) {
+		for i := range list {
+			if list[i].ID == s.ID {
+				list[i].Showtime = later
+				list[i].FilmID = other
+			}
+		}
+		return list, nil
+	}
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+		t.Fatal(err)
+	}
+	evs := forID(r.events(), s.ID)
+	if len(evs) != 1 || !slices.Equal(evs[0].Changed, []string{"film_id", "showtime"}) {
+		t.Fatalf("events = %+v, want one item changing film_id and showtime", evs)
+	}
+	for _, idx := range []string{keys.Index(r.prefix, keys.Sessions), keys.CinemaSessions(r.prefix, s.CinemaID), keys.FilmSessions(r.prefix, other)} {
+		if score, err := r.rdb.ZScore(r.ctx, idx, s.ID).Result(); err != nil || int64(score) != later.Unix() {
+			t.Errorf("%s score = %v, %v, want %d", idx, score, err, later.Unix())
+		}
+	}
+	if _, err := r.rdb.ZScore(r.ctx, keys.FilmSessions(r.prefix, s.FilmID), s.ID).Result(); err == nil {
+		t.Errorf("the old film's index still lists %s", s.ID)
+	}
+	exp, _ := r.rdb.ExpireTime(r.ctx, keys.Session(r.prefix, s.ID)).Result()
+	if want := later.Add(20 * time.Minute).Unix(); int64(exp/time.Second) != want {
+		t.Errorf("EXPIRETIME = %v, want %d", exp, want)
+	}
+}
+
+func TestBadRowsKeepWhatTheCacheHas(t *testing.T) {
+	tests := []struct {
+		name   string
+		badID  string // "" for a bad row without a readable id
+		wantOK bool   // whether the dropped session is still cached
+	}{
+		{"bad row with an id", "the dropped one", true},
+		{"bad row without an id", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			ed := &editing{Fetcher: r.client}
+			w := r.warmer("a", func(c *Config) { c.Vista = ed })
+			r.step(w)
+			s := r.upcoming(2*time.Hour, 40*time.Hour)
+			gone := r.upcoming(s.Showtime.Sub(r.clock.Now())+time.Second, 60*time.Hour)
+			ed.sessions = func(list []vista.Session) ([]vista.Session, error) {
+				var out []vista.Session
+				for _, x := range list {
+					if x.ID != s.ID && x.ID != gone.ID {
+						out = append(out, x)
+					}
+				}
+				id := s.ID
+				if tt.badID == "" {
+					id = ""
+				}
+				return out, vista.RowErrors{{List: "sessions", Index: 3, ID: id, Field: "Showtime", Err: errBanana}}
+			}
+			n := len(r.events())
+			if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+				t.Fatal(err)
+			}
+			if len(r.hash(keys.Sessions, s.ID)) == 0 {
+				t.Errorf("the session of the bad row was dropped")
+			}
+			removed := byEvent(r.eventsSince(n), keys.Sessions, EventRemoved)
+			if tt.badID == "" && len(removed) != 0 {
+				t.Errorf("a reload with an unreadable row removed %+v", removed)
+			}
+			if tt.badID != "" && (len(removed) != 1 || removed[0].ID != gone.ID) {
+				t.Errorf("removed = %+v, want only %s", removed, gone.ID)
+			}
+		})
+	}
+}
+
+var errBanana = jsonError(`"banana" is not a date`)
+
+type jsonError string
+
+func (e jsonError) Error() string { return string(e) }
+
+func TestPublishedEventFields(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	film := r.sim.FilmIDs()[0]
+	r.sim.RemoveFilm(film) // and its sessions
+	s := r.upcoming(2*time.Hour, 40*time.Hour)
+	r.sim.SetSeats(s.ID, 5)
+	for _, k := range []keys.Kind{keys.Films, keys.Sessions} {
+		if err := w.Reload(r.ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := r.rdb.XRange(r.ctx, keys.Stream(r.prefix), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"sessions/item":         {"seq", "epoch", "kind", "event", "id", "seats_available", "changed", "at"},
+		"films/item":            {"seq", "epoch", "kind", "event", "id", "changed", "at"},
+		"sessions/removed_item": {"seq", "epoch", "kind", "event", "id", "reason", "at"},
+		"films/removed_item":    {"seq", "epoch", "kind", "event", "id", "reason", "at"},
+		"sessions/full_reload":  {"seq", "epoch", "kind", "event", "count", "at"},
+		"films/full_reload":     {"seq", "epoch", "kind", "event", "count", "at"},
+		"cinemas/full_reload":   {"seq", "epoch", "kind", "event", "count", "at"},
+	}
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		data := m.Values["data"].(string)
+		dec := json.NewDecoder(stringsReader(data))
+		var names []string
+		dec.Token()
+		for dec.More() {
+			tok, _ := dec.Token()
+			names = append(names, tok.(string))
+			var skip json.RawMessage
+			dec.Decode(&skip)
+		}
+		shape := m.Values["kind"].(string) + "/" + m.Values["event"].(string)
+		if w, ok := want[shape]; ok && !slices.Equal(names, w) {
+			t.Errorf("%s has fields %v, want %v: %s", shape, names, w, data)
+		}
+		seen[shape] = true
+	}
+	for _, shape := range []string{"sessions/item", "films/removed_item", "sessions/full_reload"} {
+		if !seen[shape] {
+			t.Errorf("no %s event in %d", shape, len(msgs))
+		}
+	}
+}
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
