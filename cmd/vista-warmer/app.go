@@ -117,10 +117,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := warmer.NewMetrics(reg)
 
+	zone := cfg.Zone
+	if zone == nil {
+		zone = machineZone()
+	}
 	vc, err := vista.New(vista.Config{
 		BaseURL: vistaURL,
 		Token:   cfg.VistaToken,
-		Zones:   vista.Zones{Default: cfg.Zone, Overrides: cfg.CinemaZones},
+		Zones:   vista.Zones{Default: zone, Overrides: cfg.CinemaZones},
 		Logger:  log.With("component", "vista"),
 		Observe: metrics.ObserveUpstream,
 	})
@@ -163,13 +167,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}()
 	log.Info("http listening", "addr", m.HTTPAddr(), "endpoints", "/metrics /healthz /readyz")
 
-	zone := "the machine's (" + time.Now().Format("MST -07:00") + ")"
-	if cfg.Zone != nil {
-		zone = cfg.Zone.String()
-	}
 	log.Info("starting",
 		"instance", cfg.InstanceID, "vista", vc.String(), "redis", redisShown, "prefix", cfg.Prefix,
-		"default_zone", zone, "horizon", cfg.Policy.Horizon, "near_window", cfg.Policy.NearWindow,
+		"default_zone", zone.String(), "horizon", cfg.Policy.Horizon, "near_window", cfg.Policy.NearWindow,
 		"near_interval", cfg.Policy.NearInterval, "grace", cfg.Policy.Grace,
 		"cinemas_cron", cfg.CinemasCron, "films_cron", cfg.FilmsCron, "sessions_cron", cfg.SessionsCron)
 

@@ -517,3 +517,31 @@ Examples:
 `)
 	io.WriteString(w, b.String())
 }
+
+// machineZone returns the machine's zone under its IANA name, so that a
+// cinema read in it gets a real name in its timezone field rather than
+// "Local": $TZ, else the zone /etc/localtime links to, else Debian's
+// /etc/timezone. A machine that names none keeps time.Local.
+func machineZone() *time.Location {
+	var names []string
+	if tz, ok := os.LookupEnv("TZ"); ok {
+		names = append(names, strings.TrimPrefix(tz, ":"))
+	}
+	if target, err := os.Readlink("/etc/localtime"); err == nil {
+		if _, name, ok := strings.Cut(target, "zoneinfo/"); ok {
+			names = append(names, name)
+		}
+	}
+	if b, err := os.ReadFile("/etc/timezone"); err == nil {
+		names = append(names, strings.TrimSpace(string(b)))
+	}
+	for _, name := range names {
+		if name == "" {
+			return time.UTC // TZ="" means UTC, as for package time
+		}
+		if loc, err := vista.LoadZone(name); err == nil {
+			return loc
+		}
+	}
+	return time.Local
+}

@@ -329,3 +329,21 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		})
 	}
 }
+
+func TestMachineZone(t *testing.T) {
+	tests := []struct {
+		tz   string
+		want string
+	}{
+		{"Europe/Berlin", "Europe/Berlin"},
+		{":America/New_York", "America/New_York"},
+		{"W. Europe Standard Time", "Europe/Berlin"},
+		{"", "UTC"},
+	}
+	for _, tt := range tests {
+		t.Setenv("TZ", tt.tz)
+		if got := machineZone().String(); got != tt.want {
+			t.Errorf("machineZone() with TZ=%q = %q, want %q", tt.tz, got, tt.want)
+		}
+	}
+}
