@@ -12,12 +12,12 @@ import (
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
-// bigVista is a simulated Vista of about 100k sessions: 100 cinemas of 14
+// bigVista is a simulated Vista of about 100k sessions: 113 cinemas of 14
 // screens, five shows a day, two weeks ahead.
 func bigVista(b *testing.B, clock *fakeClock) (*vista.Client, *vistasim.Server) {
 	sim := vistasim.New(vistasim.Config{
 		Seed: 1, Clock: clock.Now,
-		Cinemas: 100, Films: 40, Screens: 14, ShowsPerDay: 5, Days: 14,
+		Cinemas: 113, Films: 40, Screens: 14, ShowsPerDay: 5, Days: 14,
 	})
 	srv := httptest.NewServer(sim)
 	b.Cleanup(srv.Close)
@@ -82,6 +82,30 @@ func BenchmarkSteadyReload(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(w.count(keys.Sessions)), "sessions")
+}
+
+// BenchmarkIdleStep is the cost of one tick with ~100k sessions cached and
+// nothing due: the scan for due checks and expiries that runs every second.
+func BenchmarkIdleStep(b *testing.B) {
+	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	client, _ := bigVista(b, clock)
+	ctx := context.Background()
+	rdb, prefix := MustRedis(b)
+	w, err := New(Config{Redis: rdb, Vista: client, Prefix: prefix, InstanceID: "bench", Clock: clock, LeaseTTL: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Step(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer w.stop()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := w.Step(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkDiff measures the diff alone, the part of a reload that runs for

@@ -219,12 +219,19 @@ func (w *Warmer) announce(ctx context.Context, k keys.Kind, now time.Time) error
 // key and every index, with an expired event each. Redis drops the key by
 // its TTL at the same moment; the indexes are ours to clean.
 func (w *Warmer) expire(ctx context.Context, now time.Time) error {
+	if now.Before(w.st.nextExpiry) {
+		return nil
+	}
 	var ids []string
+	var next time.Time
 	for id, r := range w.st.cache[keys.Sessions] {
 		if w.expired(now, r.showtime) {
 			ids = append(ids, id)
+		} else if end := r.showtime.Add(w.cfg.Policy.Grace); next.IsZero() || end.Before(next) {
+			next = end
 		}
 	}
+	w.st.nextExpiry = next
 	if len(ids) == 0 {
 		return nil
 	}
@@ -260,19 +267,33 @@ const checkTimeout = 30 * time.Second
 // check looks at the sessions whose next check has come, one batched
 // request per cinema, a bounded number in flight.
 func (w *Warmer) check(ctx context.Context, now time.Time) error {
+	if now.Before(w.st.nextCheck) {
+		return nil
+	}
 	cache := w.st.cache[keys.Sessions]
 	groups := map[string][]string{}
 	tiers := map[string]int{}
+	var next time.Time
 	for id, r := range cache {
 		if r.missing {
 			continue
 		}
 		tiers[w.cfg.Policy.Tier(now, r.showtime)]++
 		if _, ok := w.cfg.Policy.Interval(now, r.showtime); !ok || r.nextCheck.After(now) {
+			if !r.nextCheck.IsZero() && r.nextCheck.After(now) && (next.IsZero() || r.nextCheck.Before(next)) {
+				next = r.nextCheck
+			}
 			continue
 		}
 		cinema := r.vals[sCinemaID]
 		groups[cinema] = append(groups[cinema], id)
+	}
+	// Until then nothing is due, unless a write brings a session due
+	// sooner (see remember). Walk again within a minute at the latest, for
+	// the tier gauges.
+	w.st.nextCheck = minTime(now.Add(time.Minute), next)
+	if next.IsZero() {
+		w.st.nextCheck = now.Add(time.Minute)
 	}
 	for _, t := range Tiers {
 		if t != "expired" {
@@ -332,6 +353,7 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 			for _, id := range a.ids {
 				if r := cache[id]; !answered[id] {
 					r.nextCheck = w.cfg.Policy.NextCheck(now, r.showtime, id)
+					w.remember(r)
 				}
 			}
 		}
@@ -355,6 +377,17 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 		}
 	}
 	return w.apply(ctx, keys.Sessions, changes, now)
+}
+
+// remember brings the next walk for checks or expiries forward when a
+// session written now needs one sooner.
+func (w *Warmer) remember(r *record) {
+	if !r.nextCheck.IsZero() && r.nextCheck.Before(w.st.nextCheck) {
+		w.st.nextCheck = r.nextCheck
+	}
+	if end := r.showtime.Add(w.cfg.Policy.Grace); !r.showtime.IsZero() && end.Before(w.st.nextExpiry) {
+		w.st.nextExpiry = end
+	}
 }
 
 // guard is what the writer's next write expects of P:meta.
@@ -415,6 +448,9 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 				delete(cache, c.id)
 			} else {
 				cache[c.id] = c.cur
+				if k == keys.Sessions {
+					w.remember(c.cur)
+				}
 			}
 			w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()
 			if probes[i].vanished() {

@@ -113,6 +113,10 @@ type state struct {
 	quiet      map[keys.Kind]bool // the next reload is part of a build from nothing
 	nextReload map[keys.Kind]time.Time
 	loaded     map[keys.Kind]bool
+
+	// The earliest next check and expiry of any cached session, so that a
+	// tick with nothing due does not walk 100k sessions. Zero: walk.
+	nextCheck, nextExpiry time.Time
 }
 
 // New checks the configuration and returns a Warmer.
