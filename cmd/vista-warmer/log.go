@@ -31,7 +31,7 @@ func newLogger(w io.Writer, format string, level slog.Level, color bool) *slog.L
 			},
 		}))
 	}
-	return slog.New(tint.NewHandler(w, &tint.Options{
+	return slog.New(tint.NewTextHandler(w, &tint.Options{
 		Level:      level,
 		TimeFormat: time.TimeOnly + ".000",
 		NoColor:    !color,
