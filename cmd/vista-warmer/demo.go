@@ -30,13 +30,19 @@ type simServer struct {
 	srv *http.Server
 }
 
+// demoVista is the demo's simulated chain: cinemas in three rounds of every
+// zone the simulator knows, so that at any hour of the day some of them are
+// showing and a few sessions are within the near window, checked every
+// 10s, from the first minute on.
+var demoVista = vistasim.Config{Seed: demoSeed, Cinemas: 27, Screens: 6, ShowsPerDay: 5}
+
 func startSim() (*simServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("demo: listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           vistasim.New(vistasim.Config{Seed: demoSeed}),
+		Handler:           vistasim.New(demoVista),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go srv.Serve(ln)
