@@ -110,6 +110,9 @@ func (w *Warmer) fetch(ctx context.Context, k keys.Kind, now time.Time) (*listin
 			}
 		}
 	}
+	for _, r := range l.recs {
+		r.rawSum = checksum(r.raw)
+	}
 	var rowErrs vista.RowErrors
 	if errors.As(err, &rowErrs) {
 		for _, e := range rowErrs {
@@ -180,7 +183,7 @@ func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
 	if err := w.apply(ctx, k, changes, now); err != nil {
 		return err
 	}
-	if err := w.announce(ctx, k, now); err != nil {
+	if err := w.announce(ctx, k); err != nil {
 		return err
 	}
 	w.log.Info("reloaded", "kind", k, "count", w.count(k), "took", time.Since(start).Round(time.Millisecond),
@@ -191,7 +194,8 @@ func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
 // announce sends a kind's full_reload event after the last batch of its
 // reload, with P:meta's loaded:{kind}. A build from nothing is quiet only
 // up to here.
-func (w *Warmer) announce(ctx context.Context, k keys.Kind, now time.Time) error {
+func (w *Warmer) announce(ctx context.Context, k keys.Kind) error {
+	now := w.cfg.Clock.Now() // when the reload is in Redis, not when it began
 	count := w.count(k)
 	pub := w.publisher()
 	wctx := context.WithoutCancel(ctx)
@@ -271,7 +275,11 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	cache := w.st.cache[keys.Sessions]
-	groups := map[string][]string{}
+	// Sessions due within half a near interval ride along with their
+	// cinema's request when it goes anyway: one request, not several a
+	// second apart. The per-session phase still spreads the cinemas.
+	soon := now.Add(w.cfg.Policy.NearInterval / 2)
+	groups, early := map[string][]string{}, map[string][]string{}
 	tiers := map[string]int{}
 	var next time.Time
 	for id, r := range cache {
@@ -279,14 +287,21 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 			continue
 		}
 		tiers[w.cfg.Policy.Tier(now, r.showtime)]++
-		if _, ok := w.cfg.Policy.Interval(now, r.showtime); !ok || r.nextCheck.After(now) {
+		_, inHorizon := w.cfg.Policy.Interval(now, r.showtime)
+		if !inHorizon || r.nextCheck.After(now) {
 			if !r.nextCheck.IsZero() && r.nextCheck.After(now) && (next.IsZero() || r.nextCheck.Before(next)) {
 				next = r.nextCheck
+			}
+			if inHorizon && !r.nextCheck.After(soon) {
+				early[r.vals[sCinemaID]] = append(early[r.vals[sCinemaID]], id)
 			}
 			continue
 		}
 		cinema := r.vals[sCinemaID]
 		groups[cinema] = append(groups[cinema], id)
+	}
+	for cinema := range groups {
+		groups[cinema] = append(groups[cinema], early[cinema]...)
 	}
 	// Until then nothing is due, unless a write brings a session due
 	// sooner (see remember). Walk again within a minute at the latest, for
@@ -444,21 +459,23 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 		}
 		w.committed(pub)
 		for i, c := range batch {
+			w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()
 			if c.op == opRemove {
 				delete(cache, c.id)
-			} else {
-				cache[c.id] = c.cur
-				if k == keys.Sessions {
-					w.remember(c.cur)
-				}
+				continue
 			}
-			w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()
 			if probes[i].vanished() {
 				// The key was gone (evicted, or expired a moment early), so
 				// the fields just set made a hash of their own: write the
 				// entity whole, as new.
 				w.log.Warn("an entity was missing from Redis; writing it again", "kind", k, "id", c.id)
-				changes = append(changes, change{op: opAdd, id: c.id, cur: c.cur, changed: diff(k, nil, c.cur)})
+				again := *c.cur
+				changes = append(changes, change{op: opAdd, id: c.id, cur: &again, changed: diff(k, nil, c.cur)})
+			}
+			c.cur.raw = "" // written; its checksum is enough from here on
+			cache[c.id] = c.cur
+			if k == keys.Sessions {
+				w.remember(c.cur)
 			}
 		}
 		if writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && start < len(changes) {
@@ -496,11 +513,15 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		}
 		return probe{}
 	case opConfirm:
-		if !sessions {
-			return probe{pipe.HSet(ctx, key, fUpdatedAt, at), 1}
+		args := []any{fUpdatedAt, at}
+		if sessions {
+			args = append(args, fNextCheckAt, stamp(c.cur.nextCheck))
 		}
-		p := probe{pipe.HSet(ctx, key, fUpdatedAt, at, fNextCheckAt, stamp(c.cur.nextCheck)), 2}
-		pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
+		args = w.rawArgs(ctx, pipe, key, c, args)
+		p := probe{pipe.HSet(ctx, key, args...), len(args) / 2}
+		if sessions {
+			pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
+		}
 		return p
 	}
 
@@ -516,11 +537,13 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 	if sessions {
 		args = append(args, fChangedAt, at, fNextCheckAt, stamp(c.cur.nextCheck))
 	}
-	if w.cfg.KeepRaw && c.cur.raw != "" {
-		args = append(args, fRaw, c.cur.raw)
-	}
 	if c.op == opAdd {
 		pipe.Del(ctx, key) // whatever an earlier epoch left there goes
+		if c.cur.raw != "" {
+			args = append(args, fRaw, c.cur.raw)
+		}
+	} else {
+		args = w.rawArgs(ctx, pipe, key, c, args)
 	}
 	p := probe{pipe.HSet(ctx, key, args...), len(args) / 2}
 	if c.op == opAdd {
@@ -550,6 +573,21 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 	}
 	pub.publish(ctx, pipe, ev)
 	return p
+}
+
+// rawArgs keeps an existing hash's raw field in step with what Vista sent
+// in its last full list: rewritten when the row changed, even where no data
+// field did, and dropped when the warmer runs without --keep-raw. A seat
+// check carries no row, so raw waits for the next reload.
+func (w *Warmer) rawArgs(ctx context.Context, pipe redis.Pipeliner, key string, c change, args []any) []any {
+	if c.old == nil || c.old.rawSum == c.cur.rawSum || (c.cur.raw == "" && c.cur.rawSum != 0) {
+		return args
+	}
+	if c.cur.raw == "" {
+		pipe.HDel(ctx, key, fRaw)
+		return args
+	}
+	return append(args, fRaw, c.cur.raw)
 }
 
 func (w *Warmer) index(ctx context.Context, pipe redis.Pipeliner, k keys.Kind, id string, r *record) {

@@ -326,3 +326,43 @@ func TestPublishedEventFields(t *testing.T) {
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+func TestChecksOfACinemaGoTogether(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	// Two sessions of one cinema within the horizon of the same moment.
+	var a, b vistasim.SessionInfo
+	list := r.sim.Sessions()
+	for i := 0; i < len(list) && a.ID == ""; i++ {
+		for j := range list {
+			d := list[j].Showtime.Sub(list[i].Showtime)
+			if i != j && list[i].CinemaID == list[j].CinemaID && d > 0 && d < 30*time.Minute &&
+				list[i].Showtime.After(r.clock.Now().Add(2*time.Hour)) {
+				a, b = list[i], list[j]
+				break
+			}
+		}
+	}
+	if a.ID == "" {
+		t.Fatal("the simulated Vista has no two sessions of a cinema within 30 minutes")
+	}
+	r.clock.Set(a.Showtime.Add(-20 * time.Minute))
+	r.step(w)
+	now := r.clock.Now()
+	cache := w.st.cache[keys.Sessions]
+	cache[a.ID].nextCheck = now.Add(time.Second)
+	cache[b.ID].nextCheck = now.Add(3 * time.Second) // due within half a near interval of a
+	w.st.nextCheck = time.Time{}
+	r.sim.ResetRequests()
+	r.clock.Add(time.Second)
+	r.step(w)
+	if got := r.sim.Requests()[vistasim.EndpointSeats]; got != 1 {
+		t.Errorf("%d seat requests, want 1 for both sessions of cinema %s", got, a.CinemaID)
+	}
+	for _, id := range []string{a.ID, b.ID} {
+		if next := w.st.cache[keys.Sessions][id].nextCheck; !next.After(r.clock.Now().Add(time.Minute)) {
+			t.Errorf("session %s was not checked: next check in %v", id, next.Sub(r.clock.Now()))
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package warmer
 
 import (
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,7 +46,11 @@ const (
 // writes, the events and the metrics, whatever the kind.
 type record struct {
 	vals []string
-	raw  string // upstream JSON, kept only with KeepRaw
+	raw  string // upstream JSON, kept only with KeepRaw, and only until written
+
+	// rawSum is a checksum of the raw field the hash holds (0: none), so the
+	// cache can tell a stale raw without keeping every row in memory.
+	rawSum uint64
 
 	// Sessions only: the showtime, for the indexes' scores, the TTL and the
 	// schedule, and when the warmer looks at the session next.
@@ -121,10 +126,20 @@ func rawOf(raw []byte, keep bool) string {
 	return string(raw)
 }
 
+// checksum is rawSum's function; the empty string sums to 0.
+func checksum(s string) uint64 {
+	if s == "" {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64() | 1
+}
+
 // recordFromHash rebuilds a record from a hash read back from Redis.
 func recordFromHash(k keys.Kind, h map[string]string) *record {
 	names := fields[k]
-	r := &record{vals: make([]string, len(names))}
+	r := &record{vals: make([]string, len(names)), rawSum: checksum(h[fRaw])}
 	for i, name := range names {
 		r.vals[i] = h[name]
 	}

@@ -72,9 +72,10 @@ func (p Policy) Tier(now, showtime time.Time) string {
 var Tiers = []string{"beyond_horizon", "approaching", "near", "started", "expired"}
 
 // NextCheck returns when a session should be looked at again. Inside the
-// horizon it is now + Interval, less a phase of up to a tenth of the
+// horizon it is now + Interval, plus a phase of up to a tenth of the
 // interval that depends only on the session's id, so sessions loaded
-// together do not all fire in the same second ever after. Past the horizon
+// together do not all fire in the same second ever after (and no session
+// is looked at more often than the policy says). Past the horizon
 // it is the moment the session enters it (a full reload may come first).
 // The zero time means never: the session has expired.
 func (p Policy) NextCheck(now, showtime time.Time, id string) time.Time {
@@ -85,7 +86,7 @@ func (p Policy) NextCheck(now, showtime time.Time, id string) time.Time {
 		}
 		return time.Time{}
 	}
-	return now.Add(iv - time.Duration(phase(id)*float64(iv)/10))
+	return now.Add(iv + time.Duration(phase(id)*float64(iv)/10))
 }
 
 // phase maps an id to [0, 1), the same on every run and every instance.

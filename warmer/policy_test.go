@@ -65,8 +65,8 @@ func TestNextCheck(t *testing.T) {
 		seen := map[time.Time]bool{}
 		for _, id := range []string{"1001-1", "1001-2", "1001-3", "1002-1", "1002-2"} {
 			got := p.NextCheck(now, show, id)
-			if got.Before(now.Add(9*time.Second)) || got.After(now.Add(10*time.Second)) {
-				t.Errorf("NextCheck(%q) = %v, want within [9s, 10s] of now", id, got.Sub(now))
+			if got.Before(now.Add(10*time.Second)) || got.After(now.Add(11*time.Second)) {
+				t.Errorf("NextCheck(%q) = %v, want within [10s, 11s] of now", id, got.Sub(now))
 			}
 			seen[got] = true
 		}

@@ -101,6 +101,7 @@ type Warmer struct {
 	epochSeen atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
 
 	lastRenew, lastBeat time.Time // real time, guarded by tendMu
+	standing            bool      // said that we stand by, guarded by tendMu
 
 	st *state // the writer's state; nil on standby. Owned by Step.
 }
@@ -281,7 +282,7 @@ func (w *Warmer) tend(ctx context.Context) {
 				w.log.Warn("cannot reach the lease", "err", err)
 			}
 		case held:
-			w.lastRenew = now
+			w.lastRenew, w.standing = now, false
 			if taken {
 				w.taken.Store(true)
 			}
@@ -293,7 +294,10 @@ func (w *Warmer) tend(ctx context.Context) {
 			if w.leader.Swap(false) {
 				w.log.Warn("lost the lease; standing by", "instance", w.cfg.InstanceID)
 				w.m.leaseHeld.Set(0)
+			} else if !w.standing {
+				w.log.Info("another instance writes; standing by", "instance", w.cfg.InstanceID)
 			}
+			w.standing = true
 		}
 	}
 	epoch := w.epochSeen.Load()
@@ -343,6 +347,11 @@ func (w *Warmer) Step(ctx context.Context) error {
 		}
 	}
 	now := w.cfg.Clock.Now()
+	// Expiry first: a session that ended while no warmer ran says goodbye
+	// before the reload that counts what is left.
+	if err := w.expire(ctx, now); err != nil {
+		return w.failed("expire", err)
+	}
 	for _, k := range keys.Kinds {
 		if ctx.Err() != nil {
 			return nil
@@ -360,9 +369,6 @@ func (w *Warmer) Step(ctx context.Context) error {
 			return w.failed("reload_"+string(k), err)
 		}
 		w.st.nextReload[k] = w.schedules[k].Next(now)
-	}
-	if err := w.expire(ctx, now); err != nil {
-		return w.failed("expire", err)
 	}
 	if err := w.check(ctx, now); err != nil {
 		return w.failed("check", err)

@@ -102,11 +102,42 @@ func TestColdBuild(t *testing.T) {
 
 func TestKeepRaw(t *testing.T) {
 	r := newRig(t)
-	r.step(r.warmer("a", func(c *Config) { c.KeepRaw = true }))
-	id := r.upcoming(time.Hour, 48*time.Hour).ID
-	var raw map[string]any
-	if err := json.Unmarshal([]byte(r.hash(keys.Sessions, id)["raw"]), &raw); err != nil || raw["ID"] != id {
-		t.Errorf("raw of %s = %v, %v; want Vista's JSON", id, raw, err)
+	keep := r.warmer("a", func(c *Config) { c.KeepRaw = true })
+	r.step(keep)
+	s := r.upcoming(2*time.Hour, 48*time.Hour)
+	rawSeats := func() any {
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(r.hash(keys.Sessions, s.ID)["raw"]), &raw); err != nil || raw["ID"] != s.ID {
+			t.Fatalf("raw of %s = %v, %v; want Vista's JSON", s.ID, raw, err)
+		}
+		return raw["SeatsAvailable"]
+	}
+	if got := rawSeats(); got != float64(s.SeatsAvailable) {
+		t.Errorf("raw SeatsAvailable = %v, want %d", got, s.SeatsAvailable)
+	}
+
+	// A seat check changes the fields; the next reload brings raw along.
+	r.clock.Set(s.Showtime.Add(-5 * time.Minute))
+	r.step(keep)
+	r.sim.SetSeats(s.ID, 4)
+	r.clock.Add(11 * time.Second)
+	r.step(keep)
+	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "4" {
+		t.Fatalf("seats_available after the check = %q, want 4", got)
+	}
+	if err := keep.Reload(r.ctx, keys.Sessions); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawSeats(); got != float64(4) {
+		t.Errorf("raw SeatsAvailable after a reload = %v, want 4", got)
+	}
+	keep.stop()
+
+	// Without --keep-raw, the next reload drops what an earlier run kept.
+	plain := r.warmer("b")
+	r.step(plain)
+	if _, ok := r.hash(keys.Sessions, s.ID)["raw"]; ok {
+		t.Error("raw outlived a restart without KeepRaw")
 	}
 }
 
