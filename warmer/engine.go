@@ -310,11 +310,7 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 	if next.IsZero() {
 		w.st.nextCheck = now.Add(time.Minute)
 	}
-	for _, t := range Tiers {
-		if t != "expired" {
-			w.m.tiers.WithLabelValues(t).Set(float64(tiers[t]))
-		}
-	}
+	w.m.setTiers(tiers)
 	if len(groups) == 0 {
 		return nil
 	}

@@ -72,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_errors_total",
-			Help: "Failed operations, by operation (reload_cinemas, check, write, heartbeat, lease...).",
+			Help: "Failed operations, by operation (take_over, reload_cinemas, reload_films, reload_sessions, expire, check, heartbeat, lease).",
 		}, []string{"op"}),
 	}
 	for _, k := range keys.Kinds {
@@ -80,11 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.changes.WithLabelValues(string(k), o)
 		}
 	}
-	for _, t := range Tiers {
-		if t != "expired" {
-			m.tiers.WithLabelValues(t)
-		}
-	}
+	m.setTiers(nil)
 	if reg != nil {
 		reg.MustRegister(m.changes, m.upstream, m.upstreamDur, m.redisWrite, m.events,
 			m.tiers, m.lastReload, m.leaseHeld, m.errors)
@@ -96,4 +92,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) ObserveUpstream(endpoint string, status int, d time.Duration) {
 	m.upstream.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
 	m.upstreamDur.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+// setTiers sets the sessions-per-tier gauges from counts; nil sets them all
+// to zero. Expired sessions are not held, so that tier has no gauge.
+func (m *Metrics) setTiers(counts map[string]int) {
+	for _, t := range Tiers {
+		if t != "expired" {
+			m.tiers.WithLabelValues(t).Set(float64(counts[t]))
+		}
+	}
 }

@@ -429,6 +429,7 @@ func (w *Warmer) dropState() {
 	w.st = nil
 	w.epochSeen.Store(nil)
 	w.ready.Store(false)
+	w.m.setTiers(nil) // a standby holds no sessions
 }
 
 // takeOver reads the cache before writing a thing. A cache of our schema is
