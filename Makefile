@@ -37,11 +37,12 @@ lint:
 bench:
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 
-## fuzz: run the decoder fuzz targets for FUZZTIME each
+## fuzz: run the decoder and scanner fuzz targets for FUZZTIME each
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSessions$$' -fuzztime $(FUZZTIME) ./vista/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFilms$$' -fuzztime $(FUZZTIME) ./vista/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCinemas$$' -fuzztime $(FUZZTIME) ./vista/
+	$(GO) test -run '^$$' -fuzz '^FuzzScanners$$' -fuzztime $(FUZZTIME) ./vista/
 
 clean:
 	rm -rf bin

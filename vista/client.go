@@ -235,9 +235,6 @@ func (c *Client) Cinemas(ctx context.Context) ([]Cinema, error) {
 
 func (c *Client) resolve(id, tz string) *time.Location {
 	loc, _ := c.zones.Resolve(id, tz)
-	if loc == nil {
-		loc = time.Local
-	}
 	return loc
 }
 
@@ -331,6 +328,8 @@ func (c *Client) CheckSeats(ctx context.Context, ids []string) (seats []Seats, g
 	var (
 		rejected *RejectedError
 		rowErrs  RowErrors
+		answered bool // some request of this check got an answer
+		probed   bool
 	)
 	var check func(batch []string) error
 	check = func(batch []string) error {
@@ -347,6 +346,18 @@ func (c *Client) CheckSeats(ctx context.Context, ids []string) (seats []Seats, g
 					rejected = &RejectedError{Err: err}
 				}
 				rejected.IDs = append(rejected.IDs, batch[0])
+				// Refused down to one id before any answer: is it this id,
+				// or does Vista refuse every query of this form? One more
+				// id, from the other end, tells, rather than 2n-1 requests.
+				if last := ids[len(ids)-1]; !answered && !probed && last != batch[0] {
+					probed = true
+					if err := check([]string{last}); err != nil {
+						return err
+					}
+					if !answered {
+						return fmt.Errorf("vista %s: every seat check refused: %w", epSeats.entity, se)
+					}
+				}
 				return nil
 			}
 			half := len(batch) / 2
@@ -358,6 +369,7 @@ func (c *Client) CheckSeats(ctx context.Context, ids []string) (seats []Seats, g
 		if err != nil {
 			return err
 		}
+		answered = true
 		got, bad := decodeSeats(rows, 0)
 		rowErrs = append(rowErrs, bad...)
 		asked := make(map[string]bool, len(batch))

@@ -121,3 +121,27 @@ func FuzzDecodeCinemas(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanners feeds the JSON scanners bytes that were never validated: the
+// decoders only hand them valid JSON, but no input may make them panic or
+// hand out a slice outside their input.
+func FuzzScanners(f *testing.F) {
+	for _, seed := range []string{`{"a":1,"b":[1,{"c":"}"}]}`, `[1,"x\"",{}]`, `{"a`, `[`, `{"a":}`, `"\`, ``} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ms, _ := objectMembers(nil, b)
+		for _, m := range ms {
+			if len(m.name) > len(b) || len(m.value) > len(b) {
+				t.Fatalf("member %q=%q longer than its input", m.name, m.value)
+			}
+		}
+		es, _ := arrayElements(nil, b)
+		for _, e := range es {
+			if len(e) == 0 || len(e) > len(b) {
+				t.Fatalf("element %q of %q", e, b)
+			}
+		}
+		newRow("sessions", 0, b)
+	})
+}

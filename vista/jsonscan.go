@@ -4,7 +4,7 @@ package vista
 // row into a map of json.RawMessage scanned each byte three times and copied
 // every value; these helpers walk JSON that encoding/json has already
 // validated once and hand out sub-slices instead. On input that is not valid
-// JSON they stop early rather than panic: they are fuzzed with the decoders.
+// JSON they stop early rather than panic: FuzzScanners feeds them raw bytes.
 
 // member is one name/value pair of a JSON object, both as raw bytes; the
 // name is still quoted.

@@ -107,6 +107,7 @@ type StatusError struct {
 	Body       string // the start of the body, for the log; never holds the token
 }
 
+// Error says which endpoint answered what; Body never holds the token.
 func (e *StatusError) Error() string {
 	msg := fmt.Sprintf("vista %s: status %d", e.Endpoint, e.StatusCode)
 	if e.Body != "" {
@@ -136,6 +137,7 @@ type DecodeError struct {
 	Err   error
 }
 
+// Error names the list, the row and the field.
 func (e *DecodeError) Error() string {
 	where := "value"
 	if e.Index >= 0 {
@@ -147,6 +149,7 @@ func (e *DecodeError) Error() string {
 	return fmt.Sprintf("decode %s: %s: %v", e.List, where, e.Err)
 }
 
+// Unwrap returns what was wrong with the value.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // RowErrors collects the rows of a list that could not be decoded. A list
@@ -154,6 +157,7 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // costs the others.
 type RowErrors []*DecodeError
 
+// Error gives the first bad row and how many more there are.
 func (r RowErrors) Error() string {
 	switch len(r) {
 	case 0:

@@ -376,11 +376,13 @@ func checkVistaURL(s setting) error {
 	if err != nil {
 		return usagef("%s: not a valid URL", s.label())
 	}
+	// Shown without user info or query: either may carry a secret.
+	shown := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return usagef("%s: %q is not an http(s) URL", s.label(), u.Redacted())
+		return usagef("%s: %q is not an http(s) URL", s.label(), shown)
 	}
 	if _, err := vista.New(vista.Config{BaseURL: s.raw}); err != nil {
-		return usagef("%s: %q: %s", s.label(), u.Redacted(), strings.TrimPrefix(err.Error(), "vista: base URL: "))
+		return usagef("%s: %q: %s", s.label(), shown, strings.TrimPrefix(err.Error(), "vista: base URL: "))
 	}
 	return nil
 }
@@ -397,6 +399,11 @@ func parseRedisURL(s setting) (*redis.Options, error) {
 	case "redis", "rediss", "unix":
 	default:
 		return nil, usagef("%s: %q: want redis://, rediss://, unix:// or %q", s.label(), u.Redacted(), embedded)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return nil, usagef("%s: %q: port %q is not a TCP port", s.label(), u.Redacted(), port)
+		}
 	}
 	opts, err := redis.ParseURL(raw)
 	if err != nil {

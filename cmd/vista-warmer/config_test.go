@@ -42,8 +42,9 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"no vista url", nil, nil, "--vista-url is required (or set VISTA_API_URL, or use --demo)"},
 		{"vista url not http", []string{"--vista-url", "ftp://connect.example.com/"}, nil, `--vista-url: "ftp://connect.example.com/" is not an http(s) URL`},
 		{"vista url relative", []string{"--vista-url", "connect.example.com"}, nil, `--vista-url: "connect.example.com" is not an http(s) URL`},
-		{"vista url with query", []string{"--vista-url", "https://connect.example.com/x/?a=b"}, nil, `--vista-url: "https://connect.example.com/x/?a=b": must not have a query or a fragment`},
-		{"vista url env", nil, map[string]string{"VISTA_API_URL": "mailto:x@example.com"}, `--vista-url (from VISTA_API_URL): "mailto:x@example.com" is not an http(s) URL`},
+		{"vista url with query", []string{"--vista-url", "https://connect.example.com/x/?token=s3cret"}, nil, `--vista-url: "https://connect.example.com/x/": must not have a query or a fragment`},
+		{"vista url env", nil, map[string]string{"VISTA_API_URL": "mailto:x@example.com"}, `--vista-url (from VISTA_API_URL): "mailto:" is not an http(s) URL`},
+		{"redis port out of range", []string{"--vista-url", "https://connect.example.com/x/", "--redis-url", "redis://127.0.0.1:99999/0"}, nil, `--redis-url: "redis://127.0.0.1:99999/0": port "99999" is not a TCP port`},
 		{"token with newline", []string{urlArg, "--vista-token", "abc\ndef"}, nil, "--vista-token: contains a control character"},
 
 		{"redis url scheme", []string{urlArg, "--redis-url", "http://127.0.0.1:6379"}, nil, `--redis-url: "http://127.0.0.1:6379": want redis://, rediss://, unix:// or "embedded"`},

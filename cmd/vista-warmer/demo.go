@@ -26,8 +26,9 @@ const demoSeed = 1
 
 // simServer is the simulated Vista of --demo, on a loopback port.
 type simServer struct {
-	URL string
-	srv *http.Server
+	URL    string
+	srv    *http.Server
+	served chan struct{} // closed when Serve has returned
 }
 
 // demoVista is the demo's simulated chain: cinemas in three rounds of every
@@ -45,8 +46,12 @@ func startSim() (*simServer, error) {
 		Handler:           vistasim.New(demoVista),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	go srv.Serve(ln)
-	return &simServer{URL: "http://" + ln.Addr().String() + "/WSVistaWebClient/", srv: srv}, nil
+	s := &simServer{URL: "http://" + ln.Addr().String() + "/WSVistaWebClient/", srv: srv, served: make(chan struct{})}
+	go func() {
+		defer close(s.served)
+		srv.Serve(ln)
+	}()
+	return s, nil
 }
 
 // Close gives a request in flight a moment, then cuts it: the simulator
@@ -54,10 +59,12 @@ func startSim() (*simServer, error) {
 func (s *simServer) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := s.srv.Shutdown(ctx); err != nil {
-		return s.srv.Close()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		err = s.srv.Close()
 	}
-	return nil
+	<-s.served
+	return err
 }
 
 // embeddedRedis is an in-process Redis (miniredis) on a loopback port.

@@ -32,8 +32,10 @@ func newHandler(reg *prometheus.Registry, rdb redis.UniversalClient, w status) h
 		defer cancel()
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := rdb.Ping(ctx).Err(); err != nil {
+			// The detail (addresses, auth errors) is for the log, not for
+			// whoever can reach the probe.
 			rw.WriteHeader(http.StatusServiceUnavailable)
-			rw.Write([]byte("redis: " + err.Error() + "\n"))
+			rw.Write([]byte("redis: unavailable\n"))
 			return
 		}
 		rw.Write([]byte("ok\n"))

@@ -25,8 +25,7 @@ func main() {
 		os.Exit(2)
 	}
 	if err := m.Run(ctx); err != nil {
-		m.Close()
-		os.Exit(m.fail(err))
+		os.Exit(m.fail(errors.Join(err, m.Close())))
 	}
 
 	select {

@@ -25,8 +25,12 @@ func openRedis(ctx context.Context, opts *redis.Options, prefix string, log *slo
 	info, err := rdb.Info(ctx, "cluster").Result()
 	var rerr redis.Error
 	switch {
-	case errors.As(err, &rerr):
+	case errors.As(err, &rerr) && strings.HasPrefix(err.Error(), "ERR"):
 		// The server answered but knows no such section: not a cluster.
+		return rdb, nil
+	case errors.As(err, &rerr):
+		// NOAUTH, LOADING, MASTERDOWN...: it cannot tell us yet.
+		log.Warn("redis cannot say whether it is a cluster; assuming it is not", "addr", opts.Addr, "err", err)
 		return rdb, nil
 	case err != nil:
 		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
