@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,12 +30,10 @@ func (r *rig) assertSeqContiguous() {
 			r.t.Fatalf("event %+v: seq %d, want %d", ev, ev.Seq, n)
 		}
 	}
-	if got := r.meta()["seq"]; got != itoa(n) {
+	if got := r.meta()["seq"]; got != strconv.FormatInt(n, 10) {
 		r.t.Errorf("meta seq = %s, want %d", got, n)
 	}
 }
-
-func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestPausedWriterThatGetsTheLeaseBack(t *testing.T) {
 	r := newRig(t)
