@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 )
@@ -24,15 +26,25 @@ const (
 	DefaultBaseDelay    = 500 * time.Millisecond
 	DefaultMaxDelay     = 30 * time.Second
 	DefaultMaxURLLength = 2000
+	// DefaultMaxBodyBytes bounds one page of an answer. Vista may send a
+	// whole list on one page: 100k sessions are about 60 MB of JSON.
+	DefaultMaxBodyBytes = 256 << 20
 )
 
 const (
-	tokenHeader  = "connectapitoken"
-	maxPages     = 10000
-	maxBodyBytes = 256 << 20 // a whole Sessions page of a large circuit is a few MB
-	maxErrBody   = 512       // how much of an error answer StatusError keeps
-	seatSelect   = "$select=ID,SeatsAvailable,SoldoutStatus,Status"
+	tokenHeader = "connectapitoken"
+	maxPages    = 10000
+	maxErrBody  = 512 // how much of an error answer StatusError keeps
 )
+
+// seatSelects are the $select of a seat check, widest first. Older Vista
+// servers have no Status, and some no SoldoutStatus, and refuse a $select
+// that names them (400): CheckSeats then narrows it.
+var seatSelects = [...]string{
+	"$select=ID,SeatsAvailable,SoldoutStatus,Status",
+	"$select=ID,SeatsAvailable,SoldoutStatus",
+	"$select=ID,SeatsAvailable",
+}
 
 // Config configures a Client. Only BaseURL is required.
 type Config struct {
@@ -61,14 +73,29 @@ type Config struct {
 	// MaxURLLength bounds the URL of a seat check; default 2000. Longer
 	// lists of ids are split into several requests.
 	MaxURLLength int
+	// MaxBodyBytes bounds one page of an answer; default
+	// DefaultMaxBodyBytes. A larger answer is an error, and the list it
+	// belongs to is not read.
+	MaxBodyBytes int64
 	// Zones gives each cinema its time zone.
 	Zones Zones
+	// Fields names further Vista fields to read into each entity's Extra.
+	Fields Fields
 	// Logger receives retries (debug, then warn); nil discards.
 	Logger *slog.Logger
 	// Observe, when set, is called once per HTTP attempt with the endpoint
 	// ("cinemas", "films", "sessions", "seats"), the status (0 when no
 	// answer came) and the time the attempt took, body included.
 	Observe func(endpoint string, status int, d time.Duration)
+}
+
+// Fields names Vista fields, by Vista's spelling, that the client reads
+// besides its own into Cinema.Extra, Film.Extra and Session.Extra: a string
+// as its text, null or absent as "", a number or boolean as its JSON text,
+// an array or object as compact JSON. A value longer than MaxTextBytes is a
+// row error.
+type Fields struct {
+	Cinemas, Films, Sessions []string
 }
 
 // Client reads Vista Connect. It is safe for concurrent use.
@@ -81,9 +108,22 @@ type Client struct {
 	baseDelay  time.Duration
 	maxDelay   time.Duration
 	maxURLLen  int
+	maxBody    int64
 	zones      Zones
+	fields     Fields
 	log        *slog.Logger
 	observe    func(endpoint string, status int, d time.Duration)
+
+	// sel is the $select seat checks use: an index into seatSelects, and
+	// whether a check with it has passed. Until one has, seat checks go
+	// one at a time (mu), so that finding a server's narrower $select
+	// costs at most two requests in all.
+	sel struct {
+		mu        sync.Mutex
+		level     atomic.Int32
+		proven    atomic.Bool
+		exhausted atomic.Bool // narrowing was tried and did not help
+	}
 
 	// jitter returns a random duration in [0, d]; tests make it exact.
 	jitter func(d time.Duration) time.Duration
@@ -105,7 +145,9 @@ func New(cfg Config) (*Client, error) {
 		baseDelay:  cfg.BaseDelay,
 		maxDelay:   cfg.MaxDelay,
 		maxURLLen:  cfg.MaxURLLength,
+		maxBody:    cfg.MaxBodyBytes,
 		zones:      cfg.Zones,
+		fields:     cfg.Fields,
 		log:        cfg.Logger,
 		observe:    cfg.Observe,
 		jitter:     fullJitter,
@@ -129,10 +171,13 @@ func New(cfg Config) (*Client, error) {
 	if c.maxURLLen <= 0 {
 		c.maxURLLen = DefaultMaxURLLength
 	}
+	if c.maxBody <= 0 {
+		c.maxBody = DefaultMaxBodyBytes
+	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	if min := len(c.seatURL(nil)) + len(seatTerm("x")); c.maxURLLen < min+32 {
+	if min := len(c.seatURL(0, nil)) + len(seatTerm("x")); c.maxURLLen < min+32 {
 		return nil, fmt.Errorf("vista: MaxURLLength %d is too small for the base URL (need at least %d)", c.maxURLLen, min+32)
 	}
 	c.hc = httpClient(cfg.HTTPClient, base)
@@ -229,7 +274,7 @@ func (c *Client) Cinemas(ctx context.Context) ([]Cinema, error) {
 	if err != nil {
 		return nil, err
 	}
-	cinemas, rowErrs := decodeCinemas(rows, 0, c.resolve)
+	cinemas, rowErrs := decodeCinemas(rows, 0, c.resolve, c.fields.Cinemas)
 	return cinemas, rowErrors(rowErrs)
 }
 
@@ -247,7 +292,7 @@ func (c *Client) Films(ctx context.Context) ([]Film, error) {
 	if err != nil {
 		return nil, err
 	}
-	filmRows, rowErrs := decodeFilmRows(rows, 0)
+	filmRows, rowErrs := decodeFilmRows(rows, 0, c.fields.Films)
 	return mergeFilms(filmRows), rowErrors(rowErrs)
 }
 
@@ -272,7 +317,7 @@ func (c *Client) Sessions(ctx context.Context, zones map[string]*time.Location) 
 		}
 		return loc
 	}
-	sessions, rowErrs := decodeSessions(rows, 0, zone)
+	sessions, rowErrs := decodeSessions(rows, 0, zone, c.fields.Sessions)
 	return sessions, rowErrors(rowErrs)
 }
 
@@ -321,6 +366,13 @@ func quoteIDs(ids []string) string {
 // answer that cannot be read makes err hold a RowErrors; such ids are neither
 // in seats nor in gone. Any other error stops the check: seats and gone then
 // hold what the requests before it found.
+//
+// Older Vista servers have no Status or SoldoutStatus and refuse a $select
+// that names them. Until a seat check has passed, a refused request is
+// asked again once without Status, then once without SoldoutStatus too,
+// before its ids are taken to be at fault; the narrowest $select that works
+// is kept for the life of the Client. Seats then reports the fields it did
+// not get as absent (HasStatus, HasSoldoutStatus).
 func (c *Client) CheckSeats(ctx context.Context, ids []string) (seats []Seats, gone []string, err error) {
 	ids = dedup(ids)
 	found := make(map[string]Seats, len(ids))
@@ -333,11 +385,7 @@ func (c *Client) CheckSeats(ctx context.Context, ids []string) (seats []Seats, g
 	)
 	var check func(batch []string) error
 	check = func(batch []string) error {
-		u, err := url.Parse(c.seatURL(batch))
-		if err != nil {
-			return fmt.Errorf("vista %s: %w", epSeats.entity, err)
-		}
-		rows, err := c.fetchList(ctx, epSeats, u)
+		rows, err := c.seatRequest(ctx, batch)
 		var se *StatusError
 		// 414 too: the server's bound on a URL may be below MaxURLLength.
 		if errors.As(err, &se) && (se.StatusCode == http.StatusBadRequest || se.StatusCode == http.StatusRequestURITooLong) {
@@ -355,6 +403,10 @@ func (c *Client) CheckSeats(ctx context.Context, ids []string) (seats []Seats, g
 						return err
 					}
 					if !answered {
+						// Should the $select be at fault after all (the
+						// first batch that tried narrowing it held a bad
+						// id), the next check tries narrowing again.
+						c.sel.exhausted.Store(false)
 						return fmt.Errorf("vista %s: every seat check refused: %w", epSeats.entity, se)
 					}
 				}
@@ -425,6 +477,57 @@ func (c *Client) CheckSeats(ctx context.Context, ids []string) (seats []Seats, g
 	return seats, gone, errors.Join(errs...)
 }
 
+// SeatSelect returns the $select seat checks use now.
+func (c *Client) SeatSelect() string {
+	return seatSelects[c.sel.level.Load()]
+}
+
+// seatRequest asks for the seats of one batch, narrowing the $select while
+// no seat check has passed yet (see CheckSeats).
+func (c *Client) seatRequest(ctx context.Context, batch []string) ([]json.RawMessage, error) {
+	if !c.sel.proven.Load() {
+		c.sel.mu.Lock()
+		defer c.sel.mu.Unlock()
+	}
+	level := c.sel.level.Load()
+	rows, err := c.fetchSeats(ctx, level, batch)
+	if err == nil {
+		c.sel.proven.Store(true)
+		return rows, nil
+	}
+	if !isBadRequest(err) || c.sel.proven.Load() || c.sel.exhausted.Load() {
+		return nil, err
+	}
+	for l := level + 1; l < int32(len(seatSelects)); l++ {
+		narrow, nerr := c.fetchSeats(ctx, l, batch)
+		switch {
+		case nerr == nil:
+			c.sel.level.Store(l)
+			c.sel.proven.Store(true)
+			c.log.Warn("vista refuses the seat check's fields; asking for fewer from now on",
+				"was", seatSelects[level], "now", seatSelects[l])
+			return narrow, nil
+		case !isBadRequest(nerr):
+			return nil, nerr // no verdict on the $select: ask again next time
+		}
+	}
+	c.sel.exhausted.Store(true)
+	return nil, err
+}
+
+func isBadRequest(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.StatusCode == http.StatusBadRequest
+}
+
+func (c *Client) fetchSeats(ctx context.Context, level int32, batch []string) ([]json.RawMessage, error) {
+	u, err := url.Parse(c.seatURL(level, batch))
+	if err != nil {
+		return nil, fmt.Errorf("vista %s: %w", epSeats.entity, err)
+	}
+	return c.fetchList(ctx, epSeats, u)
+}
+
 func dedup(ids []string) []string {
 	seen := make(map[string]bool, len(ids))
 	out := make([]string, 0, len(ids))
@@ -437,11 +540,12 @@ func dedup(ids []string) []string {
 	return out
 }
 
-// seatURL is the URL of a seat check for ids, as sent.
-func (c *Client) seatURL(ids []string) string {
+// seatURL is the URL of a seat check for ids with the $select of level,
+// as sent.
+func (c *Client) seatURL(level int32, ids []string) string {
 	var b strings.Builder
 	b.WriteString(c.listURL(epSeats).String())
-	b.WriteString("?" + seatSelect + "&$filter=")
+	b.WriteString("?" + seatSelects[level] + "&$filter=")
 	for i, id := range ids {
 		if i > 0 {
 			b.WriteString(seatOr)
@@ -469,7 +573,7 @@ func queryEscape(s string) string {
 // MaxURLLength. An id too long to fit on its own goes alone: the server will
 // refuse it or answer it, and either way it costs only itself.
 func (c *Client) seatBatches(ids []string) [][]string {
-	prefix := len(c.seatURL(nil))
+	prefix := len(c.seatURL(0, nil)) // the widest $select: the bound holds for all
 	var (
 		batches [][]string
 		cur     []string
@@ -650,12 +754,15 @@ func (c *Client) attempt(ctx context.Context, ep endpoint, u *url.URL) (body []b
 		}
 		return nil, retryAfter, se
 	}
-	body, err = io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if resp.ContentLength > c.maxBody {
+		return nil, retryAfter, fmt.Errorf("vista %s: answer of %d bytes, more than the %d allowed", ep.entity, resp.ContentLength, c.maxBody)
+	}
+	body, err = io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
 		return nil, retryAfter, c.transportError(ep, actx, err)
 	}
-	if len(body) > maxBodyBytes {
-		return nil, retryAfter, fmt.Errorf("vista %s: answer larger than %d bytes", ep.entity, maxBodyBytes)
+	if int64(len(body)) > c.maxBody {
+		return nil, retryAfter, fmt.Errorf("vista %s: answer larger than the %d bytes allowed", ep.entity, c.maxBody)
 	}
 	return body, retryAfter, nil
 }

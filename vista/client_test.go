@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -620,10 +621,10 @@ func TestCheckSeats(t *testing.T) {
 			minReq:    1,
 		},
 		{
-			name:      "quotes, spaces and reserved characters",
-			known:     map[string]int{"x'y": 1, "a b": 2, "c&d=e+f": 3, "ü#?%": 4, "''": 5},
-			ids:       []string{"x'y", "a b", "c&d=e+f", "ü#?%", "''"},
-			wantSeats: "x'y=1,a b=2,c&d=e+f=3,ü#?%=4,''=5",
+			name:      "quotes and reserved characters",
+			known:     map[string]int{"x'y": 1, "a/b": 2, "c&d=e+f": 3, "ü#?%": 4, "''": 5},
+			ids:       []string{"x'y", "a/b", "c&d=e+f", "ü#?%", "''"},
+			wantSeats: "x'y=1,a/b=2,c&d=e+f=3,ü#?%=4,''=5",
 			minReq:    1,
 		},
 		{
@@ -762,7 +763,7 @@ func TestSeatBatchesBound(t *testing.T) {
 	}
 	var covered []string
 	for _, b := range c.seatBatches(ids) {
-		if u := c.seatURL(b); len(u) > 400 {
+		if u := c.seatURL(0, b); len(u) > 400 {
 			t.Errorf("batch of %d ids has a URL of %d bytes, want at most 400", len(b), len(u))
 		}
 		covered = append(covered, b...)
@@ -1237,7 +1238,7 @@ func TestURLs(t *testing.T) {
 	if got, want := c.listURL(epFilms).String(), "https://connect.example.com/WSVistaWebClient/OData.svc/ScheduledFilms"; got != want {
 		t.Errorf("listURL(films) = %s, want %s", got, want)
 	}
-	got := c.seatURL([]string{"1001-14164", "O'Brien 2"})
+	got := c.seatURL(0, []string{"1001-14164", "O'Brien 2"})
 	want := "https://connect.example.com/WSVistaWebClient/OData.svc/Sessions?$select=ID,SeatsAvailable,SoldoutStatus,Status&$filter=ID%20eq%20%271001-14164%27%20or%20ID%20eq%20%27O%27%27Brien%202%27"
 	if got != want {
 		t.Errorf("seatURL =\n%s\nwant\n%s", got, want)
@@ -1248,5 +1249,33 @@ func TestURLs(t *testing.T) {
 	}
 	if f := u.Query().Get("$filter"); f != "ID eq '1001-14164' or ID eq 'O''Brien 2'" {
 		t.Errorf("$filter reads back as %q", f)
+	}
+}
+
+// TestBodyBound: an answer larger than MaxBodyBytes, whether it says so in
+// Content-Length or streams without one, is an error: nothing of it is read
+// as a list.
+func TestBodyBound(t *testing.T) {
+	big := `{"value":[` + strings.TrimSuffix(strings.Repeat(cinemaRows("1")+",", 40), ",") + `]}`
+	for _, chunked := range []bool{false, true} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !chunked {
+				w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+			}
+			io.WriteString(w, big)
+			if chunked {
+				w.(http.Flusher).Flush()
+			}
+		}))
+		c := mustClient(t, Config{BaseURL: srv.URL, MaxBodyBytes: int64(len(big) - 1)})
+		cinemas, err := c.Cinemas(t.Context())
+		if err == nil || len(cinemas) != 0 || !strings.Contains(err.Error(), "allowed") {
+			t.Errorf("chunked=%v: Cinemas = %d cinemas, %v; want an error about the size", chunked, len(cinemas), err)
+		}
+		c = mustClient(t, Config{BaseURL: srv.URL, MaxBodyBytes: int64(len(big))})
+		if cinemas, err := c.Cinemas(t.Context()); err != nil || len(cinemas) != 40 {
+			t.Errorf("chunked=%v: at the bound, Cinemas = %d cinemas, %v; want 40", chunked, len(cinemas), err)
+		}
+		srv.Close()
 	}
 }

@@ -166,6 +166,18 @@ func newRow(list string, index int, raw json.RawMessage) (*row, *DecodeError) {
 	return &row{list: list, index: index, members: members}, nil
 }
 
+// observeRead, when set (by tests), is told of every field a decoder reads
+// and how it reads it: "id", "text", "number", "integer", "integer-text",
+// "strings", "date", "datetime" or "status". A test checks the list against
+// Vista's API definition.
+var observeRead func(list, field, how string)
+
+func (r *row) read(field, how string) {
+	if observeRead != nil {
+		observeRead(r.list, field, how)
+	}
+}
+
 func (r *row) fail(field string, err error) *DecodeError {
 	return &DecodeError{List: r.list, Index: r.index, ID: r.id, Field: field, Err: err}
 }
@@ -195,9 +207,11 @@ func (r *row) get(field string) (json.RawMessage, bool) {
 }
 
 // idField reads an identifier that Vista sends as a string or as a number
-// (cinema 1001); numbers keep their literal text. A required id that is
-// absent or empty is an error.
-func (r *row) idField(field string, required bool) (string, *DecodeError) {
+// (cinema 1001); numbers keep their literal text, strings are kept exactly
+// as sent. A required id that is absent or empty is an error. An id that
+// names a cache key (key) must pass CheckID.
+func (r *row) idField(field string, required, key bool) (string, *DecodeError) {
+	r.read(field, "id")
 	v, ok := r.get(field)
 	if !ok {
 		if required {
@@ -211,41 +225,63 @@ func (r *row) idField(field string, required bool) (string, *DecodeError) {
 		if err := unquote(v, &s); err != nil {
 			return "", r.fail(field, err)
 		}
-		s = strings.TrimSpace(s)
 	case isNumber(v):
 		s = string(v)
 	default:
 		return "", r.fail(field, fmt.Errorf("%s is not an id", excerpt(string(v))))
 	}
-	if s == "" && required {
+	switch {
+	case s == "" && required:
 		return "", r.fail(field, errMissing)
+	case s == "":
+		return "", nil
+	case key:
+		if err := CheckID(s); err != nil {
+			return "", r.fail(field, err)
+		}
 	}
 	return s, nil
 }
 
 // str reads a text field. A number is taken as its literal text: Vista has
-// sent postcodes and screen names as numbers.
+// sent postcodes and screen names as numbers. A value longer than
+// MaxTextBytes is an error.
 func (r *row) str(field string) (string, *DecodeError) {
+	r.read(field, "text")
+	return r.text(field)
+}
+
+// text is str without telling observeRead.
+func (r *row) text(field string) (string, *DecodeError) {
 	v, ok := r.get(field)
 	if !ok {
 		return "", nil
 	}
+	var s string
 	switch {
 	case v[0] == '"':
-		var s string
 		if err := unquote(v, &s); err != nil {
 			return "", r.fail(field, err)
 		}
-		return s, nil
 	case isNumber(v):
-		return string(v), nil
+		s = string(v)
+	default:
+		return "", r.fail(field, fmt.Errorf("%s is not a string", excerpt(string(v))))
 	}
-	return "", r.fail(field, fmt.Errorf("%s is not a string", excerpt(string(v))))
+	if len(s) > MaxTextBytes {
+		return "", r.tooLarge(field, len(s))
+	}
+	return s, nil
 }
 
-// requiredStr reads a text field that must be present and not empty.
-func (r *row) requiredStr(field string) (string, *DecodeError) {
-	s, err := r.str(field)
+func (r *row) tooLarge(field string, n int) *DecodeError {
+	return r.fail(field, fmt.Errorf("%w: %d bytes, more than %d", ErrTooLarge, n, MaxTextBytes))
+}
+
+// requiredTime reads the text of a date and time that must be present.
+func (r *row) requiredTime(field string) (string, *DecodeError) {
+	r.read(field, "datetime")
+	s, err := r.text(field)
 	if err != nil {
 		return "", err
 	}
@@ -258,12 +294,25 @@ func (r *row) requiredStr(field string) (string, *DecodeError) {
 // numberText reads a coordinate as the text Vista sent, number or string, so
 // no float formatting creeps in.
 func (r *row) numberText(field string) (string, *DecodeError) {
-	return r.str(field)
+	r.read(field, "number")
+	return r.text(field)
 }
 
 // integer reads a whole number sent as a JSON number (66, 66.0) or a string
 // ("66"). Absent, null and "" read as 0.
 func (r *row) integer(field string) (int, *DecodeError) {
+	r.read(field, "integer")
+	return r.whole(field)
+}
+
+// integerText reads a whole number that Vista's definition types as a
+// string (a film's RunTime, "87"); it accepts what integer does.
+func (r *row) integerText(field string) (int, *DecodeError) {
+	r.read(field, "integer-text")
+	return r.whole(field)
+}
+
+func (r *row) whole(field string) (int, *DecodeError) {
 	v, ok := r.get(field)
 	if !ok {
 		return 0, nil
@@ -300,18 +349,26 @@ func parseWhole(s string) (int, error) {
 }
 
 // strs reads an array of strings; null or absent is empty, null elements
-// are skipped.
+// are skipped. The strings joined by commas may not be longer than
+// MaxTextBytes.
 func (r *row) strs(field string) ([]string, *DecodeError) {
+	r.read(field, "strings")
 	v, ok := r.get(field)
 	if !ok {
 		return nil, nil
 	}
-	bad := r.fail(field, fmt.Errorf("%s is not an array of strings", excerpt(string(v))))
-	var elems []json.RawMessage
-	if v[0] != '[' || json.Unmarshal(v, &elems) != nil {
-		return nil, bad
+	bad := func() *DecodeError {
+		return r.fail(field, fmt.Errorf("%s is not an array of strings", excerpt(string(v))))
+	}
+	if v[0] != '[' {
+		return nil, bad()
+	}
+	elems, ok := arrayElements(nil, v)
+	if !ok {
+		return nil, bad()
 	}
 	out := make([]string, 0, len(elems))
+	n := 0
 	for _, e := range elems {
 		e = bytes.TrimSpace(e)
 		if string(e) == "null" {
@@ -319,16 +376,93 @@ func (r *row) strs(field string) ([]string, *DecodeError) {
 		}
 		var s string
 		if len(e) == 0 || e[0] != '"' || unquote(e, &s) != nil {
-			return nil, bad
+			return nil, bad()
+		}
+		if n += len(s) + 1; n > MaxTextBytes+1 {
+			return nil, r.tooLarge(field, n-1)
 		}
 		out = append(out, s)
 	}
 	return out, nil
 }
 
+// status reads a session's Status: Vista's number (7), a numeric string,
+// or a letter or word. text is what Vista sent, as text.
+func (r *row) status(field string) (text string, state State, present bool, derr *DecodeError) {
+	r.read(field, "status")
+	v, ok := r.get(field)
+	if !ok {
+		return "", StateOpen, false, nil
+	}
+	switch {
+	case v[0] == '"':
+		if err := unquote(v, &text); err != nil {
+			return "", "", false, r.fail(field, err)
+		}
+		if len(text) > MaxTextBytes {
+			return "", "", false, r.tooLarge(field, len(text))
+		}
+		if n, err := parseWhole(strings.TrimSpace(text)); err == nil {
+			return text, ParseStatus(strconv.Itoa(n)), true, nil
+		}
+		return text, ParseStatus(text), true, nil
+	case isNumber(v):
+		n, err := parseWhole(string(v))
+		if err != nil {
+			return "", "", false, r.fail(field, fmt.Errorf("%s is not a session status", excerpt(string(v))))
+		}
+		return string(v), ParseStatus(strconv.Itoa(n)), true, nil
+	}
+	return "", "", false, r.fail(field, fmt.Errorf("%s is not a session status", excerpt(string(v))))
+}
+
+// extra reads a field the operator asked to keep: a string as its text,
+// null or absent as "", any other value as compact JSON.
+func (r *row) extra(field string) (string, *DecodeError) {
+	v, ok := r.get(field)
+	if !ok {
+		return "", nil
+	}
+	var s string
+	switch v[0] {
+	case '"':
+		if err := unquote(v, &s); err != nil {
+			return "", r.fail(field, err)
+		}
+	case '{', '[':
+		var b bytes.Buffer
+		if err := json.Compact(&b, v); err != nil {
+			return "", r.fail(field, err)
+		}
+		s = b.String()
+	default: // a number, true or false
+		s = string(v)
+	}
+	if len(s) > MaxTextBytes {
+		return "", r.tooLarge(field, len(s))
+	}
+	return s, nil
+}
+
+// extras reads the fields the operator asked to keep, in order.
+func (r *row) extras(names []string) ([]string, *DecodeError) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	out := make([]string, len(names))
+	for i, name := range names {
+		var derr *DecodeError
+		if out[i], derr = r.extra(name); derr != nil {
+			return nil, derr
+		}
+	}
+	return out, nil
+}
+
 // date reads a calendar date (Vista sends "2026-11-25T00:00:00").
 func (r *row) date(field string) (string, *DecodeError) {
-	s, derr := r.str(field)
+	r.read(field, "date")
+	s, derr := r.text(field)
 	if derr != nil {
 		return "", derr
 	}
@@ -427,11 +561,11 @@ func excerpt(s string) string {
 
 // decodeCinemas reads the rows of OData.svc/Cinemas; first is the index of
 // rows[0] in the whole list. resolve gives the zone of a cinema.
-func decodeCinemas(rows []json.RawMessage, first int, resolve func(id, tz string) *time.Location) ([]Cinema, RowErrors) {
+func decodeCinemas(rows []json.RawMessage, first int, resolve func(id, tz string) *time.Location, extra []string) ([]Cinema, RowErrors) {
 	var out []Cinema
 	var errs RowErrors
 	for i, raw := range rows {
-		c, err := decodeCinema(first+i, raw, resolve)
+		c, err := decodeCinema(first+i, raw, resolve, extra)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -441,13 +575,13 @@ func decodeCinemas(rows []json.RawMessage, first int, resolve func(id, tz string
 	return out, errs
 }
 
-func decodeCinema(index int, raw json.RawMessage, resolve func(id, tz string) *time.Location) (Cinema, *DecodeError) {
+func decodeCinema(index int, raw json.RawMessage, resolve func(id, tz string) *time.Location, extra []string) (Cinema, *DecodeError) {
 	r, derr := newRow("cinemas", index, raw)
 	if derr != nil {
 		return Cinema{}, derr
 	}
 	var c Cinema
-	if c.ID, derr = r.idField("ID", true); derr != nil {
+	if c.ID, derr = r.idField("ID", true, true); derr != nil {
 		return Cinema{}, derr
 	}
 	r.id = c.ID
@@ -470,6 +604,9 @@ func decodeCinema(index int, raw json.RawMessage, resolve func(id, tz string) *t
 			return Cinema{}, derr
 		}
 	}
+	if c.Extra, derr = r.extras(extra); derr != nil {
+		return Cinema{}, derr
+	}
 	c.Location = resolve(c.ID, strings.TrimSpace(c.TimeZoneID))
 	c.Raw = raw
 	return c, nil
@@ -481,11 +618,11 @@ type filmRow struct {
 	cinemaID string
 }
 
-func decodeFilmRows(rows []json.RawMessage, first int) ([]filmRow, RowErrors) {
+func decodeFilmRows(rows []json.RawMessage, first int, extra []string) ([]filmRow, RowErrors) {
 	var out []filmRow
 	var errs RowErrors
 	for i, raw := range rows {
-		f, err := decodeFilmRow(first+i, raw)
+		f, err := decodeFilmRow(first+i, raw, extra)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -495,18 +632,18 @@ func decodeFilmRows(rows []json.RawMessage, first int) ([]filmRow, RowErrors) {
 	return out, errs
 }
 
-func decodeFilmRow(index int, raw json.RawMessage) (filmRow, *DecodeError) {
+func decodeFilmRow(index int, raw json.RawMessage, extra []string) (filmRow, *DecodeError) {
 	r, derr := newRow("films", index, raw)
 	if derr != nil {
 		return filmRow{}, derr
 	}
 	var fr filmRow
 	f := &fr.film
-	if f.ID, derr = r.idField("ScheduledFilmId", true); derr != nil {
+	if f.ID, derr = r.idField("ScheduledFilmId", true, true); derr != nil {
 		return filmRow{}, derr
 	}
 	r.id = f.ID
-	if fr.cinemaID, derr = r.idField("CinemaId", false); derr != nil {
+	if fr.cinemaID, derr = r.idField("CinemaId", false, true); derr != nil {
 		return filmRow{}, derr
 	}
 	if f.Title, derr = r.str("Title"); derr != nil {
@@ -515,7 +652,7 @@ func decodeFilmRow(index int, raw json.RawMessage) (filmRow, *DecodeError) {
 	if f.Rating, derr = r.str("Rating"); derr != nil {
 		return filmRow{}, derr
 	}
-	if f.RunTimeMinutes, derr = r.integer("RunTime"); derr != nil {
+	if f.RunTimeMinutes, derr = r.integerText("RunTime"); derr != nil {
 		return filmRow{}, derr
 	}
 	if f.RunTimeMinutes < 0 {
@@ -525,6 +662,9 @@ func decodeFilmRow(index int, raw json.RawMessage) (filmRow, *DecodeError) {
 		return filmRow{}, derr
 	}
 	if f.Distributor, derr = r.str("Distributor"); derr != nil {
+		return filmRow{}, derr
+	}
+	if f.Extra, derr = r.extras(extra); derr != nil {
 		return filmRow{}, derr
 	}
 	f.Raw = raw
@@ -557,11 +697,11 @@ func mergeFilms(rows []filmRow) []Film {
 
 // decodeSessions reads the rows of OData.svc/Sessions. zone gives the
 // location of a cinema's wall times.
-func decodeSessions(rows []json.RawMessage, first int, zone func(cinemaID string) *time.Location) ([]Session, RowErrors) {
+func decodeSessions(rows []json.RawMessage, first int, zone func(cinemaID string) *time.Location, extra []string) ([]Session, RowErrors) {
 	var out []Session
 	var errs RowErrors
 	for i, raw := range rows {
-		s, err := decodeSession(first+i, raw, zone)
+		s, err := decodeSession(first+i, raw, zone, extra)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -571,26 +711,26 @@ func decodeSessions(rows []json.RawMessage, first int, zone func(cinemaID string
 	return out, errs
 }
 
-func decodeSession(index int, raw json.RawMessage, zone func(cinemaID string) *time.Location) (Session, *DecodeError) {
+func decodeSession(index int, raw json.RawMessage, zone func(cinemaID string) *time.Location, extra []string) (Session, *DecodeError) {
 	r, derr := newRow("sessions", index, raw)
 	if derr != nil {
 		return Session{}, derr
 	}
 	var s Session
-	if s.ID, derr = r.idField("ID", true); derr != nil {
+	if s.ID, derr = r.idField("ID", true, true); derr != nil {
 		return Session{}, derr
 	}
 	r.id = s.ID
-	if s.CinemaID, derr = r.idField("CinemaId", true); derr != nil {
+	if s.CinemaID, derr = r.idField("CinemaId", true, true); derr != nil {
 		return Session{}, derr
 	}
-	if s.FilmID, derr = r.idField("ScheduledFilmId", false); derr != nil {
+	if s.FilmID, derr = r.idField("ScheduledFilmId", false, true); derr != nil {
 		return Session{}, derr
 	}
-	if s.SessionID, derr = r.idField("SessionId", false); derr != nil {
+	if s.SessionID, derr = r.idField("SessionId", false, false); derr != nil {
 		return Session{}, derr
 	}
-	showtime, derr := r.requiredStr("Showtime")
+	showtime, derr := r.requiredTime("Showtime")
 	if derr != nil {
 		return Session{}, derr
 	}
@@ -617,7 +757,10 @@ func decodeSession(index int, raw json.RawMessage, zone func(cinemaID string) *t
 	if s.SoldoutStatus, derr = r.integer("SoldoutStatus"); derr != nil {
 		return Session{}, derr
 	}
-	if s.Status, derr = r.str("Status"); derr != nil {
+	if s.Status, s.State, _, derr = r.status("Status"); derr != nil {
+		return Session{}, derr
+	}
+	if s.Extra, derr = r.extras(extra); derr != nil {
 		return Session{}, derr
 	}
 	s.Raw = raw
@@ -646,17 +789,18 @@ func decodeSeat(index int, raw json.RawMessage) (Seats, *DecodeError) {
 		return Seats{}, derr
 	}
 	var s Seats
-	if s.ID, derr = r.idField("ID", true); derr != nil {
+	if s.ID, derr = r.idField("ID", true, true); derr != nil {
 		return Seats{}, derr
 	}
 	r.id = s.ID
 	if s.SeatsAvailable, derr = r.integer("SeatsAvailable"); derr != nil {
 		return Seats{}, derr
 	}
+	_, s.HasSoldoutStatus = r.get("SoldoutStatus")
 	if s.SoldoutStatus, derr = r.integer("SoldoutStatus"); derr != nil {
 		return Seats{}, derr
 	}
-	if s.Status, derr = r.str("Status"); derr != nil {
+	if s.Status, s.State, s.HasStatus, derr = r.status("Status"); derr != nil {
 		return Seats{}, derr
 	}
 	return s, nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,9 +76,13 @@ func TestDecodePageSyntaxErrorWrapped(t *testing.T) {
 // sessionLine renders a Session on one line, so a failing table case shows
 // every field at once.
 func sessionLine(s Session) string {
-	return fmt.Sprintf("id=%s cinema=%s film=%s session=%s showtime=%s zone=%s date=%s seats=%d screen=%q/%d attrs=%q soldout=%d status=%q",
-		s.ID, s.CinemaID, s.FilmID, s.SessionID, s.Showtime.Format(time.RFC3339), s.Showtime.Location(),
-		s.BusinessDate, s.SeatsAvailable, s.ScreenName, s.ScreenNumber, s.Attributes, s.SoldoutStatus, s.Status)
+	line := fmt.Sprintf("id=%s cinema=%s film=%s session=%s showtime=%s zone=%s date=%s seats=%d screen=%q/%d attrs=%q soldout=%d status=%q state=%s",
+		s.ID, s.CinemaID, s.FilmID, s.SessionID, s.Showtime.Format(time.RFC3339Nano), s.Showtime.Location(),
+		s.BusinessDate, s.SeatsAvailable, s.ScreenName, s.ScreenNumber, s.Attributes, s.SoldoutStatus, s.Status, s.State)
+	if s.Extra != nil {
+		line += fmt.Sprintf(" extra=%q", s.Extra)
+	}
+	return line
 }
 
 func TestDecodeSessionRows(t *testing.T) {
@@ -99,43 +104,90 @@ func TestDecodeSessionRows(t *testing.T) {
 		{
 			name: "full row",
 			row:  `{` + full + `,"SeatsAvailable":66,"SessionAttributesNames":["OV","3D"]}`,
-			want: `id=1001-14164 cinema=1001 film=HO1 session=14164 showtime=2026-11-25T20:00:00+01:00 zone=Europe/Berlin date=2026-11-25 seats=66 screen="Kino 1"/1 attrs=["OV" "3D"] soldout=0 status="O"`,
+			want: `id=1001-14164 cinema=1001 film=HO1 session=14164 showtime=2026-11-25T20:00:00+01:00 zone=Europe/Berlin date=2026-11-25 seats=66 screen="Kino 1"/1 attrs=["OV" "3D"] soldout=0 status="O" state=open`,
 		},
 		{
 			name: "numbers as strings",
 			row:  `{"ID":"1-2","CinemaId":"9","Showtime":"2026-07-01T10:00:00","SeatsAvailable":"66","ScreenNumber":" 4 ","SoldoutStatus":"2"}`,
-			want: `id=1-2 cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=66 screen=""/4 attrs=[] soldout=2 status=""`,
+			want: `id=1-2 cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=66 screen=""/4 attrs=[] soldout=2 status="" state=open`,
 		},
 		{
 			name: "ids as numbers",
 			row:  `{"ID":1001,"CinemaId":1001,"ScheduledFilmId":5,"SessionId":14164,"Showtime":"2026-07-01T10:00:00"}`,
-			want: `id=1001 cinema=1001 film=5 session=14164 showtime=2026-07-01T10:00:00+02:00 zone=Europe/Berlin date= seats=0 screen=""/0 attrs=[] soldout=0 status=""`,
+			want: `id=1001 cinema=1001 film=5 session=14164 showtime=2026-07-01T10:00:00+02:00 zone=Europe/Berlin date= seats=0 screen=""/0 attrs=[] soldout=0 status="" state=open`,
 		},
 		{
 			name: "whole float and null fields",
 			row:  `{"ID":"a","CinemaId":"9","Showtime":"2026-07-01T10:00:00","SeatsAvailable":66.0,"ScreenName":null,"SessionAttributesNames":null,"SessionBusinessDate":null}`,
-			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=66 screen=""/0 attrs=[] soldout=0 status=""`,
+			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=66 screen=""/0 attrs=[] soldout=0 status="" state=open`,
 		},
 		{
 			name: "unknown fields ignored",
 			row:  `{"ID":"a","CinemaId":"9","Showtime":"2026-07-01T10:00:00","AreaCategoryCodes":["1"],"SalesChannels":";WWW;","Nested":{"x":[1,{"y":null}]}}`,
-			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=0 screen=""/0 attrs=[] soldout=0 status=""`,
+			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=0 screen=""/0 attrs=[] soldout=0 status="" state=open`,
 		},
 		{
 			name: "case-insensitive field names",
 			row:  `{"id":"a","cinemaid":"9","SHOWTIME":"2026-07-01T10:00:00"}`,
-			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=0 screen=""/0 attrs=[] soldout=0 status=""`,
+			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=0 screen=""/0 attrs=[] soldout=0 status="" state=open`,
 		},
 		{
 			name: "null attribute skipped",
 			row:  `{"ID":"a","CinemaId":"9","Showtime":"2026-07-01T10:00:00","SessionAttributesNames":["OV",null,"3D"]}`,
-			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=0 screen=""/0 attrs=["OV" "3D"] soldout=0 status=""`,
+			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=0 screen=""/0 attrs=["OV" "3D"] soldout=0 status="" state=open`,
+		},
+		{
+			name: "status as Vista's number",
+			row:  `{"ID":"a","CinemaId":"9","Showtime":"2026-07-01T10:00:00","Status":1}`,
+			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=0 screen=""/0 attrs=[] soldout=0 status="1" state=closed`,
+		},
+		{
+			name: "status cancelled as a numeric string",
+			row:  `{"ID":"a","CinemaId":"9","Showtime":"2026-07-01T10:00:00","Status":" 7 "}`,
+			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=0 screen=""/0 attrs=[] soldout=0 status=" 7 " state=cancelled`,
+		},
+		{
+			name: "status as a word",
+			row:  `{"ID":"a","CinemaId":"9","Showtime":"2026-07-01T10:00:00","Status":"Planned"}`,
+			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=0 screen=""/0 attrs=[] soldout=0 status="Planned" state=planned`,
+		},
+		{
+			name: "status unheard of",
+			row:  `{"ID":"a","CinemaId":"9","Showtime":"2026-07-01T10:00:00","Status":42}`,
+			want: `id=a cinema=9 film= session= showtime=2026-07-01T10:00:00Z zone=UTC date= seats=0 screen=""/0 attrs=[] soldout=0 status="42" state=unknown`,
+		},
+		{
+			name: "OData v2 dates",
+			row:  `{"ID":"1001-1","CinemaId":"1001","Showtime":"\/Date(1795636800000)\/","SessionBusinessDate":"/Date(1795564800000+0100)/"}`,
+			want: `id=1001-1 cinema=1001 film= session= showtime=2026-11-25T20:00:00+01:00 zone=Europe/Berlin date=2026-11-25 seats=0 screen=""/0 attrs=[] soldout=0 status="" state=open`,
+		},
+		{
+			name: "OData v2 instant",
+			row:  `{"ID":"1001-1","CinemaId":"1001","Showtime":"/Date(1795633200000+0100)/"}`,
+			want: `id=1001-1 cinema=1001 film= session= showtime=2026-11-25T20:00:00+01:00 zone=Europe/Berlin date= seats=0 screen=""/0 attrs=[] soldout=0 status="" state=open`,
+		},
+		{
+			name: "ticks and an offset",
+			row:  `{"ID":"1001-1","CinemaId":"1001","Showtime":"2026-11-25T20:00:00.0000000+01:00","SessionBusinessDate":"2026-11-25T00:00:00.0000000+01:00"}`,
+			want: `id=1001-1 cinema=1001 film= session= showtime=2026-11-25T20:00:00+01:00 zone=Europe/Berlin date=2026-11-25 seats=0 screen=""/0 attrs=[] soldout=0 status="" state=open`,
 		},
 		{name: "bad showtime", row: `{"ID":"x","CinemaId":"9","Showtime":"banana"}`, wantErr: `decode sessions: value[3].Showtime: "banana" is not a date`, wantID: "x"},
 		{name: "missing showtime", row: `{"ID":"x","CinemaId":"9"}`, wantErr: `decode sessions: value[3].Showtime: missing`, wantID: "x"},
 		{name: "showtime a number", row: `{"ID":"x","CinemaId":"9","Showtime":20261125}`, wantErr: `decode sessions: value[3].Showtime: "20261125" is not a date`, wantID: "x"},
 		{name: "missing ID", row: `{"CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: missing`},
-		{name: "empty ID", row: `{"ID":"  ","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: missing`},
+		{name: "empty ID", row: `{"ID":"","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: missing`},
+		{name: "blank ID", row: `{"ID":"  ","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: "  " cannot be part of a key: holds whitespace`},
+		{name: "ID with a colon", row: `{"ID":"1001:sessions","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: "1001:sessions" cannot be part of a key: holds ':'`},
+		{name: "ID with a hash tag", row: `{"ID":"{x}1","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: "{x}1" cannot be part of a key: holds a brace`},
+		{name: "ID padded", row: `{"ID":"1001-1 ","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: "1001-1 " cannot be part of a key: holds whitespace`},
+		{name: "ID with a control character", row: `{"ID":"a\u0000b","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: "a\x00b" cannot be part of a key: holds a control character`},
+		{name: "ID too long", row: `{"ID":"` + strings.Repeat("7", 129) + `","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: "` + strings.Repeat("7", 64) + `..." cannot be part of a key: 129 bytes, more than 128`},
+		{name: "CinemaId with a colon", row: `{"ID":"x","CinemaId":"1001:sessions","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].CinemaId: "1001:sessions" cannot be part of a key: holds ':'`, wantID: "x"},
+		{name: "ScheduledFilmId with a colon", row: `{"ID":"x","CinemaId":"9","ScheduledFilmId":"F1:sessions","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ScheduledFilmId: "F1:sessions" cannot be part of a key: holds ':'`, wantID: "x"},
+		{name: "screen name too long", row: `{"ID":"x","CinemaId":"9","Showtime":"2026-07-01T10:00:00","ScreenName":"` + strings.Repeat("s", 4097) + `"}`, wantErr: `decode sessions: value[3].ScreenName: too large: 4097 bytes, more than 4096`, wantID: "x"},
+		{name: "attributes too long", row: `{"ID":"x","CinemaId":"9","Showtime":"2026-07-01T10:00:00","SessionAttributesNames":[` + strings.Repeat(`"3D",`, 1400) + `"OV"]}`, wantErr: `decode sessions: value[3].SessionAttributesNames: too large: 4097 bytes, more than 4096`, wantID: "x"},
+		{name: "status an object", row: `{"ID":"x","CinemaId":"9","Showtime":"2026-07-01T10:00:00","Status":{}}`, wantErr: `decode sessions: value[3].Status: {} is not a session status`, wantID: "x"},
+		{name: "status a fraction", row: `{"ID":"x","CinemaId":"9","Showtime":"2026-07-01T10:00:00","Status":1.5}`, wantErr: `decode sessions: value[3].Status: 1.5 is not a session status`, wantID: "x"},
 		{name: "ID an object", row: `{"ID":{"a":1},"CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: {"a":1} is not an id`},
 		{name: "ID a bool", row: `{"ID":true,"CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: true is not an id`},
 		{name: "missing CinemaId", row: `{"ID":"x","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].CinemaId: missing`, wantID: "x"},
@@ -154,7 +206,7 @@ func TestDecodeSessionRows(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, errs := decodeSessions([]json.RawMessage{json.RawMessage(tt.row)}, 3, zone)
+			got, errs := decodeSessions([]json.RawMessage{json.RawMessage(tt.row)}, 3, zone, nil)
 			if tt.wantErr != "" {
 				if len(got) != 0 || len(errs) != 1 {
 					t.Fatalf("decodeSessions(%s) = %d sessions, %d errors; want 0, 1", tt.row, len(got), len(errs))
@@ -185,7 +237,7 @@ func TestDecodeKeepsGoodRows(t *testing.T) {
 		json.RawMessage(`7`),
 		json.RawMessage(`{"ID":"d","CinemaId":"1","Showtime":"2026-07-01T12:00:00"}`),
 	}
-	got, errs := decodeSessions(rows, 10, func(string) *time.Location { return time.UTC })
+	got, errs := decodeSessions(rows, 10, func(string) *time.Location { return time.UTC }, nil)
 	var ids []string
 	for _, s := range got {
 		ids = append(ids, s.ID)
@@ -239,7 +291,7 @@ func TestDecodeCinemaRows(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, errs := decodeCinemas([]json.RawMessage{json.RawMessage(tt.row)}, 0, resolve)
+			got, errs := decodeCinemas([]json.RawMessage{json.RawMessage(tt.row)}, 0, resolve, nil)
 			if tt.wantErr != "" {
 				if len(got) != 0 || len(errs) != 1 || errs[0].Error() != tt.wantErr {
 					t.Fatalf("decodeCinemas(%s) = %v, %v; want error %q", tt.row, got, errs, tt.wantErr)
@@ -308,7 +360,7 @@ func TestFilmRowsMerge(t *testing.T) {
 			for _, r := range tt.rows {
 				raw = append(raw, json.RawMessage(r))
 			}
-			frs, errs := decodeFilmRows(raw, 0)
+			frs, errs := decodeFilmRows(raw, 0, nil)
 			var got []string
 			for _, f := range mergeFilms(frs) {
 				got = append(got, fmt.Sprintf("%s|%s|%d|%s|%s", f.ID, f.Title, f.RunTimeMinutes, f.OpeningDate, strings.Join(f.CinemaIDs, ",")))
@@ -333,12 +385,25 @@ func TestDecodeSeatRows(t *testing.T) {
 		json.RawMessage(`{"ID":"b","SeatsAvailable":"many"}`),
 		json.RawMessage(`{"ID":[]}`),
 	}
+	rows = append(rows,
+		json.RawMessage(`{"ID":"c","SeatsAvailable":3,"Status":7}`),
+		json.RawMessage(`{"ID":"d","SeatsAvailable":0}`),
+		json.RawMessage(`{"ID":"e:f","SeatsAvailable":0}`),
+	)
 	got, errs := decodeSeats(rows, 0)
-	if len(got) != 1 || got[0] != (Seats{ID: "a", SeatsAvailable: 12, SoldoutStatus: 1, Status: "O"}) {
-		t.Errorf("decodeSeats = %+v, want one row a", got)
+	want := []Seats{
+		{ID: "a", SeatsAvailable: 12, SoldoutStatus: 1, Status: "O", State: StateOpen, HasSoldoutStatus: true, HasStatus: true},
+		{ID: "c", SeatsAvailable: 3, Status: "7", State: StateCancelled, HasStatus: true},
+		{ID: "d", State: StateOpen}, // narrowed $select: nothing said of status
 	}
-	if len(errs) != 2 || errs[0].ID != "b" || errs[1].ID != "" {
-		t.Errorf("decodeSeats errors = %v, want rows 1 (ID b) and 2 (no ID)", errs)
+	if !slices.Equal(got, want) {
+		t.Errorf("decodeSeats =\n%+v\nwant\n%+v", got, want)
+	}
+	if !got[1].Cancelled() || got[2].Cancelled() {
+		t.Errorf("Cancelled() = %v, %v; want true, false", got[1].Cancelled(), got[2].Cancelled())
+	}
+	if len(errs) != 3 || errs[0].ID != "b" || errs[1].ID != "" || errs[2].ID != "" || !errors.Is(errs[2], ErrUnsafeID) {
+		t.Errorf("decodeSeats errors = %v, want rows 1 (ID b), 2 (no ID) and 5 (unsafe)", errs)
 	}
 }
 
@@ -350,4 +415,77 @@ func mustLocation(tb testing.TB, name string) *time.Location {
 		tb.Fatal(err)
 	}
 	return loc
+}
+
+func TestExtraFields(t *testing.T) {
+	names := []string{"AllowTicketSales", "SalesChannels", "AreaCategoryCodes", "CustomerRating", "PlayThroughId", "Missing", "MinimumTicketPriceInCents", "formatcode"}
+	row := `{"ID":"a","CinemaId":"9","Showtime":"2026-07-01T10:00:00","AllowTicketSales":true,` +
+		`"SalesChannels":";WWW;KIOSK;","AreaCategoryCodes":[ "0000000001", "0000000002" ],` +
+		`"CustomerRating":{ "Average" : 4.5, "Count":[1, 2] },"PlayThroughId":null,"MinimumTicketPriceInCents":1250,"FormatCode":"0000000001"}`
+	got, errs := decodeSessions([]json.RawMessage{json.RawMessage(row)}, 0, func(string) *time.Location { return time.UTC }, names)
+	if len(errs) != 0 || len(got) != 1 {
+		t.Fatalf("decodeSessions = %v, %v", got, errs)
+	}
+	want := []string{"true", ";WWW;KIOSK;", `["0000000001","0000000002"]`, `{"Average":4.5,"Count":[1,2]}`, "", "", "1250", "0000000001"}
+	if !slices.Equal(got[0].Extra, want) {
+		t.Errorf("Extra = %q, want %q", got[0].Extra, want)
+	}
+
+	big := `{"ID":"a","CinemaId":"9","Showtime":"2026-07-01T10:00:00","SalesChannels":[` + strings.Repeat(`"WWW",`, 1000) + `"POS"]}`
+	_, errs = decodeSessions([]json.RawMessage{json.RawMessage(big)}, 0, func(string) *time.Location { return time.UTC }, []string{"SalesChannels"})
+	if len(errs) != 1 || !errors.Is(errs[0], ErrTooLarge) || errs[0].ID != "a" || errs[0].Field != "SalesChannels" {
+		t.Errorf("an extra field of 6 KB: errors %v, want one ErrTooLarge for SalesChannels of row a", errs)
+	}
+
+	frs, errs := decodeFilmRows([]json.RawMessage{
+		json.RawMessage(`{"ScheduledFilmId":"HO1","CinemaId":"1","TrailerUrl":"https://t.example/1.mp4"}`),
+		json.RawMessage(`{"ScheduledFilmId":"HO1","CinemaId":"2","TrailerUrl":"https://t.example/other.mp4"}`),
+	}, 0, []string{"TrailerUrl"})
+	films := mergeFilms(frs)
+	if len(errs) != 0 || len(films) != 1 || !slices.Equal(films[0].Extra, []string{"https://t.example/1.mp4"}) {
+		t.Errorf("films = %+v, %v; want HO1 with the first row's TrailerUrl", films, errs)
+	}
+
+	cs, errs := decodeCinemas([]json.RawMessage{json.RawMessage(`{"ID":"1","HOPK":"0000000001","IsGiftStore":false}`)}, 0,
+		func(string, string) *time.Location { return time.UTC }, []string{"HOPK", "IsGiftStore"})
+	if len(errs) != 0 || len(cs) != 1 || !slices.Equal(cs[0].Extra, []string{"0000000001", "false"}) {
+		t.Errorf("cinemas = %+v, %v; want HOPK and IsGiftStore", cs, errs)
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	tests := []struct {
+		in   string
+		want State
+	}{
+		{"", StateOpen}, {" ", StateOpen}, {"0", StateOpen}, {"O", StateOpen}, {"o", StateOpen}, {"Open", StateOpen},
+		{"1", StateClosed}, {"Closed", StateClosed}, {"CLOSED", StateClosed},
+		{"2", StateInactive}, {"Inactive", StateInactive},
+		{"3", StateImported}, {"Imported", StateImported},
+		{"4", StatePlanned}, {"planned", StatePlanned},
+		{"5", StateUnavailable}, {"Unavailable", StateUnavailable},
+		{"6", StateApproved}, {"Approved", StateApproved},
+		{"7", StateCancelled}, {"X", StateCancelled}, {"x", StateCancelled}, {"C", StateCancelled},
+		{"Cancelled", StateCancelled}, {"Canceled", StateCancelled}, {" cancelled ", StateCancelled},
+		{"8", StateUnknown}, {"Unknown", StateUnknown},
+		{"9", StateUnknown}, {"-1", StateUnknown}, {"P", StateUnknown}, {"sold out", StateUnknown},
+	}
+	for _, tt := range tests {
+		if got := ParseStatus(tt.in); got != tt.want {
+			t.Errorf("ParseStatus(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCheckID(t *testing.T) {
+	for _, id := range []string{"1001", "1001-14164", "HO00000720", "0000000001", "x'y", "a/b", "ü", strings.Repeat("9", 128)} {
+		if err := CheckID(id); err != nil {
+			t.Errorf("CheckID(%q) = %v, want nil", id, err)
+		}
+	}
+	for _, id := range []string{"", " ", "1001 ", "a\tb", "a\nb", "1001:sessions", "{vista}", "a}", "a\x7fb", "a\u00a0b", "a\u2028b", "\xff", strings.Repeat("9", 129)} {
+		if err := CheckID(id); !errors.Is(err, ErrUnsafeID) {
+			t.Errorf("CheckID(%q) = %v, want ErrUnsafeID", id, err)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package vista
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,6 +47,8 @@ func checkRowErrors(t *testing.T, list string, errs RowErrors, first, n int) {
 func FuzzDecodeSessions(f *testing.F) {
 	addFixtures(f, "sessions_page1.json", "sessions_page2.json")
 	f.Add([]byte(`{"d":{"results":[{"ID":1,"CinemaId":2,"Showtime":"2026-03-29T02:30:00","SeatsAvailable":"1e2"}],"__next":"x"}}`))
+	f.Add([]byte(`{"value":[{"ID":"1001-1","CinemaId":"1001","Showtime":"\/Date(1795636800000)\/","Status":7,"SalesChannels":";WWW;","AreaCategoryCodes":["1"]},` +
+		`{"ID":"1001:sessions","CinemaId":"1001","Showtime":"/Date(1795633200000+0100)/","Status":"Closed"}]}`))
 	berlin, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
 		f.Fatal(err)
@@ -59,7 +62,7 @@ func FuzzDecodeSessions(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rows := checkPage(t, "sessions", body)
 		const first = 7
-		got, errs := decodeSessions(rows, first, zone)
+		got, errs := decodeSessions(rows, first, zone, []string{"SalesChannels", "AreaCategoryCodes"})
 		if len(got)+len(errs) != len(rows) {
 			t.Fatalf("%d rows gave %d sessions and %d errors", len(rows), len(got), len(errs))
 		}
@@ -67,6 +70,20 @@ func FuzzDecodeSessions(f *testing.F) {
 		for _, s := range got {
 			if s.ID == "" || s.CinemaID == "" || !json.Valid(s.Raw) {
 				t.Fatalf("session without a required field: %+v", s)
+			}
+			// Whatever Vista sends, what is handed on is fit for a key and
+			// bounded in size.
+			if CheckID(s.ID) != nil || CheckID(s.CinemaID) != nil || (s.FilmID != "" && CheckID(s.FilmID) != nil) {
+				t.Fatalf("session with an unsafe id: %q %q %q", s.ID, s.CinemaID, s.FilmID)
+			}
+			texts := append([]string{s.ScreenName, s.Status, strings.Join(s.Attributes, ",")}, s.Extra...)
+			for _, v := range texts {
+				if len(v) > MaxTextBytes {
+					t.Fatalf("session %s with a value of %d bytes", s.ID, len(v))
+				}
+			}
+			if !slices.Contains(States[:], s.State) || len(s.Extra) != 2 {
+				t.Fatalf("session %s: state %q, extra %q", s.ID, s.State, s.Extra)
 			}
 		}
 	})
@@ -77,7 +94,7 @@ func FuzzDecodeFilms(f *testing.F) {
 	f.Add([]byte(`{"value":[{"ScheduledFilmId":1,"CinemaId":1,"RunTime":120.0},{"ScheduledFilmId":"1","CinemaId":"0"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rows := checkPage(t, "films", body)
-		frs, errs := decodeFilmRows(rows, 0)
+		frs, errs := decodeFilmRows(rows, 0, nil)
 		if len(frs)+len(errs) != len(rows) {
 			t.Fatalf("%d rows gave %d films and %d errors", len(rows), len(frs), len(errs))
 		}
@@ -109,7 +126,7 @@ func FuzzDecodeCinemas(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rows := checkPage(t, "cinemas", body)
-		got, errs := decodeCinemas(rows, 0, resolve)
+		got, errs := decodeCinemas(rows, 0, resolve, nil)
 		if len(got)+len(errs) != len(rows) {
 			t.Fatalf("%d rows gave %d cinemas and %d errors", len(rows), len(got), len(errs))
 		}

@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Cinema is one row of OData.svc/Cinemas.
@@ -23,6 +26,9 @@ type Cinema struct {
 	PhoneNumber  string
 	TimeZoneID   string // Vista's TimeZoneId as sent: IANA, Windows, or empty
 	CurrencyCode string
+
+	// Extra holds the values of Config.Fields.Cinemas, in that order.
+	Extra []string
 
 	// Location is the zone the cinema's wall times are read in, resolved
 	// from TimeZoneID, an override or the default (see Zones).
@@ -43,6 +49,10 @@ type Film struct {
 	Distributor    string
 	CinemaIDs      []string // sorted, without duplicates
 
+	// Extra holds the values of Config.Fields.Films, in that order, from
+	// the first row seen for this film.
+	Extra []string
+
 	// Raw is the JSON of the first row seen for this film.
 	Raw json.RawMessage
 }
@@ -59,16 +69,19 @@ type Session struct {
 	ScreenName     string
 	ScreenNumber   int
 	Attributes     []string
-	SoldoutStatus  int // 0 open, 1 almost full, 2 full
-	Status         string
+	SoldoutStatus  int    // 0 open, 1 almost full, 2 full
+	Status         string // as Vista sent it: "7", "X", "Open"; "" when it sent none
+	State          State  // Status, normalised
+
+	// Extra holds the values of Config.Fields.Sessions, in that order.
+	Extra []string
 
 	// Raw is the row's JSON exactly as received.
 	Raw json.RawMessage
 }
 
-// Cancelled reports whether Vista marks the session as cancelled. Vista
-// spells it in more than one way across versions; see cancelledStatus.
-func (s Session) Cancelled() bool { return cancelledStatus(s.Status) }
+// Cancelled reports whether Vista marks the session as cancelled.
+func (s Session) Cancelled() bool { return s.State == StateCancelled }
 
 // Seats is the answer of a seat check: the few fields that change while a
 // session is on sale.
@@ -77,17 +90,66 @@ type Seats struct {
 	SeatsAvailable int
 	SoldoutStatus  int
 	Status         string
+	State          State
+
+	// HasSoldoutStatus and HasStatus report whether the answer carried
+	// those fields. A server that has no such property is asked without it
+	// (see CheckSeats), and then what the full list said stands.
+	HasSoldoutStatus, HasStatus bool
 }
 
 // Cancelled reports whether Vista marks the session as cancelled.
-func (s Seats) Cancelled() bool { return cancelledStatus(s.Status) }
+func (s Seats) Cancelled() bool { return s.HasStatus && s.State == StateCancelled }
 
-func cancelledStatus(status string) bool {
-	switch strings.ToLower(strings.TrimSpace(status)) {
-	case "c", "x", "cancelled", "canceled":
-		return true
+// State is a session's Status, normalised: one name for each of the
+// values of Vista's SessionStatus, whichever form the server sent.
+type State string
+
+// The states. Vista's API definition numbers them 0 to 8.
+const (
+	StateOpen        State = "open"        // 0; also no Status at all
+	StateClosed      State = "closed"      // 1
+	StateInactive    State = "inactive"    // 2
+	StateImported    State = "imported"    // 3
+	StatePlanned     State = "planned"     // 4
+	StateUnavailable State = "unavailable" // 5
+	StateApproved    State = "approved"    // 6
+	StateCancelled   State = "cancelled"   // 7: the session is removed
+	StateUnknown     State = "unknown"     // 8, and any value not listed here
+)
+
+// States lists the states by Vista's number.
+var States = [...]State{StateOpen, StateClosed, StateInactive, StateImported,
+	StatePlanned, StateUnavailable, StateApproved, StateCancelled, StateUnknown}
+
+// ParseStatus normalises a session's Status as sent: Vista's number (7), the
+// same as a string ("7"), or the letter and word forms of older servers
+// ("O", "X", "Open", "Cancelled"), in any case. No Status at all ("") is
+// open. The letters O (open), C and X (cancelled) are the ones Vista has
+// sent; "Canceled" is read as "Cancelled". Anything else is unknown.
+func ParseStatus(status string) State {
+	s := strings.ToLower(strings.TrimSpace(status))
+	if s == "" {
+		return StateOpen
 	}
-	return false
+	if n, err := strconv.Atoi(s); err == nil {
+		if n >= 0 && n < len(States) {
+			return States[n]
+		}
+		return StateUnknown
+	}
+	switch s {
+	case "o":
+		return StateOpen
+	case "c", "x", "canceled":
+		return StateCancelled
+	}
+	for _, st := range States {
+		if s == string(st) {
+			return st
+		}
+	}
+	return StateUnknown
 }
 
 // Sentinel errors. Test for them with errors.Is.
@@ -97,7 +159,57 @@ var (
 	ErrUnauthorized = errors.New("vista: unauthorized")
 	// ErrNotFound is returned for 404: the base URL or the endpoint is wrong.
 	ErrNotFound = errors.New("vista: not found")
+
+	// ErrUnsafeID is wrapped by the DecodeError of a row whose id could not
+	// be a safe part of a cache key (see CheckID). Such a row never named
+	// anything the cache holds, so its DecodeError has no ID.
+	ErrUnsafeID = errors.New("cannot be part of a key")
+	// ErrTooLarge is wrapped by the DecodeError of a row with a text value
+	// longer than MaxTextBytes.
+	ErrTooLarge = errors.New("too large")
 )
+
+// Bounds on what a row may hold. A value past them is a row error: it is
+// never stored, and it costs only its row.
+const (
+	// MaxIDBytes bounds an id.
+	MaxIDBytes = 128
+	// MaxTextBytes bounds a text value the client hands on: a name, an
+	// address, the attributes joined by commas, an extra field.
+	MaxTextBytes = 4 << 10
+)
+
+// CheckID reports whether id can be used as it is in a cache key such as
+// P:session:{ID}: it must be 1 to MaxIDBytes bytes of valid UTF-8 with no
+// ':' (the key separator), '{' or '}' (Redis Cluster hash tags),
+// whitespace or control characters. Vista's ids ("1001-14164",
+// "HO00000720", "0000000001") all pass. The error wraps ErrUnsafeID.
+func CheckID(id string) error {
+	fail := func(why string) error {
+		return fmt.Errorf("%q %w: %s", excerpt(id), ErrUnsafeID, why)
+	}
+	switch {
+	case id == "":
+		return fail("empty")
+	case len(id) > MaxIDBytes:
+		return fail(fmt.Sprintf("%d bytes, more than %d", len(id), MaxIDBytes))
+	case !utf8.ValidString(id):
+		return fail("not valid UTF-8")
+	}
+	for _, r := range id {
+		switch {
+		case r == ':':
+			return fail("holds ':'")
+		case r == '{' || r == '}':
+			return fail("holds a brace")
+		case unicode.IsSpace(r):
+			return fail("holds whitespace")
+		case unicode.IsControl(r):
+			return fail("holds a control character")
+		}
+	}
+	return nil
+}
 
 // StatusError is an upstream answer with a status the client does not treat
 // as success, after any retries.

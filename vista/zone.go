@@ -3,6 +3,7 @@ package vista
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +121,14 @@ func loadZone(name string) zoneEntry {
 // accepted. A value that carries its own offset ("Z", "+01:00") is read with
 // that offset instead of loc. A nil loc means UTC, as in package time.
 //
+// OData v2 answers (Vista's V1 endpoints) write dates in Microsoft's JSON
+// form, which ParseLocal reads too:
+//
+//   - /Date(1795636800000)/ is a wall time counted in milliseconds as if it
+//     were UTC: 2026-11-25T20:00:00, read in loc like the ISO form above.
+//   - /Date(1795633200000+0100)/ is an instant (19:00 UTC); the offset only
+//     names the zone the writer was in, so the instant is shown in loc.
+//
 // Around a daylight-saving change a wall time may occur twice or not at all;
 // ParseLocal decides rather than leave it to time.Date:
 //
@@ -134,12 +143,19 @@ func loadZone(name string) zoneEntry {
 // of the clock later, and of two candidates the earlier one keeps the warmer
 // from checking a session too late.
 func ParseLocal(s string, loc *time.Location) (time.Time, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	if d, ok := parseMSDate(s); ok {
+		sec, nsec := d.unix()
+		if d.hasOffset {
+			return time.Unix(sec, nsec).In(loc), nil
+		}
+		return time.Unix(resolveWall(sec, loc), nsec).In(loc), nil
+	}
 	st, ok := parseStamp(s)
 	if !ok {
 		return time.Time{}, notDate(s)
-	}
-	if loc == nil {
-		loc = time.UTC
 	}
 	wall := time.Date(st.year, time.Month(st.month), st.day, st.hour, st.min, st.sec, 0, time.UTC).Unix()
 	if st.hasOffset {
@@ -184,10 +200,21 @@ func offsetAt(u int64, loc *time.Location) int {
 // (the time part, with any fraction or offset, is checked and dropped), and
 // returns it as "2026-11-25". An empty value is a missing optional date, not
 // an error: it returns "".
+//
+// The OData v2 forms name the day of their wall time: /Date(1551139200000)/
+// (midnight counted as if UTC) and /Date(1551135600000+0100)/ (midnight at
+// +01:00) are both "2019-02-26".
 func ParseDate(s string) (string, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
 		return "", nil
+	}
+	if d, ok := parseMSDate(t); ok {
+		sec, _ := d.unix()
+		if d.hasOffset {
+			sec += int64(d.offset)
+		}
+		return time.Unix(sec, 0).UTC().Format("2006-01-02"), nil
 	}
 	if _, ok := parseStamp(t); !ok {
 		return "", notDate(s)
@@ -270,6 +297,75 @@ func parseStamp(s string) (stamp, bool) {
 		return st, true
 	}
 	return st, false
+}
+
+// msDate is a date in Microsoft's JSON form, /Date(ms)/ or /Date(ms±hhmm)/.
+type msDate struct {
+	ms        int64 // milliseconds since 1970-01-01T00:00:00 (UTC, or the wall clock)
+	hasOffset bool
+	offset    int // seconds east of UTC, when hasOffset
+}
+
+// The years a /Date()/ may name: 0001 to 9999, as for the ISO form.
+const (
+	minMSDate = -62135596800000 // 0001-01-01T00:00:00Z
+	maxMSDate = 253402300799999 // 9999-12-31T23:59:59.999Z
+)
+
+// parseMSDate reads /Date(1795636800000)/ or /Date(1795633200000+0100)/.
+// JSON writers often escape the slashes (\/Date(...)\/); by the time a
+// value gets here the JSON string has been unquoted, so they are plain.
+func parseMSDate(s string) (msDate, bool) {
+	var d msDate
+	rest, ok := strings.CutPrefix(strings.TrimSpace(s), "/Date(")
+	if !ok {
+		return d, false
+	}
+	if rest, ok = strings.CutSuffix(rest, ")/"); !ok {
+		return d, false
+	}
+	end := 0
+	if end < len(rest) && rest[end] == '-' {
+		end++
+	}
+	start := end
+	for end < len(rest) && '0' <= rest[end] && rest[end] <= '9' {
+		end++
+	}
+	if end == start || end-start > 15 {
+		return d, false
+	}
+	ms, err := strconv.ParseInt(rest[:end], 10, 64)
+	if err != nil || ms < minMSDate || ms > maxMSDate {
+		return d, false
+	}
+	d.ms = ms
+	switch tail := rest[end:]; {
+	case tail == "":
+	case len(tail) == 5 && (tail[0] == '+' || tail[0] == '-'):
+		h, okh := digits(tail[1:3])
+		m, okm := digits(tail[3:5])
+		if !okh || !okm || h > 23 || m > 59 {
+			return d, false
+		}
+		d.hasOffset, d.offset = true, h*3600+m*60
+		if tail[0] == '-' {
+			d.offset = -d.offset
+		}
+	default:
+		return d, false
+	}
+	return d, true
+}
+
+// unix splits the milliseconds into Unix seconds and nanoseconds.
+func (d msDate) unix() (sec, nsec int64) {
+	sec = d.ms / 1000
+	rem := d.ms % 1000
+	if rem < 0 {
+		sec, rem = sec-1, rem+1000
+	}
+	return sec, rem * int64(time.Millisecond)
 }
 
 // digits reads a run of ASCII digits as a non-negative number.

@@ -167,6 +167,7 @@ func TestParseLocal(t *testing.T) {
 	berlin := mustZone(t, "Europe/Berlin")
 	newYork := mustZone(t, "America/New_York")
 	sydney := mustZone(t, "Australia/Sydney")
+	brisbane := mustZone(t, "Australia/Brisbane")
 	tests := []struct {
 		name string
 		s    string
@@ -203,6 +204,29 @@ func TestParseLocal(t *testing.T) {
 		{"new york overlap", "2026-11-01T01:30:00", newYork, "2026-11-01T01:30:00-04:00"},
 		{"sydney overlap", "2026-04-05T02:30:00", sydney, "2026-04-05T02:30:00+11:00"},
 		{"sydney after overlap", "2026-04-05T03:00:00", sydney, "2026-04-05T03:00:00+10:00"},
+
+		// The ISO form some servers send: ticks and the cinema's offset.
+		{"ticks and offset", "2018-01-09T20:05:00.0000000+10:00", brisbane, "2018-01-09T20:05:00+10:00"},
+		{"ticks and offset elsewhere", "2018-01-09T20:05:00.0000000+10:00", sydney, "2018-01-09T21:05:00+11:00"},
+
+		// OData v2: /Date(ms)/ is a wall time counted as if UTC...
+		{"v2 wall", "/Date(1795636800000)/", berlin, "2026-11-25T20:00:00+01:00"},
+		{"v2 wall millis", "/Date(1795636800123)/", berlin, "2026-11-25T20:00:00.123+01:00"},
+		{"v2 wall utc", "/Date(1795636800000)/", time.UTC, "2026-11-25T20:00:00Z"},
+		{"v2 before 1970", "/Date(-1500)/", time.UTC, "1969-12-31T23:59:58.5Z"},
+		{"v2 spaces", " /Date(1795636800000)/ ", berlin, "2026-11-25T20:00:00+01:00"},
+		{"v2 berlin gap", "/Date(1774751400000)/", berlin, "2026-03-29T03:30:00+02:00"},
+		{"v2 berlin overlap", "/Date(1792895400000)/", berlin, "2026-10-25T02:30:00+02:00"},
+		{"v2 new york gap", "/Date(1772937000000)/", newYork, "2026-03-08T03:30:00-04:00"},
+		{"v2 new york overlap", "/Date(1793496600000)/", newYork, "2026-11-01T01:30:00-04:00"},
+		{"v2 sydney gap", "/Date(1791081000000)/", sydney, "2026-10-04T03:30:00+11:00"},
+		{"v2 sydney overlap", "/Date(1775356200000)/", sydney, "2026-04-05T02:30:00+11:00"},
+		// ...and /Date(ms+hhmm)/ an instant, whose offset only names a zone.
+		{"v2 instant", "/Date(1795633200000+0100)/", berlin, "2026-11-25T20:00:00+01:00"},
+		{"v2 instant elsewhere", "/Date(1795633200000+0100)/", newYork, "2026-11-25T14:00:00-05:00"},
+		{"v2 instant other offset", "/Date(1795633200000-0500)/", berlin, "2026-11-25T20:00:00+01:00"},
+		{"v2 instant after the change", "/Date(1774747800000+0100)/", berlin, "2026-03-29T03:30:00+02:00"},
+		{"v2 vista docs", "/Date(1511150290590+1300)/", mustZone(t, "Pacific/Auckland"), "2017-11-20T16:58:10.59+13:00"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -248,7 +272,16 @@ func TestParseLocalBad(t *testing.T) {
 		"26-11-25",
 		"+026-11-25",
 		"2026-11-25T20:00:00+24:00",
-		"/Date(1700000000000)/",
+		"/Date()/",
+		"/Date(abc)/",
+		"/Date(1700000000000)",
+		"Date(1700000000000)/",
+		"/Date(1700000000000+01)/",
+		"/Date(1700000000000+01:00)/",
+		"/Date(1700000000000+2400)/",
+		"/Date(1700000000000Z)/",
+		"/Date(99999999999999999)/",
+		"/Date(--1)/",
 	} {
 		t.Run(s, func(t *testing.T) {
 			got, err := ParseLocal(s, berlin)
@@ -281,6 +314,12 @@ func TestParseDate(t *testing.T) {
 		{s: "2026-02-30", wantErr: `"2026-02-30" is not a date`},
 		{s: "2026-11-25T99:00:00", wantErr: `"2026-11-25T99:00:00" is not a date`},
 		{s: "2026-11-25garbage", wantErr: `"2026-11-25garbage" is not a date`},
+		{s: "/Date(1551139200000)/", want: "2019-02-26"},
+		{s: "/Date(1551135600000+0100)/", want: "2019-02-26"},
+		{s: "/Date(1551135600000-0100)/", want: "2019-02-25"},
+		{s: "/Date(1551135600000)/", want: "2019-02-25"},
+		{s: "/Date(-1)/", want: "1969-12-31"},
+		{s: "/Date(x)/", wantErr: `"/Date(x)/" is not a date`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.s, func(t *testing.T) {

@@ -452,7 +452,8 @@ type sessionRow struct {
 	x       *session
 	seats   int32
 	soldout int8
-	status  byte
+	status  byte // 'O' open or 'X' cancelled
+	code    int8 // Vista's SessionStatus number
 }
 
 // listed reports whether x is in the listing at the snapshot's time.
@@ -489,6 +490,13 @@ func (sn *snapshot) fill(rows []sessionRow) {
 			seats = o.seats
 		}
 		row.seats, row.status, row.soldout = int32(seats), status, 0
+		row.code = 0
+		if status == 'X' {
+			row.code = 7
+		}
+		if o.hasStatus {
+			row.code = o.status
+		}
 		switch {
 		case seats <= 0:
 			row.soldout = 2

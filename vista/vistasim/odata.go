@@ -8,6 +8,7 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -351,9 +352,13 @@ func filmFields() fieldSet[filmRow] {
 	)
 }
 
-func sessionFields() fieldSet[sessionRow] {
+func sessionFields(letterStatus bool, omit []string) fieldSet[sessionRow] {
 	type R = sessionRow
-	return newFieldSet(
+	status := field[R]{name: "Status", put: func(b []byte, r *R) []byte { return strconv.AppendInt(b, int64(r.code), 10) }}
+	if letterStatus {
+		status.put = func(b []byte, r *R) []byte { return append(b, '"', r.status, '"') }
+	}
+	all := []field[R]{
 		str("ID", func(r *R) string { return r.x.id }),
 		str("CinemaId", func(r *R) string { return r.x.c.ID }),
 		str("ScheduledFilmId", func(r *R) string { return r.x.f.ID }),
@@ -399,9 +404,11 @@ func sessionFields() fieldSet[sessionRow] {
 		}},
 		num("SoldoutStatus", func(r *R) int { return int(r.soldout) }),
 		literal[R]("TypeCode", `"N"`),
-		field[R]{name: "Status", put: func(b []byte, r *R) []byte { return append(b, '"', r.status, '"') }},
+		status,
 		literal[R]("MinimumTicketPriceInCents", "1250"),
-	)
+	}
+	all = slices.DeleteFunc(all, func(f field[R]) bool { return slices.Contains(omit, f.name) })
+	return newFieldSet(all...)
 }
 
 var priceGroups = []string{"0000000001", "0000000002", "0000000003"}

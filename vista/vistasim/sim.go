@@ -78,6 +78,15 @@ type Config struct {
 	// MaxURLLength is the longest request URI (path and query) accepted;
 	// longer ones get 414. Default 4096.
 	MaxURLLength int
+
+	// LetterStatus sends a session's Status as the letter older servers
+	// use ("O" open, "X" cancelled) instead of the number of Vista's API
+	// definition (0 open, 7 cancelled, or what SetStatus set).
+	LetterStatus bool
+	// OmitSessionFields names properties the server's Session does not
+	// have, as older Vista servers have no Status and SoldoutStatus: rows
+	// leave them out, and a $select that names one is refused with 400.
+	OmitSessionFields []string
 }
 
 // NoPaging as Config.PageSize sends every list as one page.
@@ -172,6 +181,8 @@ type overrides struct {
 type sessionOverride struct {
 	seats     int
 	hasSeats  bool
+	status    int8 // Vista's SessionStatus number, when hasStatus
+	hasStatus bool
 	removed   bool
 	cancelled bool
 	cancelAt  float64 // Unix seconds
@@ -223,7 +234,7 @@ func New(cfg Config) *Server {
 	}
 	s.fieldsCinema = cinemaFields()
 	s.fieldsFilm = filmFields()
-	s.fieldsSession = sessionFields()
+	s.fieldsSession = sessionFields(cfg.LetterStatus, cfg.OmitSessionFields)
 	s.mu.Lock()
 	s.ensureLocked(now)
 	s.mu.Unlock()
@@ -373,6 +384,21 @@ func (s *Server) Cancel(id string) {
 	s.ov.sessions[id] = o
 }
 
+// SetStatus sets a session's Status to one of the numbers of Vista's API
+// definition (0 Open, 1 Closed, ... 7 Cancelled, 8 Unknown) from now on. A
+// 7 stops its seats selling, as Cancel does.
+func (s *Server) SetStatus(id string, status int) {
+	now := s.cfg.Clock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.ov.sessions[id]
+	o.status, o.hasStatus = int8(status), true
+	if status == 7 && !o.cancelled {
+		o.cancelled, o.cancelAt = true, unixSeconds(now)
+	}
+	s.ov.sessions[id] = o
+}
+
 // Restore drops every hook's change to the session, film or cinema with
 // this id: it is generated again.
 func (s *Server) Restore(id string) {
@@ -427,6 +453,7 @@ type SessionInfo struct {
 	SeatsAvailable int
 	SoldoutStatus  int
 	Status         string // "O" open, "X" cancelled
+	StatusCode     int    // Vista's number: 0 open, 7 cancelled, or what SetStatus set
 	Published      time.Time
 }
 
@@ -450,6 +477,7 @@ func (s *Server) Sessions() []SessionInfo {
 			SeatsAvailable: int(r.seats),
 			SoldoutStatus:  int(r.soldout),
 			Status:         string(r.status),
+			StatusCode:     int(r.code),
 			Published:      time.Unix(x.published, 0).In(x.c.loc),
 		}
 	}

@@ -361,7 +361,7 @@ func TestSeatCheck(t *testing.T) {
 		for i, row := range f.Value {
 			x := all[i]
 			if row["ID"] != x.ID || row["SeatsAvailable"] != float64(x.SeatsAvailable) ||
-				row["SoldoutStatus"] != float64(x.SoldoutStatus) || row["Status"] != x.Status {
+				row["SoldoutStatus"] != float64(x.SoldoutStatus) || row["Status"] != float64(x.StatusCode) {
 				t.Errorf("row %v, want %+v", row, x)
 			}
 		}
@@ -942,8 +942,8 @@ func TestHooks(t *testing.T) {
 		s.Cancel(x.ID)
 		c.Add(50 * time.Minute)
 		got := seats(x.ID)
-		if got["Status"] != "X" || got["SeatsAvailable"] != float64(x.SeatsAvailable) {
-			t.Errorf("cancelled, 50 minutes on: %v, want Status X and %d seats still", got, x.SeatsAvailable)
+		if got["Status"] != 7.0 || got["SeatsAvailable"] != float64(x.SeatsAvailable) {
+			t.Errorf("cancelled, 50 minutes on: %v, want Status 7 and %d seats still", got, x.SeatsAvailable)
 		}
 		s.Restore(x.ID)
 		if got, _ := find(x.ID); got.Status != "O" || got.SeatsAvailable >= x.SeatsAvailable {
@@ -1084,4 +1084,56 @@ func BenchmarkSessions100k(b *testing.B) {
 			s.ServeHTTP(w, req)
 		}
 	})
+}
+
+// TestStatusForms: Status is Vista's number by default, the letter with
+// LetterStatus; SetStatus sets any number, and 7 cancels.
+func TestStatusForms(t *testing.T) {
+	s, ts, _ := MustServer(t, Config{})
+	x := s.Sessions()[0]
+	s.SetStatus(x.ID, 1)
+	row := mustFeed(t, ts, seatsPath(x.ID)).Value[0]
+	if row["Status"] != 1.0 {
+		t.Errorf("after SetStatus(1): %v, want Status 1", row)
+	}
+	if got := s.Sessions()[0]; got.StatusCode != 1 || got.Status != "O" {
+		t.Errorf("Sessions()[0] = %+v, want StatusCode 1, still open", got)
+	}
+	s.SetStatus(x.ID, 7)
+	if got := s.Sessions()[0]; got.StatusCode != 7 || got.Status != "X" {
+		t.Errorf("after SetStatus(7): %+v, want StatusCode 7, Status X", got)
+	}
+
+	s, ts, _ = MustServer(t, Config{LetterStatus: true})
+	x = s.Sessions()[0]
+	s.Cancel(x.ID)
+	if row := mustFeed(t, ts, seatsPath(x.ID)).Value[0]; row["Status"] != "X" {
+		t.Errorf("LetterStatus, cancelled: %v, want Status \"X\"", row)
+	}
+}
+
+// TestOmitSessionFields: a server without Status and SoldoutStatus leaves
+// them out of its rows and refuses a $select that names them.
+func TestOmitSessionFields(t *testing.T) {
+	s, ts, _ := MustServer(t, Config{OmitSessionFields: []string{"Status", "SoldoutStatus"}})
+	x := s.Sessions()[0]
+	for _, row := range mustFeed(t, ts, base+"Sessions").Value {
+		if _, ok := row["Status"]; ok {
+			t.Fatalf("row %v has a Status", row)
+		}
+		if _, ok := row["SoldoutStatus"]; ok {
+			t.Fatalf("row %v has a SoldoutStatus", row)
+		}
+	}
+	if status, _, body := get(t, ts, seatsPath(x.ID)); status != http.StatusBadRequest || !strings.Contains(string(body), "Could not find a property") {
+		t.Errorf("$select with Status: %d %s, want 400 naming a property", status, body)
+	}
+	narrow := strings.Replace(seatsPath(x.ID), "SoldoutStatus,Status", "SoldoutStatus", 1)
+	if status, _, _ := get(t, ts, narrow); status != http.StatusBadRequest {
+		t.Errorf("$select with SoldoutStatus: %d, want 400", status)
+	}
+	narrowest := strings.Replace(seatsPath(x.ID), ",SoldoutStatus,Status", "", 1)
+	if f := mustFeed(t, ts, narrowest); len(f.Value) != 1 || f.Value[0]["SeatsAvailable"] != float64(x.SeatsAvailable) {
+		t.Errorf("$select=ID,SeatsAvailable: %v, want the session's seats", f.Value)
+	}
 }
