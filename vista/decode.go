@@ -231,9 +231,9 @@ func (r *row) idField(field string, required, key bool) (string, *DecodeError) {
 		return "", r.fail(field, fmt.Errorf("%s is not an id", excerpt(string(v))))
 	}
 	switch {
-	case s == "" && required:
+	case s == "" && required && !key:
 		return "", r.fail(field, errMissing)
-	case s == "":
+	case s == "" && !required:
 		return "", nil
 	case key:
 		if err := CheckID(s); err != nil {

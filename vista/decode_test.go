@@ -175,7 +175,7 @@ func TestDecodeSessionRows(t *testing.T) {
 		{name: "missing showtime", row: `{"ID":"x","CinemaId":"9"}`, wantErr: `decode sessions: value[3].Showtime: missing`, wantID: "x"},
 		{name: "showtime a number", row: `{"ID":"x","CinemaId":"9","Showtime":20261125}`, wantErr: `decode sessions: value[3].Showtime: "20261125" is not a date`, wantID: "x"},
 		{name: "missing ID", row: `{"CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: missing`},
-		{name: "empty ID", row: `{"ID":"","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: missing`},
+		{name: "empty ID", row: `{"ID":"","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: "" cannot be part of a key: empty`},
 		{name: "blank ID", row: `{"ID":"  ","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: "  " cannot be part of a key: holds whitespace`},
 		{name: "ID with a colon", row: `{"ID":"1001:sessions","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: "1001:sessions" cannot be part of a key: holds ':'`},
 		{name: "ID with a hash tag", row: `{"ID":"{x}1","CinemaId":"9","Showtime":"2026-07-01T10:00:00"}`, wantErr: `decode sessions: value[3].ID: "{x}1" cannot be part of a key: holds a brace`},

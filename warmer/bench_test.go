@@ -114,7 +114,7 @@ func BenchmarkDiff(b *testing.B) {
 		b.Run(fmt.Sprintf("seats=%d", seats), func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				compare(keys.Sessions, "1001-1", old, cur)
+				compare(baseFields[keys.Sessions], "1001-1", old, cur)
 			}
 		})
 	}
@@ -122,5 +122,5 @@ func BenchmarkDiff(b *testing.B) {
 
 func sessionRecordFor(id string, seats int) *record {
 	return &record{vals: []string{id, "1001", "HO1", "1", "2026-11-25T20:00:00+01:00", "2026-11-25",
-		"Screen 1", "1", fmt.Sprint(seats), "0", "O", "OV"}}
+		"Screen 1", "1", fmt.Sprint(seats), "0", "0", "open", "OV"}}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,12 +49,13 @@ func (c change) outcome() string {
 	return outUnchanged
 }
 
-// compare turns a cached record and an upstream one into a change.
-func compare(k keys.Kind, id string, old, cur *record) change {
+// compare turns a cached record and an upstream one into a change; names
+// are the kind's data fields.
+func compare(names []string, id string, old, cur *record) change {
 	if old == nil || old.missing {
-		return change{op: opAdd, id: id, old: old, cur: cur, changed: diff(k, nil, cur)}
+		return change{op: opAdd, id: id, old: old, cur: cur, changed: diff(names, nil, cur)}
 	}
-	if changed := diff(k, old, cur); len(changed) > 0 {
+	if changed := diff(names, old, cur); len(changed) > 0 {
 		return change{op: opUpdate, id: id, old: old, cur: cur, changed: changed}
 	}
 	return change{op: opConfirm, id: id, old: old, cur: cur}
@@ -69,44 +71,113 @@ type listing struct {
 	// Sessions Vista lists as cancelled, and those it still lists past
 	// their showtime + grace: the reason a cached one leaves by.
 	cancelled, expired map[string]bool
-	// keep holds the ids of rows Vista sent but that could not be read:
+	// keep holds the ids of rows Vista sent but that could not be taken:
 	// they stay as cached. partial is set when such a row had no readable
 	// id, so nothing can be called gone in this reload.
 	keep    map[string]bool
 	partial bool
+
+	bad        map[string]int // rows refused, by reason
+	firstBad   string         // the first refused row, for the log
+	duplicates int            // rows whose id an earlier row had
+	firstDup   string
+}
+
+// The reasons a row is refused, as the metric labels them.
+const (
+	badUnreadable = "unreadable"   // a value cannot be read
+	badUnsafeID   = "unsafe_id"    // an id cannot be part of a key
+	badTooLarge   = "too_large"    // a text value over 4 KiB, raw over 64 KiB
+	badOutOfRange = "out_of_range" // a showtime a day past or 400 days ahead
+)
+
+var badReasons = []string{badUnreadable, badUnsafeID, badTooLarge, badOutOfRange}
+
+// Bounds on what the warmer takes from Vista, beyond the client's own.
+const (
+	// MaxRawBytes bounds the raw field (--keep-raw): a longer row is refused.
+	MaxRawBytes = 64 << 10
+	// A showtime further in the past than this, or further ahead than
+	// maxAhead, is refused: no cinema lists such sessions, and a garbled
+	// date must not become a key that never expires.
+	maxBehind = 24 * time.Hour
+	maxAhead  = 400 * 24 * time.Hour
+)
+
+func (l *listing) refuse(reason, id, msg string) {
+	if l.bad == nil {
+		l.bad = map[string]int{}
+	}
+	l.bad[reason]++
+	if l.firstBad == "" {
+		l.firstBad = msg
+	}
+	if id != "" {
+		l.keep[id] = true
+	}
+}
+
+// seen counts a row whose id an earlier row of the list had: the last row
+// wins, and whatever an earlier one said of the id is forgotten.
+func (l *listing) seen(id string, ids map[string]bool) {
+	if !ids[id] {
+		ids[id] = true
+		return
+	}
+	l.duplicates++
+	if l.firstDup == "" {
+		l.firstDup = id
+	}
+	delete(l.recs, id)
+	delete(l.cancelled, id)
+	delete(l.expired, id)
+	delete(l.keep, id)
 }
 
 // fetch reads one whole list of a kind from Vista.
 func (w *Warmer) fetch(ctx context.Context, k keys.Kind, now time.Time) (*listing, error) {
 	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{}}
-	keepRaw := w.cfg.KeepRaw
+	ids := map[string]bool{}
+	take := func(id string, r *record) {
+		if len(r.raw) > MaxRawBytes {
+			l.refuse(badTooLarge, id, fmt.Sprintf("%s %s: raw is %d bytes, more than %d", k.Singular(), id, len(r.raw), MaxRawBytes))
+			return
+		}
+		l.recs[id] = r
+	}
 	var err error
 	switch k {
 	case keys.Cinemas:
 		var list []vista.Cinema
 		list, err = w.cfg.Vista.Cinemas(ctx)
 		for _, c := range list {
-			l.recs[c.ID] = cinemaRecord(c, keepRaw)
+			l.seen(c.ID, ids)
+			take(c.ID, w.cinemaRecord(c))
 		}
 	case keys.Films:
 		var list []vista.Film
 		list, err = w.cfg.Vista.Films(ctx)
 		for _, f := range list {
-			l.recs[f.ID] = filmRecord(f, keepRaw)
+			l.seen(f.ID, ids)
+			take(f.ID, w.filmRecord(f))
 		}
 	case keys.Sessions:
 		var list []vista.Session
 		list, err = w.cfg.Vista.Sessions(ctx, w.zones())
 		for _, s := range list {
+			l.seen(s.ID, ids)
 			switch {
 			case s.Cancelled():
 				l.cancelled[s.ID] = true
+			case s.Showtime.Before(now.Add(-maxBehind)) || s.Showtime.After(now.Add(maxAhead)):
+				l.refuse(badOutOfRange, s.ID, fmt.Sprintf("session %s: showtime %s is more than a day past or 400 days ahead",
+					s.ID, s.Showtime.Format(time.RFC3339)))
 			case w.expired(now, s.Showtime):
 				l.expired[s.ID] = true
 			default:
-				r := sessionRecord(s, keepRaw)
+				r := w.sessionRecord(s)
 				r.nextCheck = w.cfg.Policy.NextCheck(now, r.showtime, s.ID)
-				l.recs[s.ID] = r
+				take(s.ID, r)
 			}
 		}
 	}
@@ -116,20 +187,57 @@ func (w *Warmer) fetch(ctx context.Context, k keys.Kind, now time.Time) (*listin
 	var rowErrs vista.RowErrors
 	if errors.As(err, &rowErrs) {
 		for _, e := range rowErrs {
-			if e.ID == "" {
-				l.partial = true
-			} else {
-				l.keep[e.ID] = true
+			reason := badUnreadable
+			switch {
+			case errors.Is(e, vista.ErrUnsafeID):
+				reason = badUnsafeID
+			case errors.Is(e, vista.ErrTooLarge):
+				reason = badTooLarge
 			}
+			// A row without a readable id may be any cached entity, so
+			// nothing is called gone; one whose own id is unsafe names
+			// nothing the cache can hold.
+			if e.ID == "" && reason != badUnsafeID {
+				l.partial = true
+			}
+			l.refuse(reason, e.ID, e.Error())
 		}
-		w.log.Warn("vista sent rows that cannot be read; keeping what the cache has for them",
-			"kind", k, "rows", len(rowErrs), "first", rowErrs[0].Error())
 		err = nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", k, err)
 	}
+	w.reportRows(k, l)
 	return l, nil
+}
+
+// reportRows logs, once per reload, the rows of a list that were refused
+// or repeated, and counts them.
+func (w *Warmer) reportRows(k keys.Kind, l *listing) {
+	if n := sumCounts(l.bad); n > 0 {
+		attrs := []any{"kind", k, "rows", n}
+		for _, reason := range badReasons {
+			if c := l.bad[reason]; c > 0 {
+				attrs = append(attrs, reason, c)
+				w.m.badRows.WithLabelValues(string(k), reason).Add(float64(c))
+			}
+		}
+		attrs = append(attrs, "first", l.firstBad)
+		w.log.Warn("vista sent rows that cannot be cached; they are not written, and what the cache holds for their ids stays", attrs...)
+	}
+	if l.duplicates > 0 {
+		w.m.duplicates.WithLabelValues(string(k)).Add(float64(l.duplicates))
+		w.log.Warn("vista listed some ids more than once; the last row of each counts",
+			"kind", k, "duplicates", l.duplicates, "first", l.firstDup)
+	}
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, c := range m {
+		n += c
+	}
+	return n
 }
 
 // zones maps each cached cinema to the zone its wall times are read in.
@@ -162,7 +270,7 @@ func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
 	changes := make([]change, 0, len(l.recs))
 	for _, id := range sortedKeys(l.recs) {
 		if !l.keep[id] { // a film with one bad row of several stays as it was
-			changes = append(changes, compare(k, id, cache[id], l.recs[id]))
+			changes = append(changes, compare(w.fields[k], id, cache[id], l.recs[id]))
 		}
 	}
 	for _, id := range sortedKeys(cache) {
@@ -180,8 +288,17 @@ func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
 			changes = append(changes, removal(id, cache[id], ReasonGone))
 		}
 	}
+	changes, held := w.judgeDrop(k, changes, now)
 	if err := w.apply(ctx, k, changes, now); err != nil {
 		return err
+	}
+	if err := w.repairIndexes(ctx, k); err != nil {
+		return err
+	}
+	if held {
+		// The list is not taken as a whole until the drop is confirmed:
+		// no full_reload, and loaded:{kind} stays where it was.
+		return nil
 	}
 	if err := w.announce(ctx, k); err != nil {
 		return err
@@ -189,6 +306,98 @@ func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
 	w.log.Info("reloaded", "kind", k, "count", w.count(k), "took", time.Since(start).Round(time.Millisecond),
 		"added", countOp(changes, opAdd), "updated", countOp(changes, opUpdate), "removed", countOp(changes, opRemove))
 	return nil
+}
+
+// heldDrop is a drop a full reload would have made and the warmer held back.
+type heldDrop struct {
+	ids   map[string]bool // what would have been removed
+	at    time.Time       // when it was first held
+	total int             // the kind's entries then
+}
+
+// ConfirmDropAfter is how long after a drop was held back a reload must
+// come to confirm it: a glitch of Vista's (an empty answer, a half list)
+// rarely lasts that long, a real drop (a cinema closing screens) does.
+const ConfirmDropAfter = time.Minute
+
+// judgeDrop holds back the removals of a full reload that would remove
+// more than MaxDrop of a kind's entries (expired sessions do not count).
+// It returns the changes to apply and whether a drop is held back. A held
+// drop is applied when a reload at least ConfirmDropAfter later would
+// remove the same entities; what that reload would remove beyond them is
+// judged anew.
+func (w *Warmer) judgeDrop(k keys.Kind, changes []change, now time.Time) ([]change, bool) {
+	total := len(w.st.cache[k])
+	var drop []string
+	for _, c := range changes {
+		if c.op == opRemove && c.reason != ReasonExpired {
+			drop = append(drop, c.id)
+		}
+	}
+	over := func(n int) bool { return n > 0 && float64(n) > w.cfg.MaxDrop*float64(total) }
+	prev := w.st.held[k]
+	if !over(len(drop)) {
+		if prev != nil {
+			w.log.Info("vista's list agrees with the cache again; the drop held back is dropped", "kind", k)
+			w.setHeld(k, nil)
+		}
+		return changes, false
+	}
+	agreed := map[string]bool{}
+	confirming := prev != nil && now.Sub(prev.at) >= ConfirmDropAfter
+	if confirming {
+		for _, id := range drop {
+			if prev.ids[id] {
+				agreed[id] = true
+			}
+		}
+		if !over(len(drop) - len(agreed)) {
+			w.log.Warn("applying the drop held back: vista's list still says so", "kind", k,
+				"removed", len(drop), "of", total, "held_since", stamp(prev.at))
+			w.setHeld(k, nil)
+			return changes, false
+		}
+	}
+	kept := changes[:0:0]
+	rest := map[string]bool{}
+	for _, c := range changes {
+		if c.op == opRemove && c.reason != ReasonExpired && !agreed[c.id] {
+			rest[c.id] = true
+			continue
+		}
+		kept = append(kept, c)
+	}
+	if prev == nil || confirming {
+		w.setHeld(k, &heldDrop{ids: rest, at: now, total: total})
+		w.m.dropsHeld.WithLabelValues(string(k)).Inc()
+		w.log.Warn("holding back a drop: vista's list would remove more than --max-drop of the cache; it is applied only if a reload a minute or more from now says the same",
+			"kind", k, "would_remove", len(rest), "of", total, "max_drop", fmt.Sprintf("%g%%", 100*w.cfg.MaxDrop))
+	}
+	return kept, true
+}
+
+// setHeld records a kind's held drop (nil: none) where Ready can see it.
+func (w *Warmer) setHeld(k keys.Kind, h *heldDrop) {
+	if h == nil {
+		delete(w.st.held, k)
+		w.m.dropHeld.WithLabelValues(string(k)).Set(0)
+	} else {
+		w.st.held[k] = h
+		w.m.dropHeld.WithLabelValues(string(k)).Set(1)
+	}
+	var reasons []string
+	for _, kind := range keys.Kinds {
+		if h := w.st.held[kind]; h != nil {
+			reasons = append(reasons, fmt.Sprintf("holding back a drop of %s: %d of %d would go (more than --max-drop %g%%) since %s",
+				kind, len(h.ids), h.total, 100*w.cfg.MaxDrop, stamp(h.at)))
+		}
+	}
+	if len(reasons) == 0 {
+		w.heldReason.Store(nil)
+		return
+	}
+	reason := strings.Join(reasons, "; ")
+	w.heldReason.Store(&reason)
 }
 
 // announce sends a kind's full_reload event after the last batch of its
@@ -379,7 +588,7 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 			}
 			cur := withSeats(old, s)
 			cur.nextCheck = w.cfg.Policy.NextCheck(now, cur.showtime, s.ID)
-			changes = append(changes, compare(keys.Sessions, s.ID, old, cur))
+			changes = append(changes, compare(w.fields[keys.Sessions], s.ID, old, cur))
 		}
 		for _, id := range a.gone {
 			if old := cache[id]; old != nil {
@@ -460,13 +669,18 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 				delete(cache, c.id)
 				continue
 			}
-			if probes[i].vanished() {
-				// The key was gone (evicted, or expired a moment early), so
-				// the fields just set made a hash of their own: write the
-				// entity whole, as new.
+			switch probes[i].outcome() {
+			case hashVanished:
+				// The key was gone (evicted, or expired a moment early) and
+				// a confirmation carries too little to write it whole:
+				// write the entity again, as new.
 				w.log.Warn("an entity was missing from Redis; writing it again", "kind", k, "id", c.id)
+				w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
 				again := *c.cur
-				changes = append(changes, change{op: opAdd, id: c.id, cur: &again, changed: diff(k, nil, c.cur)})
+				changes = append(changes, change{op: opAdd, id: c.id, cur: &again, changed: diff(w.fields[k], nil, c.cur)})
+			case hashRewritten:
+				w.log.Warn("an entity was missing from Redis; written whole with its change", "kind", k, "id", c.id)
+				w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
 			}
 			c.cur.raw = "" // written; its checksum is enough from here on
 			cache[c.id] = c.cur
@@ -482,16 +696,55 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 	return nil
 }
 
-// probe is the HSET of a confirmation or an update, which Redis answers
-// with the number of fields it created: all of them means the key was gone.
+// probe is the answer of hashScript for a confirmation or an update.
 type probe struct {
-	hset   *redis.IntCmd
-	fields int
+	cmd *redis.Cmd
 }
 
-func (p probe) vanished() bool {
-	return p.hset != nil && p.hset.Err() == nil && p.hset.Val() == int64(p.fields)
+// What hashScript found.
+const (
+	hashWritten   = 1 // the hash was there and took the fields
+	hashRewritten = 2 // it was gone, and was written whole
+	hashVanished  = 0 // it was gone, and a confirmation cannot write it whole
+)
+
+func (p probe) outcome() int64 {
+	if p.cmd == nil || p.cmd.Err() != nil {
+		return hashWritten
+	}
+	n, _ := p.cmd.Int64()
+	return n
 }
+
+// hashScript writes to an entity's hash only if it exists, so a hash is
+// only ever written whole or confirmed: a confirmation or an update never
+// creates a hash of two fields where Redis lost or evicted the key (or
+// where it holds another type: that is deleted). An update carries the
+// entity's other fields too, and then writes the hash whole.
+//
+// KEYS[1]: the hash. ARGV[1]: EXPIREAT in Unix seconds, or "". ARGV[2]:
+// nset, ARGV[3]: ndel. Then nset field/value arguments to set, ndel field
+// names to delete, and the field/value arguments that make the rest of the
+// hash when it has to be written whole. Returns 1 when the hash was there,
+// 2 when it was written whole, 0 when it was not there and not written.
+var hashScript = redis.NewScript(`
+local key = KEYS[1]
+local nset, ndel = tonumber(ARGV[2]), tonumber(ARGV[3])
+local kind = redis.call('TYPE', key)['ok']
+local result = 1
+if kind == 'hash' then
+	if nset > 0 then redis.call('HSET', key, unpack(ARGV, 4, 3 + nset)) end
+	if ndel > 0 then redis.call('HDEL', key, unpack(ARGV, 4 + nset, 3 + nset + ndel)) end
+else
+	if #ARGV <= 3 + nset + ndel then return 0 end
+	if kind ~= 'none' then redis.call('DEL', key) end
+	redis.call('HSET', key, unpack(ARGV, 4 + nset + ndel))
+	if nset > 0 then redis.call('HSET', key, unpack(ARGV, 4, 3 + nset)) end
+	result = 2
+end
+if ARGV[1] ~= '' then redis.call('EXPIREAT', key, ARGV[1]) end
+return result
+`)
 
 // queue adds one change's commands, and its event unless quiet, to a
 // transaction.
@@ -499,91 +752,135 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 	key := keys.Entity(w.cfg.Prefix, k, c.id)
 	at := stamp(now)
 	sessions := k == keys.Sessions
+	names := w.fields[k]
 
-	switch c.op {
-	case opRemove:
-		pipe.Del(ctx, key)
+	if c.op == opRemove {
+		if c.old == nil || !c.old.unsafe {
+			pipe.Del(ctx, key)
+		}
 		w.unindex(ctx, pipe, k, c)
 		if !quiet {
 			pub.publish(ctx, pipe, Event{Kind: k, Event: EventRemoved, ID: c.id, Reason: c.reason, At: at})
 		}
 		return probe{}
-	case opConfirm:
-		args := []any{fUpdatedAt, at}
-		if sessions {
-			args = append(args, fNextCheckAt, stamp(c.cur.nextCheck))
-		}
-		args = w.rawArgs(ctx, pipe, key, c, args)
-		p := probe{pipe.HSet(ctx, key, args...), len(args) / 2}
-		if sessions {
-			pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
-		}
-		return p
 	}
 
-	names := c.changed
-	args := make([]any, 0, 2*len(fields[k])+8)
 	vals := c.cur.vals
-	for i, name := range fields[k] {
-		if c.op == opAdd || slices.Contains(names, name) {
-			args = append(args, name, vals[i])
-		}
-	}
-	args = append(args, fUpdatedAt, at)
-	if sessions {
-		args = append(args, fChangedAt, at, fNextCheckAt, stamp(c.cur.nextCheck))
-	}
-	if c.op == opAdd {
-		pipe.Del(ctx, key) // whatever an earlier epoch left there goes
-		if c.cur.raw != "" {
-			args = append(args, fRaw, c.cur.raw)
-		}
-	} else {
-		args = w.rawArgs(ctx, pipe, key, c, args)
-	}
-	p := probe{pipe.HSet(ctx, key, args...), len(args) / 2}
-	if c.op == opAdd {
-		p = probe{} // a new hash is all new fields, by design
-	}
+	expireAt := ""
 	if sessions {
 		// Every session write re-arms the TTL, so no hash of a session
 		// outlives its showtime, whatever happened to the key meanwhile.
-		pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
+		expireAt = strconv.FormatInt(c.cur.showtime.Add(w.cfg.Policy.Grace).Unix(), 10)
 	}
-	placed := c.op == opAdd || slices.ContainsFunc(names, func(n string) bool {
-		return n == "showtime" || n == "cinema_id" || n == "film_id"
-	})
-	if placed {
-		if c.old != nil {
+	if c.op == opAdd {
+		args := make([]any, 0, 2*len(names)+8)
+		for i, name := range names {
+			args = append(args, name, vals[i])
+		}
+		args = append(args, fUpdatedAt, at)
+		if sessions {
+			args = append(args, fChangedAt, at, fNextCheckAt, stamp(c.cur.nextCheck))
+		}
+		if c.cur.raw != "" {
+			args = append(args, fRaw, c.cur.raw)
+		}
+		pipe.Del(ctx, key) // whatever an earlier epoch left there goes
+		pipe.HSet(ctx, key, args...)
+		if sessions {
+			pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
+		}
+		if c.old != nil { // listed by an index, its hash gone: out of wherever it was
 			w.unindex(ctx, pipe, k, change{id: c.id, old: c.old})
 		}
 		w.index(ctx, pipe, k, c.id, c.cur)
+		if !quiet {
+			pub.publish(ctx, pipe, w.itemEvent(k, c, at))
+		}
+		return probe{}
 	}
-	if quiet {
-		return p
+
+	// A confirmation or an update: set what changed (or only the
+	// bookkeeping), fill in the fields the hash lacked, drop stray ones.
+	set := make([]any, 0, 16)
+	var whole []any
+	for i, name := range names {
+		switch {
+		case c.op == opUpdate && slices.Contains(c.changed, name),
+			c.old != nil && c.old.absent != nil && c.old.absent[i]:
+			set = append(set, name, vals[i])
+		case c.op == opUpdate:
+			whole = append(whole, name, vals[i])
+		}
 	}
-	ev := Event{Kind: k, Event: EventItem, ID: c.id, Changed: names, At: at}
+	set = append(set, fUpdatedAt, at)
 	if sessions {
-		n, _ := strconv.Atoi(vals[sSeatsAvailable])
-		ev.SeatsAvailable = &n
+		if c.op == opUpdate {
+			set = append(set, fChangedAt, at)
+		}
+		set = append(set, fNextCheckAt, stamp(c.cur.nextCheck))
 	}
-	pub.publish(ctx, pipe, ev)
+	var del []any
+	if c.old != nil {
+		for _, f := range c.old.stray {
+			del = append(del, f)
+		}
+	}
+	switch raw := w.rawChange(c); {
+	case raw == rawDrop:
+		del = append(del, fRaw)
+	case raw == rawWrite:
+		set = append(set, fRaw, c.cur.raw)
+	case c.cur.raw != "" && c.op == opUpdate:
+		whole = append(whole, fRaw, c.cur.raw)
+	}
+	args := make([]any, 0, 3+len(set)+len(del)+len(whole))
+	args = append(args, expireAt, len(set), len(del))
+	args = append(args, set...)
+	args = append(args, del...)
+	args = append(args, whole...)
+	p := probe{pipe.EvalSha(ctx, hashScript.Hash(), []string{key}, args...)}
+
+	placed := c.op == opUpdate && slices.ContainsFunc(c.changed, func(n string) bool {
+		return n == "showtime" || n == "cinema_id" || n == "film_id"
+	})
+	if placed {
+		w.unindex(ctx, pipe, k, change{id: c.id, old: c.old})
+		w.index(ctx, pipe, k, c.id, c.cur)
+	}
+	if c.op == opUpdate && !quiet {
+		pub.publish(ctx, pipe, w.itemEvent(k, c, at))
+	}
 	return p
 }
 
-// rawArgs keeps an existing hash's raw field in step with what Vista sent
+func (w *Warmer) itemEvent(k keys.Kind, c change, at string) Event {
+	ev := Event{Kind: k, Event: EventItem, ID: c.id, Changed: c.changed, At: at}
+	if k == keys.Sessions {
+		n, _ := strconv.Atoi(c.cur.vals[sSeatsAvailable])
+		ev.SeatsAvailable = &n
+	}
+	return ev
+}
+
+// What a write does to an existing hash's raw field.
+const (
+	rawKeep  = iota // as it is
+	rawWrite        // Vista's row changed: write the new one
+	rawDrop         // the warmer runs without --keep-raw now
+)
+
+// rawChange keeps an existing hash's raw field in step with what Vista sent
 // in its last full list: rewritten when the row changed, even where no data
 // field did, and dropped when the warmer runs without --keep-raw. A seat
 // check carries no row, so raw waits for the next reload.
-func (w *Warmer) rawArgs(ctx context.Context, pipe redis.Pipeliner, key string, c change, args []any) []any {
+func (w *Warmer) rawChange(c change) int {
 	if c.old == nil || c.old.rawSum == c.cur.rawSum || (c.cur.raw == "" && c.cur.rawSum != 0) {
-		return args
+		return rawKeep
 	}
 	if c.cur.raw == "" {
-		pipe.HDel(ctx, key, fRaw)
-		return args
+		return rawDrop
 	}
-	return append(args, fRaw, c.cur.raw)
+	return rawWrite
 }
 
 func (w *Warmer) index(ctx context.Context, pipe redis.Pipeliner, k keys.Kind, id string, r *record) {
@@ -641,21 +938,25 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 	p := w.cfg.Prefix
 	var ids []string
 	scores := map[string]float64{}
+	var err error
 	if k == keys.Sessions {
-		zs, err := w.rdb.ZRangeWithScores(ctx, keys.Index(p, k), 0, -1).Result()
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", k, err)
-		}
+		var zs []redis.Z
+		zs, err = w.rdb.ZRangeWithScores(ctx, keys.Index(p, k), 0, -1).Result()
 		for _, z := range zs {
 			id, _ := z.Member.(string)
 			ids = append(ids, id)
 			scores[id] = z.Score
 		}
 	} else {
-		var err error
-		if ids, err = w.rdb.SMembers(ctx, keys.Index(p, k)).Result(); err != nil {
-			return nil, fmt.Errorf("read %s: %w", k, err)
-		}
+		ids, err = w.rdb.SMembers(ctx, keys.Index(p, k)).Result()
+	}
+	switch {
+	case isWrongType(err):
+		// Something else holds the index's key: the cache is read as
+		// empty, and the reload that follows writes the index anew.
+		w.log.Warn("an index key holds another type; it is rewritten at the next reload", "key", keys.Index(p, k))
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", k, err)
 	}
 	cache := make(map[string]*record, len(ids))
 	const chunk = 1000
@@ -675,9 +976,13 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 		// A key that answers with an error (not a hash: WRONGTYPE) reads as
 		// missing, and is written whole by the next reload.
 		for i, id := range part {
+			// An id that cannot be a key of its own (an earlier version
+			// wrote it) is held as missing: the next reload removes it
+			// from the index without touching the key it would name.
+			unsafe := vista.CheckID(id) != nil
 			h := cmds[i].Val()
-			if cmds[i].Err() != nil || len(h) == 0 || h["id"] != id {
-				r := &record{vals: make([]string, len(fields[k])), missing: true}
+			if unsafe || cmds[i].Err() != nil || len(h) == 0 || h["id"] != id {
+				r := &record{vals: make([]string, len(w.fields[k])), missing: true, unsafe: unsafe}
 				r.vals[0] = id
 				if k == keys.Sessions {
 					r.showtime = time.Unix(int64(scores[id]), 0)
@@ -685,7 +990,7 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 				cache[id] = r
 				continue
 			}
-			cache[id] = recordFromHash(k, h)
+			cache[id] = w.recordFromHash(k, h)
 		}
 	}
 	return cache, nil

@@ -90,12 +90,27 @@ func TestWrongTypeKeyIsRepaired(t *testing.T) {
 	r.rdb.Del(r.ctx, key)
 	r.rdb.Set(r.ctx, key, "not a hash", 0)
 	r.sim.SetSeats(s.ID, 2)
-	if err := w.Reload(r.ctx, keys.Sessions); err == nil {
-		t.Error("a reload that hit WRONGTYPE reported no error")
+	// The update finds a string where the hash should be: it deletes it
+	// and writes the hash whole, in the same transaction.
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+		t.Fatalf("a reload that met a key of another type: %v", err)
 	}
-	r.clock.Add(time.Hour) // the next hourly reload
-	r.step(w)
-	if h := r.hash(keys.Sessions, s.ID); h["seats_available"] != "2" || h["id"] != s.ID {
+	h := r.hash(keys.Sessions, s.ID)
+	if h["seats_available"] != "2" || h["id"] != s.ID || h["showtime"] == "" || h["state"] != "open" {
+		t.Errorf("after repair the session is %v", h)
+	}
+	if ttl := r.rdb.TTL(r.ctx, key).Val(); ttl <= 0 {
+		t.Errorf("after repair the session's TTL is %v", ttl)
+	}
+
+	// A confirmation cannot write a hash whole: it leaves the key to the
+	// add that follows in the same reload.
+	r.rdb.Del(r.ctx, key)
+	r.rdb.Set(r.ctx, key, "not a hash", 0)
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+		t.Fatalf("a reload that met a key of another type: %v", err)
+	}
+	if h := r.hash(keys.Sessions, s.ID); h["seats_available"] != "2" || h["id"] != s.ID || h["showtime"] == "" {
 		t.Errorf("after repair the session is %v", h)
 	}
 	r.assertSeqContiguous()

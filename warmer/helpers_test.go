@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
@@ -87,13 +88,27 @@ type rig struct {
 	clock  *fakeClock
 	rdb    *redis.Client
 	prefix string
+
+	vistaURL string // the base URL of the simulated Vista
 }
 
 func newRig(t *testing.T) *rig {
+	return newRigWith(t, rigOptions{})
+}
+
+// rigOptions change a rig's simulated Vista, what stands in front of it,
+// and the client.
+type rigOptions struct {
+	sim    func(*vistasim.Config)
+	front  func(http.Handler) http.Handler
+	client func(*vista.Config)
+}
+
+func newRigWith(t *testing.T, o rigOptions) *rig {
 	t.Helper()
 	rdb, prefix := MustRedis(t)
 	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
-	sim := vistasim.New(vistasim.Config{
+	simCfg := vistasim.Config{
 		Seed:        7,
 		Clock:       clock.Now,
 		Cinemas:     3,
@@ -102,21 +117,34 @@ func newRig(t *testing.T) *rig {
 		ShowsPerDay: 4,
 		Days:        3,
 		PageSize:    40, // so the session list comes in pages
-	})
-	srv := httptest.NewServer(sim)
+	}
+	if o.sim != nil {
+		o.sim(&simCfg)
+	}
+	sim := vistasim.New(simCfg)
+	var h http.Handler = sim
+	if o.front != nil {
+		h = o.front(sim)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	client, err := vista.New(vista.Config{
+	clientCfg := vista.Config{
 		BaseURL:    srv.URL + "/WSVistaWebClient/",
 		Timeout:    time.Second,
 		MaxRetries: 1,
 		BaseDelay:  time.Millisecond,
 		MaxDelay:   5 * time.Millisecond,
 		Zones:      vista.Zones{Default: time.UTC},
-	})
+	}
+	if o.client != nil {
+		o.client(&clientCfg)
+	}
+	client, err := vista.New(clientCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{t: t, ctx: context.Background(), sim: sim, client: client, clock: clock, rdb: rdb, prefix: prefix}
+	return &rig{t: t, ctx: context.Background(), sim: sim, client: client, clock: clock, rdb: rdb, prefix: prefix,
+		vistaURL: clientCfg.BaseURL}
 }
 
 // warmer returns a warmer of the rig with the given instance id.

@@ -1,24 +1,28 @@
 package warmer
 
 import (
+	"fmt"
 	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
-// The data fields of each kind's hash, in the order a record holds them.
-// The bookkeeping fields (raw, updated_at, changed_at, next_check_at) are not
-// data: they never make a change and never appear in an event's "changed".
-var fields = map[keys.Kind][]string{
+// The contract's data fields of each kind's hash, in the order a record
+// holds them; the extra fields an operator asks for (Config.Fields) follow
+// them. The bookkeeping fields (raw, updated_at, changed_at,
+// next_check_at) are not data: they never make a change and never appear
+// in an event's "changed".
+var baseFields = map[keys.Kind][]string{
 	keys.Cinemas: {"id", "name", "address1", "address2", "city", "latitude", "longitude", "timezone"},
 	keys.Films:   {"id", "title", "rating", "runtime_minutes", "opening_date", "distributor", "cinema_ids"},
 	keys.Sessions: {"id", "cinema_id", "film_id", "session_id", "showtime", "business_date",
-		"screen_name", "screen_number", "seats_available", "soldout_status", "status", "attributes"},
+		"screen_name", "screen_number", "seats_available", "soldout_status", "status", "state", "attributes"},
 }
 
 // Positions of the fields the engine reads back.
@@ -31,6 +35,7 @@ const (
 	sSeatsAvailable = 8
 	sSoldoutStatus  = 9
 	sStatus         = 10
+	sState          = 11
 )
 
 // Bookkeeping fields.
@@ -41,9 +46,83 @@ const (
 	fNextCheckAt = "next_check_at"
 )
 
+var bookkeeping = []string{fRaw, fUpdatedAt, fChangedAt, fNextCheckAt}
+
+// SnakeCase turns a Vista field name into the name of its hash field:
+// AllowTicketSales → allow_ticket_sales, TrailerUrl → trailer_url,
+// FilmHOPK → film_hopk, EDICode → edi_code, GenreId2 → genre_id2.
+func SnakeCase(name string) string {
+	rs := []rune(name)
+	var b strings.Builder
+	for i, r := range rs {
+		if unicode.IsUpper(r) && i > 0 {
+			prev := rs[i-1]
+			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
+			if unicode.IsLower(prev) || unicode.IsDigit(prev) || (unicode.IsUpper(prev) && nextLower) {
+				b.WriteByte('_')
+			}
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// CheckFields reports whether extra names Vista fields the warmer can keep
+// (Config.Fields): names of letters, digits and _, whose snake_case names
+// are no field the warmer writes already.
+func CheckFields(extra vista.Fields) error {
+	_, err := fieldNames(extra)
+	return err
+}
+
+// fieldNames returns the data fields of each kind: the contract's, then
+// the extra fields named in extra (Vista's spelling) under their snake_case
+// names. It refuses a name that is not a Vista field name, or whose hash
+// field would be one the warmer already writes.
+func fieldNames(extra vista.Fields) (map[keys.Kind][]string, error) {
+	out := map[keys.Kind][]string{}
+	for _, k := range keys.Kinds {
+		names := slices.Clone(baseFields[k])
+		for _, vn := range extraOf(extra, k) {
+			if !validFieldName(vn) {
+				return nil, fmt.Errorf("%s field %q is not a Vista field name (letters, digits and _)", k.Singular(), vn)
+			}
+			sn := SnakeCase(vn)
+			if slices.Contains(names, sn) || slices.Contains(bookkeeping, sn) {
+				return nil, fmt.Errorf("%s field %s would be written as %q, which the warmer already writes", k.Singular(), vn, sn)
+			}
+			names = append(names, sn)
+		}
+		out[k] = names
+	}
+	return out, nil
+}
+
+func extraOf(f vista.Fields, k keys.Kind) []string {
+	switch k {
+	case keys.Cinemas:
+		return f.Cinemas
+	case keys.Films:
+		return f.Films
+	}
+	return f.Sessions
+}
+
+func validFieldName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || r < 128 && (unicode.IsLetter(r) || i > 0 && unicode.IsDigit(r))) {
+			return false
+		}
+	}
+	return true
+}
+
 // record is one entity as the cache holds it: its data fields as strings, in
-// the order of fields[kind]. The same record feeds the diff, the Redis
-// writes, the events and the metrics, whatever the kind.
+// the order of the warmer's field names for its kind. The same record feeds
+// the diff, the Redis writes, the events and the metrics, whatever the kind.
 type record struct {
 	vals []string
 	raw  string // upstream JSON, kept only with KeepRaw, and only until written
@@ -61,60 +140,99 @@ type record struct {
 	// expired or was evicted while no warmer wrote); it differs from any
 	// upstream record.
 	missing bool
+	// unsafe marks an id read back from an index that could not be a key
+	// of its own (an earlier version wrote it): removing it must not touch
+	// the key it would name, which may be another entity's index.
+	unsafe bool
+
+	// absent marks the data fields the hash read back lacked (fields added
+	// by an upgrade or a new Config.Fields): they are filled in at the next
+	// write, quietly, as they are no change of Vista's. stray lists hash
+	// fields the warmer no longer writes (an extra field dropped from the
+	// configuration): they are deleted at the next write.
+	absent []bool
+	stray  []string
 }
 
 // diff returns the names of the fields that differ between a cached record
-// and a new one.
-func diff(k keys.Kind, old, cur *record) []string {
+// and a new one. A field the hash lacked is no difference: it is filled in
+// without an event.
+func diff(names []string, old, cur *record) []string {
 	if old == nil || old.missing {
-		return slices.Clone(fields[k])
+		return slices.Clone(names)
 	}
 	var changed []string
-	for i, name := range fields[k] {
-		if old.vals[i] != cur.vals[i] {
+	for i, name := range names {
+		if old.vals[i] != cur.vals[i] && !(old.absent != nil && old.absent[i]) {
 			changed = append(changed, name)
 		}
 	}
 	return changed
 }
 
-func cinemaRecord(c vista.Cinema, keepRaw bool) *record {
+// withExtra appends an entity's extra values, n of them whatever the
+// client handed over.
+func withExtra(vals []string, extra []string, n int) []string {
+	for i := range n {
+		v := ""
+		if i < len(extra) {
+			v = extra[i]
+		}
+		vals = append(vals, v)
+	}
+	return vals
+}
+
+func (w *Warmer) cinemaRecord(c vista.Cinema) *record {
 	zone := ""
 	if c.Location != nil {
 		zone = c.Location.String()
 	}
 	return &record{
-		vals: []string{c.ID, c.Name, c.Address1, c.Address2, c.City, c.Latitude, c.Longitude, zone},
-		raw:  rawOf(c.Raw, keepRaw),
+		vals: withExtra([]string{c.ID, c.Name, c.Address1, c.Address2, c.City, c.Latitude, c.Longitude, zone},
+			c.Extra, w.nExtra(keys.Cinemas)),
+		raw: rawOf(c.Raw, w.cfg.KeepRaw),
 	}
 }
 
-func filmRecord(f vista.Film, keepRaw bool) *record {
+func (w *Warmer) filmRecord(f vista.Film) *record {
 	return &record{
-		vals: []string{f.ID, f.Title, f.Rating, strconv.Itoa(f.RunTimeMinutes), f.OpeningDate,
-			f.Distributor, strings.Join(f.CinemaIDs, ",")},
-		raw: rawOf(f.Raw, keepRaw),
+		vals: withExtra([]string{f.ID, f.Title, f.Rating, strconv.Itoa(f.RunTimeMinutes), f.OpeningDate,
+			f.Distributor, strings.Join(f.CinemaIDs, ",")}, f.Extra, w.nExtra(keys.Films)),
+		raw: rawOf(f.Raw, w.cfg.KeepRaw),
 	}
 }
 
-func sessionRecord(s vista.Session, keepRaw bool) *record {
+func (w *Warmer) sessionRecord(s vista.Session) *record {
 	return &record{
-		vals: []string{s.ID, s.CinemaID, s.FilmID, s.SessionID, s.Showtime.Format(time.RFC3339),
+		vals: withExtra([]string{s.ID, s.CinemaID, s.FilmID, s.SessionID, s.Showtime.Format(time.RFC3339),
 			s.BusinessDate, s.ScreenName, strconv.Itoa(s.ScreenNumber), strconv.Itoa(s.SeatsAvailable),
-			strconv.Itoa(s.SoldoutStatus), s.Status, strings.Join(s.Attributes, ",")},
-		raw:      rawOf(s.Raw, keepRaw),
+			strconv.Itoa(s.SoldoutStatus), s.Status, string(s.State), strings.Join(s.Attributes, ",")},
+			s.Extra, w.nExtra(keys.Sessions)),
+		raw:      rawOf(s.Raw, w.cfg.KeepRaw),
 		showtime: s.Showtime,
 	}
 }
 
+// nExtra is the number of extra fields of a kind.
+func (w *Warmer) nExtra(k keys.Kind) int {
+	return len(w.fields[k]) - len(baseFields[k])
+}
+
 // withSeats returns a copy of a cached session record with the answer of a
-// seat check applied.
+// seat check applied. What the answer did not carry (a server without
+// Status, say) stays as the cache has it.
 func withSeats(old *record, s vista.Seats) *record {
 	cur := *old
 	cur.vals = slices.Clone(old.vals)
 	cur.vals[sSeatsAvailable] = strconv.Itoa(s.SeatsAvailable)
-	cur.vals[sSoldoutStatus] = strconv.Itoa(s.SoldoutStatus)
-	cur.vals[sStatus] = s.Status
+	if s.HasSoldoutStatus {
+		cur.vals[sSoldoutStatus] = strconv.Itoa(s.SoldoutStatus)
+	}
+	if s.HasStatus {
+		cur.vals[sStatus] = s.Status
+		cur.vals[sState] = string(s.State)
+	}
 	cur.missing = false
 	return &cur
 }
@@ -137,11 +255,26 @@ func checksum(s string) uint64 {
 }
 
 // recordFromHash rebuilds a record from a hash read back from Redis.
-func recordFromHash(k keys.Kind, h map[string]string) *record {
-	names := fields[k]
+func (w *Warmer) recordFromHash(k keys.Kind, h map[string]string) *record {
+	names := w.fields[k]
 	r := &record{vals: make([]string, len(names)), rawSum: checksum(h[fRaw])}
 	for i, name := range names {
-		r.vals[i] = h[name]
+		v, ok := h[name]
+		if !ok {
+			if r.absent == nil {
+				r.absent = make([]bool, len(names))
+			}
+			r.absent[i] = true
+		}
+		r.vals[i] = v
+	}
+	if len(h) > len(names) { // more fields than the data: bookkeeping, or stray ones
+		for name := range h {
+			if !slices.Contains(names, name) && !slices.Contains(bookkeeping, name) {
+				r.stray = append(r.stray, name)
+			}
+		}
+		slices.Sort(r.stray)
 	}
 	if k == keys.Sessions {
 		r.showtime, _ = time.Parse(time.RFC3339, r.vals[sShowtime])

@@ -21,7 +21,18 @@ type Metrics struct {
 	lastReload  *prometheus.GaugeVec
 	leaseHeld   prometheus.Gauge
 	errors      *prometheus.CounterVec
+	badRows     *prometheus.CounterVec
+	duplicates  *prometheus.CounterVec
+	dropsHeld   *prometheus.CounterVec
+	dropHeld    *prometheus.GaugeVec
+	repairs     *prometheus.CounterVec
 }
+
+// What a repair mended, as the metric labels it.
+const (
+	repairIndex = "index" // an index key that disagreed with the cache
+	repairHash  = "hash"  // an entity's hash that Redis had lost
+)
 
 // The outcomes of a change, as the project this one replaces counted them.
 const (
@@ -74,16 +85,48 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vista_warmer_errors_total",
 			Help: "Failed operations, by operation (take_over, reload_cinemas, reload_films, reload_sessions, expire, check, heartbeat, lease).",
 		}, []string{"op"}),
+		badRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_rows_refused_total",
+			Help: "Rows of Vista's lists that were not cached, by kind and reason (unreadable, unsafe_id, too_large, out_of_range).",
+		}, []string{"kind", "reason"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_duplicate_rows_total",
+			Help: "Rows of Vista's lists whose id an earlier row of the same list had (the last row counts), by kind.",
+		}, []string{"kind"}),
+		dropsHeld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_drops_held_total",
+			Help: "Full reloads whose removals were held back for removing more than --max-drop of a kind, by kind.",
+		}, []string{"kind"}),
+		dropHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vista_warmer_drop_held",
+			Help: "1 while a drop of the kind is held back, waiting for a reload to confirm it; /readyz is not ready meanwhile.",
+		}, []string{"kind"}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_repairs_total",
+			Help: "Things in Redis the warmer found broken and mended, by kind and what (index: an index key; hash: an entity's hash Redis had lost).",
+		}, []string{"kind", "what"}),
 	}
 	for _, k := range keys.Kinds {
+		kind := string(k)
 		for _, o := range []string{outUnchanged, outUpdated, outAdded, outRemoved, outFullReload} {
-			m.changes.WithLabelValues(string(k), o)
+			m.changes.WithLabelValues(kind, o)
 		}
+		// Every series exists from the start, so an alert on the first
+		// increase sees it.
+		for _, reason := range badReasons {
+			m.badRows.WithLabelValues(kind, reason)
+		}
+		m.duplicates.WithLabelValues(kind)
+		m.dropsHeld.WithLabelValues(kind)
+		m.dropHeld.WithLabelValues(kind)
+		m.repairs.WithLabelValues(kind, repairIndex)
+		m.repairs.WithLabelValues(kind, repairHash)
 	}
 	m.setTiers(nil)
 	if reg != nil {
 		reg.MustRegister(m.changes, m.upstream, m.upstreamDur, m.redisWrite, m.events,
-			m.tiers, m.lastReload, m.leaseHeld, m.errors)
+			m.tiers, m.lastReload, m.leaseHeld, m.errors, m.badRows, m.duplicates, m.dropsHeld,
+			m.dropHeld, m.repairs)
 	}
 	return m
 }

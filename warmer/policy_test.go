@@ -127,10 +127,11 @@ func TestFieldPositions(t *testing.T) {
 		{"sessions", sSeatsAvailable, "seats_available"},
 		{"sessions", sSoldoutStatus, "soldout_status"},
 		{"sessions", sStatus, "status"},
+		{"sessions", sState, "state"},
 	}
 	for _, tt := range tests {
-		if got := fields[keys.Kind(tt.kind)][tt.pos]; got != tt.name {
-			t.Errorf("fields[%s][%d] = %q, want %q", tt.kind, tt.pos, got, tt.name)
+		if got := baseFields[keys.Kind(tt.kind)][tt.pos]; got != tt.name {
+			t.Errorf("baseFields[%s][%d] = %q, want %q", tt.kind, tt.pos, got, tt.name)
 		}
 	}
 }

@@ -64,6 +64,17 @@ type Config struct {
 	StreamMaxLen int64 // default 100000
 	KeepRaw      bool
 
+	// Fields names further Vista fields to keep in each kind's hash, under
+	// their snake_case names; the Vista client must be given the same.
+	Fields vista.Fields
+
+	// MaxDrop is the share of a kind's entries (0 to 1) a full reload may
+	// remove at once; a reload that would remove more is held back until
+	// a reload ConfirmDropAfter later says the same. Default 0.5; 1 or
+	// more never holds one back; to hold back every removal, use a tiny
+	// share such as 1e-9.
+	MaxDrop float64
+
 	BatchSize   int           // changes per MULTI/EXEC; default 500
 	Concurrency int           // seat checks in flight at once; default 4
 	Heartbeat   time.Duration // default 5s; the contract wants at most 10s
@@ -88,17 +99,19 @@ type Warmer struct {
 	log       *slog.Logger
 	m         *Metrics
 	schedules map[keys.Kind]cron.Schedule
+	fields    map[keys.Kind][]string // the data fields of each kind's hash
 
 	// stepMu serialises Step; tendMu serialises tend, which Run also calls
 	// from its own goroutine so the lease and heartbeat outlive a long reload.
 	stepMu sync.Mutex
 	tendMu sync.Mutex
 
-	leader    atomic.Bool            // this instance holds the lease
-	taken     atomic.Bool            // the lease was just taken: read the cache before writing
-	lost      atomic.Pointer[string] // the epoch the heartbeat found gone from Redis
-	ready     atomic.Bool
-	epochSeen atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
+	leader     atomic.Bool            // this instance holds the lease
+	taken      atomic.Bool            // the lease was just taken: read the cache before writing
+	lost       atomic.Pointer[string] // the epoch the heartbeat found gone from Redis
+	ready      atomic.Bool
+	heldReason atomic.Pointer[string] // set while a drop is held back: why
+	epochSeen  atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
 
 	lastRenew, lastBeat time.Time // real time, guarded by tendMu
 	standing            bool      // said that we stand by, guarded by tendMu
@@ -114,6 +127,7 @@ type state struct {
 	quiet      map[keys.Kind]bool // the next reload is part of a build from nothing
 	nextReload map[keys.Kind]time.Time
 	loaded     map[keys.Kind]bool
+	held       map[keys.Kind]*heldDrop // drops held back, see judgeDrop
 
 	// The earliest next check and expiry of any cached session, so that a
 	// tick with nothing due does not walk 100k sessions. Zero: walk.
@@ -163,7 +177,14 @@ func New(cfg Config) (*Warmer, error) {
 	}
 	specs := map[keys.Kind]string{keys.Cinemas: cfg.CinemasCron, keys.Films: cfg.FilmsCron, keys.Sessions: cfg.SessionsCron}
 	defaults := map[keys.Kind]string{keys.Cinemas: "30 5 * * *", keys.Films: "20 5 * * *", keys.Sessions: "10 * * * *"}
-	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{}}
+	if cfg.MaxDrop <= 0 {
+		cfg.MaxDrop = 0.5
+	}
+	names, err := fieldNames(cfg.Fields)
+	if err != nil {
+		return nil, fmt.Errorf("warmer: %w", err)
+	}
+	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{}, fields: names}
 	for _, k := range keys.Kinds {
 		spec := specs[k]
 		if spec == "" {
@@ -187,23 +208,35 @@ func (w *Warmer) Role() string {
 }
 
 // Ready reports whether the cache this instance serves is warm: as writer,
-// once the first full load of all three lists is in Redis; on standby, once
-// the writer's cache says so.
+// once the first full load of all three lists is in Redis and while no
+// drop is held back; on standby, once the writer's cache says so.
 func (w *Warmer) Ready(ctx context.Context) bool {
+	ready, _ := w.Readiness(ctx)
+	return ready
+}
+
+// Readiness is Ready with the reason when not ready.
+func (w *Warmer) Readiness(ctx context.Context) (ready bool, reason string) {
 	if w.leader.Load() {
-		return w.ready.Load()
+		if !w.ready.Load() {
+			return false, "the first full load of cinemas, films and sessions is not in Redis yet"
+		}
+		if r := w.heldReason.Load(); r != nil {
+			return false, *r
+		}
+		return true, ""
 	}
 	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix),
 		keys.Loaded(keys.Cinemas), keys.Loaded(keys.Films), keys.Loaded(keys.Sessions)).Result()
 	if err != nil {
-		return false
+		return false, "cannot read the cache's meta from redis"
 	}
 	for _, v := range vals {
 		if v == nil {
-			return false
+			return false, "the writer has not loaded cinemas, films and sessions yet"
 		}
 	}
-	return true
+	return true, ""
 }
 
 // Run keeps the cache warm until ctx is done, then releases the lease so a
@@ -368,7 +401,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 			w.st.nextReload[k] = minTime(now.Add(time.Minute), w.schedules[k].Next(now))
 			return w.failed("reload_"+string(k), err)
 		}
-		w.st.nextReload[k] = w.schedules[k].Next(now)
+		w.reloaded(k, now)
 	}
 	if err := w.check(ctx, now); err != nil {
 		return w.failed("check", err)
@@ -392,7 +425,19 @@ func (w *Warmer) Reload(ctx context.Context, k keys.Kind) error {
 	if w.st == nil {
 		return ErrStandby // the write found the lease or the cache moved
 	}
+	w.reloaded(k, w.cfg.Clock.Now())
 	return nil
+}
+
+// reloaded sets when a kind reloads next after a reload that went through:
+// at its schedule, or, while a drop is held back, as soon as a reload can
+// confirm it, which need not wait for the schedule.
+func (w *Warmer) reloaded(k keys.Kind, now time.Time) {
+	next := w.schedules[k].Next(now)
+	if h := w.st.held[k]; h != nil {
+		next = minTime(next, maxTime(now, h.at.Add(ConfirmDropAfter)))
+	}
+	w.st.nextReload[k] = next
 }
 
 // failed decides what an error of a step means for the writer's state and
@@ -427,6 +472,10 @@ func (w *Warmer) failed(op string, err error) error {
 
 func (w *Warmer) dropState() {
 	w.st = nil
+	w.heldReason.Store(nil)
+	for _, k := range keys.Kinds {
+		w.m.dropHeld.WithLabelValues(string(k)).Set(0)
+	}
 	w.epochSeen.Store(nil)
 	w.ready.Store(false)
 	w.m.setTiers(nil) // a standby holds no sessions
@@ -448,6 +497,13 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		quiet:      map[keys.Kind]bool{},
 		nextReload: map[keys.Kind]time.Time{},
 		loaded:     map[keys.Kind]bool{},
+		held:       map[keys.Kind]*heldDrop{},
+	}
+	// Writes of entity hashes go through hashScript (EVALSHA, also inside
+	// MULTI), so Redis must know it; a restarted Redis forgets it, and the
+	// write that finds it missing makes the writer take over again.
+	if err := hashScript.Load(ctx, w.rdb).Err(); err != nil {
+		return fmt.Errorf("load script: %w", err)
 	}
 	seq, seqErr := strconv.ParseInt(meta["seq"], 10, 64)
 	adopt := meta["schema"] == Schema && meta["epoch"] != "" && seqErr == nil && !rebuild
@@ -492,6 +548,14 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		st.nextReload[k] = now // a full reload at start and on taking over
 	}
 	w.st = st
+	// A key of the layout that holds another type would fail every write
+	// that touches it: mend the indexes before the first.
+	for _, k := range keys.Kinds {
+		if err := w.repairIndexes(ctx, k); err != nil {
+			w.st = nil
+			return err
+		}
+	}
 	w.epochSeen.Store(&st.epoch)
 	w.ready.Store(st.loaded[keys.Cinemas] && st.loaded[keys.Films] && st.loaded[keys.Sessions])
 	n := len(st.cache[keys.Cinemas]) + len(st.cache[keys.Films]) + len(st.cache[keys.Sessions])
@@ -507,6 +571,13 @@ func newEpoch() string {
 	b := make([]byte, 5)
 	rand.Read(b)
 	return strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -2,7 +2,9 @@ package warmer
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -66,7 +68,7 @@ func TestUnchangedReloadWritesNoData(t *testing.T) {
 		}
 	}
 	allowed := map[string]bool{fUpdatedAt: true, fNextCheckAt: true}
-	publishes := 0
+	publishes, confirmed := 0, 0
 	for _, args := range rec.cmds {
 		name := strings.ToLower(args[0].(string))
 		switch name {
@@ -80,11 +82,28 @@ func TestUnchangedReloadWritesNoData(t *testing.T) {
 					t.Errorf("an unchanged reload wrote %s %s", key, f)
 				}
 			}
+		case "evalsha", "eval":
+			// hashScript: sha, 1, key, expireat, nset, ndel, then the fields.
+			key := args[3].(string)
+			nset, _ := strconv.Atoi(fmt.Sprint(args[5]))
+			ndel, _ := strconv.Atoi(fmt.Sprint(args[6]))
+			if ndel != 0 || len(args) != 7+nset {
+				t.Errorf("an unchanged reload deleted fields of %s or sent it whole: %v", key, args[4:])
+			}
+			for i := 7; i < 7+nset; i += 2 {
+				if f := args[i].(string); !allowed[f] {
+					t.Errorf("an unchanged reload wrote %s %s", key, f)
+				}
+			}
+			confirmed++
 		case "del", "zadd", "sadd", "zrem", "srem", "hdel":
 			t.Errorf("an unchanged reload sent %v", args[:2])
 		case "publish":
 			publishes++
 		}
+	}
+	if want := len(r.sim.CinemaIDs()) + len(r.sim.FilmIDs()); confirmed < want {
+		t.Errorf("%d confirmations, want at least one per cinema and film (%d)", confirmed, want)
 	}
 	if publishes != 3 {
 		t.Errorf("%d PUBLISH, want 3 (the full_reload events)", publishes)

@@ -122,11 +122,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		zone = machineZone()
 	}
 	vc, err := vista.New(vista.Config{
-		BaseURL: vistaURL,
-		Token:   cfg.VistaToken,
-		Zones:   vista.Zones{Default: zone, Overrides: cfg.CinemaZones},
-		Logger:  log.With("component", "vista"),
-		Observe: metrics.ObserveUpstream,
+		BaseURL:      vistaURL,
+		Token:        cfg.VistaToken,
+		Zones:        vista.Zones{Default: zone, Overrides: cfg.CinemaZones},
+		Fields:       cfg.Fields,
+		MaxBodyBytes: cfg.MaxBody,
+		Logger:       log.With("component", "vista"),
+		Observe:      metrics.ObserveUpstream,
 	})
 	if err != nil {
 		return fmt.Errorf("--vista-url: %w", err)
@@ -143,6 +145,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		SessionsCron: cfg.SessionsCron,
 		StreamMaxLen: cfg.StreamMaxLen,
 		KeepRaw:      cfg.KeepRaw,
+		Fields:       cfg.Fields,
+		MaxDrop:      cfg.MaxDrop,
 		Logger:       log,
 		Metrics:      metrics,
 	})

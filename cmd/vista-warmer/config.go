@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +75,17 @@ var options = []option{
 	{name: "log-level", env: "VISTA_WARMER_LOG_LEVEL", arg: "LEVEL", def: "info",
 		help: "debug, info, warn or error"},
 	{name: "keep-raw", env: "VISTA_WARMER_KEEP_RAW", def: "false", shown: "off",
-		help: "also store each entity's upstream JSON in the field raw (the variable takes 1/true/yes or 0/false/no)"},
+		help: "also store each entity's upstream JSON in the field raw (the variable takes 1/true/yes or 0/false/no);\na row over 64 KiB is then refused"},
+	{name: "cinema-fields", env: "VISTA_WARMER_CINEMA_FIELDS", arg: "FIELD,...", shown: "none",
+		help: "further Vista fields to keep in each cinema's hash, under their snake_case names,\ne.g. HOPK,ParkingInfo (hopk, parking_info); a change of one sends an item event"},
+	{name: "film-fields", env: "VISTA_WARMER_FILM_FIELDS", arg: "FIELD,...", shown: "none",
+		help: "further Vista fields to keep in each film's hash, e.g. TrailerUrl,Synopsis (trailer_url, synopsis)"},
+	{name: "session-fields", env: "VISTA_WARMER_SESSION_FIELDS", arg: "FIELD,...", shown: "none",
+		help: "further Vista fields to keep in each session's hash, e.g. AllowTicketSales,SalesChannels;\na text value as it is, a number or boolean as its JSON, an array or object as compact JSON"},
+	{name: "max-drop", env: "VISTA_WARMER_MAX_DROP", arg: "PERCENT", def: "50%",
+		help: "a full reload that would remove more than this share of a kind's entries (an empty list,\nsay) is held back, /readyz not ready, until a reload a minute or more later says the same;\n100% never holds one back"},
+	{name: "max-body", env: "VISTA_WARMER_MAX_BODY", arg: "SIZE", def: "256MiB",
+		help: "the largest answer (one page) taken from Vista, e.g. 512MiB or 1GiB; a larger one fails the\nreload, which then changes nothing"},
 	{name: "instance-id", env: "VISTA_WARMER_INSTANCE_ID", arg: "ID", shown: "host name-pid",
 		help: "this instance's name in the lease P:lease and in P:meta writer"},
 	{name: "lease-ttl", env: "VISTA_WARMER_LEASE_TTL", arg: "DURATION", def: "10s",
@@ -113,6 +125,9 @@ type Config struct {
 	LogLevel  slog.Level
 
 	KeepRaw    bool
+	Fields     vista.Fields
+	MaxDrop    float64 // a share, 0 to 1; see warmer.Config.MaxDrop
+	MaxBody    int64
 	InstanceID string
 	LeaseTTL   time.Duration
 	Demo       bool
@@ -327,6 +342,20 @@ func validate(set map[string]setting) (*Config, error) {
 	if c.KeepRaw, err = parseBool(set["keep-raw"]); err != nil {
 		return nil, err
 	}
+	for _, f := range []struct {
+		name string
+		dst  *[]string
+	}{{"cinema-fields", &c.Fields.Cinemas}, {"film-fields", &c.Fields.Films}, {"session-fields", &c.Fields.Sessions}} {
+		if *f.dst, err = parseFieldList(set[f.name]); err != nil {
+			return nil, err
+		}
+	}
+	if c.MaxDrop, err = parsePercent(set["max-drop"]); err != nil {
+		return nil, err
+	}
+	if c.MaxBody, err = parseSize(set["max-body"]); err != nil {
+		return nil, err
+	}
 	is := set["instance-id"]
 	if c.InstanceID = str("instance-id"); c.InstanceID == "" {
 		c.InstanceID = defaultInstanceID()
@@ -334,6 +363,76 @@ func validate(set map[string]setting) (*Config, error) {
 		return nil, usagef("%s: contains a control character", is.label())
 	}
 	return c, nil
+}
+
+// parseFieldList reads "AllowTicketSales, SalesChannels" into Vista field
+// names, refusing one the warmer could not keep.
+func parseFieldList(s setting) ([]string, error) {
+	var names []string
+	for item := range strings.SplitSeq(s.raw, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		if slices.Contains(names, item) {
+			return nil, usagef("%s: %s is given twice", s.label(), item)
+		}
+		names = append(names, item)
+	}
+	var f vista.Fields
+	switch s.opt.name {
+	case "cinema-fields":
+		f.Cinemas = names
+	case "film-fields":
+		f.Films = names
+	default:
+		f.Sessions = names
+	}
+	if err := warmer.CheckFields(f); err != nil {
+		return nil, usagef("%s: %v", s.label(), err)
+	}
+	return names, nil
+}
+
+// parsePercent reads "50%" as 0.5. The sign is required: "50" could mean
+// a share or a percentage.
+func parsePercent(s setting) (float64, error) {
+	raw := strings.TrimSpace(s.raw)
+	num, ok := strings.CutSuffix(raw, "%")
+	p, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	switch {
+	case !ok || err != nil:
+		return 0, usagef("%s: %q is not a percentage (e.g. 50%%)", s.label(), s.raw)
+	case p < 0 || p > 100 || math.IsNaN(p):
+		return 0, usagef("%s: %q must be from 0%% to 100%%", s.label(), s.raw)
+	case p == 0:
+		// Every removal is held back: the warmer takes 0 as "the default".
+		return math.SmallestNonzeroFloat64, nil
+	}
+	return p / 100, nil
+}
+
+// parseSize reads a byte count: 1048576, 64KiB, 256MiB, 1GiB, 300MB, 2GB.
+func parseSize(s setting) (int64, error) {
+	raw := strings.TrimSpace(s.raw)
+	units := []struct {
+		suffix string
+		n      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(raw, u.suffix); ok {
+			raw, mult = strings.TrimSpace(num), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	switch {
+	case err != nil:
+		return 0, usagef("%s: %q is not a size (e.g. 256MiB, 1GiB, 300MB)", s.label(), s.raw)
+	case n < 1 || n > (1<<40)/mult:
+		return 0, usagef("%s: %q must be from 1 byte to 1TiB", s.label(), s.raw)
+	}
+	return n * mult, nil
 }
 
 // checkCron validates a schedule in the order the fields of validate run.

@@ -100,6 +100,18 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"demo value", []string{"--demo=perhaps"}, nil, `--demo: "perhaps" is not a boolean …`},
 		{"instance id", []string{urlArg, "--instance-id", "a\x00b"}, nil, "--instance-id: contains a control character"},
 
+		{"session fields name", []string{urlArg, "--session-fields", "AllowTicketSales,Sales-Channels"}, nil, `--session-fields: session field "Sales-Channels" is not a Vista field name (letters, digits and _)`},
+		{"session fields taken", []string{urlArg, "--session-fields", "ScreenName"}, nil, `--session-fields: session field ScreenName would be written as "screen_name", which the warmer already writes`},
+		{"session fields bookkeeping", []string{urlArg}, map[string]string{"VISTA_WARMER_SESSION_FIELDS": "UpdatedAt"}, `--session-fields (from VISTA_WARMER_SESSION_FIELDS): session field UpdatedAt would be written as "updated_at", which the warmer already writes`},
+		{"film fields twice", []string{urlArg, "--film-fields", "TrailerUrl,TrailerUrl"}, nil, `--film-fields: TrailerUrl is given twice`},
+		{"cinema fields id", []string{urlArg, "--cinema-fields", "ID"}, nil, `--cinema-fields: cinema field ID would be written as "id", which the warmer already writes`},
+		{"max drop no sign", []string{urlArg, "--max-drop", "50"}, nil, `--max-drop: "50" is not a percentage (e.g. 50%)`},
+		{"max drop share", []string{urlArg, "--max-drop", "0.5"}, nil, `--max-drop: "0.5" is not a percentage (e.g. 50%)`},
+		{"max drop range", []string{urlArg, "--max-drop", "150%"}, nil, `--max-drop: "150%" must be from 0% to 100%`},
+		{"max drop env", []string{urlArg}, map[string]string{"VISTA_WARMER_MAX_DROP": "half"}, `--max-drop (from VISTA_WARMER_MAX_DROP): "half" is not a percentage (e.g. 50%)`},
+		{"max body", []string{urlArg, "--max-body", "lots"}, nil, `--max-body: "lots" is not a size (e.g. 256MiB, 1GiB, 300MB)`},
+		{"max body zero", []string{urlArg, "--max-body", "0"}, nil, `--max-body: "0" must be from 1 byte to 1TiB`},
+
 		{"unknown flag", []string{urlArg, "--vista-ur", "x"}, nil, "unknown flag --vista-ur (see --help)"},
 		{"unknown flag single dash", []string{"-verbose"}, nil, "unknown flag --verbose (see --help)"},
 		{"missing value", []string{urlArg, "--horizon"}, nil, "--horizon needs a value"},
@@ -161,6 +173,9 @@ func TestParseFlagsDefaults(t *testing.T) {
 		{"KeepRaw", c.KeepRaw, false},
 		{"LeaseTTL", c.LeaseTTL, 10 * time.Second},
 		{"Demo", c.Demo, false},
+		{"MaxDrop", c.MaxDrop, 0.5},
+		{"MaxBody", c.MaxBody, int64(256 << 20)},
+		{"Fields", len(c.Fields.Cinemas) + len(c.Fields.Films) + len(c.Fields.Sessions), 0},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -345,6 +360,37 @@ func TestMachineZone(t *testing.T) {
 		t.Setenv("TZ", tt.tz)
 		if got := machineZone().String(); got != tt.want {
 			t.Errorf("machineZone() with TZ=%q = %q, want %q", tt.tz, got, tt.want)
+		}
+	}
+}
+
+func TestParseFieldsAndLimits(t *testing.T) {
+	c := MustParse(t, []string{urlArg, "--session-fields", " AllowTicketSales , SalesChannels,", "--film-fields", "TrailerUrl",
+		"--max-drop", "12.5%", "--max-body", "1GiB"}, map[string]string{"VISTA_WARMER_CINEMA_FIELDS": "HOPK"})
+	if got := strings.Join(c.Fields.Sessions, "|"); got != "AllowTicketSales|SalesChannels" {
+		t.Errorf("session fields = %q", got)
+	}
+	if got := strings.Join(c.Fields.Films, "|") + "/" + strings.Join(c.Fields.Cinemas, "|"); got != "TrailerUrl/HOPK" {
+		t.Errorf("film/cinema fields = %q", got)
+	}
+	if c.MaxDrop != 0.125 || c.MaxBody != 1<<30 {
+		t.Errorf("MaxDrop %v, MaxBody %v; want 0.125, 1GiB", c.MaxDrop, c.MaxBody)
+	}
+	for _, tt := range []struct {
+		arg  string
+		want float64
+	}{{"0%", 0}, {"100%", 1}, {" 50 % ", 0.5}} {
+		c := MustParse(t, []string{urlArg, "--max-drop", tt.arg}, nil)
+		if tt.want == 0 && (c.MaxDrop <= 0 || c.MaxDrop > 1e-300) || tt.want != 0 && c.MaxDrop != tt.want {
+			t.Errorf("--max-drop %q = %v, want %v", tt.arg, c.MaxDrop, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		arg  string
+		want int64
+	}{{"1048576", 1 << 20}, {"64KiB", 64 << 10}, {"300MB", 300e6}, {"2 GB", 2e9}} {
+		if c := MustParse(t, []string{urlArg, "--max-body", tt.arg}, nil); c.MaxBody != tt.want {
+			t.Errorf("--max-body %q = %d, want %d", tt.arg, c.MaxBody, tt.want)
 		}
 	}
 }

@@ -149,7 +149,7 @@ func shellKey(k string) string {
 func demoHints(ctx context.Context, log *slog.Logger, rdb redis.UniversalClient, w status, prefix, cli string) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	for !w.Ready(ctx) {
+	for ready, _ := w.Readiness(ctx); !ready; ready, _ = w.Readiness(ctx) {
 		select {
 		case <-ctx.Done():
 			return

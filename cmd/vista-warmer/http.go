@@ -13,7 +13,7 @@ import (
 
 // status is what /readyz needs of the warmer.
 type status interface {
-	Ready(ctx context.Context) bool
+	Readiness(ctx context.Context) (ready bool, reason string)
 	Role() string
 }
 
@@ -45,10 +45,12 @@ func newHandler(reg *prometheus.Registry, rdb redis.UniversalClient, w status) h
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), probeTimeout)
 		defer cancel()
+		ready, reason := w.Readiness(ctx)
 		body := struct {
-			Role  string `json:"role"`
-			Ready bool   `json:"ready"`
-		}{Role: w.Role(), Ready: w.Ready(ctx)}
+			Role   string `json:"role"`
+			Ready  bool   `json:"ready"`
+			Reason string `json:"reason,omitempty"`
+		}{Role: w.Role(), Ready: ready, Reason: reason}
 		rw.Header().Set("Content-Type", "application/json")
 		if !body.Ready {
 			rw.WriteHeader(http.StatusServiceUnavailable)

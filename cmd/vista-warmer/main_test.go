@@ -275,7 +275,8 @@ func TestHandler(t *testing.T) {
 	}{
 		{"healthz", up, fakeStatus{}, "/healthz", 200, "ok\n"},
 		{"healthz redis down", down, fakeStatus{}, "/healthz", 503, "redis: "},
-		{"readyz before", up, fakeStatus{role: "writer"}, "/readyz", 503, `{"role":"writer","ready":false}` + "\n"},
+		{"readyz before", up, fakeStatus{role: "writer", reason: "not loaded"}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"not loaded"}` + "\n"},
+		{"readyz drop held", up, fakeStatus{role: "writer", reason: "holding back a drop of sessions"}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"holding back a drop of sessions"}` + "\n"},
 		{"readyz writer", up, fakeStatus{role: "writer", ready: true}, "/readyz", 200, `{"role":"writer","ready":true}` + "\n"},
 		{"readyz standby", up, fakeStatus{role: "standby", ready: true}, "/readyz", 200, `{"role":"standby","ready":true}` + "\n"},
 		{"readyz standby not ready", up, fakeStatus{role: "standby"}, "/readyz", 503, `{"role":"standby","ready":false}` + "\n"},
@@ -294,12 +295,13 @@ func TestHandler(t *testing.T) {
 }
 
 type fakeStatus struct {
-	role  string
-	ready bool
+	role   string
+	ready  bool
+	reason string
 }
 
-func (f fakeStatus) Ready(context.Context) bool { return f.ready }
-func (f fakeStatus) Role() string               { return f.role }
+func (f fakeStatus) Readiness(context.Context) (bool, string) { return f.ready, f.reason }
+func (f fakeStatus) Role() string                             { return f.role }
 
 type recorder struct {
 	header http.Header
