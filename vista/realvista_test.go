@@ -13,29 +13,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vista-warmer/vista-warmer/internal/realvista"
 )
 
-// The real Vista data these tests read is not part of the repository: it
-// was found in public repositories and Vista's own documentation, and lives
-// beside the project in ../shared/realvista/samples (its SOURCES.md says
-// where each file comes from). VISTA_REALVISTA names another folder.
-
 // realSamples returns the folder of the real samples, or skips the test.
-func realSamples(tb testing.TB) string {
-	tb.Helper()
-	dir := os.Getenv("VISTA_REALVISTA")
-	if dir == "" {
-		root, err := filepath.Abs("..") // the module root, seen from vista/
-		if err != nil {
-			tb.Fatal(err)
-		}
-		dir = filepath.Join(filepath.Dir(root), "shared", "realvista", "samples")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "elixir-vista-client_test_session_row_yorck2019.json")); err != nil {
-		tb.Skipf("real Vista samples not found in %s (the folder ../shared/realvista/samples beside the project, or $VISTA_REALVISTA): skipped", dir)
-	}
-	return dir
-}
+func realSamples(tb testing.TB) string { return realvista.Samples(tb) }
 
 // sampleRows reads a sample file's rows: the value of an OData envelope,
 // a bare array, or one bare row.

@@ -298,6 +298,9 @@ func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
 	if held {
 		// The list is not taken as a whole until the drop is confirmed:
 		// no full_reload, and loaded:{kind} stays where it was.
+		w.log.Info("reloaded, holding back a drop", "kind", k, "count", w.count(k), "took", time.Since(start).Round(time.Millisecond),
+			"added", countOp(changes, opAdd), "updated", countOp(changes, opUpdate), "removed", countOp(changes, opRemove),
+			"held_back", len(w.st.held[k].ids))
 		return nil
 	}
 	if err := w.announce(ctx, k); err != nil {
@@ -591,7 +594,16 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 			changes = append(changes, compare(w.fields[keys.Sessions], s.ID, old, cur))
 		}
 		for _, id := range a.gone {
-			if old := cache[id]; old != nil {
+			old := cache[id]
+			switch {
+			case old == nil:
+			case w.st.held[keys.Sessions] != nil:
+				// Vista's lists are in doubt (a drop is held back): a seat
+				// check that no longer finds a session is not believed
+				// either, until the drop is confirmed or dropped.
+				old.nextCheck = w.cfg.Policy.NextCheck(now, old.showtime, id)
+				w.remember(old)
+			default:
 				changes = append(changes, removal(id, old, ReasonGone))
 			}
 		}
@@ -652,9 +664,11 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 		probes := make([]probe, len(batch))
 		err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
 			pub.reset(w.st.seq)
+			hw := &hashWrites{}
 			for i, c := range batch {
-				probes[i] = w.queue(wctx, pipe, pub, k, c, now, quiet)
+				probes[i] = w.queue(wctx, pipe, pub, hw, k, c, now, quiet)
 			}
+			hw.flush(wctx, pipe)
 			if pub.seq != w.st.seq {
 				pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", pub.seq)
 			}
@@ -696,9 +710,10 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 	return nil
 }
 
-// probe is the answer of hashScript for a confirmation or an update.
+// probe finds, after the transaction, what hashScript did to one hash.
 type probe struct {
-	cmd *redis.Cmd
+	w   *hashWrites
+	pos int // the hash's place in w
 }
 
 // What hashScript found.
@@ -709,11 +724,52 @@ const (
 )
 
 func (p probe) outcome() int64 {
-	if p.cmd == nil || p.cmd.Err() != nil {
+	if p.w == nil {
 		return hashWritten
 	}
-	n, _ := p.cmd.Int64()
-	return n
+	cmd := p.w.cmds[p.pos/hashWritesPerCall]
+	res, err := cmd.Int64Slice()
+	if err != nil || p.pos%hashWritesPerCall >= len(res) {
+		return hashWritten
+	}
+	return res[p.pos%hashWritesPerCall]
+}
+
+// hashWritesPerCall is how many hashes one call of hashScript writes: one
+// call per hash cost Redis more in calling the script than in writing.
+const hashWritesPerCall = 100
+
+// hashWrites collects the confirmations and updates of one transaction, to
+// queue them as a few calls of hashScript.
+type hashWrites struct {
+	keys [][]string // per call
+	args [][]any    // per call
+	n    int
+	cmds []*redis.Cmd
+}
+
+// add queues one hash's write and returns its probe.
+func (hw *hashWrites) add(key string, expireAt string, set, del, whole []any) probe {
+	call := hw.n / hashWritesPerCall
+	if call == len(hw.keys) {
+		hw.keys = append(hw.keys, make([]string, 0, hashWritesPerCall))
+		hw.args = append(hw.args, make([]any, 0, hashWritesPerCall*12))
+	}
+	hw.keys[call] = append(hw.keys[call], key)
+	a := append(hw.args[call], expireAt, len(set), len(del), len(whole))
+	a = append(a, set...)
+	a = append(a, del...)
+	hw.args[call] = append(a, whole...)
+	hw.n++
+	return probe{w: hw, pos: hw.n - 1}
+}
+
+// flush queues the calls.
+func (hw *hashWrites) flush(ctx context.Context, pipe redis.Pipeliner) {
+	hw.cmds = make([]*redis.Cmd, len(hw.keys))
+	for i := range hw.keys {
+		hw.cmds[i] = pipe.EvalSha(ctx, hashScript.Hash(), hw.keys[i], hw.args[i]...)
+	}
 }
 
 // hashScript writes to an entity's hash only if it exists, so a hash is
@@ -722,33 +778,44 @@ func (p probe) outcome() int64 {
 // where it holds another type: that is deleted). An update carries the
 // entity's other fields too, and then writes the hash whole.
 //
-// KEYS[1]: the hash. ARGV[1]: EXPIREAT in Unix seconds, or "". ARGV[2]:
-// nset, ARGV[3]: ndel. Then nset field/value arguments to set, ndel field
-// names to delete, and the field/value arguments that make the rest of the
-// hash when it has to be written whole. Returns 1 when the hash was there,
-// 2 when it was written whole, 0 when it was not there and not written.
+// For each of KEYS, ARGV holds a block: EXPIREAT in Unix seconds or "";
+// nset, ndel, nwhole; then nset field/value arguments to set, ndel field
+// names to delete, and nwhole field/value arguments that make the rest of
+// the hash when it has to be written whole. It returns, for each key, 1
+// when the hash was there, 2 when it was written whole, 0 when it was not
+// there and not written.
 var hashScript = redis.NewScript(`
-local key = KEYS[1]
-local nset, ndel = tonumber(ARGV[2]), tonumber(ARGV[3])
-local kind = redis.call('TYPE', key)['ok']
-local result = 1
-if kind == 'hash' then
-	if nset > 0 then redis.call('HSET', key, unpack(ARGV, 4, 3 + nset)) end
-	if ndel > 0 then redis.call('HDEL', key, unpack(ARGV, 4 + nset, 3 + nset + ndel)) end
-else
-	if #ARGV <= 3 + nset + ndel then return 0 end
-	if kind ~= 'none' then redis.call('DEL', key) end
-	redis.call('HSET', key, unpack(ARGV, 4 + nset + ndel))
-	if nset > 0 then redis.call('HSET', key, unpack(ARGV, 4, 3 + nset)) end
-	result = 2
+local res = {}
+local a = 1
+for i, key in ipairs(KEYS) do
+	local expireat = ARGV[a]
+	local nset, ndel, nwhole = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+	local s = a + 4
+	local d = s + nset
+	local w = d + ndel
+	a = w + nwhole
+	local kind = redis.call('TYPE', key)['ok']
+	local r = 1
+	if kind == 'hash' then
+		if nset > 0 then redis.call('HSET', key, unpack(ARGV, s, d - 1)) end
+		if ndel > 0 then redis.call('HDEL', key, unpack(ARGV, d, w - 1)) end
+	elseif nwhole == 0 then
+		r = 0
+	else
+		if kind ~= 'none' then redis.call('DEL', key) end
+		redis.call('HSET', key, unpack(ARGV, w, a - 1))
+		if nset > 0 then redis.call('HSET', key, unpack(ARGV, s, d - 1)) end
+		r = 2
+	end
+	if r ~= 0 and expireat ~= '' then redis.call('EXPIREAT', key, expireat) end
+	res[i] = r
 end
-if ARGV[1] ~= '' then redis.call('EXPIREAT', key, ARGV[1]) end
-return result
+return res
 `)
 
 // queue adds one change's commands, and its event unless quiet, to a
 // transaction.
-func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher, k keys.Kind, c change, now time.Time, quiet bool) probe {
+func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher, hw *hashWrites, k keys.Kind, c change, now time.Time, quiet bool) probe {
 	key := keys.Entity(w.cfg.Prefix, k, c.id)
 	at := stamp(now)
 	sessions := k == keys.Sessions
@@ -833,12 +900,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 	case c.cur.raw != "" && c.op == opUpdate:
 		whole = append(whole, fRaw, c.cur.raw)
 	}
-	args := make([]any, 0, 3+len(set)+len(del)+len(whole))
-	args = append(args, expireAt, len(set), len(del))
-	args = append(args, set...)
-	args = append(args, del...)
-	args = append(args, whole...)
-	p := probe{pipe.EvalSha(ctx, hashScript.Hash(), []string{key}, args...)}
+	p := hw.add(key, expireAt, set, del, whole)
 
 	placed := c.op == opUpdate && slices.ContainsFunc(c.changed, func(n string) bool {
 		return n == "showtime" || n == "cinema_id" || n == "film_id"

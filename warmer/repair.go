@@ -20,12 +20,16 @@ func isWrongType(err error) bool {
 	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE")
 }
 
-// indexWant is what one index key should hold: its members and, for a
-// sorted set, their scores.
+// indexWant is what one index key should hold. Checking an index that
+// agrees, the common case, costs one pass over what Redis holds and no
+// copy of the cache: has tells whether a member belongs with its score,
+// count how many there should be. members lists them all, for a fix.
 type indexWant struct {
 	key     string
 	set     bool // a set (P:cinemas, P:films); else a sorted set
-	members map[string]float64
+	count   int
+	has     func(id string, score float64) bool
+	members func() map[string]float64
 }
 
 // indexFix is what an index key needs to agree with the cache.
@@ -34,6 +38,7 @@ type indexFix struct {
 	whole  bool     // another type holds the key: delete it, write all
 	add    []string // members missing, or with another score
 	remove []string // members the cache does not hold
+	scores map[string]float64
 }
 
 // repairChunk bounds the members one repair command carries.
@@ -70,7 +75,7 @@ func (w *Warmer) repairIndexes(ctx context.Context, k keys.Kind) error {
 				}
 				zs := make([]redis.Z, len(part))
 				for i, id := range part {
-					zs[i] = redis.Z{Score: f.want.members[id], Member: id}
+					zs[i] = redis.Z{Score: f.scores[id], Member: id}
 				}
 				pipe.ZAdd(wctx, f.want.key, zs...)
 			}
@@ -109,74 +114,89 @@ func (w *Warmer) indexWants(k keys.Kind) []indexWant {
 	p := w.cfg.Prefix
 	cache := w.st.cache[k]
 	if k != keys.Sessions {
-		m := make(map[string]float64, len(cache))
-		for id := range cache {
-			m[id] = 0
-		}
-		return []indexWant{{key: keys.Index(p, k), set: true, members: m}}
+		return []indexWant{{
+			key: keys.Index(p, k), set: true, count: len(cache),
+			has: func(id string, _ float64) bool { return cache[id] != nil },
+			members: func() map[string]float64 {
+				m := make(map[string]float64, len(cache))
+				for id := range cache {
+					m[id] = 0
+				}
+				return m
+			},
+		}}
 	}
-	all := make(map[string]float64, len(cache))
-	byCinema := map[string]map[string]float64{}
-	byFilm := map[string]map[string]float64{}
-	put := func(m map[string]map[string]float64, owner, id string, score float64) {
-		if owner == "" {
-			return
-		}
-		if m[owner] == nil {
-			m[owner] = map[string]float64{}
-		}
-		m[owner][id] = score
-	}
-	for id, r := range cache {
-		score := float64(r.showtime.Unix())
-		all[id] = score
-		if !r.missing {
-			put(byCinema, r.vals[sCinemaID], id, score)
-			put(byFilm, r.vals[sFilmID], id, score)
-		}
-	}
-	wants := []indexWant{{key: keys.Index(p, k), members: all}}
-	for _, owners := range []struct {
-		kind  keys.Kind
-		index map[string]map[string]float64
-		key   func(prefix, id string) string
+	score := func(r *record) float64 { return float64(r.showtime.Unix()) }
+	wants := []indexWant{{
+		key: keys.Index(p, k), count: len(cache),
+		has: func(id string, s float64) bool { r := cache[id]; return r != nil && score(r) == s },
+		members: func() map[string]float64 {
+			m := make(map[string]float64, len(cache))
+			for id, r := range cache {
+				m[id] = score(r)
+			}
+			return m
+		},
+	}}
+	for _, owner := range []struct {
+		kind keys.Kind
+		pos  int
+		key  func(prefix, id string) string
 	}{
-		{keys.Cinemas, byCinema, keys.CinemaSessions},
-		{keys.Films, byFilm, keys.FilmSessions},
+		{keys.Cinemas, sCinemaID, keys.CinemaSessions},
+		{keys.Films, sFilmID, keys.FilmSessions},
 	} {
-		ids := map[string]bool{}
-		for id := range w.st.cache[owners.kind] {
-			ids[id] = true
+		counts := map[string]int{}
+		for id := range w.st.cache[owner.kind] {
+			counts[id] += 0
 		}
-		for id := range owners.index {
-			ids[id] = true
+		for _, r := range cache {
+			if !r.missing && r.vals[owner.pos] != "" {
+				counts[r.vals[owner.pos]]++
+			}
 		}
-		for _, id := range sortedKeys(ids) {
-			if vista.CheckID(id) != nil {
+		for _, oid := range sortedKeys(counts) {
+			if vista.CheckID(oid) != nil {
 				continue // no key of its own: nothing to mend there
 			}
-			wants = append(wants, indexWant{key: owners.key(p, id), members: owners.index[id]})
+			belongs := func(r *record) bool { return r != nil && !r.missing && r.vals[owner.pos] == oid }
+			wants = append(wants, indexWant{
+				key: owner.key(p, oid), count: counts[oid],
+				has: func(id string, s float64) bool { r := cache[id]; return belongs(r) && score(r) == s },
+				members: func() map[string]float64 {
+					m := map[string]float64{}
+					for id, r := range cache {
+						if belongs(r) {
+							m[id] = score(r)
+						}
+					}
+					return m
+				},
+			})
 		}
 	}
 	return wants
 }
 
-// indexFixes reads the index keys, in pipelined chunks, and returns what
-// each needs.
+// readPage bounds the members one round trip of a check reads: Redis
+// serves one client's pipeline in one go, and 100k members at once would
+// stall every reader for tens of milliseconds. A variable for tests.
+var readPage int64 = 10000
+
+// indexFixes reads the index keys and returns what each needs. It reads
+// the types and sizes first, then the members in round trips of at most
+// readPage members each.
 func (w *Warmer) indexFixes(ctx context.Context, wants []indexWant) ([]indexFix, error) {
-	var fixes []indexFix
-	const chunk = 100
-	for part := range slices.Chunk(wants, chunk) {
-		types := make([]*redis.StatusCmd, len(part))
-		sets := make([]*redis.StringSliceCmd, len(part))
-		zsets := make([]*redis.ZSliceCmd, len(part))
+	types := make([]*redis.StatusCmd, len(wants))
+	sizes := make([]*redis.IntCmd, len(wants))
+	for part := range chunkRange(len(wants), 200) {
 		_, err := w.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for i, want := range part {
-				types[i] = pipe.Type(ctx, want.key)
-				if want.set {
-					sets[i] = pipe.SMembers(ctx, want.key)
+			for i := part.lo; i < part.hi; i++ {
+				types[i] = pipe.Type(ctx, wants[i].key)
+				if wants[i].set {
+					sizes[i] = pipe.SCard(ctx, wants[i].key)
 				} else {
-					zsets[i] = pipe.ZRangeWithScores(ctx, want.key, 0, -1)
+					sizes[i] = pipe.ZCard(ctx, wants[i].key)
 				}
 			}
 			return nil
@@ -185,48 +205,134 @@ func (w *Warmer) indexFixes(ctx context.Context, wants []indexWant) ([]indexFix,
 		if err != nil && !errors.As(err, &rerr) {
 			return nil, err
 		}
-		for i, want := range part {
-			if err := types[i].Err(); err != nil {
-				return nil, err
-			}
-			typ := types[i].Val()
-			wantType := "zset"
-			if want.set {
-				wantType = "set"
-			}
-			fix := indexFix{want: want}
-			if typ != wantType && typ != "none" {
-				fix.whole, fix.add = true, sortedKeys(want.members)
-				fixes = append(fixes, fix)
-				continue
-			}
-			have := map[string]float64{}
-			if want.set {
-				for _, id := range sets[i].Val() {
-					have[id] = 0
-				}
-			} else {
-				for _, z := range zsets[i].Val() {
-					id, _ := z.Member.(string)
-					have[id] = z.Score
-				}
-			}
-			for id, score := range want.members {
-				if s, ok := have[id]; !ok || s != score {
-					fix.add = append(fix.add, id)
-				}
-			}
-			for id := range have {
-				if _, ok := want.members[id]; !ok {
-					fix.remove = append(fix.remove, id)
-				}
-			}
-			if len(fix.add)+len(fix.remove) > 0 {
-				slices.Sort(fix.add)
-				slices.Sort(fix.remove)
-				fixes = append(fixes, fix)
+	}
+	var fixes []indexFix
+	type page struct {
+		i        int // index into wants
+		from, to int64
+	}
+	var pages []page
+	toRead := make([]bool, len(wants)) // the keys whose members are compared
+	for i, want := range wants {
+		if err := types[i].Err(); err != nil {
+			return nil, err
+		}
+		typ := types[i].Val()
+		wantType := "zset"
+		if want.set {
+			wantType = "set"
+		}
+		switch {
+		case typ != wantType && typ != "none":
+			members := want.members()
+			fixes = append(fixes, indexFix{want: want, whole: true, add: sortedKeys(members), scores: members})
+		case typ == "none" && want.count == 0:
+			// nothing there, nothing wanted
+		case typ == "none" || want.set:
+			toRead[i] = true
+			pages = append(pages, page{i: i, from: 0, to: -1})
+		default:
+			toRead[i] = true
+			n := sizes[i].Val()
+			for from := int64(0); from < max(n, 1); from += readPage {
+				pages = append(pages, page{i: i, from: from, to: from + readPage - 1})
 			}
 		}
 	}
+	setsOf := map[int][]string{}
+	zsetsOf := map[int][]redis.Z{}
+	for len(pages) > 0 {
+		// One round trip: pages until about readPage members.
+		var trip []page
+		var members int64
+		for len(pages) > 0 && (len(trip) == 0 || members < readPage) {
+			p := pages[0]
+			pages = pages[1:]
+			trip = append(trip, p)
+			if p.to < 0 {
+				members += sizes[p.i].Val()
+			} else {
+				members += p.to - p.from + 1
+			}
+		}
+		sets := make([]*redis.StringSliceCmd, len(trip))
+		zsets := make([]*redis.ZSliceCmd, len(trip))
+		_, err := w.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for j, p := range trip {
+				if wants[p.i].set {
+					sets[j] = pipe.SMembers(ctx, wants[p.i].key)
+				} else {
+					zsets[j] = pipe.ZRangeWithScores(ctx, wants[p.i].key, p.from, p.to)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for j, p := range trip {
+			if wants[p.i].set {
+				setsOf[p.i] = append(setsOf[p.i], sets[j].Val()...)
+			} else {
+				zsetsOf[p.i] = append(zsetsOf[p.i], zsets[j].Val()...)
+			}
+		}
+	}
+	for i, want := range wants {
+		if !toRead[i] {
+			continue // another type (fixed above), or nothing there and nothing wanted
+		}
+		ids, zs := setsOf[i], zsetsOf[i]
+		// The common case first: every member belongs, and there are as
+		// many as there should be (members are unique, so they are the
+		// same), read straight from the reply.
+		agree := len(ids)+len(zs) == want.count
+		for j := 0; agree && j < len(ids); j++ {
+			agree = want.has(ids[j], 0)
+		}
+		for j := 0; agree && j < len(zs); j++ {
+			id, _ := zs[j].Member.(string)
+			agree = want.has(id, zs[j].Score)
+		}
+		if agree {
+			continue
+		}
+		have := make(map[string]float64, len(ids)+len(zs))
+		for _, id := range ids {
+			have[id] = 0
+		}
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			have[id] = z.Score
+		}
+		fix := indexFix{want: want, scores: want.members()}
+		for id, score := range fix.scores {
+			if s, ok := have[id]; !ok || s != score {
+				fix.add = append(fix.add, id)
+			}
+		}
+		for id := range have {
+			if _, ok := fix.scores[id]; !ok {
+				fix.remove = append(fix.remove, id)
+			}
+		}
+		slices.Sort(fix.add)
+		slices.Sort(fix.remove)
+		fixes = append(fixes, fix)
+	}
 	return fixes, nil
+}
+
+// span is a half-open range of indexes.
+type span struct{ lo, hi int }
+
+// chunkRange yields [0, n) in spans of at most size.
+func chunkRange(n, size int) func(func(span) bool) {
+	return func(yield func(span) bool) {
+		for lo := 0; lo < n; lo += size {
+			if !yield(span{lo, min(lo+size, n)}) {
+				return
+			}
+		}
+	}
 }

@@ -83,19 +83,25 @@ func TestUnchangedReloadWritesNoData(t *testing.T) {
 				}
 			}
 		case "evalsha", "eval":
-			// hashScript: sha, 1, key, expireat, nset, ndel, then the fields.
-			key := args[3].(string)
-			nset, _ := strconv.Atoi(fmt.Sprint(args[5]))
-			ndel, _ := strconv.Atoi(fmt.Sprint(args[6]))
-			if ndel != 0 || len(args) != 7+nset {
-				t.Errorf("an unchanged reload deleted fields of %s or sent it whole: %v", key, args[4:])
-			}
-			for i := 7; i < 7+nset; i += 2 {
-				if f := args[i].(string); !allowed[f] {
-					t.Errorf("an unchanged reload wrote %s %s", key, f)
+			// hashScript: sha, numkeys, keys..., then per key: expireat,
+			// nset, ndel, nwhole, and the arguments.
+			nkeys, _ := strconv.Atoi(fmt.Sprint(args[2]))
+			a := 3 + nkeys
+			for _, key := range args[3 : 3+nkeys] {
+				nset, _ := strconv.Atoi(fmt.Sprint(args[a+1]))
+				ndel, _ := strconv.Atoi(fmt.Sprint(args[a+2]))
+				nwhole, _ := strconv.Atoi(fmt.Sprint(args[a+3]))
+				if ndel != 0 || nwhole != 0 {
+					t.Errorf("an unchanged reload deleted fields of %s or sent it whole: %v", key, args[a:a+4+nset+ndel+nwhole])
 				}
+				for i := a + 4; i < a+4+nset; i += 2 {
+					if f := args[i].(string); !allowed[f] {
+						t.Errorf("an unchanged reload wrote %s %s", key, f)
+					}
+				}
+				a += 4 + nset + ndel + nwhole
+				confirmed++
 			}
-			confirmed++
 		case "del", "zadd", "sadd", "zrem", "srem", "hdel":
 			t.Errorf("an unchanged reload sent %v", args[:2])
 		case "publish":
