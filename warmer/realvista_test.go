@@ -143,7 +143,9 @@ func TestRealYorckProgramme(t *testing.T) {
 	if n := rdb.SCard(t.Context(), keys.Index(prefix, keys.Cinemas)).Val(); n != 13 {
 		t.Errorf("%d cinemas, want the 13 of Yorck", n)
 	}
-	var sessions struct{ Value []struct{ ID, Showtime, ScreenName string } }
+	var sessions struct {
+		Value []struct{ ID, Showtime, ScreenName string }
+	}
 	b, _ := os.ReadFile(filepath.Join(dir, "elixir-vista-api-cache_sessions_yorck2019_RECONSTRUCTED.json"))
 	json.Unmarshal(b, &sessions)
 	want := 0

@@ -614,7 +614,8 @@ Flags:
 
 HTTP (on --listen): /metrics (Prometheus), /healthz (200 while Redis answers),
 /readyz (200 once the first full load of all three lists is in Redis, on a
-standby too; the body says {"role": "writer"|"standby", "ready": true|false}).
+standby too; 503 while a drop is held back, see --max-drop; the body says
+{"role": "writer"|"standby", "ready": true|false, "reason": "..." when not}).
 
 Examples:
   vista-warmer --vista-url https://connect.example.com/WSVistaWebClient/ --redis-url redis://127.0.0.1:6379/0
