@@ -830,3 +830,34 @@ func (f afterPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 }
 
 func redisZ(member string, score float64) redis.Z { return redis.Z{Score: score, Member: member} }
+
+// TestOtherKeysOfTheLayoutMend: P:meta, P:events and P:lease holding
+// another type stop nothing for long: a writer builds anew, deletes the
+// stream's stray key, and takes a lease nobody could hold.
+func TestOtherKeysOfTheLayoutMend(t *testing.T) {
+	r := newRig(t)
+	a := r.warmer("a")
+	r.step(a)
+	a.stop()
+	r.rdb.Del(r.ctx, keys.Meta(r.prefix), keys.Stream(r.prefix))
+	r.rdb.Set(r.ctx, keys.Meta(r.prefix), "oops", 0)
+	r.rdb.Set(r.ctx, keys.Stream(r.prefix), "oops", 0)
+	r.rdb.HSet(r.ctx, keys.Lease(r.prefix), "held", "by nobody")
+	b := r.warmer("b")
+	if err := b.Step(r.ctx); err != nil {
+		t.Logf("first step: %v", err)
+	}
+	r.step(b)
+	if b.Role() != "writer" {
+		t.Fatalf("role %s, want writer", b.Role())
+	}
+	for key, want := range map[string]string{keys.Meta(r.prefix): "hash", keys.Stream(r.prefix): "stream", keys.Lease(r.prefix): "string"} {
+		if typ := r.rdb.Type(r.ctx, key).Val(); typ != want {
+			t.Errorf("%s is a %s, want a %s", key, typ, want)
+		}
+	}
+	if ready, reason := b.Readiness(r.ctx); !ready {
+		t.Errorf("not ready: %s", reason)
+	}
+	r.assertSeqContiguous()
+}

@@ -43,6 +43,15 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then
 	return redis.call("DEL", KEYS[1])
 end
 return 0`)
+	// clearScript deletes a lease key of another type than a string,
+	// which nobody could ever hold.
+	clearScript = redis.NewScript(`
+local kind = redis.call("TYPE", KEYS[1])["ok"]
+if kind ~= "string" and kind ~= "none" then
+	redis.call("DEL", KEYS[1])
+	return 1
+end
+return 0`)
 )
 
 // holdLease renews the lease when it is ours (also when an earlier run with
@@ -52,6 +61,12 @@ return 0`)
 func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, err error) {
 	key := keys.Lease(w.cfg.Prefix)
 	n, err := renewScript.Run(ctx, w.rdb, []string{key}, w.cfg.InstanceID, w.cfg.LeaseTTL.Milliseconds()).Int()
+	if isWrongType(err) {
+		if cleared, cerr := clearScript.Run(ctx, w.rdb, []string{key}).Int(); cerr == nil && cleared == 1 {
+			w.log.Warn("the lease key held another type; deleted it", "key", key)
+		}
+		n, err = 0, nil
+	}
 	if err != nil {
 		return false, false, fmt.Errorf("renew lease: %w", err)
 	}

@@ -17,7 +17,7 @@ import (
 // than the command works on.
 func isWrongType(err error) bool {
 	var rerr redis.Error
-	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE")
+	return errors.As(err, &rerr) && strings.Contains(rerr.Error(), "WRONGTYPE") // also as a script's error
 }
 
 // indexWant is what one index key should hold. Checking an index that

@@ -489,8 +489,24 @@ func (w *Warmer) dropState() {
 func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	w.dropState()
 	meta, err := w.rdb.HGetAll(ctx, keys.Meta(w.cfg.Prefix)).Result()
+	switch {
+	case isWrongType(err):
+		// Not our meta: nothing in it can be adopted.
+		w.log.Warn("P:meta holds another type; building the cache anew", "key", keys.Meta(w.cfg.Prefix))
+		meta = map[string]string{}
+	case err != nil:
+		return fmt.Errorf("read meta: %w", err)
+	}
+	// Every write appends to the stream: a key of another type there
+	// would fail them all.
+	stream := keys.Stream(w.cfg.Prefix)
+	streamType, err := w.rdb.Type(ctx, stream).Result()
 	if err != nil {
 		return fmt.Errorf("read meta: %w", err)
+	}
+	badStream := streamType != "stream" && streamType != "none"
+	if badStream {
+		w.log.Warn("the event stream's key holds another type; it is deleted", "key", stream, "type", streamType)
 	}
 	st := &state{
 		cache:      map[keys.Kind]map[string]*record{},
@@ -535,6 +551,9 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	}
 	err = w.fenced(ctx, g, func(pipe redis.Pipeliner) {
 		m := keys.Meta(w.cfg.Prefix)
+		if badStream {
+			pipe.Del(ctx, stream)
+		}
 		if !adopt {
 			pipe.Del(ctx, m)
 			pipe.HSet(ctx, m, "schema", Schema, "epoch", st.epoch, "seq", 0)
