@@ -110,35 +110,44 @@ func realVista(t *testing.T, dir string, days int, files map[string]string) *htt
 	return srv
 }
 
-// TestRealYorckProgramme warms the cache from the real Yorck Kinos data of
-// 2019, on a clock set to then: 13 cinemas, the films and every session not
-// yet over, each readable as the contract says.
-func TestRealYorckProgramme(t *testing.T) {
+// realWarmer is a writer on the real Yorck cinemas and films and the
+// sessions of file, on a clock at then moved as realVista moves the dates;
+// it has taken its first step. days is the move.
+func realWarmer(t *testing.T, then time.Time, sessions string) (r *rig, w *Warmer, m *Metrics, days int) {
+	t.Helper()
 	dir := realvista.Samples(t)
-	berlin, _ := vista.LoadZone("Europe/Berlin")
-	then := time.Date(2019, 4, 24, 19, 55, 0, 0, berlin)
-	days := shiftYears(then)
+	days = shiftYears(then)
 	srv := realVista(t, dir, days, map[string]string{
 		"Cinemas":        "elixir-vista-api-cache_cinemas_yorck2019_RECONSTRUCTED.json",
 		"ScheduledFilms": "elixir-vista-api-cache_scheduledfilms_yorck2019_RECONSTRUCTED.json",
-		"Sessions":       "elixir-vista-api-cache_sessions_yorck2019_RECONSTRUCTED.json",
+		"Sessions":       sessions,
 	})
-	client, err := vista.New(vista.Config{BaseURL: srv.URL, Zones: vista.Zones{Default: berlin}, MaxRetries: -1})
+	client, err := vista.New(vista.Config{BaseURL: srv.URL, Zones: vista.Zones{Default: then.Location()}, MaxRetries: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rdb, prefix := MustRedis(t)
-	now := then.AddDate(0, 0, days)
-	clock := &fakeClock{now: now}
-	m := NewMetrics(nil)
-	w, err := New(Config{Redis: rdb, Vista: client, Prefix: prefix, InstanceID: "real", Clock: clock, Metrics: m})
+	clock := &fakeClock{now: then.AddDate(0, 0, days)}
+	m = NewMetrics(nil)
+	w, err = New(Config{Redis: rdb, Vista: client, Prefix: prefix, InstanceID: "real", Clock: clock, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Step(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, ctx: t.Context(), rdb: rdb, prefix: prefix, clock: clock}
+	return &rig{t: t, ctx: t.Context(), rdb: rdb, prefix: prefix, clock: clock}, w, m, days
+}
+
+// TestRealYorckProgramme warms the cache from the real Yorck Kinos data of
+// 2019, on a clock set to then: 13 cinemas, the films and every session not
+// yet over, each readable as the contract says.
+func TestRealYorckProgramme(t *testing.T) {
+	berlin, _ := vista.LoadZone("Europe/Berlin")
+	then := time.Date(2019, 4, 24, 19, 55, 0, 0, berlin)
+	r, w, m, days := realWarmer(t, then, "elixir-vista-api-cache_sessions_yorck2019_RECONSTRUCTED.json")
+	rdb, prefix, now := r.rdb, r.prefix, r.clock.Now()
+	dir := realvista.Samples(t)
 
 	if n := rdb.SCard(t.Context(), keys.Index(prefix, keys.Cinemas)).Val(); n != 13 {
 		t.Errorf("%d cinemas, want the 13 of Yorck", n)
@@ -187,30 +196,10 @@ func TestRealYorckProgramme(t *testing.T) {
 // ticks and offsets or in OData v2's form land at the right instant, and
 // rows years in the past are refused.
 func TestRealProbeRowsCached(t *testing.T) {
-	dir := realvista.Samples(t)
 	berlin, _ := vista.LoadZone("Europe/Berlin")
 	then := time.Date(2019, 2, 26, 12, 0, 0, 0, berlin)
-	days := shiftYears(then)
-	srv := realVista(t, dir, days, map[string]string{
-		"Cinemas":        "elixir-vista-api-cache_cinemas_yorck2019_RECONSTRUCTED.json",
-		"ScheduledFilms": "elixir-vista-api-cache_scheduledfilms_yorck2019_RECONSTRUCTED.json",
-		"Sessions":       "probe_sessions_real-row_with_documented-values.json",
-	})
-	client, err := vista.New(vista.Config{BaseURL: srv.URL, Zones: vista.Zones{Default: berlin}, MaxRetries: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb, prefix := MustRedis(t)
-	clock := &fakeClock{now: then.AddDate(0, 0, days)}
-	m := NewMetrics(nil)
-	w, err := New(Config{Redis: rdb, Vista: client, Prefix: prefix, InstanceID: "real", Clock: clock, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Step(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	r := &rig{t: t, ctx: t.Context(), rdb: rdb, prefix: prefix, clock: clock}
+	r, _, m, days := realWarmer(t, then, "probe_sessions_real-row_with_documented-values.json")
+	rdb, prefix := r.rdb, r.prefix
 	show := time.Date(2019, 2, 26, 20, 0, 0, 0, berlin).AddDate(0, 0, days).Format(time.RFC3339)
 	want := map[string]string{
 		"1001-90003": show + " open",
