@@ -337,9 +337,11 @@ func (w *Warmer) judgeDrop(k keys.Kind, changes []change, now time.Time) ([]chan
 			drop = append(drop, c.id)
 		}
 	}
-	over := func(n int) bool { return n > 0 && float64(n) > w.cfg.MaxDrop*float64(total) }
+	// over reports whether removing n of the kind's of entries is more
+	// than MaxDrop allows.
+	over := func(n, of int) bool { return n > 0 && float64(n) > w.cfg.MaxDrop*float64(of) }
 	prev := w.st.held[k]
-	if !over(len(drop)) {
+	if !over(len(drop), total) {
 		if prev != nil {
 			w.log.Info("vista's list agrees with the cache again; the drop held back is dropped", "kind", k)
 			w.setHeld(k, nil)
@@ -354,7 +356,10 @@ func (w *Warmer) judgeDrop(k keys.Kind, changes []change, now time.Time) ([]chan
 				agreed[id] = true
 			}
 		}
-		if !over(len(drop) - len(agreed)) {
+		// The rest is judged against what is left once the agreed
+		// removals are made: a half list held back, then an empty one,
+		// must not empty the cache.
+		if !over(len(drop)-len(agreed), total-len(agreed)) {
 			w.log.Warn("applying the drop held back: vista's list still says so", "kind", k,
 				"removed", len(drop), "of", total, "held_since", stamp(prev.at))
 			w.setHeld(k, nil)
@@ -691,10 +696,12 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 				w.log.Warn("an entity was missing from Redis; writing it again", "kind", k, "id", c.id)
 				w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
 				again := *c.cur
+				again.rawSum = checksum(again.raw) // a seat check has no raw: the next reload writes it
 				changes = append(changes, change{op: opAdd, id: c.id, cur: &again, changed: diff(w.fields[k], nil, c.cur)})
 			case hashRewritten:
 				w.log.Warn("an entity was missing from Redis; written whole with its change", "kind", k, "id", c.id)
 				w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
+				c.cur.rawSum = checksum(c.cur.raw) // written whole: with raw only if the change had it
 			}
 			c.cur.raw = "" // written; its checksum is enough from here on
 			cache[c.id] = c.cur
@@ -710,13 +717,13 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 	return nil
 }
 
-// probe finds, after the transaction, what hashScript did to one hash.
+// probe finds, after the transaction, what the hash script did to one hash.
 type probe struct {
 	w   *hashWrites
 	pos int // the hash's place in w
 }
 
-// What hashScript found.
+// What the hash script found.
 const (
 	hashWritten   = 1 // the hash was there and took the fields
 	hashRewritten = 2 // it was gone, and was written whole
@@ -735,12 +742,12 @@ func (p probe) outcome() int64 {
 	return res[p.pos%hashWritesPerCall]
 }
 
-// hashWritesPerCall is how many hashes one call of hashScript writes: one
+// hashWritesPerCall is how many hashes one call of the hash script writes: one
 // call per hash cost Redis more in calling the script than in writing.
 const hashWritesPerCall = 100
 
 // hashWrites collects the confirmations and updates of one transaction, to
-// queue them as a few calls of hashScript.
+// queue them as a few calls of the hash script.
 type hashWrites struct {
 	keys [][]string // per call
 	args [][]any    // per call
@@ -764,15 +771,18 @@ func (hw *hashWrites) add(key string, expireAt string, set, del, whole []any) pr
 	return probe{w: hw, pos: hw.n - 1}
 }
 
-// flush queues the calls.
+// flush queues the calls. They carry the script itself (EVAL), not its
+// hash: inside MULTI a NOSCRIPT (a Redis that restarted or failed over,
+// a SCRIPT FLUSH) is raised only when EXEC runs, and the rest of the
+// transaction, events included, would commit without the hashes.
 func (hw *hashWrites) flush(ctx context.Context, pipe redis.Pipeliner) {
 	hw.cmds = make([]*redis.Cmd, len(hw.keys))
 	for i := range hw.keys {
-		hw.cmds[i] = pipe.EvalSha(ctx, hashScript.Hash(), hw.keys[i], hw.args[i]...)
+		hw.cmds[i] = pipe.Eval(ctx, hashScriptSource, hw.keys[i], hw.args[i]...)
 	}
 }
 
-// hashScript writes to an entity's hash only if it exists, so a hash is
+// hashScriptSource is the hash script: it writes to an entity's hash only if it exists, so a hash is
 // only ever written whole or confirmed: a confirmation or an update never
 // creates a hash of two fields where Redis lost or evicted the key (or
 // where it holds another type: that is deleted). An update carries the
@@ -784,7 +794,7 @@ func (hw *hashWrites) flush(ctx context.Context, pipe redis.Pipeliner) {
 // the hash when it has to be written whole. It returns, for each key, 1
 // when the hash was there, 2 when it was written whole, 0 when it was not
 // there and not written.
-var hashScript = redis.NewScript(`
+const hashScriptSource = `
 local res = {}
 local a = 1
 for i, key in ipairs(KEYS) do
@@ -811,7 +821,7 @@ for i, key in ipairs(KEYS) do
 	res[i] = r
 end
 return res
-`)
+`
 
 // queue adds one change's commands, and its event unless quiet, to a
 // transaction.

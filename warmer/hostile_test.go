@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -860,4 +861,91 @@ func TestOtherKeysOfTheLayoutMend(t *testing.T) {
 		t.Errorf("not ready: %s", reason)
 	}
 	r.assertSeqContiguous()
+}
+
+// TestHalfThenEmptyKeepsTheRest: a half list is held back; a minute later
+// Vista answers with nothing. The half both reloads dropped goes; the rest
+// is judged against what is left, and held back.
+func TestHalfThenEmptyKeepsTheRest(t *testing.T) {
+	r := newRig(t)
+	ed := &editing{Fetcher: r.client}
+	w := r.warmer("a", func(c *Config) { c.Vista = ed })
+	r.step(w)
+	ids := sortedKeys(w.st.cache[keys.Sessions])
+	kept := map[string]bool{}
+	for _, id := range ids[:len(ids)*49/100] {
+		kept[id] = true
+	}
+	ed.sessions = func(list []vista.Session) ([]vista.Session, error) {
+		return keep(list, func(s vista.Session) bool { return !kept[s.ID] }), nil
+	}
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+		t.Fatal(err)
+	}
+	if w.st.held[keys.Sessions] == nil {
+		t.Fatal("a list of 49% was not held back")
+	}
+	ed.sessions = func([]vista.Session) ([]vista.Session, error) { return []vista.Session{}, nil }
+	r.clock.Add(ConfirmDropAfter)
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); int(n) != len(kept) {
+		t.Errorf("P:sessions holds %d, want the %d the first list kept", n, len(kept))
+	}
+	if w.st.held[keys.Sessions] == nil {
+		t.Error("the rest of an empty list was not held back")
+	}
+	r.assertSeqContiguous()
+}
+
+// TestScriptCacheLost: Redis forgets its scripts (a restart with
+// persistence, a failover, SCRIPT FLUSH); the next write still writes the
+// hash with its event, once.
+func TestScriptCacheLost(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	s := r.nearSession(w)
+	if err := r.rdb.ScriptFlush(r.ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.sim.SetSeats(s.ID, 3)
+	n := len(r.events())
+	r.checkNow(w)
+	for range 3 {
+		r.checkNow(w)
+	}
+	evs := byEvent(forID(r.eventsSince(n), s.ID), keys.Sessions, EventItem)
+	if len(evs) != 1 || *evs[0].SeatsAvailable != 3 {
+		t.Errorf("one seat change gave item events %+v, want one with 3 seats", evs)
+	}
+	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "3" {
+		t.Errorf("seats_available = %s, want 3", got)
+	}
+	r.assertSeqContiguous()
+}
+
+// TestRawSurvivesAWholeRewrite: with --keep-raw, a hash Redis lost and a
+// seat check wrote whole again (a seat check carries no row) gets its raw
+// back at the next reload, even when Vista's row is as it was.
+func TestRawSurvivesAWholeRewrite(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a", func(c *Config) { c.KeepRaw = true })
+	s := r.nearSession(w)
+	seats := r.hash(keys.Sessions, s.ID)["seats_available"]
+	n, _ := strconv.Atoi(seats)
+	r.sim.SetSeats(s.ID, n) // from now on, the row stays as it was loaded
+	r.rdb.Del(r.ctx, keys.Session(r.prefix, s.ID))
+	r.sim.SetSeats(s.ID, n-1)
+	r.checkNow(w) // an update of a lost hash: written whole, without raw
+	if h := r.hash(keys.Sessions, s.ID); h["seats_available"] != strconv.Itoa(n-1) || h["showtime"] == "" {
+		t.Fatalf("after the seat check: %v, want it whole with %d seats", h, n-1)
+	}
+	r.sim.SetSeats(s.ID, n) // Vista's row is as it was loaded, raw and all
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+		t.Fatal(err)
+	}
+	if raw := r.hash(keys.Sessions, s.ID)["raw"]; !strings.Contains(raw, s.ID) {
+		t.Errorf("raw = %q after the next reload, want Vista's row", raw)
+	}
 }

@@ -515,12 +515,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		loaded:     map[keys.Kind]bool{},
 		held:       map[keys.Kind]*heldDrop{},
 	}
-	// Writes of entity hashes go through hashScript (EVALSHA, also inside
-	// MULTI), so Redis must know it; a restarted Redis forgets it, and the
-	// write that finds it missing makes the writer take over again.
-	if err := hashScript.Load(ctx, w.rdb).Err(); err != nil {
-		return fmt.Errorf("load script: %w", err)
-	}
+
 	seq, seqErr := strconv.ParseInt(meta["seq"], 10, 64)
 	adopt := meta["schema"] == Schema && meta["epoch"] != "" && seqErr == nil && !rebuild
 	if adopt {

@@ -83,7 +83,7 @@ func TestUnchangedReloadWritesNoData(t *testing.T) {
 				}
 			}
 		case "evalsha", "eval":
-			// hashScript: sha, numkeys, keys..., then per key: expireat,
+			// the hash script: script, numkeys, keys..., then per key: expireat,
 			// nset, ndel, nwhole, and the arguments.
 			nkeys, _ := strconv.Atoi(fmt.Sprint(args[2]))
 			a := 3 + nkeys
