@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -54,13 +55,18 @@ end
 return 0`)
 )
 
-// holdLease renews the lease when it is ours (also when an earlier run with
-// the same instance id left it) and takes it when it is free. taken reports
-// a lease that was not ours a moment ago: whatever we knew of the cache
-// before is stale.
+// leaseValue is what P:lease holds while this process writes: its instance
+// id, a space and a token made when the process started, so two processes
+// given the same --instance-id never both believe they hold the lease.
+func (w *Warmer) leaseValue() string { return w.cfg.InstanceID + " " + w.token }
+
+// holdLease renews the lease when it is ours and takes it when it is free.
+// taken reports a lease that was not ours a moment ago: whatever we knew of
+// the cache before is stale. A lease left by an earlier process with the
+// same instance id is another process's: it runs out by its TTL.
 func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, err error) {
 	key := keys.Lease(w.cfg.Prefix)
-	n, err := renewScript.Run(ctx, w.rdb, []string{key}, w.cfg.InstanceID, w.cfg.LeaseTTL.Milliseconds()).Int()
+	n, err := renewScript.Run(ctx, w.rdb, []string{key}, w.leaseValue(), w.cfg.LeaseTTL.Milliseconds()).Int()
 	if isWrongType(err) {
 		if cleared, cerr := clearScript.Run(ctx, w.rdb, []string{key}).Int(); cerr == nil && cleared == 1 {
 			w.log.Warn("the lease key held another type; deleted it", "key", key)
@@ -73,16 +79,25 @@ func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, err error) {
 	if n == 1 {
 		return true, false, nil
 	}
-	ok, err := w.rdb.SetNX(ctx, key, w.cfg.InstanceID, w.cfg.LeaseTTL).Result()
+	ok, err := w.rdb.SetNX(ctx, key, w.leaseValue(), w.cfg.LeaseTTL).Result()
 	if err != nil {
 		return false, false, fmt.Errorf("take lease: %w", err)
+	}
+	if !ok {
+		holder, _ := w.rdb.Get(ctx, key).Result()
+		shared := strings.HasPrefix(holder, w.cfg.InstanceID+" ") || holder == w.cfg.InstanceID
+		if shared && !w.sharedID {
+			w.log.Warn("another process runs with this --instance-id and holds the lease; standing by (give each process its own id)",
+				"instance", w.cfg.InstanceID)
+		}
+		w.sharedID = shared
 	}
 	return ok, ok, nil
 }
 
 // releaseLease gives the lease up so a standby takes over at once.
 func (w *Warmer) releaseLease(ctx context.Context) error {
-	return releaseScript.Run(ctx, w.rdb, []string{keys.Lease(w.cfg.Prefix)}, w.cfg.InstanceID).Err()
+	return releaseScript.Run(ctx, w.rdb, []string{keys.Lease(w.cfg.Prefix)}, w.leaseValue()).Err()
 }
 
 // guard is what a fenced write expects of P:meta besides the lease: the
@@ -122,7 +137,7 @@ func (w *Warmer) fenced(ctx context.Context, g *guard, queue func(redis.Pipeline
 			if err != nil && !errors.Is(err, redis.Nil) {
 				return err
 			}
-			if holder.Val() != w.cfg.InstanceID {
+			if holder.Val() != w.leaseValue() {
 				return ErrLeaseLost
 			}
 			if g != nil {

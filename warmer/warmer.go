@@ -115,6 +115,10 @@ type Warmer struct {
 
 	lastRenew, lastBeat time.Time // real time, guarded by tendMu
 	standing            bool      // said that we stand by, guarded by tendMu
+	sharedID            bool      // said that another process has our id, guarded by tendMu
+
+	// token tells this process from another given the same instance id.
+	token string
 
 	st *state // the writer's state; nil on standby. Owned by Step.
 }
@@ -184,7 +188,8 @@ func New(cfg Config) (*Warmer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("warmer: %w", err)
 	}
-	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{}, fields: names}
+	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
+		fields: names, token: newEpoch()}
 	for _, k := range keys.Kinds {
 		spec := specs[k]
 		if spec == "" {

@@ -612,3 +612,33 @@ func TestSessionsWaitForCinemas(t *testing.T) {
 		t.Errorf("after Vista healed: %d sessions, ready %v", n, w.Ready(r.ctx))
 	}
 }
+
+// TestSameInstanceID: two processes given one --instance-id. Exactly one
+// writes; the other stands by, says why, and writes nothing.
+func TestSameInstanceID(t *testing.T) {
+	r := newRig(t)
+	var logs logBuffer
+	a := r.warmer("same")
+	b := r.warmer("same", withLog(&logs))
+	r.step(a)
+	n := len(r.events())
+	for range 5 {
+		r.clock.Add(time.Minute)
+		r.sim.SetSeats(r.upcoming(time.Hour, 40*time.Hour).ID, 1)
+		r.step(b)
+		r.step(a)
+	}
+	if a.Role() != "writer" || b.Role() != "standby" {
+		t.Fatalf("roles %s, %s; want writer, standby", a.Role(), b.Role())
+	}
+	if holder := r.rdb.Get(r.ctx, keys.Lease(r.prefix)).Val(); holder != a.leaseValue() || holder == b.leaseValue() {
+		t.Errorf("P:lease = %q, want a's %q", holder, a.leaseValue())
+	}
+	if got := len(r.events()); got == n {
+		t.Error("the writer wrote nothing in five minutes")
+	}
+	if lines := logs.lines("another process runs with this --instance-id"); len(lines) != 1 {
+		t.Errorf("the standby said %d times that the id is shared, want once", len(lines))
+	}
+	r.assertSeqContiguous()
+}
