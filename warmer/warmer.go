@@ -132,6 +132,7 @@ type state struct {
 	nextReload map[keys.Kind]time.Time
 	loaded     map[keys.Kind]bool
 	held       map[keys.Kind]*heldDrop // drops held back, see judgeDrop
+	failures   map[keys.Kind]int       // full reloads failed in a row
 
 	// The earliest next check and expiry of any cached session, so that a
 	// tick with nothing due does not walk 100k sessions. Zero: walk.
@@ -401,11 +402,15 @@ func (w *Warmer) Step(ctx context.Context) error {
 			continue // showtimes need the cinemas' zones: wait for their first load
 		}
 		if err := w.reload(ctx, k); err != nil {
-			// Try again at the next tick's chance, not in a tight loop:
-			// a minute, or the schedule if it comes first.
-			w.st.nextReload[k] = minTime(now.Add(time.Minute), w.schedules[k].Next(now))
+			// Try again with a backoff counted from the failure, which
+			// may come minutes after the step began (a list that hangs
+			// until its timeouts run out), or at the schedule if sooner.
+			failedAt := w.cfg.Clock.Now()
+			w.st.failures[k]++
+			w.st.nextReload[k] = minTime(failedAt.Add(reloadRetry(w.st.failures[k])), w.schedules[k].Next(failedAt))
 			return w.failed("reload_"+string(k), err)
 		}
+		w.st.failures[k] = 0
 		w.reloaded(k, now)
 	}
 	if err := w.check(ctx, now); err != nil {
@@ -432,6 +437,16 @@ func (w *Warmer) Reload(ctx context.Context, k keys.Kind) error {
 	}
 	w.reloaded(k, w.cfg.Clock.Now())
 	return nil
+}
+
+// reloadRetry is how long after its nth failure in a row a full reload is
+// tried again: a minute, doubling up to a quarter of an hour.
+func reloadRetry(n int) time.Duration {
+	d := time.Minute
+	for i := 1; i < n && d < 15*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 15*time.Minute)
 }
 
 // reloaded sets when a kind reloads next after a reload that went through:
@@ -519,6 +534,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		nextReload: map[keys.Kind]time.Time{},
 		loaded:     map[keys.Kind]bool{},
 		held:       map[keys.Kind]*heldDrop{},
+		failures:   map[keys.Kind]int{},
 	}
 
 	seq, seqErr := strconv.ParseInt(meta["seq"], 10, 64)

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
@@ -641,4 +642,45 @@ func TestSameInstanceID(t *testing.T) {
 		t.Errorf("the standby said %d times that the id is shared, want once", len(lines))
 	}
 	r.assertSeqContiguous()
+}
+
+// slowFailing is a Fetcher whose Sessions list fails after a long while
+// of the test's clock, as one that hangs until its timeouts run out.
+type slowFailing struct {
+	Fetcher
+	clock *fakeClock
+	took  time.Duration
+	calls int
+}
+
+func (f *slowFailing) Sessions(context.Context, map[string]*time.Location) ([]vista.Session, error) {
+	f.calls++
+	f.clock.Add(f.took)
+	return nil, errors.New("vista Sessions: no answer within 30s")
+}
+
+// TestReloadRetryCountsFromTheFailure: a Sessions list that fails after
+// 150 s is tried again a minute after it failed, then two, then four.
+func TestReloadRetryCountsFromTheFailure(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	f := &slowFailing{Fetcher: r.client, clock: r.clock, took: 150 * time.Second}
+	w.cfg.Vista = f
+	r.clock.Add(time.Hour) // the hourly reload
+	for i, wait := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute} {
+		if err := w.Step(r.ctx); err == nil {
+			t.Fatal("a failing reload reported no error")
+		}
+		failedAt := r.clock.Now()
+		if got := w.st.nextReload[keys.Sessions].Sub(failedAt); got != wait {
+			t.Fatalf("after failure %d the next try is %v after it, want %v", i+1, got, wait)
+		}
+		r.clock.Add(wait - time.Second)
+		r.step(w) // not yet
+		if f.calls != i+1 {
+			t.Fatalf("tried %d times before the backoff ran out, want %d", f.calls, i+1)
+		}
+		r.clock.Add(time.Second)
+	}
 }
