@@ -81,6 +81,9 @@ type listing struct {
 	firstBad   string         // the first refused row, for the log
 	duplicates int            // rows whose id an earlier row had
 	firstDup   string
+
+	began time.Time // when the fetch began, in real time, for the log
+	now   time.Time // when it began, on the warmer's clock
 }
 
 // The reasons a row is refused, as the metric labels them.
@@ -134,9 +137,12 @@ func (l *listing) seen(id string, ids map[string]bool) {
 	delete(l.keep, id)
 }
 
-// fetch reads one whole list of a kind from Vista.
-func (w *Warmer) fetch(ctx context.Context, k keys.Kind, now time.Time) (*listing, error) {
-	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{}}
+// fetch reads one whole list of a kind from Vista, at the clock's now;
+// zones gives the sessions' cinemas their zones. It reads nothing of the
+// writer's state, so Run has it run beside the writer's other work.
+func (w *Warmer) fetch(ctx context.Context, k keys.Kind, now time.Time, zones map[string]*time.Location) (*listing, error) {
+	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
+		began: time.Now(), now: now}
 	ids := map[string]bool{}
 	take := func(id string, r *record) {
 		if len(r.raw) > MaxRawBytes {
@@ -163,7 +169,7 @@ func (w *Warmer) fetch(ctx context.Context, k keys.Kind, now time.Time) (*listin
 		}
 	case keys.Sessions:
 		var list []vista.Session
-		list, err = w.cfg.Vista.Sessions(ctx, w.zones())
+		list, err = w.cfg.Vista.Sessions(ctx, zones)
 		for _, s := range list {
 			l.seen(s.ID, ids)
 			switch {
@@ -255,18 +261,51 @@ func (w *Warmer) expired(now, showtime time.Time) bool {
 	return !showtime.IsZero() && !now.Before(showtime.Add(w.cfg.Policy.Grace))
 }
 
-// reload runs one full reload of a kind: fetch, diff, apply, announce.
+// reload runs one full reload of a kind: fetch, then commit.
 func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
-	now := w.cfg.Clock.Now()
-	start := time.Now()
-	if w.st.quiet[k] {
-		w.log.Info("loading from vista", "kind", k)
-	}
-	l, err := w.fetch(ctx, k, now)
+	w.loading(k)
+	l, err := w.fetch(ctx, k, w.cfg.Clock.Now(), w.zones())
 	if err != nil {
 		return err
 	}
+	return w.commit(ctx, k, l)
+}
+
+func (w *Warmer) loading(k keys.Kind) {
+	if w.st.quiet[k] {
+		w.log.Info("loading from vista", "kind", k)
+	}
+}
+
+// commit takes a list Vista sent into the cache: diff, apply, announce.
+//
+// The list may have been fetched while seat checks went on (Run fetches
+// beside them): what a check saw after the fetch began is newer than the
+// list, so a session's seats and status checked since stay, and a session
+// a check removed since is not brought back.
+func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
+	listed := l.now          // when Vista said so
+	now := w.cfg.Clock.Now() // when it goes into Redis
+	start := l.began
 	cache := w.st.cache[k]
+	if k == keys.Sessions {
+		for id, at := range w.st.checkRemoved {
+			if at.After(listed) {
+				delete(l.recs, id)
+				l.keep[id] = true
+			}
+		}
+		clear(w.st.checkRemoved) // the next list is fetched after this
+		for id, cur := range l.recs {
+			if old := cache[id]; old != nil && old.checked.After(listed) {
+				cur.vals[sSeatsAvailable] = old.vals[sSeatsAvailable]
+				cur.vals[sSoldoutStatus] = old.vals[sSoldoutStatus]
+				cur.vals[sStatus] = old.vals[sStatus]
+				cur.vals[sState] = old.vals[sState]
+				cur.checked = old.checked
+			}
+		}
+	}
 	changes := make([]change, 0, len(l.recs))
 	for _, id := range sortedKeys(l.recs) {
 		if !l.keep[id] { // a film with one bad row of several stays as it was
@@ -596,6 +635,7 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 			}
 			cur := withSeats(old, s)
 			cur.nextCheck = w.cfg.Policy.NextCheck(now, cur.showtime, s.ID)
+			cur.checked = now
 			changes = append(changes, compare(w.fields[keys.Sessions], s.ID, old, cur))
 		}
 		for _, id := range a.gone {
@@ -613,7 +653,15 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 			}
 		}
 	}
-	return w.apply(ctx, keys.Sessions, changes, now)
+	if err := w.apply(ctx, keys.Sessions, changes, now); err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if c.op == opRemove {
+			w.st.checkRemoved[c.id] = now
+		}
+	}
+	return nil
 }
 
 // remember brings the next walk for checks or expiries forward when a

@@ -135,6 +135,7 @@ type record struct {
 	// schedule, and when the warmer looks at the session next.
 	showtime  time.Time
 	nextCheck time.Time
+	checked   time.Time // when a seat check last gave its seats and status
 
 	// missing marks an id that an index lists but whose hash is gone (it
 	// expired or was evicted while no warmer wrote); it differs from any

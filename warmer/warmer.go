@@ -120,6 +120,14 @@ type Warmer struct {
 	// token tells this process from another given the same instance id.
 	token string
 
+	// Run fetches lists beside the writer's other work, so a slow or
+	// failing list never holds up a seat check: fetchers hand what they
+	// got to Step through fetched, and Run waits for them when it stops.
+	async    bool
+	fetched  chan fetched
+	arrived  chan struct{} // wakes Run when a list is in
+	fetchers sync.WaitGroup
+
 	st *state // the writer's state; nil on standby. Owned by Step.
 }
 
@@ -133,6 +141,12 @@ type state struct {
 	loaded     map[keys.Kind]bool
 	held       map[keys.Kind]*heldDrop // drops held back, see judgeDrop
 	failures   map[keys.Kind]int       // full reloads failed in a row
+	fetching   map[keys.Kind]bool      // a list is being fetched beside (Run)
+
+	// checkRemoved holds the sessions seat checks removed since the last
+	// sessions list was taken, and when: a list fetched before must not
+	// bring them back.
+	checkRemoved map[string]time.Time
 
 	// The earliest next check and expiry of any cached session, so that a
 	// tick with nothing due does not walk 100k sessions. Zero: walk.
@@ -190,7 +204,8 @@ func New(cfg Config) (*Warmer, error) {
 		return nil, fmt.Errorf("warmer: %w", err)
 	}
 	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
-		fields: names, token: newEpoch()}
+		fields: names, token: newEpoch(),
+		fetched: make(chan fetched, len(keys.Kinds)), arrived: make(chan struct{}, 1)}
 	for _, k := range keys.Kinds {
 		spec := specs[k]
 		if spec == "" {
@@ -256,6 +271,10 @@ func (w *Warmer) Run(ctx context.Context) error {
 		w.keepLease(ctx)
 	}()
 	defer wg.Wait()
+	defer w.fetchers.Wait()
+	w.stepMu.Lock()
+	w.async = true
+	w.stepMu.Unlock()
 
 	tick := time.NewTicker(w.cfg.Tick)
 	defer tick.Stop()
@@ -268,6 +287,7 @@ func (w *Warmer) Run(ctx context.Context) error {
 			w.stop()
 			return nil
 		case <-tick.C:
+		case <-w.arrived:
 		}
 	}
 }
@@ -391,31 +411,108 @@ func (w *Warmer) Step(ctx context.Context) error {
 	if err := w.expire(ctx, now); err != nil {
 		return w.failed("expire", err)
 	}
+	// Lists fetched beside since the last step are taken in first.
+	if err := w.takeFetched(ctx); err != nil {
+		return err
+	}
 	for _, k := range keys.Kinds {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if now.Before(w.st.nextReload[k]) {
+		if now.Before(w.st.nextReload[k]) || w.st.fetching[k] {
 			continue
 		}
 		if k == keys.Sessions && !w.st.loaded[keys.Cinemas] {
 			continue // showtimes need the cinemas' zones: wait for their first load
 		}
-		if err := w.reload(ctx, k); err != nil {
-			// Try again with a backoff counted from the failure, which
-			// may come minutes after the step began (a list that hangs
-			// until its timeouts run out), or at the schedule if sooner.
-			failedAt := w.cfg.Clock.Now()
-			w.st.failures[k]++
-			w.st.nextReload[k] = minTime(failedAt.Add(reloadRetry(w.st.failures[k])), w.schedules[k].Next(failedAt))
-			return w.failed("reload_"+string(k), err)
+		if w.async {
+			w.fetchBeside(ctx, k, now)
+			continue
 		}
-		w.st.failures[k] = 0
-		w.reloaded(k, now)
+		w.loading(k)
+		l, err := w.fetch(ctx, k, now, w.zones())
+		if err := w.takeIn(ctx, fetched{st: w.st, k: k, l: l, err: err}); err != nil {
+			return err
+		}
 	}
 	if err := w.check(ctx, now); err != nil {
 		return w.failed("check", err)
 	}
+	return nil
+}
+
+// fetched is a list a fetcher got, for the writer's state it began in.
+type fetched struct {
+	st  *state
+	k   keys.Kind
+	l   *listing
+	err error
+}
+
+// fetchBeside fetches a list in a goroutine of its own; Step takes the
+// result in when it comes.
+func (w *Warmer) fetchBeside(ctx context.Context, k keys.Kind, now time.Time) {
+	w.loading(k)
+	st, zones := w.st, w.zones()
+	st.fetching[k] = true
+	w.fetchers.Add(1)
+	go func() {
+		defer w.fetchers.Done()
+		l, err := w.fetch(ctx, k, now, zones)
+		select {
+		case w.fetched <- fetched{st: st, k: k, l: l, err: err}:
+		case <-ctx.Done():
+			return // Run has stopped taking lists in
+		}
+		select {
+		case w.arrived <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+// takeFetched takes in the lists fetched beside since the last step.
+func (w *Warmer) takeFetched(ctx context.Context) error {
+	for {
+		select {
+		case f := <-w.fetched:
+			if err := w.takeIn(ctx, f); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// takeIn commits a fetched list, or schedules the next try when fetching
+// it failed. A list fetched for a writer's state that has gone since (the
+// lease changed hands, the cache was read again) is dropped: the state
+// that replaced it reloads on its own.
+func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
+	if w.st == nil || f.st != w.st {
+		return nil
+	}
+	k := f.k
+	w.st.fetching[k] = false
+	err := f.err
+	if err == nil {
+		err = w.commit(ctx, k, f.l)
+	}
+	if err != nil {
+		if w.st == nil {
+			return w.failed("reload_"+string(k), err)
+		}
+		// Try again with a backoff counted from the failure, which may
+		// come minutes after the fetch began (a list that hangs until its
+		// timeouts run out), or at the schedule if sooner.
+		failedAt := w.cfg.Clock.Now()
+		w.st.failures[k]++
+		w.st.nextReload[k] = minTime(failedAt.Add(reloadRetry(w.st.failures[k])), w.schedules[k].Next(failedAt))
+		return w.failed("reload_"+string(k), err)
+	}
+	w.st.failures[k] = 0
+	w.reloaded(k, f.l.now)
 	return nil
 }
 
@@ -535,6 +632,9 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		loaded:     map[keys.Kind]bool{},
 		held:       map[keys.Kind]*heldDrop{},
 		failures:   map[keys.Kind]int{},
+		fetching:   map[keys.Kind]bool{},
+
+		checkRemoved: map[string]time.Time{},
 	}
 
 	seq, seqErr := strconv.ParseInt(meta["seq"], 10, 64)

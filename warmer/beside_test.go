@@ -1,0 +1,147 @@
+package warmer
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
+	"github.com/vista-warmer/vista-warmer/vista/vistasim"
+)
+
+// hanging is a Fetcher whose Sessions list hangs, while hang is set, until
+// the test lets it go or the context ends.
+type hanging struct {
+	Fetcher
+	mu      sync.Mutex
+	hang    bool
+	started chan struct{}
+	release chan struct{}
+}
+
+func (h *hanging) Sessions(ctx context.Context, zones map[string]*time.Location) ([]vista.Session, error) {
+	h.mu.Lock()
+	hang := h.hang
+	h.mu.Unlock()
+	if !hang {
+		return h.Fetcher.Sessions(ctx, zones)
+	}
+	h.started <- struct{}{}
+	select {
+	case <-h.release:
+		return nil, errors.New("vista Sessions: no answer within 30s")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestHangingListKeepsChecksOnTime: while the Sessions list hangs (five
+// minutes of the warmer's clock), Run keeps checking near sessions on
+// their schedule, and the seats they find are in Redis.
+func TestHangingListKeepsChecksOnTime(t *testing.T) {
+	r := newRig(t)
+	h := &hanging{Fetcher: r.client, started: make(chan struct{}, 1), release: make(chan struct{})}
+	w := r.warmer("a", func(c *Config) { c.Vista = h; c.Tick = 5 * time.Millisecond })
+	s := r.upcoming(3*time.Hour, 40*time.Hour)
+	// Just before an hourly sessions reload, five minutes before s.
+	r.clock.Set(s.Showtime.Add(-5 * time.Minute))
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitFor(t, "the first load", func() bool { ready, _ := w.Readiness(r.ctx); return ready })
+
+	h.mu.Lock()
+	h.hang = true
+	h.mu.Unlock()
+	r.clock.Add(time.Hour) // the next hourly reload is due: it hangs
+	r.clock.Set(s.Showtime.Add(-5 * time.Minute))
+	w.stepMu.Lock()
+	w.st.nextReload[keys.Sessions] = r.clock.Now()
+	w.stepMu.Unlock()
+	select {
+	case <-h.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sessions reload did not start")
+	}
+	for i := range 30 { // five minutes of 10 s near checks, with the list hanging
+		seats := 90 - i
+		r.sim.SetSeats(s.ID, seats)
+		r.clock.Add(11 * time.Second)
+		waitFor(t, "a seat check while the list hangs", func() bool {
+			return r.rdb.HGet(r.ctx, keys.Session(r.prefix, s.ID), "seats_available").Val() == strconv.Itoa(seats)
+		})
+	}
+	close(h.release)
+}
+
+// TestOlderListKeepsNewerSeats: a list fetched before a seat check is
+// taken in after it; what the check saw stays, and a session it removed
+// does not come back.
+func TestOlderListKeepsNewerSeats(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	// Two sessions near at one moment.
+	var s, other vistasim.SessionInfo
+	list := r.sim.Sessions()
+	for i := 0; i < len(list) && other.ID == ""; i++ {
+		for j := range list {
+			d := list[j].Showtime.Sub(list[i].Showtime)
+			if i != j && d >= 0 && d < 4*time.Minute && list[i].Showtime.After(r.clock.Now().Add(2*time.Hour)) {
+				s, other = list[i], list[j]
+				break
+			}
+		}
+	}
+	if other.ID == "" {
+		t.Fatal("no two sessions within 4 minutes of each other")
+	}
+	r.clock.Set(s.Showtime.Add(-5 * time.Minute)) // both near
+	r.step(w)
+	l, err := w.fetch(r.ctx, keys.Sessions, r.clock.Now(), w.zones()) // the list, as it is now
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(r.events())
+	r.sim.SetSeats(s.ID, 3)
+	r.sim.SetStatus(other.ID, 7)
+	r.checkNow(w) // the checks, after the list was fetched
+	if err := w.commit(r.ctx, keys.Sessions, l); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "3" {
+		t.Errorf("seats_available = %s after the older list, want the check's 3", got)
+	}
+	if evs := forID(r.eventsSince(n), s.ID); len(evs) != 1 {
+		t.Errorf("events for %s: %+v, want the check's one", s.ID, evs)
+	}
+	if evs := forID(r.eventsSince(n), other.ID); len(evs) != 1 || evs[0].Reason != ReasonCancelled {
+		t.Errorf("events for %s: %+v, want one removed_item cancelled", other.ID, evs)
+	}
+	if len(r.hash(keys.Sessions, other.ID)) != 0 {
+		t.Errorf("the older list brought %s back", other.ID)
+	}
+}
+
+// waitFor polls cond for up to ten seconds of real time.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
