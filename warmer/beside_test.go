@@ -145,3 +145,58 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestChecksGoTogetherAcrossCinemas: sessions of different cinemas due
+// together, and one due a moment later, go out in one request.
+func TestChecksGoTogetherAcrossCinemas(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	// a and b of two cinemas, c of any, all within the horizon of one
+	// moment.
+	var a, b, c vistasim.SessionInfo
+	list := r.sim.Sessions()
+	for i := 0; i < len(list) && c.ID == ""; i++ {
+		a = list[i]
+		if !a.Showtime.After(r.clock.Now().Add(2 * time.Hour)) {
+			continue
+		}
+		b, c = vistasim.SessionInfo{}, vistasim.SessionInfo{}
+		for _, x := range list {
+			if d := x.Showtime.Sub(a.Showtime); x.ID == a.ID || d < 0 || d > 50*time.Minute {
+				continue
+			}
+			if b.ID == "" && x.CinemaID != a.CinemaID {
+				b = x
+			} else if c.ID == "" && x.ID != b.ID {
+				c = x
+			}
+		}
+	}
+	if b.ID == "" || c.ID == "" {
+		t.Fatal("the simulated Vista has no three sessions of two cinemas within 50 minutes")
+	}
+	r.clock.Set(a.Showtime.Add(-5 * time.Minute)) // all three within the horizon
+	r.step(w)
+	now := r.clock.Now()
+	cache := w.st.cache[keys.Sessions]
+	for id, rec := range cache { // nothing else due for a while
+		rec.nextCheck = now.Add(time.Hour)
+		cache[id] = rec
+	}
+	cache[a.ID].nextCheck = now.Add(time.Second)
+	cache[b.ID].nextCheck = now.Add(time.Second)
+	cache[c.ID].nextCheck = now.Add(4 * time.Second) // within half its interval (10 s or more)
+	w.st.nextCheck = time.Time{}
+	r.sim.ResetRequests()
+	r.clock.Add(time.Second)
+	r.step(w)
+	if got := r.sim.Requests()[vistasim.EndpointSeats]; got != 1 {
+		t.Errorf("%d seat requests, want 1 for three cinemas' sessions", got)
+	}
+	for _, id := range []string{a.ID, b.ID, c.ID} {
+		if next := w.st.cache[keys.Sessions][id].nextCheck; !next.After(r.clock.Now().Add(5 * time.Second)) {
+			t.Errorf("session %s was not checked: next check in %v", id, next.Sub(r.clock.Now()))
+		}
+	}
+}

@@ -524,18 +524,22 @@ func (w *Warmer) expire(ctx context.Context, now time.Time) error {
 // checkTimeout bounds one cinema's seat check, retries included.
 const checkTimeout = 30 * time.Second
 
-// check looks at the sessions whose next check has come, one batched
-// request per cinema, a bounded number in flight.
+// checkChunk is how many sessions one CheckSeats call carries; the client
+// splits it further where the URL bound says so. Chunks go out side by
+// side, at most Config.Concurrency at once.
+const checkChunk = 50
+
+// check looks at the sessions whose next check has come, whatever their
+// cinemas, in as few batched requests as the URL bound allows.
 func (w *Warmer) check(ctx context.Context, now time.Time) error {
 	if now.Before(w.st.nextCheck) {
 		return nil
 	}
 	cache := w.st.cache[keys.Sessions]
-	// Sessions due within half a near interval ride along with their
-	// cinema's request when it goes anyway: one request, not several a
-	// second apart. The per-session phase still spreads the cinemas.
-	soon := now.Add(w.cfg.Policy.NearInterval / 2)
-	groups, early := map[string][]string{}, map[string][]string{}
+	// A session due within half its interval rides along with the request
+	// that goes anyway: one request, not several a second apart, and never
+	// more than half an interval early.
+	var due, early []string
 	tiers := map[string]int{}
 	var next time.Time
 	for id, r := range cache {
@@ -543,21 +547,17 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 			continue
 		}
 		tiers[w.cfg.Policy.Tier(now, r.showtime)]++
-		_, inHorizon := w.cfg.Policy.Interval(now, r.showtime)
+		iv, inHorizon := w.cfg.Policy.Interval(now, r.showtime)
 		if !inHorizon || r.nextCheck.After(now) {
 			if !r.nextCheck.IsZero() && r.nextCheck.After(now) && (next.IsZero() || r.nextCheck.Before(next)) {
 				next = r.nextCheck
 			}
-			if inHorizon && !r.nextCheck.After(soon) {
-				early[r.vals[sCinemaID]] = append(early[r.vals[sCinemaID]], id)
+			if inHorizon && !r.nextCheck.After(now.Add(iv/2)) {
+				early = append(early, id)
 			}
 			continue
 		}
-		cinema := r.vals[sCinemaID]
-		groups[cinema] = append(groups[cinema], id)
-	}
-	for cinema := range groups {
-		groups[cinema] = append(groups[cinema], early[cinema]...)
+		due = append(due, id)
 	}
 	// Until then nothing is due, unless a write brings a session due
 	// sooner (see remember). Walk again within a minute at the latest, for
@@ -567,9 +567,18 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 		w.st.nextCheck = now.Add(time.Minute)
 	}
 	w.m.setTiers(tiers)
-	if len(groups) == 0 {
+	if len(due) == 0 {
 		return nil
 	}
+	// The nearest showtimes first: should the requests be many, they go
+	// out first.
+	ids := append(due, early...)
+	slices.SortFunc(ids, func(a, b string) int {
+		if c := cache[a].showtime.Compare(cache[b].showtime); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
 
 	type answer struct {
 		ids   []string
@@ -577,13 +586,11 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 		gone  []string
 		err   error
 	}
-	cinemas := sortedKeys(groups)
-	answers := make([]answer, len(cinemas))
+	chunks := slices.Collect(slices.Chunk(ids, checkChunk))
+	answers := make([]answer, len(chunks))
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
-	for i, cinema := range cinemas {
-		ids := groups[cinema]
-		slices.Sort(ids)
+	for i, ids := range chunks {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -600,13 +607,13 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 	wg.Wait()
 
 	var changes []change
-	for i, a := range answers {
+	for _, a := range answers {
 		if a.err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			w.m.errors.WithLabelValues("check").Inc()
-			w.log.Warn("seat check failed; trying again later", "cinema", cinemas[i], "sessions", len(a.ids), "err", a.err)
+			w.log.Warn("seat check failed; trying again later", "sessions", len(a.ids), "err", a.err)
 			// Nothing is dropped on a failed check: the sessions keep their
 			// data and are looked at again on their own schedule, so an
 			// outage of Vista does not turn into more load on it.
