@@ -93,20 +93,7 @@ func TestOlderListKeepsNewerSeats(t *testing.T) {
 	w := r.warmer("a")
 	r.step(w)
 	// Two sessions near at one moment.
-	var s, other vistasim.SessionInfo
-	list := r.sim.Sessions()
-	for i := 0; i < len(list) && other.ID == ""; i++ {
-		for j := range list {
-			d := list[j].Showtime.Sub(list[i].Showtime)
-			if i != j && d >= 0 && d < 4*time.Minute && list[i].Showtime.After(r.clock.Now().Add(2*time.Hour)) {
-				s, other = list[i], list[j]
-				break
-			}
-		}
-	}
-	if other.ID == "" {
-		t.Fatal("no two sessions within 4 minutes of each other")
-	}
+	s, other := r.pair(4*time.Minute, func(a, b vistasim.SessionInfo) bool { return true })
 	r.clock.Set(s.Showtime.Add(-5 * time.Minute)) // both near
 	r.step(w)
 	l, err := w.fetch(r.ctx, keys.Sessions, r.clock.Now(), w.zones()) // the list, as it is now

@@ -346,21 +346,7 @@ func TestChecksOfACinemaGoTogether(t *testing.T) {
 	w := r.warmer("a")
 	r.step(w)
 	// Two sessions of one cinema within the horizon of the same moment.
-	var a, b vistasim.SessionInfo
-	list := r.sim.Sessions()
-	for i := 0; i < len(list) && a.ID == ""; i++ {
-		for j := range list {
-			d := list[j].Showtime.Sub(list[i].Showtime)
-			if i != j && list[i].CinemaID == list[j].CinemaID && d > 0 && d < 30*time.Minute &&
-				list[i].Showtime.After(r.clock.Now().Add(2*time.Hour)) {
-				a, b = list[i], list[j]
-				break
-			}
-		}
-	}
-	if a.ID == "" {
-		t.Fatal("the simulated Vista has no two sessions of a cinema within 30 minutes")
-	}
+	a, b := r.pair(30*time.Minute, func(a, b vistasim.SessionInfo) bool { return a.CinemaID == b.CinemaID && b.Showtime.After(a.Showtime) })
 	r.clock.Set(a.Showtime.Add(-20 * time.Minute))
 	r.step(w)
 	now := r.clock.Now()

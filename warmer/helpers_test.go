@@ -231,6 +231,26 @@ func (r *rig) upcoming(from, to time.Duration) vistasim.SessionInfo {
 	return vistasim.SessionInfo{}
 }
 
+// pair returns two listed sessions, both more than two hours away, the
+// second starting within d after the first and accepted by ok; it stops
+// the test when there are none.
+func (r *rig) pair(d time.Duration, ok func(a, b vistasim.SessionInfo) bool) (vistasim.SessionInfo, vistasim.SessionInfo) {
+	r.t.Helper()
+	list := r.sim.Sessions()
+	for i, a := range list {
+		if !a.Showtime.After(r.clock.Now().Add(2 * time.Hour)) {
+			continue
+		}
+		for j, b := range list {
+			if gap := b.Showtime.Sub(a.Showtime); i != j && gap >= 0 && gap < d && ok(a, b) {
+				return a, b
+			}
+		}
+	}
+	r.t.Fatalf("the simulated Vista has no two sessions within %v of each other", d)
+	return vistasim.SessionInfo{}, vistasim.SessionInfo{}
+}
+
 func byEvent(evs []Event, kind keys.Kind, event string) []Event {
 	var out []Event
 	for _, ev := range evs {

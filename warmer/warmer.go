@@ -500,9 +500,6 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		err = w.commit(ctx, k, f.l)
 	}
 	if err != nil {
-		if w.st == nil {
-			return w.failed("reload_"+string(k), err)
-		}
 		// Try again with a backoff counted from the failure, which may
 		// come minutes after the fetch began (a list that hangs until its
 		// timeouts run out), or at the schedule if sooner.
@@ -619,7 +616,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	stream := keys.Stream(w.cfg.Prefix)
 	streamType, err := w.rdb.Type(ctx, stream).Result()
 	if err != nil {
-		return fmt.Errorf("read meta: %w", err)
+		return fmt.Errorf("read stream type: %w", err)
 	}
 	badStream := streamType != "stream" && streamType != "none"
 	if badStream {
