@@ -524,11 +524,6 @@ func (w *Warmer) expire(ctx context.Context, now time.Time) error {
 // checkTimeout bounds one cinema's seat check, retries included.
 const checkTimeout = 30 * time.Second
 
-// checkChunk is how many sessions one CheckSeats call carries; the client
-// splits it further where the URL bound says so. Chunks go out side by
-// side, at most Config.Concurrency at once.
-const checkChunk = 50
-
 // check looks at the sessions whose next check has come, whatever their
 // cinemas, in as few batched requests as the URL bound allows.
 func (w *Warmer) check(ctx context.Context, now time.Time) error {
@@ -552,7 +547,7 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 			if !r.nextCheck.IsZero() && r.nextCheck.After(now) && (next.IsZero() || r.nextCheck.Before(next)) {
 				next = r.nextCheck
 			}
-			if inHorizon && !r.nextCheck.After(now.Add(iv/2)) {
+			if inHorizon && w.cfg.CheckBatch > 1 && !r.nextCheck.After(now.Add(iv/2)) {
 				early = append(early, id)
 			}
 			continue
@@ -586,7 +581,7 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 		gone  []string
 		err   error
 	}
-	chunks := slices.Collect(slices.Chunk(ids, checkChunk))
+	chunks := slices.Collect(slices.Chunk(ids, w.cfg.CheckBatch))
 	answers := make([]answer, len(chunks))
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup

@@ -77,6 +77,10 @@ type Config struct {
 
 	BatchSize   int           // changes per MULTI/EXEC; default 500
 	Concurrency int           // seat checks in flight at once; default 4
+	// CheckBatch is the most sessions one seat check request carries (the
+	// URL bound may make it fewer); default 50. 1 asks for each session on
+	// its own, as VistaStorage did, and then nothing rides along early.
+	CheckBatch int
 	Heartbeat   time.Duration // default 5s; the contract wants at most 10s
 	Tick        time.Duration // how often Run looks for due work; default 1s
 
@@ -178,6 +182,9 @@ func New(cfg Config) (*Warmer, error) {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4
+	}
+	if cfg.CheckBatch <= 0 {
+		cfg.CheckBatch = 50
 	}
 	if cfg.Heartbeat <= 0 || cfg.Heartbeat > 10*time.Second {
 		cfg.Heartbeat = 5 * time.Second // the contract: at most every 10s
