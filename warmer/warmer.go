@@ -75,14 +75,14 @@ type Config struct {
 	// share such as 1e-9.
 	MaxDrop float64
 
-	BatchSize   int           // changes per MULTI/EXEC; default 500
-	Concurrency int           // seat checks in flight at once; default 4
+	BatchSize   int // changes per MULTI/EXEC; default 500
+	Concurrency int // seat checks in flight at once; default 4
 	// CheckBatch is the most sessions one seat check request carries (the
 	// URL bound may make it fewer); default 50. 1 asks for each session on
 	// its own, as VistaStorage did, and then nothing rides along early.
 	CheckBatch int
-	Heartbeat   time.Duration // default 5s; the contract wants at most 10s
-	Tick        time.Duration // how often Run looks for due work; default 1s
+	Heartbeat  time.Duration // default 5s; the contract wants at most 10s
+	Tick       time.Duration // how often Run looks for due work; default 1s
 
 	Clock   Clock        // default the system clock
 	Logger  *slog.Logger // default discards
