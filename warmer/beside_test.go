@@ -168,13 +168,11 @@ func TestChecksGoTogetherAcrossCinemas(t *testing.T) {
 	now := r.clock.Now()
 	cache := w.st.cache[keys.Sessions]
 	for id, rec := range cache { // nothing else due for a while
-		rec.nextCheck = now.Add(time.Hour)
-		cache[id] = rec
+		w.reschedule(id, rec, now.Add(time.Hour))
 	}
-	cache[a.ID].nextCheck = now.Add(time.Second)
-	cache[b.ID].nextCheck = now.Add(time.Second)
-	cache[c.ID].nextCheck = now.Add(4 * time.Second) // within half its interval (10 s or more)
-	w.st.nextCheck = time.Time{}
+	w.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
+	w.reschedule(b.ID, cache[b.ID], now.Add(time.Second))
+	w.reschedule(c.ID, cache[c.ID], now.Add(4*time.Second)) // within half its interval (10 s or more)
 	r.sim.ResetRequests()
 	r.clock.Add(time.Second)
 	r.step(w)

@@ -351,9 +351,8 @@ func TestChecksOfACinemaGoTogether(t *testing.T) {
 	r.step(w)
 	now := r.clock.Now()
 	cache := w.st.cache[keys.Sessions]
-	cache[a.ID].nextCheck = now.Add(time.Second)
-	cache[b.ID].nextCheck = now.Add(3 * time.Second) // due within half a near interval of a
-	w.st.nextCheck = time.Time{}
+	w.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
+	w.reschedule(b.ID, cache[b.ID], now.Add(3*time.Second)) // due within half a near interval of a
 	r.sim.ResetRequests()
 	r.clock.Add(time.Second)
 	r.step(w)

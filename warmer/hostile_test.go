@@ -128,10 +128,9 @@ func (r *rig) nearSession(w *Warmer) vistasim.SessionInfo {
 // checkNow makes every cached session due and steps, so seat checks run.
 func (r *rig) checkNow(w *Warmer) {
 	r.t.Helper()
-	for _, rec := range w.st.cache[keys.Sessions] {
-		rec.nextCheck = r.clock.Now()
+	for id, rec := range w.st.cache[keys.Sessions] {
+		w.reschedule(id, rec, r.clock.Now())
 	}
-	w.st.nextCheck = time.Time{}
 	r.clock.Add(time.Second)
 	r.step(w)
 }

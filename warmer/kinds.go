@@ -136,6 +136,7 @@ type record struct {
 	showtime  time.Time
 	nextCheck time.Time
 	checked   time.Time // when a seat check last gave its seats and status
+	asOf      time.Time // when Vista said what the record holds (zero: read from Redis)
 
 	// missing marks an id that an index lists but whose hash is gone (it
 	// expired or was evicted while no warmer wrote); it differs from any

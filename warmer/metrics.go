@@ -26,6 +26,9 @@ type Metrics struct {
 	dropsHeld   *prometheus.CounterVec
 	dropHeld    *prometheus.GaugeVec
 	repairs     *prometheus.CounterVec
+	lateness    *prometheus.HistogramVec
+	slipped     *prometheus.CounterVec
+	checksSent  *prometheus.CounterVec
 }
 
 // What a repair mended, as the metric labels it.
@@ -105,7 +108,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vista_warmer_repairs_total",
 			Help: "Things in Redis the warmer found broken and mended, by kind and what (index: an index key; hash: an entity's hash Redis had lost).",
 		}, []string{"kind", "what"}),
+		lateness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vista_warmer_check_lateness_seconds",
+			Help:    "How late a session's seat check went out against its due time, the wait for the upstream budget included, by tier.",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300},
+		}, []string{"tier"}),
+		slipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_checks_slipped_total",
+			Help: "Seat checks that went out more than a second late because they waited for the upstream budget (--upstream-concurrency, --upstream-rate, Retry-After), by tier.",
+		}, []string{"tier"}),
+		checksSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_session_checks_total",
+			Help: "Sessions asked for in seat checks, by how: due (at or after their due time) or early (riding along within half their interval).",
+		}, []string{"how"}),
 	}
+	for _, t := range Tiers {
+		if t != "expired" && t != "beyond_horizon" {
+			m.lateness.WithLabelValues(t)
+			m.slipped.WithLabelValues(t)
+		}
+	}
+	m.checksSent.WithLabelValues("due")
+	m.checksSent.WithLabelValues("early")
 	for _, k := range keys.Kinds {
 		kind := string(k)
 		for _, o := range []string{outUnchanged, outUpdated, outAdded, outRemoved, outFullReload} {
@@ -126,7 +150,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.changes, m.upstream, m.upstreamDur, m.redisWrite, m.events,
 			m.tiers, m.lastReload, m.leaseHeld, m.errors, m.badRows, m.duplicates, m.dropsHeld,
-			m.dropHeld, m.repairs)
+			m.dropHeld, m.repairs, m.lateness, m.slipped, m.checksSent)
 	}
 	return m
 }

@@ -71,14 +71,13 @@ func (p Policy) Tier(now, showtime time.Time) string {
 // Tiers lists every value Tier returns.
 var Tiers = []string{"beyond_horizon", "approaching", "near", "started", "expired"}
 
-// NextCheck returns when a session should be looked at again. Inside the
-// horizon it is now + Interval, plus a phase of up to a tenth of the
-// interval that depends only on the session's id, so sessions loaded
-// together do not all fire in the same second ever after (and no session
-// is looked at more often than the policy says). Past the horizon
-// it is the moment the session enters it (a full reload may come first).
-// The zero time means never: the session has expired.
-func (p Policy) NextCheck(now, showtime time.Time, id string) time.Time {
+// NextCheck returns when a session checked at now (its seats read from
+// Vista then) is looked at again: now + Interval, cut to the whole second
+// so that no gap between two checks is longer than the interval and the
+// checker wakes at most once a second. Past the horizon it is the moment
+// the session enters it (a full reload may come first). The zero time
+// means never: the session has expired.
+func (p Policy) NextCheck(now, showtime time.Time) time.Time {
 	iv, ok := p.Interval(now, showtime)
 	if !ok {
 		if showtime.Sub(now) > p.Horizon {
@@ -86,7 +85,20 @@ func (p Policy) NextCheck(now, showtime time.Time, id string) time.Time {
 		}
 		return time.Time{}
 	}
-	return now.Add(iv + time.Duration(phase(id)*float64(iv)/10))
+	return now.Add(iv).Truncate(time.Second)
+}
+
+// FirstCheck returns when a session first seen at now, in a full list, is
+// first checked: at a phase of its interval that depends only on its id,
+// so that the sessions of one list are not all asked for in the same
+// second, and never later than NextCheck. Sessions checked together stay
+// together after that, which is what lets one request carry many.
+func (p Policy) FirstCheck(now, showtime time.Time, id string) time.Time {
+	iv, ok := p.Interval(now, showtime)
+	if !ok {
+		return p.NextCheck(now, showtime)
+	}
+	return now.Add(time.Duration(phase(id) * float64(iv))).Truncate(time.Second)
 }
 
 // phase maps an id to [0, 1), the same on every run and every instance.
@@ -94,4 +106,12 @@ func phase(id string) float64 {
 	h := fnv.New32a()
 	h.Write([]byte(id))
 	return float64(h.Sum32()) / (1 << 32)
+}
+
+// longestInterval is the longest interval the policy gives: the one at
+// the horizon.
+func (p Policy) longestInterval() time.Duration {
+	now := time.Unix(0, 0)
+	iv, _ := p.Interval(now, now.Add(p.Horizon))
+	return max(iv, p.NearInterval, p.Base)
 }

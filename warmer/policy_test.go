@@ -1,6 +1,7 @@
 package warmer
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,37 +59,44 @@ func TestIntervalGrowsWithDistance(t *testing.T) {
 
 func TestNextCheck(t *testing.T) {
 	p := DefaultPolicy()
-	now := time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 11, 25, 17, 0, 0, 400e6, time.UTC)
 
-	t.Run("within the horizon, phase at most a tenth", func(t *testing.T) {
+	t.Run("within the horizon: the interval, cut to the second", func(t *testing.T) {
+		show := now.Add(5 * time.Minute)
+		got := p.NextCheck(now, show)
+		if want := time.Date(2026, 11, 25, 17, 0, 10, 0, time.UTC); !got.Equal(want) {
+			t.Errorf("NextCheck = %v, want %v: never more than the interval after the check", got, want)
+		}
+	})
+	t.Run("first check: spread over the interval, stable per id", func(t *testing.T) {
 		show := now.Add(5 * time.Minute)
 		seen := map[time.Time]bool{}
-		for _, id := range []string{"1001-1", "1001-2", "1001-3", "1002-1", "1002-2"} {
-			got := p.NextCheck(now, show, id)
-			if got.Before(now.Add(10*time.Second)) || got.After(now.Add(11*time.Second)) {
-				t.Errorf("NextCheck(%q) = %v, want within [10s, 11s] of now", id, got.Sub(now))
+		for i := range 40 {
+			id := fmt.Sprintf("1001-%d", i)
+			got := p.FirstCheck(now, show, id)
+			if got.Before(now.Add(-time.Second)) || got.After(p.NextCheck(now, show)) {
+				t.Errorf("FirstCheck(%q) = %v from now, want within the first interval", id, got.Sub(now))
+			}
+			if again := p.FirstCheck(now, show, id); !again.Equal(got) {
+				t.Errorf("FirstCheck(%q) is not stable: %v and %v", id, got, again)
 			}
 			seen[got] = true
 		}
-		if len(seen) < 2 {
-			t.Errorf("NextCheck gave every session the same time; the phase should spread them")
-		}
-	})
-	t.Run("same id, same phase", func(t *testing.T) {
-		a := p.NextCheck(now, now.Add(30*time.Minute), "1001-7")
-		b := p.NextCheck(now.Add(time.Hour), now.Add(time.Hour+30*time.Minute), "1001-7")
-		if a.Sub(now) != b.Sub(now.Add(time.Hour)) {
-			t.Errorf("NextCheck is not stable for one id: %v and %v", a.Sub(now), b.Sub(now.Add(time.Hour)))
+		if len(seen) < 5 {
+			t.Errorf("FirstCheck gave 40 sessions %d distinct times; the phase should spread them", len(seen))
 		}
 	})
 	t.Run("past the horizon: when it enters", func(t *testing.T) {
 		show := now.Add(3 * time.Hour)
-		if got, want := p.NextCheck(now, show, "x"), show.Add(-time.Hour); !got.Equal(want) {
+		if got, want := p.NextCheck(now, show), show.Add(-time.Hour); !got.Equal(want) {
 			t.Errorf("NextCheck = %v, want %v", got, want)
+		}
+		if got, want := p.FirstCheck(now, show, "x"), show.Add(-time.Hour); !got.Equal(want) {
+			t.Errorf("FirstCheck = %v, want %v", got, want)
 		}
 	})
 	t.Run("expired: never", func(t *testing.T) {
-		if got := p.NextCheck(now, now.Add(-time.Hour), "x"); !got.IsZero() {
+		if got := p.NextCheck(now, now.Add(-time.Hour)); !got.IsZero() {
 			t.Errorf("NextCheck = %v, want zero", got)
 		}
 	})

@@ -129,6 +129,7 @@ type Warmer struct {
 	// got to Step through fetched, and Run waits for them when it stops.
 	async    bool
 	fetched  chan fetched
+	answers  chan *ask
 	arrived  chan struct{} // wakes Run when a list is in
 	fetchers sync.WaitGroup
 
@@ -152,9 +153,13 @@ type state struct {
 	// bring them back.
 	checkRemoved map[string]time.Time
 
-	// The earliest next check and expiry of any cached session, so that a
-	// tick with nothing due does not walk 100k sessions. Zero: walk.
-	nextCheck, nextExpiry time.Time
+	// The schedule (schedule.go): when each session is checked next and
+	// when it expires, and the sessions counted by showtime for the tier
+	// gauges, so that no step walks every session.
+	checks, expiries timeline
+	shows            showtimes
+	inflight         map[string]bool // seat checks on their way (Run)
+	grace            time.Duration   // the policy's, for the expiries
 }
 
 // New checks the configuration and returns a Warmer.
@@ -212,7 +217,7 @@ func New(cfg Config) (*Warmer, error) {
 	}
 	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
 		fields: names, token: newEpoch(),
-		fetched: make(chan fetched, len(keys.Kinds)), arrived: make(chan struct{}, 1)}
+		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1)}
 	for _, k := range keys.Kinds {
 		spec := specs[k]
 		if spec == "" {
@@ -283,17 +288,25 @@ func (w *Warmer) Run(ctx context.Context) error {
 	w.async = true
 	w.stepMu.Unlock()
 
-	tick := time.NewTicker(w.cfg.Tick)
-	defer tick.Stop()
+	// Step runs when something is due (a check, an expiry, a reload), when
+	// a list or a seat check's answer is in, and at least every Tick, for
+	// the lease's sake.
+	wake := time.NewTimer(0)
+	defer wake.Stop()
 	for {
 		if err := w.Step(ctx); err != nil && ctx.Err() == nil {
 			w.log.Warn("step failed", "err", err)
 		}
+		sleep := w.cfg.Tick
+		if next := w.nextDue(); !next.IsZero() {
+			sleep = min(sleep, max(next.Sub(w.cfg.Clock.Now()), 0))
+		}
+		wake.Reset(sleep)
 		select {
 		case <-ctx.Done():
 			w.stop()
 			return nil
-		case <-tick.C:
+		case <-wake.C:
 		case <-w.arrived:
 		}
 	}
@@ -418,9 +431,15 @@ func (w *Warmer) Step(ctx context.Context) error {
 	if err := w.expire(ctx, now); err != nil {
 		return w.failed("expire", err)
 	}
-	// Lists fetched beside since the last step are taken in first.
+	// What was fetched beside since the last step is taken in first.
 	if err := w.takeFetched(ctx); err != nil {
 		return err
+	}
+	if err := w.takeAnswers(ctx); err != nil {
+		return w.failed("check", err)
+	}
+	if w.st == nil {
+		return nil // a write found the lease or the cache moved
 	}
 	for _, k := range keys.Kinds {
 		if ctx.Err() != nil {
@@ -442,10 +461,42 @@ func (w *Warmer) Step(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := w.check(ctx, now); err != nil {
+	if w.async {
+		w.checkBeside(ctx, now)
+	} else if err := w.check(ctx, now); err != nil {
 		return w.failed("check", err)
 	}
+	if w.st != nil {
+		w.m.setTiers(w.st.shows.tiers(w.cfg.Policy, now))
+		n := len(w.st.cache[keys.Sessions])
+		w.st.checks.compact(n)
+		w.st.expiries.compact(n)
+	}
 	return nil
+}
+
+// nextDue is when Step has something to do next on the warmer's clock: a
+// check or an expiry, a full reload; zero when nothing is scheduled.
+func (w *Warmer) nextDue() time.Time {
+	w.stepMu.Lock()
+	defer w.stepMu.Unlock()
+	if w.st == nil {
+		return time.Time{}
+	}
+	var next time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	earliest(w.st.checks.next())
+	earliest(w.st.expiries.next())
+	for _, k := range keys.Kinds {
+		if !w.st.fetching[k] && (k != keys.Sessions || w.st.loaded[keys.Cinemas]) {
+			earliest(w.st.nextReload[k])
+		}
+	}
+	return next
 }
 
 // fetched is a list a fetcher got, for the writer's state it began in.
@@ -639,7 +690,9 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		fetching:   map[keys.Kind]bool{},
 
 		checkRemoved: map[string]time.Time{},
+		inflight:     map[string]bool{},
 	}
+	w.schedule(st)
 
 	seq, seqErr := strconv.ParseInt(meta["seq"], 10, 64)
 	adopt := meta["schema"] == Schema && meta["epoch"] != "" && seqErr == nil && !rebuild
@@ -663,6 +716,9 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 			return fmt.Errorf("read %s: %w", k, err)
 		}
 		st.cache[k] = c
+	}
+	for id, r := range st.cache[keys.Sessions] {
+		st.place(id, r)
 	}
 	now := w.cfg.Clock.Now()
 	var g *guard

@@ -667,7 +667,9 @@ func TestReloadRetryCountsFromTheFailure(t *testing.T) {
 	r.step(w)
 	f := &slowFailing{Fetcher: r.client, clock: r.clock, took: 150 * time.Second}
 	w.cfg.Vista = f
-	r.clock.Add(time.Hour) // the hourly reload
+	// The hourly reload at :10; the tries that follow all come before the
+	// next one.
+	r.clock.Set(r.clock.Now().Truncate(time.Hour).Add(time.Hour + 10*time.Minute))
 	for i, wait := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute} {
 		if err := w.Step(r.ctx); err == nil {
 			t.Fatal("a failing reload reported no error")

@@ -1,0 +1,157 @@
+package warmer
+
+import (
+	"container/heap"
+	"slices"
+	"time"
+)
+
+// The schedule: when each cached session is checked next and when it
+// expires, kept in two min-heaps so that a tick takes what is due in
+// O(due · log n) and never walks every session. A heap entry is a promise
+// that may have been broken since (the session was removed, checked early,
+// or rewritten with another showtime): it counts only while the record it
+// names still says the same time, and stale entries are dropped as they
+// come to the top. Every write of a session pushes its current times.
+
+// slot is one heap entry: a session id and the time it is due.
+type slot struct {
+	at time.Time
+	id string
+}
+
+// dueHeap is a min-heap of slots by time, then id, for container/heap.
+type dueHeap []slot
+
+func (h dueHeap) Len() int { return len(h) }
+func (h dueHeap) Less(i, j int) bool {
+	if c := h[i].at.Compare(h[j].at); c != 0 {
+		return c < 0
+	}
+	return h[i].id < h[j].id
+}
+func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)   { *h = append(*h, x.(slot)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	s := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return s
+}
+
+// timeline is a heap of due times with lazy deletion: valid says whether
+// an entry still stands for its record.
+type timeline struct {
+	h     dueHeap
+	valid func(slot) bool
+	// looked counts the entries looked at, stale ones included: the
+	// schedule's whole cost in sessions, which tests hold to what is due.
+	looked int
+}
+
+func (t *timeline) push(at time.Time, id string) {
+	if at.IsZero() {
+		return
+	}
+	heap.Push(&t.h, slot{at: at, id: id})
+}
+
+// peek returns the earliest standing entry, dropping stale ones on the way.
+func (t *timeline) peek() (slot, bool) {
+	for len(t.h) > 0 {
+		t.looked++
+		if t.valid(t.h[0]) {
+			return t.h[0], true
+		}
+		heap.Pop(&t.h)
+	}
+	return slot{}, false
+}
+
+// pop removes and returns the earliest standing entry due at or before
+// until.
+func (t *timeline) pop(until time.Time) (slot, bool) {
+	s, ok := t.peek()
+	if !ok || s.at.After(until) {
+		return slot{}, false
+	}
+	heap.Pop(&t.h)
+	return s, true
+}
+
+// next is the earliest standing time, zero when there is none.
+func (t *timeline) next() time.Time {
+	s, _ := t.peek()
+	return s.at
+}
+
+// compact drops the stale entries once they outnumber the standing ones,
+// so a day of rewrites does not grow the heap without bound; live is the
+// number of entries that can stand (the cached sessions).
+func (t *timeline) compact(live int) {
+	if len(t.h) < 1024 || len(t.h) < 2*live {
+		return
+	}
+	t.h = slices.DeleteFunc(t.h, func(s slot) bool { return !t.valid(s) })
+	heap.Init(&t.h)
+}
+
+// showtimes counts the cached sessions by showtime (whole seconds), so the
+// tier gauges are read by looking at the few distinct showtimes near now,
+// not at every session.
+type showtimes struct {
+	n      map[int64]int
+	sorted []int64 // the keys of n, in order; nil when a key came or went
+}
+
+func (s *showtimes) add(t time.Time, d int) {
+	if s.n == nil {
+		s.n = map[int64]int{}
+	}
+	k := t.Unix()
+	before := s.n[k]
+	s.n[k] = before + d
+	switch {
+	case s.n[k] <= 0:
+		delete(s.n, k)
+		s.sorted = nil
+	case before == 0:
+		s.sorted = nil
+	}
+}
+
+// tiers counts the sessions in each of the policy's tiers at now.
+func (s *showtimes) tiers(p Policy, now time.Time) map[string]int {
+	if s.sorted == nil {
+		s.sorted = make([]int64, 0, len(s.n))
+		for k := range s.n {
+			s.sorted = append(s.sorted, k)
+		}
+		slices.Sort(s.sorted)
+	}
+	out := make(map[string]int, len(Tiers))
+	total := 0
+	for _, c := range s.n {
+		total += c
+	}
+	// Only the showtimes from grace ago to the horizon need a look; the
+	// rest are beyond the horizon, or expired, by counting.
+	lo := now.Add(-p.Grace).Unix()
+	start, _ := slices.BinarySearch(s.sorted, lo)
+	expired := 0
+	for _, k := range s.sorted[:start] {
+		expired += s.n[k]
+	}
+	inside := 0
+	for _, k := range s.sorted[start:] {
+		show := time.Unix(k, 0)
+		if show.Sub(now) > p.Horizon {
+			break
+		}
+		out[p.Tier(now, show)] += s.n[k]
+		inside += s.n[k]
+	}
+	out["expired"] += expired
+	out["beyond_horizon"] += total - inside - expired
+	return out
+}

@@ -1,0 +1,169 @@
+package warmer
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
+	"github.com/vista-warmer/vista-warmer/vista/vistasim"
+)
+
+// TestTimelineOrder: under many sessions, rescheduled and removed at
+// random, the timeline hands out each standing entry once, in time order,
+// and nothing stale; compacting keeps that.
+func TestTimelineOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC)
+	at := map[string]time.Time{} // what each record says now
+	pushed := map[slot]int{}     // how often each promise was made
+	tl := timeline{valid: func(s slot) bool { return at[s.id].Equal(s.at) }}
+	push := func(id string, when time.Time) {
+		at[id] = when
+		tl.push(when, id)
+		pushed[slot{at: when, id: id}]++
+	}
+	const n = 20000
+	for i := range n {
+		push(fmt.Sprintf("s%d", i), base.Add(time.Duration(rng.IntN(3600))*time.Second))
+	}
+	for i := range n / 2 { // rescheduled: the old entries go stale
+		id := fmt.Sprintf("s%d", rng.IntN(n))
+		push(id, base.Add(time.Duration(rng.IntN(3600))*time.Second))
+		if i%7 == 0 {
+			push(id, at[id]) // the same promise twice
+		}
+	}
+	for range n / 10 { // removed
+		delete(at, fmt.Sprintf("s%d", rng.IntN(n)))
+	}
+	tl.compact(len(at))
+
+	var last time.Time
+	got := map[string]int{}
+	for now := base; now.Before(base.Add(2 * time.Hour)); now = now.Add(17 * time.Second) {
+		for {
+			s, ok := tl.pop(now)
+			if !ok {
+				break
+			}
+			if s.at.After(now) {
+				t.Fatalf("popped %s due %v at %v", s.id, s.at, now)
+			}
+			if s.at.Before(last) {
+				t.Fatalf("popped %s due %v after one due %v", s.id, s.at, last)
+			}
+			if want, ok := at[s.id]; !ok || !want.Equal(s.at) {
+				t.Fatalf("popped a stale entry %s %v (record says %v, %v)", s.id, s.at, want, ok)
+			}
+			last = s.at
+			got[s.id]++
+		}
+	}
+	for id := range at {
+		if got[id] == 0 {
+			t.Errorf("%s (due %v) never came out", id, at[id])
+		}
+	}
+	for id, c := range got {
+		if want := pushed[slot{at: at[id], id: id}]; c != want {
+			t.Errorf("%s came out %d times, want %d: as often as it was pushed for its time", id, c, want)
+		}
+	}
+	if _, ok := tl.peek(); ok {
+		t.Errorf("entries left after every due time passed")
+	}
+}
+
+// TestShowtimeTiers: the tier counts read from the showtimes agree with
+// counting every session, for moments around the showtimes.
+func TestShowtimeTiers(t *testing.T) {
+	p := DefaultPolicy()
+	rng := rand.New(rand.NewPCG(3, 4))
+	base := time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC)
+	var shows []time.Time
+	var counts showtimes
+	for range 5000 {
+		st := base.Add(time.Duration(rng.IntN(6*3600)-3600) * time.Second).Truncate(5 * time.Minute)
+		shows = append(shows, st)
+		counts.add(st, 1)
+	}
+	for i := 0; i < len(shows); i += 3 { // some leave again
+		counts.add(shows[i], -1)
+	}
+	for now := base.Add(-time.Hour); now.Before(base.Add(7 * time.Hour)); now = now.Add(7*time.Minute + 13*time.Second) {
+		want := map[string]int{}
+		for i, st := range shows {
+			if i%3 != 0 {
+				want[p.Tier(now, st)]++
+			}
+		}
+		got := counts.tiers(p, now)
+		for _, tier := range Tiers {
+			if got[tier] != want[tier] {
+				t.Errorf("at %v: %s = %d, want %d", now.Sub(base), tier, got[tier], want[tier])
+			}
+		}
+	}
+}
+
+// askCounter counts the session ids a warmer asks Vista's seats for.
+type askCounter struct {
+	Fetcher
+	ids atomic.Int64
+}
+
+func (a *askCounter) CheckSeats(ctx context.Context, ids []string) ([]vista.Seats, []string, error) {
+	a.ids.Add(int64(len(ids)))
+	return a.Fetcher.CheckSeats(ctx, ids)
+}
+
+// TestStepsLookOnlyAtWhatIsDue: a step looks at the sessions that are due
+// (and a few that ride along), not at every cached session: over two
+// minutes of steps a second on an evening of ~1,700 sessions, the
+// schedule looks at a handful of entries per session it checks.
+func TestStepsLookOnlyAtWhatIsDue(t *testing.T) {
+	r := newRigWith(t, rigOptions{sim: func(c *vistasim.Config) {
+		c.Cinemas, c.Screens, c.ShowsPerDay, c.Days = 12, 4, 5, 7
+	}})
+	ac := &askCounter{Fetcher: r.client}
+	w := r.warmer("a", func(c *Config) { c.Vista = ac })
+	r.step(w)
+	// An evening moment, clear of the hourly reload at :10.
+	s := r.upcoming(5*time.Hour, 40*time.Hour)
+	start := s.Showtime.Add(-15 * time.Minute)
+	if m := start.Minute(); m >= 5 && m < 15 {
+		start = start.Add(-20 * time.Minute)
+	}
+	r.clock.Set(start)
+	r.step(w) // the reloads that are due, and the checks of this moment
+	sessions := len(w.st.cache[keys.Sessions])
+	if sessions < 1000 {
+		t.Fatalf("%d sessions cached, want over 1000 for the test to mean something", sessions)
+	}
+	looked0 := w.st.checks.looked + w.st.expiries.looked
+	asked0 := ac.ids.Load()
+	const steps = 120
+	for range steps {
+		r.clock.Add(time.Second)
+		r.step(w)
+	}
+	looked := w.st.checks.looked + w.st.expiries.looked - looked0
+	asked := int(ac.ids.Load() - asked0)
+	t.Logf("%d sessions cached; %d steps looked at %d schedule entries and asked for %d sessions", sessions, steps, looked, asked)
+	if asked == 0 {
+		t.Fatal("no session was checked in two minutes of an evening: the test proves nothing")
+	}
+	// Each check pops its entry and peeks at the next; riders cost a look
+	// or two more; a step with nothing due peeks once per heap.
+	if limit := 3*asked + 2*steps + 50; looked > limit {
+		t.Errorf("the schedule looked at %d entries for %d sessions checked in %d steps, want at most %d", looked, asked, steps, limit)
+	}
+	if looked >= sessions {
+		t.Errorf("two minutes of steps looked at %d entries, as many as the %d sessions cached: something walks them all", looked, sessions)
+	}
+}
