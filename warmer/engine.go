@@ -891,11 +891,9 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 		probes := make([]probe, len(batch))
 		err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
 			pub.reset(w.st.seq)
-			hw := &hashWrites{}
 			for i, c := range batch {
-				probes[i] = w.queue(wctx, pipe, pub, hw, k, c, now, quiet)
+				probes[i] = w.queue(wctx, pipe, pub, k, c, now, quiet)
 			}
-			hw.flush(wctx, pipe)
 			if pub.seq != w.st.seq {
 				pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", pub.seq)
 			}
@@ -943,13 +941,12 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 	return nil
 }
 
-// probe finds, after the transaction, what the hash script did to one hash.
+// probe finds, after the write, what the hash write did to one hash.
 type probe struct {
-	w   *hashWrites
-	pos int // the hash's place in w
+	cmd *redis.Cmd // nil: no hash write (an addition or a removal)
 }
 
-// What the hash script found.
+// What a hash write found.
 const (
 	hashWritten   = 1 // the hash was there and took the fields
 	hashRewritten = 2 // it was gone, and was written whole
@@ -957,79 +954,50 @@ const (
 )
 
 func (p probe) outcome() int64 {
-	if p.w == nil {
+	if p.cmd == nil {
 		return hashWritten
 	}
-	cmd := p.w.cmds[p.pos/hashWritesPerCall]
-	res, err := cmd.Int64Slice()
-	if err != nil || p.pos%hashWritesPerCall >= len(res) {
+	n, err := p.cmd.Int64()
+	if err != nil {
 		return hashWritten
 	}
-	return res[p.pos%hashWritesPerCall]
+	return n
 }
 
-// hashWritesPerCall is how many hashes one call of the hash script writes: one
-// call per hash cost Redis more in calling the script than in writing.
-const hashWritesPerCall = 100
-
-// hashWrites collects the confirmations and updates of one transaction, to
-// queue them as a few calls of the hash script.
-type hashWrites struct {
-	keys [][]string // per call
-	args [][]any    // per call
-	n    int
-	cmds []*redis.Cmd
-}
-
-// add queues one hash's write and returns its probe.
-func (hw *hashWrites) add(key string, expireAt string, set, del, whole []any) probe {
-	call := hw.n / hashWritesPerCall
-	if call == len(hw.keys) {
-		hw.keys = append(hw.keys, make([]string, 0, hashWritesPerCall))
-		hw.args = append(hw.args, make([]any, 0, hashWritesPerCall*12))
-	}
-	hw.keys[call] = append(hw.keys[call], key)
-	a := append(hw.args[call], expireAt, len(set), len(del), len(whole))
-	a = append(a, set...)
-	a = append(a, del...)
-	hw.args[call] = append(a, whole...)
-	hw.n++
-	return probe{w: hw, pos: hw.n - 1}
-}
-
-// flush queues the calls. They carry the script itself (EVAL), not its
-// hash: inside MULTI a NOSCRIPT (a Redis that restarted or failed over,
-// a SCRIPT FLUSH) is raised only when EXEC runs, and the rest of the
-// transaction, events included, would commit without the hashes.
-func (hw *hashWrites) flush(ctx context.Context, pipe redis.Pipeliner) {
-	hw.cmds = make([]*redis.Cmd, len(hw.keys))
-	for i := range hw.keys {
-		hw.cmds[i] = pipe.Eval(ctx, hashScriptSource, hw.keys[i], hw.args[i]...)
-	}
-}
-
-// hashScriptSource is the hash script: it writes to an entity's hash only if it exists, so a hash is
-// only ever written whole or confirmed: a confirmation or an update never
-// creates a hash of two fields where Redis lost or evicted the key (or
-// where it holds another type: that is deleted). An update carries the
-// entity's other fields too, and then writes the hash whole.
+// hashWriteCmd is the write script's own command (see fenced): it writes
+// to an entity's hash only if it exists, so a hash is only ever written
+// whole or confirmed: a confirmation or an update never creates a hash of
+// two fields where Redis lost or evicted the key (or where it holds
+// another type: that is deleted). An update carries the entity's other
+// fields too, and then writes the hash whole.
 //
-// For each of KEYS, ARGV holds a block: EXPIREAT in Unix seconds or "";
-// nset, ndel, nwhole; then nset field/value arguments to set, ndel field
-// names to delete, and nwhole field/value arguments that make the rest of
-// the hash when it has to be written whole. It returns, for each key, 1
-// when the hash was there, 2 when it was written whole, 0 when it was not
-// there and not written.
-const hashScriptSource = `
-local res = {}
-local a = 1
-for i, key in ipairs(KEYS) do
-	local expireat = ARGV[a]
-	local nset, ndel, nwhole = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-	local s = a + 4
+// Its arguments: the key; EXPIREAT in Unix seconds or ""; nset, ndel,
+// nwhole; then nset field/value arguments to set, ndel field names to
+// delete, and nwhole field/value arguments that make the rest of the hash
+// when it has to be written whole. It answers 1 when the hash was there, 2
+// when it was written whole, 0 when it was not there and not written.
+const hashWriteCmd = "vw.hashwrite"
+
+// hashWrite queues one hash's write and returns its probe.
+func hashWrite(ctx context.Context, pipe redis.Pipeliner, key string, expireAt string, set, del, whole []any) probe {
+	args := make([]any, 0, 6+len(set)+len(del)+len(whole))
+	args = append(args, hashWriteCmd, key, expireAt, len(set), len(del), len(whole))
+	args = append(args, set...)
+	args = append(args, del...)
+	args = append(args, whole...)
+	return probe{cmd: pipe.Do(ctx, args...)}
+}
+
+// hashWriteSource defines the Lua function of hashWriteCmd, for the
+// arguments ARGV[a..b].
+const hashWriteSource = `
+local function hashwrite(a, b)
+	local key, expireat = ARGV[a], ARGV[a + 1]
+	local nset, ndel, nwhole = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+	local s = a + 5
 	local d = s + nset
 	local w = d + ndel
-	a = w + nwhole
+	local e = w + nwhole
 	local kind = redis.call('TYPE', key)['ok']
 	local r = 1
 	if kind == 'hash' then
@@ -1039,19 +1007,18 @@ for i, key in ipairs(KEYS) do
 		r = 0
 	else
 		if kind ~= 'none' then redis.call('DEL', key) end
-		redis.call('HSET', key, unpack(ARGV, w, a - 1))
+		redis.call('HSET', key, unpack(ARGV, w, e - 1))
 		if nset > 0 then redis.call('HSET', key, unpack(ARGV, s, d - 1)) end
 		r = 2
 	end
 	if r ~= 0 and expireat ~= '' then redis.call('EXPIREAT', key, expireat) end
-	res[i] = r
+	return r
 end
-return res
 `
 
 // queue adds one change's commands, and its event unless quiet, to a
 // transaction.
-func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher, hw *hashWrites, k keys.Kind, c change, now time.Time, quiet bool) probe {
+func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher, k keys.Kind, c change, now time.Time, quiet bool) probe {
 	key := keys.Entity(w.cfg.Prefix, k, c.id)
 	at := stamp(now)
 	sessions := k == keys.Sessions
@@ -1136,7 +1103,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 	case c.cur.raw != "" && c.op == opUpdate:
 		whole = append(whole, fRaw, c.cur.raw)
 	}
-	p := hw.add(key, expireAt, set, del, whole)
+	p := hashWrite(ctx, pipe, key, expireAt, set, del, whole)
 
 	placed := c.op == opUpdate && slices.ContainsFunc(c.changed, func(n string) bool {
 		return n == "showtime" || n == "cinema_id" || n == "film_id"

@@ -23,8 +23,6 @@ var (
 	// errStale: P:meta's seq is not the one we last wrote: someone else
 	// wrote while we thought we were the writer. Read the cache again.
 	errStale = errors.New("the cache changed under us (P:meta seq moved)")
-	// errContention: the watched keys kept changing; try again later.
-	errContention = errors.New("the lease or P:meta kept changing during the write")
 )
 
 // errWrite marks an error of a write that may or may not have reached
@@ -107,64 +105,99 @@ type guard struct {
 	seq   int64
 }
 
-// fenced runs one MULTI/EXEC that Redis executes only while the lease is
-// still ours and P:meta is as g expects: it WATCHes both and checks them
-// first, so a writer that was paused past its lease, and even one that got
-// the lease back after another wrote, changes nothing when it wakes. The
-// queue function may run more than once (when our own heartbeat or lease
-// renewal touched a watched key) and must queue the same commands each time.
+// fenced runs the commands queue queues as one script that Redis runs
+// only while the lease is still ours and P:meta is as g expects: it checks
+// both first, in the same atomic step as the writes, so a writer that was
+// paused past its lease, and even one that got the lease back after
+// another wrote, changes nothing when it wakes. It is one round trip,
+// where WATCH, the reads and MULTI/EXEC took three.
+//
+// The pipeline given to queue is never sent: its commands are read back
+// and handed to the script. hashWrites adds a command of the script's own
+// (hashWriteCmd); a command's reply is set only for those.
 //
 // An error other than the fence's own is wrapped in errWrite.
 func (w *Warmer) fenced(ctx context.Context, g *guard, queue func(redis.Pipeliner)) error {
-	lease, meta := keys.Lease(w.cfg.Prefix), keys.Meta(w.cfg.Prefix)
-	watched := []string{lease}
-	if g != nil {
-		watched = append(watched, meta)
-	}
 	start := time.Now()
 	defer func() { w.m.redisWrite.Observe(time.Since(start).Seconds()) }()
-	for range 5 {
-		err := w.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			var holder *redis.StringCmd
-			var state *redis.SliceCmd
-			_, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-				holder = pipe.Get(ctx, lease)
-				if g != nil {
-					state = pipe.HMGet(ctx, meta, "epoch", "seq")
-				}
-				return nil
-			})
-			if err != nil && !errors.Is(err, redis.Nil) {
-				return err
-			}
-			if holder.Val() != w.leaseValue() {
-				return ErrLeaseLost
-			}
-			if g != nil {
-				epoch, _ := state.Val()[0].(string)
-				seq, _ := state.Val()[1].(string)
-				if epoch != g.epoch {
-					return errCacheLost
-				}
-				if g.seq >= 0 && seq != strconv.FormatInt(g.seq, 10) {
-					return errStale
-				}
-			}
-			_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-				queue(pipe)
-				return nil
-			})
-			return err
-		}, watched...)
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, redis.TxFailedErr):
-			continue // a watched key moved between WATCH and EXEC: nothing ran
-		case errors.Is(err, ErrLeaseLost), errors.Is(err, errCacheLost), errors.Is(err, errStale):
-			return err
+	pipe := w.rdb.Pipeline()
+	queue(pipe)
+	cmds := pipe.Cmds()
+	pipe.Discard()
+	epoch, seq := "", "-1"
+	if g != nil {
+		epoch = g.epoch
+		if g.seq >= 0 {
+			seq = strconv.FormatInt(g.seq, 10)
+		}
+	}
+	argv := make([]any, 0, 3+8*len(cmds))
+	argv = append(argv, w.leaseValue(), epoch, seq)
+	var replies []*redis.Cmd
+	for _, c := range cmds {
+		args := c.Args()
+		argv = append(argv, len(args))
+		argv = append(argv, args...)
+		if name, _ := args[0].(string); name == hashWriteCmd {
+			replies = append(replies, c.(*redis.Cmd))
+		}
+	}
+	res, err := fenceScript.Run(ctx, w.rdb, []string{keys.Lease(w.cfg.Prefix), keys.Meta(w.cfg.Prefix)}, argv...).Slice()
+	if err != nil {
+		switch msg := err.Error(); {
+		case strings.HasPrefix(msg, "VWFENCE lease"):
+			return ErrLeaseLost
+		case strings.HasPrefix(msg, "VWFENCE epoch"):
+			return errCacheLost
+		case strings.HasPrefix(msg, "VWFENCE seq"):
+			return errStale
 		}
 		return fmt.Errorf("%w: %w", errWrite, err)
 	}
-	return errContention
+	if len(res) != len(replies) {
+		return fmt.Errorf("%w: the write script answered %d replies for %d hash writes", errWrite, len(res), len(replies))
+	}
+	for i, r := range res {
+		replies[i].SetVal(r)
+	}
+	return nil
 }
+
+// fenceScript checks the fence, then runs the commands of ARGV.
+//
+// KEYS: the lease, P:meta. ARGV: the lease's value as ours, the epoch
+// P:meta must hold ("": no P:meta check), the seq it must hold ("-1": any);
+// then each command as its number of arguments and the arguments, its
+// name first. A hashWriteCmd is run here (see hashWriteSource) and its
+// reply returned, one per such command, in order; the other commands'
+// replies are not returned.
+//
+// Every key the commands name is under the lease's prefix; with a hash-tag
+// prefix they share its slot, as Redis Cluster wants of one script.
+var fenceScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+	return redis.error_reply('VWFENCE lease')
+end
+if ARGV[2] ~= '' then
+	local m = redis.call('HMGET', KEYS[2], 'epoch', 'seq')
+	if m[1] ~= ARGV[2] then
+		return redis.error_reply('VWFENCE epoch')
+	end
+	if ARGV[3] ~= '-1' and m[2] ~= ARGV[3] then
+		return redis.error_reply('VWFENCE seq')
+	end
+end
+` + hashWriteSource + `
+local out = {}
+local i = 4
+while i <= #ARGV do
+	local n = tonumber(ARGV[i])
+	if ARGV[i + 1] == '` + hashWriteCmd + `' then
+		out[#out + 1] = hashwrite(i + 2, i + n)
+	else
+		redis.call(unpack(ARGV, i + 1, i + n))
+	end
+	i = i + n + 1
+end
+return out
+`)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -40,12 +41,38 @@ func (r *recorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
+// keep records a command; a fenced write's script is recorded as the
+// commands it carries.
 func (r *recorder) keep(cmd redis.Cmder) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.on {
-		r.cmds = append(r.cmds, slices.Clone(cmd.Args()))
+	if !r.on {
+		return
 	}
+	args := slices.Clone(cmd.Args())
+	if inner, ok := fencedCommands(args); ok {
+		r.cmds = append(r.cmds, inner...)
+		return
+	}
+	r.cmds = append(r.cmds, args)
+}
+
+// fencedCommands reads the commands out of a call of fenceScript:
+// EVALSHA sha 2 lease meta holder epoch seq, then each command as its
+// number of arguments and the arguments.
+func fencedCommands(args []any) ([][]any, bool) {
+	name := strings.ToLower(fmt.Sprint(args[0]))
+	if (name != "evalsha" && name != "eval") || len(args) < 8 || fmt.Sprint(args[2]) != "2" ||
+		!strings.HasSuffix(fmt.Sprint(args[3]), ":lease") {
+		return nil, false
+	}
+	var cmds [][]any
+	for i := 8; i < len(args); {
+		n, _ := strconv.Atoi(fmt.Sprint(args[i]))
+		cmds = append(cmds, args[i+1:i+1+n])
+		i += 1 + n
+	}
+	return cmds, true
 }
 
 func (r *recorder) start() {
@@ -82,26 +109,21 @@ func TestUnchangedReloadWritesNoData(t *testing.T) {
 					t.Errorf("an unchanged reload wrote %s %s", key, f)
 				}
 			}
-		case "evalsha", "eval":
-			// the hash script: script, numkeys, keys..., then per key: expireat,
-			// nset, ndel, nwhole, and the arguments.
-			nkeys, _ := strconv.Atoi(fmt.Sprint(args[2]))
-			a := 3 + nkeys
-			for _, key := range args[3 : 3+nkeys] {
-				nset, _ := strconv.Atoi(fmt.Sprint(args[a+1]))
-				ndel, _ := strconv.Atoi(fmt.Sprint(args[a+2]))
-				nwhole, _ := strconv.Atoi(fmt.Sprint(args[a+3]))
-				if ndel != 0 || nwhole != 0 {
-					t.Errorf("an unchanged reload deleted fields of %s or sent it whole: %v", key, args[a:a+4+nset+ndel+nwhole])
-				}
-				for i := a + 4; i < a+4+nset; i += 2 {
-					if f := args[i].(string); !allowed[f] {
-						t.Errorf("an unchanged reload wrote %s %s", key, f)
-					}
-				}
-				a += 4 + nset + ndel + nwhole
-				confirmed++
+		case hashWriteCmd:
+			// key, expireat, nset, ndel, nwhole, and the arguments.
+			key := args[1].(string)
+			nset, _ := strconv.Atoi(fmt.Sprint(args[3]))
+			ndel, _ := strconv.Atoi(fmt.Sprint(args[4]))
+			nwhole, _ := strconv.Atoi(fmt.Sprint(args[5]))
+			if ndel != 0 || nwhole != 0 {
+				t.Errorf("an unchanged reload deleted fields of %s or sent it whole: %v", key, args)
 			}
+			for i := 6; i < 6+nset; i += 2 {
+				if f := args[i].(string); !allowed[f] {
+					t.Errorf("an unchanged reload wrote %s %s", key, f)
+				}
+			}
+			confirmed++
 		case "del", "zadd", "sadd", "zrem", "srem", "hdel":
 			t.Errorf("an unchanged reload sent %v", args[:2])
 		case "publish":
@@ -116,5 +138,69 @@ func TestUnchangedReloadWritesNoData(t *testing.T) {
 	}
 	if len(rec.cmds) == 0 {
 		t.Fatal("the hook saw no command")
+	}
+}
+
+// trips is a go-redis hook that counts round trips: single commands and
+// pipelines.
+type trips struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (h *trips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *trips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.mu.Lock()
+		h.n++
+		h.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+func (h *trips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.mu.Lock()
+		h.n++
+		h.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+func (h *trips) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
+// TestSeatChangeIsOneRoundTrip: a seat check's change reaches Redis, with
+// its event and the fence, in one round trip.
+func TestSeatChangeIsOneRoundTrip(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	s := r.nearSession(w)
+	h := &trips{}
+	r.rdb.AddHook(h)
+	n := len(r.events())
+	r.sim.SetSeats(s.ID, 4)
+	before := h.count()
+	// Only s is due, so the step sends one request and writes one batch.
+	cache := w.st.cache[keys.Sessions]
+	for id, rec := range cache {
+		w.reschedule(id, rec, r.clock.Now().Add(time.Hour))
+	}
+	w.reschedule(s.ID, cache[s.ID], r.clock.Now())
+	w.settle(r.ctx, nil) // nothing: no round trip
+	asks := w.dueChecks(r.clock.Now())
+	for _, a := range asks {
+		w.send(r.ctx, a)
+	}
+	if err := w.settle(r.ctx, asks); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.count() - before; got != 1 {
+		t.Errorf("writing a seat change took %d round trips to Redis, want 1", got)
+	}
+	if evs := forID(r.eventsSince(n), s.ID); len(evs) != 1 || *evs[0].SeatsAvailable != 4 {
+		t.Errorf("events for %s: %+v, want one item with 4 seats", s.ID, evs)
 	}
 }
