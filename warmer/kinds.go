@@ -278,7 +278,7 @@ func (w *Warmer) recordFromHash(k keys.Kind, h map[string]string) *record {
 		}
 		slices.Sort(r.stray)
 	}
-	if k == keys.Sessions {
+	if w.specs[k].timed {
 		r.showtime, _ = time.Parse(time.RFC3339, r.vals[sShowtime])
 		r.nextCheck, _ = time.Parse(time.RFC3339, h[fNextCheckAt])
 	}

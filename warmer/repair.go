@@ -113,7 +113,8 @@ func (w *Warmer) repairIndexes(ctx context.Context, k keys.Kind) error {
 func (w *Warmer) indexWants(k keys.Kind) []indexWant {
 	p := w.cfg.Prefix
 	cache := w.st.cache[k]
-	if k != keys.Sessions {
+	sp := w.specs[k]
+	if !sp.timed {
 		return []indexWant{{
 			key: keys.Index(p, k), set: true, count: len(cache),
 			has: func(id string, _ float64) bool { return cache[id] != nil },
@@ -138,28 +139,21 @@ func (w *Warmer) indexWants(k keys.Kind) []indexWant {
 			return m
 		},
 	}}
-	for _, owner := range []struct {
-		kind keys.Kind
-		pos  int
-		key  func(prefix, id string) string
-	}{
-		{keys.Cinemas, sCinemaID, keys.CinemaSessions},
-		{keys.Films, sFilmID, keys.FilmSessions},
-	} {
+	for _, owner := range sp.owners {
 		counts := map[string]int{}
 		for id := range w.st.cache[owner.kind] {
 			counts[id] += 0
 		}
 		for _, r := range cache {
-			if !r.missing && r.vals[owner.pos] != "" {
-				counts[r.vals[owner.pos]]++
+			if !r.missing && r.vals[owner.field] != "" {
+				counts[r.vals[owner.field]]++
 			}
 		}
 		for _, oid := range sortedKeys(counts) {
 			if vista.CheckID(oid) != nil {
 				continue // no key of its own: nothing to mend there
 			}
-			belongs := func(r *record) bool { return r != nil && !r.missing && r.vals[owner.pos] == oid }
+			belongs := func(r *record) bool { return r != nil && !r.missing && r.vals[owner.field] == oid }
 			wants = append(wants, indexWant{
 				key: owner.key(p, oid), count: counts[oid],
 				has: func(id string, s float64) bool { r := cache[id]; return belongs(r) && score(r) == s },

@@ -4,6 +4,8 @@ import (
 	"container/heap"
 	"slices"
 	"time"
+
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // The schedule: when each cached session is checked next and when it
@@ -154,4 +156,35 @@ func (s *showtimes) tiers(p Policy, now time.Time) map[string]int {
 	out["expired"] += expired
 	out["beyond_horizon"] += total - inside - expired
 	return out
+}
+
+// place puts a session written to the cache on the schedule and counts
+// it by showtime; unplace takes the one it replaces off the counts (its
+// heap entries go stale by themselves).
+func (st *state) place(id string, r *record) {
+	st.expiries.push(r.showtime.Add(st.grace), id)
+	if !r.missing {
+		st.shows.add(r.showtime, 1)
+		st.checks.push(r.nextCheck, id)
+	}
+}
+
+func (st *state) unplace(r *record) {
+	if r != nil && !r.missing {
+		st.shows.add(r.showtime, -1)
+	}
+}
+
+// schedule sets up the schedule of a state whose cache was just read.
+func (w *Warmer) schedule(st *state) {
+	grace := w.cfg.Policy.Grace
+	st.grace = grace
+	st.checks.valid = func(s slot) bool {
+		r := st.cache[keys.Sessions][s.id]
+		return r != nil && !r.missing && r.nextCheck.Equal(s.at)
+	}
+	st.expiries.valid = func(s slot) bool {
+		r := st.cache[keys.Sessions][s.id]
+		return r != nil && !r.showtime.IsZero() && r.showtime.Add(grace).Equal(s.at)
+	}
 }

@@ -1,8 +1,12 @@
 // Package warmer keeps a Redis cache of Vista's cinemas, films and sessions
-// warm. One engine serves the three kinds: it reloads a list, diffs it
-// against what the cache holds, writes the changes with their events in
-// fenced MULTI/EXEC batches, and checks each session again on a schedule
-// that tightens as its showtime nears.
+// warm. One engine serves the three kinds, each described by a spec
+// (spec.go): it reloads a list (fetch.go), diffs it against what the cache
+// holds (diff.go, pure), writes the changes with their events in fenced
+// batches (write.go, lease.go), and checks each session again on a
+// schedule that tightens as its showtime nears (checks.go, schedule.go,
+// policy.go). Run (this file) owns the loops: the lease keeper, the
+// reloads fetched beside, and the checks sent beside, woken by the
+// schedule's next due time.
 package warmer
 
 import (
@@ -104,6 +108,7 @@ type Warmer struct {
 	m         *Metrics
 	schedules map[keys.Kind]cron.Schedule
 	fields    map[keys.Kind][]string // the data fields of each kind's hash
+	specs     map[keys.Kind]*spec
 
 	// stepMu serialises Step; tendMu serialises tend, which Run also calls
 	// from its own goroutine so the lease and heartbeat outlive a long reload.
@@ -216,7 +221,7 @@ func New(cfg Config) (*Warmer, error) {
 		return nil, fmt.Errorf("warmer: %w", err)
 	}
 	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
-		fields: names, token: newEpoch(),
+		fields: names, specs: kindSpecs(names), token: newEpoch(),
 		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1)}
 	for _, k := range keys.Kinds {
 		spec := specs[k]
@@ -448,7 +453,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 		if now.Before(w.st.nextReload[k]) || w.st.fetching[k] {
 			continue
 		}
-		if k == keys.Sessions && !w.st.loaded[keys.Cinemas] {
+		if need := w.specs[k].needs; need != "" && !w.st.loaded[need] {
 			continue // showtimes need the cinemas' zones: wait for their first load
 		}
 		if w.async {
@@ -492,7 +497,7 @@ func (w *Warmer) nextDue() time.Time {
 	earliest(w.st.checks.next())
 	earliest(w.st.expiries.next())
 	for _, k := range keys.Kinds {
-		if !w.st.fetching[k] && (k != keys.Sessions || w.st.loaded[keys.Cinemas]) {
+		if need := w.specs[k].needs; !w.st.fetching[k] && (need == "" || w.st.loaded[need]) {
 			earliest(w.st.nextReload[k])
 		}
 	}

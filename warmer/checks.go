@@ -1,0 +1,343 @@
+package warmer
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
+)
+
+// expire removes the sessions whose showtime + grace has passed, from their
+// key and every index, with an expired event each. Redis drops the key by
+// its TTL at the same moment; the indexes are ours to clean. It takes them
+// from the schedule, so it looks at no session that has not expired.
+func (w *Warmer) expire(ctx context.Context, now time.Time) error {
+	cache := w.st.cache[keys.Sessions]
+	var changes []change
+	seen := map[string]bool{}
+	for {
+		s, ok := w.st.expiries.pop(now)
+		if !ok {
+			break
+		}
+		if r := cache[s.id]; r != nil && !seen[s.id] {
+			seen[s.id] = true
+			changes = append(changes, removal(s.id, r, ReasonExpired))
+		}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	slices.SortFunc(changes, func(a, b change) int { return strings.Compare(a.id, b.id) })
+	return w.apply(ctx, keys.Sessions, changes, now)
+}
+
+// sweepIndexes removes from the sessions' indexes what an earlier run may
+// have left there past its time. The full sessions reload runs it.
+func (w *Warmer) sweepIndexes(ctx context.Context, now time.Time) error {
+	wctx := context.WithoutCancel(ctx)
+	limit := strconv.FormatInt(now.Add(-w.cfg.Policy.Grace).Unix(), 10)
+	sp := w.specs[keys.Sessions]
+	err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
+		pipe.ZRemRangeByScore(wctx, keys.Index(w.cfg.Prefix, sp.kind), "-inf", limit)
+		for _, o := range sp.owners {
+			for id := range w.st.cache[o.kind] {
+				pipe.ZRemRangeByScore(wctx, o.key(w.cfg.Prefix, id), "-inf", limit)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("sweep indexes: %w", err)
+	}
+	return nil
+}
+
+// checkTimeout bounds one seat request; a check that takes longer is
+// stale on arrival, and the sessions come round again on their schedule.
+const checkTimeout = 30 * time.Second
+
+// ask is one seat request: the sessions it carries, when they were due
+// (riders that go early have no due time), and what Vista answered.
+type ask struct {
+	st    *state // the writer's state it was asked for
+	ids   []string
+	due   map[string]time.Time
+	asked time.Time // on the warmer's clock
+	prio  time.Time // for the upstream budget: the most urgent session's
+
+	seats  []vista.Seats
+	gone   []string
+	err    error
+	waited time.Duration // for the upstream budget
+}
+
+// dueChecks takes from the schedule the sessions whose check is due at
+// now, and fills the last request with sessions due within half their
+// interval: they ride along with a request that goes anyway, one request
+// and not several a second apart, never more than half an interval early.
+// The requests come back nearest showtime first.
+func (w *Warmer) dueChecks(now time.Time) []*ask {
+	st := w.st
+	cache := st.cache[keys.Sessions]
+	taken := map[string]bool{}
+	due := map[string]time.Time{}
+	var ids []string
+	take := func(s slot) bool {
+		r := cache[s.id]
+		if taken[s.id] || st.inflight[s.id] || r == nil {
+			return true // a second entry for it, or one on its way: done
+		}
+		iv, inHorizon := w.cfg.Policy.Interval(now, r.showtime)
+		if !inHorizon {
+			return true // expired, or moved past the horizon: not checked now
+		}
+		if s.at.After(now.Add(iv / 2)) {
+			return false
+		}
+		taken[s.id] = true
+		ids = append(ids, s.id)
+		if !s.at.After(now) {
+			due[s.id] = s.at
+		}
+		return true
+	}
+	for {
+		s, ok := st.checks.pop(now)
+		if !ok {
+			break
+		}
+		take(s)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if b := w.cfg.CheckBatch; b > 1 && len(ids)%b != 0 {
+		room := b - len(ids)%b
+		var back []slot
+		until := now.Add(w.cfg.Policy.longestInterval() / 2)
+		for look := 0; len(ids)%b != 0 && look < 2*room; look++ {
+			s, ok := st.checks.pop(until)
+			if !ok {
+				break
+			}
+			if !take(s) {
+				back = append(back, s)
+			}
+		}
+		for _, s := range back {
+			st.checks.push(s.at, s.id)
+		}
+	}
+	// The nearest showtimes first: should the budget be short, they go
+	// out first and the far ones slip.
+	dist := func(id string) time.Duration { return absDur(cache[id].showtime.Sub(now)) }
+	slices.SortFunc(ids, func(a, b string) int {
+		if c := cmp.Compare(dist(a), dist(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	var asks []*ask
+	for chunk := range slices.Chunk(ids, w.cfg.CheckBatch) {
+		a := &ask{st: st, ids: chunk, due: map[string]time.Time{}, asked: now, prio: now.Add(dist(chunk[0]))}
+		for _, id := range chunk {
+			if at, ok := due[id]; ok {
+				a.due[id] = at
+			}
+		}
+		asks = append(asks, a)
+	}
+	w.m.checksSent.WithLabelValues("due").Add(float64(len(due)))
+	w.m.checksSent.WithLabelValues("early").Add(float64(len(ids) - len(due)))
+	return asks
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// send makes one seat request.
+func (w *Warmer) send(ctx context.Context, a *ask) {
+	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	ticket := &vista.Ticket{}
+	cctx = vista.WithTicket(vista.WithPriority(cctx, a.prio), ticket)
+	a.seats, a.gone, a.err = w.cfg.Vista.CheckSeats(cctx, a.ids)
+	a.waited = ticket.Waited()
+}
+
+// check asks Vista for the seats of the sessions due at now and writes
+// what changed, before it returns. Run sends the requests beside instead
+// (checkBeside), so that a slow answer holds up nothing.
+func (w *Warmer) check(ctx context.Context, now time.Time) error {
+	asks := w.dueChecks(now)
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, a := range asks {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			w.send(ctx, a)
+		}()
+	}
+	wg.Wait()
+	return w.settle(ctx, asks)
+}
+
+// checkBeside sends the requests for the sessions due at now, each in a
+// goroutine of its own; Step writes the answers when they come. The
+// upstream budget, not the warmer, decides how many are in flight.
+func (w *Warmer) checkBeside(ctx context.Context, now time.Time) {
+	for _, a := range w.dueChecks(now) {
+		for _, id := range a.ids {
+			w.st.inflight[id] = true
+		}
+		w.fetchers.Add(1)
+		go func() {
+			defer w.fetchers.Done()
+			w.send(ctx, a)
+			select {
+			case w.answers <- a:
+			case <-ctx.Done():
+				return // Run has stopped taking answers in
+			}
+			select {
+			case w.arrived <- struct{}{}:
+			default:
+			}
+		}()
+	}
+}
+
+// takeAnswers writes the seat checks answered since the last step.
+func (w *Warmer) takeAnswers(ctx context.Context) error {
+	var asks []*ask
+	for {
+		select {
+		case a := <-w.answers:
+			asks = append(asks, a)
+			continue
+		default:
+		}
+		break
+	}
+	return w.settle(ctx, asks)
+}
+
+// settle writes what seat checks found: seats and status that changed, a
+// session Vista no longer has or has cancelled, and when each is checked
+// next. An answer older than what the cache holds since (a list fetched
+// after it was asked) is not taken.
+func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
+	if w.st == nil {
+		return nil
+	}
+	cache := w.st.cache[keys.Sessions]
+	var changes []change
+	gone := map[string]time.Time{}
+	for _, a := range asks {
+		if a.st != w.st {
+			continue // asked for a writer's state that has gone since
+		}
+		for _, id := range a.ids {
+			delete(w.st.inflight, id)
+		}
+		w.late(a)
+		if a.err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			w.m.errors.WithLabelValues("check").Inc()
+			w.log.Warn("seat check failed; trying again at the sessions' next check", "sessions", len(a.ids), "err", a.err)
+		}
+		// Nothing is dropped on a failed check: the sessions keep their
+		// data and are looked at again on their own schedule, which is
+		// their retry, so an outage of Vista does not turn into more load.
+		answered := map[string]bool{}
+		for _, s := range a.seats {
+			answered[s.ID] = true
+			old := cache[s.ID]
+			switch {
+			case old == nil, old.asOf.After(a.asked):
+			case s.Cancelled():
+				changes = append(changes, removal(s.ID, old, ReasonCancelled))
+				gone[s.ID] = a.asked
+			default:
+				cur := withSeats(old, s)
+				cur.nextCheck = w.cfg.Policy.NextCheck(a.asked, cur.showtime)
+				cur.checked, cur.asOf = a.asked, a.asked
+				changes = append(changes, compare(w.fields[keys.Sessions], s.ID, old, cur))
+			}
+		}
+		for _, id := range a.gone {
+			answered[id] = true
+			old := cache[id]
+			switch {
+			case old == nil, old.asOf.After(a.asked):
+			case w.st.held[keys.Sessions] != nil:
+				// Vista's lists are in doubt (a drop is held back): a seat
+				// check that no longer finds a session is not believed
+				// either, until the drop is confirmed or dropped.
+				w.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime))
+			default:
+				changes = append(changes, removal(id, old, ReasonGone))
+				gone[id] = a.asked
+			}
+		}
+		for _, id := range a.ids {
+			if old := cache[id]; old != nil && !answered[id] && !old.asOf.After(a.asked) {
+				w.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime))
+			}
+		}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	if err := w.apply(ctx, keys.Sessions, changes, w.cfg.Clock.Now()); err != nil {
+		return err
+	}
+	// A list fetched before these answers must not bring them back.
+	for id, at := range gone {
+		w.st.checkRemoved[id] = at
+	}
+	return nil
+}
+
+// late records how late each due session of a request went out, by tier,
+// the wait for the upstream budget included.
+func (w *Warmer) late(a *ask) {
+	cache := w.st.cache[keys.Sessions]
+	for id, at := range a.due {
+		r := cache[id]
+		if r == nil {
+			continue
+		}
+		tier := w.cfg.Policy.Tier(at, r.showtime)
+		late := a.asked.Sub(at) + a.waited
+		w.m.lateness.WithLabelValues(tier).Observe(late.Seconds())
+		if a.waited > 0 && late > time.Second {
+			w.m.slipped.WithLabelValues(tier).Inc()
+		}
+	}
+}
+
+// reschedule moves a cached session's next check, in place: only the
+// schedule reads it until the next write.
+func (w *Warmer) reschedule(id string, r *record, at time.Time) {
+	r.nextCheck = at
+	w.st.checks.push(at, id)
+}

@@ -1,0 +1,134 @@
+package warmer
+
+import (
+	"slices"
+	"time"
+)
+
+// op is what a change does to the cache.
+type op int
+
+const (
+	opConfirm op = iota // unchanged: only updated_at (and next_check_at) move
+	opAdd
+	opUpdate
+	opRemove
+)
+
+// change is one entity's change. The same value drives the Redis writes, the
+// event and the metrics, whatever the kind.
+type change struct {
+	op      op
+	id      string
+	old     *record // nil for an addition
+	cur     *record // nil for a removal
+	changed []string
+	reason  string // removals only
+}
+
+func (c change) outcome() string {
+	switch c.op {
+	case opAdd:
+		return outAdded
+	case opUpdate:
+		return outUpdated
+	case opRemove:
+		return outRemoved
+	}
+	return outUnchanged
+}
+
+// compare turns a cached record and an upstream one into a change; names
+// are the kind's data fields.
+func compare(names []string, id string, old, cur *record) change {
+	if old == nil || old.missing {
+		return change{op: opAdd, id: id, old: old, cur: cur, changed: diff(names, nil, cur)}
+	}
+	if changed := diff(names, old, cur); len(changed) > 0 {
+		return change{op: opUpdate, id: id, old: old, cur: cur, changed: changed}
+	}
+	return change{op: opConfirm, id: id, old: old, cur: cur}
+}
+
+func removal(id string, old *record, reason string) change {
+	return change{op: opRemove, id: id, old: old, reason: reason}
+}
+
+func countOp(changes []change, o op) int {
+	n := 0
+	for _, c := range changes {
+		if c.op == o {
+			n++
+		}
+	}
+	return n
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// plan is the diff of a full list against the cache: what to add, update,
+// confirm and remove, in id order. It is pure: it reads the cache, the
+// list and the policy and writes nothing but the list's records (the
+// fields it keeps from the cache); commit applies what it returns.
+//
+// The list may have been fetched while seat checks went on (Run fetches
+// beside them): what a check saw after the fetch began is newer than the
+// list, so the live fields a check read since stay, an entry a check
+// removed since (removed, by when) is not brought back, and an entry keeps
+// its place in the schedule (and the company it is checked in) when that
+// comes no later than the list would have it.
+func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[string]time.Time, now time.Time) []change {
+	listed := l.now // when Vista said so
+	if sp.timed {
+		for id, at := range removed {
+			if at.After(listed) {
+				delete(l.recs, id)
+				l.keep[id] = true
+			}
+		}
+		for id, cur := range l.recs {
+			old := cache[id]
+			if old == nil || old.missing {
+				continue
+			}
+			if old.nextCheck.After(listed) && !old.nextCheck.After(p.NextCheck(listed, cur.showtime)) {
+				cur.nextCheck = old.nextCheck
+			}
+			if old.checked.After(listed) {
+				for _, i := range sp.live {
+					cur.vals[i] = old.vals[i]
+				}
+				cur.checked = old.checked
+			}
+		}
+	}
+	changes := make([]change, 0, len(l.recs))
+	for _, id := range sortedKeys(l.recs) {
+		if !l.keep[id] { // a film with one bad row of several stays as it was
+			changes = append(changes, compare(sp.fields, id, cache[id], l.recs[id]))
+		}
+	}
+	for _, id := range sortedKeys(cache) {
+		if _, ok := l.recs[id]; ok || l.keep[id] {
+			continue
+		}
+		switch old := cache[id]; {
+		case l.cancelled[id]:
+			changes = append(changes, removal(id, old, ReasonCancelled))
+		case l.expired[id]:
+			changes = append(changes, removal(id, old, ReasonExpired))
+		case sp.timed && !old.showtime.IsZero() && !now.Before(old.showtime.Add(p.Grace)):
+			// left to the expiry, which runs next with the same clock
+		case !l.partial:
+			changes = append(changes, removal(id, old, ReasonGone))
+		}
+	}
+	return changes
+}

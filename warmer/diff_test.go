@@ -1,0 +1,112 @@
+package warmer
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+)
+
+// The diff of a list against the cache, without Redis.
+
+func newListing(k keys.Kind, now time.Time) *listing {
+	return &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
+		now: now, kind: k, ids: map[string]bool{}}
+}
+
+// film makes a film record with a title; the other fields are fixed.
+func film(id, title string) *record {
+	return &record{vals: []string{id, title, "PG", "120", "2026-11-01", "Dist", "1001"}}
+}
+
+// session makes a session record showing at show with seats.
+func session(id string, show time.Time, seats string) *record {
+	return &record{vals: []string{id, "1001", "HO1", "1", show.Format(time.RFC3339), "2026-11-26", "Screen 1", "1", seats,
+		"0", "0", "open", ""}, showtime: show}
+}
+
+// summary shows changes as "op id [changed] reason", one per change.
+func summary(changes []change) []string {
+	var out []string
+	for _, c := range changes {
+		s := c.outcome() + " " + c.id
+		if len(c.changed) > 0 {
+			s += " [" + strings.Join(c.changed, ",") + "]"
+		}
+		if c.reason != "" {
+			s += " " + c.reason
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestPlan(t *testing.T) {
+	now := time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC)
+	p := DefaultPolicy()
+	sp := kindSpecs(baseFields)
+
+	t.Run("films: add, update, confirm, gone", func(t *testing.T) {
+		cache := map[string]*record{"a": film("a", "Alpha"), "b": film("b", "Beta"), "c": film("c", "Gamma")}
+		l := newListing(keys.Films, now)
+		l.recs["a"], l.recs["b"], l.recs["d"] = film("a", "Alpha"), film("b", "Beta 2"), film("d", "Delta")
+		got := summary(plan(sp[keys.Films], p, cache, l, nil, now))
+		want := []string{"unchanged a", "updated b [title]", "added d [id,title,rating,runtime_minutes,opening_date,distributor,cinema_ids]", "removed c gone"}
+		if !slices.Equal(got, want) {
+			t.Errorf("plan = %q\nwant %q", got, want)
+		}
+	})
+	t.Run("a partial list calls nothing gone; kept rows stay as cached", func(t *testing.T) {
+		cache := map[string]*record{"a": film("a", "Alpha"), "b": film("b", "Beta"), "c": film("c", "Gamma")}
+		l := newListing(keys.Films, now)
+		l.recs["a"] = film("a", "Alpha 2")
+		l.keep["b"] = true
+		l.partial = true
+		got := summary(plan(sp[keys.Films], p, cache, l, nil, now))
+		if want := []string{"updated a [title]"}; !slices.Equal(got, want) {
+			t.Errorf("plan = %q, want %q", got, want)
+		}
+	})
+	t.Run("sessions: why they leave", func(t *testing.T) {
+		soon := now.Add(30 * time.Minute)
+		cache := map[string]*record{
+			"cancelled": session("cancelled", soon, "10"),
+			"expired":   session("expired", now.Add(-time.Hour), "10"), // past showtime + grace, not listed
+			"listedOld": session("listedOld", now.Add(-30*time.Minute), "10"),
+			"gone":      session("gone", soon, "10"),
+		}
+		l := newListing(keys.Sessions, now)
+		l.cancelled["cancelled"] = true
+		l.expired["listedOld"] = true
+		got := summary(plan(sp[keys.Sessions], p, cache, l, nil, now))
+		want := []string{"removed cancelled cancelled", "removed gone gone", "removed listedOld expired"}
+		if !slices.Equal(got, want) {
+			t.Errorf("plan = %q\nwant %q (an expired session is left to the expiry)", got, want)
+		}
+	})
+	t.Run("sessions: what a check saw since the list stays", func(t *testing.T) {
+		listed := now.Add(-5 * time.Second)
+		show := now.Add(5 * time.Minute)
+		checked := session("s", show, "3")
+		checked.checked = now.Add(-2 * time.Second) // after the list was fetched
+		checked.nextCheck = now.Add(4 * time.Second)
+		stale := session("t", show, "7")
+		stale.checked = now.Add(-time.Minute) // before it
+		cache := map[string]*record{"s": checked, "t": stale}
+		l := newListing(keys.Sessions, listed)
+		l.recs["s"], l.recs["t"] = session("s", show, "9"), session("t", show, "6")
+		l.recs["s"].nextCheck = listed.Add(9 * time.Second)
+		l.recs["gone"] = session("gone", show, "5")
+		removed := map[string]time.Time{"gone": now.Add(-time.Second)} // a check removed it after the list
+		got := summary(plan(sp[keys.Sessions], p, cache, l, removed, now))
+		want := []string{"unchanged s", "updated t [seats_available]"}
+		if !slices.Equal(got, want) {
+			t.Errorf("plan = %q\nwant %q", got, want)
+		}
+		if next := l.recs["s"].nextCheck; !next.Equal(checked.nextCheck) {
+			t.Errorf("s's next check = %v, want the cache's %v: it keeps its place", next, checked.nextCheck)
+		}
+	})
+}

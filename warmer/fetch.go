@@ -1,0 +1,161 @@
+package warmer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
+)
+
+// listing is one whole list as Vista sent it, made into records.
+type listing struct {
+	recs map[string]*record
+	// Sessions Vista lists as cancelled, and those it still lists past
+	// their showtime + grace: the reason a cached one leaves by.
+	cancelled, expired map[string]bool
+	// keep holds the ids of rows Vista sent but that could not be taken:
+	// they stay as cached. partial is set when such a row had no readable
+	// id, so nothing can be called gone in this reload.
+	keep    map[string]bool
+	partial bool
+
+	bad        map[string]int // rows refused, by reason
+	firstBad   string         // the first refused row, for the log
+	duplicates int            // rows whose id an earlier row had
+	firstDup   string
+
+	began time.Time // when the fetch began, in real time, for the log
+	now   time.Time // when it began, on the warmer's clock
+
+	kind keys.Kind
+	ids  map[string]bool // every id a row had
+}
+
+// The reasons a row is refused, as the metric labels them.
+const (
+	badUnreadable = "unreadable"   // a value cannot be read
+	badUnsafeID   = "unsafe_id"    // an id cannot be part of a key
+	badTooLarge   = "too_large"    // a text value over 4 KiB, raw over 64 KiB
+	badOutOfRange = "out_of_range" // a showtime a day past or 400 days ahead
+)
+
+var badReasons = []string{badUnreadable, badUnsafeID, badTooLarge, badOutOfRange}
+
+// Bounds on what the warmer takes from Vista, beyond the client's own.
+const (
+	// MaxRawBytes bounds the raw field (--keep-raw): a longer row is refused.
+	MaxRawBytes = 64 << 10
+	// A showtime further in the past than this, or further ahead than
+	// maxAhead, is refused: no cinema lists such sessions, and a garbled
+	// date must not become a key that never expires.
+	maxBehind = 24 * time.Hour
+	maxAhead  = 400 * 24 * time.Hour
+)
+
+func (l *listing) refuse(reason, id, msg string) {
+	if l.bad == nil {
+		l.bad = map[string]int{}
+	}
+	l.bad[reason]++
+	if l.firstBad == "" {
+		l.firstBad = msg
+	}
+	if id != "" {
+		l.keep[id] = true
+	}
+}
+
+// seen counts a row whose id an earlier row of the list had: the last row
+// wins, and whatever an earlier one said of the id is forgotten.
+func (l *listing) seen(id string) {
+	if !l.ids[id] {
+		l.ids[id] = true
+		return
+	}
+	l.duplicates++
+	if l.firstDup == "" {
+		l.firstDup = id
+	}
+	delete(l.recs, id)
+	delete(l.cancelled, id)
+	delete(l.expired, id)
+	delete(l.keep, id)
+}
+
+// take keeps a row's record, unless it is too large to cache.
+func (l *listing) take(id string, r *record) {
+	if len(r.raw) > MaxRawBytes {
+		l.refuse(badTooLarge, id, fmt.Sprintf("%s %s: raw is %d bytes, more than %d", l.kind.Singular(), id, len(r.raw), MaxRawBytes))
+		return
+	}
+	l.recs[id] = r
+}
+
+// fetch reads one whole list of a kind from Vista, at the clock's now;
+// zones gives the sessions' cinemas their zones. It reads nothing of the
+// writer's state, so Run has it run beside the writer's other work.
+func (w *Warmer) fetch(ctx context.Context, k keys.Kind, now time.Time, zones map[string]*time.Location) (*listing, error) {
+	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
+		began: time.Now(), now: now, kind: k, ids: map[string]bool{}}
+	err := w.specs[k].list(ctx, w, l, zones)
+	for _, r := range l.recs {
+		r.rawSum = checksum(r.raw)
+	}
+	var rowErrs vista.RowErrors
+	if errors.As(err, &rowErrs) {
+		for _, e := range rowErrs {
+			reason := badUnreadable
+			switch {
+			case errors.Is(e, vista.ErrUnsafeID):
+				reason = badUnsafeID
+			case errors.Is(e, vista.ErrTooLarge):
+				reason = badTooLarge
+			}
+			// A row without a readable id may be any cached entity, so
+			// nothing is called gone; one whose own id is unsafe names
+			// nothing the cache can hold.
+			if e.ID == "" && reason != badUnsafeID {
+				l.partial = true
+			}
+			l.refuse(reason, e.ID, e.Error())
+		}
+		err = nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", k, err)
+	}
+	w.reportRows(k, l)
+	return l, nil
+}
+
+// reportRows logs, once per reload, the rows of a list that were refused
+// or repeated, and counts them.
+func (w *Warmer) reportRows(k keys.Kind, l *listing) {
+	if n := sumCounts(l.bad); n > 0 {
+		attrs := []any{"kind", k, "rows", n}
+		for _, reason := range badReasons {
+			if c := l.bad[reason]; c > 0 {
+				attrs = append(attrs, reason, c)
+				w.m.badRows.WithLabelValues(string(k), reason).Add(float64(c))
+			}
+		}
+		attrs = append(attrs, "first", l.firstBad)
+		w.log.Warn("vista sent rows that cannot be cached; they are not written, and what the cache holds for their ids stays", attrs...)
+	}
+	if l.duplicates > 0 {
+		w.m.duplicates.WithLabelValues(string(k)).Add(float64(l.duplicates))
+		w.log.Warn("vista listed some ids more than once; the last row of each counts",
+			"kind", k, "duplicates", l.duplicates, "first", l.firstDup)
+	}
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, c := range m {
+		n += c
+	}
+	return n
+}

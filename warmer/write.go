@@ -1,0 +1,421 @@
+package warmer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
+)
+
+// guard is what the writer's next write expects of P:meta.
+func (w *Warmer) guard() *guard {
+	return &guard{epoch: w.st.epoch, seq: w.st.seq}
+}
+
+func (w *Warmer) publisher() *publisher {
+	return &publisher{prefix: w.cfg.Prefix, epoch: w.st.epoch, maxLen: w.cfg.StreamMaxLen}
+}
+
+// committed takes the numbers a transaction used once Redis has it.
+func (w *Warmer) committed(pub *publisher) {
+	w.st.seq = pub.seq
+	for kind, byEvent := range pub.published {
+		for ev, n := range byEvent {
+			w.m.events.WithLabelValues(string(kind), ev).Add(float64(n))
+		}
+	}
+}
+
+// apply writes changes in bounded MULTI/EXEC batches. Each batch carries the
+// data, TTLs, index entries, P:meta seq and the PUBLISH and XADD of its
+// events, so a reader that fetches a key on an event sees that state or a
+// newer one. The cache in memory follows each batch once Redis took it. A
+// batch that has started is finished even when ctx ends; the next is not.
+func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now time.Time) error {
+	quiet := w.st.quiet[k]
+	sp := w.specs[k]
+	wctx := context.WithoutCancel(ctx)
+	cache := w.st.cache[k]
+	writes := len(changes) - countOp(changes, opConfirm)
+	progress := time.Now()
+	// len(changes) is read on every turn: a batch may append the entities
+	// it found gone from Redis, to be written whole.
+	for start := 0; start < len(changes); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch := changes[start:min(start+w.cfg.BatchSize, len(changes))]
+		start += len(batch)
+		pub := w.publisher()
+		probes := make([]probe, len(batch))
+		err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
+			pub.reset(w.st.seq)
+			for i, c := range batch {
+				probes[i] = w.queue(wctx, pipe, pub, k, c, now, quiet)
+			}
+			if pub.seq != w.st.seq {
+				pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", pub.seq)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("write %s: %w", k, err)
+		}
+		w.committed(pub)
+		for i, c := range batch {
+			w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()
+			if c.op == opRemove {
+				if sp.timed {
+					w.st.unplace(cache[c.id])
+				}
+				delete(cache, c.id)
+				continue
+			}
+			switch probes[i].outcome() {
+			case hashVanished:
+				// The key was gone (evicted, or expired a moment early) and
+				// a confirmation carries too little to write it whole:
+				// write the entity again, as new.
+				w.log.Warn("an entity was missing from Redis; writing it again", "kind", k, "id", c.id)
+				w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
+				again := *c.cur
+				again.rawSum = checksum(again.raw) // a seat check has no raw: the next reload writes it
+				changes = append(changes, change{op: opAdd, id: c.id, cur: &again, changed: diff(w.fields[k], nil, c.cur)})
+			case hashRewritten:
+				w.log.Warn("an entity was missing from Redis; written whole with its change", "kind", k, "id", c.id)
+				w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
+				c.cur.rawSum = checksum(c.cur.raw) // written whole: with raw only if the change had it
+			}
+			c.cur.raw = "" // written; its checksum is enough from here on
+			if sp.timed {
+				w.st.unplace(cache[c.id])
+				w.st.place(c.id, c.cur)
+			}
+			cache[c.id] = c.cur
+		}
+		if writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && start < len(changes) {
+			w.log.Info("writing", "kind", k, "done", start, "of", len(changes))
+			progress = time.Now()
+		}
+	}
+	return nil
+}
+
+// probe finds, after the write, what the hash write did to one hash.
+type probe struct {
+	cmd *redis.Cmd // nil: no hash write (an addition or a removal)
+}
+
+// What a hash write found.
+const (
+	hashWritten   = 1 // the hash was there and took the fields
+	hashRewritten = 2 // it was gone, and was written whole
+	hashVanished  = 0 // it was gone, and a confirmation cannot write it whole
+)
+
+func (p probe) outcome() int64 {
+	if p.cmd == nil {
+		return hashWritten
+	}
+	n, err := p.cmd.Int64()
+	if err != nil {
+		return hashWritten
+	}
+	return n
+}
+
+// hashWriteCmd is the write script's own command (see fenced): it writes
+// to an entity's hash only if it exists, so a hash is only ever written
+// whole or confirmed: a confirmation or an update never creates a hash of
+// two fields where Redis lost or evicted the key (or where it holds
+// another type: that is deleted). An update carries the entity's other
+// fields too, and then writes the hash whole.
+//
+// Its arguments: the key; EXPIREAT in Unix seconds or ""; nset, ndel,
+// nwhole; then nset field/value arguments to set, ndel field names to
+// delete, and nwhole field/value arguments that make the rest of the hash
+// when it has to be written whole. It answers 1 when the hash was there, 2
+// when it was written whole, 0 when it was not there and not written.
+const hashWriteCmd = "vw.hashwrite"
+
+// hashWrite queues one hash's write and returns its probe.
+func hashWrite(ctx context.Context, pipe redis.Pipeliner, key string, expireAt string, set, del, whole []any) probe {
+	args := make([]any, 0, 6+len(set)+len(del)+len(whole))
+	args = append(args, hashWriteCmd, key, expireAt, len(set), len(del), len(whole))
+	args = append(args, set...)
+	args = append(args, del...)
+	args = append(args, whole...)
+	return probe{cmd: pipe.Do(ctx, args...)}
+}
+
+// hashWriteSource defines the Lua function of hashWriteCmd, for the
+// arguments ARGV[a..b].
+const hashWriteSource = `
+local function hashwrite(a, b)
+	local key, expireat = ARGV[a], ARGV[a + 1]
+	local nset, ndel, nwhole = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+	local s = a + 5
+	local d = s + nset
+	local w = d + ndel
+	local e = w + nwhole
+	local kind = redis.call('TYPE', key)['ok']
+	local r = 1
+	if kind == 'hash' then
+		if nset > 0 then redis.call('HSET', key, unpack(ARGV, s, d - 1)) end
+		if ndel > 0 then redis.call('HDEL', key, unpack(ARGV, d, w - 1)) end
+	elseif nwhole == 0 then
+		r = 0
+	else
+		if kind ~= 'none' then redis.call('DEL', key) end
+		redis.call('HSET', key, unpack(ARGV, w, e - 1))
+		if nset > 0 then redis.call('HSET', key, unpack(ARGV, s, d - 1)) end
+		r = 2
+	end
+	if r ~= 0 and expireat ~= '' then redis.call('EXPIREAT', key, expireat) end
+	return r
+end
+`
+
+// queue adds one change's commands, and its event unless quiet, to a
+// transaction.
+func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher, k keys.Kind, c change, now time.Time, quiet bool) probe {
+	key := keys.Entity(w.cfg.Prefix, k, c.id)
+	at := stamp(now)
+	sp := w.specs[k]
+	names := sp.fields
+
+	if c.op == opRemove {
+		if c.old == nil || !c.old.unsafe {
+			pipe.Del(ctx, key)
+		}
+		w.unindex(ctx, pipe, sp, c)
+		if !quiet {
+			pub.publish(ctx, pipe, Event{Kind: k, Event: EventRemoved, ID: c.id, Reason: c.reason, At: at})
+		}
+		return probe{}
+	}
+
+	vals := c.cur.vals
+	expireAt := ""
+	if sp.timed {
+		// Every session write re-arms the TTL, so no hash of a session
+		// outlives its showtime, whatever happened to the key meanwhile.
+		expireAt = strconv.FormatInt(c.cur.showtime.Add(w.cfg.Policy.Grace).Unix(), 10)
+	}
+	if c.op == opAdd {
+		args := make([]any, 0, 2*len(names)+8)
+		for i, name := range names {
+			args = append(args, name, vals[i])
+		}
+		args = append(args, fUpdatedAt, at)
+		if sp.timed {
+			args = append(args, fChangedAt, at, fNextCheckAt, stamp(c.cur.nextCheck))
+		}
+		if c.cur.raw != "" {
+			args = append(args, fRaw, c.cur.raw)
+		}
+		pipe.Del(ctx, key) // whatever an earlier epoch left there goes
+		pipe.HSet(ctx, key, args...)
+		if sp.timed {
+			pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
+		}
+		if c.old != nil { // listed by an index, its hash gone: out of wherever it was
+			w.unindex(ctx, pipe, sp, change{id: c.id, old: c.old})
+		}
+		w.index(ctx, pipe, sp, c.id, c.cur)
+		if !quiet {
+			pub.publish(ctx, pipe, itemEvent(sp, c, at))
+		}
+		return probe{}
+	}
+
+	// A confirmation or an update: set what changed (or only the
+	// bookkeeping), fill in the fields the hash lacked, drop stray ones.
+	set := make([]any, 0, 16)
+	var whole []any
+	for i, name := range names {
+		switch {
+		case c.op == opUpdate && slices.Contains(c.changed, name),
+			c.old != nil && c.old.absent != nil && c.old.absent[i]:
+			set = append(set, name, vals[i])
+		case c.op == opUpdate:
+			whole = append(whole, name, vals[i])
+		}
+	}
+	set = append(set, fUpdatedAt, at)
+	if sp.timed {
+		if c.op == opUpdate {
+			set = append(set, fChangedAt, at)
+		}
+		set = append(set, fNextCheckAt, stamp(c.cur.nextCheck))
+	}
+	var del []any
+	if c.old != nil {
+		for _, f := range c.old.stray {
+			del = append(del, f)
+		}
+	}
+	switch raw := w.rawChange(c); {
+	case raw == rawDrop:
+		del = append(del, fRaw)
+	case raw == rawWrite:
+		set = append(set, fRaw, c.cur.raw)
+	case c.cur.raw != "" && c.op == opUpdate:
+		whole = append(whole, fRaw, c.cur.raw)
+	}
+	p := hashWrite(ctx, pipe, key, expireAt, set, del, whole)
+
+	moved := c.op == opUpdate && slices.ContainsFunc(c.changed, func(n string) bool {
+		return slices.Contains(sp.placing(), n)
+	})
+	if moved {
+		w.unindex(ctx, pipe, sp, change{id: c.id, old: c.old})
+		w.index(ctx, pipe, sp, c.id, c.cur)
+	}
+	if c.op == opUpdate && !quiet {
+		pub.publish(ctx, pipe, itemEvent(sp, c, at))
+	}
+	return p
+}
+
+func itemEvent(sp *spec, c change, at string) Event {
+	ev := Event{Kind: sp.kind, Event: EventItem, ID: c.id, Changed: c.changed, At: at}
+	if sp.extras != nil {
+		sp.extras(&ev, c.cur)
+	}
+	return ev
+}
+
+// What a write does to an existing hash's raw field.
+const (
+	rawKeep  = iota // as it is
+	rawWrite        // Vista's row changed: write the new one
+	rawDrop         // the warmer runs without --keep-raw now
+)
+
+// rawChange keeps an existing hash's raw field in step with what Vista sent
+// in its last full list: rewritten when the row changed, even where no data
+// field did, and dropped when the warmer runs without --keep-raw. A seat
+// check carries no row, so raw waits for the next reload.
+func (w *Warmer) rawChange(c change) int {
+	if c.old == nil || c.old.rawSum == c.cur.rawSum || (c.cur.raw == "" && c.cur.rawSum != 0) {
+		return rawKeep
+	}
+	if c.cur.raw == "" {
+		return rawDrop
+	}
+	return rawWrite
+}
+
+func (w *Warmer) index(ctx context.Context, pipe redis.Pipeliner, sp *spec, id string, r *record) {
+	p := w.cfg.Prefix
+	if !sp.timed {
+		pipe.SAdd(ctx, keys.Index(p, sp.kind), id)
+		return
+	}
+	z := redis.Z{Score: float64(r.showtime.Unix()), Member: id}
+	pipe.ZAdd(ctx, keys.Index(p, sp.kind), z)
+	for _, o := range sp.owners {
+		if owner := r.vals[o.field]; owner != "" {
+			pipe.ZAdd(ctx, o.key(p, owner), z)
+		}
+	}
+}
+
+// unindex takes a removed or moved entity out of its indexes. An entry
+// read back from an index whose hash was gone has no owners to go by: it
+// is taken out of the index of every owner we know, unless it expired,
+// which the sweep covers for all at once.
+func (w *Warmer) unindex(ctx context.Context, pipe redis.Pipeliner, sp *spec, c change) {
+	p := w.cfg.Prefix
+	if !sp.timed {
+		pipe.SRem(ctx, keys.Index(p, sp.kind), c.id)
+		return
+	}
+	pipe.ZRem(ctx, keys.Index(p, sp.kind), c.id)
+	r := c.old
+	if r == nil || (r.missing && c.reason == ReasonExpired) {
+		return
+	}
+	for _, o := range sp.owners {
+		if r.missing {
+			for owner := range w.st.cache[o.kind] {
+				pipe.ZRem(ctx, o.key(p, owner), c.id)
+			}
+		} else if owner := r.vals[o.field]; owner != "" {
+			pipe.ZRem(ctx, o.key(p, owner), c.id)
+		}
+	}
+}
+
+// readCache reads what Redis holds of a kind, through its index, in
+// pipelined chunks. An id the index lists whose hash is gone comes back as a
+// missing record, so the next reload writes it again or says it is gone.
+func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record, error) {
+	p := w.cfg.Prefix
+	var ids []string
+	scores := map[string]float64{}
+	var err error
+	timed := w.specs[k].timed
+	if timed {
+		var zs []redis.Z
+		zs, err = w.rdb.ZRangeWithScores(ctx, keys.Index(p, k), 0, -1).Result()
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			ids = append(ids, id)
+			scores[id] = z.Score
+		}
+	} else {
+		ids, err = w.rdb.SMembers(ctx, keys.Index(p, k)).Result()
+	}
+	switch {
+	case isWrongType(err):
+		// Something else holds the index's key: the cache is read as
+		// empty, and the reload that follows writes the index anew.
+		w.log.Warn("an index key holds another type; it is rewritten at the next reload", "key", keys.Index(p, k))
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", k, err)
+	}
+	cache := make(map[string]*record, len(ids))
+	const chunk = 1000
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		cmds := make([]*redis.MapStringStringCmd, len(part))
+		_, err := w.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for i, id := range part {
+				cmds[i] = pipe.HGetAll(ctx, keys.Entity(p, k, id))
+			}
+			return nil
+		})
+		var rerr redis.Error
+		if err != nil && !errors.As(err, &rerr) {
+			return nil, fmt.Errorf("read %s: %w", k, err)
+		}
+		// A key that answers with an error (not a hash: WRONGTYPE) reads as
+		// missing, and is written whole by the next reload.
+		for i, id := range part {
+			// An id that cannot be a key of its own (an earlier version
+			// wrote it) is held as missing: the next reload removes it
+			// from the index without touching the key it would name.
+			unsafe := vista.CheckID(id) != nil
+			h := cmds[i].Val()
+			if unsafe || cmds[i].Err() != nil || len(h) == 0 || h["id"] != id {
+				r := &record{vals: make([]string, len(w.fields[k])), missing: true, unsafe: unsafe}
+				r.vals[0] = id
+				if timed {
+					r.showtime = time.Unix(int64(scores[id]), 0)
+				}
+				cache[id] = r
+				continue
+			}
+			cache[id] = w.recordFromHash(k, h)
+		}
+	}
+	return cache, nil
+}
