@@ -118,8 +118,19 @@ type guard struct {
 //
 // An error other than the fence's own is wrapped in errWrite.
 func (w *Warmer) fenced(ctx context.Context, g *guard, queue func(redis.Pipeliner)) error {
-	start := time.Now()
-	defer func() { w.m.redisWrite.Observe(time.Since(start).Seconds()) }()
+	return w.run(ctx, w.prepare(ctx, g, queue))
+}
+
+// write is a fenced write made ready to send.
+type write struct {
+	argv    []any
+	replies []*redis.Cmd // the hash writes' commands, whose replies run sets
+}
+
+// prepare queues a fenced write's commands and makes them the script's
+// arguments. It reads nothing of Redis, so apply prepares a batch while
+// Redis runs the one before.
+func (w *Warmer) prepare(ctx context.Context, g *guard, queue func(redis.Pipeliner)) *write {
 	pipe := w.rdb.Pipeline()
 	queue(pipe)
 	cmds := pipe.Cmds()
@@ -131,18 +142,24 @@ func (w *Warmer) fenced(ctx context.Context, g *guard, queue func(redis.Pipeline
 			seq = strconv.FormatInt(g.seq, 10)
 		}
 	}
-	argv := make([]any, 0, 3+8*len(cmds))
-	argv = append(argv, w.leaseValue(), epoch, seq)
-	var replies []*redis.Cmd
+	wr := &write{argv: make([]any, 0, 3+8*len(cmds))}
+	wr.argv = append(wr.argv, w.leaseValue(), epoch, seq)
 	for _, c := range cmds {
 		args := c.Args()
-		argv = append(argv, len(args))
-		argv = append(argv, args...)
+		wr.argv = append(wr.argv, len(args))
+		wr.argv = append(wr.argv, args...)
 		if name, _ := args[0].(string); name == hashWriteCmd {
-			replies = append(replies, c.(*redis.Cmd))
+			wr.replies = append(wr.replies, c.(*redis.Cmd))
 		}
 	}
-	res, err := fenceScript.Run(ctx, w.rdb, []string{keys.Lease(w.cfg.Prefix), keys.Meta(w.cfg.Prefix)}, argv...).Slice()
+	return wr
+}
+
+// run sends a prepared write and sets its hash writes' replies.
+func (w *Warmer) run(ctx context.Context, wr *write) error {
+	start := time.Now()
+	defer func() { w.m.redisWrite.Observe(time.Since(start).Seconds()) }()
+	res, err := fenceScript.Run(ctx, w.rdb, []string{keys.Lease(w.cfg.Prefix), keys.Meta(w.cfg.Prefix)}, wr.argv...).Slice()
 	if err != nil {
 		switch msg := err.Error(); {
 		case strings.HasPrefix(msg, "VWFENCE lease"):
@@ -154,11 +171,11 @@ func (w *Warmer) fenced(ctx context.Context, g *guard, queue func(redis.Pipeline
 		}
 		return fmt.Errorf("%w: %w", errWrite, err)
 	}
-	if len(res) != len(replies) {
-		return fmt.Errorf("%w: the write script answered %d replies for %d hash writes", errWrite, len(res), len(replies))
+	if len(res) != len(wr.replies) {
+		return fmt.Errorf("%w: the write script answered %d replies for %d hash writes", errWrite, len(res), len(wr.replies))
 	}
 	for i, r := range res {
-		replies[i].SetVal(r)
+		wr.replies[i].SetVal(r)
 	}
 	return nil
 }
@@ -170,7 +187,9 @@ func (w *Warmer) fenced(ctx context.Context, g *guard, queue func(redis.Pipeline
 // then each command as its number of arguments and the arguments, its
 // name first. A hashWriteCmd is run here (see hashWriteSource) and its
 // reply returned, one per such command, in order; the other commands'
-// replies are not returned.
+// replies are not returned. As in MULTI/EXEC, a command that fails does
+// not stop the others (the seq written to P:meta must stay in step with
+// the events sent); the first error is the script's answer.
 //
 // Every key the commands name is under the lease's prefix; with a hash-tag
 // prefix they share its slot, as Redis Cluster wants of one script.
@@ -189,15 +208,25 @@ if ARGV[2] ~= '' then
 end
 ` + hashWriteSource + `
 local out = {}
+local failed
 local i = 4
 while i <= #ARGV do
 	local n = tonumber(ARGV[i])
+	local ok, res
 	if ARGV[i + 1] == '` + hashWriteCmd + `' then
-		out[#out + 1] = hashwrite(i + 2, i + n)
+		ok, res = pcall(hashwrite, i + 2, i + n)
+		out[#out + 1] = ok and res or 0
 	else
-		redis.call(unpack(ARGV, i + 1, i + n))
+		res = redis.pcall(unpack(ARGV, i + 1, i + n))
+		ok = type(res) ~= 'table' or not res.err
+	end
+	if not ok and not failed then
+		failed = type(res) == 'table' and res.err or tostring(res)
 	end
 	i = i + n + 1
+end
+if failed then
+	return redis.error_reply(failed)
 end
 return out
 `)

@@ -33,42 +33,88 @@ func (w *Warmer) committed(pub *publisher) {
 	}
 }
 
-// apply writes changes in bounded MULTI/EXEC batches. Each batch carries the
-// data, TTLs, index entries, P:meta seq and the PUBLISH and XADD of its
-// events, so a reader that fetches a key on an event sees that state or a
-// newer one. The cache in memory follows each batch once Redis took it. A
-// batch that has started is finished even when ctx ends; the next is not.
+// apply writes changes in bounded batches, each one fenced write. Each
+// batch carries the data, TTLs, index entries, P:meta seq and the PUBLISH
+// and XADD of its events, so a reader that fetches a key on an event sees
+// that state or a newer one. The cache in memory follows each batch once
+// Redis took it. The next batch is made ready while Redis runs one, so the
+// warmer's work and Redis's overlap; they go to Redis one after the other.
+// A batch that has started is finished even when ctx ends; the next is not.
 func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now time.Time) error {
+	for len(changes) > 0 {
+		again, err := w.applyOnce(ctx, k, changes, now)
+		if err != nil {
+			return err
+		}
+		changes = again
+	}
+	return nil
+}
+
+// batch is one batch of changes, ready to send.
+type batch struct {
+	changes []change
+	pub     *publisher
+	probes  []probe
+	wr      *write
+	end     int // changes written once this batch is
+}
+
+// applyOnce writes changes, and returns the entities it found gone from
+// Redis, to be written again whole.
+func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, now time.Time) ([]change, error) {
 	quiet := w.st.quiet[k]
 	sp := w.specs[k]
 	wctx := context.WithoutCancel(ctx)
 	cache := w.st.cache[k]
 	writes := len(changes) - countOp(changes, opConfirm)
 	progress := time.Now()
-	// len(changes) is read on every turn: a batch may append the entities
-	// it found gone from Redis, to be written whole.
-	for start := 0; start < len(changes); {
+
+	// The batches are prepared one ahead, by a goroutine that reads the
+	// changes and nothing the loop below writes; each expects the seq the
+	// one before it leaves.
+	ready := make(chan *batch, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	epoch, seq, at := w.st.epoch, w.st.seq, stamp(now)
+	go func() {
+		defer close(ready)
+		for start := 0; start < len(changes); {
+			b := &batch{changes: changes[start:min(start+w.cfg.BatchSize, len(changes))]}
+			start += len(b.changes)
+			b.end = start
+			b.pub = &publisher{prefix: w.cfg.Prefix, epoch: epoch, maxLen: w.cfg.StreamMaxLen, seq: seq}
+			b.probes = make([]probe, len(b.changes))
+			g := &guard{epoch: epoch, seq: seq}
+			b.wr = w.prepare(wctx, g, func(pipe redis.Pipeliner) {
+				ix := &indexBatch{}
+				for i, c := range b.changes {
+					b.probes[i] = w.queue(wctx, pipe, b.pub, ix, sp, c, at, quiet)
+				}
+				ix.flush(wctx, pipe)
+				if b.pub.seq != seq {
+					pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", b.pub.seq)
+				}
+			})
+			seq = b.pub.seq
+			select {
+			case ready <- b:
+			case <-stop:
+				return
+			}
+		}
+	}()
+
+	var again []change
+	for b := range ready {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
-		batch := changes[start:min(start+w.cfg.BatchSize, len(changes))]
-		start += len(batch)
-		pub := w.publisher()
-		probes := make([]probe, len(batch))
-		err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
-			pub.reset(w.st.seq)
-			for i, c := range batch {
-				probes[i] = w.queue(wctx, pipe, pub, k, c, now, quiet)
-			}
-			if pub.seq != w.st.seq {
-				pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", pub.seq)
-			}
-		})
-		if err != nil {
-			return fmt.Errorf("write %s: %w", k, err)
+		if err := w.run(wctx, b.wr); err != nil {
+			return nil, fmt.Errorf("write %s: %w", k, err)
 		}
-		w.committed(pub)
-		for i, c := range batch {
+		w.committed(b.pub)
+		for i, c := range b.changes {
 			w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()
 			if c.op == opRemove {
 				if sp.timed {
@@ -77,16 +123,16 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 				delete(cache, c.id)
 				continue
 			}
-			switch probes[i].outcome() {
+			switch b.probes[i].outcome() {
 			case hashVanished:
 				// The key was gone (evicted, or expired a moment early) and
 				// a confirmation carries too little to write it whole:
 				// write the entity again, as new.
 				w.log.Warn("an entity was missing from Redis; writing it again", "kind", k, "id", c.id)
 				w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
-				again := *c.cur
-				again.rawSum = checksum(again.raw) // a seat check has no raw: the next reload writes it
-				changes = append(changes, change{op: opAdd, id: c.id, cur: &again, changed: diff(w.fields[k], nil, c.cur)})
+				whole := *c.cur
+				whole.rawSum = checksum(whole.raw) // a seat check has no raw: the next reload writes it
+				again = append(again, change{op: opAdd, id: c.id, cur: &whole, changed: diff(sp.fields, nil, c.cur)})
 			case hashRewritten:
 				w.log.Warn("an entity was missing from Redis; written whole with its change", "kind", k, "id", c.id)
 				w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
@@ -99,12 +145,12 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 			}
 			cache[c.id] = c.cur
 		}
-		if writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && start < len(changes) {
-			w.log.Info("writing", "kind", k, "done", start, "of", len(changes))
+		if writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && b.end < len(changes) {
+			w.log.Info("writing", "kind", k, "done", b.end, "of", len(changes))
 			progress = time.Now()
 		}
 	}
-	return nil
+	return again, nil
 }
 
 // probe finds, after the write, what the hash write did to one hash.
@@ -184,17 +230,16 @@ end
 
 // queue adds one change's commands, and its event unless quiet, to a
 // transaction.
-func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher, k keys.Kind, c change, now time.Time, quiet bool) probe {
-	key := keys.Entity(w.cfg.Prefix, k, c.id)
-	at := stamp(now)
-	sp := w.specs[k]
+func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher, ix *indexBatch, sp *spec, c change, at string, quiet bool) probe {
+	key := keys.Entity(w.cfg.Prefix, sp.kind, c.id)
+	k := sp.kind
 	names := sp.fields
 
 	if c.op == opRemove {
 		if c.old == nil || !c.old.unsafe {
 			pipe.Del(ctx, key)
 		}
-		w.unindex(ctx, pipe, sp, c)
+		w.unindex(ix, sp, c)
 		if !quiet {
 			pub.publish(ctx, pipe, Event{Kind: k, Event: EventRemoved, ID: c.id, Reason: c.reason, At: at})
 		}
@@ -226,9 +271,9 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 			pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
 		}
 		if c.old != nil { // listed by an index, its hash gone: out of wherever it was
-			w.unindex(ctx, pipe, sp, change{id: c.id, old: c.old})
+			w.unindex(ix, sp, change{id: c.id, old: c.old})
 		}
-		w.index(ctx, pipe, sp, c.id, c.cur)
+		w.index(ix, sp, c.id, c.cur)
 		if !quiet {
 			pub.publish(ctx, pipe, itemEvent(sp, c, at))
 		}
@@ -275,8 +320,8 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		return slices.Contains(sp.placing(), n)
 	})
 	if moved {
-		w.unindex(ctx, pipe, sp, change{id: c.id, old: c.old})
-		w.index(ctx, pipe, sp, c.id, c.cur)
+		w.unindex(ix, sp, change{id: c.id, old: c.old})
+		w.index(ix, sp, c.id, c.cur)
 	}
 	if c.op == opUpdate && !quiet {
 		pub.publish(ctx, pipe, itemEvent(sp, c, at))
@@ -313,17 +358,17 @@ func (w *Warmer) rawChange(c change) int {
 	return rawWrite
 }
 
-func (w *Warmer) index(ctx context.Context, pipe redis.Pipeliner, sp *spec, id string, r *record) {
+func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 	p := w.cfg.Prefix
 	if !sp.timed {
-		pipe.SAdd(ctx, keys.Index(p, sp.kind), id)
+		ix.add(keys.Index(p, sp.kind), true, 0, id)
 		return
 	}
-	z := redis.Z{Score: float64(r.showtime.Unix()), Member: id}
-	pipe.ZAdd(ctx, keys.Index(p, sp.kind), z)
+	score := float64(r.showtime.Unix())
+	ix.add(keys.Index(p, sp.kind), false, score, id)
 	for _, o := range sp.owners {
 		if owner := r.vals[o.field]; owner != "" {
-			pipe.ZAdd(ctx, o.key(p, owner), z)
+			ix.add(o.key(p, owner), false, score, id)
 		}
 	}
 }
@@ -332,13 +377,13 @@ func (w *Warmer) index(ctx context.Context, pipe redis.Pipeliner, sp *spec, id s
 // read back from an index whose hash was gone has no owners to go by: it
 // is taken out of the index of every owner we know, unless it expired,
 // which the sweep covers for all at once.
-func (w *Warmer) unindex(ctx context.Context, pipe redis.Pipeliner, sp *spec, c change) {
+func (w *Warmer) unindex(ix *indexBatch, sp *spec, c change) {
 	p := w.cfg.Prefix
 	if !sp.timed {
-		pipe.SRem(ctx, keys.Index(p, sp.kind), c.id)
+		ix.rem(keys.Index(p, sp.kind), true, c.id)
 		return
 	}
-	pipe.ZRem(ctx, keys.Index(p, sp.kind), c.id)
+	ix.rem(keys.Index(p, sp.kind), false, c.id)
 	r := c.old
 	if r == nil || (r.missing && c.reason == ReasonExpired) {
 		return
@@ -346,10 +391,66 @@ func (w *Warmer) unindex(ctx context.Context, pipe redis.Pipeliner, sp *spec, c 
 	for _, o := range sp.owners {
 		if r.missing {
 			for owner := range w.st.cache[o.kind] {
-				pipe.ZRem(ctx, o.key(p, owner), c.id)
+				ix.rem(o.key(p, owner), false, c.id)
 			}
 		} else if owner := r.vals[o.field]; owner != "" {
-			pipe.ZRem(ctx, o.key(p, owner), c.id)
+			ix.rem(o.key(p, owner), false, c.id)
+		}
+	}
+}
+
+// indexBatch gathers the index writes of one batch, so that each index key
+// takes one ZADD (or SADD) of all its new members, not one per entry:
+// that cost Redis more than the hashes themselves.
+type indexBatch struct {
+	order      []string // keys, in the order they came
+	adds, rems map[string][]any
+	set        map[string]bool // a set (SADD, SREM), not a sorted set
+}
+
+func (ix *indexBatch) note(key string, set bool) {
+	if ix.set == nil {
+		ix.adds, ix.rems, ix.set = map[string][]any{}, map[string][]any{}, map[string]bool{}
+	}
+	if _, ok := ix.set[key]; !ok {
+		ix.order = append(ix.order, key)
+		ix.set[key] = set
+	}
+}
+
+func (ix *indexBatch) add(key string, set bool, score float64, id string) {
+	ix.note(key, set)
+	if set {
+		ix.adds[key] = append(ix.adds[key], id)
+	} else {
+		ix.adds[key] = append(ix.adds[key], score, id)
+	}
+}
+
+func (ix *indexBatch) rem(key string, set bool, id string) {
+	ix.note(key, set)
+	ix.rems[key] = append(ix.rems[key], id)
+}
+
+// flush queues the removals, then the additions: an entry that moves
+// within a batch leaves its old place before it takes the new one.
+func (ix *indexBatch) flush(ctx context.Context, pipe redis.Pipeliner) {
+	for _, key := range ix.order {
+		if m := ix.rems[key]; len(m) > 0 {
+			cmd := "zrem"
+			if ix.set[key] {
+				cmd = "srem"
+			}
+			pipe.Do(ctx, append([]any{cmd, key}, m...)...)
+		}
+	}
+	for _, key := range ix.order {
+		if m := ix.adds[key]; len(m) > 0 {
+			cmd := "zadd"
+			if ix.set[key] {
+				cmd = "sadd"
+			}
+			pipe.Do(ctx, append([]any{cmd, key}, m...)...)
 		}
 	}
 }
