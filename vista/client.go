@@ -85,8 +85,17 @@ type Config struct {
 	Logger *slog.Logger
 	// Observe, when set, is called once per HTTP attempt with the endpoint
 	// ("cinemas", "films", "sessions", "seats"), the status (0 when no
-	// answer came) and the time the attempt took, body included.
+	// answer came) and the time the attempt took, body included (not the
+	// wait for the Budget).
 	Observe func(endpoint string, status int, d time.Duration)
+	// Budget, when set, bounds the requests: every HTTP attempt acquires it
+	// before it is sent, at the priority its context carries
+	// (WithPriority), and releases it once the body is read; the wait is
+	// added to the context's Ticket (WithTicket). A 429 or 503 with
+	// Retry-After pauses the whole Budget for that long (capped at
+	// MaxDelay); one without Retry-After halves its rate for a minute. Nil
+	// bounds nothing. Several Clients may share one Budget.
+	Budget *Budget
 }
 
 // Fields names Vista fields, by Vista's spelling, that the client reads
@@ -113,6 +122,7 @@ type Client struct {
 	fields     Fields
 	log        *slog.Logger
 	observe    func(endpoint string, status int, d time.Duration)
+	budget     *Budget
 
 	// sel is the $select seat checks use: an index into seatSelects, and
 	// whether a check with it has passed. Until one has, seat checks go
@@ -150,6 +160,7 @@ func New(cfg Config) (*Client, error) {
 		fields:     cfg.Fields,
 		log:        cfg.Logger,
 		observe:    cfg.Observe,
+		budget:     cfg.Budget,
 		jitter:     fullJitter,
 		sleep:      sleepCtx,
 	}
@@ -253,13 +264,17 @@ type endpoint struct {
 	name   string // for Observe and logs: "cinemas", ...
 	entity string // Vista's entity set, for StatusError: "Cinemas", ...
 	list   string // for DecodeError: "cinemas", ...
+	// once: one attempt per request, no retry. A seat check's retry is
+	// its next due time, which the caller keeps; a retry here would only
+	// spend the budget that nearer checks need.
+	once bool
 }
 
 var (
-	epCinemas  = endpoint{"cinemas", "Cinemas", "cinemas"}
-	epFilms    = endpoint{"films", "ScheduledFilms", "films"}
-	epSessions = endpoint{"sessions", "Sessions", "sessions"}
-	epSeats    = endpoint{"seats", "Sessions", "sessions"}
+	epCinemas  = endpoint{name: "cinemas", entity: "Cinemas", list: "cinemas"}
+	epFilms    = endpoint{name: "films", entity: "ScheduledFilms", list: "films"}
+	epSessions = endpoint{name: "sessions", entity: "Sessions", list: "sessions"}
+	epSeats    = endpoint{name: "seats", entity: "Sessions", list: "sessions", once: true}
 )
 
 func (c *Client) listURL(ep endpoint) *url.URL {
@@ -360,6 +375,11 @@ func quoteIDs(ids []string) string {
 // CheckSeats asks Vista for the seats of the sessions ids, in as few
 // requests as MaxURLLength allows, one after another. seats follows the order
 // of ids (each id once); gone lists the ids Vista no longer knows.
+//
+// Each request is made once: a failed one (a 5xx, a 429, a timeout) is not
+// retried here, as the caller's next check is its retry. Its requests wait
+// for the Budget at ctx's priority: pass the earliest showtime of ids with
+// WithPriority, and a Ticket (WithTicket) to learn how long they waited.
 //
 // An id Vista refuses on its own (400) costs only itself: the others are
 // still checked, and err is then a *RejectedError naming it. A row of the
@@ -636,7 +656,8 @@ func (c *Client) fetchList(ctx context.Context, ep endpoint, u *url.URL) ([]json
 }
 
 // get fetches u, retrying what may pass: transport errors, timeouts, 408, 429
-// and 5xx. A context that ends stops it at once, in a backoff too.
+// and 5xx, except for an endpoint asked once (seat checks). A context that
+// ends stops it at once, in a backoff or a wait for the budget too.
 func (c *Client) get(ctx context.Context, ep endpoint, u *url.URL) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -653,7 +674,7 @@ func (c *Client) get(ctx context.Context, ep endpoint, u *url.URL) ([]byte, erro
 		if !errors.As(err, &ae) {
 			return nil, err
 		}
-		if attempt >= c.maxRetries {
+		if attempt >= c.maxRetries || ep.once {
 			return nil, ae.err
 		}
 		delay := c.backoff(attempt)
@@ -712,10 +733,17 @@ type attemptError struct{ err error }
 func (e *attemptError) Error() string { return e.err.Error() }
 func (e *attemptError) Unwrap() error { return e.err }
 
-// attempt makes one request. retryAfter is the server's Retry-After, or -1.
-// Errors for a retry are wrapped in *attemptError.
+// attempt makes one request, within the budget. retryAfter is the server's
+// Retry-After, or -1. Errors for a retry are wrapped in *attemptError.
 func (c *Client) attempt(ctx context.Context, ep endpoint, u *url.URL) (body []byte, retryAfter time.Duration, err error) {
 	retryAfter = -1
+	// Acquired before the attempt's timeout starts: a wait for the budget
+	// is not the server's slowness.
+	release, err := c.budget.acquireFor(ctx)
+	if err != nil {
+		return nil, retryAfter, fmt.Errorf("vista %s: %w", ep.entity, err)
+	}
+	defer release()
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, u.String(), nil)
@@ -747,6 +775,9 @@ func (c *Client) attempt(ctx context.Context, ep endpoint, u *url.URL) (body []b
 		case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 			if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 				retryAfter = d
+				c.pause(ep, min(d, c.maxDelay))
+			} else {
+				c.budget.slowDown()
 			}
 			return nil, retryAfter, &attemptError{se}
 		case code == http.StatusRequestTimeout || code >= 500:
@@ -765,6 +796,16 @@ func (c *Client) attempt(ctx context.Context, ep endpoint, u *url.URL) (body []b
 		return nil, retryAfter, fmt.Errorf("vista %s: answer larger than the %d bytes allowed", ep.entity, c.maxBody)
 	}
 	return body, retryAfter, nil
+}
+
+// pause holds every request of the budget for d: Vista asked for it, and
+// asked the client, not this one request.
+func (c *Client) pause(ep endpoint, d time.Duration) {
+	if c.budget == nil || d <= 0 {
+		return
+	}
+	c.log.Warn("vista asks to wait; pausing every request", "endpoint", ep.name, "for", d)
+	c.budget.pauseFor(d)
 }
 
 // transportError describes a request that got no (whole) answer. A timeout of
