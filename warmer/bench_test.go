@@ -151,8 +151,8 @@ func BenchmarkDiff(b *testing.B) {
 }
 
 func sessionRecordFor(id string, seats int) *record {
-	return &record{vals: []string{id, "1001", "HO1", "1", "2026-11-25T20:00:00+01:00", "2026-11-25",
-		"Screen 1", "1", fmt.Sprint(seats), "0", "0", "open", "OV"}}
+	return &record{vals: pack([]string{id, "1001", "HO1", "1", "2026-11-25T20:00:00+01:00", "2026-11-25",
+		"Screen 1", "1", fmt.Sprint(seats), "0", "0", "open", "OV"})}
 }
 
 // BenchmarkIndexCheck is the check every reload ends with: each index of

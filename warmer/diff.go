@@ -102,9 +102,11 @@ func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[
 				cur.nextCheck = old.nextCheck
 			}
 			if old.checked.After(listed) {
+				vals := cur.vals.all()
 				for _, i := range sp.live {
-					cur.vals[i] = old.vals[i]
+					vals[i] = old.vals.get(i)
 				}
+				cur.vals = pack(vals)
 				cur.checked = old.checked
 			}
 		}

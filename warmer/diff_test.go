@@ -18,13 +18,13 @@ func newListing(k keys.Kind, now time.Time) *listing {
 
 // film makes a film record with a title; the other fields are fixed.
 func film(id, title string) *record {
-	return &record{vals: []string{id, title, "PG", "120", "2026-11-01", "Dist", "1001"}}
+	return &record{vals: pack([]string{id, title, "PG", "120", "2026-11-01", "Dist", "1001"})}
 }
 
 // session makes a session record showing at show with seats.
 func session(id string, show time.Time, seats string) *record {
-	return &record{vals: []string{id, "1001", "HO1", "1", show.Format(time.RFC3339), "2026-11-26", "Screen 1", "1", seats,
-		"0", "0", "open", ""}, showtime: show}
+	return &record{vals: pack([]string{id, "1001", "HO1", "1", show.Format(time.RFC3339), "2026-11-26", "Screen 1", "1", seats,
+		"0", "0", "open", ""}), showtime: show}
 }
 
 // summary shows changes as "op id [changed] reason", one per change.
@@ -109,4 +109,31 @@ func TestPlan(t *testing.T) {
 			t.Errorf("s's next check = %v, want the cache's %v: it keeps its place", next, checked.nextCheck)
 		}
 	})
+}
+
+func TestPacked(t *testing.T) {
+	for _, fields := range [][]string{
+		{},
+		{""},
+		{"a", "", "ccc"},
+		{strings.Repeat("x", 300), "é", "\x00\x01", ""},
+	} {
+		p := pack(fields)
+		if got := p.all(); len(fields) > 0 && !slices.Equal(got, fields) {
+			t.Errorf("pack(%q).all() = %q", fields, got)
+		}
+		for i, f := range fields {
+			if got := p.get(i); got != f {
+				t.Errorf("pack(%q).get(%d) = %q", fields, i, got)
+			}
+		}
+		if got := p.get(len(fields)); got != "" {
+			t.Errorf("past the last field: %q", got)
+		}
+		if len(fields) > 1 {
+			if got := p.with(1, "new").all(); got[1] != "new" || got[0] != fields[0] || len(got) != len(fields) {
+				t.Errorf("with(1) = %q", got)
+			}
+		}
+	}
 }

@@ -16,7 +16,7 @@ import (
 func (w *Warmer) zones() map[string]*time.Location {
 	z := map[string]*time.Location{}
 	for id, r := range w.st.cache[keys.Cinemas] {
-		if loc, err := vista.LoadZone(r.vals[cTimezone]); err == nil {
+		if loc, err := vista.LoadZone(r.vals.get(cTimezone)); err == nil {
 			z[id] = loc
 		}
 	}

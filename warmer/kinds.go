@@ -124,7 +124,7 @@ func validFieldName(s string) bool {
 // the order of the warmer's field names for its kind. The same record feeds
 // the diff, the Redis writes, the events and the metrics, whatever the kind.
 type record struct {
-	vals []string
+	vals packed
 	raw  string // upstream JSON, kept only with KeepRaw, and only until written
 
 	// rawSum is a checksum of the raw field the hash holds (0: none), so the
@@ -163,9 +163,13 @@ func diff(names []string, old, cur *record) []string {
 	if old == nil || old.missing {
 		return slices.Clone(names)
 	}
+	if old.vals == cur.vals {
+		return nil
+	}
+	was, is := old.vals.all(), cur.vals.all()
 	var changed []string
 	for i, name := range names {
-		if old.vals[i] != cur.vals[i] && !(old.absent != nil && old.absent[i]) {
+		if was[i] != is[i] && !(old.absent != nil && old.absent[i]) {
 			changed = append(changed, name)
 		}
 	}
@@ -191,26 +195,26 @@ func (w *Warmer) cinemaRecord(c vista.Cinema) *record {
 		zone = c.Location.String()
 	}
 	return &record{
-		vals: withExtra([]string{c.ID, c.Name, c.Address1, c.Address2, c.City, c.Latitude, c.Longitude, zone},
-			c.Extra, w.nExtra(keys.Cinemas)),
+		vals: pack(withExtra([]string{c.ID, c.Name, c.Address1, c.Address2, c.City, c.Latitude, c.Longitude, zone},
+			c.Extra, w.nExtra(keys.Cinemas))),
 		raw: rawOf(c.Raw, w.cfg.KeepRaw),
 	}
 }
 
 func (w *Warmer) filmRecord(f vista.Film) *record {
 	return &record{
-		vals: withExtra([]string{f.ID, f.Title, f.Rating, strconv.Itoa(f.RunTimeMinutes), f.OpeningDate,
-			f.Distributor, strings.Join(f.CinemaIDs, ",")}, f.Extra, w.nExtra(keys.Films)),
+		vals: pack(withExtra([]string{f.ID, f.Title, f.Rating, strconv.Itoa(f.RunTimeMinutes), f.OpeningDate,
+			f.Distributor, strings.Join(f.CinemaIDs, ",")}, f.Extra, w.nExtra(keys.Films))),
 		raw: rawOf(f.Raw, w.cfg.KeepRaw),
 	}
 }
 
 func (w *Warmer) sessionRecord(s vista.Session) *record {
 	return &record{
-		vals: withExtra([]string{s.ID, s.CinemaID, s.FilmID, s.SessionID, s.Showtime.Format(time.RFC3339),
+		vals: pack(withExtra([]string{s.ID, s.CinemaID, s.FilmID, s.SessionID, s.Showtime.Format(time.RFC3339),
 			s.BusinessDate, s.ScreenName, strconv.Itoa(s.ScreenNumber), strconv.Itoa(s.SeatsAvailable),
 			strconv.Itoa(s.SoldoutStatus), s.Status, string(s.State), strings.Join(s.Attributes, ",")},
-			s.Extra, w.nExtra(keys.Sessions)),
+			s.Extra, w.nExtra(keys.Sessions))),
 		raw:      rawOf(s.Raw, w.cfg.KeepRaw),
 		showtime: s.Showtime,
 	}
@@ -226,15 +230,16 @@ func (w *Warmer) nExtra(k keys.Kind) int {
 // Status, say) stays as the cache has it.
 func withSeats(old *record, s vista.Seats) *record {
 	cur := *old
-	cur.vals = slices.Clone(old.vals)
-	cur.vals[sSeatsAvailable] = strconv.Itoa(s.SeatsAvailable)
+	vals := old.vals.all()
+	vals[sSeatsAvailable] = strconv.Itoa(s.SeatsAvailable)
 	if s.HasSoldoutStatus {
-		cur.vals[sSoldoutStatus] = strconv.Itoa(s.SoldoutStatus)
+		vals[sSoldoutStatus] = strconv.Itoa(s.SoldoutStatus)
 	}
 	if s.HasStatus {
-		cur.vals[sStatus] = s.Status
-		cur.vals[sState] = string(s.State)
+		vals[sStatus] = s.Status
+		vals[sState] = string(s.State)
 	}
+	cur.vals = pack(vals)
 	cur.missing = false
 	return &cur
 }
@@ -259,7 +264,8 @@ func checksum(s string) uint64 {
 // recordFromHash rebuilds a record from a hash read back from Redis.
 func (w *Warmer) recordFromHash(k keys.Kind, h map[string]string) *record {
 	names := w.fields[k]
-	r := &record{vals: make([]string, len(names)), rawSum: checksum(h[fRaw])}
+	vals := make([]string, len(names))
+	r := &record{rawSum: checksum(h[fRaw])}
 	for i, name := range names {
 		v, ok := h[name]
 		if !ok {
@@ -268,8 +274,9 @@ func (w *Warmer) recordFromHash(k keys.Kind, h map[string]string) *record {
 			}
 			r.absent[i] = true
 		}
-		r.vals[i] = v
+		vals[i] = v
 	}
+	r.vals = pack(vals)
 	if len(h) > len(names) { // more fields than the data: bookkeeping, or stray ones
 		for name := range h {
 			if !slices.Contains(names, name) && !slices.Contains(bookkeeping, name) {
@@ -279,7 +286,7 @@ func (w *Warmer) recordFromHash(k keys.Kind, h map[string]string) *record {
 		slices.Sort(r.stray)
 	}
 	if w.specs[k].timed {
-		r.showtime, _ = time.Parse(time.RFC3339, r.vals[sShowtime])
+		r.showtime, _ = time.Parse(time.RFC3339, vals[sShowtime])
 		r.nextCheck, _ = time.Parse(time.RFC3339, h[fNextCheckAt])
 	}
 	return r

@@ -145,15 +145,15 @@ func (w *Warmer) indexWants(k keys.Kind) []indexWant {
 			counts[id] += 0
 		}
 		for _, r := range cache {
-			if !r.missing && r.vals[owner.field] != "" {
-				counts[r.vals[owner.field]]++
+			if !r.missing && r.vals.get(owner.field) != "" {
+				counts[r.vals.get(owner.field)]++
 			}
 		}
 		for _, oid := range sortedKeys(counts) {
 			if vista.CheckID(oid) != nil {
 				continue // no key of its own: nothing to mend there
 			}
-			belongs := func(r *record) bool { return r != nil && !r.missing && r.vals[owner.field] == oid }
+			belongs := func(r *record) bool { return r != nil && !r.missing && r.vals.get(owner.field) == oid }
 			wants = append(wants, indexWant{
 				key: owner.key(p, oid), count: counts[oid],
 				has: func(id string, s float64) bool { r := cache[id]; return belongs(r) && score(r) == s },

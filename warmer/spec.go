@@ -79,7 +79,7 @@ func kindSpecs(fields map[keys.Kind][]string) map[keys.Kind]*spec {
 			needs: keys.Cinemas,
 			list:  listSessions,
 			extras: func(ev *Event, r *record) {
-				n, _ := strconv.Atoi(r.vals[sSeatsAvailable])
+				n, _ := strconv.Atoi(r.vals.get(sSeatsAvailable))
 				ev.SeatsAvailable = &n
 			},
 		},

@@ -246,7 +246,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		return probe{}
 	}
 
-	vals := c.cur.vals
+	vals := c.cur.vals.all()
 	expireAt := ""
 	if sp.timed {
 		// Every session write re-arms the TTL, so no hash of a session
@@ -367,7 +367,7 @@ func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 	score := float64(r.showtime.Unix())
 	ix.add(keys.Index(p, sp.kind), false, score, id)
 	for _, o := range sp.owners {
-		if owner := r.vals[o.field]; owner != "" {
+		if owner := r.vals.get(o.field); owner != "" {
 			ix.add(o.key(p, owner), false, score, id)
 		}
 	}
@@ -393,7 +393,7 @@ func (w *Warmer) unindex(ix *indexBatch, sp *spec, c change) {
 			for owner := range w.st.cache[o.kind] {
 				ix.rem(o.key(p, owner), false, c.id)
 			}
-		} else if owner := r.vals[o.field]; owner != "" {
+		} else if owner := r.vals.get(o.field); owner != "" {
 			ix.rem(o.key(p, owner), false, c.id)
 		}
 	}
@@ -507,8 +507,9 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 			unsafe := vista.CheckID(id) != nil
 			h := cmds[i].Val()
 			if unsafe || cmds[i].Err() != nil || len(h) == 0 || h["id"] != id {
-				r := &record{vals: make([]string, len(w.fields[k])), missing: true, unsafe: unsafe}
-				r.vals[0] = id
+				vals := make([]string, len(w.fields[k]))
+				vals[0] = id
+				r := &record{vals: pack(vals), missing: true, unsafe: unsafe}
 				if timed {
 					r.showtime = time.Unix(int64(scores[id]), 0)
 				}
