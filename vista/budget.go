@@ -62,7 +62,7 @@ const (
 
 // NewBudget returns a Budget of concurrency requests in flight (at least 1)
 // and perSecond request starts a second; perSecond <= 0 (or +Inf) bounds
-// only the concurrency.
+// only the concurrency, and a rate below one an hour counts as one an hour.
 func NewBudget(concurrency int, perSecond float64) *Budget {
 	b := &Budget{
 		limit: max(concurrency, 1),
@@ -72,7 +72,7 @@ func NewBudget(concurrency int, perSecond float64) *Budget {
 		},
 	}
 	if perSecond > 0 {
-		b.interval = time.Duration(float64(time.Second) / perSecond)
+		b.interval = time.Duration(min(float64(time.Second)/perSecond, float64(time.Hour)))
 	}
 	return b
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -707,5 +708,28 @@ func TestBudgetOrderMatchesSort(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("served %v, want %v", got, want)
+	}
+}
+
+func TestNewBudget(t *testing.T) {
+	tests := []struct {
+		concurrency  int
+		perSecond    float64
+		wantLimit    int
+		wantInterval time.Duration
+	}{
+		{4, 10, 4, 100 * time.Millisecond},
+		{0, 0.5, 1, 2 * time.Second},
+		{-3, 0, 1, 0},
+		{2, math.Inf(1), 2, 0},
+		{2, math.NaN(), 2, 0},
+		{2, 1e12, 2, 0},
+		{2, 1e-300, 2, time.Hour},
+	}
+	for _, tt := range tests {
+		b := NewBudget(tt.concurrency, tt.perSecond)
+		if b.limit != tt.wantLimit || b.interval != tt.wantInterval {
+			t.Errorf("NewBudget(%d, %v) = limit %d, interval %v; want %d, %v", tt.concurrency, tt.perSecond, b.limit, b.interval, tt.wantLimit, tt.wantInterval)
+		}
 	}
 }
