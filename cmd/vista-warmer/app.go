@@ -116,6 +116,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := warmer.NewMetrics(reg)
+	budget := vista.NewBudget(cfg.UpstreamConcurrency, cfg.UpstreamRate)
+	registerBudget(reg, budget)
 
 	zone := cfg.Zone
 	if zone == nil {
@@ -129,6 +131,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxBodyBytes: cfg.MaxBody,
 		Logger:       log.With("component", "vista"),
 		Observe:      metrics.ObserveUpstream,
+		Budget:       budget,
 	})
 	if err != nil {
 		return fmt.Errorf("--vista-url: %w", err)
@@ -175,7 +178,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		"instance", cfg.InstanceID, "vista", vc.String(), "redis", redisShown, "prefix", cfg.Prefix,
 		"default_zone", zone.String(), "horizon", cfg.Policy.Horizon, "near_window", cfg.Policy.NearWindow,
 		"near_interval", cfg.Policy.NearInterval, "grace", cfg.Policy.Grace,
-		"cinemas_cron", cfg.CinemasCron, "films_cron", cfg.FilmsCron, "sessions_cron", cfg.SessionsCron)
+		"cinemas_cron", cfg.CinemasCron, "films_cron", cfg.FilmsCron, "sessions_cron", cfg.SessionsCron,
+		"upstream_concurrency", cfg.UpstreamConcurrency, "upstream_rate", cfg.UpstreamRate)
 
 	m.done = make(chan struct{})
 	go func() {
@@ -192,6 +196,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}()
 	}
 	return nil
+}
+
+// registerBudget exports the upstream budget's state, read at each scrape.
+func registerBudget(reg prometheus.Registerer, b *vista.Budget) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vista_warmer_upstream_budget_in_use",
+			Help: "Requests to Vista in flight (at most --upstream-concurrency).",
+		}, func() float64 { return float64(b.InUse()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vista_warmer_upstream_budget_waiting",
+			Help: "Requests to Vista waiting for the upstream budget: --upstream-concurrency, --upstream-rate or a Retry-After.",
+		}, func() float64 { return float64(b.Waiting()) }),
+	)
 }
 
 // Done is closed when the warmer has stopped: after Close, or on its own.

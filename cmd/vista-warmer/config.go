@@ -86,6 +86,10 @@ var options = []option{
 		help: "a full reload that would remove more than this share of a kind's entries (an empty list,\nsay) is held back, /readyz not ready, until a reload a minute or more later says the same;\n100% never holds one back"},
 	{name: "max-body", env: "VISTA_WARMER_MAX_BODY", arg: "SIZE", def: "256MiB",
 		help: "the largest answer (one page) taken from Vista, e.g. 512MiB or 1GiB; a larger one fails the\nreload, which then changes nothing"},
+	{name: "upstream-concurrency", env: "VISTA_WARMER_UPSTREAM_CONCURRENCY", arg: "N", def: "4",
+		help: "at most this many requests to Vista in flight at once, reloads and seat checks together; when\nshort, seat checks go nearest showtime first, and reload pages after those within the hour\n(the gauges vista_warmer_upstream_budget_in_use and vista_warmer_upstream_budget_waiting show it)"},
+	{name: "upstream-rate", env: "VISTA_WARMER_UPSTREAM_RATE", arg: "PER_SECOND", def: "10",
+		help: "at most this many requests to Vista a second (e.g. 10, 0.5), spaced evenly, in the same budget;\na 429 or 503 with Retry-After holds every request that long (up to 30s), one without it\nhalves the rate for a minute"},
 	{name: "instance-id", env: "VISTA_WARMER_INSTANCE_ID", arg: "ID", shown: "host name-pid",
 		help: "this instance's name in the lease P:lease and in P:meta writer"},
 	{name: "lease-ttl", env: "VISTA_WARMER_LEASE_TTL", arg: "DURATION", def: "10s",
@@ -131,6 +135,10 @@ type Config struct {
 	InstanceID string
 	LeaseTTL   time.Duration
 	Demo       bool
+
+	// The upstream budget: requests to Vista in flight and a second.
+	UpstreamConcurrency int
+	UpstreamRate        float64
 }
 
 var levels = map[string]slog.Level{
@@ -356,6 +364,18 @@ func validate(set map[string]setting) (*Config, error) {
 	if c.MaxBody, err = parseSize(set["max-body"]); err != nil {
 		return nil, err
 	}
+	uc := set["upstream-concurrency"]
+	conc, perr := strconv.Atoi(strings.TrimSpace(uc.raw))
+	switch {
+	case perr != nil:
+		return nil, usagef("%s: %q is not a whole number", uc.label(), uc.raw)
+	case conc < 1:
+		return nil, usagef("%s: must be at least 1 (got %d)", uc.label(), conc)
+	}
+	c.UpstreamConcurrency = conc
+	if c.UpstreamRate, err = parseRate(set["upstream-rate"]); err != nil {
+		return nil, err
+	}
 	is := set["instance-id"]
 	if c.InstanceID = str("instance-id"); c.InstanceID == "" {
 		c.InstanceID = defaultInstanceID()
@@ -391,6 +411,19 @@ func parseFieldList(s setting) ([]string, error) {
 		return nil, usagef("%s: %v", s.label(), err)
 	}
 	return names, nil
+}
+
+// parseRate reads a number of requests a second: more than 0, and finite,
+// for "no bound" is not a rate a Vista server lives with.
+func parseRate(s setting) (float64, error) {
+	r, err := strconv.ParseFloat(strings.TrimSpace(s.raw), 64)
+	switch {
+	case err != nil && !errors.Is(err, strconv.ErrRange), math.IsNaN(r), math.IsInf(r, 0):
+		return 0, usagef("%s: %q is not a number of requests a second (e.g. 10, 0.5)", s.label(), s.raw)
+	case r <= 0:
+		return 0, usagef("%s: must be more than 0 (got %s)", s.label(), strings.TrimSpace(s.raw))
+	}
+	return r, nil
 }
 
 // parsePercent reads "50%" as 0.5. The sign is required: "50" could mean

@@ -90,6 +90,17 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"sessions cron env", []string{urlArg}, map[string]string{"VISTA_WARMER_SESSIONS_CRON": "* *"}, `--sessions-cron (from VISTA_WARMER_SESSIONS_CRON): "* *" is not a schedule: …`},
 		{"sessions cron demo", []string{"--demo", "--sessions-cron", "bad"}, nil, `--sessions-cron: "bad" is not a schedule: …`},
 
+		{"upstream concurrency", []string{urlArg, "--upstream-concurrency", "lots"}, nil, `--upstream-concurrency: "lots" is not a whole number`},
+		{"upstream concurrency zero", []string{urlArg, "--upstream-concurrency", "0"}, nil, "--upstream-concurrency: must be at least 1 (got 0)"},
+		{"upstream concurrency env", []string{urlArg}, map[string]string{"VISTA_WARMER_UPSTREAM_CONCURRENCY": "-2"}, "--upstream-concurrency (from VISTA_WARMER_UPSTREAM_CONCURRENCY): must be at least 1 (got -2)"},
+		{"upstream concurrency fraction", []string{urlArg, "--upstream-concurrency", "2.5"}, nil, `--upstream-concurrency: "2.5" is not a whole number`},
+		{"upstream rate", []string{urlArg, "--upstream-rate", "fast"}, nil, `--upstream-rate: "fast" is not a number of requests a second (e.g. 10, 0.5)`},
+		{"upstream rate zero", []string{urlArg, "--upstream-rate", "0"}, nil, "--upstream-rate: must be more than 0 (got 0)"},
+		{"upstream rate negative", []string{urlArg, "--upstream-rate", "-1"}, nil, "--upstream-rate: must be more than 0 (got -1)"},
+		{"upstream rate NaN", []string{urlArg, "--upstream-rate", "NaN"}, nil, `--upstream-rate: "NaN" is not a number of requests a second (e.g. 10, 0.5)`},
+		{"upstream rate infinite", []string{urlArg, "--upstream-rate", "1e400"}, nil, `--upstream-rate: "1e400" is not a number …`},
+		{"upstream rate env", []string{urlArg}, map[string]string{"VISTA_WARMER_UPSTREAM_RATE": "ten"}, `--upstream-rate (from VISTA_WARMER_UPSTREAM_RATE): "ten" is not a number …`},
+
 		{"log format", []string{urlArg, "--log-format", "xml"}, nil, `--log-format: unknown format "xml" (want text or json)`},
 		{"log format env", []string{urlArg}, map[string]string{"VISTA_WARMER_LOG_FORMAT": "logfmt"}, `--log-format (from VISTA_WARMER_LOG_FORMAT): unknown format "logfmt" (want text or json)`},
 		{"log level", []string{urlArg, "--log-level", "loud"}, nil, `--log-level: unknown level "loud" (want debug, info, warn or error)`},
@@ -175,6 +186,8 @@ func TestParseFlagsDefaults(t *testing.T) {
 		{"Demo", c.Demo, false},
 		{"MaxDrop", c.MaxDrop, 0.5},
 		{"MaxBody", c.MaxBody, int64(256 << 20)},
+		{"UpstreamConcurrency", c.UpstreamConcurrency, 4},
+		{"UpstreamRate", c.UpstreamRate, 10.0},
 		{"Fields", len(c.Fields.Cinemas) + len(c.Fields.Films) + len(c.Fields.Sessions), 0},
 	}
 	for _, ck := range checks {
@@ -222,6 +235,10 @@ func TestParseFlagsPrecedence(t *testing.T) {
 		{"log level flag over env", []string{urlArg, "--log-level", "error"}, map[string]string{"VISTA_WARMER_LOG_LEVEL": "debug"}, func(c *Config) any { return c.LogLevel.String() }, "ERROR"},
 		{"instance id env", []string{urlArg}, map[string]string{"VISTA_WARMER_INSTANCE_ID": "w1"}, func(c *Config) any { return c.InstanceID }, "w1"},
 		{"lease ttl env", []string{urlArg}, map[string]string{"VISTA_WARMER_LEASE_TTL": "30s"}, func(c *Config) any { return c.LeaseTTL }, 30 * time.Second},
+		{"upstream concurrency env", []string{urlArg}, map[string]string{"VISTA_WARMER_UPSTREAM_CONCURRENCY": " 8 "}, func(c *Config) any { return c.UpstreamConcurrency }, 8},
+		{"upstream concurrency flag over env", []string{urlArg, "--upstream-concurrency", "1"}, map[string]string{"VISTA_WARMER_UPSTREAM_CONCURRENCY": "x"}, func(c *Config) any { return c.UpstreamConcurrency }, 1},
+		{"upstream rate env", []string{urlArg}, map[string]string{"VISTA_WARMER_UPSTREAM_RATE": "0.5"}, func(c *Config) any { return c.UpstreamRate }, 0.5},
+		{"upstream rate flag over env", []string{urlArg, "--upstream-rate=25"}, map[string]string{"VISTA_WARMER_UPSTREAM_RATE": "0.5"}, func(c *Config) any { return c.UpstreamRate }, 25.0},
 		{"listen env", []string{urlArg}, map[string]string{"VISTA_WARMER_LISTEN": ":0"}, func(c *Config) any { return c.Listen }, ":0"},
 		{"timezone env windows", []string{urlArg}, map[string]string{"VISTA_WARMER_TIMEZONE": "W. Europe Standard Time"}, func(c *Config) any { return c.Zone.String() }, "Europe/Berlin"},
 		{"timezone flag", []string{urlArg, "--timezone", "Asia/Tokyo"}, map[string]string{"VISTA_WARMER_TIMEZONE": "UTC"}, func(c *Config) any { return c.Zone.String() }, "Asia/Tokyo"},

@@ -162,7 +162,8 @@ func TestDemo(t *testing.T) {
 	}
 
 	code, metrics := get(t, m, "/metrics")
-	for _, want := range []string{"vista_warmer_changes_total", "vista_warmer_upstream_requests_total", "go_goroutines", "process_"} {
+	for _, want := range []string{"vista_warmer_changes_total", "vista_warmer_upstream_requests_total", "go_goroutines", "process_",
+		"vista_warmer_upstream_budget_in_use ", "vista_warmer_upstream_budget_waiting "} {
 		if code != http.StatusOK || !strings.Contains(metrics, want) {
 			t.Errorf("GET /metrics = %d without %s", code, want)
 		}
