@@ -285,11 +285,17 @@ func (c *Client) listURL(ep endpoint) *url.URL {
 // Config.Zones. When some rows cannot be read it returns the others with a
 // RowErrors.
 func (c *Client) Cinemas(ctx context.Context) ([]Cinema, error) {
-	rows, err := c.fetchList(ctx, epCinemas, c.listURL(epCinemas))
+	var (
+		cinemas []Cinema
+		rowErrs RowErrors
+	)
+	one := cinemaDecoder(c.resolve, c.fields.Cinemas)
+	err := c.fetchList(ctx, epCinemas, c.listURL(epCinemas), func(rows []json.RawMessage, first int) {
+		cinemas, rowErrs = decodeRows(cinemas, rowErrs, epCinemas.list, rows, first, one)
+	})
 	if err != nil {
 		return nil, err
 	}
-	cinemas, rowErrs := decodeCinemas(rows, 0, c.resolve, c.fields.Cinemas)
 	return cinemas, rowErrors(rowErrs)
 }
 
@@ -303,11 +309,17 @@ func (c *Client) resolve(id, tz string) *time.Location {
 // returns the others with a RowErrors; a bad row's cinema is then missing
 // from its film's CinemaIDs.
 func (c *Client) Films(ctx context.Context) ([]Film, error) {
-	rows, err := c.fetchList(ctx, epFilms, c.listURL(epFilms))
+	var (
+		filmRows []filmRow
+		rowErrs  RowErrors
+	)
+	one := filmDecoder(c.fields.Films)
+	err := c.fetchList(ctx, epFilms, c.listURL(epFilms), func(rows []json.RawMessage, first int) {
+		filmRows, rowErrs = decodeRows(filmRows, rowErrs, epFilms.list, rows, first, one)
+	})
 	if err != nil {
 		return nil, err
 	}
-	filmRows, rowErrs := decodeFilmRows(rows, 0, c.fields.Films)
 	return mergeFilms(filmRows), rowErrors(rowErrs)
 }
 
@@ -316,10 +328,6 @@ func (c *Client) Films(ctx context.Context) ([]Film, error) {
 // Config.Zones' choice for a cinema without TimeZoneId. When some rows cannot
 // be read it returns the others with a RowErrors.
 func (c *Client) Sessions(ctx context.Context, zones map[string]*time.Location) ([]Session, error) {
-	rows, err := c.fetchList(ctx, epSessions, c.listURL(epSessions))
-	if err != nil {
-		return nil, err
-	}
 	resolved := make(map[string]*time.Location)
 	zone := func(cinemaID string) *time.Location {
 		if loc := zones[cinemaID]; loc != nil {
@@ -332,7 +340,17 @@ func (c *Client) Sessions(ctx context.Context, zones map[string]*time.Location) 
 		}
 		return loc
 	}
-	sessions, rowErrs := decodeSessions(rows, 0, zone, c.fields.Sessions)
+	var (
+		sessions []Session
+		rowErrs  RowErrors
+	)
+	one := sessionDecoder(zone, c.fields.Sessions)
+	err := c.fetchList(ctx, epSessions, c.listURL(epSessions), func(rows []json.RawMessage, first int) {
+		sessions, rowErrs = decodeRows(sessions, rowErrs, epSessions.list, rows, first, one)
+	})
+	if err != nil {
+		return nil, err
+	}
 	return sessions, rowErrors(rowErrs)
 }
 
@@ -545,7 +563,11 @@ func (c *Client) fetchSeats(ctx context.Context, level int32, batch []string) ([
 	if err != nil {
 		return nil, fmt.Errorf("vista %s: %w", epSeats.entity, err)
 	}
-	return c.fetchList(ctx, epSeats, u)
+	var rows []json.RawMessage
+	if err := c.fetchList(ctx, epSeats, u, func(page []json.RawMessage, _ int) { rows = append(rows, page...) }); err != nil {
+		return nil, err
+	}
+	return rows, nil
 }
 
 func dedup(ids []string) []string {
@@ -618,38 +640,45 @@ func (c *Client) seatBatches(ids []string) [][]string {
 	return batches
 }
 
-// fetchList reads every page of a list, starting at u.
-func (c *Client) fetchList(ctx context.Context, ep endpoint, u *url.URL) ([]json.RawMessage, error) {
-	var rows []json.RawMessage
+// fetchList reads every page of a list, starting at u, and hands each
+// page's rows to each as soon as the page is read, with the index of the
+// first of them in the whole list. The page's bytes are dropped before the
+// next page is asked for, so that a list of any length holds one page at a
+// time, and each should keep only what it decodes. After an error the caller
+// must drop what each was given: a partial list reads as entities that
+// disappeared.
+func (c *Client) fetchList(ctx context.Context, ep endpoint, u *url.URL, each func(rows []json.RawMessage, first int)) error {
 	seen := make(map[string]bool)
+	first := 0
 	for pages := 0; ; pages++ {
 		if pages == maxPages {
-			return nil, fmt.Errorf("vista %s: more than %d pages", ep.entity, maxPages)
+			return fmt.Errorf("vista %s: more than %d pages", ep.entity, maxPages)
 		}
 		seen[u.String()] = true
 		body, err := c.get(ctx, ep, u)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p, err := decodePage(ep.list, body)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		rows = append(rows, p.rows...)
+		each(p.rows, first)
+		first += len(p.rows)
 		if p.next == "" {
-			return rows, nil
+			return nil
 		}
 		next, err := u.Parse(p.next)
 		if err != nil {
-			return nil, fmt.Errorf("vista %s: next link: %w", ep.entity, err)
+			return fmt.Errorf("vista %s: next link: %w", ep.entity, err)
 		}
 		switch {
 		case !sameOrigin(next, c.base):
 			// Following it would hand the token to another host, or send it
 			// in clear text.
-			return nil, fmt.Errorf("vista %s: next link leaves %s://%s", ep.entity, c.base.Scheme, c.base.Host)
+			return fmt.Errorf("vista %s: next link leaves %s://%s", ep.entity, c.base.Scheme, c.base.Host)
 		case seen[next.String()]:
-			return nil, fmt.Errorf("vista %s: next link loops back to a page already read", ep.entity)
+			return fmt.Errorf("vista %s: next link loops back to a page already read", ep.entity)
 		}
 		u = next
 	}

@@ -19,6 +19,8 @@ import (
 // that names its row and field, and it costs only that row.
 
 // page is one answer of an OData list: its rows and the link to the next page.
+// Each row is a copy of its bytes, not a slice of the answer: what a decoder
+// keeps of a row (Raw) must not keep the whole page alive.
 type page struct {
 	rows []json.RawMessage
 	next string
@@ -121,7 +123,7 @@ func rawArray(b json.RawMessage) ([]json.RawMessage, error) {
 	}
 	rows := make([]json.RawMessage, len(elems))
 	for i, e := range elems {
-		rows[i] = e
+		rows[i] = bytes.Clone(e)
 	}
 	return rows, nil
 }
@@ -152,18 +154,38 @@ type row struct {
 	members []member
 }
 
-// newRow reads raw as a JSON object. A row that is not an object is a
-// DecodeError with an empty Field.
-func newRow(list string, index int, raw json.RawMessage) (*row, *DecodeError) {
+// load makes r the row at index of its list, read from raw as a JSON
+// object; it reuses r's members, so that a list costs one row, not one per
+// entity. A row that is not an object is a DecodeError with an empty Field.
+func (r *row) load(index int, raw json.RawMessage) *DecodeError {
+	r.index, r.id = index, ""
 	b := bytes.TrimSpace(raw)
-	if len(b) == 0 || b[0] != '{' {
-		return nil, &DecodeError{List: list, Index: index, Err: fmt.Errorf("row is not an object: %s", excerpt(string(b)))}
+	var ok bool
+	if r.members, ok = objectMembers(r.members[:0], b); !ok {
+		return &DecodeError{List: r.list, Index: index, Err: fmt.Errorf("row is not an object: %s", excerpt(string(b)))}
 	}
-	members, ok := objectMembers(make([]member, 0, 32), b)
-	if !ok {
-		return nil, &DecodeError{List: list, Index: index, Err: fmt.Errorf("row is not an object: %s", excerpt(string(b)))}
+	return nil
+}
+
+// decodeRows decodes each of rows with one and appends the entities to out
+// and the rows that cannot be read to errs; first is the index of rows[0]
+// in the whole list. Callers hand it a list page by page.
+func decodeRows[T any](out []T, errs RowErrors, list string, rows []json.RawMessage, first int,
+	one func(r *row, raw json.RawMessage) (T, *DecodeError)) ([]T, RowErrors) {
+	r := &row{list: list, members: make([]member, 0, 32)}
+	for i, raw := range rows {
+		derr := r.load(first+i, raw)
+		var v T
+		if derr == nil {
+			v, derr = one(r, raw)
+		}
+		if derr != nil {
+			errs = append(errs, derr)
+			continue
+		}
+		out = append(out, v)
 	}
-	return &row{list: list, index: index, members: members}, nil
+	return out, errs
 }
 
 // observeRead, when set (by tests), is told of every field a decoder reads
@@ -562,25 +584,22 @@ func excerpt(s string) string {
 // decodeCinemas reads the rows of OData.svc/Cinemas; first is the index of
 // rows[0] in the whole list. resolve gives the zone of a cinema.
 func decodeCinemas(rows []json.RawMessage, first int, resolve func(id, tz string) *time.Location, extra []string) ([]Cinema, RowErrors) {
-	var out []Cinema
-	var errs RowErrors
-	for i, raw := range rows {
-		c, err := decodeCinema(first+i, raw, resolve, extra)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, c)
-	}
-	return out, errs
+	return decodeRows(nil, nil, "cinemas", rows, first, cinemaDecoder(resolve, extra))
 }
 
-func decodeCinema(index int, raw json.RawMessage, resolve func(id, tz string) *time.Location, extra []string) (Cinema, *DecodeError) {
-	r, derr := newRow("cinemas", index, raw)
-	if derr != nil {
-		return Cinema{}, derr
+// cinemaDecoder returns the decoder of one row of OData.svc/Cinemas, for
+// decodeRows.
+func cinemaDecoder(resolve func(id, tz string) *time.Location, extra []string) func(*row, json.RawMessage) (Cinema, *DecodeError) {
+	return func(r *row, raw json.RawMessage) (Cinema, *DecodeError) {
+		return decodeCinema(r, raw, resolve, extra)
 	}
-	var c Cinema
+}
+
+func decodeCinema(r *row, raw json.RawMessage, resolve func(id, tz string) *time.Location, extra []string) (Cinema, *DecodeError) {
+	var (
+		c    Cinema
+		derr *DecodeError
+	)
 	if c.ID, derr = r.idField("ID", true, true); derr != nil {
 		return Cinema{}, derr
 	}
@@ -619,25 +638,22 @@ type filmRow struct {
 }
 
 func decodeFilmRows(rows []json.RawMessage, first int, extra []string) ([]filmRow, RowErrors) {
-	var out []filmRow
-	var errs RowErrors
-	for i, raw := range rows {
-		f, err := decodeFilmRow(first+i, raw, extra)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, f)
-	}
-	return out, errs
+	return decodeRows(nil, nil, "films", rows, first, filmDecoder(extra))
 }
 
-func decodeFilmRow(index int, raw json.RawMessage, extra []string) (filmRow, *DecodeError) {
-	r, derr := newRow("films", index, raw)
-	if derr != nil {
-		return filmRow{}, derr
+// filmDecoder returns the decoder of one row of OData.svc/ScheduledFilms,
+// for decodeRows.
+func filmDecoder(extra []string) func(*row, json.RawMessage) (filmRow, *DecodeError) {
+	return func(r *row, raw json.RawMessage) (filmRow, *DecodeError) {
+		return decodeFilmRow(r, raw, extra)
 	}
-	var fr filmRow
+}
+
+func decodeFilmRow(r *row, raw json.RawMessage, extra []string) (filmRow, *DecodeError) {
+	var (
+		fr   filmRow
+		derr *DecodeError
+	)
 	f := &fr.film
 	if f.ID, derr = r.idField("ScheduledFilmId", true, true); derr != nil {
 		return filmRow{}, derr
@@ -698,25 +714,22 @@ func mergeFilms(rows []filmRow) []Film {
 // decodeSessions reads the rows of OData.svc/Sessions. zone gives the
 // location of a cinema's wall times.
 func decodeSessions(rows []json.RawMessage, first int, zone func(cinemaID string) *time.Location, extra []string) ([]Session, RowErrors) {
-	var out []Session
-	var errs RowErrors
-	for i, raw := range rows {
-		s, err := decodeSession(first+i, raw, zone, extra)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, s)
-	}
-	return out, errs
+	return decodeRows(nil, nil, "sessions", rows, first, sessionDecoder(zone, extra))
 }
 
-func decodeSession(index int, raw json.RawMessage, zone func(cinemaID string) *time.Location, extra []string) (Session, *DecodeError) {
-	r, derr := newRow("sessions", index, raw)
-	if derr != nil {
-		return Session{}, derr
+// sessionDecoder returns the decoder of one row of OData.svc/Sessions, for
+// decodeRows.
+func sessionDecoder(zone func(cinemaID string) *time.Location, extra []string) func(*row, json.RawMessage) (Session, *DecodeError) {
+	return func(r *row, raw json.RawMessage) (Session, *DecodeError) {
+		return decodeSession(r, raw, zone, extra)
 	}
-	var s Session
+}
+
+func decodeSession(r *row, raw json.RawMessage, zone func(cinemaID string) *time.Location, extra []string) (Session, *DecodeError) {
+	var (
+		s    Session
+		derr *DecodeError
+	)
 	if s.ID, derr = r.idField("ID", true, true); derr != nil {
 		return Session{}, derr
 	}
@@ -770,25 +783,14 @@ func decodeSession(index int, raw json.RawMessage, zone func(cinemaID string) *t
 // decodeSeats reads the rows of a seat check. A row whose ID cannot be read
 // yields an error with an empty ID.
 func decodeSeats(rows []json.RawMessage, first int) ([]Seats, RowErrors) {
-	var out []Seats
-	var errs RowErrors
-	for i, raw := range rows {
-		s, err := decodeSeat(first+i, raw)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, s)
-	}
-	return out, errs
+	return decodeRows(nil, nil, "sessions", rows, first, decodeSeat)
 }
 
-func decodeSeat(index int, raw json.RawMessage) (Seats, *DecodeError) {
-	r, derr := newRow("sessions", index, raw)
-	if derr != nil {
-		return Seats{}, derr
-	}
-	var s Seats
+func decodeSeat(r *row, _ json.RawMessage) (Seats, *DecodeError) {
+	var (
+		s    Seats
+		derr *DecodeError
+	)
 	if s.ID, derr = r.idField("ID", true, true); derr != nil {
 		return Seats{}, derr
 	}

@@ -1,0 +1,76 @@
+package vista
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"weak"
+)
+
+// TestPageRowsOwnTheirBytes: the rows of a page, and so the Raw of what is
+// decoded from them, do not keep the page's body alive.
+func TestPageRowsOwnTheirBytes(t *testing.T) {
+	body := []byte(`{"value":[{"ID":"a","CinemaId":"1","Showtime":"2026-07-01T10:00:00"}],` +
+		`"odata.nextLink":"Sessions?$skip=1","padding":"` + strings.Repeat("x", 1<<16) + `"}`)
+	p, err := decodePage("sessions", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, errs := decodeSessions(p.rows, 0, func(string) *time.Location { return time.UTC }, nil)
+	if len(got) != 1 || len(errs) != 0 {
+		t.Fatalf("decodeSessions = %d sessions, %v; want 1", len(got), errs)
+	}
+	page := weak.Make(&body[0])
+	body = nil
+	runtime.GC()
+	runtime.GC()
+	if page.Value() != nil {
+		t.Errorf("the page's body is still alive while its session is")
+	}
+	if want := `{"ID":"a","CinemaId":"1","Showtime":"2026-07-01T10:00:00"}`; string(got[0].Raw) != want {
+		t.Errorf("Raw = %s, want %s", got[0].Raw, want)
+	}
+}
+
+// TestListPageByPage: fetchList hands each page over as it comes, with the
+// index of its first row in the whole list, so a bad row on a later page
+// is named by its place in the list.
+func TestListPageByPage(t *testing.T) {
+	pages := map[string]string{
+		"":   `{"value":[` + cinemaRows("1", "2") + `],"odata.nextLink":"{{base}}/OData.svc/Cinemas?$skip=2"}`,
+		"2":  `{"value":[],"odata.nextLink":"{{base}}/OData.svc/Cinemas?$skip=2b"}`,
+		"2b": `{"value":[` + cinemaRows("3") + `,{"ID":"4:x"}]}`,
+	}
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.ReplaceAll(pages[r.URL.Query().Get("$skip")], "{{base}}", srv.URL))
+	}))
+	defer srv.Close()
+	c, err := New(Config{BaseURL: srv.URL, Zones: Zones{Default: time.UTC}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var firsts []int
+	err = c.fetchList(context.Background(), epCinemas, c.listURL(epCinemas), func(rows []json.RawMessage, first int) {
+		firsts = append(firsts, first, len(rows))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{0, 2, 2, 0, 2, 2}; !slices.Equal(firsts, want) {
+		t.Errorf("pages (first, rows) = %v, want %v", firsts, want)
+	}
+	cinemas, err := c.Cinemas(context.Background())
+	var rowErrs RowErrors
+	if cinemaIDs(cinemas) != "1,2,3" || !errors.As(err, &rowErrs) || len(rowErrs) != 1 || rowErrs[0].Index != 3 {
+		t.Errorf("Cinemas = %s, %v; want 1,2,3 and an error for row 3", cinemaIDs(cinemas), err)
+	}
+}
