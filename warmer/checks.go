@@ -96,17 +96,17 @@ func (w *Warmer) dueChecks(now time.Time) []*ask {
 		if taken[s.id] || st.inflight[s.id] || r == nil {
 			return true // a second entry for it, or one on its way: done
 		}
-		iv, inHorizon := w.cfg.Policy.Interval(now, r.showtime)
+		iv, inHorizon := w.cfg.Policy.Interval(now, r.showtime.time())
 		if !inHorizon {
 			return true // expired, or moved past the horizon: not checked now
 		}
-		if s.at.After(now.Add(iv / 2)) {
+		if s.time().After(now.Add(iv / 2)) {
 			return false
 		}
 		taken[s.id] = true
 		ids = append(ids, s.id)
-		if !s.at.After(now) {
-			due[s.id] = s.at
+		if !s.time().After(now) {
+			due[s.id] = s.time()
 		}
 		return true
 	}
@@ -134,12 +134,12 @@ func (w *Warmer) dueChecks(now time.Time) []*ask {
 			}
 		}
 		for _, s := range back {
-			st.checks.push(s.at, s.id)
+			st.checks.push(s.time(), s.id)
 		}
 	}
 	// The nearest showtimes first: should the budget be short, they go
 	// out first and the far ones slip.
-	dist := func(id string) time.Duration { return absDur(cache[id].showtime.Sub(now)) }
+	dist := func(id string) time.Duration { return absDur(cache[id].showtime.time().Sub(now)) }
 	slices.SortFunc(ids, func(a, b string) int {
 		if c := cmp.Compare(dist(a), dist(b)); c != 0 {
 			return c
@@ -272,14 +272,14 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 			answered[s.ID] = true
 			old := cache[s.ID]
 			switch {
-			case old == nil, old.asOf.After(a.asked):
+			case old == nil, old.asOf.time().After(a.asked):
 			case s.Cancelled():
 				changes = append(changes, removal(s.ID, old, ReasonCancelled))
 				gone[s.ID] = a.asked
 			default:
 				cur := withSeats(old, s)
-				cur.nextCheck = w.cfg.Policy.NextCheck(a.asked, cur.showtime)
-				cur.checked, cur.asOf = a.asked, a.asked
+				cur.nextCheck = instantOf(w.cfg.Policy.NextCheck(a.asked, cur.showtime.time()))
+				cur.checked, cur.asOf = instantOf(a.asked), instantOf(a.asked)
 				changes = append(changes, compare(w.fields[keys.Sessions], s.ID, old, cur))
 			}
 		}
@@ -287,20 +287,20 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 			answered[id] = true
 			old := cache[id]
 			switch {
-			case old == nil, old.asOf.After(a.asked):
+			case old == nil, old.asOf.time().After(a.asked):
 			case w.st.held[keys.Sessions] != nil:
 				// Vista's lists are in doubt (a drop is held back): a seat
 				// check that no longer finds a session is not believed
 				// either, until the drop is confirmed or dropped.
-				w.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime))
+				w.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime.time()))
 			default:
 				changes = append(changes, removal(id, old, ReasonGone))
 				gone[id] = a.asked
 			}
 		}
 		for _, id := range a.ids {
-			if old := cache[id]; old != nil && !answered[id] && !old.asOf.After(a.asked) {
-				w.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime))
+			if old := cache[id]; old != nil && !answered[id] && !old.asOf.time().After(a.asked) {
+				w.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime.time()))
 			}
 		}
 	}
@@ -326,7 +326,7 @@ func (w *Warmer) late(a *ask) {
 		if r == nil {
 			continue
 		}
-		tier := w.cfg.Policy.Tier(at, r.showtime)
+		tier := w.cfg.Policy.Tier(at, r.showtime.time())
 		late := a.asked.Sub(at) + a.waited
 		w.m.lateness.WithLabelValues(tier).Observe(late.Seconds())
 		if a.waited > 0 && late > time.Second {
@@ -338,6 +338,6 @@ func (w *Warmer) late(a *ask) {
 // reschedule moves a cached session's next check, in place: only the
 // schedule reads it until the next write.
 func (w *Warmer) reschedule(id string, r *record, at time.Time) {
-	r.nextCheck = at
+	r.nextCheck = instantOf(at)
 	w.st.checks.push(at, id)
 }

@@ -98,10 +98,10 @@ func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[
 			if old == nil || old.missing {
 				continue
 			}
-			if old.nextCheck.After(listed) && !old.nextCheck.After(p.NextCheck(listed, cur.showtime)) {
+			if old.nextCheck.time().After(listed) && !old.nextCheck.time().After(p.NextCheck(listed, cur.showtime.time())) {
 				cur.nextCheck = old.nextCheck
 			}
-			if old.checked.After(listed) {
+			if old.checked.time().After(listed) {
 				vals := cur.vals.all()
 				for _, i := range sp.live {
 					vals[i] = old.vals.get(i)
@@ -126,7 +126,7 @@ func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[
 			changes = append(changes, removal(id, old, ReasonCancelled))
 		case l.expired[id]:
 			changes = append(changes, removal(id, old, ReasonExpired))
-		case sp.timed && !old.showtime.IsZero() && !now.Before(old.showtime.Add(p.Grace)):
+		case sp.timed && !old.showtime.time().IsZero() && !now.Before(old.showtime.time().Add(p.Grace)):
 			// left to the expiry, which runs next with the same clock
 		case !l.partial:
 			changes = append(changes, removal(id, old, ReasonGone))

@@ -24,7 +24,7 @@ func film(id, title string) *record {
 // session makes a session record showing at show with seats.
 func session(id string, show time.Time, seats string) *record {
 	return &record{vals: pack([]string{id, "1001", "HO1", "1", show.Format(time.RFC3339), "2026-11-26", "Screen 1", "1", seats,
-		"0", "0", "open", ""}), showtime: show}
+		"0", "0", "open", ""}), showtime: instantOf(show)}
 }
 
 // summary shows changes as "op id [changed] reason", one per change.
@@ -90,14 +90,14 @@ func TestPlan(t *testing.T) {
 		listed := now.Add(-5 * time.Second)
 		show := now.Add(5 * time.Minute)
 		checked := session("s", show, "3")
-		checked.checked = now.Add(-2 * time.Second) // after the list was fetched
-		checked.nextCheck = now.Add(4 * time.Second)
+		checked.checked = instantOf(now.Add(-2 * time.Second)) // after the list was fetched
+		checked.nextCheck = instantOf(now.Add(4 * time.Second))
 		stale := session("t", show, "7")
-		stale.checked = now.Add(-time.Minute) // before it
+		stale.checked = instantOf(now.Add(-time.Minute)) // before it
 		cache := map[string]*record{"s": checked, "t": stale}
 		l := newListing(keys.Sessions, listed)
 		l.recs["s"], l.recs["t"] = session("s", show, "9"), session("t", show, "6")
-		l.recs["s"].nextCheck = listed.Add(9 * time.Second)
+		l.recs["s"].nextCheck = instantOf(listed.Add(9 * time.Second))
 		l.recs["gone"] = session("gone", show, "5")
 		removed := map[string]time.Time{"gone": now.Add(-time.Second)} // a check removed it after the list
 		got := summary(plan(sp[keys.Sessions], p, cache, l, removed, now))
@@ -105,8 +105,8 @@ func TestPlan(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("plan = %q\nwant %q", got, want)
 		}
-		if next := l.recs["s"].nextCheck; !next.Equal(checked.nextCheck) {
-			t.Errorf("s's next check = %v, want the cache's %v: it keeps its place", next, checked.nextCheck)
+		if next := l.recs["s"].nextCheck.time(); !next.Equal(checked.nextCheck.time()) {
+			t.Errorf("s's next check = %v, want the cache's %v: it keeps its place", next, checked.nextCheck.time())
 		}
 	})
 }

@@ -360,7 +360,7 @@ func TestChecksOfACinemaGoTogether(t *testing.T) {
 		t.Errorf("%d seat requests, want 1 for both sessions of cinema %s", got, a.CinemaID)
 	}
 	for _, id := range []string{a.ID, b.ID} {
-		if next := w.st.cache[keys.Sessions][id].nextCheck; !next.After(r.clock.Now().Add(time.Minute)) {
+		if next := w.st.cache[keys.Sessions][id].nextCheck.time(); !next.After(r.clock.Now().Add(time.Minute)) {
 			t.Errorf("session %s was not checked: next check in %v", id, next.Sub(r.clock.Now()))
 		}
 	}

@@ -91,6 +91,9 @@ func (l *listing) take(id string, r *record) {
 		l.refuse(badTooLarge, id, fmt.Sprintf("%s %s: raw is %d bytes, more than %d", l.kind.Singular(), id, len(r.raw), MaxRawBytes))
 		return
 	}
+	if key := r.vals.get(0); key == id {
+		id = key // the map's key shares the record's memory
+	}
 	l.recs[id] = r
 }
 

@@ -333,7 +333,7 @@ func TestRealDropIsAppliedOnTheSecondReload(t *testing.T) {
 	end := r.clock.Now().Add(time.Hour + ConfirmDropAfter)
 	var want []string // what the closed screen still shows when the drop is applied
 	for _, rec := range w.st.cache[keys.Sessions] {
-		if rec.vals.get(sCinemaID) == cinema && rec.vals.get(7) == "1" && rec.showtime.Add(w.cfg.Policy.Grace).After(end) {
+		if rec.vals.get(sCinemaID) == cinema && rec.vals.get(7) == "1" && rec.showtime.time().Add(w.cfg.Policy.Grace).After(end) {
 			want = append(want, rec.vals.get(0))
 		}
 	}
@@ -579,7 +579,7 @@ func (r *rig) assertIndexesAgree(w *Warmer) {
 	}
 	want := map[string]map[string]float64{}
 	for id, rec := range w.st.cache[keys.Sessions] {
-		score := float64(rec.showtime.Unix())
+		score := float64(rec.showtime.time().Unix())
 		for _, idx := range []string{keys.Index(r.prefix, keys.Sessions), keys.CinemaSessions(r.prefix, rec.vals.get(sCinemaID)), keys.FilmSessions(r.prefix, rec.vals.get(sFilmID))} {
 			if want[idx] == nil {
 				want[idx] = map[string]float64{}

@@ -127,7 +127,7 @@ func (w *Warmer) indexWants(k keys.Kind) []indexWant {
 			},
 		}}
 	}
-	score := func(r *record) float64 { return float64(r.showtime.Unix()) }
+	score := func(r *record) float64 { return float64(r.showtime.time().Unix()) }
 	wants := []indexWant{{
 		key: keys.Index(p, k), count: len(cache),
 		has: func(id string, s float64) bool { r := cache[id]; return r != nil && score(r) == s },

@@ -18,17 +18,19 @@ import (
 
 // slot is one heap entry: a session id and the time it is due.
 type slot struct {
-	at time.Time
+	at instant
 	id string
 }
+
+func (s slot) time() time.Time { return s.at.time() }
 
 // dueHeap is a min-heap of slots by time, then id, for container/heap.
 type dueHeap []slot
 
 func (h dueHeap) Len() int { return len(h) }
 func (h dueHeap) Less(i, j int) bool {
-	if c := h[i].at.Compare(h[j].at); c != 0 {
-		return c < 0
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
 	}
 	return h[i].id < h[j].id
 }
@@ -55,7 +57,7 @@ func (t *timeline) push(at time.Time, id string) {
 	if at.IsZero() {
 		return
 	}
-	heap.Push(&t.h, slot{at: at, id: id})
+	heap.Push(&t.h, slot{at: instantOf(at), id: id})
 }
 
 // peek returns the earliest standing entry, dropping stale ones on the way.
@@ -74,7 +76,7 @@ func (t *timeline) peek() (slot, bool) {
 // until.
 func (t *timeline) pop(until time.Time) (slot, bool) {
 	s, ok := t.peek()
-	if !ok || s.at.After(until) {
+	if !ok || s.at > instantOf(until) {
 		return slot{}, false
 	}
 	heap.Pop(&t.h)
@@ -84,7 +86,7 @@ func (t *timeline) pop(until time.Time) (slot, bool) {
 // next is the earliest standing time, zero when there is none.
 func (t *timeline) next() time.Time {
 	s, _ := t.peek()
-	return s.at
+	return s.time()
 }
 
 // compact drops the stale entries once they outnumber the standing ones,
@@ -162,16 +164,16 @@ func (s *showtimes) tiers(p Policy, now time.Time) map[string]int {
 // it by showtime; unplace takes the one it replaces off the counts (its
 // heap entries go stale by themselves).
 func (st *state) place(id string, r *record) {
-	st.expiries.push(r.showtime.Add(st.grace), id)
+	st.expiries.push(r.showtime.time().Add(st.grace), id)
 	if !r.missing {
-		st.shows.add(r.showtime, 1)
-		st.checks.push(r.nextCheck, id)
+		st.shows.add(r.showtime.time(), 1)
+		st.checks.push(r.nextCheck.time(), id)
 	}
 }
 
 func (st *state) unplace(r *record) {
 	if r != nil && !r.missing {
-		st.shows.add(r.showtime, -1)
+		st.shows.add(r.showtime.time(), -1)
 	}
 }
 
@@ -181,10 +183,10 @@ func (w *Warmer) schedule(st *state) {
 	st.grace = grace
 	st.checks.valid = func(s slot) bool {
 		r := st.cache[keys.Sessions][s.id]
-		return r != nil && !r.missing && r.nextCheck.Equal(s.at)
+		return r != nil && !r.missing && r.nextCheck == s.at
 	}
 	st.expiries.valid = func(s slot) bool {
 		r := st.cache[keys.Sessions][s.id]
-		return r != nil && !r.showtime.IsZero() && r.showtime.Add(grace).Equal(s.at)
+		return r != nil && r.showtime != 0 && r.showtime+instant(grace) == s.at
 	}
 }

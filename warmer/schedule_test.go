@@ -21,11 +21,11 @@ func TestTimelineOrder(t *testing.T) {
 	base := time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC)
 	at := map[string]time.Time{} // what each record says now
 	pushed := map[slot]int{}     // how often each promise was made
-	tl := timeline{valid: func(s slot) bool { return at[s.id].Equal(s.at) }}
+	tl := timeline{valid: func(s slot) bool { return at[s.id].Equal(s.time()) }}
 	push := func(id string, when time.Time) {
 		at[id] = when
 		tl.push(when, id)
-		pushed[slot{at: when, id: id}]++
+		pushed[slot{at: instantOf(when), id: id}]++
 	}
 	const n = 20000
 	for i := range n {
@@ -51,16 +51,16 @@ func TestTimelineOrder(t *testing.T) {
 			if !ok {
 				break
 			}
-			if s.at.After(now) {
-				t.Fatalf("popped %s due %v at %v", s.id, s.at, now)
+			if s.time().After(now) {
+				t.Fatalf("popped %s due %v at %v", s.id, s.time(), now)
 			}
-			if s.at.Before(last) {
-				t.Fatalf("popped %s due %v after one due %v", s.id, s.at, last)
+			if s.time().Before(last) {
+				t.Fatalf("popped %s due %v after one due %v", s.id, s.time(), last)
 			}
-			if want, ok := at[s.id]; !ok || !want.Equal(s.at) {
-				t.Fatalf("popped a stale entry %s %v (record says %v, %v)", s.id, s.at, want, ok)
+			if want, ok := at[s.id]; !ok || !want.Equal(s.time()) {
+				t.Fatalf("popped a stale entry %s %v (record says %v, %v)", s.id, s.time(), want, ok)
 			}
-			last = s.at
+			last = s.time()
 			got[s.id]++
 		}
 	}
@@ -70,7 +70,7 @@ func TestTimelineOrder(t *testing.T) {
 		}
 	}
 	for id, c := range got {
-		if want := pushed[slot{at: at[id], id: id}]; c != want {
+		if want := pushed[slot{at: instantOf(at[id]), id: id}]; c != want {
 			t.Errorf("%s came out %d times, want %d: as often as it was pushed for its time", id, c, want)
 		}
 	}

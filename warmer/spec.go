@@ -122,8 +122,8 @@ func listSessions(ctx context.Context, w *Warmer, l *listing, zones map[string]*
 			l.expired[s.ID] = true
 		default:
 			r := w.sessionRecord(s)
-			r.nextCheck = w.cfg.Policy.FirstCheck(now, r.showtime, s.ID)
-			r.asOf = now
+			r.nextCheck = instantOf(w.cfg.Policy.FirstCheck(now, r.showtime.time(), s.ID))
+			r.asOf = instantOf(now)
 			l.take(s.ID, r)
 		}
 	}

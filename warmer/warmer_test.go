@@ -622,10 +622,11 @@ func TestSameInstanceID(t *testing.T) {
 	a := r.warmer("same")
 	b := r.warmer("same", withLog(&logs))
 	r.step(a)
+	s := r.nearSession(a) // checked every near interval: its seats make events
 	n := len(r.events())
-	for range 5 {
+	for i := range 5 {
 		r.clock.Add(time.Minute)
-		r.sim.SetSeats(r.upcoming(time.Hour, 40*time.Hour).ID, 1)
+		r.sim.SetSeats(s.ID, 1+i)
 		r.step(b)
 		r.step(a)
 	}

@@ -251,7 +251,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 	if sp.timed {
 		// Every session write re-arms the TTL, so no hash of a session
 		// outlives its showtime, whatever happened to the key meanwhile.
-		expireAt = strconv.FormatInt(c.cur.showtime.Add(w.cfg.Policy.Grace).Unix(), 10)
+		expireAt = strconv.FormatInt(c.cur.showtime.time().Add(w.cfg.Policy.Grace).Unix(), 10)
 	}
 	if c.op == opAdd {
 		args := make([]any, 0, 2*len(names)+8)
@@ -260,7 +260,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		}
 		args = append(args, fUpdatedAt, at)
 		if sp.timed {
-			args = append(args, fChangedAt, at, fNextCheckAt, stamp(c.cur.nextCheck))
+			args = append(args, fChangedAt, at, fNextCheckAt, stamp(c.cur.nextCheck.time()))
 		}
 		if c.cur.raw != "" {
 			args = append(args, fRaw, c.cur.raw)
@@ -268,7 +268,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		pipe.Del(ctx, key) // whatever an earlier epoch left there goes
 		pipe.HSet(ctx, key, args...)
 		if sp.timed {
-			pipe.ExpireAt(ctx, key, c.cur.showtime.Add(w.cfg.Policy.Grace))
+			pipe.ExpireAt(ctx, key, c.cur.showtime.time().Add(w.cfg.Policy.Grace))
 		}
 		if c.old != nil { // listed by an index, its hash gone: out of wherever it was
 			w.unindex(ix, sp, change{id: c.id, old: c.old})
@@ -298,7 +298,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		if c.op == opUpdate {
 			set = append(set, fChangedAt, at)
 		}
-		set = append(set, fNextCheckAt, stamp(c.cur.nextCheck))
+		set = append(set, fNextCheckAt, stamp(c.cur.nextCheck.time()))
 	}
 	var del []any
 	if c.old != nil {
@@ -364,7 +364,7 @@ func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 		ix.add(keys.Index(p, sp.kind), true, 0, id)
 		return
 	}
-	score := float64(r.showtime.Unix())
+	score := float64(r.showtime.time().Unix())
 	ix.add(keys.Index(p, sp.kind), false, score, id)
 	for _, o := range sp.owners {
 		if owner := r.vals.get(o.field); owner != "" {
@@ -511,7 +511,7 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 				vals[0] = id
 				r := &record{vals: pack(vals), missing: true, unsafe: unsafe}
 				if timed {
-					r.showtime = time.Unix(int64(scores[id]), 0)
+					r.showtime = instantOf(time.Unix(int64(scores[id]), 0))
 				}
 				cache[id] = r
 				continue
