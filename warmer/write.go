@@ -145,6 +145,12 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			}
 			cache[c.id] = c.cur
 		}
+		if w.async {
+			// A long write (a reload of 100k sessions takes seconds) does
+			// not hold up the seat checks that come due meanwhile: they
+			// go out now, and their answers are written after it.
+			w.checkBeside(ctx, w.cfg.Clock.Now())
+		}
 		if writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && b.end < len(changes) {
 			w.log.Info("writing", "kind", k, "done", b.end, "of", len(changes))
 			progress = time.Now()
