@@ -2,7 +2,10 @@ package warmer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
+	"sync"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -168,4 +171,115 @@ func BenchmarkIndexCheck(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// answerClock is a Fetcher that notes when each seat check's answer came
+// back from Vista.
+type answerClock struct {
+	Fetcher
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (a *answerClock) CheckSeats(ctx context.Context, ids []string) ([]vista.Seats, []string, error) {
+	seats, gone, err := a.Fetcher.CheckSeats(ctx, ids)
+	now := time.Now()
+	a.mu.Lock()
+	for _, id := range ids {
+		a.at[id] = now
+	}
+	a.mu.Unlock()
+	return seats, gone, err
+}
+
+// BenchmarkAnswerToEvent is the time from a seat check's answer arriving
+// from Vista to its item event arriving at a subscriber of the sessions
+// channel: the diff, the fenced write and the publish, as the write path
+// runs it (Step), with a subscriber on the same host. Each op changes the
+// seats of a few near sessions and checks them.
+func BenchmarkAnswerToEvent(b *testing.B) {
+	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	sim := vistasim.New(vistasim.Config{Seed: 3, Clock: clock.Now, Cinemas: 6, Screens: 4, ShowsPerDay: 5, Days: 2})
+	srv := httptest.NewServer(sim)
+	b.Cleanup(srv.Close)
+	client, err := vista.New(vista.Config{BaseURL: srv.URL, Zones: vista.Zones{Default: time.UTC}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ac := &answerClock{Fetcher: client, at: map[string]time.Time{}}
+	rdb, prefix := MustRedis(b)
+	w, err := New(Config{Redis: rdb, Vista: ac, Prefix: prefix, InstanceID: "bench", Clock: clock, LeaseTTL: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := w.Step(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(w.stop)
+	// A moment with a few sessions in the near window.
+	var near []vistasim.SessionInfo
+	for _, s := range sim.Sessions() {
+		if s.Showtime.Sub(clock.Now()) > 2*time.Hour {
+			clock.Set(s.Showtime.Add(-5 * time.Minute))
+			break
+		}
+	}
+	if err := w.Reload(ctx, keys.Sessions); err != nil {
+		b.Fatal(err)
+	}
+	for _, s := range sim.Sessions() {
+		if d := s.Showtime.Sub(clock.Now()); d >= 0 && d < 10*time.Minute && w.st.cache[keys.Sessions][s.ID] != nil {
+			near = append(near, s)
+		}
+	}
+	if len(near) == 0 {
+		b.Fatal("no session in the near window")
+	}
+	sub := rdb.Subscribe(ctx, keys.Channel(prefix, keys.Sessions))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		b.Fatal(err)
+	}
+	got := make(chan map[string]time.Time)
+	want := len(near)
+	go func() {
+		seen := map[string]time.Time{}
+		for msg := range sub.Channel() {
+			var ev Event
+			if json.Unmarshal([]byte(msg.Payload), &ev) == nil && ev.Event == EventItem {
+				seen[ev.ID] = time.Now()
+			}
+			if len(seen) == want {
+				got <- seen
+				seen = map[string]time.Time{}
+			}
+		}
+	}()
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		for _, s := range near {
+			sim.SetSeats(s.ID, 10+i%50)
+			w.stepMu.Lock()
+			w.reschedule(s.ID, w.st.cache[keys.Sessions][s.ID], clock.Now())
+			w.stepMu.Unlock()
+		}
+		b.StartTimer()
+		if err := w.Step(ctx); err != nil {
+			b.Fatal(err)
+		}
+		seen := <-got
+		ac.mu.Lock()
+		for id, at := range seen {
+			lat = append(lat, at.Sub(ac.at[id]))
+		}
+		ac.mu.Unlock()
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(len(near)), "sessions/op")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
