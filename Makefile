@@ -4,7 +4,7 @@ BIN     ?= bin/vista-warmer
 ARGS    ?=
 FUZZTIME ?= 60s
 
-.PHONY: all build run demo test lint bench fuzz clean
+.PHONY: all build run demo test lint bench bench-memory fuzz clean
 
 all: lint test build
 
@@ -33,9 +33,14 @@ lint:
 	if [ -n "$$sc" ]; then $$sc ./...; \
 	else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@latest); skipped"; fi
 
-## bench: the benchmarks (cold load, steady state, decoding), against a real redis-server
+## bench: the benchmarks (cold load, steady state, decoding), against a real redis-server, then bench-memory
 bench:
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+	$(MAKE) bench-memory
+
+## bench-memory: the warmer's RSS at 500k sessions (cold load, settled, reload), from outside; about 5 minutes, needs redis-server
+bench-memory:
+	$(GO) run ./internal/membench $(MEMBENCH_ARGS)
 
 ## fuzz: run the decoder and scanner fuzz targets for FUZZTIME each
 fuzz:
