@@ -86,17 +86,17 @@ func run(ctx context.Context, o opts) error {
 	// The simulated Vista runs in this process, so its memory is not the
 	// warmer's. It notes each start of a full sessions list and each page.
 	sim := vistasim.New(vistasim.Config{Seed: 1, Cinemas: o.cinemas, Films: o.films, Screens: 14, ShowsPerDay: 5, Days: 14})
-	var listings, pages atomic.Int64
+	var listings, pages, reloadFrom atomic.Int64 // reloadFrom: pages before the second list
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	simSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if q := r.URL.Query(); strings.HasSuffix(r.URL.Path, "/OData.svc/Sessions") && !q.Has("$filter") {
-			pages.Add(1)
-			if !q.Has("$skip") {
-				listings.Add(1)
+			if !q.Has("$skip") && listings.Add(1) == 2 {
+				reloadFrom.Store(pages.Load())
 			}
+			pages.Add(1)
 		}
 		sim.ServeHTTP(w, r)
 	})}
@@ -182,7 +182,6 @@ func run(ctx context.Context, o opts) error {
 		return err
 	}
 	ready := time.Since(began)
-	coldPages := pages.Load()
 	s.setPhase("settle")
 	fmt.Printf("  cold load: ready after %.1fs\n", ready.Seconds())
 	if err := wait("settling", o.settle+time.Second, func() bool { return time.Since(began) >= ready+o.settle }); err != nil {
@@ -211,8 +210,8 @@ func run(ctx context.Context, o opts) error {
 	s.setPhase("reload")
 	took := false
 	if err := wait("end of the sessions reload", 10*time.Minute, func() bool {
-		if o.pprof && !took && pages.Load() >= 2*coldPages {
-			// The last page is in: the whole list is decoded or nearly.
+		if o.pprof && !took && pages.Load()-reloadFrom.Load() >= int64(listed/1000) {
+			// The last page or so is in: the whole list is decoded or nearly.
 			// The profile is as of the last GC, none is forced.
 			time.Sleep(500 * time.Millisecond)
 			saveProfile(pprofPort, "", filepath.Join(o.out, o.label+"-heap-reload.pb.gz"))
