@@ -81,6 +81,10 @@ type Config struct {
 	Zones Zones
 	// Fields names further Vista fields to read into each entity's Extra.
 	Fields Fields
+	// KeepRaw fills each entity's Raw with its row's JSON. Off, Raw is nil
+	// and a list holds no copy of the rows it came from (at 500k sessions
+	// that copy was the largest thing a reload held).
+	KeepRaw bool
 	// Logger receives retries (debug, then warn); nil discards.
 	Logger *slog.Logger
 	// Observe, when set, is called once per HTTP attempt with the endpoint
@@ -120,6 +124,7 @@ type Client struct {
 	maxBody    int64
 	zones      Zones
 	fields     Fields
+	keepRaw    bool
 	log        *slog.Logger
 	observe    func(endpoint string, status int, d time.Duration)
 	budget     *Budget
@@ -158,6 +163,7 @@ func New(cfg Config) (*Client, error) {
 		maxBody:    cfg.MaxBodyBytes,
 		zones:      cfg.Zones,
 		fields:     cfg.Fields,
+		keepRaw:    cfg.KeepRaw,
 		log:        cfg.Logger,
 		observe:    cfg.Observe,
 		budget:     cfg.Budget,
@@ -289,7 +295,7 @@ func (c *Client) Cinemas(ctx context.Context) ([]Cinema, error) {
 		cinemas []Cinema
 		rowErrs RowErrors
 	)
-	one := cinemaDecoder(c.resolve, c.fields.Cinemas)
+	one := rawOrNot(c.keepRaw, cinemaDecoder(c.resolve, c.fields.Cinemas), func(v *Cinema) { v.Raw = nil })
 	err := c.fetchList(ctx, epCinemas, c.listURL(epCinemas), func(rows []json.RawMessage, first int) {
 		cinemas, rowErrs = decodeRows(cinemas, rowErrs, epCinemas.list, rows, first, one)
 	})
@@ -313,7 +319,7 @@ func (c *Client) Films(ctx context.Context) ([]Film, error) {
 		filmRows []filmRow
 		rowErrs  RowErrors
 	)
-	one := filmDecoder(c.fields.Films)
+	one := rawOrNot(c.keepRaw, filmDecoder(c.fields.Films), func(v *filmRow) { v.film.Raw = nil })
 	err := c.fetchList(ctx, epFilms, c.listURL(epFilms), func(rows []json.RawMessage, first int) {
 		filmRows, rowErrs = decodeRows(filmRows, rowErrs, epFilms.list, rows, first, one)
 	})
@@ -344,7 +350,7 @@ func (c *Client) Sessions(ctx context.Context, zones map[string]*time.Location) 
 		sessions []Session
 		rowErrs  RowErrors
 	)
-	one := sessionDecoder(zone, c.fields.Sessions)
+	one := rawOrNot(c.keepRaw, sessionDecoder(zone, c.fields.Sessions), func(v *Session) { v.Raw = nil })
 	err := c.fetchList(ctx, epSessions, c.listURL(epSessions), func(rows []json.RawMessage, first int) {
 		sessions, rowErrs = decodeRows(sessions, rowErrs, epSessions.list, rows, first, one)
 	})
@@ -638,6 +644,18 @@ func (c *Client) seatBatches(ids []string) [][]string {
 		batches = append(batches, cur)
 	}
 	return batches
+}
+
+// rawOrNot returns a row decoder that keeps the row's Raw only with keep.
+func rawOrNot[T any](keep bool, one func(*row, json.RawMessage) (T, *DecodeError), drop func(*T)) func(*row, json.RawMessage) (T, *DecodeError) {
+	if keep {
+		return one
+	}
+	return func(r *row, raw json.RawMessage) (T, *DecodeError) {
+		v, err := one(r, raw)
+		drop(&v)
+		return v, err
+	}
 }
 
 // fetchList reads every page of a list, starting at u, and hands each

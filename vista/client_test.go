@@ -189,11 +189,47 @@ type goldenSession struct {
 	Cancelled                                                     bool
 }
 
+// TestRawOnlyWhenKept: without KeepRaw no entity holds its row's JSON,
+// so a list holds no copy of its pages.
+func TestRawOnlyWhenKept(t *testing.T) {
+	fs := newFixtureServer(t)
+	c := mustClient(t, Config{BaseURL: fs.URL + "/WSVistaWebClient", Token: testToken, Zones: Zones{Default: time.UTC}})
+	ctx := context.Background()
+	cinemas, err := c.Cinemas(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	films, err := c.Films(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, _ := c.Sessions(ctx, nil)
+	if len(cinemas) == 0 || len(films) == 0 || len(sessions) == 0 {
+		t.Fatalf("%d cinemas, %d films, %d sessions: the fixtures should give some of each", len(cinemas), len(films), len(sessions))
+	}
+	for _, ci := range cinemas {
+		if ci.Raw != nil {
+			t.Errorf("cinema %s has Raw without KeepRaw", ci.ID)
+		}
+	}
+	for _, f := range films {
+		if f.Raw != nil {
+			t.Errorf("film %s has Raw without KeepRaw", f.ID)
+		}
+	}
+	for _, s := range sessions {
+		if s.Raw != nil {
+			t.Errorf("session %s has Raw without KeepRaw", s.ID)
+		}
+	}
+}
+
 func TestGolden(t *testing.T) {
 	fs := newFixtureServer(t)
 	c := mustClient(t, Config{
 		BaseURL: fs.URL + "/WSVistaWebClient", // no trailing slash
 		Token:   testToken,
+		KeepRaw: true,
 		Zones: Zones{
 			Default:   mustLocation(t, "America/New_York"),
 			Overrides: map[string]*time.Location{"1003": mustLocation(t, "Europe/Helsinki")},

@@ -129,6 +129,7 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	clientCfg := vista.Config{
+		KeepRaw:    true, // the warmer decides whether to keep it
 		BaseURL:    srv.URL + "/WSVistaWebClient/",
 		Timeout:    time.Second,
 		MaxRetries: 1,

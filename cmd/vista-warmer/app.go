@@ -128,6 +128,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Token:        cfg.VistaToken,
 		Zones:        vista.Zones{Default: zone, Overrides: cfg.CinemaZones},
 		Fields:       cfg.Fields,
+		KeepRaw:      cfg.KeepRaw,
 		MaxBodyBytes: cfg.MaxBody,
 		Logger:       log.With("component", "vista"),
 		Observe:      metrics.ObserveUpstream,
