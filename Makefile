@@ -4,7 +4,7 @@ BIN     ?= bin/vista-warmer
 ARGS    ?=
 FUZZTIME ?= 60s
 
-.PHONY: all build run demo test lint bench bench-memory fuzz clean
+.PHONY: all build run demo test lint bench bench-memory bench-freshness fuzz clean
 
 all: lint test build
 
@@ -41,6 +41,10 @@ bench:
 ## bench-memory: the warmer's RSS at 500k sessions (cold load, settled, reload), from outside; about 5 minutes, needs redis-server
 bench-memory:
 	$(GO) run ./internal/membench $(MEMBENCH_ARGS)
+
+## bench-freshness: how stale seats get in Redis and what it costs upstream, the warmer against two baselines on a simulated evening (FRESHNESS_ARGS=-full-day for all of it); about 5 minutes, needs redis-server; writes docs/freshness.svg
+bench-freshness:
+	$(GO) run ./internal/freshness/cmd/freshness $(FRESHNESS_ARGS)
 
 ## fuzz: run the decoder and scanner fuzz targets for FUZZTIME each
 fuzz:
