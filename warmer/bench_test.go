@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"sync"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -282,4 +285,88 @@ func BenchmarkAnswerToEvent(b *testing.B) {
 	b.ReportMetric(float64(len(near)), "sessions/op")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// timedHandler adds up the time its handler spends answering: the
+// simulated Vista's share of the process's CPU, to take off the warmer's.
+type timedHandler struct {
+	h     http.Handler
+	spent atomic.Int64
+}
+
+func (t *timedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	t.h.ServeHTTP(w, r)
+	t.spent.Add(int64(time.Since(start)))
+}
+
+// cpuTime is the process's CPU time, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSteadyChecks plays ten minutes of an evening at ~100k sessions,
+// a step a second, and reports the warmer's CPU time per session checked:
+// the process's CPU less the time the simulated Vista (in the same
+// process) spent answering. One op is the ten minutes.
+func BenchmarkSteadyChecks(b *testing.B) {
+	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	sim := vistasim.New(vistasim.Config{Seed: 1, Clock: clock.Now, Cinemas: 113, Films: 40, Screens: 14, ShowsPerDay: 5, Days: 14})
+	th := &timedHandler{h: sim}
+	srv := httptest.NewServer(th)
+	b.Cleanup(srv.Close)
+	client, err := vista.New(vista.Config{BaseURL: srv.URL, Timeout: time.Minute, Zones: vista.Zones{Default: time.UTC}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ac := &askCounter{Fetcher: client}
+	rdb, prefix := MustRedis(b)
+	// Reloads once a day, so the ten minutes are seat checks only.
+	w, err := New(Config{Redis: rdb, Vista: ac, Prefix: prefix, InstanceID: "bench", Clock: clock, LeaseTTL: time.Hour,
+		SessionsCron: "@every 24h", FilmsCron: "@every 24h", CinemasCron: "@every 24h"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	// 19:50 tomorrow, in the zone the simulated cinemas use here: a busy
+	// evening, with a first load taken there.
+	day := clock.Now().AddDate(0, 0, 1)
+	clock.Set(time.Date(day.Year(), day.Month(), day.Day(), 19, 50, 0, 0, time.UTC))
+	if err := w.Step(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(w.stop)
+	for range 120 { // two minutes to settle into the schedule
+		clock.Add(time.Second)
+		if err := w.Step(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var cpu, simSpent time.Duration
+	var checked, calls int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cpu0, sim0, asked0, calls0 := cpuTime(b), th.spent.Load(), ac.ids.Load(), ac.calls.Load()
+		for range 600 {
+			clock.Add(time.Second)
+			if err := w.Step(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu += cpuTime(b) - cpu0
+		simSpent += time.Duration(th.spent.Load() - sim0)
+		checked += ac.ids.Load() - asked0
+		calls += ac.calls.Load() - calls0
+	}
+	b.StopTimer()
+	tiers := w.st.shows.tiers(w.cfg.Policy, clock.Now())
+	b.ReportMetric(float64(checked)/float64(b.N)/600, "checks/s")
+	b.ReportMetric(float64(calls)/float64(checked), "requests/check")
+	b.ReportMetric(float64(tiers["near"]), "near-sessions")
+	b.ReportMetric(float64((cpu-simSpent).Microseconds())/1000/float64(checked), "warmer-cpu-ms/check")
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(checked), "process-cpu-ms/check")
 }

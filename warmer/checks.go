@@ -98,7 +98,10 @@ func (w *Warmer) dueChecks(now time.Time) []*ask {
 		}
 		iv, inHorizon := w.cfg.Policy.Interval(now, r.showtime.time())
 		if !inHorizon {
-			return true // expired, or moved past the horizon: not checked now
+			// Due and expired, or moved past the horizon: not checked now.
+			// One looked at to fill a request, not yet in the horizon,
+			// keeps its place.
+			return !s.time().After(now)
 		}
 		if s.time().After(now.Add(iv / 2)) {
 			return false

@@ -85,7 +85,14 @@ func (p Policy) NextCheck(now, showtime time.Time) time.Time {
 		}
 		return time.Time{}
 	}
-	return now.Add(iv).Truncate(time.Second)
+	next := now.Add(iv)
+	// The check before a session enters the near window comes no later
+	// than its entry: a minute's interval just outside it must not leave
+	// the first near minute unchecked.
+	if enter := showtime.Add(-p.NearWindow); now.Before(enter) && next.After(enter) {
+		next = enter
+	}
+	return next.Truncate(time.Second)
 }
 
 // FirstCheck returns when a session first seen at now, in a full list, is

@@ -143,3 +143,18 @@ func TestFieldPositions(t *testing.T) {
 		}
 	}
 }
+
+// TestNextCheckEntersTheNearWindow: the check before a session enters the
+// near window is due when it enters, not an approaching interval later.
+func TestNextCheckEntersTheNearWindow(t *testing.T) {
+	p := DefaultPolicy()
+	show := time.Date(2026, 11, 26, 20, 0, 0, 0, time.UTC)
+	now := show.Add(-p.NearWindow - 20*time.Second) // 60 s interval here
+	if got, want := p.NextCheck(now, show), show.Add(-p.NearWindow); !got.Equal(want) {
+		t.Errorf("NextCheck 20 s before the near window = %v, want its entry %v", got.Sub(now), want.Sub(now))
+	}
+	now = show.Add(-p.NearWindow - 2*time.Minute)
+	if got, want := p.NextCheck(now, show), now.Add(time.Minute+time.Duration(float64(2*time.Minute)*float64(2*time.Minute)/float64(2*p.Horizon))); !got.Equal(want.Truncate(time.Second)) {
+		t.Errorf("NextCheck 2 min before the near window = %v, want the interval %v", got.Sub(now), want.Sub(now))
+	}
+}

@@ -3,6 +3,7 @@ package warmer
 import (
 	"container/heap"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/vista-warmer/vista-warmer/keys"
@@ -97,7 +98,8 @@ func (t *timeline) compact(live int) {
 		return
 	}
 	t.h = slices.DeleteFunc(t.h, func(s slot) bool { return !t.valid(s) })
-	heap.Init(&t.h)
+	sort.Sort(t.h) // a sorted slice is a heap, and its repeats are neighbours
+	t.h = slices.Compact(t.h)
 }
 
 // showtimes counts the cached sessions by showtime (whole seconds), so the
@@ -163,11 +165,20 @@ func (s *showtimes) tiers(p Policy, now time.Time) map[string]int {
 // place puts a session written to the cache on the schedule and counts
 // it by showtime; unplace takes the one it replaces off the counts (its
 // heap entries go stale by themselves).
-func (st *state) place(id string, r *record) {
-	st.expiries.push(r.showtime.time().Add(st.grace), id)
-	if !r.missing {
-		st.shows.add(r.showtime.time(), 1)
-		st.checks.push(r.nextCheck.time(), id)
+//
+// A time that stands already is not pushed again (a confirmation keeps
+// the showtime and mostly the next check): repeats would grow the heaps by
+// the whole cache at every reload. prev is the record cur replaces.
+func (st *state) place(id string, prev, cur *record) {
+	if prev == nil || prev.showtime != cur.showtime {
+		st.expiries.push(cur.showtime.time().Add(st.grace), id)
+	}
+	if cur.missing {
+		return
+	}
+	st.shows.add(cur.showtime.time(), 1)
+	if prev == nil || prev.missing || prev.nextCheck != cur.nextCheck || st.inflight[id] {
+		st.checks.push(cur.nextCheck.time(), id)
 	}
 }
 

@@ -114,11 +114,12 @@ func TestShowtimeTiers(t *testing.T) {
 // askCounter counts the session ids a warmer asks Vista's seats for.
 type askCounter struct {
 	Fetcher
-	ids atomic.Int64
+	ids, calls atomic.Int64
 }
 
 func (a *askCounter) CheckSeats(ctx context.Context, ids []string) ([]vista.Seats, []string, error) {
 	a.ids.Add(int64(len(ids)))
+	a.calls.Add(1)
 	return a.Fetcher.CheckSeats(ctx, ids)
 }
 
@@ -165,5 +166,56 @@ func TestStepsLookOnlyAtWhatIsDue(t *testing.T) {
 	}
 	if looked >= sessions {
 		t.Errorf("two minutes of steps looked at %d entries, as many as the %d sessions cached: something walks them all", looked, sessions)
+	}
+}
+
+// TestRidersOutsideTheHorizonKeepTheirPlace: a session looked at to fill a
+// request that is not yet within the horizon is not checked, and keeps
+// its next check: it is checked when it enters.
+func TestRidersOutsideTheHorizonKeepTheirPlace(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	a, b := r.pair(2*time.Hour, func(a, b vistasim.SessionInfo) bool {
+		return b.Showtime.Sub(a.Showtime) > w.cfg.Policy.Horizon+10*time.Minute
+	})
+	r.clock.Set(a.Showtime.Add(-5 * time.Minute))
+	r.step(w)
+	now := r.clock.Now()
+	cache := w.st.cache[keys.Sessions]
+	for id, rec := range cache {
+		w.reschedule(id, rec, now.Add(time.Hour))
+	}
+	w.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
+	// b is due to be looked at within the fill's reach, but is not in
+	// the horizon then.
+	w.reschedule(b.ID, cache[b.ID], now.Add(30*time.Second))
+	r.clock.Add(time.Second)
+	r.step(w)
+	if next := cache[b.ID].nextCheck.time(); next.IsZero() {
+		t.Fatalf("session %s lost its next check", b.ID)
+	}
+	found := false
+	for _, s := range w.st.checks.h {
+		found = found || (s.id == b.ID && w.st.checks.valid(s))
+	}
+	if !found {
+		t.Errorf("session %s, outside the horizon, was dropped from the schedule when a request was filled", b.ID)
+	}
+}
+
+// TestHeapsDoNotGrowWithReloads: unchanged reloads push no new entries.
+func TestHeapsDoNotGrowWithReloads(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	before := len(w.st.checks.h) + len(w.st.expiries.h)
+	for range 5 {
+		if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := len(w.st.checks.h) + len(w.st.expiries.h); after > before+10 {
+		t.Errorf("five unchanged reloads grew the heaps from %d to %d entries", before, after)
 	}
 }

@@ -723,7 +723,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		st.cache[k] = c
 	}
 	for id, r := range st.cache[keys.Sessions] {
-		st.place(id, r)
+		st.place(id, nil, r)
 	}
 	now := w.cfg.Clock.Now()
 	var g *guard

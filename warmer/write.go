@@ -141,7 +141,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			c.cur.raw = "" // written; its checksum is enough from here on
 			if sp.timed {
 				w.st.unplace(cache[c.id])
-				w.st.place(c.id, c.cur)
+				w.st.place(c.id, cache[c.id], c.cur)
 			}
 			cache[c.id] = c.cur
 		}
