@@ -149,6 +149,11 @@ func (w *Warmer) dueChecks(now time.Time) []*ask {
 		}
 		return strings.Compare(a, b)
 	})
+	// Taken off the schedule: until its answer is written, a session is
+	// not asked for again, and the write puts it back (see place).
+	for _, id := range ids {
+		st.inflight[id] = true
+	}
 	var asks []*ask
 	for chunk := range slices.Chunk(ids, w.cfg.CheckBatch) {
 		a := &ask{st: st, ids: chunk, due: map[string]time.Time{}, asked: now, prio: now.Add(dist(chunk[0]))}
@@ -206,9 +211,6 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 // upstream budget, not the warmer, decides how many are in flight.
 func (w *Warmer) checkBeside(ctx context.Context, now time.Time) {
 	for _, a := range w.dueChecks(now) {
-		for _, id := range a.ids {
-			w.st.inflight[id] = true
-		}
 		w.fetchers.Add(1)
 		go func() {
 			defer w.fetchers.Done()
@@ -250,14 +252,35 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 		return nil
 	}
 	cache := w.st.cache[keys.Sessions]
+	// The sessions asked for are off the schedule until their answers are
+	// written, which puts them back on it (see place); one whose next
+	// check the answer leaves where it was is put back here.
+	before := map[string]instant{}
+	for _, a := range asks {
+		if a.st == w.st {
+			for _, id := range a.ids {
+				delete(w.st.inflight, id)
+				if r := cache[id]; r != nil {
+					before[id] = r.nextCheck
+				}
+			}
+		}
+	}
+	defer func() {
+		if w.st == nil {
+			return
+		}
+		for id, t := range before {
+			if r := w.st.cache[keys.Sessions][id]; r != nil && !r.missing && r.nextCheck == t {
+				w.st.checks.push(t.time(), id)
+			}
+		}
+	}()
 	var changes []change
 	gone := map[string]time.Time{}
 	for _, a := range asks {
 		if a.st != w.st {
 			continue // asked for a writer's state that has gone since
-		}
-		for _, id := range a.ids {
-			delete(w.st.inflight, id)
 		}
 		w.late(a)
 		if a.err != nil {

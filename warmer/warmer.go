@@ -88,6 +88,11 @@ type Config struct {
 	Heartbeat  time.Duration // default 5s; the contract wants at most 10s
 	Tick       time.Duration // how often Run looks for due work; default 1s
 
+	// AfterReload, when set, is called after each full reload that went
+	// through, on the goroutine that runs Step (the binary gives the
+	// memory a reload used back to the OS).
+	AfterReload func(keys.Kind)
+
 	Clock   Clock        // default the system clock
 	Logger  *slog.Logger // default discards
 	Metrics *Metrics     // default unregistered
@@ -163,7 +168,7 @@ type state struct {
 	// gauges, so that no step walks every session.
 	checks, expiries timeline
 	shows            showtimes
-	inflight         map[string]bool // seat checks on their way (Run)
+	inflight         map[string]bool // sessions asked for whose answers are not written yet
 	grace            time.Duration   // the policy's, for the expiries
 }
 
@@ -615,6 +620,9 @@ func (w *Warmer) reloaded(k keys.Kind, now time.Time) {
 		next = minTime(next, maxTime(now, h.at.Add(ConfirmDropAfter)))
 	}
 	w.st.nextReload[k] = next
+	if w.cfg.AfterReload != nil {
+		w.cfg.AfterReload(k)
+	}
 }
 
 // failed decides what an error of a step means for the writer's state and

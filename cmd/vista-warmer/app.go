@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/warmer"
 )
@@ -153,6 +155,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxDrop:      cfg.MaxDrop,
 		Logger:       log,
 		Metrics:      metrics,
+		// A full sessions reload holds the old cache and the new list at
+		// once; once it is in, that memory goes back to the OS rather than
+		// waiting for the heap to need it.
+		AfterReload: func(k keys.Kind) {
+			if k == keys.Sessions {
+				debug.FreeOSMemory()
+			}
+		},
 	})
 	if err != nil {
 		return err
