@@ -33,10 +33,11 @@ lint:
 	if [ -n "$$sc" ]; then $$sc ./...; \
 	else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@latest); skipped"; fi
 
-## bench: the benchmarks (cold load, steady state, decoding), against a real redis-server, then bench-memory
+## bench: the benchmarks (cold load, steady state, decoding), against a real redis-server, then bench-memory and bench-freshness
 bench:
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 	$(MAKE) bench-memory
+	$(MAKE) bench-freshness
 
 ## bench-memory: the warmer's RSS at 500k sessions (cold load, settled, reload), from outside; about 5 minutes, needs redis-server
 bench-memory:
