@@ -296,8 +296,9 @@ func (c *Client) Cinemas(ctx context.Context) ([]Cinema, error) {
 		rowErrs RowErrors
 	)
 	one := rawOrNot(c.keepRaw, cinemaDecoder(c.resolve, c.fields.Cinemas), func(v *Cinema) { v.Raw = nil })
-	err := c.fetchList(ctx, epCinemas, c.listURL(epCinemas), func(rows []json.RawMessage, first int) {
+	err := c.fetchList(ctx, epCinemas, c.listURL(epCinemas), func(rows []json.RawMessage, first int) error {
 		cinemas, rowErrs = decodeRows(cinemas, rowErrs, epCinemas.list, rows, first, one)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -320,8 +321,9 @@ func (c *Client) Films(ctx context.Context) ([]Film, error) {
 		rowErrs  RowErrors
 	)
 	one := rawOrNot(c.keepRaw, filmDecoder(c.fields.Films), func(v *filmRow) { v.film.Raw = nil })
-	err := c.fetchList(ctx, epFilms, c.listURL(epFilms), func(rows []json.RawMessage, first int) {
+	err := c.fetchList(ctx, epFilms, c.listURL(epFilms), func(rows []json.RawMessage, first int) error {
 		filmRows, rowErrs = decodeRows(filmRows, rowErrs, epFilms.list, rows, first, one)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -334,6 +336,25 @@ func (c *Client) Films(ctx context.Context) ([]Film, error) {
 // Config.Zones' choice for a cinema without TimeZoneId. When some rows cannot
 // be read it returns the others with a RowErrors.
 func (c *Client) Sessions(ctx context.Context, zones map[string]*time.Location) ([]Session, error) {
+	var sessions []Session
+	err := c.SessionPages(ctx, zones, func(page []Session) error {
+		sessions = append(sessions, page...)
+		return nil
+	})
+	var rowErrs RowErrors
+	if err != nil && !errors.As(err, &rowErrs) {
+		return nil, err
+	}
+	return sessions, err
+}
+
+// SessionPages reads OData.svc/Sessions as Sessions does, but hands each
+// page's sessions to each as soon as the page is decoded, so the whole
+// list is never held at once. each may keep what it is given. An error of
+// each stops the read (no further page is fetched) and is returned; the
+// rows that could not be read come back at the end as RowErrors, as from
+// Sessions.
+func (c *Client) SessionPages(ctx context.Context, zones map[string]*time.Location, each func([]Session) error) error {
 	resolved := make(map[string]*time.Location)
 	zone := func(cinemaID string) *time.Location {
 		if loc := zones[cinemaID]; loc != nil {
@@ -346,18 +367,17 @@ func (c *Client) Sessions(ctx context.Context, zones map[string]*time.Location) 
 		}
 		return loc
 	}
-	var (
-		sessions []Session
-		rowErrs  RowErrors
-	)
+	var rowErrs RowErrors
 	one := rawOrNot(c.keepRaw, sessionDecoder(zone, c.fields.Sessions), func(v *Session) { v.Raw = nil })
-	err := c.fetchList(ctx, epSessions, c.listURL(epSessions), func(rows []json.RawMessage, first int) {
-		sessions, rowErrs = decodeRows(sessions, rowErrs, epSessions.list, rows, first, one)
+	err := c.fetchList(ctx, epSessions, c.listURL(epSessions), func(rows []json.RawMessage, first int) error {
+		var page []Session
+		page, rowErrs = decodeRows(page, rowErrs, epSessions.list, rows, first, one)
+		return each(page)
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return sessions, rowErrors(rowErrs)
+	return rowErrors(rowErrs)
 }
 
 // rowErrors keeps a nil RowErrors from becoming a non-nil error.
@@ -570,7 +590,7 @@ func (c *Client) fetchSeats(ctx context.Context, level int32, batch []string) ([
 		return nil, fmt.Errorf("vista %s: %w", epSeats.entity, err)
 	}
 	var rows []json.RawMessage
-	if err := c.fetchList(ctx, epSeats, u, func(page []json.RawMessage, _ int) { rows = append(rows, page...) }); err != nil {
+	if err := c.fetchList(ctx, epSeats, u, func(page []json.RawMessage, _ int) error { rows = append(rows, page...); return nil }); err != nil {
 		return nil, err
 	}
 	return rows, nil
@@ -665,7 +685,7 @@ func rawOrNot[T any](keep bool, one func(*row, json.RawMessage) (T, *DecodeError
 // time, and each should keep only what it decodes. After an error the caller
 // must drop what each was given: a partial list reads as entities that
 // disappeared.
-func (c *Client) fetchList(ctx context.Context, ep endpoint, u *url.URL, each func(rows []json.RawMessage, first int)) error {
+func (c *Client) fetchList(ctx context.Context, ep endpoint, u *url.URL, each func(rows []json.RawMessage, first int) error) error {
 	seen := make(map[string]bool)
 	first := 0
 	for pages := 0; ; pages++ {
@@ -681,7 +701,9 @@ func (c *Client) fetchList(ctx context.Context, ep endpoint, u *url.URL, each fu
 		if err != nil {
 			return err
 		}
-		each(p.rows, first)
+		if err := each(p.rows, first); err != nil {
+			return err
+		}
 		first += len(p.rows)
 		if p.next == "" {
 			return nil

@@ -59,8 +59,9 @@ func TestListPageByPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var firsts []int
-	err = c.fetchList(context.Background(), epCinemas, c.listURL(epCinemas), func(rows []json.RawMessage, first int) {
+	err = c.fetchList(context.Background(), epCinemas, c.listURL(epCinemas), func(rows []json.RawMessage, first int) error {
 		firsts = append(firsts, first, len(rows))
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -72,5 +73,52 @@ func TestListPageByPage(t *testing.T) {
 	var rowErrs RowErrors
 	if cinemaIDs(cinemas) != "1,2,3" || !errors.As(err, &rowErrs) || len(rowErrs) != 1 || rowErrs[0].Index != 3 {
 		t.Errorf("Cinemas = %s, %v; want 1,2,3 and an error for row 3", cinemaIDs(cinemas), err)
+	}
+}
+
+// TestSessionPages: the sessions come page by page, the same as Sessions
+// gives in one list, and an error of the callee stops the fetching.
+func TestSessionPages(t *testing.T) {
+	var requests int
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests++
+		skip := r.URL.Query().Get("$skip")
+		row := func(id string) string { return `{"ID":"` + id + `","CinemaId":"1","Showtime":"2026-07-01T10:00:00"}` }
+		switch skip {
+		case "":
+			io.WriteString(w, `{"value":[`+row("a")+`,`+row("b")+`],"odata.nextLink":"`+srv.URL+`/OData.svc/Sessions?$skip=2"}`)
+		default:
+			io.WriteString(w, `{"value":[`+row("c")+`]}`)
+		}
+	}))
+	defer srv.Close()
+	c, err := New(Config{BaseURL: srv.URL, Zones: Zones{Default: time.UTC}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pages [][]string
+	err = c.SessionPages(context.Background(), nil, func(page []Session) error {
+		var ids []string
+		for _, s := range page {
+			ids = append(ids, s.ID)
+		}
+		pages = append(pages, ids)
+		return nil
+	})
+	if err != nil || len(pages) != 2 || !slices.Equal(pages[0], []string{"a", "b"}) || !slices.Equal(pages[1], []string{"c"}) {
+		t.Fatalf("SessionPages = %v, %v; want [a b] then [c]", pages, err)
+	}
+	all, err := c.Sessions(context.Background(), nil)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("Sessions = %d sessions, %v; want 3", len(all), err)
+	}
+	requests = 0
+	stop := errors.New("enough")
+	if err := c.SessionPages(context.Background(), nil, func([]Session) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("SessionPages = %v, want the callee's error", err)
+	}
+	if requests != 1 {
+		t.Errorf("%d requests after the callee stopped at the first page, want 1", requests)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 func newListing(k keys.Kind, now time.Time) *listing {
 	return &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
-		now: now, kind: k, ids: map[string]bool{}}
+		now: now, kind: k}
 }
 
 // film makes a film record with a title; the other fields are fixed.

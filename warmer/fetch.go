@@ -31,7 +31,6 @@ type listing struct {
 	now   time.Time // when it began, on the warmer's clock
 
 	kind keys.Kind
-	ids  map[string]bool // every id a row had
 }
 
 // The reasons a row is refused, as the metric labels them.
@@ -71,9 +70,8 @@ func (l *listing) refuse(reason, id, msg string) {
 // seen counts a row whose id an earlier row of the list had: the last row
 // wins, and whatever an earlier one said of the id is forgotten.
 func (l *listing) seen(id string) {
-	if !l.ids[id] {
-		l.ids[id] = true
-		return
+	if l.recs[id] == nil && !l.cancelled[id] && !l.expired[id] && !l.keep[id] {
+		return // every row with an id lands in one of these
 	}
 	l.duplicates++
 	if l.firstDup == "" {
@@ -102,7 +100,7 @@ func (l *listing) take(id string, r *record) {
 // writer's state, so Run has it run beside the writer's other work.
 func (w *Warmer) fetch(ctx context.Context, k keys.Kind, now time.Time, zones map[string]*time.Location) (*listing, error) {
 	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
-		began: time.Now(), now: now, kind: k, ids: map[string]bool{}}
+		began: time.Now(), now: now, kind: k}
 	err := w.specs[k].list(ctx, w, l, zones)
 	for _, r := range l.recs {
 		r.rawSum = checksum(r.raw)

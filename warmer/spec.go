@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
 )
 
 // spec is what sets one kind apart from the others: how its list is read,
@@ -108,24 +109,40 @@ func listFilms(ctx context.Context, w *Warmer, l *listing, _ map[string]*time.Lo
 // its showtime + grace, is a reason for a cached one to leave; a showtime
 // no cinema could list is refused.
 func listSessions(ctx context.Context, w *Warmer, l *listing, zones map[string]*time.Location) error {
-	list, err := w.cfg.Vista.Sessions(ctx, zones)
 	now := l.now
-	for _, s := range list {
-		l.seen(s.ID)
-		switch {
-		case s.Cancelled():
-			l.cancelled[s.ID] = true
-		case s.Showtime.Before(now.Add(-maxBehind)) || s.Showtime.After(now.Add(maxAhead)):
-			l.refuse(badOutOfRange, s.ID, fmt.Sprintf("session %s: showtime %s is more than a day past or 400 days ahead",
-				s.ID, s.Showtime.Format(time.RFC3339)))
-		case w.expired(now, s.Showtime):
-			l.expired[s.ID] = true
-		default:
-			r := w.sessionRecord(s)
-			r.nextCheck = instantOf(w.cfg.Policy.FirstCheck(now, r.showtime.time(), s.ID))
-			r.asOf = instantOf(now)
-			l.take(s.ID, r)
+	take := func(list []vista.Session) error {
+		for _, s := range list {
+			l.seen(s.ID)
+			switch {
+			case s.Cancelled():
+				l.cancelled[s.ID] = true
+			case s.Showtime.Before(now.Add(-maxBehind)) || s.Showtime.After(now.Add(maxAhead)):
+				l.refuse(badOutOfRange, s.ID, fmt.Sprintf("session %s: showtime %s is more than a day past or 400 days ahead",
+					s.ID, s.Showtime.Format(time.RFC3339)))
+			case w.expired(now, s.Showtime):
+				l.expired[s.ID] = true
+			default:
+				r := w.sessionRecord(s)
+				r.nextCheck = instantOf(w.cfg.Policy.FirstCheck(now, r.showtime.time(), s.ID))
+				r.asOf = instantOf(now)
+				l.take(s.ID, r)
+			}
 		}
+		return nil
 	}
+	// Page by page where the Fetcher can: the decoded list is never held
+	// whole, only the records made of it.
+	if p, ok := w.cfg.Vista.(SessionPager); ok {
+		return p.SessionPages(ctx, zones, take)
+	}
+	list, err := w.cfg.Vista.Sessions(ctx, zones)
+	take(list)
 	return err
+}
+
+// SessionPager is a Fetcher that hands the sessions over page by page, as
+// *vista.Client does: a reload then holds no more of the decoded list than
+// a page.
+type SessionPager interface {
+	SessionPages(ctx context.Context, zones map[string]*time.Location, each func([]vista.Session) error) error
 }
