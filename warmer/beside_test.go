@@ -96,7 +96,7 @@ func TestOlderListKeepsNewerSeats(t *testing.T) {
 	s, other := r.pair(4*time.Minute, func(a, b vistasim.SessionInfo) bool { return true })
 	r.clock.Set(s.Showtime.Add(-5 * time.Minute)) // both near
 	r.step(w)
-	l, err := w.fetch(r.ctx, keys.Sessions, r.clock.Now(), w.zones()) // the list, as it is now
+	l, err := w.fetch(r.ctx, w.st, keys.Sessions, r.clock.Now(), w.zones()) // the list, as it is now
 	if err != nil {
 		t.Fatal(err)
 	}

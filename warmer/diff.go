@@ -98,6 +98,12 @@ func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[
 			if old == nil || old.missing {
 				continue
 			}
+			if cur == old {
+				// The list said what the cache holds (listing.take): Vista
+				// said so again at listed.
+				cur.asOf = max(cur.asOf, instantOf(listed))
+				continue
+			}
 			if old.nextCheck.time().After(listed) && !old.nextCheck.time().After(p.NextCheck(listed, cur.showtime.time())) {
 				cur.nextCheck = old.nextCheck
 			}

@@ -137,3 +137,36 @@ func TestPacked(t *testing.T) {
 		}
 	}
 }
+
+// TestUnchangedRowsKeepTheirRecords: a reload takes the cached record for
+// a row that says what the cache holds, so it holds new records only for
+// what changed.
+func TestUnchangedRowsKeepTheirRecords(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	s := r.upcoming(3*time.Hour, 40*time.Hour)
+	before := map[string]*record{}
+	for id, rec := range w.st.cache[keys.Sessions] {
+		before[id] = rec
+	}
+	r.sim.SetSeats(s.ID, 1)
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for id, rec := range w.st.cache[keys.Sessions] {
+		switch {
+		case id == s.ID && rec == before[id]:
+			t.Errorf("session %s changed but kept its old record", id)
+		case id != s.ID && rec == before[id]:
+			kept++
+		}
+	}
+	if kept != len(before)-1 {
+		t.Errorf("%d of %d unchanged sessions kept their records, want all", kept, len(before)-1)
+	}
+	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "1" {
+		t.Errorf("seats_available = %s, want 1", got)
+	}
+}

@@ -30,7 +30,7 @@ func (w *Warmer) expired(now, showtime time.Time) bool {
 // reload runs one full reload of a kind: fetch, then commit.
 func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
 	w.loading(k)
-	l, err := w.fetch(ctx, k, w.cfg.Clock.Now(), w.zones())
+	l, err := w.fetch(ctx, w.st, k, w.cfg.Clock.Now(), w.zones())
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,10 @@ type listing struct {
 	now   time.Time // when it began, on the warmer's clock
 
 	kind keys.Kind
+
+	// cached, when set, reads the cache the list is taken into: a row
+	// that says what the cache holds keeps the cached record (see take).
+	cached func(id string) *record
 }
 
 // The reasons a row is refused, as the metric labels them.
@@ -89,6 +93,17 @@ func (l *listing) take(id string, r *record) {
 		l.refuse(badTooLarge, id, fmt.Sprintf("%s %s: raw is %d bytes, more than %d", l.kind.Singular(), id, len(r.raw), MaxRawBytes))
 		return
 	}
+	r.rawSum = checksum(r.raw)
+	if l.cached != nil {
+		// What the cache holds already: its record stands for the row, and
+		// the new one is garbage at once. At 500k sessions a reload then
+		// holds records only for what changed.
+		if old := l.cached(id); old != nil && old.vals == r.vals && old.rawSum == r.rawSum && old.showtime == r.showtime &&
+			!old.missing && !old.unsafe && old.absent == nil && old.stray == nil {
+			l.recs[old.vals.get(0)] = old
+			return
+		}
+	}
 	if key := r.vals.get(0); key == id {
 		id = key // the map's key shares the record's memory
 	}
@@ -98,13 +113,22 @@ func (l *listing) take(id string, r *record) {
 // fetch reads one whole list of a kind from Vista, at the clock's now;
 // zones gives the sessions' cinemas their zones. It reads nothing of the
 // writer's state, so Run has it run beside the writer's other work.
-func (w *Warmer) fetch(ctx context.Context, k keys.Kind, now time.Time, zones map[string]*time.Location) (*listing, error) {
+//
+// st, when not nil, is the writer's state whose cache a row that says what
+// the cache holds already is taken from, so that a reload holds a new
+// record only for what changed.
+func (w *Warmer) fetch(ctx context.Context, st *state, k keys.Kind, now time.Time, zones map[string]*time.Location) (*listing, error) {
 	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
 		began: time.Now(), now: now, kind: k}
-	err := w.specs[k].list(ctx, w, l, zones)
-	for _, r := range l.recs {
-		r.rawSum = checksum(r.raw)
+	if st != nil {
+		cache := st.cache[k]
+		l.cached = func(id string) *record {
+			st.mu.RLock()
+			defer st.mu.RUnlock()
+			return cache[id]
+		}
 	}
+	err := w.specs[k].list(ctx, w, l, zones)
 	var rowErrs vista.RowErrors
 	if errors.As(err, &rowErrs) {
 		for _, e := range rowErrs {

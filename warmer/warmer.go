@@ -170,6 +170,10 @@ type state struct {
 	shows            showtimes
 	inflight         map[string]bool // sessions asked for whose answers are not written yet
 	grace            time.Duration   // the policy's, for the expiries
+
+	// mu guards the cache's maps against a list fetched beside, which
+	// reads them (listing.cached); only the writer's goroutine writes them.
+	mu sync.RWMutex
 }
 
 // New checks the configuration and returns a Warmer.
@@ -466,7 +470,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 			continue
 		}
 		w.loading(k)
-		l, err := w.fetch(ctx, k, now, w.zones())
+		l, err := w.fetch(ctx, w.st, k, now, w.zones())
 		if err := w.takeIn(ctx, fetched{st: w.st, k: k, l: l, err: err}); err != nil {
 			return err
 		}
@@ -526,7 +530,7 @@ func (w *Warmer) fetchBeside(ctx context.Context, k keys.Kind, now time.Time) {
 	w.fetchers.Add(1)
 	go func() {
 		defer w.fetchers.Done()
-		l, err := w.fetch(ctx, k, now, zones)
+		l, err := w.fetch(ctx, st, k, now, zones)
 		select {
 		case w.fetched <- fetched{st: st, k: k, l: l, err: err}:
 		case <-ctx.Done():

@@ -114,6 +114,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			return nil, fmt.Errorf("write %s: %w", k, err)
 		}
 		w.committed(b.pub)
+		w.st.mu.Lock() // a list fetched beside may be reading the maps
 		for i, c := range b.changes {
 			w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()
 			if c.op == opRemove {
@@ -145,6 +146,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			}
 			cache[c.id] = c.cur
 		}
+		w.st.mu.Unlock()
 		if w.async {
 			// A long write (a reload of 100k sessions takes seconds) does
 			// not hold up the seat checks that come due meanwhile: they
