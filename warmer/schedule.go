@@ -107,6 +107,7 @@ func (t *timeline) compact(live int) {
 // not at every session.
 type showtimes struct {
 	n      map[int64]int
+	total  int
 	sorted []int64 // the keys of n, in order; nil when a key came or went
 }
 
@@ -115,6 +116,7 @@ func (s *showtimes) add(t time.Time, d int) {
 		s.n = map[int64]int{}
 	}
 	k := t.Unix()
+	s.total += d
 	before := s.n[k]
 	s.n[k] = before + d
 	switch {
@@ -136,10 +138,7 @@ func (s *showtimes) tiers(p Policy, now time.Time) map[string]int {
 		slices.Sort(s.sorted)
 	}
 	out := make(map[string]int, len(Tiers))
-	total := 0
-	for _, c := range s.n {
-		total += c
-	}
+	total := s.total
 	// Only the showtimes from grace ago to the horizon need a look; the
 	// rest are beyond the horizon, or expired, by counting.
 	lo := now.Add(-p.Grace).Unix()
