@@ -98,10 +98,16 @@ func (w *Warmer) dueChecks(now time.Time) []*ask {
 		}
 		iv, inHorizon := w.cfg.Policy.Interval(now, r.showtime.time())
 		if !inHorizon {
-			// Due and expired, or moved past the horizon: not checked now.
-			// One looked at to fill a request, not yet in the horizon,
-			// keeps its place.
-			return !s.time().After(now)
+			// Not checked now. One looked at to fill a request keeps its
+			// place; one due whose showtime moved past the horizon is
+			// checked when it enters; one expired is the expiry's.
+			if s.time().After(now) {
+				return false
+			}
+			if next := w.cfg.Policy.NextCheck(now, r.showtime.time()); !next.IsZero() {
+				w.reschedule(s.id, r, next)
+			}
+			return true
 		}
 		if s.time().After(now.Add(iv / 2)) {
 			return false

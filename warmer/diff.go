@@ -104,7 +104,8 @@ func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[
 				cur.asOf = max(cur.asOf, instantOf(listed))
 				continue
 			}
-			if old.nextCheck.time().After(listed) && !old.nextCheck.time().After(p.NextCheck(listed, cur.showtime.time())) {
+			if old.showtime == cur.showtime && old.nextCheck.time().After(listed) &&
+				!old.nextCheck.time().After(p.NextCheck(listed, cur.showtime.time())) {
 				cur.nextCheck = old.nextCheck
 			}
 			if old.checked.time().After(listed) {
@@ -119,8 +120,12 @@ func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[
 	}
 	changes := make([]change, 0, len(l.recs))
 	for _, id := range sortedKeys(l.recs) {
+		cur := l.recs[id]
+		if sp.timed && cur.showtime != 0 && !now.Before(cur.showtime.time().Add(p.Grace)) {
+			continue // expired since the list was fetched: the expiry's, not an addition
+		}
 		if !l.keep[id] { // a film with one bad row of several stays as it was
-			changes = append(changes, compare(sp.fields, id, cache[id], l.recs[id]))
+			changes = append(changes, compare(sp.fields, id, cache[id], cur))
 		}
 	}
 	for _, id := range sortedKeys(cache) {

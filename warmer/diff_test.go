@@ -170,3 +170,16 @@ func TestUnchangedRowsKeepTheirRecords(t *testing.T) {
 		t.Errorf("seats_available = %s, want 1", got)
 	}
 }
+
+func TestPlanSkipsWhatExpiredSinceTheList(t *testing.T) {
+	now := time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC)
+	p := DefaultPolicy()
+	sp := kindSpecs(baseFields)[keys.Sessions]
+	l := newListing(keys.Sessions, now.Add(-5*time.Minute))
+	l.recs["old"] = session("old", now.Add(-p.Grace-time.Minute), "3") // past showtime + grace by now
+	l.recs["new"] = session("new", now.Add(time.Hour), "3")
+	got := summary(plan(sp, p, map[string]*record{}, l, nil, now))
+	if len(got) != 1 || !strings.HasPrefix(got[0], "added new") {
+		t.Errorf("plan = %q, want only the addition of new", got)
+	}
+}

@@ -219,3 +219,31 @@ func TestHeapsDoNotGrowWithReloads(t *testing.T) {
 		t.Errorf("five unchanged reloads grew the heaps from %d to %d entries", before, after)
 	}
 }
+
+// TestMovedPastTheHorizonIsCheckedWhenItEnters: a session whose check
+// comes due after its showtime moved beyond the horizon is not checked
+// then, and not forgotten either: it is checked when it enters.
+func TestMovedPastTheHorizonIsCheckedWhenItEnters(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	s := r.nearSession(w)
+	cache := w.st.cache[keys.Sessions]
+	moved := *cache[s.ID]
+	later := s.Showtime.Add(3 * time.Hour)
+	moved.showtime = instantOf(later)
+	cache[s.ID] = &moved // as a list moving its showtime, with the next check kept
+	w.reschedule(s.ID, &moved, r.clock.Now())
+	r.clock.Add(time.Second)
+	r.step(w)
+	want := later.Add(-w.cfg.Policy.Horizon)
+	if got := moved.nextCheck.time(); !got.Equal(want) {
+		t.Fatalf("next check %v, want %v: when it enters the horizon", got, want)
+	}
+	found := false
+	for _, sl := range w.st.checks.h {
+		found = found || (sl.id == s.ID && w.st.checks.valid(sl))
+	}
+	if !found {
+		t.Errorf("session %s has no place in the schedule", s.ID)
+	}
+}

@@ -79,7 +79,7 @@ type Config struct {
 	// share such as 1e-9.
 	MaxDrop float64
 
-	BatchSize   int // changes per MULTI/EXEC; default 500
+	BatchSize   int // changes per fenced write; default 500, at most 1000
 	Concurrency int // seat checks in flight at once; default 4
 	// CheckBatch is the most sessions one seat check request carries (the
 	// URL bound may make it fewer); default 50. 1 asks for each session on
@@ -199,6 +199,9 @@ func New(cfg Config) (*Warmer, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
 	}
+	// A batch is one script call; Lua takes at most about 8000 arguments
+	// a command, and a batch's index write has two a session.
+	cfg.BatchSize = min(cfg.BatchSize, 1000)
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4
 	}

@@ -74,10 +74,14 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 	// changes and nothing the loop below writes; each expects the seq the
 	// one before it leaves.
 	ready := make(chan *batch, 1)
-	stop := make(chan struct{})
-	defer close(stop)
+	stop, done := make(chan struct{}), make(chan struct{})
+	defer func() {
+		close(stop)
+		<-done // it reads the writer's state, which an error may drop
+	}()
 	epoch, seq, at := w.st.epoch, w.st.seq, stamp(now)
 	go func() {
+		defer close(done)
 		defer close(ready)
 		for start := 0; start < len(changes); {
 			b := &batch{changes: changes[start:min(start+w.cfg.BatchSize, len(changes))]}
