@@ -85,41 +85,54 @@ func sortedKeys[V any](m map[string]V) []string {
 // its place in the schedule (and the company it is checked in) when that
 // comes no later than the list would have it.
 func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[string]time.Time, now time.Time) []change {
+	prepare(sp, p, cache, l, removed)
+	return append(rowChanges(sp, p, cache, l, now, sortedKeys(l.recs)), goneChanges(sp, p, cache, l, now)...)
+}
+
+// prepare readies a list for the diff: it drops what checks removed since
+// the list was fetched and keeps what they saw (see plan).
+func prepare(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[string]time.Time) {
 	listed := l.now // when Vista said so
-	if sp.timed {
-		for id, at := range removed {
-			if at.After(listed) {
-				delete(l.recs, id)
-				l.keep[id] = true
-			}
-		}
-		for id, cur := range l.recs {
-			old := cache[id]
-			if old == nil || old.missing {
-				continue
-			}
-			if cur == old {
-				// The list said what the cache holds (listing.take): Vista
-				// said so again at listed.
-				cur.asOf = max(cur.asOf, instantOf(listed))
-				continue
-			}
-			if old.showtime == cur.showtime && old.nextCheck.time().After(listed) &&
-				!old.nextCheck.time().After(p.NextCheck(listed, cur.showtime.time())) {
-				cur.nextCheck = old.nextCheck
-			}
-			if old.checked.time().After(listed) {
-				vals := cur.vals.all()
-				for _, i := range sp.live {
-					vals[i] = old.vals.get(i)
-				}
-				cur.vals = pack(vals)
-				cur.checked = old.checked
-			}
+	if !sp.timed {
+		return
+	}
+	for id, at := range removed {
+		if at.After(listed) {
+			delete(l.recs, id)
+			l.keep[id] = true
 		}
 	}
-	changes := make([]change, 0, len(l.recs))
-	for _, id := range sortedKeys(l.recs) {
+	for id, cur := range l.recs {
+		old := cache[id]
+		if old == nil || old.missing {
+			continue
+		}
+		if cur == old {
+			// The list said what the cache holds (listing.take): Vista
+			// said so again at listed.
+			cur.asOf = max(cur.asOf, instantOf(listed))
+			continue
+		}
+		if old.showtime == cur.showtime && old.nextCheck.time().After(listed) &&
+			!old.nextCheck.time().After(p.NextCheck(listed, cur.showtime.time())) {
+			cur.nextCheck = old.nextCheck
+		}
+		if old.checked.time().After(listed) {
+			vals := cur.vals.all()
+			for _, i := range sp.live {
+				vals[i] = old.vals.get(i)
+			}
+			cur.vals = pack(vals)
+			cur.checked = old.checked
+		}
+	}
+}
+
+// rowChanges is the diff of the list's rows ids against the cache:
+// additions, updates and confirmations.
+func rowChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now time.Time, ids []string) []change {
+	changes := make([]change, 0, len(ids))
+	for _, id := range ids {
 		cur := l.recs[id]
 		if sp.timed && cur.showtime != 0 && !now.Before(cur.showtime.time().Add(p.Grace)) {
 			continue // expired since the list was fetched: the expiry's, not an addition
@@ -128,6 +141,12 @@ func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[
 			changes = append(changes, compare(sp.fields, id, cache[id], cur))
 		}
 	}
+	return changes
+}
+
+// goneChanges is what the list says left the cache: the removals.
+func goneChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now time.Time) []change {
+	var changes []change
 	for _, id := range sortedKeys(cache) {
 		if _, ok := l.recs[id]; ok || l.keep[id] {
 			continue

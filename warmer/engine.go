@@ -3,6 +3,7 @@ package warmer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,15 +49,28 @@ func (w *Warmer) loading(k keys.Kind) {
 func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	now := w.cfg.Clock.Now() // when it goes into Redis
 	start := l.began
-	sp := w.specs[k]
-	changes := plan(sp, w.cfg.Policy, w.st.cache[k], l, w.st.checkRemoved, now)
+	sp, p, cache := w.specs[k], w.cfg.Policy, w.st.cache[k]
+	total := len(cache)
+	prepare(sp, p, cache, l, w.st.checkRemoved)
 	if sp.timed {
 		clear(w.st.checkRemoved) // the next list is fetched after this
 	}
-	changes, held := w.judgeDrop(k, changes, now)
-	if err := w.apply(ctx, k, changes, now); err != nil {
+	// The rows go in chunk by chunk, so a reload of 500k sessions never
+	// holds a change for each; what left the cache is judged at the end.
+	var added, updated int
+	for ids := range slices.Chunk(sortedKeys(l.recs), rowChunk) {
+		changes := rowChanges(sp, p, cache, l, now, ids)
+		added += countOp(changes, opAdd)
+		updated += countOp(changes, opUpdate)
+		if err := w.apply(ctx, k, changes, now); err != nil {
+			return err
+		}
+	}
+	gone, held := w.judgeDrop(k, goneChanges(sp, p, cache, l, now), total, now)
+	if err := w.apply(ctx, k, gone, now); err != nil {
 		return err
 	}
+	removed := countOp(gone, opRemove)
 	if sp.timed {
 		if err := w.sweepIndexes(ctx, now); err != nil {
 			return err
@@ -69,17 +83,19 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 		// The list is not taken as a whole until the drop is confirmed:
 		// no full_reload, and loaded:{kind} stays where it was.
 		w.log.Info("reloaded, holding back a drop", "kind", k, "count", w.count(k), "took", time.Since(start).Round(time.Millisecond),
-			"added", countOp(changes, opAdd), "updated", countOp(changes, opUpdate), "removed", countOp(changes, opRemove),
-			"held_back", len(w.st.held[k].ids))
+			"added", added, "updated", updated, "removed", removed, "held_back", len(w.st.held[k].ids))
 		return nil
 	}
 	if err := w.announce(ctx, k); err != nil {
 		return err
 	}
 	w.log.Info("reloaded", "kind", k, "count", w.count(k), "took", time.Since(start).Round(time.Millisecond),
-		"added", countOp(changes, opAdd), "updated", countOp(changes, opUpdate), "removed", countOp(changes, opRemove))
+		"added", added, "updated", updated, "removed", removed)
 	return nil
 }
+
+// rowChunk is how many rows of a list commit diffs and writes at a time.
+const rowChunk = 5000
 
 // heldDrop is a drop a full reload would have made and the warmer held back.
 type heldDrop struct {
@@ -94,13 +110,12 @@ type heldDrop struct {
 const ConfirmDropAfter = time.Minute
 
 // judgeDrop holds back the removals of a full reload that would remove
-// more than MaxDrop of a kind's entries (expired sessions do not count).
-// It returns the changes to apply and whether a drop is held back. A held
+// more than MaxDrop of a kind's total entries before the reload (expired
+// sessions do not count). It returns the changes to apply and whether a drop is held back. A held
 // drop is applied when a reload at least ConfirmDropAfter later would
 // remove the same entities; what that reload would remove beyond them is
 // judged anew.
-func (w *Warmer) judgeDrop(k keys.Kind, changes []change, now time.Time) ([]change, bool) {
-	total := len(w.st.cache[k])
+func (w *Warmer) judgeDrop(k keys.Kind, changes []change, total int, now time.Time) ([]change, bool) {
 	var drop []string
 	for _, c := range changes {
 		if c.op == opRemove && c.reason != ReasonExpired {
