@@ -65,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"endpoint"}),
 		redisWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "vista_warmer_redis_write_duration_seconds",
-			Help:    "Latency of one fenced MULTI/EXEC write batch.",
+			Help:    "Latency of one fenced write (one script call, a batch of changes).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 10),
 		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{

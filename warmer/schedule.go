@@ -10,7 +10,7 @@ import (
 )
 
 // The schedule: when each cached session is checked next and when it
-// expires, kept in two min-heaps so that a tick takes what is due in
+// expires, kept in two min-heaps so that a step takes what is due in
 // O(due · log n) and never walks every session. A heap entry is a promise
 // that may have been broken since (the session was removed, checked early,
 // or rewritten with another showtime): it counts only while the record it

@@ -424,7 +424,8 @@ func (w *Warmer) heartbeat(ctx context.Context, epoch string) error {
 // Step does whatever is due at the clock's now: takes the lease or stands
 // by, builds or adopts the cache on taking over, runs due full reloads,
 // expires sessions past their grace and checks the sessions whose time has
-// come. Run calls it every tick; tests call it directly.
+// come. Run calls it when something is due or has arrived, and at least
+// every Tick; tests call it directly.
 func (w *Warmer) Step(ctx context.Context) error {
 	w.stepMu.Lock()
 	defer w.stepMu.Unlock()
