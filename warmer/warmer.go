@@ -80,7 +80,7 @@ type Config struct {
 	MaxDrop float64
 
 	BatchSize   int // changes per fenced write; default 500, at most 1000
-	Concurrency int // seat checks in flight at once; default 4
+	Concurrency int // seat requests Step sends at once; default 4 (in Run, the Vista client's budget decides)
 	// CheckBatch is the most sessions one seat check request carries (the
 	// URL bound may make it fewer); default 50. 1 asks for each session on
 	// its own, as VistaStorage did, and then nothing rides along early.
