@@ -134,7 +134,7 @@ func rowChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now ti
 	changes := make([]change, 0, len(ids))
 	for _, id := range ids {
 		cur := l.recs[id]
-		if sp.timed && cur.showtime != 0 && !now.Before(cur.showtime.time().Add(p.Grace)) {
+		if sp.timed && p.Expired(now, cur.showtime.time()) {
 			continue // expired since the list was fetched: the expiry's, not an addition
 		}
 		if !l.keep[id] { // a film with one bad row of several stays as it was
@@ -156,7 +156,7 @@ func goneChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now t
 			changes = append(changes, removal(id, old, ReasonCancelled))
 		case l.expired[id]:
 			changes = append(changes, removal(id, old, ReasonExpired))
-		case sp.timed && !old.showtime.time().IsZero() && !now.Before(old.showtime.time().Add(p.Grace)):
+		case sp.timed && p.Expired(now, old.showtime.time()):
 			// left to the expiry, which runs next with the same clock
 		case !l.partial:
 			changes = append(changes, removal(id, old, ReasonGone))

@@ -25,7 +25,7 @@ func (w *Warmer) zones() map[string]*time.Location {
 }
 
 func (w *Warmer) expired(now, showtime time.Time) bool {
-	return !showtime.IsZero() && !now.Before(showtime.Add(w.cfg.Policy.Grace))
+	return w.cfg.Policy.Expired(now, showtime)
 }
 
 // reload runs one full reload of a kind: fetch, then commit.
@@ -199,10 +199,9 @@ func (w *Warmer) setHeld(k keys.Kind, h *heldDrop) {
 func (w *Warmer) announce(ctx context.Context, k keys.Kind) error {
 	now := w.cfg.Clock.Now() // when the reload is in Redis, not when it began
 	count := w.count(k)
-	pub := w.publisher()
+	pub := w.publisher(w.st.epoch, w.st.seq)
 	wctx := context.WithoutCancel(ctx)
 	err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
-		pub.reset(w.st.seq)
 		pub.publish(wctx, pipe, Event{Kind: k, Event: EventFullReload, Count: &count, At: stamp(now)})
 		pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", pub.seq, keys.Loaded(k), stamp(now))
 	})

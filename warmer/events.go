@@ -50,12 +50,6 @@ type publisher struct {
 	published map[keys.Kind]map[string]int
 }
 
-// reset starts a transaction's numbering after seq, the last number Redis has.
-func (p *publisher) reset(seq int64) {
-	p.seq = seq
-	p.published = nil
-}
-
 func (p *publisher) publish(ctx context.Context, pipe redis.Pipeliner, ev Event) {
 	p.seq++
 	ev.Seq = p.seq

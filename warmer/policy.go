@@ -122,3 +122,9 @@ func (p Policy) longestInterval() time.Duration {
 	iv, _ := p.Interval(now, now.Add(p.Horizon))
 	return max(iv, p.NearInterval, p.Base)
 }
+
+// Expired reports whether a session showing at showtime has expired at
+// now: its showtime + grace has come. A zero showtime never expires.
+func (p Policy) Expired(now, showtime time.Time) bool {
+	return !showtime.IsZero() && !now.Before(showtime.Add(p.Grace))
+}

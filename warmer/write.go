@@ -19,8 +19,8 @@ func (w *Warmer) guard() *guard {
 	return &guard{epoch: w.st.epoch, seq: w.st.seq}
 }
 
-func (w *Warmer) publisher() *publisher {
-	return &publisher{prefix: w.cfg.Prefix, epoch: w.st.epoch, maxLen: w.cfg.StreamMaxLen}
+func (w *Warmer) publisher(epoch string, seq int64) *publisher {
+	return &publisher{prefix: w.cfg.Prefix, epoch: epoch, maxLen: w.cfg.StreamMaxLen, seq: seq}
 }
 
 // committed takes the numbers a transaction used once Redis has it.
@@ -87,7 +87,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			b := &batch{changes: changes[start:min(start+w.cfg.BatchSize, len(changes))]}
 			start += len(b.changes)
 			b.end = start
-			b.pub = &publisher{prefix: w.cfg.Prefix, epoch: epoch, maxLen: w.cfg.StreamMaxLen, seq: seq}
+			b.pub = w.publisher(epoch, seq)
 			b.probes = make([]probe, len(b.changes))
 			g := &guard{epoch: epoch, seq: seq}
 			b.wr = w.prepare(wctx, g, func(pipe redis.Pipeliner) {
@@ -279,8 +279,8 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		}
 		pipe.Del(ctx, key) // whatever an earlier epoch left there goes
 		pipe.HSet(ctx, key, args...)
-		if sp.timed {
-			pipe.ExpireAt(ctx, key, c.cur.showtime.time().Add(w.cfg.Policy.Grace))
+		if expireAt != "" {
+			pipe.Do(ctx, "expireat", key, expireAt)
 		}
 		if c.old != nil { // listed by an index, its hash gone: out of wherever it was
 			w.unindex(ix, sp, change{id: c.id, old: c.old})
