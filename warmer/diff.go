@@ -2,6 +2,7 @@ package warmer
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -85,24 +86,24 @@ func sortedKeys[V any](m map[string]V) []string {
 // its place in the schedule (and the company it is checked in) when that
 // comes no later than the list would have it.
 func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[string]time.Time, now time.Time) []change {
-	prepare(sp, p, cache, l, removed)
-	return append(rowChanges(sp, p, cache, l, now, sortedKeys(l.recs)), goneChanges(sp, p, cache, l, now)...)
+	rows := prepare(sp, p, cache, l.rest(), l.now, removed)
+	settle(sp, l, removed)
+	return append(rowChanges(sp, p, cache, rows, l.keep, now), goneChanges(sp, p, cache, l, now)...)
 }
 
-// prepare readies a list for the diff: it drops what checks removed since
-// the list was fetched and keeps what they saw (see plan).
-func prepare(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[string]time.Time) {
-	listed := l.now // when Vista said so
+// prepare readies rows of a list listed at listed for the diff (see plan):
+// it leaves out what checks removed since and keeps what they saw.
+func prepare(sp *spec, p Policy, cache map[string]*record, rows []row, listed time.Time, removed map[string]time.Time) []row {
 	if !sp.timed {
-		return
+		return rows
 	}
-	for id, at := range removed {
-		if at.After(listed) {
-			delete(l.recs, id)
-			l.keep[id] = true
+	out := rows[:0]
+	for _, rw := range rows {
+		id, cur := rw.id, rw.rec
+		if at, ok := removed[id]; ok && at.After(listed) {
+			continue // settle keeps it out of the list as a whole
 		}
-	}
-	for id, cur := range l.recs {
+		out = append(out, rw)
 		old := cache[id]
 		if old == nil || old.missing {
 			continue
@@ -126,20 +127,37 @@ func prepare(sp *spec, p Policy, cache map[string]*record, l *listing, removed m
 			cur.checked = old.checked
 		}
 	}
+	return out
 }
 
-// rowChanges is the diff of the list's rows ids against the cache:
-// additions, updates and confirmations.
-func rowChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now time.Time, ids []string) []change {
-	changes := make([]change, 0, len(ids))
-	for _, id := range ids {
-		cur := l.recs[id]
-		if sp.timed && p.Expired(now, cur.showtime.time()) {
+// settle takes the entries checks removed after the list was fetched out
+// of the list as a whole, before goneChanges reads it: they are neither
+// brought back nor removed again.
+func settle(sp *spec, l *listing, removed map[string]time.Time) {
+	if !sp.timed {
+		return
+	}
+	for id, at := range removed {
+		if at.After(l.now) {
+			delete(l.recs, id)
+			l.keep[id] = true
+		}
+	}
+}
+
+// rowChanges is the diff of a list's rows against the cache: additions,
+// updates and confirmations. An id in keep had a row that could not be
+// read besides the one taken: it stays as cached.
+func rowChanges(sp *spec, p Policy, cache map[string]*record, rows []row, keep map[string]bool, now time.Time) []change {
+	changes := make([]change, 0, len(rows))
+	for _, rw := range rows {
+		if sp.timed && p.Expired(now, rw.rec.showtime.time()) {
 			continue // expired since the list was fetched: the expiry's, not an addition
 		}
-		if !l.keep[id] { // a film with one bad row of several stays as it was
-			changes = append(changes, compare(sp.fields, id, cache[id], cur))
+		if keep[rw.id] { // a film with one bad row of several stays as it was
+			continue
 		}
+		changes = append(changes, compare(sp.fields, rw.id, cache[rw.id], rw.rec))
 	}
 	return changes
 }
@@ -147,7 +165,7 @@ func rowChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now ti
 // goneChanges is what the list says left the cache: the removals.
 func goneChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now time.Time) []change {
 	var changes []change
-	for _, id := range sortedKeys(cache) {
+	for id := range cache {
 		if _, ok := l.recs[id]; ok || l.keep[id] {
 			continue
 		}
@@ -162,5 +180,6 @@ func goneChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now t
 			changes = append(changes, removal(id, old, ReasonGone))
 		}
 	}
+	slices.SortFunc(changes, func(a, b change) int { return strings.Compare(a.id, b.id) })
 	return changes
 }

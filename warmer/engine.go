@@ -28,45 +28,66 @@ func (w *Warmer) expired(now, showtime time.Time) bool {
 	return w.cfg.Policy.Expired(now, showtime)
 }
 
-// reload runs one full reload of a kind: fetch, then commit.
-func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
-	w.loading(k)
-	l, err := w.fetch(ctx, w.st, k, w.cfg.Clock.Now(), w.zones())
-	if err != nil {
-		return err
-	}
-	return w.commit(ctx, k, l)
-}
-
 func (w *Warmer) loading(k keys.Kind) {
 	if w.st.quiet[k] {
 		w.log.Info("loading from vista", "kind", k)
 	}
 }
 
-// commit takes a list Vista sent into the cache: plan, judge the drop,
-// apply, mend the indexes, announce.
-func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
-	now := w.cfg.Clock.Now() // when it goes into Redis
-	start := l.began
-	sp, p, cache := w.specs[k], w.cfg.Policy, w.st.cache[k]
-	total := len(cache)
-	prepare(sp, p, cache, l, w.st.checkRemoved)
-	if sp.timed {
-		clear(w.st.checkRemoved) // the next list is fetched after this
+// intake is a list being taken into the cache, chunk by chunk as it is
+// fetched, up to its commit.
+type intake struct {
+	total          int // the kind's entries before the list: what a drop is judged against
+	added, updated int
+}
+
+// intakeOf returns the list of a kind being taken in, begun if need be.
+func (w *Warmer) intakeOf(k keys.Kind) *intake {
+	in := w.st.intakes[k]
+	if in == nil {
+		in = &intake{total: len(w.st.cache[k])}
+		w.st.intakes[k] = in
 	}
-	// The rows go in chunk by chunk, so a reload of 500k sessions never
-	// holds a change for each; what left the cache is judged at the end.
-	var added, updated int
-	for ids := range slices.Chunk(sortedKeys(l.recs), rowChunk) {
-		changes := rowChanges(sp, p, cache, l, now, ids)
-		added += countOp(changes, opAdd)
-		updated += countOp(changes, opUpdate)
+	return in
+}
+
+// writeRows writes rows of a list of a kind, listed when Vista sent them, as
+// they come: the additions, updates and confirmations. What left the
+// cache is for commit to judge, once the whole list is in.
+func (w *Warmer) writeRows(ctx context.Context, k keys.Kind, rows []row, keep map[string]bool, listed time.Time) error {
+	in := w.intakeOf(k)
+	now := w.cfg.Clock.Now() // when it goes into Redis
+	sp, p, cache := w.specs[k], w.cfg.Policy, w.st.cache[k]
+	// A chunk at a time, so that a list of 500k sessions never has a
+	// change made for each at once.
+	for part := range slices.Chunk(prepare(sp, p, cache, rows, listed, w.st.checkRemoved), w.chunk) {
+		changes := rowChanges(sp, p, cache, part, keep, now)
+		in.added += countOp(changes, opAdd)
+		in.updated += countOp(changes, opUpdate)
 		if err := w.apply(ctx, k, changes, now); err != nil {
 			return err
 		}
 	}
-	gone, held := w.judgeDrop(k, goneChanges(sp, p, cache, l, now), total, now)
+	return nil
+}
+
+// commit takes a whole list Vista sent into the cache: it writes what of
+// it take did not write ahead, judges the drop, applies the removals,
+// mends the indexes and announces the reload.
+func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
+	st := w.st
+	defer delete(st.intakes, k)
+	if err := w.writeRows(ctx, k, l.rest(), l.keep, l.now); err != nil {
+		return err
+	}
+	in := w.st.intakes[k]
+	now := w.cfg.Clock.Now()
+	sp, p, cache := w.specs[k], w.cfg.Policy, w.st.cache[k]
+	settle(sp, l, w.st.checkRemoved)
+	if sp.timed {
+		clear(w.st.checkRemoved) // the next list is fetched after this
+	}
+	gone, held := w.judgeDrop(k, goneChanges(sp, p, cache, l, now), in.total, now)
 	if err := w.apply(ctx, k, gone, now); err != nil {
 		return err
 	}
@@ -76,25 +97,30 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 			return err
 		}
 	}
-	if err := w.repairIndexes(ctx, k); err != nil {
-		return err
+	// The indexes are checked against the cache after each reload, but
+	// for a build from nothing: takeOver has just checked them all, and
+	// every entry since is the build's own. The next reload checks them.
+	if !w.st.quiet[k] {
+		if err := w.repairIndexes(ctx, k); err != nil {
+			return err
+		}
 	}
 	if held {
 		// The list is not taken as a whole until the drop is confirmed:
 		// no full_reload, and loaded:{kind} stays where it was.
-		w.log.Info("reloaded, holding back a drop", "kind", k, "count", w.count(k), "took", time.Since(start).Round(time.Millisecond),
-			"added", added, "updated", updated, "removed", removed, "held_back", len(w.st.held[k].ids))
+		w.log.Info("reloaded, holding back a drop", "kind", k, "count", w.count(k), "took", time.Since(l.began).Round(time.Millisecond),
+			"added", in.added, "updated", in.updated, "removed", removed, "held_back", len(w.st.held[k].ids))
 		return nil
 	}
 	if err := w.announce(ctx, k); err != nil {
 		return err
 	}
-	w.log.Info("reloaded", "kind", k, "count", w.count(k), "took", time.Since(start).Round(time.Millisecond),
-		"added", added, "updated", updated, "removed", removed)
+	w.log.Info("reloaded", "kind", k, "count", w.count(k), "took", time.Since(l.began).Round(time.Millisecond),
+		"added", in.added, "updated", in.updated, "removed", removed)
 	return nil
 }
 
-// rowChunk is how many rows of a list commit diffs and writes at a time.
+// rowChunk is how many rows of a list are diffed and written at a time.
 const rowChunk = 5000
 
 // heldDrop is a drop a full reload would have made and the warmer held back.

@@ -35,6 +35,25 @@ type listing struct {
 	// cached, when set, reads the cache the list is taken into: a row
 	// that says what the cache holds keeps the cached record (see take).
 	cached func(id string) *record
+
+	// emit, when set, hands the writer the rows taken so far, at least
+	// chunk of them at a time (see flush), while later pages are still
+	// being fetched. pending are the rows taken since the last chunk;
+	// again holds the ids of rows already handed over that the list
+	// named once more (see seen): the last row of each is written at
+	// the end, with the rest of pending.
+	emit    func([]row) error
+	chunk   int
+	pending []row
+	handed  bool            // a chunk went to the writer
+	waiting map[string]bool // the ids in pending
+	again   map[string]bool
+}
+
+// row is one entity of a list, taken as a record.
+type row struct {
+	id  string
+	rec *record
 }
 
 // The reasons a row is refused, as the metric labels them.
@@ -81,6 +100,9 @@ func (l *listing) seen(id string) {
 	if l.firstDup == "" {
 		l.firstDup = id
 	}
+	if l.emit != nil && l.recs[id] != nil && !l.waiting[id] {
+		l.again[id] = true // handed over already: what the list says last is written at the end
+	}
 	delete(l.recs, id)
 	delete(l.cancelled, id)
 	delete(l.expired, id)
@@ -100,14 +122,71 @@ func (l *listing) take(id string, r *record) {
 		// holds records only for what changed.
 		if old := l.cached(id); old != nil && old.vals == r.vals && old.rawSum == r.rawSum && old.showtime == r.showtime &&
 			!old.missing && !old.unsafe && old.absent == nil && old.stray == nil {
-			l.recs[old.vals.get(0)] = old
+			l.put(old.vals.get(0), old)
 			return
 		}
 	}
 	if key := r.vals.get(0); key == id {
 		id = key // the map's key shares the record's memory
 	}
+	l.put(id, r)
+}
+
+func (l *listing) put(id string, r *record) {
 	l.recs[id] = r
+	if l.emit != nil {
+		l.pending = append(l.pending, row{id, r})
+		l.waiting[id] = true
+	}
+}
+
+// flush hands the rows taken since the last chunk to the writer once
+// there are l.chunk of them. The listers call it after each page, so a
+// long list is written while its later pages are still on the way.
+func (l *listing) flush() error {
+	if l.emit == nil || len(l.pending) < l.chunk {
+		return nil
+	}
+	chunk := l.current(l.pending)
+	for _, r := range chunk {
+		delete(l.again, r.id)
+	}
+	l.pending = nil
+	clear(l.waiting)
+	l.handed = true
+	return l.emit(chunk)
+}
+
+// current keeps the rows of a chunk that the list has not named again
+// since: a row that a later one replaced is not written.
+func (l *listing) current(rows []row) []row {
+	out := rows[:0]
+	for _, r := range rows {
+		if l.recs[r.id] == r.rec {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// rest is what of the list the writer has not been handed: all of it when
+// no chunk went ahead; otherwise the rows taken since the last chunk and
+// those that named an id handed over before.
+func (l *listing) rest() []row {
+	if !l.handed {
+		rows := make([]row, 0, len(l.recs))
+		for _, id := range sortedKeys(l.recs) {
+			rows = append(rows, row{id, l.recs[id]})
+		}
+		return rows
+	}
+	rows := l.current(l.pending)
+	for _, id := range sortedKeys(l.again) {
+		if r := l.recs[id]; r != nil && !l.waiting[id] {
+			rows = append(rows, row{id, r})
+		}
+	}
+	return rows
 }
 
 // fetch reads one whole list of a kind from Vista, at the clock's now;
@@ -117,9 +196,16 @@ func (l *listing) take(id string, r *record) {
 // st, when not nil, is the writer's state whose cache a row that says what
 // the cache holds already is taken from, so that a reload holds a new
 // record only for what changed.
-func (w *Warmer) fetch(ctx context.Context, st *state, k keys.Kind, now time.Time, zones map[string]*time.Location) (*listing, error) {
+//
+// emit, when not nil, is handed the list's rows chunk by chunk while the
+// rest is fetched (see listing.flush); the listing returned then holds
+// the whole list, of which listing.rest is what emit was not handed.
+func (w *Warmer) fetch(ctx context.Context, st *state, k keys.Kind, now time.Time, zones map[string]*time.Location, emit func([]row) error) (*listing, error) {
 	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
 		began: time.Now(), now: now, kind: k}
+	if emit != nil {
+		l.emit, l.chunk, l.waiting, l.again = emit, w.chunk, map[string]bool{}, map[string]bool{}
+	}
 	if st != nil {
 		cache := st.cache[k]
 		l.cached = func(id string) *record {

@@ -271,3 +271,13 @@ func forID(evs []Event, id string) []Event {
 	}
 	return out
 }
+
+// reload fetches a kind's whole list, then commits it, and returns the
+// error as it came, before Step or Reload make it a role change.
+func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
+	l, err := w.fetch(ctx, w.st, k, w.cfg.Clock.Now(), w.zones(), nil)
+	if err != nil {
+		return err
+	}
+	return w.commit(ctx, k, l)
+}

@@ -118,7 +118,8 @@ type guard struct {
 //
 // An error other than the fence's own is wrapped in errWrite.
 func (w *Warmer) fenced(ctx context.Context, g *guard, queue func(redis.Pipeliner)) error {
-	return w.run(ctx, w.prepare(ctx, g, queue))
+	_, err := w.run(ctx, w.prepare(ctx, g, queue))
+	return err
 }
 
 // write is a fenced write made ready to send.
@@ -142,7 +143,11 @@ func (w *Warmer) prepare(ctx context.Context, g *guard, queue func(redis.Pipelin
 			seq = strconv.FormatInt(g.seq, 10)
 		}
 	}
-	wr := &write{argv: make([]any, 0, 3+8*len(cmds))}
+	n := 3
+	for _, c := range cmds {
+		n += 1 + len(c.Args())
+	}
+	wr := &write{argv: make([]any, 0, n)}
 	wr.argv = append(wr.argv, w.leaseValue(), epoch, seq)
 	for _, c := range cmds {
 		args := c.Args()
@@ -155,29 +160,65 @@ func (w *Warmer) prepare(ctx context.Context, g *guard, queue func(redis.Pipelin
 	return wr
 }
 
-// run sends a prepared write and sets its hash writes' replies.
-func (w *Warmer) run(ctx context.Context, wr *write) error {
+// run sends prepared writes in one round trip, in order, and sets their
+// hash writes' replies. Each is fenced on its own; as each expects the
+// seq the one before leaves, one that fails its fence fails all after
+// it. It returns the first error, with how many writes went in before it.
+func (w *Warmer) run(ctx context.Context, wrs ...*write) (int, error) {
 	start := time.Now()
 	defer func() { w.m.redisWrite.Observe(time.Since(start).Seconds()) }()
-	res, err := fenceScript.Run(ctx, w.rdb, []string{keys.Lease(w.cfg.Prefix), keys.Meta(w.cfg.Prefix)}, wr.argv...).Slice()
-	if err != nil {
-		switch msg := err.Error(); {
-		case strings.HasPrefix(msg, "VWFENCE lease"):
-			return ErrLeaseLost
-		case strings.HasPrefix(msg, "VWFENCE epoch"):
-			return errCacheLost
-		case strings.HasPrefix(msg, "VWFENCE seq"):
-			return errStale
+	if len(wrs) == 0 {
+		return 0, nil
+	}
+	fenceKeys := []string{keys.Lease(w.cfg.Prefix), keys.Meta(w.cfg.Prefix)}
+	done := 0
+	for loaded := false; ; loaded = true {
+		pipe := w.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, 0, len(wrs)-done)
+		for _, wr := range wrs[done:] {
+			cmds = append(cmds, fenceScript.EvalSha(ctx, pipe, fenceKeys, wr.argv...))
 		}
-		return fmt.Errorf("%w: %w", errWrite, err)
+		_, _ = pipe.Exec(ctx) // each command's error is read below
+		for i, cmd := range cmds {
+			res, err := cmd.Slice()
+			if err != nil && !loaded && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				// Redis forgot the script (a restart, SCRIPT FLUSH): this
+				// write and the ones after it did not run.
+				if lerr := fenceScript.Load(ctx, w.rdb).Err(); lerr != nil {
+					return done, fmt.Errorf("%w: %w", errWrite, lerr)
+				}
+				break
+			}
+			if err != nil {
+				return done, fenceError(err)
+			}
+			wr := wrs[done]
+			if len(res) != len(wr.replies) {
+				return done, fmt.Errorf("%w: the write script answered %d replies for %d hash writes", errWrite, len(res), len(wr.replies))
+			}
+			for j, r := range res {
+				wr.replies[j].SetVal(r)
+			}
+			done++
+			if i == len(cmds)-1 {
+				return done, nil
+			}
+		}
 	}
-	if len(res) != len(wr.replies) {
-		return fmt.Errorf("%w: the write script answered %d replies for %d hash writes", errWrite, len(res), len(wr.replies))
+}
+
+// fenceError names what the fence script found, or wraps another error
+// in errWrite.
+func fenceError(err error) error {
+	switch msg := err.Error(); {
+	case strings.HasPrefix(msg, "VWFENCE lease"):
+		return ErrLeaseLost
+	case strings.HasPrefix(msg, "VWFENCE epoch"):
+		return errCacheLost
+	case strings.HasPrefix(msg, "VWFENCE seq"):
+		return errStale
 	}
-	for i, r := range res {
-		wr.replies[i].SetVal(r)
-	}
-	return nil
+	return fmt.Errorf("%w: %w", errWrite, err)
 }
 
 // fenceScript checks the fence, then runs the commands of ARGV.

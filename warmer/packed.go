@@ -14,18 +14,18 @@ type packed string
 
 // pack packs fields.
 func pack(fields []string) packed {
+	var lenBuf [binary.MaxVarintLen64]byte
 	n := 0
 	for _, f := range fields {
-		n += binary.MaxVarintLen32 + len(f)
+		n += binary.PutUvarint(lenBuf[:], uint64(len(f))) + len(f)
 	}
 	var b strings.Builder
-	b.Grow(n)
-	var lenBuf [binary.MaxVarintLen64]byte
+	b.Grow(n) // exactly: the string is the one allocation
 	for _, f := range fields {
 		b.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(f)))])
 		b.WriteString(f)
 	}
-	return packed(strings.Clone(b.String())) // trimmed to its length
+	return packed(b.String())
 }
 
 // get returns field i ("" past the last).
@@ -47,7 +47,8 @@ func (p packed) get(i int) string {
 
 // all returns the fields.
 func (p packed) all() []string {
-	var out []string
+	out := make([]string, 0, 16) // every kind's fields fit
+
 	s := string(p)
 	for s != "" {
 		n, w := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))

@@ -18,6 +18,7 @@ import (
 type spec struct {
 	kind   keys.Kind
 	fields []string // the data fields, in record order: the contract's, then the extras
+	args   []any    // the fields as command arguments, made once, not for each write
 
 	// timed kinds (sessions) have a showtime. Their hashes carry
 	// changed_at and next_check_at and expire at showtime + grace, their
@@ -67,7 +68,7 @@ func (sp *spec) placing() []string {
 
 // kindSpecs builds the three kinds' specs for a warmer's field names.
 func kindSpecs(fields map[keys.Kind][]string) map[keys.Kind]*spec {
-	return map[keys.Kind]*spec{
+	specs := map[keys.Kind]*spec{
 		keys.Cinemas: {kind: keys.Cinemas, fields: fields[keys.Cinemas], list: listCinemas},
 		keys.Films:   {kind: keys.Films, fields: fields[keys.Films], list: listFilms},
 		keys.Sessions: {
@@ -85,6 +86,12 @@ func kindSpecs(fields map[keys.Kind][]string) map[keys.Kind]*spec {
 			},
 		},
 	}
+	for _, sp := range specs {
+		for _, f := range sp.fields {
+			sp.args = append(sp.args, f)
+		}
+	}
+	return specs
 }
 
 func listCinemas(ctx context.Context, w *Warmer, l *listing, _ map[string]*time.Location) error {
@@ -128,7 +135,7 @@ func listSessions(ctx context.Context, w *Warmer, l *listing, zones map[string]*
 				l.take(s.ID, r)
 			}
 		}
-		return nil
+		return l.flush()
 	}
 	// Page by page where the Fetcher can: the decoded list is never held
 	// whole, only the records made of it.
@@ -136,7 +143,9 @@ func listSessions(ctx context.Context, w *Warmer, l *listing, zones map[string]*
 		return p.SessionPages(ctx, zones, take)
 	}
 	list, err := w.cfg.Vista.Sessions(ctx, zones)
-	take(list)
+	if terr := take(list); terr != nil {
+		return terr // the writer stopped taking the list
+	}
 	return err
 }
 

@@ -144,6 +144,8 @@ type Warmer struct {
 	fetchers sync.WaitGroup
 
 	st *state // the writer's state; nil on standby. Owned by Step.
+
+	chunk int // rows of a list diffed and written at a time: rowChunk, less in tests
 }
 
 // state is what the writer knows of the cache it writes.
@@ -156,7 +158,8 @@ type state struct {
 	loaded     map[keys.Kind]bool
 	held       map[keys.Kind]*heldDrop // drops held back, see judgeDrop
 	failures   map[keys.Kind]int       // full reloads failed in a row
-	fetching   map[keys.Kind]bool      // a list is being fetched beside (Run)
+	fetching   map[keys.Kind]*fetchRun // the list of a kind being fetched, if one is
+	intakes    map[keys.Kind]*intake   // lists being taken in, chunk by chunk
 
 	// checkRemoved holds the sessions seat checks removed since the last
 	// sessions list was taken, and when: a list fetched before must not
@@ -233,7 +236,7 @@ func New(cfg Config) (*Warmer, error) {
 		return nil, fmt.Errorf("warmer: %w", err)
 	}
 	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
-		fields: names, specs: kindSpecs(names), token: newEpoch(),
+		fields: names, specs: kindSpecs(names), token: newEpoch(), chunk: rowChunk,
 		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1)}
 	for _, k := range keys.Kinds {
 		spec := specs[k]
@@ -463,7 +466,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if now.Before(w.st.nextReload[k]) || w.st.fetching[k] {
+		if now.Before(w.st.nextReload[k]) || w.st.fetching[k] != nil {
 			continue
 		}
 		if need := w.specs[k].needs; need != "" && !w.st.loaded[need] {
@@ -473,9 +476,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 			w.fetchBeside(ctx, k, now)
 			continue
 		}
-		w.loading(k)
-		l, err := w.fetch(ctx, w.st, k, now, w.zones())
-		if err := w.takeIn(ctx, fetched{st: w.st, k: k, l: l, err: err}); err != nil {
+		if err := w.fetchNow(ctx, k, now); err != nil {
 			return err
 		}
 	}
@@ -510,44 +511,91 @@ func (w *Warmer) nextDue() time.Time {
 	earliest(w.st.checks.next())
 	earliest(w.st.expiries.next())
 	for _, k := range keys.Kinds {
-		if need := w.specs[k].needs; !w.st.fetching[k] && (need == "" || w.st.loaded[need]) {
+		if need := w.specs[k].needs; w.st.fetching[k] == nil && (need == "" || w.st.loaded[need]) {
 			earliest(w.st.nextReload[k])
 		}
 	}
 	return next
 }
 
-// fetched is a list a fetcher got, for the writer's state it began in.
+// fetched is what a fetcher got, for the writer's state it began in: a
+// chunk of the list (rows) while the rest is on its way, then the whole
+// list, or the error that ended the fetch.
 type fetched struct {
-	st  *state
-	k   keys.Kind
-	l   *listing
-	err error
+	st   *state
+	k    keys.Kind
+	run  *fetchRun
+	now  time.Time // when the list was asked for, on the warmer's clock
+	rows []row
+	l    *listing // set on the last message, unless err is
+	err  error
 }
 
-// fetchBeside fetches a list in a goroutine of its own; Step takes the
-// result in when it comes.
-func (w *Warmer) fetchBeside(ctx context.Context, k keys.Kind, now time.Time) {
+// fetchRun is one fetch of a list, which its writer can call off.
+type fetchRun struct {
+	cancel context.CancelFunc
+}
+
+// startFetch fetches a kind's list in a goroutine of its own and sends
+// what it gets to out, chunk by chunk, calling wake after each. The
+// writer takes the chunks in (takeIn) while later pages are fetched, so
+// Redis writes one part of a long list while Vista sends the next.
+func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out chan<- fetched, wake func()) {
 	w.loading(k)
 	st, zones := w.st, w.zones()
-	st.fetching[k] = true
+	if prev := st.fetching[k]; prev != nil {
+		prev.cancel() // this one says what Vista says now
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	run := &fetchRun{cancel: cancel}
+	st.fetching[k] = run
+	send := func(f fetched) error {
+		select {
+		case out <- f:
+			wake()
+			return nil
+		case <-fctx.Done():
+			return fctx.Err() // the writer stopped taking the list in
+		}
+	}
 	w.fetchers.Add(1)
 	go func() {
 		defer w.fetchers.Done()
-		l, err := w.fetch(ctx, st, k, now, zones)
-		select {
-		case w.fetched <- fetched{st: st, k: k, l: l, err: err}:
-		case <-ctx.Done():
-			return // Run has stopped taking lists in
+		defer cancel()
+		emit := func(rows []row) error {
+			return send(fetched{st: st, k: k, run: run, now: now, rows: rows})
 		}
+		l, err := w.fetch(fctx, st, k, now, zones, emit)
+		_ = send(fetched{st: st, k: k, run: run, now: now, l: l, err: err})
+	}()
+}
+
+// fetchBeside fetches a list beside Step's other work; Step takes each
+// chunk in as it comes (takeFetched).
+func (w *Warmer) fetchBeside(ctx context.Context, k keys.Kind, now time.Time) {
+	w.startFetch(ctx, k, now, w.fetched, func() {
 		select {
 		case w.arrived <- struct{}{}:
 		default:
 		}
-	}()
+	})
 }
 
-// takeFetched takes in the lists fetched beside since the last step.
+// fetchNow fetches a list and takes it in before it returns, writing each
+// chunk while the next is fetched.
+func (w *Warmer) fetchNow(ctx context.Context, k keys.Kind, now time.Time) error {
+	in := make(chan fetched, 1)
+	w.startFetch(ctx, k, now, in, func() {})
+	for f := range in {
+		last := f.l != nil || f.err != nil
+		if err := w.takeIn(ctx, f); err != nil || last || w.st == nil || w.st.fetching[k] != f.run {
+			return err // the list is in, or it failed, or the writer let it go
+		}
+	}
+	return nil
+}
+
+// takeFetched takes in what was fetched beside since the last step.
 func (w *Warmer) takeFetched(ctx context.Context) error {
 	for {
 		select {
@@ -561,31 +609,44 @@ func (w *Warmer) takeFetched(ctx context.Context) error {
 	}
 }
 
-// takeIn commits a fetched list, or schedules the next try when fetching
-// it failed. A list fetched for a writer's state that has gone since (the
-// lease changed hands, the cache was read again) is dropped: the state
-// that replaced it reloads on its own.
+// takeIn writes a chunk of a list, or commits the whole list, or
+// schedules the next try when fetching or writing it failed. What was
+// fetched for a writer's state that has gone since (the lease changed
+// hands, the cache was read again), or for a fetch called off, is
+// dropped: the state that replaced it reloads on its own.
 func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
-	if w.st == nil || f.st != w.st {
+	if w.st == nil || f.st != w.st || w.st.fetching[f.k] != f.run {
 		return nil
 	}
-	k := f.k
-	w.st.fetching[k] = false
-	err := f.err
-	if err == nil {
+	k, st := f.k, w.st
+	var err error
+	switch {
+	case f.err != nil:
+		err = f.err
+	case f.l == nil:
+		if err = w.writeRows(ctx, k, f.rows, nil, f.now); err == nil {
+			return nil // the rest of the list is on its way
+		}
+	default:
 		err = w.commit(ctx, k, f.l)
+	}
+	f.run.cancel() // done with, or given up
+	st.fetching[k] = nil
+	delete(st.intakes, k)
+	if w.st != st {
+		return w.failed("reload_"+string(k), err)
 	}
 	if err != nil {
 		// Try again with a backoff counted from the failure, which may
 		// come minutes after the fetch began (a list that hangs until its
 		// timeouts run out), or at the schedule if sooner.
 		failedAt := w.cfg.Clock.Now()
-		w.st.failures[k]++
-		w.st.nextReload[k] = minTime(failedAt.Add(reloadRetry(w.st.failures[k])), w.schedules[k].Next(failedAt))
+		st.failures[k]++
+		st.nextReload[k] = minTime(failedAt.Add(reloadRetry(st.failures[k])), w.schedules[k].Next(failedAt))
 		return w.failed("reload_"+string(k), err)
 	}
-	w.st.failures[k] = 0
-	w.reloaded(k, f.l.now)
+	st.failures[k] = 0
+	w.reloaded(k, f.now)
 	return nil
 }
 
@@ -599,13 +660,12 @@ func (w *Warmer) Reload(ctx context.Context, k keys.Kind) error {
 	if !w.leader.Load() || w.st == nil {
 		return ErrStandby
 	}
-	if err := w.failed("reload_"+string(k), w.reload(ctx, k)); err != nil {
+	if err := w.fetchNow(ctx, k, w.cfg.Clock.Now()); err != nil {
 		return err
 	}
 	if w.st == nil {
 		return ErrStandby // the write found the lease or the cache moved
 	}
-	w.reloaded(k, w.cfg.Clock.Now())
 	return nil
 }
 
@@ -664,6 +724,13 @@ func (w *Warmer) failed(op string, err error) error {
 }
 
 func (w *Warmer) dropState() {
+	if w.st != nil {
+		for _, run := range w.st.fetching {
+			if run != nil {
+				run.cancel() // what they would fetch is for this state
+			}
+		}
+	}
 	w.st = nil
 	w.heldReason.Store(nil)
 	for _, k := range keys.Kinds {
@@ -708,7 +775,8 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		loaded:     map[keys.Kind]bool{},
 		held:       map[keys.Kind]*heldDrop{},
 		failures:   map[keys.Kind]int{},
-		fetching:   map[keys.Kind]bool{},
+		fetching:   map[keys.Kind]*fetchRun{},
+		intakes:    map[keys.Kind]*intake{},
 
 		checkRemoved: map[string]time.Time{},
 		inflight:     map[string]bool{},

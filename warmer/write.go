@@ -66,14 +66,13 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 	quiet := w.st.quiet[k]
 	sp := w.specs[k]
 	wctx := context.WithoutCancel(ctx)
-	cache := w.st.cache[k]
 	writes := len(changes) - countOp(changes, opConfirm)
 	progress := time.Now()
 
 	// The batches are prepared one ahead, by a goroutine that reads the
 	// changes and nothing the loop below writes; each expects the seq the
 	// one before it leaves.
-	ready := make(chan *batch, 1)
+	ready := make(chan *batch, 2)
 	stop, done := make(chan struct{}), make(chan struct{})
 	defer func() {
 		close(stop)
@@ -114,55 +113,79 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := w.run(wctx, b.wr); err != nil {
+		// Two batches ready go in one round trip: Redis runs the first
+		// while the second is still on its way.
+		group := []*batch{b}
+		if len(ready) > 0 {
+			if next, ok := <-ready; ok {
+				group = append(group, next)
+			}
+		}
+		wrs := make([]*write, len(group))
+		for i, g := range group {
+			wrs[i] = g.wr
+		}
+		done, err := w.run(wctx, wrs...)
+		for _, g := range group[:done] {
+			again = append(again, w.wrote(k, g)...)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("write %s: %w", k, err)
 		}
-		w.committed(b.pub)
-		w.st.mu.Lock() // a list fetched beside may be reading the maps
-		for i, c := range b.changes {
-			w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()
-			if c.op == opRemove {
-				if sp.timed {
-					w.st.unplace(cache[c.id])
-				}
-				delete(cache, c.id)
-				continue
-			}
-			switch b.probes[i].outcome() {
-			case hashVanished:
-				// The key was gone (evicted, or expired a moment early) and
-				// a confirmation carries too little to write it whole:
-				// write the entity again, as new.
-				w.log.Warn("an entity was missing from Redis; writing it again", "kind", k, "id", c.id)
-				w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
-				whole := *c.cur
-				whole.rawSum = checksum(whole.raw) // a seat check has no raw: the next reload writes it
-				again = append(again, change{op: opAdd, id: c.id, cur: &whole, changed: diff(sp.fields, nil, c.cur)})
-			case hashRewritten:
-				w.log.Warn("an entity was missing from Redis; written whole with its change", "kind", k, "id", c.id)
-				w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
-				c.cur.rawSum = checksum(c.cur.raw) // written whole: with raw only if the change had it
-			}
-			c.cur.raw = "" // written; its checksum is enough from here on
-			if sp.timed {
-				w.st.unplace(cache[c.id])
-				w.st.place(c.id, cache[c.id], c.cur)
-			}
-			cache[c.id] = c.cur
-		}
-		w.st.mu.Unlock()
 		if w.async {
 			// A long write (a reload of 100k sessions takes seconds) does
 			// not hold up the seat checks that come due meanwhile: they
 			// go out now, and their answers are written after it.
 			w.checkBeside(ctx, w.cfg.Clock.Now())
 		}
-		if writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && b.end < len(changes) {
-			w.log.Info("writing", "kind", k, "done", b.end, "of", len(changes))
+		if end := group[len(group)-1].end; writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && end < len(changes) {
+			w.log.Info("writing", "kind", k, "done", end, "of", len(changes))
 			progress = time.Now()
 		}
 	}
 	return again, nil
+}
+
+// wrote takes a batch Redis took into the cache in memory, and returns the
+// entities it found gone from Redis, to be written again whole.
+func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
+	sp, cache := w.specs[k], w.st.cache[k]
+	var again []change
+	w.committed(b.pub)
+	w.st.mu.Lock() // a list fetched beside may be reading the maps
+	defer w.st.mu.Unlock()
+	for i, c := range b.changes {
+		w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()
+		if c.op == opRemove {
+			if sp.timed {
+				w.st.unplace(cache[c.id])
+			}
+			delete(cache, c.id)
+			continue
+		}
+		switch b.probes[i].outcome() {
+		case hashVanished:
+			// The key was gone (evicted, or expired a moment early) and
+			// a confirmation carries too little to write it whole:
+			// write the entity again, as new.
+			w.log.Warn("an entity was missing from Redis; writing it again", "kind", k, "id", c.id)
+			w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
+			whole := *c.cur
+			whole.rawSum = checksum(whole.raw) // a seat check has no raw: the next reload writes it
+			again = append(again, change{op: opAdd, id: c.id, cur: &whole, changed: diff(sp.fields, nil, c.cur)})
+		case hashRewritten:
+			w.log.Warn("an entity was missing from Redis; written whole with its change", "kind", k, "id", c.id)
+			w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
+			c.cur.rawSum = checksum(c.cur.raw) // written whole: with raw only if the change had it
+		}
+		c.cur.raw = "" // written; its checksum is enough from here on
+		if sp.timed {
+			w.st.unplace(cache[c.id])
+			w.st.place(c.id, cache[c.id], c.cur)
+		}
+		cache[c.id] = c.cur
+	}
+	return again
 }
 
 // probe finds, after the write, what the hash write did to one hash.
@@ -266,8 +289,9 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		expireAt = strconv.FormatInt(c.cur.showtime.time().Add(w.cfg.Policy.Grace).Unix(), 10)
 	}
 	if c.op == opAdd {
-		args := make([]any, 0, 2*len(names)+8)
-		for i, name := range names {
+		args := make([]any, 0, 2*len(names)+10)
+		args = append(args, "hset", key)
+		for i, name := range sp.args {
 			args = append(args, name, vals[i])
 		}
 		args = append(args, fUpdatedAt, at)
@@ -278,7 +302,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 			args = append(args, fRaw, c.cur.raw)
 		}
 		pipe.Del(ctx, key) // whatever an earlier epoch left there goes
-		pipe.HSet(ctx, key, args...)
+		pipe.Do(ctx, args...)
 		if expireAt != "" {
 			pipe.Do(ctx, "expireat", key, expireAt)
 		}
