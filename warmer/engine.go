@@ -87,7 +87,7 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	if sp.timed {
 		clear(w.st.checkRemoved) // the next list is fetched after this
 	}
-	gone, held := w.judgeDrop(k, goneChanges(sp, p, cache, l, now), in.total, now)
+	gone, held := w.judgeDrop(k, goneChanges(sp, p, cache, l, now), l.again, in.total, now)
 	if err := w.apply(ctx, k, gone, now); err != nil {
 		return err
 	}
@@ -137,14 +137,16 @@ const ConfirmDropAfter = time.Minute
 
 // judgeDrop holds back the removals of a full reload that would remove
 // more than MaxDrop of a kind's total entries before the reload (expired
-// sessions do not count). It returns the changes to apply and whether a drop is held back. A held
+// sessions do not count, nor those in own: ids the list handed over and
+// then named again as cancelled, which it removes itself). It returns the changes to apply and whether a drop is held back. A held
 // drop is applied when a reload at least ConfirmDropAfter later would
 // remove the same entities; what that reload would remove beyond them is
 // judged anew.
-func (w *Warmer) judgeDrop(k keys.Kind, changes []change, total int, now time.Time) ([]change, bool) {
+func (w *Warmer) judgeDrop(k keys.Kind, changes []change, own map[string]bool, total int, now time.Time) ([]change, bool) {
+	dropped := func(c change) bool { return c.op == opRemove && c.reason != ReasonExpired && !own[c.id] }
 	var drop []string
 	for _, c := range changes {
-		if c.op == opRemove && c.reason != ReasonExpired {
+		if dropped(c) {
 			drop = append(drop, c.id)
 		}
 	}
@@ -180,7 +182,7 @@ func (w *Warmer) judgeDrop(k keys.Kind, changes []change, total int, now time.Ti
 	kept := changes[:0:0]
 	rest := map[string]bool{}
 	for _, c := range changes {
-		if c.op == opRemove && c.reason != ReasonExpired && !agreed[c.id] {
+		if dropped(c) && !agreed[c.id] {
 			rest[c.id] = true
 			continue
 		}

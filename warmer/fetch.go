@@ -45,8 +45,8 @@ type listing struct {
 	emit    func([]row) error
 	chunk   int
 	pending []row
-	handed  bool            // a chunk went to the writer
-	waiting map[string]bool // the ids in pending
+	handed  bool           // a chunk went to the writer
+	waiting map[string]int // the ids in pending, and where
 	again   map[string]bool
 }
 
@@ -100,8 +100,13 @@ func (l *listing) seen(id string) {
 	if l.firstDup == "" {
 		l.firstDup = id
 	}
-	if l.emit != nil && l.recs[id] != nil && !l.waiting[id] {
-		l.again[id] = true // handed over already: what the list says last is written at the end
+	if l.emit != nil && l.recs[id] != nil {
+		if at, ok := l.waiting[id]; ok {
+			l.pending[at].rec = nil // not handed over yet: the row that follows stands
+			delete(l.waiting, id)
+		} else {
+			l.again[id] = true // handed over already: what the list says last is written at the end
+		}
 	}
 	delete(l.recs, id)
 	delete(l.cancelled, id)
@@ -135,8 +140,8 @@ func (l *listing) take(id string, r *record) {
 func (l *listing) put(id string, r *record) {
 	l.recs[id] = r
 	if l.emit != nil {
+		l.waiting[id] = len(l.pending)
 		l.pending = append(l.pending, row{id, r})
-		l.waiting[id] = true
 	}
 }
 
@@ -162,7 +167,7 @@ func (l *listing) flush() error {
 func (l *listing) current(rows []row) []row {
 	out := rows[:0]
 	for _, r := range rows {
-		if l.recs[r.id] == r.rec {
+		if r.rec != nil && l.recs[r.id] == r.rec {
 			out = append(out, r)
 		}
 	}
@@ -182,8 +187,8 @@ func (l *listing) rest() []row {
 	}
 	rows := l.current(l.pending)
 	for _, id := range sortedKeys(l.again) {
-		if r := l.recs[id]; r != nil && !l.waiting[id] {
-			rows = append(rows, row{id, r})
+		if _, ok := l.waiting[id]; !ok && l.recs[id] != nil {
+			rows = append(rows, row{id, l.recs[id]})
 		}
 	}
 	return rows
@@ -204,7 +209,7 @@ func (w *Warmer) fetch(ctx context.Context, st *state, k keys.Kind, now time.Tim
 	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
 		began: time.Now(), now: now, kind: k}
 	if emit != nil {
-		l.emit, l.chunk, l.waiting, l.again = emit, w.chunk, map[string]bool{}, map[string]bool{}
+		l.emit, l.chunk, l.waiting, l.again = emit, w.chunk, map[string]int{}, map[string]bool{}
 	}
 	if st != nil {
 		cache := st.cache[k]

@@ -161,9 +161,13 @@ func (w *Warmer) prepare(ctx context.Context, g *guard, queue func(redis.Pipelin
 }
 
 // run sends prepared writes in one round trip, in order, and sets their
-// hash writes' replies. Each is fenced on its own; as each expects the
-// seq the one before leaves, one that fails its fence fails all after
-// it. It returns the first error, with how many writes went in before it.
+// hash writes' replies. Each is fenced on its own, and expects the seq the
+// one before leaves: one that fails its fence writes nothing and fails all
+// after it. It returns the first error, with how many writes went in
+// before it. A write that failed otherwise (a command's error) ran its
+// other commands, as MULTI/EXEC does, and the ones after it may have
+// run too: the error is errWrite, on which the writer reads the cache
+// again.
 func (w *Warmer) run(ctx context.Context, wrs ...*write) (int, error) {
 	start := time.Now()
 	defer func() { w.m.redisWrite.Observe(time.Since(start).Seconds()) }()

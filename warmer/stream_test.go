@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,7 +66,12 @@ func TestLongListIsWrittenWhileFetched(t *testing.T) {
 	p.page = func(i int, pg []vista.Session) error {
 		if i == 0 {
 			for _, s := range pg {
-				first = append(first, s.ID)
+				if !s.Cancelled() && s.Showtime.After(r.clock.Now()) { // cached, not refused or expired
+					first = append(first, s.ID)
+				}
+			}
+			if len(first) == 0 {
+				return errors.New("the first page has no session to cache; the test wants one")
 			}
 		}
 		if i != 3 {
@@ -192,5 +198,120 @@ func TestListFailingHalfwayRemovesNothing(t *testing.T) {
 	}
 	if after := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); after != before {
 		t.Errorf("sessions indexed went from %d to %d", before, after)
+	}
+}
+
+func TestColdBuildNamingAnIDAgainAsCancelled(t *testing.T) {
+	r := newRig(t)
+	var cancelled string
+	p := &paging{edit: func(list []vista.Session) []vista.Session {
+		b := list[1]
+		cancelled, b.State = b.ID, vista.StateCancelled
+		return append(list, b)
+	}}
+	w := r.chunked(p)
+	r.step(w)
+	// The session was written with the first chunk, and the list's last
+	// row cancels it: it leaves again, and that is no drop to hold back
+	// in a cache that was empty.
+	if !w.ready.Load() || r.meta()[keys.Loaded(keys.Sessions)] == "" {
+		t.Fatalf("the build is not warm after one step: held %v, meta %v", w.st.held[keys.Sessions] != nil, r.meta())
+	}
+	if h := r.hash(keys.Sessions, cancelled); len(h) != 0 {
+		t.Errorf("the session the list cancelled is cached: %v", h)
+	}
+	if _, err := r.rdb.ZScore(r.ctx, keys.Index(r.prefix, keys.Sessions), cancelled).Result(); err == nil {
+		t.Errorf("the index lists the session the list cancelled")
+	}
+}
+
+func TestReloadEndsWithItsContext(t *testing.T) {
+	r := newRig(t)
+	p := &paging{}
+	w := r.chunked(p)
+	r.step(w)
+	// The writer has taken every chunk in and waits for the next when
+	// the context ends: Reload returns, and the next one runs.
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithCancel(r.ctx)
+		p.page = func(i int, _ []vista.Session) error {
+			if i == 2 {
+				time.Sleep(20 * time.Millisecond)
+				cancel()
+				return ctx.Err()
+			}
+			return nil
+		}
+		done := make(chan error, 1)
+		go func() { done <- w.Reload(ctx, keys.Sessions) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("try %d: Reload did not return after its context ended", i)
+		}
+		cancel()
+	}
+	p.page = nil
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+		t.Fatalf("the reload after: %v", err)
+	}
+}
+
+// A fetch that a newer one replaces leaves nothing of its own behind: the
+// newer judges its drop against the cache as it found it.
+func TestNewerFetchStartsAfresh(t *testing.T) {
+	r := newRig(t)
+	p := &paging{}
+	w := r.chunked(p)
+	release := make(chan struct{})
+	defer close(release)
+	var fetches atomic.Int32
+	var dropped string
+	p.edit = func(list []vista.Session) []vista.Session {
+		if fetches.Add(1) == 3 {
+			dropped = list[0].ID
+			return list[1:] // the third list lacks one session
+		}
+		return list
+	}
+	p.page = func(i int, _ []vista.Session) error {
+		switch n := fetches.Load(); {
+		case n == 1 && i == 0:
+			return errors.New("vista is down") // the first build of the sessions fails at once
+		case n == 2 && i == 6:
+			<-release // the second hangs halfway
+			return errors.New("released")
+		}
+		return nil
+	}
+	if err := w.Step(r.ctx); err == nil {
+		t.Fatal("the first build of the sessions reported no error")
+	}
+	// The second list is fetched beside; its first chunk is written.
+	w.async = true
+	w.st.nextReload[keys.Sessions] = r.clock.Now()
+	r.step(w)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(w.fetched) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no chunk of the second list came")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.step(w)
+	if len(w.st.cache[keys.Sessions]) == 0 {
+		t.Fatal("the second list's first chunk was not written")
+	}
+	// A reload now replaces it, and finds one session gone of all the
+	// cache holds: no drop to hold back.
+	w.async = false
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+		t.Fatal(err)
+	}
+	if h := w.st.held[keys.Sessions]; h != nil {
+		t.Errorf("the reload held back a drop of %d of %d", len(h.ids), h.total)
+	}
+	if hash := r.hash(keys.Sessions, dropped); len(hash) != 0 {
+		t.Errorf("%s, gone from the list, is still cached", dropped)
 	}
 }

@@ -534,20 +534,22 @@ type fetched struct {
 // fetchRun is one fetch of a list, which its writer can call off.
 type fetchRun struct {
 	cancel context.CancelFunc
+	done   chan struct{} // closed when the fetcher has sent its last
 }
 
 // startFetch fetches a kind's list in a goroutine of its own and sends
 // what it gets to out, chunk by chunk, calling wake after each. The
 // writer takes the chunks in (takeIn) while later pages are fetched, so
 // Redis writes one part of a long list while Vista sends the next.
-func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out chan<- fetched, wake func()) {
+func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out chan<- fetched, wake func()) *fetchRun {
 	w.loading(k)
 	st, zones := w.st, w.zones()
 	if prev := st.fetching[k]; prev != nil {
 		prev.cancel() // this one says what Vista says now
+		delete(st.intakes, k)
 	}
 	fctx, cancel := context.WithCancel(ctx)
-	run := &fetchRun{cancel: cancel}
+	run := &fetchRun{cancel: cancel, done: make(chan struct{})}
 	st.fetching[k] = run
 	send := func(f fetched) error {
 		select {
@@ -561,6 +563,7 @@ func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out
 	w.fetchers.Add(1)
 	go func() {
 		defer w.fetchers.Done()
+		defer close(run.done)
 		defer cancel()
 		emit := func(rows []row) error {
 			return send(fetched{st: st, k: k, run: run, now: now, rows: rows})
@@ -568,6 +571,7 @@ func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out
 		l, err := w.fetch(fctx, st, k, now, zones, emit)
 		_ = send(fetched{st: st, k: k, run: run, now: now, l: l, err: err})
 	}()
+	return run
 }
 
 // fetchBeside fetches a list beside Step's other work; Step takes each
@@ -585,14 +589,28 @@ func (w *Warmer) fetchBeside(ctx context.Context, k keys.Kind, now time.Time) {
 // chunk while the next is fetched.
 func (w *Warmer) fetchNow(ctx context.Context, k keys.Kind, now time.Time) error {
 	in := make(chan fetched, 1)
-	w.startFetch(ctx, k, now, in, func() {})
-	for f := range in {
+	run := w.startFetch(ctx, k, now, in, func() {})
+	for {
+		var f fetched
+		select {
+		case f = <-in:
+		case <-run.done:
+			select {
+			case f = <-in: // what it sent before it ended
+			default:
+				// It ended without its last word: ctx ended first.
+				if w.st != nil && w.st.fetching[k] == run {
+					w.st.fetching[k] = nil
+					delete(w.st.intakes, k)
+				}
+				return ctx.Err()
+			}
+		}
 		last := f.l != nil || f.err != nil
 		if err := w.takeIn(ctx, f); err != nil || last || w.st == nil || w.st.fetching[k] != f.run {
 			return err // the list is in, or it failed, or the writer let it go
 		}
 	}
-	return nil
 }
 
 // takeFetched takes in what was fetched beside since the last step.
