@@ -340,6 +340,16 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 		return nil
 	}
 	if err := w.apply(ctx, keys.Sessions, changes, w.cfg.Clock.Now()); err != nil {
+		if w.st != nil {
+			// The answers are lost; the sessions are asked again at their
+			// usual pace, not at once (Vista is not asked more because
+			// Redis refuses writes).
+			for _, c := range changes {
+				if r := w.st.cache[keys.Sessions][c.id]; r != nil && before[c.id] == r.nextCheck {
+					w.reschedule(c.id, r, w.cfg.Policy.NextCheck(w.cfg.Clock.Now(), r.showtime.time()))
+				}
+			}
+		}
 		return err
 	}
 	// A list fetched before these answers must not bring them back.

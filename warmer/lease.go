@@ -174,13 +174,25 @@ func (w *Warmer) run(ctx context.Context, wrs ...*write) (int, error) {
 	if len(wrs) == 0 {
 		return 0, nil
 	}
+	done, err := w.runScripts(ctx, wrs)
+	if err == nil || strings.HasPrefix(err.Error(), "VWFENCE") || errors.Is(err, ErrLeaseLost) ||
+		errors.Is(err, errCacheLost) || errors.Is(err, errStale) {
+		w.noteWrite(nil) // Redis took the writes, or the fence said no: either way it answers
+	} else {
+		w.noteWrite(err)
+	}
+	return done, err
+}
+
+func (w *Warmer) runScripts(ctx context.Context, wrs []*write) (int, error) {
 	fenceKeys := []string{keys.Lease(w.cfg.Prefix), keys.Meta(w.cfg.Prefix)}
 	done := 0
 	for loaded := false; ; loaded = true {
+		script := w.fence()
 		pipe := w.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, 0, len(wrs)-done)
 		for _, wr := range wrs[done:] {
-			cmds = append(cmds, fenceScript.EvalSha(ctx, pipe, fenceKeys, wr.argv...))
+			cmds = append(cmds, script.EvalSha(ctx, pipe, fenceKeys, wr.argv...))
 		}
 		_, _ = pipe.Exec(ctx) // each command's error is read below
 		for i, cmd := range cmds {
@@ -188,8 +200,8 @@ func (w *Warmer) run(ctx context.Context, wrs ...*write) (int, error) {
 			if err != nil && !loaded && redis.HasErrorPrefix(err, "NOSCRIPT") {
 				// Redis forgot the script (a restart, SCRIPT FLUSH): this
 				// write and the ones after it did not run.
-				if lerr := fenceScript.Load(ctx, w.rdb).Err(); lerr != nil {
-					return done, fmt.Errorf("%w: %w", errWrite, lerr)
+				if err := w.loadFence(ctx); err != nil {
+					return done, fmt.Errorf("%w: %w", errWrite, err)
 				}
 				break
 			}
@@ -211,8 +223,31 @@ func (w *Warmer) run(ctx context.Context, wrs ...*write) (int, error) {
 	}
 }
 
-// fenceError names what the fence script found, or wraps another error
-// in errWrite.
+// fence returns the fence script this Redis runs: with its flags (Redis
+// 7), or without them where Redis cannot read them (the demo's embedded
+// Redis, Redis 6).
+func (w *Warmer) fence() *redis.Script {
+	if w.plainFence.Load() {
+		return plainFenceScript
+	}
+	return fenceScript
+}
+
+// loadFence loads the fence script, falling back to the one without flags
+// when Redis cannot compile them.
+func (w *Warmer) loadFence(ctx context.Context) error {
+	err := w.fence().Load(ctx, w.rdb).Err()
+	if err != nil && !w.plainFence.Load() && strings.Contains(err.Error(), "compiling script") {
+		w.log.Info("redis cannot read script flags (not Redis 7); a write it refuses for want of memory may be half done, and is then read back")
+		w.plainFence.Store(true)
+		err = w.fence().Load(ctx, w.rdb).Err()
+	}
+	return err
+}
+
+// fenceError names what the fence script found; an answer by which Redis
+// refused the script before it ran is a *RefusedError; another error is
+// wrapped in errWrite.
 func fenceError(err error) error {
 	switch msg := err.Error(); {
 	case strings.HasPrefix(msg, "VWFENCE lease"):
@@ -222,7 +257,49 @@ func fenceError(err error) error {
 	case strings.HasPrefix(msg, "VWFENCE seq"):
 		return errStale
 	}
+	if code, why := refusal(err); code != "" {
+		return &RefusedError{Why: why, Err: err}
+	}
 	return fmt.Errorf("%w: %w", errWrite, err)
+}
+
+// RefusedError is a write Redis refused as a whole before running any of
+// it: nothing was written, so the writer's view of the cache still holds.
+type RefusedError struct {
+	Why string // what it means for the operator, e.g. "redis is out of memory"
+	Err error  // Redis's answer
+}
+
+func (e *RefusedError) Error() string { return e.Why + ": " + e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Refusal says what an error answer of Redis's means when it refused a
+// command without running it: a short code (oom, readonly, auth, acl,
+// not_serving) and a reason for the operator; "" for any other error.
+func Refusal(err error) (code, why string) { return refusal(err) }
+
+// refusal says what an error answer of Redis's means when it refused a
+// command without running it: a short code for the metric and a reason
+// for the operator; "" for any other error.
+func refusal(err error) (code, why string) {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return "", ""
+	}
+	first, _, _ := strings.Cut(rerr.Error(), " ")
+	switch first {
+	case "OOM":
+		return "oom", "redis is out of memory (maxmemory)"
+	case "READONLY":
+		return "readonly", "redis is read-only (a replica)"
+	case "NOAUTH", "WRONGPASS":
+		return "auth", "redis refuses the credentials"
+	case "NOPERM":
+		return "acl", "redis refuses a command or key to this user (ACL)"
+	case "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN", "TRYAGAIN", "MISCONF":
+		return "not_serving", "redis is not serving writes (" + first + ")"
+	}
+	return "", ""
 }
 
 // fenceScript checks the fence, then runs the commands of ARGV.
@@ -238,8 +315,18 @@ func fenceError(err error) error {
 //
 // Every key the commands name is under the lease's prefix; with a hash-tag
 // prefix they share its slot, as Redis Cluster wants of one script.
-var fenceScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+//
+// Its first line declares it a script that writes (Redis 7 script flags):
+// a replica refuses it with READONLY, and a Redis over maxmemory with OOM,
+// before it runs a command. Such an answer means nothing was written.
+var (
+	fenceScript = redis.NewScript("#!lua\n" + fenceSource)
+	// plainFenceScript is fenceScript without its flags, for a Redis
+	// older than 7 and the demo's embedded Redis.
+	plainFenceScript = redis.NewScript(fenceSource)
+)
+
+const fenceSource = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 	return redis.error_reply('VWFENCE lease')
 end
 if ARGV[2] ~= '' then
@@ -274,4 +361,4 @@ if failed then
 	return redis.error_reply(failed)
 end
 return out
-`)
+`

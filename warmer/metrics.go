@@ -29,7 +29,12 @@ type Metrics struct {
 	lateness    *prometheus.HistogramVec
 	slipped     *prometheus.CounterVec
 	checksSent  *prometheus.CounterVec
+
+	redisFailures *prometheus.CounterVec
 }
+
+// redisFailureCodes are the codes of describe, as the metric labels them.
+var redisFailureCodes = []string{"oom", "readonly", "auth", "acl", "not_serving", "unreachable", "error"}
 
 // What a repair mended, as the metric labels it.
 const (
@@ -121,6 +126,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vista_warmer_session_checks_total",
 			Help: "Sessions asked for in seat checks, by how: due (at or after their due time) or early (riding along within half their interval).",
 		}, []string{"how"}),
+		redisFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_redis_failures_total",
+			Help: "Redis operations that failed, by what (lease, writes) and why: oom (maxmemory), readonly (a replica), auth, acl, not_serving (LOADING, MASTERDOWN...), unreachable, error.",
+		}, []string{"op", "why"}),
+	}
+	for _, op := range []string{"lease", "writes"} {
+		for _, code := range redisFailureCodes {
+			m.redisFailures.WithLabelValues(op, code)
+		}
 	}
 	for _, t := range Tiers {
 		if t != "expired" && t != "beyond_horizon" {
@@ -150,7 +164,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.changes, m.upstream, m.upstreamDur, m.redisWrite, m.events,
 			m.tiers, m.lastReload, m.leaseHeld, m.errors, m.badRows, m.duplicates, m.dropsHeld,
-			m.dropHeld, m.repairs, m.lateness, m.slipped, m.checksSent)
+			m.dropHeld, m.repairs, m.lateness, m.slipped, m.checksSent, m.redisFailures)
 	}
 	return m
 }

@@ -125,7 +125,11 @@ type Warmer struct {
 	lost       atomic.Pointer[string] // the epoch the heartbeat found gone from Redis
 	ready      atomic.Bool
 	heldReason atomic.Pointer[string] // set while a drop is held back: why
-	epochSeen  atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
+
+	// How the lease and the writes have gone lately, for /healthz.
+	leaseTrouble, writeTrouble trouble
+	plainFence                 atomic.Bool            // Redis cannot read script flags: see loadFence
+	epochSeen                  atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
 
 	lastRenew, lastBeat time.Time // real time, guarded by tendMu
 	standing            bool      // said that we stand by, guarded by tendMu
@@ -144,6 +148,13 @@ type Warmer struct {
 	fetchers sync.WaitGroup
 
 	st *state // the writer's state; nil on standby. Owned by Step.
+
+	// written is the last epoch and seq this process wrote, kept across
+	// states: after a failover, a P:meta behind it is not adopted.
+	written struct {
+		epoch string
+		seq   int64
+	}
 
 	chunk int // rows of a list diffed and written at a time: rowChunk, less in tests
 }
@@ -314,7 +325,7 @@ func (w *Warmer) Run(ctx context.Context) error {
 	wake := time.NewTimer(0)
 	defer wake.Stop()
 	for {
-		if err := w.Step(ctx); err != nil && ctx.Err() == nil {
+		if err := w.Step(ctx); err != nil && ctx.Err() == nil && !redisTrouble(err) {
 			w.log.Warn("step failed", "err", err)
 		}
 		sleep := w.cfg.Tick
@@ -334,9 +345,13 @@ func (w *Warmer) Run(ctx context.Context) error {
 
 // keepLease renews the lease and writes the heartbeat on real time, beside
 // Step, so neither waits for a long reload.
+//
+// While Redis refuses or does not answer, the tries back off, doubling up
+// to 15 s: a rotated password or a full Redis does not mend in a second.
 func (w *Warmer) keepLease(ctx context.Context) {
 	every := min(w.cfg.LeaseTTL/4, time.Second)
-	t := time.NewTicker(every)
+	wait := every
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
@@ -345,6 +360,12 @@ func (w *Warmer) keepLease(ctx context.Context) {
 		case <-t.C:
 			w.tend(ctx)
 		}
+		if w.leaseTrouble.failing() {
+			wait = min(2*wait, max(15*time.Second, every))
+		} else {
+			wait = every
+		}
+		t.Reset(wait)
 	}
 }
 
@@ -374,11 +395,13 @@ func (w *Warmer) tend(ctx context.Context) {
 	now := time.Now()
 	if !w.leader.Load() || now.Sub(w.lastRenew) >= w.cfg.LeaseTTL/3 {
 		held, taken, err := w.holdLease(ctx)
+		if ctx.Err() == nil {
+			w.noteLease(err)
+		}
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
 				w.m.errors.WithLabelValues("lease").Inc()
-				w.log.Warn("cannot reach the lease", "err", err)
 			}
 		case held:
 			w.lastRenew, w.standing = now, false
@@ -409,8 +432,7 @@ func (w *Warmer) tend(ctx context.Context) {
 			w.log.Warn("the cache is gone from Redis; rebuilding", "epoch", *epoch)
 			w.lost.Store(epoch)
 		case ctx.Err() == nil:
-			w.m.errors.WithLabelValues("heartbeat").Inc()
-			w.log.Warn("heartbeat failed", "err", err)
+			w.m.errors.WithLabelValues("heartbeat").Inc() // noteWrite logged it
 		}
 	}
 }
@@ -732,6 +754,10 @@ func (w *Warmer) failed(op string, err error) error {
 		}
 		w.log.Warn("the cache is gone from Redis; rebuilding", "op", op)
 		return nil
+	case errors.As(err, new(*RefusedError)):
+		// Redis refused the write before running any of it (out of
+		// memory, read-only, credentials): the cache is as the writer
+		// knows it. What failed is tried again on its own schedule.
 	case errors.Is(err, errStale), errors.Is(err, errWrite):
 		w.dropState()
 	case errors.Is(err, context.Canceled):
@@ -739,6 +765,12 @@ func (w *Warmer) failed(op string, err error) error {
 	}
 	w.m.errors.WithLabelValues(op).Inc()
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// redisTrouble reports whether err is one of Redis's that noteWrite or
+// noteLease logs already, once a minute.
+func redisTrouble(err error) bool {
+	return errors.As(err, new(*RefusedError)) || errors.Is(err, errWrite)
 }
 
 func (w *Warmer) dropState() {
@@ -803,6 +835,14 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 
 	seq, seqErr := strconv.ParseInt(meta["seq"], 10, 64)
 	adopt := meta["schema"] == Schema && meta["epoch"] != "" && seqErr == nil && !rebuild
+	if adopt && meta["epoch"] == w.written.epoch && seq < w.written.seq {
+		// Redis lost writes this process made (a failover to a replica
+		// that had not received them): the seqs after its own were sent
+		// already, and a seq never means two things in one epoch.
+		w.log.Warn("redis lost the last writes (a failover?); building the cache anew under a new epoch",
+			"epoch", meta["epoch"], "seq_in_redis", seq, "seq_written", w.written.seq)
+		adopt = false
+	}
 	if adopt {
 		st.epoch, st.seq = meta["epoch"], seq
 		for _, k := range keys.Kinds {

@@ -26,6 +26,7 @@ func (w *Warmer) publisher(epoch string, seq int64) *publisher {
 // committed takes the numbers a transaction used once Redis has it.
 func (w *Warmer) committed(pub *publisher) {
 	w.st.seq = pub.seq
+	w.written.epoch, w.written.seq = pub.epoch, pub.seq
 	for kind, byEvent := range pub.published {
 		for ev, n := range byEvent {
 			w.m.events.WithLabelValues(string(kind), ev).Add(float64(n))

@@ -70,6 +70,9 @@ func (m *Main) ParseFlags(_ context.Context, args []string) error {
 	if cfg.RedisOptions != nil {
 		secrets = append(secrets, cfg.RedisOptions.Password)
 	}
+	if cfg.Sentinel != nil {
+		secrets = append(secrets, cfg.Sentinel.Password)
+	}
 	if u, err := url.Parse(cfg.VistaURL); err == nil {
 		if pw, ok := u.User.Password(); ok {
 			secrets = append(secrets, pw)
@@ -111,9 +114,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	} else {
 		redisShown = redactURL(cfg.RedisURL)
 	}
-	if m.rdb, err = openRedis(ctx, m.redisOpt, cfg.Prefix, log); err != nil {
+	if cfg.Sentinel != nil && m.mini == nil {
+		m.rdb = openSentinel(m.redisOpt, cfg.Sentinel)
+		log.Info("redis through sentinels; following the master's failovers", "master", cfg.Sentinel.Master, "sentinels", cfg.Sentinel.Addrs)
+	} else if m.rdb, err = openRedis(ctx, m.redisOpt, cfg.Prefix, log); err != nil {
 		return err
 	}
+
+	if err := checkCredentials(ctx, m.rdb, redisShown); err != nil {
+		return err
+	}
+	warnEviction(ctx, m.rdb, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -172,7 +183,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	m.httpSrv = &http.Server{
-		Handler:           newHandler(reg, m.rdb, w),
+		Handler:           newHandler(reg, w),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -45,7 +45,9 @@ var options = []option{
 	{name: "vista-token", env: "VISTA_API_TOKEN", arg: "TOKEN", shown: "empty",
 		help: "sent as the header connectapitoken; never printed or logged"},
 	{name: "redis-url", env: "REDIS_URL", arg: "URL", def: "redis://127.0.0.1:6379/0",
-		help: "redis://, rediss:// (TLS) or unix://; \"embedded\" runs an in-process Redis on a loopback port that is logged"},
+		help: "redis://, rediss:// (TLS), unix://, or redis-sentinel://[user:password@]host:port[,host:port...]/MASTER[/DB]\n" +
+			"(?sentinel_user=U&sentinel_password=P when the sentinels want credentials of their own);\n" +
+			"\"embedded\" runs an in-process Redis on a loopback port that is logged"},
 	{name: "prefix", env: "VISTA_WARMER_PREFIX", arg: "PREFIX", def: "vista",
 		help: "prefix of every key and channel; in Redis Cluster it needs a hash tag, e.g. {vista}"},
 	{name: "listen", env: "VISTA_WARMER_LISTEN", arg: "ADDR", def: "127.0.0.1:9470",
@@ -114,6 +116,10 @@ type Config struct {
 	RedisURL      string         // as given; "embedded" for the in-process Redis
 	RedisOptions  *redis.Options // parsed RedisURL; nil when embedded
 	RedisExplicit bool           // set by flag or variable, not by default
+	// Sentinel is set for a redis-sentinel:// URL: the sentinels to ask
+	// for the master. RedisOptions then holds the master's credentials
+	// and db.
+	Sentinel *SentinelConfig
 
 	Prefix string
 	Listen string
@@ -260,7 +266,13 @@ func validate(set map[string]setting) (*Config, error) {
 
 	rs := set["redis-url"]
 	c.RedisURL, c.RedisExplicit = str("redis-url"), rs.explicit()
-	if c.RedisURL != embedded {
+	switch {
+	case c.RedisURL == embedded:
+	case strings.HasPrefix(strings.TrimSpace(c.RedisURL), sentinelScheme+"://"):
+		if c.RedisOptions, c.Sentinel, err = parseSentinelURL(rs); err != nil {
+			return nil, err
+		}
+	default:
 		if c.RedisOptions, err = parseRedisURL(rs); err != nil {
 			return nil, err
 		}
@@ -530,7 +542,7 @@ func parseRedisURL(s setting) (*redis.Options, error) {
 	switch u.Scheme {
 	case "redis", "rediss", "unix":
 	default:
-		return nil, usagef("%s: %q: want redis://, rediss://, unix:// or %q", s.label(), u.Redacted(), embedded)
+		return nil, usagef("%s: %q: want redis://, rediss://, unix://, %s:// or %q", s.label(), u.Redacted(), sentinelScheme, embedded)
 	}
 	if port := u.Port(); port != "" {
 		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
@@ -546,6 +558,81 @@ func parseRedisURL(s setting) (*redis.Options, error) {
 		return nil, usagef("%s: %q: %s", s.label(), u.Redacted(), strings.TrimPrefix(msg, "redis: "))
 	}
 	return opts, nil
+}
+
+// sentinelScheme names a Redis found through its sentinels.
+const sentinelScheme = "redis-sentinel"
+
+// SentinelConfig is where a redis-sentinel:// URL finds the master.
+type SentinelConfig struct {
+	Addrs              []string // the sentinels
+	Master             string   // the master's name in them
+	Username, Password string   // for the sentinels, when they want their own
+}
+
+// parseSentinelURL parses
+// redis-sentinel://[user:password@]host:port[,host:port...]/MASTER[/DB],
+// where the credentials are the master's and, when the sentinels want
+// credentials of their own, sentinel_user and sentinel_password give them.
+// Like parseRedisURL, it never prints a password.
+func parseSentinelURL(s setting) (*redis.Options, *SentinelConfig, error) {
+	raw := strings.TrimSpace(s.raw)
+	shown := redactURL(raw)
+	bad := func(format string, args ...any) (*redis.Options, *SentinelConfig, error) {
+		return nil, nil, usagef("%s: %q: %s (want %s://[user:password@]host:port[,host:port...]/MASTER[/DB])",
+			s.label(), shown, fmt.Sprintf(format, args...), sentinelScheme)
+	}
+	rest := strings.TrimPrefix(raw, sentinelScheme+"://")
+	rest, query, _ := strings.Cut(rest, "?")
+	authority, path, _ := strings.Cut(rest, "/")
+	opts := &redis.Options{}
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		u, err := url.Parse("redis://" + authority[:at+1] + "host")
+		if err != nil || u.User == nil {
+			return bad("the user and password cannot be read")
+		}
+		opts.Username = u.User.Username()
+		opts.Password, _ = u.User.Password()
+		authority = authority[at+1:]
+	}
+	sc := &SentinelConfig{}
+	for _, hp := range strings.Split(authority, ",") {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" {
+			return bad("%q is not host:port", hp)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return bad("port %q is not a TCP port", port)
+		}
+		sc.Addrs = append(sc.Addrs, hp)
+	}
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if parts[0] == "" || len(parts) > 2 {
+		return bad("the master's name is missing")
+	}
+	sc.Master = parts[0]
+	if len(parts) == 2 {
+		db, err := strconv.Atoi(parts[1])
+		if err != nil || db < 0 {
+			return bad("database %q is not a number", parts[1])
+		}
+		opts.DB = db
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return bad("the query cannot be read")
+	}
+	for name, vals := range q {
+		switch name {
+		case "sentinel_user":
+			sc.Username = vals[len(vals)-1]
+		case "sentinel_password":
+			sc.Password = vals[len(vals)-1]
+		default:
+			return bad("unknown parameter %q", name)
+		}
+	}
+	return opts, sc, nil
 }
 
 func checkPrefix(s setting) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,13 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"redis port out of range", []string{"--vista-url", "https://connect.example.com/x/", "--redis-url", "redis://127.0.0.1:99999/0"}, nil, `--redis-url: "redis://127.0.0.1:99999/0": port "99999" is not a TCP port`},
 		{"token with newline", []string{urlArg, "--vista-token", "abc\ndef"}, nil, "--vista-token: contains a control character"},
 
-		{"redis url scheme", []string{urlArg, "--redis-url", "http://127.0.0.1:6379"}, nil, `--redis-url: "http://127.0.0.1:6379": want redis://, rediss://, unix:// or "embedded"`},
+		{"redis url scheme", []string{urlArg, "--redis-url", "http://127.0.0.1:6379"}, nil, `--redis-url: "http://127.0.0.1:6379": want redis://, rediss://, unix://, redis-sentinel:// or "embedded"`},
+		{"sentinel no master", []string{urlArg, "--redis-url", "redis-sentinel://s1:26379,s2:26379"}, nil,
+			`--redis-url: "redis-sentinel://s1:26379,s2:26379": the master's name is missing (want redis-sentinel://[user:password@]host:port[,host:port...]/MASTER[/DB])`},
+		{"sentinel bad host", []string{urlArg, "--redis-url", "redis-sentinel://u:secret@s1,s2:26379/m"}, nil,
+			`--redis-url: "redis-sentinel://u:xxxxx@s1,s2:26379/m": "s1" is not host:port (want redis-sentinel://[user:password@]host:port[,host:port...]/MASTER[/DB])`},
+		{"sentinel bad param", []string{urlArg, "--redis-url", "redis-sentinel://s1:26379/m?sentinel_password=pw&x=1"}, nil,
+			`--redis-url: "redis-sentinel://s1:26379/m?sentinel_password=xxxxx&x=1": unknown parameter "x" (want redis-sentinel://[user:password@]host:port[,host:port...]/MASTER[/DB])`},
 		{"redis url db", []string{urlArg, "--redis-url", "redis://127.0.0.1:6379/abc"}, nil, `--redis-url: "redis://127.0.0.1:6379/abc": invalid database number: "abc"`},
 		{"redis url port", []string{urlArg, "--redis-url", "redis://127.0.0.1:abc/0"}, nil, "--redis-url: not a valid URL …"},
 		{"redis url option", []string{urlArg, "--redis-url", "redis://127.0.0.1/0?nope=1"}, nil, `--redis-url: "redis://127.0.0.1/0?nope=1": unexpected option: nope`},
@@ -218,6 +225,10 @@ func TestParseFlagsPrecedence(t *testing.T) {
 		{"vista url flag over env", []string{"--vista-url", "https://a.example/"}, map[string]string{"VISTA_API_URL": "https://b.example/"}, func(c *Config) any { return c.VistaURL }, "https://a.example/"},
 		{"token env", []string{urlArg}, map[string]string{"VISTA_API_TOKEN": "t"}, func(c *Config) any { return c.VistaToken }, "t"},
 		{"redis env", []string{urlArg}, map[string]string{"REDIS_URL": "rediss://redis.example:6380/2"}, func(c *Config) any { return c.RedisOptions.Addr + " " + c.RedisURL }, "redis.example:6380 rediss://redis.example:6380/2"},
+		{"sentinel", []string{urlArg, "--redis-url", "redis-sentinel://app:pw@s1:26379,s2:26380/mymaster/3?sentinel_user=su&sentinel_password=sp"}, nil,
+			func(c *Config) any {
+				return fmt.Sprintln(c.Sentinel.Addrs, c.Sentinel.Master, c.RedisOptions.DB, c.RedisOptions.Username, c.RedisOptions.Password, c.Sentinel.Username, c.Sentinel.Password)
+			}, "[s1:26379 s2:26380] mymaster 3 app pw su sp\n"},
 		{"redis env tls", []string{urlArg}, map[string]string{"REDIS_URL": "rediss://redis.example:6380/2"}, func(c *Config) any { return c.RedisOptions.TLSConfig != nil }, true},
 		{"redis env explicit", []string{urlArg}, map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0"}, func(c *Config) any { return c.RedisExplicit }, true},
 		{"redis embedded", []string{urlArg, "--redis-url", "embedded"}, nil, func(c *Config) any { return c.RedisOptions == nil && c.RedisURL == embedded }, true},

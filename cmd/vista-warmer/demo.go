@@ -149,7 +149,7 @@ func shellKey(k string) string {
 func demoHints(ctx context.Context, log *slog.Logger, rdb redis.UniversalClient, w status, prefix, cli string) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	for ready, _ := w.Readiness(ctx); !ready; ready, _ = w.Readiness(ctx) {
+	for !w.Status(ctx).Ready {
 		select {
 		case <-ctx.Done():
 			return

@@ -8,54 +8,51 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/warmer"
 )
 
-// status is what /readyz needs of the warmer.
+// status is what the probes need of the warmer.
 type status interface {
-	Readiness(ctx context.Context) (ready bool, reason string)
-	Role() string
+	Health(ctx context.Context) (ok bool, reason string)
+	Status(ctx context.Context) warmer.Status
 }
 
 // probeTimeout bounds the Redis round trip of a probe: a probe that hangs
 // is worse than one that fails.
 const probeTimeout = 2 * time.Second
 
-// newHandler serves /metrics, /healthz and /readyz.
-func newHandler(reg *prometheus.Registry, rdb redis.UniversalClient, w status) http.Handler {
+// newHandler serves /metrics, /healthz and /readyz (contract section 5).
+func newHandler(reg *prometheus.Registry, w status) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
-	// /healthz: the process runs and Redis answers.
+	// /healthz: this instance can do its job: Redis answers, is no
+	// replica, takes the lease and, as writer, the writes. The reason
+	// says what is wrong, without addresses or credentials.
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), probeTimeout)
 		defer cancel()
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			// The detail (addresses, auth errors) is for the log, not for
-			// whoever can reach the probe.
+		if ok, reason := w.Health(ctx); !ok {
 			rw.WriteHeader(http.StatusServiceUnavailable)
-			rw.Write([]byte("redis: unavailable\n"))
+			rw.Write([]byte(reason + "\n"))
 			return
 		}
 		rw.Write([]byte("ok\n"))
 	})
 
-	// /readyz: the cache is warm, whichever role this instance has.
+	// /readyz: the cache is warm, whichever role this instance has, with
+	// the heartbeat's age and the last reloads.
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), probeTimeout)
 		defer cancel()
-		ready, reason := w.Readiness(ctx)
-		body := struct {
-			Role   string `json:"role"`
-			Ready  bool   `json:"ready"`
-			Reason string `json:"reason,omitempty"`
-		}{Role: w.Role(), Ready: ready, Reason: reason}
+		st := w.Status(ctx)
 		rw.Header().Set("Content-Type", "application/json")
-		if !body.Ready {
+		if !st.Ready {
 			rw.WriteHeader(http.StatusServiceUnavailable)
 		}
-		json.NewEncoder(rw).Encode(body)
+		json.NewEncoder(rw).Encode(st)
 	})
 
 	mux.HandleFunc("GET /{$}", func(rw http.ResponseWriter, r *http.Request) {

@@ -20,6 +20,9 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/warmer"
 )
 
 // syncBuffer is a bytes.Buffer the program's goroutines may write while the
@@ -260,35 +263,31 @@ func TestRunErrors(t *testing.T) {
 
 // TestHandler checks /healthz and /readyz against each state.
 func TestHandler(t *testing.T) {
-	mr := miniredis.RunT(t)
-	up := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { up.Close() })
-	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	t.Cleanup(func() { down.Close() })
-
+	age := 2.5
 	tests := []struct {
 		name     string
-		rdb      redis.UniversalClient
 		st       fakeStatus
 		path     string
 		wantCode int
 		wantBody string
 	}{
-		{"healthz", up, fakeStatus{}, "/healthz", 200, "ok\n"},
-		{"healthz redis down", down, fakeStatus{}, "/healthz", 503, "redis: "},
-		{"readyz before", up, fakeStatus{role: "writer", reason: "not loaded"}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"not loaded"}` + "\n"},
-		{"readyz drop held", up, fakeStatus{role: "writer", reason: "holding back a drop of sessions"}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"holding back a drop of sessions"}` + "\n"},
-		{"readyz writer", up, fakeStatus{role: "writer", ready: true}, "/readyz", 200, `{"role":"writer","ready":true}` + "\n"},
-		{"readyz standby", up, fakeStatus{role: "standby", ready: true}, "/readyz", 200, `{"role":"standby","ready":true}` + "\n"},
-		{"readyz standby not ready", up, fakeStatus{role: "standby"}, "/readyz", 503, `{"role":"standby","ready":false}` + "\n"},
+		{"healthz", fakeStatus{healthy: true}, "/healthz", 200, "ok\n"},
+		{"healthz out of memory", fakeStatus{reason: "redis is out of memory (maxmemory)"}, "/healthz", 503, "redis is out of memory (maxmemory)\n"},
+		{"readyz before", fakeStatus{st: warmer.Status{Role: "writer", Reason: "not loaded"}}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"not loaded"}` + "\n"},
+		{"readyz drop held", fakeStatus{st: warmer.Status{Role: "writer", Reason: "holding back a drop of sessions"}}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"holding back a drop of sessions"}` + "\n"},
+		{"readyz writer", fakeStatus{st: warmer.Status{Role: "writer", Ready: true, HeartbeatAge: &age,
+			LastReloads: map[keys.Kind]string{keys.Sessions: "2026-11-26T18:10:00Z"}}}, "/readyz", 200,
+			`{"role":"writer","ready":true,"heartbeat_age_seconds":2.5,"last_reloads":{"sessions":"2026-11-26T18:10:00Z"}}` + "\n"},
+		{"readyz standby", fakeStatus{st: warmer.Status{Role: "standby", Ready: true}}, "/readyz", 200, `{"role":"standby","ready":true}` + "\n"},
+		{"readyz standby not ready", fakeStatus{st: warmer.Status{Role: "standby"}}, "/readyz", 503, `{"role":"standby","ready":false}` + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHandler(prometheus.NewRegistry(), tt.rdb, tt.st)
+			h := newHandler(prometheus.NewRegistry(), tt.st)
 			req, _ := http.NewRequest("GET", tt.path, nil)
 			rec := &recorder{header: http.Header{}}
 			h.ServeHTTP(rec, req)
-			if rec.code != tt.wantCode || !strings.HasPrefix(rec.body.String(), tt.wantBody) {
+			if rec.code != tt.wantCode || rec.body.String() != tt.wantBody {
 				t.Errorf("GET %s = %d %q, want %d %q", tt.path, rec.code, rec.body.String(), tt.wantCode, tt.wantBody)
 			}
 		})
@@ -296,13 +295,13 @@ func TestHandler(t *testing.T) {
 }
 
 type fakeStatus struct {
-	role   string
-	ready  bool
-	reason string
+	healthy bool
+	reason  string
+	st      warmer.Status
 }
 
-func (f fakeStatus) Readiness(context.Context) (bool, string) { return f.ready, f.reason }
-func (f fakeStatus) Role() string                             { return f.role }
+func (f fakeStatus) Health(context.Context) (bool, string) { return f.healthy, f.reason }
+func (f fakeStatus) Status(context.Context) warmer.Status  { return f.st }
 
 type recorder struct {
 	header http.Header
@@ -387,42 +386,44 @@ func TestBinary(t *testing.T) {
 		}
 	})
 
-	t.Run("demo stops on SIGINT", func(t *testing.T) {
-		stderr := &syncBuffer{}
-		cmd := exec.Command(bin, "--demo", "--listen", "127.0.0.1:0")
-		cmd.Env, cmd.Stderr = append(baseEnv, "VISTA_API_TOKEN="+token), stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(60 * time.Second)
-		for !strings.Contains(stderr.String(), "cache is warm") {
-			if time.Now().After(deadline) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run("demo stops on "+sig.String(), func(t *testing.T) {
+			stderr := &syncBuffer{}
+			cmd := exec.Command(bin, "--demo", "--listen", "127.0.0.1:0")
+			cmd.Env, cmd.Stderr = append(baseEnv, "VISTA_API_TOKEN="+token), stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for !strings.Contains(stderr.String(), "cache is warm") {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("no warm cache after 60s:\n%s", stderr)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			cmd.Process.Signal(sig)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("exit after %v: %v\n%s", sig, err, stderr)
+				}
+			case <-time.After(15 * time.Second):
 				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("no warm cache after 60s:\n%s", stderr)
+				t.Fatalf("still running 15s after %v:\n%s", sig, stderr)
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("exit after SIGINT: %v\n%s", err, stderr)
+			log := stderr.String()
+			for _, want := range []string{"released the lease", "stopped"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("the log lacks %q:\n%s", want, log)
+				}
 			}
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			t.Fatalf("still running 15s after SIGINT:\n%s", stderr)
-		}
-		log := stderr.String()
-		for _, want := range []string{"released the lease", "stopped"} {
-			if !strings.Contains(log, want) {
-				t.Errorf("the log lacks %q:\n%s", want, log)
+			if strings.Contains(log, "context canceled") || strings.Contains(log, token) {
+				t.Errorf("the log holds context canceled or the token:\n%s", log)
 			}
-		}
-		if strings.Contains(log, "context canceled") || strings.Contains(log, token) {
-			t.Errorf("the log holds context canceled or the token:\n%s", log)
-		}
-	})
+		})
+	}
 }

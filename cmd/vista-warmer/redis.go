@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/warmer"
 )
 
 // openRedis connects to Redis and, when it answers, asks whether it is a
@@ -63,11 +65,89 @@ func openRedis(ctx context.Context, opts *redis.Options, prefix string, log *slo
 	}), nil
 }
 
-// redactURL returns a Redis URL fit for a log line.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
+// checkCredentials stops the start when Redis refuses the credentials
+// (or the user's commands): that does not mend itself, and retrying would
+// only fill the log. A Redis that does not answer yet is not fatal.
+func checkCredentials(ctx context.Context, rdb redis.UniversalClient, shown string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := rdb.Ping(ctx).Err()
+	if code, why := warmer.Refusal(err); code == "auth" || code == "acl" {
+		return fmt.Errorf("%s: %s (%v); check the user and password in --redis-url", shown, why, err)
+	}
+	return nil
+}
+
+// warnEviction warns when Redis may evict the cache's keys to make room:
+// a maxmemory with any policy but noeviction. The warmer mends what is
+// evicted, but readers meanwhile miss entries and Vista is asked again.
+func warnEviction(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := rdb.Info(ctx, "memory").Result()
 	if err != nil {
+		return
+	}
+	var maxmemory, policy string
+	for _, line := range strings.Split(info, "\n") {
+		name, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		switch name {
+		case "maxmemory":
+			maxmemory = v
+		case "maxmemory_policy":
+			policy = v
+		}
+	}
+	if maxmemory != "" && maxmemory != "0" && policy != "" && policy != "noeviction" {
+		log.Warn("redis may evict the cache's keys when it is full (maxmemory-policy "+policy+"); "+
+			"with noeviction it refuses writes instead, which the warmer waits out and /healthz reports",
+			"maxmemory", maxmemory, "policy", policy)
+	}
+}
+
+// openSentinel returns a client of the master the sentinels name, which
+// follows it through failovers: go-redis asks the sentinels again when the
+// master changes or stops answering.
+func openSentinel(opts *redis.Options, sc *SentinelConfig) redis.UniversalClient {
+	return redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName:       sc.Master,
+		SentinelAddrs:    sc.Addrs,
+		SentinelUsername: sc.Username,
+		SentinelPassword: sc.Password,
+		Username:         opts.Username,
+		Password:         opts.Password,
+		DB:               opts.DB,
+		TLSConfig:        opts.TLSConfig,
+	})
+}
+
+// redactURL returns a Redis URL fit for a log line: passwords, in the user
+// part or as sentinel_password, become xxxxx.
+func redactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
 		return "(unprintable URL)"
 	}
-	return u.Redacted()
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	authority, path, hasPath := strings.Cut(rest, "/")
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		if user, _, hasPw := strings.Cut(authority[:at], ":"); hasPw {
+			authority = user + ":xxxxx" + authority[at:]
+		}
+	}
+	out := scheme + "://" + authority
+	if hasPath {
+		out += "/" + path
+	}
+	if hasQuery {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return out + "?(unprintable query)"
+		}
+		if q.Has("sentinel_password") {
+			q.Set("sentinel_password", "xxxxx")
+		}
+		out += "?" + q.Encode()
+	}
+	return out
 }

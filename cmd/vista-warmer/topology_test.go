@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/internal/redistest"
+)
+
+// The warmer on Redis as it is really run, each topology on real
+// redis-server processes started for the test.
+
+// eventually polls cond every 100 ms until it holds or within runs out.
+func eventually(tb testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			tb.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// metaOf reads P:meta of the prefix vista on a server.
+func metaOf(c *redis.Client) map[string]string {
+	m, _ := c.HGetAll(context.Background(), "vista:meta").Result()
+	return m
+}
+
+func TestSentinelFailover(t *testing.T) {
+	r := redistest.StartReplicated(t)
+	url := "redis-sentinel://" + strings.Join(r.SentinelAddrs(), ",") + "/" + r.Name
+	m, logs := MustStart(t, []string{"--demo", "--redis-url", url, "--listen", "127.0.0.1:0",
+		"--instance-id", "sentinel-test", "--lease-ttl", "2s"}, nil)
+	waitReady(t, m, logs)
+	master := r.Master.Client(t, nil)
+	if metaOf(master)["writer"] != "sentinel-test" {
+		t.Fatalf("the master's P:meta = %v, want the warmer writing there", metaOf(master))
+	}
+
+	// The master dies; the sentinels promote the replica. The warmer
+	// writes there within the lease TTL and a few seconds.
+	r.Master.Stop()
+	replica := r.Replica.Client(t, nil)
+	ctx := context.Background()
+	took := eventually(t, 30*time.Second, "the replica promoted", func() bool {
+		addr, err := r.MasterAddr(ctx)
+		return err == nil && addr == r.Replica.Addr()
+	})
+	t.Logf("failover done in %v", took)
+	promoted := time.Now()
+	beat := metaOf(replica)["heartbeat"]
+	took = eventually(t, 15*time.Second, "the warmer's heartbeat on the new master", func() bool {
+		h := metaOf(replica)["heartbeat"]
+		return h != "" && h != beat
+	})
+	_ = took
+	t.Logf("heartbeat on the new master %v after the failover", time.Since(promoted))
+	seq0, _ := strconv.Atoi(metaOf(replica)["seq"])
+	eventually(t, 30*time.Second, "events on the new master", func() bool {
+		seq, _ := strconv.Atoi(metaOf(replica)["seq"])
+		return seq > seq0
+	})
+	eventually(t, 10*time.Second, "/healthz 200 on the new master", func() bool {
+		code, _ := get(t, m, "/healthz")
+		return code == http.StatusOK
+	})
+	if code, body := get(t, m, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d %s after the failover", code, body)
+	}
+	if testing.Verbose() {
+		t.Log(logs)
+	}
+}
+
+// upstreamRequests sums vista_warmer_upstream_requests_total from /metrics.
+func upstreamRequests(tb testing.TB, m *Main) float64 {
+	tb.Helper()
+	_, body := get(tb, m, "/metrics")
+	total := 0.0
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "vista_warmer_upstream_requests_total{") {
+			f, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+			total += f
+		}
+	}
+	return total
+}
+
+func TestOutOfMemory(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{"maxmemory-policy noeviction"}})
+	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://" + srv.Addr(), "--listen", "127.0.0.1:0",
+		"--instance-id", "oom-test", "--lease-ttl", "2s"}, nil)
+	waitReady(t, m, logs)
+	rdb := srv.Client(t, nil)
+	ctx := context.Background()
+
+	// A minute's worth of the warmer's upstream pace, as a baseline.
+	n0, t0 := upstreamRequests(t, m), time.Now()
+	time.Sleep(5 * time.Second)
+	pace := (upstreamRequests(t, m) - n0) / time.Since(t0).Seconds()
+
+	// Redis runs out of memory: every write is refused.
+	info, _ := rdb.Info(ctx, "memory").Result()
+	var usedMemory int64
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			usedMemory, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	if err := rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(usedMemory/2, 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rebuilds := strings.Count(logs.String(), "building the cache")
+	took := eventually(t, 15*time.Second, "/healthz 503 out of memory", func() bool {
+		code, body := get(t, m, "/healthz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "out of memory")
+	})
+	t.Logf("/healthz said out of memory %v after maxmemory went under the data", took)
+	n1, t1 := upstreamRequests(t, m), time.Now()
+	time.Sleep(10 * time.Second)
+	during := (upstreamRequests(t, m) - n1) / time.Since(t1).Seconds()
+	if during > 2*pace+0.5 {
+		t.Errorf("upstream requests while Redis refuses writes: %.2f/s, against %.2f/s before", during, pace)
+	}
+	if got := strings.Count(logs.String(), "building the cache"); got != rebuilds {
+		t.Errorf("the cache was read back %d times while Redis was out of memory", got-rebuilds)
+	}
+	if got := strings.Count(logs.String(), "redis: the writes fail"); got != 1 {
+		t.Errorf("the refused writes were logged %d times in 10 s, want once", got)
+	}
+
+	// Memory frees: the warmer is healthy and writes again within seconds.
+	beat := metaOf(rdb)["heartbeat"]
+	if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	freed := time.Now()
+	eventually(t, 15*time.Second, "/healthz 200 after memory freed", func() bool {
+		code, _ := get(t, m, "/healthz")
+		return code == http.StatusOK
+	})
+	eventually(t, 15*time.Second, "a heartbeat after memory freed", func() bool { return metaOf(rdb)["heartbeat"] != beat })
+	t.Logf("healthy and writing %v after memory freed; upstream %.2f/s before, %.2f/s while refused", time.Since(freed), pace, during)
+}
+
+func TestCredentialsRefused(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{"requirepass first-secret"}})
+
+	// Refused at start: one line, exit status 1.
+	logs := &syncBuffer{}
+	m := &Main{Stdout: io.Discard, Stderr: logs, LookupEnv: env(nil)}
+	if err := m.ParseFlags(t.Context(), []string{"--demo", "--redis-url", "redis://:wrong-secret@" + srv.Addr(), "--listen", "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Run(context.Background())
+	m.Close()
+	if err == nil || !strings.Contains(err.Error(), "redis refuses the credentials") {
+		t.Fatalf("Run with a wrong password = %v, want the credentials refused", err)
+	}
+	if code := m.fail(err); code != 1 || strings.Contains(logs.String(), "wrong-secret") {
+		t.Errorf("exit status %d, log:\n%s", code, logs)
+	}
+
+	// Refused later (the password rotated): /healthz says so, the log
+	// says it once a minute, and the warmer keeps trying.
+	m, logs = MustStart(t, []string{"--demo", "--redis-url", "redis://:first-secret@" + srv.Addr(), "--listen", "127.0.0.1:0",
+		"--lease-ttl", "2s"}, nil)
+	waitReady(t, m, logs)
+	admin := srv.Client(t, &redis.Options{Password: "first-secret"})
+	ctx := context.Background()
+	if err := admin.ConfigSet(ctx, "requirepass", "second-secret").Err(); err != nil {
+		t.Fatal(err)
+	}
+	admin = srv.Client(t, &redis.Options{Password: "second-secret"})
+	admin.ClientKillByFilter(ctx, "TYPE", "normal") // the warmer's connections, authenticated before
+	eventually(t, 15*time.Second, "/healthz 503 credentials refused", func() bool {
+		code, body := get(t, m, "/healthz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "refuses the credentials")
+	})
+	time.Sleep(5 * time.Second)
+	if n := strings.Count(logs.String(), "redis: the lease fail"); n != 1 {
+		t.Errorf("the refused lease was logged %d times, want once:\n%s", n, logs)
+	}
+	if strings.Contains(logs.String(), "first-secret") || strings.Contains(logs.String(), "second-secret") {
+		t.Errorf("a password reached the log")
+	}
+}
+
+func TestReplicaIsNotHealthy(t *testing.T) {
+	master := redistest.Start(t, redistest.Options{Config: []string{"maxmemory 1gb", "maxmemory-policy allkeys-lru"}})
+	replica := redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.Port)}})
+	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://" + replica.Addr(), "--listen", "127.0.0.1:0",
+		"--lease-ttl", "2s"}, nil)
+	eventually(t, 10*time.Second, "/healthz 503 on a replica", func() bool {
+		code, body := get(t, m, "/healthz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "replica")
+	})
+	if code, body := get(t, m, "/readyz"); code == http.StatusOK {
+		t.Errorf("/readyz on a replica = %d %s, want not ready", code, body)
+	}
+
+	// On the master with a policy that evicts, the start warns.
+	m2, logs2 := MustStart(t, []string{"--demo", "--redis-url", "redis://" + master.Addr(), "--listen", "127.0.0.1:0"}, nil)
+	waitReady(t, m2, logs2)
+	if !strings.Contains(logs2.String(), "maxmemory-policy allkeys-lru") {
+		t.Errorf("no warning of the evicting policy:\n%s", logs2)
+	}
+	_ = logs
+}

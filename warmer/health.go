@@ -1,0 +1,203 @@
+package warmer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+)
+
+// trouble is a run of failures of one kind of Redis operation: the lease
+// (every instance) or the fenced writes (the writer). It tells /healthz
+// whether the instance can do its job, and keeps the log to a line a
+// minute while the failures go on.
+type trouble struct {
+	mu      sync.Mutex
+	since   time.Time // the first failure of the run; zero: none
+	why     string    // what the last one means
+	refused bool      // Redis refused it (out of memory, read-only, credentials): unhealthy at once
+	logged  time.Time // when the run was last logged
+}
+
+// complainEvery is how often a run of the same failures is logged.
+const complainEvery = time.Minute
+
+// failed notes a failure, and reports whether to log it now.
+func (t *trouble) failed(err error, now time.Time) (why string, log bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, why, refused := describe(err)
+	if t.since.IsZero() || why != t.why {
+		t.since, t.logged = now, time.Time{}
+	}
+	t.why, t.refused = why, refused
+	if now.Sub(t.logged) < complainEvery {
+		return why, false
+	}
+	t.logged = now
+	return why, true
+}
+
+// ok ends a run of failures, and returns how long it lasted (0: none).
+func (t *trouble) ok(now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.since.IsZero() {
+		return 0
+	}
+	d := now.Sub(t.since)
+	t.since, t.why, t.refused = time.Time{}, "", false
+	return max(d, time.Nanosecond)
+}
+
+// failing reports whether a run of failures goes on.
+func (t *trouble) failing() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.since.IsZero()
+}
+
+// unhealthy says why the run of failures makes the instance unhealthy:
+// at once when Redis refused, after grace otherwise; "" when it does not.
+func (t *trouble) unhealthy(now time.Time, grace time.Duration) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.since.IsZero():
+		return ""
+	case t.refused:
+		return t.why
+	case now.Sub(t.since) > grace:
+		return fmt.Sprintf("%s, for %s", t.why, now.Sub(t.since).Round(time.Second))
+	}
+	return ""
+}
+
+// describe says what a Redis error means: a short code for the metric, a
+// reason for the operator, and whether Redis refused outright (as opposed
+// to not answering).
+func describe(err error) (code, why string, refused bool) {
+	if code, why := refusal(err); code != "" {
+		return code, why, true
+	}
+	var nerr net.Error
+	var oerr *net.OpError
+	switch {
+	case errors.As(err, &oerr), errors.As(err, &nerr), errors.Is(err, context.DeadlineExceeded),
+		strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "EOF"):
+		return "unreachable", "redis is unreachable", false
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		return "error", "redis answers an error: " + excerpt(rerr.Error()), false
+	}
+	return "error", "redis fails: " + excerpt(err.Error()), false
+}
+
+// excerpt shortens a message for /healthz.
+func excerpt(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "…"
+	}
+	return s
+}
+
+// noteLease and noteWrite record how the lease and the writes went, and
+// log a run of failures once a minute and its end once.
+func (w *Warmer) noteLease(err error) { w.note(&w.leaseTrouble, "lease", err) }
+func (w *Warmer) noteWrite(err error) { w.note(&w.writeTrouble, "writes", err) }
+
+func (w *Warmer) note(t *trouble, what string, err error) {
+	now := time.Now()
+	if err == nil {
+		if d := t.ok(now); d > 0 {
+			w.log.Info("redis takes the "+what+" again", "after", d.Round(time.Millisecond))
+		}
+		return
+	}
+	why, log := t.failed(err, now)
+	code, _, _ := describe(err)
+	w.m.redisFailures.WithLabelValues(what, code).Inc()
+	if log {
+		w.log.LogAttrs(context.Background(), slog.LevelError, "redis: the "+what+" fail; trying again (logged once a minute while it lasts)",
+			slog.String("why", why), slog.Any("err", err))
+	}
+}
+
+// Health reports whether this instance can do its job, and if not, why
+// (contract section 5): Redis answers, is not a replica, and takes the
+// lease and, as writer, the writes.
+func (w *Warmer) Health(ctx context.Context) (ok bool, reason string) {
+	if err := w.rdb.Ping(ctx).Err(); err != nil {
+		_, why, _ := describe(err)
+		return false, why
+	}
+	if _, cluster := w.rdb.(*redis.ClusterClient); !cluster {
+		// A replica answers reads; a warmer on one can neither write nor
+		// take over. (In a cluster, go-redis sends writes to masters.)
+		role, err := w.rdb.Do(ctx, "ROLE").Slice()
+		if err == nil && len(role) > 0 && role[0] != "master" {
+			return false, "redis is a replica (read-only): no writes, no takeover"
+		}
+	}
+	now := time.Now()
+	if why := w.leaseTrouble.unhealthy(now, w.cfg.LeaseTTL); why != "" {
+		return false, why
+	}
+	if w.leader.Load() {
+		if why := w.writeTrouble.unhealthy(now, w.cfg.LeaseTTL); why != "" {
+			return false, why
+		}
+	}
+	return true, ""
+}
+
+// Status is what /readyz answers (contract section 5).
+type Status struct {
+	Role   string `json:"role"`
+	Ready  bool   `json:"ready"`
+	Reason string `json:"reason,omitempty"`
+	// HeartbeatAge is how long ago the writer last wrote its heartbeat,
+	// in seconds; absent when there is none.
+	HeartbeatAge *float64 `json:"heartbeat_age_seconds,omitempty"`
+	// LastReloads is when each kind was last reloaded whole.
+	LastReloads map[keys.Kind]string `json:"last_reloads,omitempty"`
+}
+
+// Status reports the instance's role and readiness with the cache's
+// heartbeat and reloads as P:meta has them.
+func (w *Warmer) Status(ctx context.Context) Status {
+	s := Status{Role: w.Role()}
+	s.Ready, s.Reason = w.Readiness(ctx)
+	fields := []string{"heartbeat"}
+	for _, k := range keys.Kinds {
+		fields = append(fields, keys.Loaded(k))
+	}
+	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), fields...).Result()
+	if err != nil {
+		return s
+	}
+	if v, ok := vals[0].(string); ok {
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			age := max(w.cfg.Clock.Now().Sub(t), 0).Seconds()
+			s.HeartbeatAge = &age
+		}
+	}
+	for i, k := range keys.Kinds {
+		if v, ok := vals[i+1].(string); ok {
+			if s.LastReloads == nil {
+				s.LastReloads = map[keys.Kind]string{}
+			}
+			s.LastReloads[k] = v
+		}
+	}
+	return s
+}
