@@ -90,7 +90,9 @@ func describe(err error) (code, why string, refused bool) {
 	}
 	var nerr net.Error
 	var oerr *net.OpError
-	switch {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "tls:"), strings.Contains(msg, "x509:"):
+		return "tls", "TLS with redis fails: " + excerpt(msg), true
 	case errors.As(err, &oerr), errors.As(err, &nerr), errors.Is(err, context.DeadlineExceeded),
 		strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "EOF"):
 		return "unreachable", "redis is unreachable", false

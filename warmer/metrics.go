@@ -34,7 +34,7 @@ type Metrics struct {
 }
 
 // redisFailureCodes are the codes of describe, as the metric labels them.
-var redisFailureCodes = []string{"oom", "readonly", "auth", "acl", "not_serving", "unreachable", "error"}
+var redisFailureCodes = []string{"oom", "readonly", "auth", "acl", "not_serving", "tls", "unreachable", "error"}
 
 // What a repair mended, as the metric labels it.
 const (
@@ -128,7 +128,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"how"}),
 		redisFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_redis_failures_total",
-			Help: "Redis operations that failed, by what (lease, writes) and why: oom (maxmemory), readonly (a replica), auth, acl, not_serving (LOADING, MASTERDOWN...), unreachable, error.",
+			Help: "Redis operations that failed, by what (lease, writes) and why: oom (maxmemory), readonly (a replica), auth, acl, not_serving (LOADING, MASTERDOWN...), tls, unreachable, error.",
 		}, []string{"op", "why"}),
 	}
 	for _, op := range []string{"lease", "writes"} {

@@ -125,6 +125,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	warnEviction(ctx, m.rdb, log)
+	if m.redisOpt.TLSConfig != nil && m.redisOpt.TLSConfig.InsecureSkipVerify {
+		log.Warn("TLS to redis does not verify the server's certificate (skip_verify in --redis-url): anyone in between can read and change the cache; give --redis-ca instead")
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

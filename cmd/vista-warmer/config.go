@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,6 +50,12 @@ var options = []option{
 		help: "redis://, rediss:// (TLS), unix://, or redis-sentinel://[user:password@]host:port[,host:port...]/MASTER[/DB]\n" +
 			"(?sentinel_user=U&sentinel_password=P when the sentinels want credentials of their own);\n" +
 			"\"embedded\" runs an in-process Redis on a loopback port that is logged"},
+	{name: "redis-ca", env: "REDIS_CA", arg: "FILE", shown: "the system's roots",
+		help: "PEM file of the CA that signed Redis's certificate (rediss://), for a private CA"},
+	{name: "redis-cert", env: "REDIS_CERT", arg: "FILE", shown: "none",
+		help: "PEM file of a client certificate, for a Redis that wants one (tls-auth-clients); with --redis-key"},
+	{name: "redis-key", env: "REDIS_KEY", arg: "FILE", shown: "none",
+		help: "PEM file of the client certificate's private key"},
 	{name: "prefix", env: "VISTA_WARMER_PREFIX", arg: "PREFIX", def: "vista",
 		help: "prefix of every key and channel; in Redis Cluster it needs a hash tag, e.g. {vista}"},
 	{name: "listen", env: "VISTA_WARMER_LISTEN", arg: "ADDR", def: "127.0.0.1:9470",
@@ -276,6 +284,10 @@ func validate(set map[string]setting) (*Config, error) {
 		if c.RedisOptions, err = parseRedisURL(rs); err != nil {
 			return nil, err
 		}
+	}
+
+	if err := redisTLS(c, set["redis-ca"], set["redis-cert"], set["redis-key"]); err != nil {
+		return nil, err
 	}
 
 	if c.Prefix, err = checkPrefix(set["prefix"]); err != nil {
@@ -558,6 +570,51 @@ func parseRedisURL(s setting) (*redis.Options, error) {
 		return nil, usagef("%s: %q: %s", s.label(), u.Redacted(), strings.TrimPrefix(msg, "redis: "))
 	}
 	return opts, nil
+}
+
+// redisTLS reads --redis-ca, --redis-cert and --redis-key into the TLS
+// configuration of a rediss:// URL.
+func redisTLS(c *Config, ca, cert, key setting) error {
+	caFile, certFile, keyFile := strings.TrimSpace(ca.raw), strings.TrimSpace(cert.raw), strings.TrimSpace(key.raw)
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return nil
+	}
+	given := ca
+	if caFile == "" {
+		given = cert
+		if certFile == "" {
+			given = key
+		}
+	}
+	if c.RedisOptions == nil || c.RedisOptions.TLSConfig == nil {
+		if c.Sentinel == nil {
+			return usagef("%s: needs a rediss:// --redis-url", given.label())
+		}
+		c.RedisOptions.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	conf := c.RedisOptions.TLSConfig
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return usagef("%s: %v", ca.label(), err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return usagef("%s: %q holds no PEM certificate", ca.label(), caFile)
+		}
+		conf.RootCAs = pool
+	}
+	if (certFile == "") != (keyFile == "") {
+		return usagef("--redis-cert and --redis-key go together")
+	}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return usagef("%s, %s: %v", cert.label(), key.label(), err)
+		}
+		conf.Certificates = []tls.Certificate{pair}
+	}
+	return nil
 }
 
 // sentinelScheme names a Redis found through its sentinels.

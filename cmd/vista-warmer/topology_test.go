@@ -217,3 +217,40 @@ func TestReplicaIsNotHealthy(t *testing.T) {
 	}
 	_ = logs
 }
+
+func TestTLS(t *testing.T) {
+	certs := redistest.NewCerts(t)
+	srv := redistest.Start(t, redistest.Options{TLS: certs})
+	url := "rediss://" + srv.Addr()
+
+	// With the private CA and the client certificate: a warm cache.
+	m, logs := MustStart(t, []string{"--demo", "--redis-url", url, "--listen", "127.0.0.1:0",
+		"--redis-ca", certs.CA, "--redis-cert", certs.ClientCert, "--redis-key", certs.ClientKey}, nil)
+	waitReady(t, m, logs)
+	if code, body := get(t, m, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+
+	// Without the client certificate, Redis refuses the handshake: the
+	// warmer keeps trying and says so on /healthz.
+	m2, _ := MustStart(t, []string{"--demo", "--redis-url", url, "--listen", "127.0.0.1:0", "--redis-ca", certs.CA}, map[string]string{})
+	eventually(t, 10*time.Second, "/healthz 503 without a client certificate", func() bool {
+		code, body := get(t, m2, "/healthz")
+		return code == http.StatusServiceUnavailable && strings.HasPrefix(body, "TLS with redis fails")
+	})
+
+	// Verification off in the URL: a warning at start.
+	m3, logs3 := MustStart(t, []string{"--demo", "--redis-url", url + "?skip_verify=true", "--listen", "127.0.0.1:0",
+		"--redis-cert", certs.ClientCert, "--redis-key", certs.ClientKey}, nil)
+	waitReady(t, m3, logs3)
+	if !strings.Contains(logs3.String(), "does not verify the server's certificate") {
+		t.Errorf("no warning that verification is off:\n%s", logs3)
+	}
+
+	// A flag that needs TLS on a plain URL is refused.
+	err := (&Main{Stdout: io.Discard, Stderr: io.Discard, LookupEnv: env(nil)}).ParseFlags(t.Context(),
+		[]string{"--demo", "--redis-url", "redis://" + srv.Addr(), "--redis-ca", certs.CA})
+	if err == nil || !strings.Contains(err.Error(), "--redis-ca: needs a rediss:// --redis-url") {
+		t.Errorf("--redis-ca with redis:// = %v", err)
+	}
+}

@@ -70,6 +70,8 @@ type Options struct {
 	Ping func(ctx context.Context, addr string) error
 	// Sentinel starts redis-server --sentinel.
 	Sentinel bool
+	// TLS, when set, has the server speak only TLS on its port.
+	TLS *Certs
 }
 
 // Start starts a redis-server with o and waits until it answers.
@@ -81,8 +83,21 @@ func Start(tb testing.TB, o Options) *Server {
 		port = FreePort(tb)
 	}
 	dir := tb.TempDir()
+	portLine := "port " + strconv.Itoa(port)
+	if o.TLS != nil {
+		portLine = "port 0\ntls-port " + strconv.Itoa(port)
+		o.Config = append(o.TLS.ServerConfig(), o.Config...)
+		if o.Ping == nil {
+			conf := o.TLS.ClientConfig(tb)
+			o.Ping = func(ctx context.Context, addr string) error {
+				c := redis.NewClient(&redis.Options{Addr: addr, TLSConfig: conf, MaxRetries: -1})
+				defer c.Close()
+				return c.Ping(ctx).Err()
+			}
+		}
+	}
 	conf := []string{
-		"port " + strconv.Itoa(port),
+		portLine,
 		"bind 127.0.0.1",
 		"dir " + dir,
 		`save ""`,
