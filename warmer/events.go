@@ -48,6 +48,7 @@ type publisher struct {
 	maxLen    int64
 	seq       int64 // last number handed out in this transaction
 	published map[keys.Kind]map[string]int
+	sharded   bool // SPUBLISH, not PUBLISH
 }
 
 func (p *publisher) publish(ctx context.Context, pipe redis.Pipeliner, ev Event) {
@@ -55,7 +56,11 @@ func (p *publisher) publish(ctx context.Context, pipe redis.Pipeliner, ev Event)
 	ev.Seq = p.seq
 	ev.Epoch = p.epoch
 	data, _ := json.Marshal(ev) // a struct of strings and ints: cannot fail
-	pipe.Publish(ctx, keys.Channel(p.prefix, ev.Kind), data)
+	if p.sharded {
+		pipe.SPublish(ctx, keys.Channel(p.prefix, ev.Kind), data)
+	} else {
+		pipe.Publish(ctx, keys.Channel(p.prefix, ev.Kind), data)
+	}
 	pipe.XAdd(ctx, &redis.XAddArgs{
 		Stream: keys.Stream(p.prefix),
 		MaxLen: p.maxLen,

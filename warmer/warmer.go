@@ -79,6 +79,11 @@ type Config struct {
 	// share such as 1e-9.
 	MaxDrop float64
 
+	// ShardedEvents publishes the channels with SPUBLISH (Redis 7 sharded
+	// pub/sub), so that in a cluster the events stay on the shard that
+	// holds the cache; readers SSUBSCRIBE. Off: PUBLISH.
+	ShardedEvents bool
+
 	BatchSize   int // changes per fenced write; default 500, at most 1000
 	Concurrency int // seat requests Step sends at once; default 4 (in Run, the Vista client's budget decides)
 	// CheckBatch is the most sessions one seat check request carries (the

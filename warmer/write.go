@@ -20,7 +20,7 @@ func (w *Warmer) guard() *guard {
 }
 
 func (w *Warmer) publisher(epoch string, seq int64) *publisher {
-	return &publisher{prefix: w.cfg.Prefix, epoch: epoch, maxLen: w.cfg.StreamMaxLen, seq: seq}
+	return &publisher{prefix: w.cfg.Prefix, epoch: epoch, maxLen: w.cfg.StreamMaxLen, seq: seq, sharded: w.cfg.ShardedEvents}
 }
 
 // committed takes the numbers a transaction used once Redis has it.

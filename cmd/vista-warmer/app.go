@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,9 +43,13 @@ type Main struct {
 	mini     *embeddedRedis
 	rdb      redis.UniversalClient
 	redisOpt *redis.Options
-	httpSrv  *http.Server
-	httpLn   net.Listener
-	serving  sync.WaitGroup
+	current  atomic.Pointer[warmer.Warmer] // the warmer running; a new one when Redis turns out a cluster
+	// clustered is signalled when the plain client meets a cluster's
+	// answer (MOVED, ASK, CLUSTERDOWN): see supervise.
+	clustered chan struct{}
+	httpSrv   *http.Server
+	httpLn    net.Listener
+	serving   sync.WaitGroup
 }
 
 // NewMain returns a Main that reads the process's environment and writes to
@@ -114,11 +119,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	} else {
 		redisShown = redactURL(cfg.RedisURL)
 	}
+	m.clustered = make(chan struct{}, 1)
 	if cfg.Sentinel != nil && m.mini == nil {
 		m.rdb = openSentinel(m.redisOpt, cfg.Sentinel)
 		log.Info("redis through sentinels; following the master's failovers", "master", cfg.Sentinel.Master, "sentinels", cfg.Sentinel.Addrs)
 	} else if m.rdb, err = openRedis(ctx, m.redisOpt, cfg.Prefix, log); err != nil {
 		return err
+	} else if c, ok := m.rdb.(*redis.Client); ok && m.mini == nil {
+		c.AddHook(clusterHint{m.clustered})
 	}
 
 	if err := checkCredentials(ctx, m.rdb, redisShown); err != nil {
@@ -153,22 +161,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("--vista-url: %w", err)
 	}
-	w, err := warmer.New(warmer.Config{
-		Redis:        m.rdb,
-		Vista:        vc,
-		Prefix:       cfg.Prefix,
-		InstanceID:   cfg.InstanceID,
-		LeaseTTL:     cfg.LeaseTTL,
-		Policy:       cfg.Policy,
-		CinemasCron:  cfg.CinemasCron,
-		FilmsCron:    cfg.FilmsCron,
-		SessionsCron: cfg.SessionsCron,
-		StreamMaxLen: cfg.StreamMaxLen,
-		KeepRaw:      cfg.KeepRaw,
-		Fields:       cfg.Fields,
-		MaxDrop:      cfg.MaxDrop,
-		Logger:       log,
-		Metrics:      metrics,
+	wcfg := warmer.Config{
+		Redis:         m.rdb,
+		Vista:         vc,
+		Prefix:        cfg.Prefix,
+		InstanceID:    cfg.InstanceID,
+		LeaseTTL:      cfg.LeaseTTL,
+		Policy:        cfg.Policy,
+		CinemasCron:   cfg.CinemasCron,
+		FilmsCron:     cfg.FilmsCron,
+		SessionsCron:  cfg.SessionsCron,
+		StreamMaxLen:  cfg.StreamMaxLen,
+		KeepRaw:       cfg.KeepRaw,
+		Fields:        cfg.Fields,
+		MaxDrop:       cfg.MaxDrop,
+		ShardedEvents: cfg.ShardedEvents,
+		Logger:        log,
+		Metrics:       metrics,
 		// A full sessions reload holds the old cache and the new list at
 		// once; once it is in, that memory goes back to the OS rather than
 		// waiting for the heap to need it.
@@ -177,16 +186,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 				debug.FreeOSMemory()
 			}
 		},
-	})
+	}
+	w, err := warmer.New(wcfg)
 	if err != nil {
 		return err
 	}
+	m.current.Store(w)
 
 	if m.httpLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	m.httpSrv = &http.Server{
-		Handler:           newHandler(reg, w),
+		Handler:           newHandler(reg, liveStatus{&m.current}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -207,21 +218,70 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		"upstream_concurrency", cfg.UpstreamConcurrency, "upstream_rate", cfg.UpstreamRate)
 
 	m.done = make(chan struct{})
-	go func() {
-		defer close(m.done)
-		if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			m.runErr = fmt.Errorf("warmer: %w", err)
-		}
-	}()
+	go m.supervise(ctx, wcfg)
 	if cfg.Demo {
 		m.helpers.Add(1)
 		go func() {
 			defer m.helpers.Done()
-			demoHints(ctx, log, m.rdb, w, cfg.Prefix, redisCLI(m.redisOpt))
+			demoHints(ctx, log, m.rdb, liveStatus{&m.current}, cfg.Prefix, redisCLI(m.redisOpt))
 		}()
 	}
 	return nil
 }
+
+// supervise runs the warmer until ctx ends. When Redis turns out to be a
+// cluster after the start (a cluster that came up after the warmer, a node
+// answering MOVED), the warmer is stopped, a cluster client takes the plain
+// one's place, and a new warmer runs on it.
+func (m *Main) supervise(ctx context.Context, wcfg warmer.Config) {
+	defer close(m.done)
+	w := m.current.Load()
+	for {
+		wctx, stop := context.WithCancel(ctx)
+		ran := make(chan error, 1)
+		go func() { ran <- w.Run(wctx) }()
+		var rdb redis.UniversalClient
+		for rdb == nil {
+			select {
+			case err := <-ran:
+				stop()
+				if err != nil && !errors.Is(err, context.Canceled) {
+					m.runErr = fmt.Errorf("warmer: %w", err)
+				}
+				return
+			case <-m.clustered:
+				c, err := clusterClient(ctx, m.redisOpt, m.Config.Prefix)
+				if err != nil {
+					stop()
+					<-ran
+					m.runErr = err
+					return
+				}
+				rdb = c // nil: not a cluster after all, a stray answer
+			}
+		}
+		stop()
+		<-ran
+		m.Logger.Info("redis is a cluster now; following its slots", "addr", m.redisOpt.Addr)
+		old := m.rdb
+		m.rdb, wcfg.Redis = rdb, rdb
+		old.Close()
+		var err error
+		if w, err = warmer.New(wcfg); err != nil {
+			m.runErr = err
+			return
+		}
+		m.current.Store(w)
+	}
+}
+
+// liveStatus is the probes' view of whichever warmer runs.
+type liveStatus struct {
+	w *atomic.Pointer[warmer.Warmer]
+}
+
+func (l liveStatus) Health(ctx context.Context) (bool, string) { return l.w.Load().Health(ctx) }
+func (l liveStatus) Status(ctx context.Context) warmer.Status  { return l.w.Load().Status(ctx) }
 
 // registerBudget exports the upstream budget's state, read at each scrape.
 func registerBudget(reg prometheus.Registerer, b *vista.Budget) {

@@ -92,6 +92,9 @@ var options = []option{
 		help: "further Vista fields to keep in each film's hash, e.g. TrailerUrl,Synopsis (trailer_url, synopsis)"},
 	{name: "session-fields", env: "VISTA_WARMER_SESSION_FIELDS", arg: "FIELD,...", shown: "none",
 		help: "further Vista fields to keep in each session's hash, e.g. AllowTicketSales,SalesChannels;\na text value as it is, a number or boolean as its JSON, an array or object as compact JSON"},
+	{name: "events", env: "VISTA_WARMER_EVENTS", arg: "MODE", def: "pubsub",
+		help: "how the channels are published: pubsub (PUBLISH; readers SUBSCRIBE) or sharded (SPUBLISH, Redis 7;\n" +
+			"readers SSUBSCRIBE), which in a cluster keeps the events on the shard that holds the cache"},
 	{name: "max-drop", env: "VISTA_WARMER_MAX_DROP", arg: "PERCENT", def: "50%",
 		help: "a full reload that would remove more than this share of a kind's entries (an empty list,\nsay) is held back, /readyz not ready, until a reload a minute or more later says the same;\n100% never holds one back"},
 	{name: "max-body", env: "VISTA_WARMER_MAX_BODY", arg: "SIZE", def: "256MiB",
@@ -142,13 +145,15 @@ type Config struct {
 	LogFormat string
 	LogLevel  slog.Level
 
-	KeepRaw    bool
-	Fields     vista.Fields
-	MaxDrop    float64 // a share, 0 to 1; see warmer.Config.MaxDrop
-	MaxBody    int64
-	InstanceID string
-	LeaseTTL   time.Duration
-	Demo       bool
+	KeepRaw bool
+	Fields  vista.Fields
+	MaxDrop float64 // a share, 0 to 1; see warmer.Config.MaxDrop
+	// ShardedEvents: --events sharded; see warmer.Config.ShardedEvents.
+	ShardedEvents bool
+	MaxBody       int64
+	InstanceID    string
+	LeaseTTL      time.Duration
+	Demo          bool
 
 	// The upstream budget: requests to Vista in flight and a second.
 	UpstreamConcurrency int
@@ -381,6 +386,13 @@ func validate(set map[string]setting) (*Config, error) {
 		if *f.dst, err = parseFieldList(set[f.name]); err != nil {
 			return nil, err
 		}
+	}
+	switch ev := set["events"]; strings.TrimSpace(ev.raw) {
+	case "pubsub":
+	case "sharded":
+		c.ShardedEvents = true
+	default:
+		return nil, usagef("%s: %q: want pubsub or sharded", ev.label(), ev.raw)
 	}
 	if c.MaxDrop, err = parsePercent(set["max-drop"]); err != nil {
 		return nil, err

@@ -43,10 +43,16 @@ func openRedis(ctx context.Context, opts *redis.Options, prefix string, log *slo
 		return rdb, nil
 	}
 	rdb.Close()
+	log.Info("redis is a cluster; following its slots", "addr", opts.Addr)
+	return newClusterClient(opts, prefix)
+}
+
+// newClusterClient returns a cluster client seeded with the node of opts,
+// or a usage error when the prefix has no hash tag.
+func newClusterClient(opts *redis.Options, prefix string) (redis.UniversalClient, error) {
 	if _, ok := keys.HashTag(prefix); !ok {
 		return nil, usagef("--prefix: %q has no hash tag, and Redis at %s is a cluster where all keys must share one slot: use e.g. --prefix {%s}", prefix, opts.Addr, prefix)
 	}
-	log.Info("redis is a cluster; following its slots", "addr", opts.Addr)
 	return redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs:           []string{opts.Addr},
 		Dialer:          opts.Dialer,
@@ -63,6 +69,58 @@ func openRedis(ctx context.Context, opts *redis.Options, prefix string, log *slo
 		MinIdleConns:    opts.MinIdleConns,
 		TLSConfig:       opts.TLSConfig,
 	}), nil
+}
+
+// clusterClient asks the Redis of opts again whether it is a cluster, and
+// returns a cluster client if it is (nil if it is not).
+func clusterClient(ctx context.Context, opts *redis.Options, prefix string) (redis.UniversalClient, error) {
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx, "cluster").Result()
+	if err != nil || !strings.Contains(info, "cluster_enabled:1") {
+		return nil, nil
+	}
+	return newClusterClient(opts, prefix)
+}
+
+// clusterHint is a hook on the plain client that signals when a node
+// answers as a cluster does (MOVED, ASK, CLUSTERDOWN): Redis became a
+// cluster, or the warmer started before it was one.
+type clusterHint struct{ seen chan<- struct{} }
+
+func (h clusterHint) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h clusterHint) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.check(err)
+		return err
+	}
+}
+
+func (h clusterHint) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.check(err)
+		for _, cmd := range cmds {
+			h.check(cmd.Err())
+		}
+		return err
+	}
+}
+
+func (h clusterHint) check(err error) {
+	if err == nil {
+		return
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ") || strings.HasPrefix(msg, "CLUSTERDOWN") {
+		select {
+		case h.seen <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // checkCredentials stops the start when Redis refuses the credentials

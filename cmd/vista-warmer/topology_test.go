@@ -254,3 +254,55 @@ func TestTLS(t *testing.T) {
 		t.Errorf("--redis-ca with redis:// = %v", err)
 	}
 }
+
+func TestCluster(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []string{"pubsub", "sharded"} {
+		t.Run(mode, func(t *testing.T) {
+			c := redistest.StartCluster(t, 3)
+			m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://" + c.Nodes[0].Addr(), "--prefix", "{vista}",
+				"--events", mode, "--listen", "127.0.0.1:0", "--sessions-cron", "@every 3s"}, nil)
+			waitReady(t, m, logs)
+			reader := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+			defer reader.Close()
+			var sub *redis.PubSub
+			if mode == "sharded" {
+				sub = reader.SSubscribe(ctx, "{vista}:events:sessions")
+			} else {
+				sub = reader.Subscribe(ctx, "{vista}:events:sessions")
+			}
+			defer sub.Close()
+			select {
+			case msg := <-sub.Channel():
+				if !strings.Contains(msg.Payload, `"kind":"sessions"`) {
+					t.Errorf("event %s", msg.Payload)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no %s event in 30 s:\n%s", mode, logs)
+			}
+		})
+	}
+
+	t.Run("started after the warmer", func(t *testing.T) {
+		port := redistest.FreePort(t)
+		m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://127.0.0.1:" + strconv.Itoa(port), "--prefix", "{vista}",
+			"--listen", "127.0.0.1:0"}, nil)
+		time.Sleep(2 * time.Second) // the warmer finds nothing there
+		// {vista} hashes to slot 996, which the first node serves: the
+		// warmer's node, the second, answers MOVED.
+		c := redistest.StartCluster(t, 3, redistest.FreePort(t), port)
+		up := time.Now()
+		waitReady(t, m, logs)
+		t.Logf("warm %v after the cluster came up", time.Since(up))
+		if !strings.Contains(logs.String(), "redis is a cluster now") {
+			t.Errorf("the warmer did not say it found a cluster:\n%s", logs)
+		}
+		n, err := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}).ZCard(ctx, "{vista}:sessions").Result()
+		if err != nil || n == 0 {
+			t.Errorf("ZCARD {vista}:sessions = %d, %v", n, err)
+		}
+		if code, body := get(t, m, "/healthz"); code != http.StatusOK {
+			t.Errorf("/healthz = %d %s", code, body)
+		}
+	})
+}

@@ -290,11 +290,16 @@ func (c *Cluster) Addrs() []string {
 
 // StartCluster starts n masters in cluster mode and gives them the slots,
 // shared evenly, then waits until the cluster says it is ok.
-func StartCluster(tb testing.TB, n int) *Cluster {
+// ports, when given, are the nodes' ports in order; the rest are free ones.
+func StartCluster(tb testing.TB, n int, ports ...int) *Cluster {
 	tb.Helper()
 	c := &Cluster{}
 	for i := 0; i < n; i++ {
-		c.Nodes = append(c.Nodes, Start(tb, Options{Config: []string{
+		port := 0
+		if i < len(ports) {
+			port = ports[i]
+		}
+		c.Nodes = append(c.Nodes, Start(tb, Options{Port: port, Config: []string{
 			"cluster-enabled yes",
 			"cluster-config-file nodes.conf",
 			"cluster-node-timeout 2000",
