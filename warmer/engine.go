@@ -241,6 +241,7 @@ func (w *Warmer) announce(ctx context.Context, k keys.Kind) error {
 	w.st.loaded[k] = true
 	w.m.changes.WithLabelValues(string(k), outFullReload).Inc()
 	w.m.lastReload.WithLabelValues(string(k)).Set(float64(now.Unix()))
+	w.st.loadedAt[k] = stamp(now)
 	if !w.ready.Load() && w.st.loaded[keys.Cinemas] && w.st.loaded[keys.Films] && w.st.loaded[keys.Sessions] {
 		w.ready.Store(true)
 		w.log.Info("cache is warm", "epoch", w.st.epoch)

@@ -365,3 +365,43 @@ func TestChecksOfACinemaGoTogether(t *testing.T) {
 		}
 	}
 }
+
+// Under memory pressure with an evicting policy, Redis may drop P:meta or
+// P:lease while the cache's keys stay: neither is a lost cache.
+func TestEvictedMetaAndLeaseAreNoLostCache(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a", func(c *Config) { c.Heartbeat = time.Millisecond })
+	r.step(w)
+	meta := r.meta()
+	n := len(r.events())
+
+	r.rdb.Del(r.ctx, keys.Meta(r.prefix))
+	time.Sleep(2 * time.Millisecond)
+	r.step(w) // the heartbeat finds P:meta gone
+	r.step(w) // and the step writes it again
+	after := r.meta()
+	for _, f := range []string{"epoch", "seq", "schema", keys.Loaded(keys.Sessions)} {
+		if after[f] != meta[f] {
+			t.Errorf("P:meta %s = %q after it was evicted, want %q as before", f, after[f], meta[f])
+		}
+	}
+
+	r.rdb.Del(r.ctx, keys.Lease(r.prefix))
+	w.lastRenew = time.Time{}
+	r.step(w) // the lease is taken back
+	if got := r.meta()["epoch"]; got != meta["epoch"] {
+		t.Errorf("epoch %q after the lease was evicted, want %q", got, meta["epoch"])
+	}
+	if evs := r.eventsSince(n); len(evs) != 0 {
+		t.Errorf("events after evictions: %+v, want none (no rebuild, no reload)", evs)
+	}
+
+	// Both gone at once, the indexes still there: the same.
+	r.rdb.Del(r.ctx, keys.Meta(r.prefix), keys.Lease(r.prefix))
+	w.lastRenew = time.Time{}
+	r.step(w)
+	r.step(w)
+	if got := r.meta(); got["epoch"] != meta["epoch"] || got["seq"] != meta["seq"] {
+		t.Errorf("P:meta %v after P:meta and P:lease were evicted, want epoch %s seq %s", got, meta["epoch"], meta["seq"])
+	}
+}

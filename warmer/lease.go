@@ -23,6 +23,15 @@ var (
 	// errStale: P:meta's seq is not the one we last wrote: someone else
 	// wrote while we thought we were the writer. Read the cache again.
 	errStale = errors.New("the cache changed under us (P:meta seq moved)")
+	// errMetaGone: P:meta is missing (evicted, deleted) while the lease is
+	// ours; whether the cache went with it is for the writer to find out.
+	errMetaGone = errors.New("P:meta is missing")
+	// errLeaseGone: the lease key is missing (evicted, expired): nobody
+	// else holds it, and the lease keeper takes it again.
+	errLeaseGone = errors.New("the lease key is missing")
+	// errRebuildWait: a rebuild under a new epoch came less than a minute
+	// after the last one, and waits.
+	errRebuildWait = errors.New("the cache was rebuilt less than a minute ago; the next rebuild waits")
 )
 
 // errWrite marks an error of a write that may or may not have reached
@@ -176,7 +185,7 @@ func (w *Warmer) run(ctx context.Context, wrs ...*write) (int, error) {
 	}
 	done, err := w.runScripts(ctx, wrs)
 	if err == nil || strings.HasPrefix(err.Error(), "VWFENCE") || errors.Is(err, ErrLeaseLost) ||
-		errors.Is(err, errCacheLost) || errors.Is(err, errStale) {
+		errors.Is(err, errCacheLost) || errors.Is(err, errStale) || errors.Is(err, errMetaGone) || errors.Is(err, errLeaseGone) {
 		w.noteWrite(nil) // Redis took the writes, or the fence said no: either way it answers
 	} else {
 		w.noteWrite(err)
@@ -254,6 +263,10 @@ func fenceError(err error) error {
 		return ErrLeaseLost
 	case strings.HasPrefix(msg, "VWFENCE epoch"):
 		return errCacheLost
+	case strings.HasPrefix(msg, "VWFENCE nometa"):
+		return errMetaGone
+	case strings.HasPrefix(msg, "VWFENCE nolease"):
+		return errLeaseGone
 	case strings.HasPrefix(msg, "VWFENCE seq"):
 		return errStale
 	}
@@ -326,11 +339,18 @@ var (
 	plainFenceScript = redis.NewScript(fenceSource)
 )
 
-const fenceSource = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+const fenceSource = `local holder = redis.call('GET', KEYS[1])
+if holder == false then
+	return redis.error_reply('VWFENCE nolease')
+end
+if holder ~= ARGV[1] then
 	return redis.error_reply('VWFENCE lease')
 end
 if ARGV[2] ~= '' then
 	local m = redis.call('HMGET', KEYS[2], 'epoch', 'seq')
+	if m[1] == false then
+		return redis.error_reply('VWFENCE nometa')
+	end
 	if m[1] ~= ARGV[2] then
 		return redis.error_reply('VWFENCE epoch')
 	end

@@ -133,8 +133,13 @@ type Warmer struct {
 
 	// How the lease and the writes have gone lately, for /healthz.
 	leaseTrouble, writeTrouble trouble
-	plainFence                 atomic.Bool            // Redis cannot read script flags: see loadFence
-	epochSeen                  atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
+
+	metaGone    atomic.Bool // a write found P:meta missing: see restoreMeta
+	lastRebuild time.Time   // when takeOver last started a new epoch; Step's
+	// rebuildWaitSaid: the wait for the next rebuild was logged.
+	rebuildWaitSaid bool
+	plainFence      atomic.Bool            // Redis cannot read script flags: see loadFence
+	epochSeen       atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
 
 	lastRenew, lastBeat time.Time // real time, guarded by tendMu
 	standing            bool      // said that we stand by, guarded by tendMu
@@ -172,6 +177,7 @@ type state struct {
 	quiet      map[keys.Kind]bool // the next reload is part of a build from nothing
 	nextReload map[keys.Kind]time.Time
 	loaded     map[keys.Kind]bool
+	loadedAt   map[keys.Kind]string    // P:meta's loaded:{kind} as this writer wrote or read it
 	held       map[keys.Kind]*heldDrop // drops held back, see judgeDrop
 	failures   map[keys.Kind]int       // full reloads failed in a row
 	fetching   map[keys.Kind]*fetchRun // the list of a kind being fetched, if one is
@@ -436,6 +442,10 @@ func (w *Warmer) tend(ctx context.Context) {
 		case errors.Is(err, errCacheLost):
 			w.log.Warn("the cache is gone from Redis; rebuilding", "epoch", *epoch)
 			w.lost.Store(epoch)
+		case errors.Is(err, errMetaGone):
+			w.metaGone.Store(true) // Step finds out whether the cache went with it
+		case errors.Is(err, errLeaseGone):
+			w.lastRenew = time.Time{} // take it again at the next tend
 		case ctx.Err() == nil:
 			w.m.errors.WithLabelValues("heartbeat").Inc() // noteWrite logged it
 		}
@@ -468,7 +478,30 @@ func (w *Warmer) Step(ctx context.Context) error {
 	}
 	lost := w.lost.Swap(nil)
 	rebuild := lost != nil && w.st != nil && *lost == w.st.epoch
-	if w.taken.Swap(false) || w.st == nil || rebuild {
+	taken := w.taken.Swap(false)
+	if taken && w.st != nil && !rebuild {
+		switch same, noMeta := w.unchanged(ctx); {
+		case same:
+			// The lease went (evicted, or it ran out) and came back, and
+			// nobody wrote meanwhile: what the writer knows still holds.
+			w.log.Info("took the lease back; nobody wrote meanwhile, so the cache is as this writer knows it", "epoch", w.st.epoch, "seq", w.st.seq)
+			taken = false
+		case noMeta:
+			// P:meta went too, and nobody has written one since: if the
+			// cache's indexes are there, restoreMeta writes it again.
+			w.metaGone.Store(true)
+			taken = false
+		}
+	}
+	if w.metaGone.Swap(false) && w.st != nil && !rebuild && !taken {
+		if err := w.restoreMeta(ctx); err != nil {
+			return w.failed("restore_meta", err)
+		}
+	}
+	if lost := w.lost.Load(); lost != nil && w.st != nil && *lost == w.st.epoch {
+		rebuild = true // restoreMeta found the cache gone
+	}
+	if taken || w.st == nil || rebuild {
 		if err := w.takeOver(ctx, rebuild); err != nil {
 			return w.failed("take_over", err)
 		}
@@ -759,6 +792,13 @@ func (w *Warmer) failed(op string, err error) error {
 		}
 		w.log.Warn("the cache is gone from Redis; rebuilding", "op", op)
 		return nil
+	case errors.Is(err, errMetaGone):
+		w.metaGone.Store(true) // the next step finds out whether the cache went with it
+		return nil
+	case errors.Is(err, errLeaseGone):
+		return nil // nothing was written; the lease keeper takes the lease again
+	case errors.Is(err, errRebuildWait):
+		return nil
 	case errors.As(err, new(*RefusedError)):
 		// Redis refused the write before running any of it (out of
 		// memory, read-only, credentials): the cache is as the writer
@@ -770,6 +810,55 @@ func (w *Warmer) failed(op string, err error) error {
 	}
 	w.m.errors.WithLabelValues(op).Inc()
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// unchanged reports whether P:meta still holds the writer's epoch and seq:
+// nobody wrote since this writer's last write.
+// noMeta reports that P:meta holds no epoch at all.
+func (w *Warmer) unchanged(ctx context.Context) (same, noMeta bool) {
+	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), "epoch", "seq").Result()
+	if err != nil || len(vals) != 2 {
+		return false, false
+	}
+	epoch, ok := vals[0].(string)
+	if !ok {
+		return false, true
+	}
+	seq, _ := vals[1].(string)
+	return epoch == w.st.epoch && seq == strconv.FormatInt(w.st.seq, 10), false
+}
+
+// restoreMeta writes P:meta again when it went missing (evicted under
+// memory pressure, deleted by hand) while the cache's indexes are still
+// there: the cache is not lost, and its epoch and seq go on. With no index
+// left, the cache went with it and is built anew.
+func (w *Warmer) restoreMeta(ctx context.Context) error {
+	p := w.cfg.Prefix
+	n, err := w.rdb.Exists(ctx, keys.Index(p, keys.Cinemas), keys.Index(p, keys.Films), keys.Index(p, keys.Sessions)).Result()
+	if err != nil {
+		return fmt.Errorf("read indexes: %w", err)
+	}
+	if n == 0 {
+		w.log.Warn("P:meta and the cache's indexes are gone from Redis; rebuilding", "epoch", w.st.epoch)
+		w.lost.Store(&w.st.epoch)
+		return nil
+	}
+	now := w.cfg.Clock.Now()
+	fields := []any{"schema", Schema, "epoch", w.st.epoch, "seq", w.st.seq, "writer", w.cfg.InstanceID, "heartbeat", stamp(now)}
+	for _, k := range keys.Kinds {
+		if at := w.st.loadedAt[k]; at != "" {
+			fields = append(fields, keys.Loaded(k), at)
+		}
+	}
+	err = w.fenced(ctx, nil, func(pipe redis.Pipeliner) {
+		pipe.HSet(ctx, keys.Meta(p), fields...)
+	})
+	if err != nil {
+		return fmt.Errorf("write meta again: %w", err)
+	}
+	w.log.Warn("P:meta was missing from Redis (evicted?) while the cache's indexes are there; written again, the epoch and seq go on",
+		"epoch", w.st.epoch, "seq", w.st.seq)
+	return nil
 }
 
 // redisTrouble reports whether err is one of Redis's that noteWrite or
@@ -828,6 +917,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		quiet:      map[keys.Kind]bool{},
 		nextReload: map[keys.Kind]time.Time{},
 		loaded:     map[keys.Kind]bool{},
+		loadedAt:   map[keys.Kind]string{},
 		held:       map[keys.Kind]*heldDrop{},
 		failures:   map[keys.Kind]int{},
 		fetching:   map[keys.Kind]*fetchRun{},
@@ -854,9 +944,25 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 			// A kind whose first load never finished in this epoch is
 			// still being built: its reload stays quiet.
 			st.loaded[k] = meta[keys.Loaded(k)] != ""
+			st.loadedAt[k] = meta[keys.Loaded(k)]
 			st.quiet[k] = !st.loaded[k]
 		}
 	} else {
+		if since := time.Since(w.lastRebuild); !w.lastRebuild.IsZero() && since < time.Minute {
+			// Under memory pressure with an evicting policy, Redis may
+			// lose the cache again and again: a rebuild a minute at most,
+			// so that Vista is not asked for everything every few seconds.
+			if !w.rebuildWaitSaid {
+				w.log.Warn("the cache must be built anew, but it was a moment ago; waiting (is Redis evicting keys?)",
+					"last_rebuild", w.lastRebuild.Format(time.RFC3339), "next_in", (time.Minute - since).Round(time.Second))
+				w.rebuildWaitSaid = true
+			}
+			return errRebuildWait
+		}
+		if w.written.epoch != "" {
+			w.lastRebuild = time.Now() // a cache of this process's was lost: a rebuild
+		}
+		w.rebuildWaitSaid = false
 		st.epoch = newEpoch()
 		for _, k := range keys.Kinds {
 			st.quiet[k] = true

@@ -152,6 +152,13 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 	sp, cache := w.specs[k], w.st.cache[k]
 	var again []change
+	var missing []string
+	defer func() {
+		if len(missing) > 0 {
+			w.log.Warn("entities were missing from Redis (evicted, or expired early); written whole again",
+				"kind", k, "count", len(missing), "first", missing[0])
+		}
+	}()
 	w.committed(b.pub)
 	w.st.mu.Lock() // a list fetched beside may be reading the maps
 	defer w.st.mu.Unlock()
@@ -169,13 +176,13 @@ func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 			// The key was gone (evicted, or expired a moment early) and
 			// a confirmation carries too little to write it whole:
 			// write the entity again, as new.
-			w.log.Warn("an entity was missing from Redis; writing it again", "kind", k, "id", c.id)
+			missing = append(missing, c.id)
 			w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
 			whole := *c.cur
 			whole.rawSum = checksum(whole.raw) // a seat check has no raw: the next reload writes it
 			again = append(again, change{op: opAdd, id: c.id, cur: &whole, changed: diff(sp.fields, nil, c.cur)})
 		case hashRewritten:
-			w.log.Warn("an entity was missing from Redis; written whole with its change", "kind", k, "id", c.id)
+			missing = append(missing, c.id) // written whole with its change
 			w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
 			c.cur.rawSum = checksum(c.cur.raw) // written whole: with raw only if the change had it
 		}

@@ -306,3 +306,103 @@ func TestCluster(t *testing.T) {
 		}
 	})
 }
+
+// The ACL users the README gives, as redis.conf lines.
+var (
+	warmerACL = "user vista-warmer on >warmer-pw resetkeys ~vista:* resetchannels &vista:* -@all " +
+		"+@connection +ping +info +role " +
+		"+evalsha +eval +script|load " +
+		"+get +set +del +type +exists +pexpire +expireat " +
+		"+hgetall +hmget +hset +hdel " +
+		"+zadd +zrem +zrange +zrangebyscore +zremrangebyscore +zcard +zscore " +
+		"+sadd +srem +smembers +scard " +
+		"+xadd +xrange +xrevrange +publish +spublish"
+	readerACL = "user vista-reader on >reader-pw resetkeys %R~vista:* resetchannels &vista:* -@all " +
+		"+@connection +ping +@read +subscribe +ssubscribe +psubscribe +unsubscribe +sunsubscribe +punsubscribe"
+)
+
+func TestACLUsers(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{warmerACL, readerACL}})
+	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://vista-warmer:warmer-pw@" + srv.Addr(), "--listen", "127.0.0.1:0",
+		"--sessions-cron", "@every 3s"}, nil)
+	waitReady(t, m, logs)
+	time.Sleep(4 * time.Second) // a reload and seat checks as this user too
+	if code, body := get(t, m, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+	if strings.Contains(logs.String(), "NOPERM") {
+		t.Errorf("the warmer's user lacks a permission:\n%s", logs)
+	}
+
+	ctx := context.Background()
+	reader := srv.Client(t, &redis.Options{Username: "vista-reader", Password: "reader-pw"})
+	ids, err := reader.ZRange(ctx, "vista:sessions", 0, 0).Result()
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("the reader's ZRANGE = %v, %v", ids, err)
+	}
+	if h, err := reader.HGetAll(ctx, "vista:session:"+ids[0]).Result(); err != nil || h["id"] != ids[0] {
+		t.Errorf("the reader's HGETALL = %v, %v", h, err)
+	}
+	if _, err := reader.XRevRangeN(ctx, "vista:events", "+", "-", 1).Result(); err != nil {
+		t.Errorf("the reader's XREVRANGE: %v", err)
+	}
+	sub := reader.Subscribe(ctx, "vista:events:sessions")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Errorf("the reader's SUBSCRIBE: %v", err)
+	}
+	if err := reader.HSet(ctx, "vista:session:"+ids[0], "seats_available", "0").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("the reader wrote a session: %v", err)
+	}
+	if err := reader.Get(ctx, "other:key").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("the reader read outside the prefix: %v", err)
+	}
+}
+
+// usedMemory reads used_memory from INFO memory.
+func usedMemory(tb testing.TB, rdb *redis.Client) int64 {
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	tb.Fatal("no used_memory in INFO memory")
+	return 0
+}
+
+func TestEvictionConverges(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{"maxmemory-policy allkeys-lru"}})
+	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://" + srv.Addr(), "--listen", "127.0.0.1:0", "--lease-ttl", "2s"}, nil)
+	waitReady(t, m, logs)
+	rdb := srv.Client(t, nil)
+	ctx := context.Background()
+	epoch := metaOf(rdb)["epoch"]
+	n0, t0 := upstreamRequests(t, m), time.Now()
+	time.Sleep(5 * time.Second)
+	pace := (upstreamRequests(t, m) - n0) / time.Since(t0).Seconds()
+
+	// Redis may hold 40% of the cache: it evicts P:meta, P:lease, indexes
+	// and hashes as the warmer writes.
+	if err := rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(usedMemory(t, rdb)*4/10, 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	builds := strings.Count(logs.String(), "building the cache from nothing")
+	n1, t1 := upstreamRequests(t, m), time.Now()
+	time.Sleep(30 * time.Second)
+	during := (upstreamRequests(t, m) - n1) / time.Since(t1).Seconds()
+	if got := strings.Count(logs.String(), "building the cache from nothing") - builds; got > 1 {
+		t.Errorf("%d rebuilds in 30 s of eviction, want at most one", got)
+	}
+	if during > 3*pace+0.5 {
+		t.Errorf("upstream requests under eviction: %.2f/s, against %.2f/s before", during, pace)
+	}
+	if got := metaOf(rdb)["epoch"]; got == "" {
+		t.Errorf("no P:meta after 30 s of eviction (epoch was %s)", epoch)
+	}
+	t.Logf("under eviction: upstream %.2f/s (before %.2f/s), epoch %s → %s", during, pace, epoch, metaOf(rdb)["epoch"])
+}
