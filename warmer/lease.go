@@ -25,7 +25,7 @@ var (
 	errStale = errors.New("the cache changed under us (P:meta seq moved)")
 	// errMetaGone: P:meta is missing (evicted, deleted) while the lease is
 	// ours; whether the cache went with it is for the writer to find out.
-	errMetaGone = errors.New("P:meta is missing")
+	errMetaGone = errors.New("the key P:meta is missing")
 	// errLeaseGone: the lease key is missing (evicted, expired): nobody
 	// else holds it, and the lease keeper takes it again.
 	errLeaseGone = errors.New("the lease key is missing")
