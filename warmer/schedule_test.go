@@ -155,14 +155,22 @@ func TestStepsLookOnlyAtWhatIsDue(t *testing.T) {
 	}
 	looked := w.st.checks.looked + w.st.expiries.looked - looked0
 	asked := int(ac.ids.Load() - asked0)
-	t.Logf("%d sessions cached; %d steps looked at %d schedule entries and asked for %d sessions", sessions, steps, looked, asked)
+	expired := sessions - len(w.st.cache[keys.Sessions]) // no reload in the window: nothing is added
+	t.Logf("%d sessions cached; %d steps looked at %d schedule entries, asked for %d sessions and expired %d",
+		sessions, steps, looked, asked, expired)
 	if asked == 0 {
 		t.Fatal("no session was checked in two minutes of an evening: the test proves nothing")
 	}
-	// Each check pops its entry and peeks at the next; riders cost a look
-	// or two more; a step with nothing due peeks once per heap.
-	if limit := 3*asked + 2*steps + 50; looked > limit {
-		t.Errorf("the schedule looked at %d entries for %d sessions checked in %d steps, want at most %d", looked, asked, steps, limit)
+	// Each check pops its entry and peeks at the next; the search for
+	// riders looks at the entries due within half an interval, some of
+	// which cannot ride (beyond the horizon); an expiry pops its entry and
+	// drops its check's; a step with nothing due peeks once per heap. How
+	// many of each there are depends on the day the simulated programme
+	// is made for: the bound is loose, and still a hundredth of what one
+	// walk of every session per step would look at.
+	if limit := 8*(asked+expired) + 2*steps + 50; looked > limit {
+		t.Errorf("the schedule looked at %d entries for %d sessions checked and %d expired in %d steps, want at most %d",
+			looked, asked, expired, steps, limit)
 	}
 	if looked >= sessions {
 		t.Errorf("two minutes of steps looked at %d entries, as many as the %d sessions cached: something walks them all", looked, sessions)
