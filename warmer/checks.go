@@ -295,6 +295,9 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 			}
 			w.m.errors.WithLabelValues("check").Inc()
 			w.log.Warn("seat check failed; trying again at the sessions' next check", "sessions", len(a.ids), "err", a.err)
+			w.checksFailing.CompareAndSwap(nil, &checkFailure{since: w.cfg.Clock.Now(), err: excerpt(a.err.Error())})
+		} else {
+			w.checksFailing.Store(nil)
 		}
 		// Nothing is dropped on a failed check: the sessions keep their
 		// data and are looked at again on their own schedule, which is

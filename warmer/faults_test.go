@@ -405,3 +405,31 @@ func TestEvictedMetaAndLeaseAreNoLostCache(t *testing.T) {
 		t.Errorf("P:meta %v after P:meta and P:lease were evicted, want epoch %s seq %s", got, meta["epoch"], meta["seq"])
 	}
 }
+
+// Seat checks that keep failing make the cache not ready (contract
+// section 5): its seats are no longer fresh.
+func TestFailingChecksMakeTheCacheNotReady(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	s := r.upcoming(2*time.Hour, 40*time.Hour)
+	r.clock.Set(s.Showtime.Add(-5 * time.Minute)) // near: checked every 10 s
+	r.step(w)
+	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailStatus, Endpoint: vistasim.EndpointSeats, Count: -1})
+	for i := 0; i < 8; i++ {
+		r.clock.Add(10 * time.Second)
+		w.Step(r.ctx)
+	}
+	ready, reason := w.Readiness(r.ctx)
+	if ready || !strings.Contains(reason, "seat checks have failed for") {
+		t.Fatalf("Readiness after 80 s of failing checks = %v %q, want not ready with the reason", ready, reason)
+	}
+	r.sim.ClearFailures()
+	for i := 0; i < 2; i++ {
+		r.clock.Add(10 * time.Second)
+		r.step(w)
+	}
+	if ready, reason := w.Readiness(r.ctx); !ready {
+		t.Errorf("Readiness once checks answer again = %v %q", ready, reason)
+	}
+}

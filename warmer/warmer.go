@@ -134,8 +134,11 @@ type Warmer struct {
 	// How the lease and the writes have gone lately, for /healthz.
 	leaseTrouble, writeTrouble trouble
 
-	metaGone    atomic.Bool // a write found P:meta missing: see restoreMeta
-	lastRebuild time.Time   // when takeOver last started a new epoch; Step's
+	metaGone atomic.Bool // a write found P:meta missing: see restoreMeta
+	// checksFailing is set while every seat check fails: /readyz says so
+	// once it has lasted (see checksFailingFor).
+	checksFailing atomic.Pointer[checkFailure]
+	lastRebuild   time.Time // when takeOver last started a new epoch; Step's
 	// rebuildWaitSaid: the wait for the next rebuild was logged.
 	rebuildWaitSaid bool
 	plainFence      atomic.Bool            // Redis cannot read script flags: see loadFence
@@ -298,6 +301,9 @@ func (w *Warmer) Readiness(ctx context.Context) (ready bool, reason string) {
 		}
 		if r := w.heldReason.Load(); r != nil {
 			return false, *r
+		}
+		if f := w.checksFailing.Load(); f != nil && w.cfg.Clock.Now().Sub(f.since) > w.checksFailingFor() {
+			return false, fmt.Sprintf("seat checks have failed for %s: %s", w.cfg.Clock.Now().Sub(f.since).Round(time.Second), f.err)
 		}
 		return true, ""
 	}
@@ -810,6 +816,18 @@ func (w *Warmer) failed(op string, err error) error {
 	}
 	w.m.errors.WithLabelValues(op).Inc()
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// checkFailure is the first of a run of failed seat checks.
+type checkFailure struct {
+	since time.Time
+	err   string
+}
+
+// checksFailingFor is how long seat checks may all fail before /readyz
+// says the cache is not fresh: six near intervals, a minute at least.
+func (w *Warmer) checksFailingFor() time.Duration {
+	return max(time.Minute, 6*w.cfg.Policy.NearInterval)
 }
 
 // unchanged reports whether P:meta still holds the writer's epoch and seq:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestSentinelFailover(t *testing.T) {
 	r := redistest.StartReplicated(t)
 	url := "redis-sentinel://" + strings.Join(r.SentinelAddrs(), ",") + "/" + r.Name
 	m, logs := MustStart(t, []string{"--demo", "--redis-url", url, "--listen", "127.0.0.1:0",
-		"--instance-id", "sentinel-test", "--lease-ttl", "2s"}, nil)
+		"--instance-id", "sentinel-test", "--lease-ttl", "2s", "--sessions-cron", "@every 3s"}, nil)
 	waitReady(t, m, logs)
 	master := r.Master.Client(t, nil)
 	if metaOf(master)["writer"] != "sentinel-test" {
@@ -66,7 +67,7 @@ func TestSentinelFailover(t *testing.T) {
 	_ = took
 	t.Logf("heartbeat on the new master %v after the failover", time.Since(promoted))
 	seq0, _ := strconv.Atoi(metaOf(replica)["seq"])
-	eventually(t, 30*time.Second, "events on the new master", func() bool {
+	eventually(t, 30*time.Second, "events on the new master (a full_reload every 3 s at least)", func() bool {
 		seq, _ := strconv.Atoi(metaOf(replica)["seq"])
 		return seq > seq0
 	})
@@ -307,22 +308,30 @@ func TestCluster(t *testing.T) {
 	})
 }
 
-// The ACL users the README gives, as redis.conf lines.
-var (
-	warmerACL = "user vista-warmer on >warmer-pw resetkeys ~vista:* resetchannels &vista:* -@all " +
-		"+@connection +ping +info +role " +
-		"+evalsha +eval +script|load " +
-		"+get +set +del +type +exists +pexpire +expireat " +
-		"+hgetall +hmget +hset +hdel " +
-		"+zadd +zrem +zrange +zrangebyscore +zremrangebyscore +zcard +zscore " +
-		"+sadd +srem +smembers +scard " +
-		"+xadd +xrange +xrevrange +publish +spublish"
-	readerACL = "user vista-reader on >reader-pw resetkeys %R~vista:* resetchannels &vista:* -@all " +
-		"+@connection +ping +@read +subscribe +ssubscribe +psubscribe +unsubscribe +sunsubscribe +punsubscribe"
-)
+// readmeACL returns the README's ACL SETUSER line for a user as a
+// redis.conf user line with the password given: the test runs the users
+// the README gives, exactly.
+func readmeACL(tb testing.TB, user, placeholder, password string) string {
+	tb.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "ACL SETUSER "+user+" "); ok {
+			return "user " + user + " " + strings.ReplaceAll(rest, placeholder, password)
+		}
+	}
+	tb.Fatalf("the README has no ACL SETUSER line for %s", user)
+	return ""
+}
 
 func TestACLUsers(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{Config: []string{warmerACL, readerACL}})
+	srv := redistest.Start(t, redistest.Options{Config: []string{
+		readmeACL(t, "vista-warmer", "WARMER_PASSWORD", "warmer-pw"),
+		readmeACL(t, "vista-reader", "READER_PASSWORD", "reader-pw"),
+	}})
 	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://vista-warmer:warmer-pw@" + srv.Addr(), "--listen", "127.0.0.1:0",
 		"--sessions-cron", "@every 3s"}, nil)
 	waitReady(t, m, logs)
