@@ -285,13 +285,13 @@ func TestCluster(t *testing.T) {
 	}
 
 	t.Run("started after the warmer", func(t *testing.T) {
-		port := redistest.FreePort(t)
+		port := redistest.ClusterPort(t)
 		m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://127.0.0.1:" + strconv.Itoa(port), "--prefix", "{vista}",
 			"--listen", "127.0.0.1:0"}, nil)
 		time.Sleep(2 * time.Second) // the warmer finds nothing there
 		// {vista} hashes to slot 996, which the first node serves: the
 		// warmer's node, the second, answers MOVED.
-		c := redistest.StartCluster(t, 3, redistest.FreePort(t), port)
+		c := redistest.StartCluster(t, 3, redistest.ClusterPort(t), port)
 		up := time.Now()
 		waitReady(t, m, logs)
 		t.Logf("warm %v after the cluster came up", time.Since(up))

@@ -59,6 +59,24 @@ func FreePort(tb testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// ClusterPort returns a free port whose cluster bus port (10000 above it)
+// is free too: a cluster node listens on both.
+func ClusterPort(tb testing.TB) int {
+	tb.Helper()
+	for range 100 {
+		port := FreePort(tb)
+		if port+10000 > 65535 {
+			continue
+		}
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000)); err == nil {
+			l.Close()
+			return port
+		}
+	}
+	tb.Fatal("no free port with a free cluster bus port")
+	return 0
+}
+
 // Options change the server a test starts.
 type Options struct {
 	// Config lines added to the server's configuration file, e.g.
@@ -290,12 +308,13 @@ func (c *Cluster) Addrs() []string {
 
 // StartCluster starts n masters in cluster mode and gives them the slots,
 // shared evenly, then waits until the cluster says it is ok.
-// ports, when given, are the nodes' ports in order; the rest are free ones.
+// ports, when given, are the nodes' ports in order (see ClusterPort); the
+// rest are free ones.
 func StartCluster(tb testing.TB, n int, ports ...int) *Cluster {
 	tb.Helper()
 	c := &Cluster{}
 	for i := 0; i < n; i++ {
-		port := 0
+		port := ClusterPort(tb)
 		if i < len(ports) {
 			port = ports[i]
 		}
