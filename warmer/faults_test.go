@@ -433,3 +433,25 @@ func TestFailingChecksMakeTheCacheNotReady(t *testing.T) {
 		t.Errorf("Readiness once checks answer again = %v %q", ready, reason)
 	}
 }
+
+// After a failover to a replica that lacked the last writes, P:meta's seq
+// is behind what this writer wrote in the epoch: the events after it were
+// sent already, so the cache is built anew under a new epoch rather than
+// hand out those seqs again.
+func TestSeqBehindWhatWasWrittenStartsANewEpoch(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	meta := r.meta()
+	seq, _ := strconv.Atoi(meta["seq"])
+	if seq < 2 {
+		t.Fatalf("seq %d after the build, want some events to lose", seq)
+	}
+	// The new master has P:meta as it was two events earlier.
+	r.rdb.HSet(r.ctx, keys.Meta(r.prefix), "seq", seq-2)
+	w.dropState() // a failed write: the writer reads the cache again
+	r.step(w)
+	if got := r.meta()["epoch"]; got == meta["epoch"] {
+		t.Errorf("epoch %s kept with seq %d behind the %d written: seqs %d and %d would be sent twice", got, seq-2, seq, seq-1, seq)
+	}
+}
