@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vista-warmer/vista-warmer/schema"
 )
 
 func TestDecodePage(t *testing.T) {
@@ -392,9 +394,9 @@ func TestDecodeSeatRows(t *testing.T) {
 	)
 	got, errs := decodeSeats(rows, 0)
 	want := []Seats{
-		{ID: "a", SeatsAvailable: 12, SoldoutStatus: 1, Status: "O", State: StateOpen, HasSoldoutStatus: true, HasStatus: true},
-		{ID: "c", SeatsAvailable: 3, Status: "7", State: StateCancelled, HasStatus: true},
-		{ID: "d", State: StateOpen}, // narrowed $select: nothing said of status
+		{ID: "a", SeatsAvailable: 12, SoldoutStatus: 1, Status: "O", State: schema.StateOpen, HasSoldoutStatus: true, HasStatus: true},
+		{ID: "c", SeatsAvailable: 3, Status: "7", State: schema.StateCancelled, HasStatus: true},
+		{ID: "d", State: schema.StateOpen}, // narrowed $select: nothing said of status
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("decodeSeats =\n%+v\nwant\n%+v", got, want)
@@ -456,19 +458,19 @@ func TestExtraFields(t *testing.T) {
 func TestParseStatus(t *testing.T) {
 	tests := []struct {
 		in   string
-		want State
+		want schema.State
 	}{
-		{"", StateOpen}, {" ", StateOpen}, {"0", StateOpen}, {"O", StateOpen}, {"o", StateOpen}, {"Open", StateOpen},
-		{"1", StateClosed}, {"Closed", StateClosed}, {"CLOSED", StateClosed},
-		{"2", StateInactive}, {"Inactive", StateInactive},
-		{"3", StateImported}, {"Imported", StateImported},
-		{"4", StatePlanned}, {"planned", StatePlanned},
-		{"5", StateUnavailable}, {"Unavailable", StateUnavailable},
-		{"6", StateApproved}, {"Approved", StateApproved},
-		{"7", StateCancelled}, {"X", StateCancelled}, {"x", StateCancelled}, {"C", StateCancelled},
-		{"Cancelled", StateCancelled}, {"Canceled", StateCancelled}, {" cancelled ", StateCancelled},
-		{"8", StateUnknown}, {"Unknown", StateUnknown},
-		{"9", StateUnknown}, {"-1", StateUnknown}, {"P", StateUnknown}, {"sold out", StateUnknown},
+		{"", schema.StateOpen}, {" ", schema.StateOpen}, {"0", schema.StateOpen}, {"O", schema.StateOpen}, {"o", schema.StateOpen}, {"Open", schema.StateOpen},
+		{"1", schema.StateClosed}, {"Closed", schema.StateClosed}, {"CLOSED", schema.StateClosed},
+		{"2", schema.StateInactive}, {"Inactive", schema.StateInactive},
+		{"3", schema.StateImported}, {"Imported", schema.StateImported},
+		{"4", schema.StatePlanned}, {"planned", schema.StatePlanned},
+		{"5", schema.StateUnavailable}, {"Unavailable", schema.StateUnavailable},
+		{"6", schema.StateApproved}, {"Approved", schema.StateApproved},
+		{"7", schema.StateCancelled}, {"X", schema.StateCancelled}, {"x", schema.StateCancelled}, {"C", schema.StateCancelled},
+		{"Cancelled", schema.StateCancelled}, {"Canceled", schema.StateCancelled}, {" cancelled ", schema.StateCancelled},
+		{"8", schema.StateUnknown}, {"Unknown", schema.StateUnknown},
+		{"9", schema.StateUnknown}, {"-1", schema.StateUnknown}, {"P", schema.StateUnknown}, {"sold out", schema.StateUnknown},
 	}
 	for _, tt := range tests {
 		if got := ParseStatus(tt.in); got != tt.want {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vista-warmer/vista-warmer/schema"
 )
 
 // The fuzz targets feed one page body through the decoders, as the client
@@ -82,7 +84,7 @@ func FuzzDecodeSessions(f *testing.F) {
 					t.Fatalf("session %s with a value of %d bytes", s.ID, len(v))
 				}
 			}
-			if !slices.Contains(States[:], s.State) || len(s.Extra) != 2 {
+			if !slices.Contains(schema.States[:], s.State) || len(s.Extra) != 2 {
 				t.Fatalf("session %s: state %q, extra %q", s.ID, s.State, s.Extra)
 			}
 		}

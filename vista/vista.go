@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/vista-warmer/vista-warmer/schema"
 )
 
 // Cinema is one row of OData.svc/Cinemas.
@@ -69,9 +71,9 @@ type Session struct {
 	ScreenName     string
 	ScreenNumber   int
 	Attributes     []string
-	SoldoutStatus  int    // 0 open, 1 almost full, 2 full
-	Status         string // as Vista sent it: "7", "X", "Open"; "" when it sent none
-	State          State  // Status, normalised
+	SoldoutStatus  int          // 0 open, 1 almost full, 2 full
+	Status         string       // as Vista sent it: "7", "X", "Open"; "" when it sent none
+	State          schema.State // Status, normalised
 
 	// Extra holds the values of Config.Fields.Sessions, in that order.
 	Extra []string
@@ -81,7 +83,7 @@ type Session struct {
 }
 
 // Cancelled reports whether Vista marks the session as cancelled.
-func (s Session) Cancelled() bool { return s.State == StateCancelled }
+func (s Session) Cancelled() bool { return s.State == schema.StateCancelled }
 
 // Seats is the answer of a seat check: the few fields that change while a
 // session is on sale.
@@ -90,7 +92,7 @@ type Seats struct {
 	SeatsAvailable int
 	SoldoutStatus  int
 	Status         string
-	State          State
+	State          schema.State
 
 	// HasSoldoutStatus and HasStatus report whether the answer carried
 	// those fields. A server that has no such property is asked without it
@@ -99,57 +101,36 @@ type Seats struct {
 }
 
 // Cancelled reports whether Vista marks the session as cancelled.
-func (s Seats) Cancelled() bool { return s.HasStatus && s.State == StateCancelled }
-
-// State is a session's Status, normalised: one name for each of the
-// values of Vista's SessionStatus, whichever form the server sent.
-type State string
-
-// The states. Vista's API definition numbers them 0 to 8.
-const (
-	StateOpen        State = "open"        // 0; also no Status at all
-	StateClosed      State = "closed"      // 1
-	StateInactive    State = "inactive"    // 2
-	StateImported    State = "imported"    // 3
-	StatePlanned     State = "planned"     // 4
-	StateUnavailable State = "unavailable" // 5
-	StateApproved    State = "approved"    // 6
-	StateCancelled   State = "cancelled"   // 7: the session is removed
-	StateUnknown     State = "unknown"     // 8, and any value not listed here
-)
-
-// States lists the states by Vista's number.
-var States = [...]State{StateOpen, StateClosed, StateInactive, StateImported,
-	StatePlanned, StateUnavailable, StateApproved, StateCancelled, StateUnknown}
+func (s Seats) Cancelled() bool { return s.HasStatus && s.State == schema.StateCancelled }
 
 // ParseStatus normalises a session's Status as sent: Vista's number (7), the
 // same as a string ("7"), or the letter and word forms of older servers
 // ("O", "X", "Open", "Cancelled"), in any case. No Status at all ("") is
 // open. The letters O (open), C and X (cancelled) are the ones Vista has
 // sent; "Canceled" is read as "Cancelled". Anything else is unknown.
-func ParseStatus(status string) State {
+func ParseStatus(status string) schema.State {
 	s := strings.ToLower(strings.TrimSpace(status))
 	if s == "" {
-		return StateOpen
+		return schema.StateOpen
 	}
 	if n, err := strconv.Atoi(s); err == nil {
-		if n >= 0 && n < len(States) {
-			return States[n]
+		if n >= 0 && n < len(schema.States) {
+			return schema.States[n]
 		}
-		return StateUnknown
+		return schema.StateUnknown
 	}
 	switch s {
 	case "o":
-		return StateOpen
+		return schema.StateOpen
 	case "c", "x", "canceled":
-		return StateCancelled
+		return schema.StateCancelled
 	}
-	for _, st := range States {
+	for _, st := range schema.States {
 		if s == string(st) {
 			return st
 		}
 	}
-	return StateUnknown
+	return schema.StateUnknown
 }
 
 // Sentinel errors. Test for them with errors.Is.

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vista-warmer/vista-warmer/schema"
 )
 
 // op is what a change does to the cache.
@@ -171,13 +173,13 @@ func goneChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now t
 		}
 		switch old := cache[id]; {
 		case l.cancelled[id]:
-			changes = append(changes, removal(id, old, ReasonCancelled))
+			changes = append(changes, removal(id, old, schema.ReasonCancelled))
 		case l.expired[id]:
-			changes = append(changes, removal(id, old, ReasonExpired))
+			changes = append(changes, removal(id, old, schema.ReasonExpired))
 		case sp.timed && p.Expired(now, old.showtime.time()):
 			// left to the expiry, which runs next with the same clock
 		case !l.partial:
-			changes = append(changes, removal(id, old, ReasonGone))
+			changes = append(changes, removal(id, old, schema.ReasonGone))
 		}
 	}
 	slices.SortFunc(changes, func(a, b change) int { return strings.Compare(a.id, b.id) })

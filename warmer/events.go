@@ -8,36 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/keys"
-)
-
-// Event is one change event as readers receive it, on the kind's channel and
-// in the stream. Field order and omissions follow the contract byte for byte.
-type Event struct {
-	Seq            int64     `json:"seq"`
-	Epoch          string    `json:"epoch"`
-	Kind           keys.Kind `json:"kind"`
-	Event          string    `json:"event"` // EventItem, EventRemoved or EventFullReload
-	ID             string    `json:"id,omitempty"`
-	SeatsAvailable *int      `json:"seats_available,omitempty"` // sessions' item events only
-	Changed        []string  `json:"changed,omitempty"`
-	Reason         string    `json:"reason,omitempty"` // removed_item only
-	Count          *int      `json:"count,omitempty"`  // full_reload only
-	At             string    `json:"at"`
-}
-
-// The event names.
-const (
-	EventItem       = "item"
-	EventRemoved    = "removed_item"
-	EventFullReload = "full_reload"
-)
-
-// The reasons a removed_item gives.
-const (
-	ReasonGone      = "gone"
-	ReasonExpired   = "expired"
-	ReasonCancelled = "cancelled"
+	"github.com/vista-warmer/vista-warmer/schema"
 )
 
 // publisher numbers events and queues them, with the writes they describe,
@@ -47,28 +18,28 @@ type publisher struct {
 	epoch     string
 	maxLen    int64
 	seq       int64 // last number handed out in this transaction
-	published map[keys.Kind]map[string]int
+	published map[schema.Kind]map[string]int
 	sharded   bool // SPUBLISH, not PUBLISH
 }
 
-func (p *publisher) publish(ctx context.Context, pipe redis.Pipeliner, ev Event) {
+func (p *publisher) publish(ctx context.Context, pipe redis.Pipeliner, ev schema.Event) {
 	p.seq++
 	ev.Seq = p.seq
 	ev.Epoch = p.epoch
 	data, _ := json.Marshal(ev) // a struct of strings and ints: cannot fail
 	if p.sharded {
-		pipe.SPublish(ctx, keys.Channel(p.prefix, ev.Kind), data)
+		pipe.SPublish(ctx, schema.Channel(p.prefix, ev.Kind), data)
 	} else {
-		pipe.Publish(ctx, keys.Channel(p.prefix, ev.Kind), data)
+		pipe.Publish(ctx, schema.Channel(p.prefix, ev.Kind), data)
 	}
 	pipe.XAdd(ctx, &redis.XAddArgs{
-		Stream: keys.Stream(p.prefix),
+		Stream: schema.Stream(p.prefix),
 		MaxLen: p.maxLen,
 		Approx: true,
 		Values: []any{"seq", strconv.FormatInt(ev.Seq, 10), "kind", string(ev.Kind), "event", ev.Event, "data", data},
 	})
 	if p.published == nil {
-		p.published = map[keys.Kind]map[string]int{}
+		p.published = map[schema.Kind]map[string]int{}
 	}
 	if p.published[ev.Kind] == nil {
 		p.published[ev.Kind] = map[string]int{}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/schema"
 )
 
 // Metrics are the warmer's Prometheus metrics. One set serves one warmer;
@@ -144,7 +144,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.checksSent.WithLabelValues("due")
 	m.checksSent.WithLabelValues("early")
-	for _, k := range keys.Kinds {
+	for _, k := range schema.Kinds {
 		kind := string(k)
 		for _, o := range []string{outUnchanged, outUpdated, outAdded, outRemoved, outFullReload} {
 			m.changes.WithLabelValues(kind, o)

@@ -15,7 +15,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/schema"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
@@ -157,7 +157,7 @@ func demoHints(ctx context.Context, log *slog.Logger, rdb redis.UniversalClient,
 		}
 	}
 	now := time.Now()
-	index := keys.Index(prefix, keys.Sessions)
+	index := schema.Index(prefix, schema.Sessions)
 	// The next session to start changes most: it is checked every few
 	// seconds and sells fastest.
 	ids, err := rdb.ZRangeByScore(ctx, index, &redis.ZRangeBy{Min: strconv.FormatInt(now.Unix(), 10), Max: "+inf", Count: 1}).Result()
@@ -171,12 +171,12 @@ func demoHints(ctx context.Context, log *slog.Logger, rdb redis.UniversalClient,
 		return
 	}
 	id := ids[0]
-	cinema, _ := rdb.HGet(ctx, keys.Session(prefix, id), "cinema_id").Result()
+	cinema, _ := rdb.HGet(ctx, schema.Session(prefix, id), "cinema_id").Result()
 	if cinema == "" {
 		cinema = "1001"
 	}
 	loc := time.UTC
-	if tz, err := rdb.HGet(ctx, keys.Cinema(prefix, cinema), "timezone").Result(); err == nil {
+	if tz, err := rdb.HGet(ctx, schema.Cinema(prefix, cinema), "timezone").Result(); err == nil {
 		if l, err := vista.LoadZone(tz); err == nil {
 			loc = l
 		}
@@ -186,11 +186,11 @@ func demoHints(ctx context.Context, log *slog.Logger, rdb redis.UniversalClient,
 
 	log.Info("demo: the cache is warm; try these in another terminal")
 	for _, cmd := range []string{
-		fmt.Sprintf("%s HGETALL %s", cli, shellKey(keys.Session(prefix, id))),
-		fmt.Sprintf("%s ZRANGEBYSCORE %s %d %d WITHSCORES", cli, shellKey(keys.CinemaSessions(prefix, cinema)), now.Unix(), midnight.Unix()),
-		fmt.Sprintf("%s SUBSCRIBE %s", cli, shellKey(keys.Channel(prefix, keys.Sessions))),
-		fmt.Sprintf("%s XREVRANGE %s + - COUNT 5", cli, shellKey(keys.Stream(prefix))),
-		fmt.Sprintf("%s HGETALL %s", cli, shellKey(keys.Meta(prefix))),
+		fmt.Sprintf("%s HGETALL %s", cli, shellKey(schema.Session(prefix, id))),
+		fmt.Sprintf("%s ZRANGEBYSCORE %s %d %d WITHSCORES", cli, shellKey(schema.CinemaSessions(prefix, cinema)), now.Unix(), midnight.Unix()),
+		fmt.Sprintf("%s SUBSCRIBE %s", cli, shellKey(schema.Channel(prefix, schema.Sessions))),
+		fmt.Sprintf("%s XREVRANGE %s + - COUNT 5", cli, shellKey(schema.Stream(prefix))),
+		fmt.Sprintf("%s HGETALL %s", cli, shellKey(schema.Meta(prefix))),
 	} {
 		log.Info("  " + cmd)
 	}

@@ -1,0 +1,29 @@
+package schema
+
+// Fields are the contract's data fields of each kind's hash, in order. A
+// warmer run with --cinema-fields, --film-fields or --session-fields adds
+// further fields after them, under their snake_case names.
+var Fields = map[Kind][]string{
+	Cinemas: {"id", "name", "address1", "address2", "city", "latitude", "longitude", "timezone"},
+	Films:   {"id", "title", "rating", "runtime_minutes", "opening_date", "distributor", "cinema_ids"},
+	Sessions: {"id", "cinema_id", "film_id", "session_id", "showtime", "business_date",
+		"screen_name", "screen_number", "seats_available", "soldout_status", "status", "state", "attributes"},
+}
+
+// The bookkeeping fields of a hash: not data, so never in an event's
+// "changed".
+const (
+	FieldRaw         = "raw"           // the upstream JSON, with --keep-raw
+	FieldUpdatedAt   = "updated_at"    // when the warmer last confirmed the entity
+	FieldChangedAt   = "changed_at"    // sessions: when a value last changed
+	FieldNextCheckAt = "next_check_at" // sessions: when the warmer looks again
+)
+
+// The fields of P:meta, besides Loaded(kind).
+const (
+	MetaSchema    = "schema"    // the layout's version, "1"
+	MetaEpoch     = "epoch"     // changes whenever the cache is built from nothing
+	MetaSeq       = "seq"       // the last event's number
+	MetaHeartbeat = "heartbeat" // RFC 3339, at least every 10 s while a warmer writes
+	MetaWriter    = "writer"    // the instance id of the writer
+)
