@@ -1,0 +1,365 @@
+package reader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/vista"
+	"github.com/vista-warmer/vista-warmer/vista/vistasim"
+	"github.com/vista-warmer/vista-warmer/warmer"
+)
+
+// clock is a clock the test moves by hand.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// fixture is a warmer on the simulated Vista writing to the Redis at
+// REDIS_URL under a prefix of the test's own, which is deleted at the end.
+type fixture struct {
+	rdb    *redis.Client
+	prefix string
+	sim    *vistasim.Server
+	clock  *clock
+	w      *warmer.Warmer
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("no Redis at %s (make test starts one): %v", opt.Addr, err)
+	}
+	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "_")
+	prefix := fmt.Sprintf("vwtest:%s:%08x", name, rand.Uint32())
+	t.Cleanup(func() {
+		var doomed []string
+		iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			doomed = append(doomed, iter.Val())
+		}
+		if len(doomed) > 0 {
+			rdb.Del(ctx, doomed...)
+		}
+		rdb.Close()
+	})
+	c := &clock{now: time.Now().Truncate(time.Second)}
+	sim := vistasim.New(vistasim.Config{Seed: 3, Clock: c.Now, Cinemas: 2, Films: 4, Screens: 2, ShowsPerDay: 4, Days: 2})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	client, err := vista.New(vista.Config{BaseURL: srv.URL, Zones: vista.Zones{Default: time.UTC}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := warmer.New(warmer.Config{Redis: rdb, Vista: client, Prefix: prefix, InstanceID: "reader-test",
+		LeaseTTL: 5 * time.Second, Clock: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{rdb: rdb, prefix: prefix, sim: sim, clock: c, w: w}
+	f.step(t)
+	return f
+}
+
+func (f *fixture) step(t *testing.T) {
+	t.Helper()
+	if err := f.w.Step(context.Background()); err != nil {
+		t.Fatalf("warmer step: %v", err)
+	}
+}
+
+// near returns a listed session a few hours ahead and moves the clock to
+// five minutes before it, where it is checked every 10 s.
+func (f *fixture) near(t *testing.T) vistasim.SessionInfo {
+	t.Helper()
+	for _, s := range f.sim.Sessions() {
+		if d := s.Showtime.Sub(f.clock.Now()); d > 2*time.Hour && s.Status != "X" {
+			f.clock.Add(d - 5*time.Minute)
+			f.step(t)
+			return s
+		}
+	}
+	t.Fatal("no session ahead")
+	return vistasim.SessionInfo{}
+}
+
+func TestGetAndList(t *testing.T) {
+	f := newFixture(t)
+	r := New(f.rdb, f.prefix)
+	ctx := context.Background()
+
+	cinemas, err := r.Cinemas(ctx)
+	if err != nil || len(cinemas) != 2 {
+		t.Fatalf("Cinemas = %d, %v", len(cinemas), err)
+	}
+	films, err := r.Films(ctx)
+	if err != nil || len(films) == 0 {
+		t.Fatalf("Films = %d, %v", len(films), err)
+	}
+	c := cinemas[0]
+	if c.Location == nil || c.Name == "" || c.UpdatedAt.IsZero() {
+		t.Errorf("cinema %+v", c)
+	}
+	now := f.clock.Now()
+	sessions, err := r.CinemaSessions(ctx, c.ID, now, now.Add(48*time.Hour))
+	if err != nil || len(sessions) == 0 {
+		t.Fatalf("CinemaSessions = %d, %v", len(sessions), err)
+	}
+	s := sessions[0]
+	h := f.rdb.HGetAll(ctx, schema.Session(f.prefix, s.ID)).Val()
+	if s.CinemaID != c.ID || strconv.Itoa(s.SeatsAvailable) != h["seats_available"] || string(s.State) != h["state"] {
+		t.Errorf("session %+v against its hash %v", s, h)
+	}
+	if s.Showtime.Location().String() != c.Location.String() || s.Showtime.Format(time.RFC3339) != h["showtime"] {
+		t.Errorf("showtime %v in %v, want %s in the cinema's zone %v", s.Showtime, s.Showtime.Location(), h["showtime"], c.Location)
+	}
+	for i := 1; i < len(sessions); i++ {
+		if sessions[i].Showtime.Before(sessions[i-1].Showtime) {
+			t.Errorf("sessions out of showtime order at %d", i)
+		}
+	}
+	one, err := r.Session(ctx, s.ID)
+	if err != nil || one.ID != s.ID || !one.Showtime.Equal(s.Showtime) {
+		t.Errorf("Session(%s) = %+v, %v", s.ID, one, err)
+	}
+	if _, err := r.Session(ctx, "no-such-id"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Session of an unknown id: %v, want ErrNotFound", err)
+	}
+	if fm, err := r.Film(ctx, s.FilmID); err != nil || fm.Title == "" {
+		t.Errorf("Film(%s) = %+v, %v", s.FilmID, fm, err)
+	}
+}
+
+// watcher runs a Watch in the background and collects what it hands on.
+type watcher struct {
+	mu     sync.Mutex
+	events []Event
+	done   chan error
+	cancel context.CancelFunc
+}
+
+func watch(r *Reader, from Position) *watcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &watcher{done: make(chan error, 1), cancel: cancel}
+	go func() {
+		w.done <- r.Watch(ctx, from, func(ev Event) error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.events = append(w.events, ev)
+			return nil
+		})
+	}()
+	return w
+}
+
+func (w *watcher) got() []Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Event(nil), w.events...)
+}
+
+func (w *watcher) stop(t *testing.T) {
+	w.cancel()
+	if err := <-w.done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Watch ended with %v, want context.Canceled", err)
+	}
+}
+
+// waitFor waits until the watcher has handed on an event that ok accepts.
+func (w *watcher) waitFor(t *testing.T, what string, ok func(Event) bool) Event {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, ev := range w.got() {
+			if ok(ev) {
+				return ev
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no %s within 10 s; got %+v", what, w.got())
+	return Event{}
+}
+
+// contiguous checks that events follow each other by one seq in one epoch.
+func contiguous(t *testing.T, evs []Event) {
+	t.Helper()
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Epoch != evs[i-1].Epoch || evs[i].Seq != evs[i-1].Seq+1 || evs[i].Resync {
+			t.Errorf("event %d: %s/%d resync=%v after %s/%d", i, evs[i].Epoch, evs[i].Seq, evs[i].Resync, evs[i-1].Epoch, evs[i-1].Seq)
+		}
+	}
+}
+
+func TestWatchHandsOnEachChangeOnce(t *testing.T) {
+	f := newFixture(t)
+	r := New(f.rdb, f.prefix)
+	s := f.near(t)
+	w := watch(r, Position{})
+	time.Sleep(100 * time.Millisecond) // the Watch has found where the stream ends
+	for seats := 3; seats <= 7; seats++ {
+		f.sim.SetSeats(s.ID, seats)
+		f.clock.Add(10 * time.Second)
+		f.step(t)
+		f.step(t) // the answer is written
+		want := seats
+		w.waitFor(t, fmt.Sprintf("item with %d seats", seats), func(ev Event) bool {
+			return ev.ID == s.ID && ev.SeatsAvailable != nil && *ev.SeatsAvailable == want
+		})
+	}
+	w.stop(t)
+	evs := w.got()
+	contiguous(t, evs)
+	if evs[0].Resync {
+		t.Errorf("the first event of a Watch from nothing is marked Resync")
+	}
+}
+
+// A reader cut off (its connections killed) while events are published
+// catches up from the stream with nothing lost or repeated; one started
+// again from its last Position goes on where it stood.
+func TestWatchCatchesUp(t *testing.T) {
+	f := newFixture(t)
+	// The reader has connections of its own, by a name, so the test cuts
+	// off only those (the Redis may be shared with other tests).
+	name := "vwtest-reader-" + strconv.FormatUint(uint64(rand.Uint32()), 16)
+	opt := *f.rdb.Options()
+	opt.ClientName = name
+	rc := redis.NewClient(&opt)
+	defer rc.Close()
+	r := New(rc, f.prefix)
+	s := f.near(t)
+	w := watch(r, Position{})
+	time.Sleep(100 * time.Millisecond)
+	change := func(seats int) {
+		f.sim.SetSeats(s.ID, seats)
+		f.clock.Add(10 * time.Second)
+		f.step(t)
+		f.step(t)
+	}
+	change(11)
+	w.waitFor(t, "the first change", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == 11 })
+	// The reader's connections go; changes go on meanwhile.
+	killed := killClients(t, f.rdb, name)
+	if killed == 0 {
+		t.Fatal("the reader had no connection to cut")
+	}
+	for seats := 12; seats <= 14; seats++ {
+		change(seats)
+	}
+	w.waitFor(t, "the last change", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == 14 })
+	w.stop(t)
+	evs := w.got()
+	contiguous(t, evs)
+
+	// Stopped, then started again from where it stood: the next events.
+	at := evs[len(evs)-1].Position
+	change(15)
+	change(16)
+	w2 := watch(r, at)
+	w2.waitFor(t, "the change made while it was stopped", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == 16 })
+	w2.stop(t)
+	evs2 := w2.got()
+	if len(evs2) == 0 || evs2[0].Seq != at.Seq+1 || evs2[0].Resync {
+		t.Fatalf("restarted Watch began with %+v, want seq %d", evs2, at.Seq+1)
+	}
+	contiguous(t, evs2)
+}
+
+// A new epoch (the cache built anew after Redis lost it) is handed on
+// marked Resync.
+func TestWatchResyncOnNewEpoch(t *testing.T) {
+	f := newFixture(t)
+	r := New(f.rdb, f.prefix)
+	s := f.near(t)
+	w := watch(r, Position{})
+	time.Sleep(100 * time.Millisecond)
+	f.sim.SetSeats(s.ID, 21)
+	f.clock.Add(10 * time.Second)
+	f.step(t)
+	f.step(t)
+	first := w.waitFor(t, "a change", func(ev Event) bool { return ev.ID == s.ID })
+
+	// Redis loses the cache: everything but the lease goes.
+	ctx := context.Background()
+	iter := f.rdb.Scan(ctx, 0, f.prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if iter.Val() != schema.Lease(f.prefix) {
+			f.rdb.Del(ctx, iter.Val())
+		}
+	}
+	for i := 0; i < 3; i++ {
+		f.clock.Add(10 * time.Second)
+		time.Sleep(20 * time.Millisecond)
+		f.w.Step(ctx)
+	}
+	ev := w.waitFor(t, "an event of the new epoch", func(ev Event) bool { return ev.Epoch != first.Epoch })
+	if !ev.Resync {
+		t.Errorf("the first event of a new epoch %+v is not marked Resync", ev)
+	}
+	w.stop(t)
+}
+
+// killClients closes the connections of the clients named name, and says
+// how many there were.
+func killClients(t *testing.T, rdb *redis.Client, name string) int {
+	t.Helper()
+	ctx := context.Background()
+	list, err := rdb.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(list, "\n") {
+		var id, cname string
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "id="); ok {
+				id = v
+			}
+			if v, ok := strings.CutPrefix(f, "name="); ok {
+				cname = v
+			}
+		}
+		if cname == name && id != "" {
+			if err := rdb.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
