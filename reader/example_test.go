@@ -58,3 +58,22 @@ func ExampleReader_Watch() {
 	})
 	log.Fatal(err)
 }
+
+// The old get_sessions() and on_change, fed by one shared warmer: a copy
+// of two cinemas read with no round trip.
+func ExampleMirror() {
+	r := reader.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"}), "vista")
+	m := reader.NewMirror(r, "1001", "1002")
+	m.OnItem = func(k schema.Kind, id string) {
+		if s, ok := m.Session(id); ok && k == schema.Sessions {
+			fmt.Println(id, s.SeatsAvailable, "seats")
+		}
+	}
+	m.OnRemoved = func(k schema.Kind, id, reason string) { fmt.Println(k, id, "removed:", reason) }
+	go func() { log.Fatal(m.Run(context.Background())) }()
+	<-m.Ready()
+	now := time.Now()
+	for _, s := range m.Sessions("1001", now, now.Add(3*time.Hour)) {
+		fmt.Println(s.Showtime.Format("15:04"), s.FilmID, s.SeatsAvailable)
+	}
+}

@@ -363,3 +363,82 @@ func killClients(t *testing.T, rdb *redis.Client, name string) int {
 	}
 	return n
 }
+
+func TestMirror(t *testing.T) {
+	f := newFixture(t)
+	r := New(f.rdb, f.prefix)
+	s := f.near(t)
+	m := NewMirror(r)
+	var mu sync.Mutex
+	items, reloads := map[string]int{}, 0
+	m.OnItem = func(k schema.Kind, id string) { mu.Lock(); items[id]++; mu.Unlock() }
+	m.OnFullReload = func(schema.Kind) { mu.Lock(); reloads++; mu.Unlock() }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+	select {
+	case <-m.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the mirror did not load")
+	}
+	ctxb := context.Background()
+	if got, want := len(m.Sessions("", time.Unix(0, 0), time.Unix(1<<40, 0))), int(f.rdb.ZCard(ctxb, schema.Index(f.prefix, schema.Sessions)).Val()); got != want {
+		t.Errorf("the mirror holds %d sessions, the cache %d", got, want)
+	}
+	if got, ok := m.Session(s.ID); !ok || got.CinemaID != s.CinemaID {
+		t.Fatalf("Session(%s) = %+v, %v", s.ID, got, ok)
+	}
+
+	// A change reaches the copy and its handler.
+	f.sim.SetSeats(s.ID, 33)
+	f.clock.Add(10 * time.Second)
+	f.step(t)
+	f.step(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for got, _ := m.Session(s.ID); got.SeatsAvailable != 33; got, _ = m.Session(s.ID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror's seats = %d, want 33", got.SeatsAvailable)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	if items[s.ID] == 0 {
+		t.Errorf("OnItem was not called for %s", s.ID)
+	}
+	mu.Unlock()
+
+	// A new epoch: the mirror reads the cache again.
+	iter := f.rdb.Scan(ctxb, 0, f.prefix+":*", 1000).Iterator()
+	for iter.Next(ctxb) {
+		if iter.Val() != schema.Lease(f.prefix) {
+			f.rdb.Del(ctxb, iter.Val())
+		}
+	}
+	for i := 0; i < 3; i++ {
+		f.clock.Add(10 * time.Second)
+		time.Sleep(20 * time.Millisecond)
+		f.w.Step(ctxb)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := reloads
+		mu.Unlock()
+		if n > 0 && m.Position().Epoch == f.rdb.HGet(ctxb, schema.Meta(f.prefix), "epoch").Val() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror did not rebuild after a new epoch: %d reloads, at %+v", n, m.Position())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, want := len(m.Sessions("", time.Unix(0, 0), time.Unix(1<<40, 0))), int(f.rdb.ZCard(ctxb, schema.Index(f.prefix, schema.Sessions)).Val()); got != want {
+		t.Errorf("after the rebuild the mirror holds %d sessions, the cache %d", got, want)
+	}
+}
