@@ -775,6 +775,12 @@ checking seats more often as showtime nears, and publishes every change on Redis
 Usage:
   vista-warmer [flags]
 
+Readers' commands, on the same --redis-url and --prefix (each has --help):
+  vista-warmer status      the writer, the heartbeat, what the cache holds; exit 1 when stale
+  vista-warmer get         KIND ID: one cinema, film or session
+  vista-warmer sessions    --cinema ID [--from T] [--to T]: a cinema's sessions
+  vista-warmer watch       [--from SEQ] [--kind K]: the change events as they come
+
 Every flag can also be set by the environment variable shown beside it; a flag
 wins over its variable, a variable over the default.
 

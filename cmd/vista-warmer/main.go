@@ -24,6 +24,13 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 
+	if len(os.Args) > 1 {
+		if _, ok := commands[os.Args[1]]; ok {
+			// A reader's command: status, get, sessions, watch.
+			os.Exit(runCommand(ctx, os.Args[1], os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr))
+		}
+	}
+
 	m := NewMain()
 	if err := m.ParseFlags(ctx, os.Args[1:]); errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
