@@ -20,7 +20,7 @@ type Mirror struct {
 
 	// Handlers, called from Run's goroutine after the copy took the
 	// change in. Each may be nil.
-	OnItem       func(k schema.Kind, id string)                 // added or changed
+	OnItem       func(k schema.Kind, id string)                // added or changed
 	OnRemoved    func(k schema.Kind, id string, reason string) // removed_item
 	OnFullReload func(k schema.Kind)                           // reloaded whole, or read again after a Resync
 
