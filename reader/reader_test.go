@@ -40,6 +40,14 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// redisURL is the Redis the tests use: REDIS_URL, or the local one.
+func redisURL() string {
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		return url
+	}
+	return "redis://127.0.0.1:6379/0"
+}
+
 // fixture is a warmer on the simulated Vista writing to the Redis at
 // REDIS_URL under a prefix of the test's own, which is deleted at the end.
 type fixture struct {
@@ -50,12 +58,9 @@ type fixture struct {
 	w      *warmer.Warmer
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB, size ...int) *fixture {
 	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
+	url := redisURL()
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +84,11 @@ func newFixture(t *testing.T) *fixture {
 		rdb.Close()
 	})
 	c := &clock{now: time.Now().Truncate(time.Second)}
-	sim := vistasim.New(vistasim.Config{Seed: 3, Clock: c.Now, Cinemas: 2, Films: 4, Screens: 2, ShowsPerDay: 4, Days: 2})
+	cinemas := 2
+	if len(size) > 0 {
+		cinemas = size[0]
+	}
+	sim := vistasim.New(vistasim.Config{Seed: 3, Clock: c.Now, Cinemas: cinemas, Films: 4, Screens: 2, ShowsPerDay: 4, Days: 2})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	client, err := vista.New(vista.Config{BaseURL: srv.URL, Zones: vista.Zones{Default: time.UTC}})
@@ -96,7 +105,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) step(t *testing.T) {
+func (f *fixture) step(t testing.TB) {
 	t.Helper()
 	if err := f.w.Step(context.Background()); err != nil {
 		t.Fatalf("warmer step: %v", err)
