@@ -879,6 +879,9 @@ func (w *Warmer) restoreMeta(ctx context.Context) error {
 	return nil
 }
 
+// Redis is the client the warmer writes with.
+func (w *Warmer) Redis() redis.UniversalClient { return w.rdb }
+
 // redisTrouble reports whether err is one of Redis's that noteWrite or
 // noteLease logs already, once a minute.
 func redisTrouble(err error) bool {

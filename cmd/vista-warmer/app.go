@@ -197,7 +197,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	m.httpSrv = &http.Server{
-		Handler:           newHandler(reg, liveStatus{&m.current}),
+		Handler: newHandler(reg, liveStatus{&m.current}, &board{
+			rdb:    func() redis.UniversalClient { return m.current.Load().Redis() },
+			prefix: cfg.Prefix, reg: reg,
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -208,7 +211,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			log.Error("http server", "err", err)
 		}
 	}()
-	log.Info("http listening", "addr", m.HTTPAddr(), "endpoints", "/metrics /healthz /readyz")
+	log.Info("http listening", "addr", m.HTTPAddr(), "endpoints", "/metrics /healthz /readyz", "board", "http://"+m.HTTPAddr()+"/")
 
 	log.Info("starting",
 		"instance", cfg.InstanceID, "vista", vc.String(), "redis", redisShown, "prefix", cfg.Prefix,

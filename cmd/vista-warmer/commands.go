@@ -170,14 +170,11 @@ type statusReport struct {
 	Reason       string                 `json:"reason,omitempty"`
 }
 
-func runStatus(ctx context.Context, c *cmdEnv, args []string) error {
-	if len(args) > 0 {
-		return usagef("status takes no arguments")
-	}
-	p := c.prefix
+// statusOf reads what status and the board say of the cache under p.
+func statusOf(ctx context.Context, rdb redis.UniversalClient, p string) (statusReport, error) {
 	now := time.Now()
 	ts := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).Unix(), 10) }
-	pipe := c.rdb.Pipeline()
+	pipe := rdb.Pipeline()
 	meta := pipe.HGetAll(ctx, schema.Meta(p))
 	cinemas := pipe.SCard(ctx, schema.Index(p, schema.Cinemas))
 	films := pipe.SCard(ctx, schema.Index(p, schema.Films))
@@ -188,7 +185,7 @@ func runStatus(ctx context.Context, c *cmdEnv, args []string) error {
 	approaching := pipe.ZCount(ctx, schema.Index(p, schema.Sessions), "("+ts(10*time.Minute), ts(time.Hour))
 	beyond := pipe.ZCount(ctx, schema.Index(p, schema.Sessions), "("+ts(time.Hour), "+inf")
 	if _, err := pipe.Exec(ctx); err != nil {
-		return err
+		return statusReport{}, err
 	}
 	m := meta.Val()
 	rep := statusReport{
@@ -219,6 +216,18 @@ func runStatus(ctx context.Context, c *cmdEnv, args []string) error {
 		rep.Reason = "not every kind is loaded yet"
 	}
 	rep.Stale = rep.Reason != ""
+	return rep, nil
+}
+
+func runStatus(ctx context.Context, c *cmdEnv, args []string) error {
+	if len(args) > 0 {
+		return usagef("status takes no arguments")
+	}
+	p := c.prefix
+	rep, err := statusOf(ctx, c.rdb, p)
+	if err != nil {
+		return err
+	}
 	if c.json {
 		if err := c.emit(rep); err != nil {
 			return err

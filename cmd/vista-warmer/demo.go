@@ -27,6 +27,7 @@ const demoSeed = 1
 // simServer is the simulated Vista of --demo, on a loopback port.
 type simServer struct {
 	URL    string
+	sim    *vistasim.Server
 	srv    *http.Server
 	served chan struct{} // closed when Serve has returned
 }
@@ -42,11 +43,12 @@ func startSim() (*simServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo: listen: %w", err)
 	}
+	sim := vistasim.New(demoVista)
 	srv := &http.Server{
-		Handler:           vistasim.New(demoVista),
+		Handler:           sim,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	s := &simServer{URL: "http://" + ln.Addr().String() + "/WSVistaWebClient/", srv: srv, served: make(chan struct{})}
+	s := &simServer{URL: "http://" + ln.Addr().String() + "/WSVistaWebClient/", sim: sim, srv: srv, served: make(chan struct{})}
 	go func() {
 		defer close(s.served)
 		srv.Serve(ln)

@@ -23,8 +23,11 @@ type status interface {
 const probeTimeout = 2 * time.Second
 
 // newHandler serves /metrics, /healthz and /readyz (contract section 5).
-func newHandler(reg *prometheus.Registry, w status) http.Handler {
+func newHandler(reg *prometheus.Registry, w status, b *board) http.Handler {
 	mux := http.NewServeMux()
+	if b != nil {
+		b.routes(mux) // the live board at /
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
 	// /healthz: this instance can do its job: Redis answers, is no
@@ -55,9 +58,11 @@ func newHandler(reg *prometheus.Registry, w status) http.Handler {
 		json.NewEncoder(rw).Encode(st)
 	})
 
-	mux.HandleFunc("GET /{$}", func(rw http.ResponseWriter, r *http.Request) {
-		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		rw.Write([]byte("vista-warmer: /metrics /healthz /readyz\n"))
-	})
+	if b == nil {
+		mux.HandleFunc("GET /{$}", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			rw.Write([]byte("vista-warmer: /metrics /healthz /readyz\n"))
+		})
+	}
 	return mux
 }

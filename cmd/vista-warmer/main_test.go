@@ -283,7 +283,7 @@ func TestHandler(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHandler(prometheus.NewRegistry(), tt.st)
+			h := newHandler(prometheus.NewRegistry(), tt.st, nil)
 			req, _ := http.NewRequest("GET", tt.path, nil)
 			rec := &recorder{header: http.Header{}}
 			h.ServeHTTP(rec, req)
