@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/internal/redistest"
 	"github.com/vista-warmer/vista-warmer/schema"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
@@ -60,12 +61,18 @@ type fixture struct {
 
 func newFixture(t testing.TB, size ...int) *fixture {
 	t.Helper()
-	url := redisURL()
-	opt, err := redis.ParseURL(url)
+	opt, err := redis.ParseURL(redisURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(opt)
+	return newFixtureOn(t, redis.NewClient(opt), size...)
+}
+
+// newFixtureOn is newFixture on a Redis of the test's choosing.
+func newFixtureOn(t testing.TB, rdb *redis.Client, size ...int) *fixture {
+	t.Helper()
+	opt := rdb.Options()
+	var err error
 	ctx := context.Background()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		t.Fatalf("no Redis at %s (make test starts one): %v", opt.Addr, err)
@@ -450,4 +457,30 @@ func TestMirror(t *testing.T) {
 	if got, want := len(m.Sessions("", time.Unix(0, 0), time.Unix(1<<40, 0))), int(f.rdb.ZCard(ctxb, schema.Index(f.prefix, schema.Sessions)).Val()); got != want {
 		t.Errorf("after the rebuild the mirror holds %d sessions, the cache %d", got, want)
 	}
+}
+
+// A Watch waits out a Redis restart (with its data kept on disk) and goes
+// on with nothing lost or repeated.
+func TestWatchThroughARedisRestart(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{"appendonly yes", "appendfsync always"}})
+	f := newFixtureOn(t, redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1}))
+	r := New(redis.NewClient(&redis.Options{Addr: srv.Addr()}), f.prefix)
+	s := f.near(t)
+	w := watch(r, Position{})
+	time.Sleep(100 * time.Millisecond)
+	change := func(seats int) {
+		f.sim.SetSeats(s.ID, seats)
+		f.clock.Add(10 * time.Second)
+		f.w.Step(context.Background())
+		f.w.Step(context.Background())
+	}
+	change(41)
+	w.waitFor(t, "a change before the restart", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == 41 })
+	srv.Restart()
+	for seats := 42; seats <= 44; seats++ {
+		change(seats)
+	}
+	w.waitFor(t, "the changes after the restart", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == 44 })
+	w.stop(t)
+	contiguous(t, w.got())
 }

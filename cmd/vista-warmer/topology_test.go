@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	rpkg "github.com/vista-warmer/vista-warmer/reader"
 )
 
 // The warmer on Redis as it is really run, each topology on real
@@ -48,6 +50,11 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatalf("the master's P:meta = %v, want the warmer writing there", metaOf(master))
 	}
 
+	// Readers scale on the replica: the reader package reads it.
+	if cs, err := rpkg.New(r.Replica.Client(t, nil), "vista").Cinemas(context.Background()); err != nil || len(cs) == 0 {
+		t.Errorf("reader.Cinemas on the replica = %d, %v", len(cs), err)
+	}
+
 	// The master dies; the sentinels promote the replica. The warmer
 	// writes there within the lease TTL and a few seconds.
 	r.Master.Stop()
@@ -71,6 +78,11 @@ func TestSentinelFailover(t *testing.T) {
 		seq, _ := strconv.Atoi(metaOf(replica)["seq"])
 		return seq > seq0
 	})
+	// Readers on the replica (the new master now) and the reader package
+	// work there as they did before.
+	if cs, err := rpkg.New(replica, "vista").Cinemas(ctx); err != nil || len(cs) == 0 {
+		t.Errorf("reader.Cinemas after the failover = %d, %v", len(cs), err)
+	}
 	eventually(t, 10*time.Second, "/healthz 200 on the new master", func() bool {
 		code, _ := get(t, m, "/healthz")
 		return code == http.StatusOK
@@ -359,6 +371,17 @@ func TestACLUsers(t *testing.T) {
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil {
 		t.Errorf("the reader's SUBSCRIBE: %v", err)
+	}
+	// The reader package works as this user: lists, and Watch.
+	rd := rpkg.New(reader, "vista")
+	if cs, err := rd.Cinemas(ctx); err != nil || len(cs) == 0 {
+		t.Errorf("reader.Cinemas as the read-only user = %d, %v", len(cs), err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := rd.Watch(wctx, rpkg.Position{Epoch: metaOf(srv.Client(t, &redis.Options{Username: "vista-reader", Password: "reader-pw"}))["epoch"], Seq: 1},
+		func(rpkg.Event) error { return nil }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("reader.Watch as the read-only user ended with %v", err)
 	}
 	if err := reader.HSet(ctx, "vista:session:"+ids[0], "seats_available", "0").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Errorf("the reader wrote a session: %v", err)
