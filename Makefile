@@ -4,21 +4,28 @@ BIN     ?= bin/vista-warmer
 ARGS    ?=
 FUZZTIME ?= 60s
 
-.PHONY: all build run demo test lint bench bench-memory bench-freshness fuzz clean
+.PHONY: all help build run demo test lint bench bench-memory bench-freshness fuzz clean
 
 all: lint test build
 
-## build: compile the warmer into bin/
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+LDFLAGS  = -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse HEAD 2>/dev/null) -X main.buildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
+## help: list the targets
+help:
+	@grep -h '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
+
+## build: a static binary (CGO_ENABLED=0) in bin/, its version from git describe
 build:
-	$(GO) build -o $(BIN) ./cmd/vista-warmer
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vista-warmer
 
 ## run: build, then run against a real Vista (ARGS="--vista-url ... --redis-url ...")
 run: build
 	./$(BIN) $(ARGS)
 
 ## demo: the warmer on a simulated Vista and an embedded Redis; nothing to install but Go
-demo:
-	$(GO) run ./cmd/vista-warmer --demo $(ARGS)
+demo: build
+	./$(BIN) --demo $(ARGS)
 
 ## test: every test, race detector on, against a real redis-server (started if none answers)
 test:

@@ -120,12 +120,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		redisShown = redactURL(cfg.RedisURL)
 	}
 	m.clustered = make(chan struct{}, 1)
-	if cfg.Sentinel != nil && m.mini == nil {
+	if m.mini != nil {
+		m.rdb = redis.NewClient(m.redisOpt) // our own: no cluster to ask about
+	} else if cfg.Sentinel != nil {
 		m.rdb = openSentinel(m.redisOpt, cfg.Sentinel)
 		log.Info("redis through sentinels; following the master's failovers", "master", cfg.Sentinel.Master, "sentinels", cfg.Sentinel.Addrs)
 	} else if m.rdb, err = openRedis(ctx, m.redisOpt, cfg.Prefix, log); err != nil {
 		return err
-	} else if c, ok := m.rdb.(*redis.Client); ok && m.mini == nil {
+	} else if c, ok := m.rdb.(*redis.Client); ok {
 		c.AddHook(clusterHint{m.clustered})
 	}
 
@@ -140,6 +142,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := warmer.NewMetrics(reg)
+	registerBuildInfo(reg, buildOf())
 	budget := vista.NewBudget(cfg.UpstreamConcurrency, cfg.UpstreamRate)
 	registerBudget(reg, budget)
 
@@ -213,7 +216,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}()
 	log.Info("http listening", "addr", m.HTTPAddr(), "endpoints", "/metrics /healthz /readyz", "board", "http://"+m.HTTPAddr()+"/")
 
-	log.Info("starting",
+	log.Info("starting", "version", buildOf().Version,
 		"instance", cfg.InstanceID, "vista", vc.String(), "redis", redisShown, "prefix", cfg.Prefix,
 		"default_zone", zone.String(), "horizon", cfg.Policy.Horizon, "near_window", cfg.Policy.NearWindow,
 		"near_interval", cfg.Policy.NearInterval, "grace", cfg.Policy.Grace,

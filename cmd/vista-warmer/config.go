@@ -107,6 +107,8 @@ var options = []option{
 		help: "this instance's name in the lease P:lease and in P:meta writer"},
 	{name: "lease-ttl", env: "VISTA_WARMER_LEASE_TTL", arg: "DURATION", def: "10s",
 		help: "expiry of the writer's lease: a standby takes over this long after a writer dies"},
+	{name: "version", def: "false", shown: "off",
+		help: "print the version, commit, build date and Go version, and exit"},
 	{name: "demo", def: "false", shown: "off",
 		help: "serve a built-in simulated Vista (seats sell as showtime nears) and use embedded Redis unless\n--redis-url or REDIS_URL is given; unless set, sessions reload @every 2m, films @every 10m,\ncinemas @every 15m, and --timezone is UTC (the zone the simulator uses for its cinema without one)"},
 }
@@ -225,6 +227,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stdout io
 	}
 	if fs.NArg() > 0 {
 		return nil, usagef("unexpected argument %q (flags start with --; see --help)", fs.Arg(0))
+	}
+	if v := vals["version"]; v.set && v.raw != "false" {
+		fmt.Fprintln(stdout, buildOf())
+		return nil, flag.ErrHelp // nothing to run
 	}
 
 	set := make(map[string]setting, len(options))

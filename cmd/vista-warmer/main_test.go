@@ -126,6 +126,12 @@ func TestDemo(t *testing.T) {
 		t.Errorf("GET /healthz = %d %q, want 200 ok", code, body)
 	}
 
+	if _, body := get(t, m, "/metrics"); !strings.Contains(body, `vista_warmer_build_info{build_date=`) {
+		t.Errorf("/metrics has no vista_warmer_build_info")
+	}
+	if strings.Contains(logs.String(), " WRN ") {
+		t.Errorf("the demo warned about something of its own:\n%s", logs)
+	}
 	if !strings.Contains(logs.String(), "embedded redis listening addr="+m.RedisAddr()) {
 		t.Errorf("the log does not give the embedded Redis's address %s:\n%s", m.RedisAddr(), logs)
 	}
@@ -375,6 +381,13 @@ func TestBinary(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("version", func(t *testing.T) {
+		code, stdout, stderr := run(t, nil, "--version")
+		if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "vista-warmer ") || !strings.Contains(stdout, "go1.") {
+			t.Errorf("--version: exit %d, stderr %q, stdout %q", code, stderr, stdout)
+		}
+	})
 
 	t.Run("help", func(t *testing.T) {
 		code, stdout, stderr := run(t, []string{"VISTA_API_TOKEN=" + token, "REDIS_URL=redis://:" + password + "@h:6379/0"}, "--help")
