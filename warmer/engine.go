@@ -115,6 +115,7 @@ func (w *Warmer) commit(ctx context.Context, k schema.Kind, l *listing) error {
 	if err := w.announce(ctx, k); err != nil {
 		return err
 	}
+	w.m.reloadTook.WithLabelValues(string(k)).Observe(time.Since(l.began).Seconds())
 	w.log.Info("reloaded", "kind", k, "count", w.count(k), "took", time.Since(l.began).Round(time.Millisecond),
 		"added", in.added, "updated", in.updated, "removed", removed)
 	return nil
@@ -239,7 +240,7 @@ func (w *Warmer) announce(ctx context.Context, k schema.Kind) error {
 	w.committed(pub)
 	w.st.quiet[k] = false
 	w.st.loaded[k] = true
-	w.m.changes.WithLabelValues(string(k), outFullReload).Inc()
+	w.m.fullReloads.WithLabelValues(string(k)).Inc()
 	w.m.lastReload.WithLabelValues(string(k)).Set(float64(now.Unix()))
 	w.st.loadedAt[k] = stamp(now)
 	if !w.ready.Load() && w.st.loaded[schema.Cinemas] && w.st.loaded[schema.Films] && w.st.loaded[schema.Sessions] {

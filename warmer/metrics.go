@@ -31,7 +31,14 @@ type Metrics struct {
 	checksSent  *prometheus.CounterVec
 
 	redisFailures *prometheus.CounterVec
+	fullReloads   *prometheus.CounterVec
+	reloadTook    *prometheus.HistogramVec
+	redisUp       prometheus.Gauge
 }
+
+// errorOps are the operations vista_warmer_errors_total counts.
+var errorOps = []string{"take_over", "reload_cinemas", "reload_films", "reload_sessions", "expire", "check",
+	"heartbeat", "lease", "restore_meta"}
 
 // redisFailureCodes are the codes of describe, as the metric labels them.
 var redisFailureCodes = []string{"oom", "readonly", "auth", "acl", "not_serving", "tls", "unreachable", "error"}
@@ -44,11 +51,10 @@ const (
 
 // The outcomes of a change, as the project this one replaces counted them.
 const (
-	outUnchanged  = "unchanged"
-	outUpdated    = "updated"
-	outAdded      = "added"
-	outRemoved    = "removed"
-	outFullReload = "full_reload"
+	outUnchanged = "unchanged"
+	outUpdated   = "updated"
+	outAdded     = "added"
+	outRemoved   = "removed"
 )
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -57,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_changes_total",
-			Help: "Entities looked at, by kind and outcome (unchanged, updated, added, removed, full_reload).",
+			Help: "Entities looked at, by kind and outcome (unchanged, updated, added, removed).",
 		}, []string{"kind", "outcome"}),
 		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_upstream_requests_total",
@@ -91,7 +97,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_errors_total",
-			Help: "Failed operations, by operation (take_over, reload_cinemas, reload_films, reload_sessions, expire, check, heartbeat, lease).",
+			Help: "Failed operations, by operation (take_over, reload_cinemas, reload_films, reload_sessions, expire, check, heartbeat, lease, restore_meta); every series exists from the start at 0.",
 		}, []string{"op"}),
 		badRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_rows_refused_total",
@@ -131,6 +137,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Redis operations that failed, by what (lease, writes) and why: oom (maxmemory), readonly (a replica), auth, acl, not_serving (LOADING, MASTERDOWN...), tls, unreachable, error.",
 		}, []string{"op", "why"}),
 	}
+	m.fullReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vista_warmer_full_reloads_total",
+		Help: "Full reloads taken into the cache (each ends in a full_reload event), by kind.",
+	}, []string{"kind"})
+	m.reloadTook = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "vista_warmer_reload_duration_seconds",
+		Help:    "How long full reloads took, from the first request to the last write, by kind.",
+		Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+	}, []string{"kind"})
+	m.redisUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vista_warmer_redis_up",
+		Help: "1 while Redis answered the last lease renewal or take, 0 when it did not.",
+	})
+	for _, op := range errorOps {
+		m.errors.WithLabelValues(op)
+	}
 	for _, op := range []string{"lease", "writes"} {
 		for _, code := range redisFailureCodes {
 			m.redisFailures.WithLabelValues(op, code)
@@ -146,7 +168,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.checksSent.WithLabelValues("early")
 	for _, k := range schema.Kinds {
 		kind := string(k)
-		for _, o := range []string{outUnchanged, outUpdated, outAdded, outRemoved, outFullReload} {
+		m.fullReloads.WithLabelValues(kind)
+		for _, o := range []string{outUnchanged, outUpdated, outAdded, outRemoved} {
 			m.changes.WithLabelValues(kind, o)
 		}
 		// Every series exists from the start, so an alert on the first
@@ -164,7 +187,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.changes, m.upstream, m.upstreamDur, m.redisWrite, m.events,
 			m.tiers, m.lastReload, m.leaseHeld, m.errors, m.badRows, m.duplicates, m.dropsHeld,
-			m.dropHeld, m.repairs, m.lateness, m.slipped, m.checksSent, m.redisFailures)
+			m.dropHeld, m.repairs, m.lateness, m.slipped, m.checksSent, m.redisFailures, m.fullReloads, m.reloadTook, m.redisUp)
 	}
 	return m
 }

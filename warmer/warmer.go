@@ -414,6 +414,13 @@ func (w *Warmer) tend(ctx context.Context) {
 		held, taken, err := w.holdLease(ctx)
 		if ctx.Err() == nil {
 			w.noteLease(err)
+			up := 1.0
+			if err != nil {
+				if code, _, _ := describe(err); code == "unreachable" || code == "tls" {
+					up = 0
+				}
+			}
+			w.m.redisUp.Set(up)
 		}
 		switch {
 		case err != nil:
@@ -787,10 +794,11 @@ func (w *Warmer) failed(op string, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrLeaseLost):
-		w.leader.Store(false)
 		w.m.leaseHeld.Set(0)
 		w.dropState()
-		w.log.Warn("lost the lease while writing; standing by", "op", op)
+		if w.leader.Swap(false) { // unless the lease keeper found it first, and said so
+			w.log.Warn("lost the lease while writing; standing by", "op", op)
+		}
 		return nil
 	case errors.Is(err, errCacheLost):
 		if w.st != nil {

@@ -126,8 +126,13 @@ func TestDemo(t *testing.T) {
 		t.Errorf("GET /healthz = %d %q, want 200 ok", code, body)
 	}
 
-	if _, body := get(t, m, "/metrics"); !strings.Contains(body, `vista_warmer_build_info{build_date=`) {
-		t.Errorf("/metrics has no vista_warmer_build_info")
+	_, metrics := get(t, m, "/metrics")
+	for _, want := range []string{`vista_warmer_build_info{build_date=`, `vista_warmer_errors_total{op="take_over"} 0`,
+		`vista_warmer_errors_total{op="reload_sessions"} 0`, `vista_warmer_full_reloads_total{kind="sessions"} 1`,
+		`vista_warmer_reload_duration_seconds_count{kind="sessions"} 1`, "vista_warmer_redis_up 1"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	if strings.Contains(logs.String(), " WRN ") {
 		t.Errorf("the demo warned about something of its own:\n%s", logs)
