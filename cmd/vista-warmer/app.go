@@ -109,7 +109,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	m.redisOpt = cfg.RedisOptions
 	redisShown := ""
-	if cfg.RedisURL == embedded || (cfg.Demo && !cfg.RedisExplicit) {
+	if cfg.Demo && cfg.RedisExplicit && !cfg.RedisFromFlag {
+		log.Info("demo: REDIS_URL is not used; the demo runs its own Redis unless --redis-url is on the command line")
+	}
+	if cfg.RedisURL == embedded || (cfg.Demo && !cfg.RedisFromFlag) {
 		if m.mini, err = startEmbeddedRedis(); err != nil {
 			return err
 		}
@@ -135,6 +138,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	warnEviction(ctx, m.rdb, log)
+	if cfg.Demo && m.mini == nil {
+		if err := claimForDemo(ctx, m.rdb, cfg.Prefix, redisShown); err != nil {
+			return err
+		}
+	}
 	if m.redisOpt.TLSConfig != nil && m.redisOpt.TLSConfig.InsecureSkipVerify {
 		log.Warn("TLS to redis does not verify the server's certificate (skip_verify in --redis-url): anyone in between can read and change the cache; give --redis-ca instead")
 	}

@@ -129,6 +129,7 @@ type Config struct {
 	RedisURL      string         // as given; "embedded" for the in-process Redis
 	RedisOptions  *redis.Options // parsed RedisURL; nil when embedded
 	RedisExplicit bool           // set by flag or variable, not by default
+	RedisFromFlag bool           // given as --redis-url on the command line: --demo uses it
 	// Sentinel is set for a redis-sentinel:// URL: the sentinels to ask
 	// for the master. RedisOptions then holds the master's credentials
 	// and db.
@@ -284,7 +285,7 @@ func validate(set map[string]setting) (*Config, error) {
 	}
 
 	rs := set["redis-url"]
-	c.RedisURL, c.RedisExplicit = str("redis-url"), rs.explicit()
+	c.RedisURL, c.RedisExplicit, c.RedisFromFlag = str("redis-url"), rs.explicit(), rs.from == "flag"
 	switch {
 	case c.RedisURL == embedded:
 	case strings.HasPrefix(strings.TrimSpace(c.RedisURL), sentinelScheme+"://"):

@@ -197,3 +197,26 @@ func demoHints(ctx context.Context, log *slog.Logger, rdb redis.UniversalClient,
 		log.Info("  " + cmd)
 	}
 }
+
+// demoKey marks a prefix the demo writes: simulated data goes only where
+// there is nothing, or where the demo wrote before.
+func demoKey(prefix string) string { return prefix + ":demo" }
+
+// claimForDemo refuses to write the simulator's data into a Redis that
+// holds a cache under prefix which the demo did not write, and marks the
+// prefix as the demo's otherwise.
+func claimForDemo(ctx context.Context, rdb redis.UniversalClient, prefix, shown string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := rdb.Exists(ctx, schema.Meta(prefix), schema.Index(prefix, schema.Cinemas), schema.Index(prefix, schema.Films),
+		schema.Index(prefix, schema.Sessions)).Result()
+	if err != nil {
+		return nil // Redis does not answer yet: the warmer waits for it, and writes nothing meanwhile
+	}
+	demo, err := rdb.Exists(ctx, demoKey(prefix)).Result()
+	if err == nil && n > 0 && demo == 0 {
+		return fmt.Errorf("--demo: %s holds a cache under the prefix %q that the demo did not write; "+
+			"the demo will not write simulated data into it (give another --prefix, or an empty Redis)", shown, prefix)
+	}
+	return rdb.Set(ctx, demoKey(prefix), "written by vista-warmer --demo", 0).Err()
+}

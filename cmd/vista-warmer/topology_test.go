@@ -438,3 +438,36 @@ func TestEvictionConverges(t *testing.T) {
 	}
 	t.Logf("under eviction: upstream %.2f/s (before %.2f/s), epoch %s → %s", during, pace, epoch, metaOf(rdb)["epoch"])
 }
+
+func TestDemoLeavesOthersRedisAlone(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	rdb := srv.Client(t, nil)
+	ctx := context.Background()
+
+	// REDIS_URL in the environment: the demo runs its own Redis.
+	m, logs := MustStart(t, []string{"--demo", "--listen", "127.0.0.1:0"}, map[string]string{"REDIS_URL": "redis://" + srv.Addr()})
+	waitReady(t, m, logs)
+	if n := rdb.DBSize(ctx).Val(); n != 0 {
+		t.Errorf("the demo wrote %d keys into the Redis of REDIS_URL", n)
+	}
+	if m.RedisAddr() == srv.Addr() {
+		t.Errorf("the demo used REDIS_URL's Redis")
+	}
+
+	// --redis-url on the command line, to a Redis holding a cache the
+	// demo did not write: refused.
+	rdb.HSet(ctx, "vista:meta", "schema", "1", "epoch", "theirs", "seq", "7")
+	logs2 := &syncBuffer{}
+	m2 := &Main{Stdout: io.Discard, Stderr: logs2, LookupEnv: env(nil)}
+	if err := m2.ParseFlags(t.Context(), []string{"--demo", "--redis-url", "redis://" + srv.Addr(), "--listen", "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	err := m2.Run(ctx)
+	m2.Close()
+	if err == nil || !strings.Contains(err.Error(), "did not write") {
+		t.Fatalf("--demo into a Redis with a cache of its own: %v", err)
+	}
+	if got := rdb.HGet(ctx, "vista:meta", "epoch").Val(); got != "theirs" {
+		t.Errorf("the cache's epoch is %q after the refused demo", got)
+	}
+}
