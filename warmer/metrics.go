@@ -34,6 +34,7 @@ type Metrics struct {
 	fullReloads   *prometheus.CounterVec
 	reloadTook    *prometheus.HistogramVec
 	redisUp       prometheus.Gauge
+	heartbeat     prometheus.Gauge
 }
 
 // errorOps are the operations vista_warmer_errors_total counts.
@@ -146,6 +147,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help:    "How long full reloads took, from the first request to the last write, by kind.",
 		Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 	}, []string{"kind"})
+	m.heartbeat = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vista_warmer_heartbeat_timestamp_seconds",
+		Help: "When this instance, as writer, last wrote P:meta's heartbeat (Unix seconds); 0 before it has.",
+	})
 	m.redisUp = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "vista_warmer_redis_up",
 		Help: "1 while Redis answered the last lease renewal or take, 0 when it did not.",
@@ -187,7 +192,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.changes, m.upstream, m.upstreamDur, m.redisWrite, m.events,
 			m.tiers, m.lastReload, m.leaseHeld, m.errors, m.badRows, m.duplicates, m.dropsHeld,
-			m.dropHeld, m.repairs, m.lateness, m.slipped, m.checksSent, m.redisFailures, m.fullReloads, m.reloadTook, m.redisUp)
+			m.dropHeld, m.repairs, m.lateness, m.slipped, m.checksSent, m.redisFailures, m.fullReloads, m.reloadTook, m.redisUp, m.heartbeat)
 	}
 	return m
 }

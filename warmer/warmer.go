@@ -452,6 +452,7 @@ func (w *Warmer) tend(ctx context.Context) {
 		switch {
 		case err == nil:
 			w.lastBeat = now
+			w.m.heartbeat.Set(float64(now.Unix()))
 		case errors.Is(err, errCacheLost):
 			w.log.Warn("the cache is gone from Redis; rebuilding", "epoch", *epoch)
 			w.lost.Store(epoch)
