@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/vista-warmer/vista-warmer/warmer"
 )
@@ -77,5 +78,127 @@ func TestRulesWithPromtool(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "SUCCESS") {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+	}
+}
+
+// helpText is the warmer's --help, from the built command.
+func helpText(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "run", "../cmd/vista-warmer", "--help").Output()
+	if err != nil {
+		t.Fatalf("vista-warmer --help: %v", err)
+	}
+	return string(out)
+}
+
+// settingsIn collects the flags (--name) and environment variable names
+// a deployment file gives the warmer.
+func settingsIn(t *testing.T, file string) (flags, vars []string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	for {
+		var doc any
+		if err := dec.Decode(&doc); err != nil {
+			break
+		}
+		walk(doc, "", &flags, &vars)
+	}
+	return flags, vars
+}
+
+// walk finds args/command entries and environment keys in a YAML tree.
+func walk(n any, key string, flags, vars *[]string) {
+	switch v := n.(type) {
+	case map[string]any:
+		if img, ok := v["image"].(string); ok && strings.HasPrefix(img, "redis") {
+			return // Redis's own settings
+		}
+		for k, c := range v {
+			if k == "environment" {
+				if m, ok := c.(map[string]any); ok {
+					for name := range m {
+						*vars = append(*vars, name)
+					}
+				}
+			}
+			if k == "env" {
+				if list, ok := c.([]any); ok {
+					for _, e := range list {
+						if m, ok := e.(map[string]any); ok {
+							*vars = append(*vars, m["name"].(string))
+						}
+					}
+				}
+			}
+			walk(c, k, flags, vars)
+		}
+	case []any:
+		for _, c := range v {
+			if s, ok := c.(string); ok && (key == "args" || key == "command") && strings.HasPrefix(s, "--") {
+				*flags = append(*flags, strings.SplitN(s, "=", 2)[0])
+			}
+			walk(c, key, flags, vars)
+		}
+	}
+}
+
+// The compose file and the Kubernetes manifests give the warmer only
+// flags and variables its --help names.
+func TestDeploymentFilesUseRealSettings(t *testing.T) {
+	help := helpText(t)
+	for _, file := range []string{"compose/compose.yaml", "kubernetes/vista-warmer.yaml"} {
+		flags, vars := settingsIn(t, file)
+		if len(vars) == 0 {
+			t.Errorf("%s: no environment found: the test reads nothing", file)
+		}
+		for _, f := range flags {
+			if !strings.Contains(help, "  "+f+" ") && !strings.Contains(help, "  "+f+"\n") {
+				t.Errorf("%s: flag %s is not in --help", file, f)
+			}
+		}
+		for _, v := range vars {
+			if !strings.Contains(help, "["+v+"]") {
+				t.Errorf("%s: variable %s is not in --help", file, v)
+			}
+		}
+	}
+}
+
+func TestSystemdUnit(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed")
+	}
+	// The unit names /usr/local/bin/vista-warmer; verify wants it to exist,
+	// so a copy of the unit points at a binary built for the test.
+	dir := t.TempDir()
+	bin := dir + "/vista-warmer"
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/vista-warmer").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	unit, err := os.ReadFile("systemd/vista-warmer.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(unit), "/usr/local/bin/vista-warmer", bin)
+	text = strings.ReplaceAll(text, "EnvironmentFile=/etc/vista-warmer/env", "EnvironmentFile=-/etc/vista-warmer/env")
+	file := dir + "/vista-warmer.service"
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", file).CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		// Units it names that this machine lacks are not the unit's fault.
+		if strings.Contains(line, "vista-warmer.service") && !strings.Contains(line, "redis-server.service") &&
+			!strings.Contains(line, "network-online") && strings.TrimSpace(line) != "" {
+			t.Errorf("systemd-analyze verify: %s", line)
+		}
+	}
+	if err != nil && strings.Contains(string(out), "Failed to") && !strings.Contains(string(out), "System has not been booted") {
+		t.Logf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -65,4 +68,34 @@ func newHandler(reg *prometheus.Registry, w status, b *board) http.Handler {
 		})
 	}
 	return mux
+}
+
+// healthcheck asks /healthz of the warmer listening at listen (the
+// default when empty; a wildcard host is asked on loopback) and returns 0
+// when it answers 200, 1 otherwise, saying why on w.
+func healthcheck(listen string, w io.Writer) int {
+	if listen == "" {
+		listen = "127.0.0.1:9470"
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		fmt.Fprintln(w, "healthcheck:", err)
+		return 1
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		fmt.Fprintln(w, "healthcheck:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(w, "healthcheck: %d %s", resp.StatusCode, body)
+		return 1
+	}
+	return 0
 }

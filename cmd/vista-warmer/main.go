@@ -24,6 +24,11 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		// For a container's HEALTHCHECK, where no curl is: GET /healthz of
+		// the warmer in this container.
+		os.Exit(healthcheck(os.Getenv("VISTA_WARMER_LISTEN"), os.Stderr))
+	}
 	if len(os.Args) > 1 {
 		if _, ok := commands[os.Args[1]]; ok {
 			// A reader's command: status, get, sessions, watch.
