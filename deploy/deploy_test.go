@@ -3,6 +3,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"regexp"
@@ -200,5 +201,45 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if err != nil && strings.Contains(string(out), "Failed to") && !strings.Contains(string(out), "System has not been booted") {
 		t.Logf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// The Grafana dashboard's panels query only metrics the warmer exports,
+// and cover what operators look at first.
+func TestDashboard(t *testing.T) {
+	b, err := os.ReadFile("grafana/vista-warmer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	names := exported(t)
+	seen := map[string]bool{}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			for _, name := range regexp.MustCompile(`\bvista_warmer_[a-z_]+`).FindAllString(tg.Expr, -1) {
+				seen[name] = true
+				if !names[name] {
+					t.Errorf("panel %q queries %s, which the warmer does not export", p.Title, name)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"vista_warmer_upstream_requests_total", "vista_warmer_upstream_request_duration_seconds_bucket",
+		"vista_warmer_check_lateness_seconds_bucket", "vista_warmer_sessions", "vista_warmer_events_published_total",
+		"vista_warmer_redis_write_duration_seconds_bucket", "vista_warmer_lease_held", "vista_warmer_heartbeat_timestamp_seconds"} {
+		if !seen[want] {
+			t.Errorf("no panel shows %s", want)
+		}
 	}
 }
