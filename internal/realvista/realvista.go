@@ -1,8 +1,9 @@
-// Package realvista finds, for tests, the real Vista Connect data that
-// lives beside the project: rows found in public repositories and Vista's
-// own API definition, in ../shared/realvista/samples (its SOURCES.md says
-// where each comes from). The files are not part of the repository; tests
-// that read them skip, saying so, where they are absent.
+// Package realvista finds, for tests, real Vista Connect data kept outside
+// the repository: rows found in public repositories and Vista's own API
+// definition, in a folder named by $VISTA_REALVISTA or, by default,
+// shared/realvista/samples beside the project's folder. The files are not
+// part of the repository; tests that read them skip, saying so, where they
+// are absent.
 package realvista
 
 import (
