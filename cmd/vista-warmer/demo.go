@@ -18,6 +18,7 @@ import (
 	"github.com/vista-warmer/vista-warmer/schema"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
+	"github.com/vista-warmer/vista-warmer/warmer"
 )
 
 // demoSeed fixes the simulated Vista's data, so every demo shows the same
@@ -218,5 +219,11 @@ func claimForDemo(ctx context.Context, rdb redis.UniversalClient, prefix, shown 
 		return fmt.Errorf("--demo: %s holds a cache under the prefix %q that the demo did not write; "+
 			"the demo will not write simulated data into it (give another --prefix, or an empty Redis)", shown, prefix)
 	}
-	return rdb.Set(ctx, demoKey(prefix), "written by vista-warmer --demo", 0).Err()
+	if err := rdb.Set(ctx, demoKey(prefix), "written by vista-warmer --demo", 0).Err(); err != nil {
+		if code, _ := warmer.Refusal(err); code != "" {
+			return nil // a replica, a full Redis: the warmer writes nothing there either, and /healthz says why
+		}
+		return err
+	}
+	return nil
 }

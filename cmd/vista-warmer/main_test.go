@@ -222,14 +222,13 @@ func TestSecretsNotLogged(t *testing.T) {
 	mr.RequireAuth(password)
 	vars := map[string]string{
 		"VISTA_API_TOKEN":         token,
-		"REDIS_URL":               "redis://:" + password + "@" + mr.Addr() + "/0",
 		"VISTA_WARMER_LOG_FORMAT": "json",
 		"VISTA_WARMER_LOG_LEVEL":  "debug",
 	}
-	m, logs := MustStart(t, []string{"--demo", "--listen", "127.0.0.1:0"}, vars)
+	m, logs := MustStart(t, []string{"--demo", "--listen", "127.0.0.1:0", "--redis-url", "redis://:" + password + "@" + mr.Addr() + "/0"}, vars)
 	waitReady(t, m, logs)
 	if m.RedisAddr() != mr.Addr() {
-		t.Errorf("RedisAddr = %s, want the REDIS_URL's %s (no embedded Redis when REDIS_URL is set)", m.RedisAddr(), mr.Addr())
+		t.Errorf("RedisAddr = %s, want --redis-url's %s (no embedded Redis when --redis-url is given)", m.RedisAddr(), mr.Addr())
 	}
 	if !strings.Contains(logs.String(), `redis://:xxxxx@`) {
 		t.Errorf("the log does not name the Redis URL, redacted:\n%s", logs)
