@@ -247,7 +247,7 @@ func (w *Warmer) fence() *redis.Script {
 func (w *Warmer) loadFence(ctx context.Context) error {
 	err := w.fence().Load(ctx, w.rdb).Err()
 	if err != nil && !w.plainFence.Load() && strings.Contains(err.Error(), "compiling script") {
-		w.log.Info("redis cannot read script flags (not Redis 7); a write it refuses for want of memory may be half done, and is then read back")
+		w.log.Debug("redis cannot read script flags (not Redis 7); a write it refuses for want of memory may be half done, and is then read back")
 		w.plainFence.Store(true)
 		err = w.fence().Load(ctx, w.rdb).Err()
 	}
