@@ -3,6 +3,7 @@ package reader
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -240,23 +241,22 @@ func (m *Mirror) Session(id string) (Session, bool) {
 func (m *Mirror) Cinemas() []Cinema {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make([]Cinema, 0, len(m.cinemas))
-	for _, c := range m.cinemas {
-		out = append(out, c)
-	}
-	slices.SortFunc(out, func(a, b Cinema) int { return compare(a.ID, b.ID) })
-	return out
+	return byID(m.cinemas)
 }
 
 // Films returns the copy's films, by id.
 func (m *Mirror) Films() []Film {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make([]Film, 0, len(m.films))
-	for _, f := range m.films {
-		out = append(out, f)
+	return byID(m.films)
+}
+
+// byID returns a map's values in the order of their keys, the ids.
+func byID[V any](m map[string]V) []V {
+	out := make([]V, 0, len(m))
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[id])
 	}
-	slices.SortFunc(out, func(a, b Film) int { return compare(a.ID, b.ID) })
 	return out
 }
 

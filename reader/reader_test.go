@@ -119,6 +119,23 @@ func (f *fixture) step(t testing.TB) {
 	}
 }
 
+// loseCache deletes everything of the cache but the lease, as a Redis
+// restarted without its data would, and lets the warmer build it anew.
+func (f *fixture) loseCache() {
+	ctx := context.Background()
+	iter := f.rdb.Scan(ctx, 0, f.prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if iter.Val() != schema.Lease(f.prefix) {
+			f.rdb.Del(ctx, iter.Val())
+		}
+	}
+	for i := 0; i < 3; i++ {
+		f.clock.Add(10 * time.Second)
+		time.Sleep(20 * time.Millisecond)
+		f.w.Step(ctx)
+	}
+}
+
 // near returns a listed session a few hours ahead and moves the clock to
 // five minutes before it, where it is checked every 10 s.
 func (f *fixture) near(t *testing.T) vistasim.SessionInfo {
@@ -332,18 +349,7 @@ func TestWatchResyncOnNewEpoch(t *testing.T) {
 	first := w.waitFor(t, "a change", func(ev Event) bool { return ev.ID == s.ID })
 
 	// Redis loses the cache: everything but the lease goes.
-	ctx := context.Background()
-	iter := f.rdb.Scan(ctx, 0, f.prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		if iter.Val() != schema.Lease(f.prefix) {
-			f.rdb.Del(ctx, iter.Val())
-		}
-	}
-	for i := 0; i < 3; i++ {
-		f.clock.Add(10 * time.Second)
-		time.Sleep(20 * time.Millisecond)
-		f.w.Step(ctx)
-	}
+	f.loseCache()
 	ev := w.waitFor(t, "an event of the new epoch", func(ev Event) bool { return ev.Epoch != first.Epoch })
 	if !ev.Resync {
 		t.Errorf("the first event of a new epoch %+v is not marked Resync", ev)
@@ -430,17 +436,7 @@ func TestMirror(t *testing.T) {
 	mu.Unlock()
 
 	// A new epoch: the mirror reads the cache again.
-	iter := f.rdb.Scan(ctxb, 0, f.prefix+":*", 1000).Iterator()
-	for iter.Next(ctxb) {
-		if iter.Val() != schema.Lease(f.prefix) {
-			f.rdb.Del(ctxb, iter.Val())
-		}
-	}
-	for i := 0; i < 3; i++ {
-		f.clock.Add(10 * time.Second)
-		time.Sleep(20 * time.Millisecond)
-		f.w.Step(ctxb)
-	}
+	f.loseCache()
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		mu.Lock()
