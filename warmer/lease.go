@@ -184,11 +184,10 @@ func (w *Warmer) run(ctx context.Context, wrs ...*write) (int, error) {
 		return 0, nil
 	}
 	done, err := w.runScripts(ctx, wrs)
-	if err == nil || strings.HasPrefix(err.Error(), "VWFENCE") || errors.Is(err, ErrLeaseLost) ||
-		errors.Is(err, errCacheLost) || errors.Is(err, errStale) || errors.Is(err, errMetaGone) || errors.Is(err, errLeaseGone) {
-		w.noteWrite(nil) // Redis took the writes, or the fence said no: either way it answers
-	} else {
+	if redisTrouble(err) {
 		w.noteWrite(err)
+	} else {
+		w.noteWrite(nil) // Redis took the writes, or the fence said no: either way it answers
 	}
 	return done, err
 }

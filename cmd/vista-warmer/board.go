@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,20 @@ type board struct {
 	rdb    func() redis.UniversalClient // the client in use (it changes when Redis turns out a cluster)
 	prefix string
 	reg    prometheus.Gatherer
+
+	mu   sync.Mutex
+	on   redis.UniversalClient
+	read *reader.Reader // on on: kept, so each cinema's zone is read once
+}
+
+// reader returns a Reader of the client in use.
+func (b *board) reader() *reader.Reader {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if rdb := b.rdb(); b.read == nil || rdb != b.on {
+		b.on, b.read = rdb, reader.New(rdb, b.prefix)
+	}
+	return b.read
 }
 
 func (b *board) routes(mux *http.ServeMux) {
@@ -79,7 +94,7 @@ func (b *board) upstream() float64 {
 }
 
 func (b *board) cinemas(rw http.ResponseWriter, r *http.Request) {
-	list, err := reader.New(b.rdb(), b.prefix).Cinemas(r.Context())
+	list, err := b.reader().Cinemas(r.Context())
 	slices.SortFunc(list, func(a, b reader.Cinema) int { return strings.Compare(a.ID, b.ID) })
 	writeJSON(rw, list, err)
 }
@@ -88,7 +103,7 @@ func (b *board) cinemas(rw http.ResponseWriter, r *http.Request) {
 // hours on, the next 40.
 func (b *board) sessions(rw http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	list, err := reader.New(b.rdb(), b.prefix).CinemaSessions(r.Context(), r.URL.Query().Get("cinema"), now.Add(-20*time.Minute), now.Add(12*time.Hour))
+	list, err := b.reader().CinemaSessions(r.Context(), r.URL.Query().Get("cinema"), now.Add(-20*time.Minute), now.Add(12*time.Hour))
 	if len(list) > 40 {
 		list = list[:40]
 	}
@@ -120,7 +135,7 @@ func (b *board) events(rw http.ResponseWriter, r *http.Request) {
 		flusher.Flush()
 		return nil
 	}
-	reader.New(b.rdb(), b.prefix).Watch(ctx, reader.Position{}, func(ev reader.Event) error {
+	b.reader().Watch(ctx, reader.Position{}, func(ev reader.Event) error {
 		if ev.Resync {
 			if err := send("resync", "{}"); err != nil {
 				return err
