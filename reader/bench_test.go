@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // BenchmarkSessionRead reads one session from a Mirror (no round trip)
@@ -20,7 +20,7 @@ import (
 func BenchmarkSessionRead(b *testing.B) {
 	f := newFixture(b, 20)
 	r := New(f.rdb, f.prefix)
-	ids := f.rdb.ZRange(context.Background(), schema.Index(f.prefix, schema.Sessions), 0, 999).Val()
+	ids := f.rdb.ZRange(context.Background(), keys.Index(f.prefix, keys.Sessions), 0, 999).Val()
 	m := NewMirror(r)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -46,7 +46,7 @@ func BenchmarkSessionRead(b *testing.B) {
 func BenchmarkMirrorMemory(b *testing.B) {
 	f := newFixture(b, 100)
 	r := New(f.rdb, f.prefix)
-	n := int(f.rdb.ZCard(context.Background(), schema.Index(f.prefix, schema.Sessions)).Val())
+	n := int(f.rdb.ZCard(context.Background(), keys.Index(f.prefix, keys.Sessions)).Val())
 	var perSession float64
 	for b.Loop() {
 		var before, after runtime.MemStats
@@ -83,7 +83,7 @@ func BenchmarkFanout(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	prefix := "vwbench:" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	channel, stream := schema.Channel(prefix, schema.Sessions), schema.Stream(prefix)
+	channel, stream := keys.Channel(prefix, keys.Sessions), keys.Stream(prefix)
 	defer rdb.Del(context.Background(), stream)
 	// The stream exists before the readers start, and they read after its
 	// first entry: none misses an event for starting late.

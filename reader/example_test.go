@@ -8,8 +8,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/reader"
-	"github.com/vista-warmer/vista-warmer/schema"
 )
 
 // A cinema's programme for the next three hours, in two round trips.
@@ -50,7 +50,7 @@ func ExampleReader_Watch() {
 		if ev.Resync {
 			fmt.Println("events were missed: read the keys again")
 		}
-		if ev.Kind == schema.Sessions && ev.Event.Event == schema.EventItem {
+		if ev.Kind == keys.Sessions && ev.Event.Event == keys.EventItem {
 			fmt.Println(ev.ID, *ev.SeatsAvailable, "seats")
 		}
 		at = ev.Position
@@ -64,12 +64,12 @@ func ExampleReader_Watch() {
 func ExampleMirror() {
 	r := reader.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"}), "vista")
 	m := reader.NewMirror(r, "1001", "1002")
-	m.OnItem = func(k schema.Kind, id string) {
-		if s, ok := m.Session(id); ok && k == schema.Sessions {
+	m.OnItem = func(k keys.Kind, id string) {
+		if s, ok := m.Session(id); ok && k == keys.Sessions {
 			fmt.Println(id, s.SeatsAvailable, "seats")
 		}
 	}
-	m.OnRemoved = func(k schema.Kind, id, reason string) { fmt.Println(k, id, "removed:", reason) }
+	m.OnRemoved = func(k keys.Kind, id, reason string) { fmt.Println(k, id, "removed:", reason) }
 	go func() { log.Fatal(m.Run(context.Background())) }()
 	<-m.Ready()
 	now := time.Now()

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // Mirror is an in-process copy of the cache, or of chosen cinemas' part of
@@ -21,9 +21,9 @@ type Mirror struct {
 
 	// Handlers, called from Run's goroutine after the copy took the
 	// change in. Each may be nil.
-	OnItem       func(k schema.Kind, id string)                // added or changed
-	OnRemoved    func(k schema.Kind, id string, reason string) // removed_item
-	OnFullReload func(k schema.Kind)                           // reloaded whole, or read again after a Resync
+	OnItem       func(k keys.Kind, id string)                // added or changed
+	OnRemoved    func(k keys.Kind, id string, reason string) // removed_item
+	OnFullReload func(k keys.Kind)                           // reloaded whole, or read again after a Resync
 
 	mu       sync.RWMutex
 	cinemas  map[string]Cinema
@@ -118,13 +118,13 @@ func (m *Mirror) take(ctx context.Context, ev Event) error {
 	m.mu.Lock()
 	m.at = ev.Position
 	m.mu.Unlock()
-	if ev.Resync || ev.Event.Event == schema.EventFullReload {
+	if ev.Resync || ev.Event.Event == keys.EventFullReload {
 		if err := m.load(ctx); err != nil {
 			return err
 		}
-		kinds := []schema.Kind{ev.Kind}
+		kinds := []keys.Kind{ev.Kind}
 		if ev.Resync {
-			kinds = schema.Kinds
+			kinds = keys.Kinds
 		}
 		for _, k := range kinds {
 			if m.OnFullReload != nil {
@@ -134,14 +134,14 @@ func (m *Mirror) take(ctx context.Context, ev Event) error {
 		return nil
 	}
 	switch ev.Event.Event {
-	case schema.EventRemoved:
+	case keys.EventRemoved:
 		m.mu.Lock()
 		kept := m.drop(ev.Kind, ev.ID)
 		m.mu.Unlock()
 		if kept && m.OnRemoved != nil {
 			m.OnRemoved(ev.Kind, ev.ID, ev.Reason)
 		}
-	case schema.EventItem:
+	case keys.EventItem:
 		kept, err := m.refresh(ctx, ev.Kind, ev.ID)
 		if err != nil {
 			return err
@@ -153,13 +153,13 @@ func (m *Mirror) take(ctx context.Context, ev Event) error {
 	return nil
 }
 
-func (m *Mirror) drop(k schema.Kind, id string) bool {
+func (m *Mirror) drop(k keys.Kind, id string) bool {
 	switch k {
-	case schema.Cinemas:
+	case keys.Cinemas:
 		_, ok := m.cinemas[id]
 		delete(m.cinemas, id)
 		return ok
-	case schema.Films:
+	case keys.Films:
 		_, ok := m.films[id]
 		delete(m.films, id)
 		return ok
@@ -172,10 +172,10 @@ func (m *Mirror) drop(k schema.Kind, id string) bool {
 
 // refresh reads one entity again; it reports whether the mirror keeps it.
 // One that is gone already (a removal follows) is left to that removal.
-func (m *Mirror) refresh(ctx context.Context, k schema.Kind, id string) (bool, error) {
+func (m *Mirror) refresh(ctx context.Context, k keys.Kind, id string) (bool, error) {
 	var err error
 	switch k {
-	case schema.Cinemas:
+	case keys.Cinemas:
 		var c *Cinema
 		if c, err = m.r.Cinema(ctx, id); err == nil && m.keeps(id) {
 			m.mu.Lock()
@@ -183,7 +183,7 @@ func (m *Mirror) refresh(ctx context.Context, k schema.Kind, id string) (bool, e
 			m.mu.Unlock()
 			return true, nil
 		}
-	case schema.Films:
+	case keys.Films:
 		var f *Film
 		if f, err = m.r.Film(ctx, id); err == nil {
 			m.mu.Lock()

@@ -18,7 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // ErrNotFound is returned for an id the cache does not hold.
@@ -78,8 +78,8 @@ type Session struct {
 	ScreenNumber         int
 	SeatsAvailable       int
 	SoldoutStatus        int
-	Status               string       // as Vista sent it
-	State                schema.State // normalised
+	Status               string     // as Vista sent it
+	State                keys.State // normalised
 	Attributes           []string
 	Extra                map[string]string // fields kept with --session-fields
 	// UpdatedAt is when the warmer last confirmed it, ChangedAt when a
@@ -89,7 +89,7 @@ type Session struct {
 
 // Cinema returns one cinema.
 func (r *Reader) Cinema(ctx context.Context, id string) (*Cinema, error) {
-	h, err := r.rdb.HGetAll(ctx, schema.Cinema(r.prefix, id)).Result()
+	h, err := r.rdb.HGetAll(ctx, keys.Cinema(r.prefix, id)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (r *Reader) Cinema(ctx context.Context, id string) (*Cinema, error) {
 
 // Film returns one film.
 func (r *Reader) Film(ctx context.Context, id string) (*Film, error) {
-	h, err := r.rdb.HGetAll(ctx, schema.Film(r.prefix, id)).Result()
+	h, err := r.rdb.HGetAll(ctx, keys.Film(r.prefix, id)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (r *Reader) Film(ctx context.Context, id string) (*Film, error) {
 
 // Session returns one session.
 func (r *Reader) Session(ctx context.Context, id string) (*Session, error) {
-	h, err := r.rdb.HGetAll(ctx, schema.Session(r.prefix, id)).Result()
+	h, err := r.rdb.HGetAll(ctx, keys.Session(r.prefix, id)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -125,11 +125,11 @@ func (r *Reader) Session(ctx context.Context, id string) (*Session, error) {
 
 // Cinemas returns every cinema, in two round trips.
 func (r *Reader) Cinemas(ctx context.Context) ([]Cinema, error) {
-	ids, err := r.rdb.SMembers(ctx, schema.Index(r.prefix, schema.Cinemas)).Result()
+	ids, err := r.rdb.SMembers(ctx, keys.Index(r.prefix, keys.Cinemas)).Result()
 	if err != nil {
 		return nil, err
 	}
-	hashes, err := r.hashes(ctx, schema.Cinemas, ids)
+	hashes, err := r.hashes(ctx, keys.Cinemas, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -142,11 +142,11 @@ func (r *Reader) Cinemas(ctx context.Context) ([]Cinema, error) {
 
 // Films returns every film, in two round trips.
 func (r *Reader) Films(ctx context.Context) ([]Film, error) {
-	ids, err := r.rdb.SMembers(ctx, schema.Index(r.prefix, schema.Films)).Result()
+	ids, err := r.rdb.SMembers(ctx, keys.Index(r.prefix, keys.Films)).Result()
 	if err != nil {
 		return nil, err
 	}
-	hashes, err := r.hashes(ctx, schema.Films, ids)
+	hashes, err := r.hashes(ctx, keys.Films, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -160,18 +160,18 @@ func (r *Reader) Films(ctx context.Context) ([]Film, error) {
 // CinemaSessions returns a cinema's sessions whose showtime is in
 // [from, to], in showtime order, in two round trips.
 func (r *Reader) CinemaSessions(ctx context.Context, cinemaID string, from, to time.Time) ([]Session, error) {
-	return r.sessionsIn(ctx, schema.CinemaSessions(r.prefix, cinemaID), from, to)
+	return r.sessionsIn(ctx, keys.CinemaSessions(r.prefix, cinemaID), from, to)
 }
 
 // FilmSessions returns a film's sessions whose showtime is in [from, to],
 // in showtime order.
 func (r *Reader) FilmSessions(ctx context.Context, filmID string, from, to time.Time) ([]Session, error) {
-	return r.sessionsIn(ctx, schema.FilmSessions(r.prefix, filmID), from, to)
+	return r.sessionsIn(ctx, keys.FilmSessions(r.prefix, filmID), from, to)
 }
 
 // Sessions returns every session whose showtime is in [from, to].
 func (r *Reader) Sessions(ctx context.Context, from, to time.Time) ([]Session, error) {
-	return r.sessionsIn(ctx, schema.Index(r.prefix, schema.Sessions), from, to)
+	return r.sessionsIn(ctx, keys.Index(r.prefix, keys.Sessions), from, to)
 }
 
 func (r *Reader) sessionsIn(ctx context.Context, index string, from, to time.Time) ([]Session, error) {
@@ -181,7 +181,7 @@ func (r *Reader) sessionsIn(ctx context.Context, index string, from, to time.Tim
 	if err != nil {
 		return nil, err
 	}
-	hashes, err := r.hashes(ctx, schema.Sessions, ids)
+	hashes, err := r.hashes(ctx, keys.Sessions, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -198,14 +198,14 @@ func (r *Reader) sessionsIn(ctx context.Context, index string, from, to time.Tim
 
 // hashes reads the hashes of ids in one pipelined round trip, leaving out
 // those that are gone (expired between the index and the read).
-func (r *Reader) hashes(ctx context.Context, k schema.Kind, ids []string) ([]map[string]string, error) {
+func (r *Reader) hashes(ctx context.Context, k keys.Kind, ids []string) ([]map[string]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	pipe := r.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HGetAll(ctx, schema.Entity(r.prefix, k, id))
+		cmds[i] = pipe.HGetAll(ctx, keys.Entity(r.prefix, k, id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
@@ -223,7 +223,7 @@ func (r *Reader) cinema(h map[string]string) *Cinema {
 	c := &Cinema{
 		ID: h["id"], Name: h["name"], Address1: h["address1"], Address2: h["address2"], City: h["city"],
 		Latitude: float(h["latitude"]), Longitude: float(h["longitude"]),
-		Location: zone(h["timezone"]), Extra: extra(schema.Cinemas, h), UpdatedAt: stamp(h[schema.FieldUpdatedAt]),
+		Location: zone(h["timezone"]), Extra: extra(keys.Cinemas, h), UpdatedAt: stamp(h[keys.FieldUpdatedAt]),
 	}
 	r.mu.Lock()
 	r.zones[c.ID] = c.Location
@@ -235,7 +235,7 @@ func film(h map[string]string) *Film {
 	return &Film{
 		ID: h["id"], Title: h["title"], Rating: h["rating"], RuntimeMinutes: integer(h["runtime_minutes"]),
 		OpeningDate: h["opening_date"], Distributor: h["distributor"], CinemaIDs: list(h["cinema_ids"]),
-		Extra: extra(schema.Films, h), UpdatedAt: stamp(h[schema.FieldUpdatedAt]),
+		Extra: extra(keys.Films, h), UpdatedAt: stamp(h[keys.FieldUpdatedAt]),
 	}
 }
 
@@ -249,10 +249,10 @@ func (r *Reader) session(ctx context.Context, h map[string]string) (*Session, er
 		Showtime: stamp(h["showtime"]).In(loc), BusinessDate: h["business_date"],
 		ScreenName: h["screen_name"], ScreenNumber: integer(h["screen_number"]),
 		SeatsAvailable: integer(h["seats_available"]), SoldoutStatus: integer(h["soldout_status"]),
-		Status: h["status"], State: schema.State(h["state"]), Attributes: list(h["attributes"]),
-		Extra:     extra(schema.Sessions, h),
-		UpdatedAt: stamp(h[schema.FieldUpdatedAt]), ChangedAt: stamp(h[schema.FieldChangedAt]),
-		NextCheckAt: stamp(h[schema.FieldNextCheckAt]),
+		Status: h["status"], State: keys.State(h["state"]), Attributes: list(h["attributes"]),
+		Extra:     extra(keys.Sessions, h),
+		UpdatedAt: stamp(h[keys.FieldUpdatedAt]), ChangedAt: stamp(h[keys.FieldChangedAt]),
+		NextCheckAt: stamp(h[keys.FieldNextCheckAt]),
 	}, nil
 }
 
@@ -265,7 +265,7 @@ func (r *Reader) zone(ctx context.Context, cinemaID string) (*time.Location, err
 	if ok {
 		return loc, nil
 	}
-	tz, err := r.rdb.HGet(ctx, schema.Cinema(r.prefix, cinemaID), "timezone").Result()
+	tz, err := r.rdb.HGet(ctx, keys.Cinema(r.prefix, cinemaID), "timezone").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
@@ -307,7 +307,7 @@ func list(s string) []string {
 
 // extra returns the fields of a hash that are neither the contract's nor
 // bookkeeping: those an operator asked for.
-func extra(k schema.Kind, h map[string]string) map[string]string {
+func extra(k keys.Kind, h map[string]string) map[string]string {
 	var out map[string]string
 	for name, v := range h {
 		if isContract(k, name) {
@@ -321,12 +321,12 @@ func extra(k schema.Kind, h map[string]string) map[string]string {
 	return out
 }
 
-func isContract(k schema.Kind, name string) bool {
+func isContract(k keys.Kind, name string) bool {
 	switch name {
-	case schema.FieldRaw, schema.FieldUpdatedAt, schema.FieldChangedAt, schema.FieldNextCheckAt:
+	case keys.FieldRaw, keys.FieldUpdatedAt, keys.FieldChangedAt, keys.FieldNextCheckAt:
 		return true
 	}
-	for _, f := range schema.Fields[k] {
+	for _, f := range keys.Fields[k] {
 		if f == name {
 			return true
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 	"github.com/vista-warmer/vista-warmer/warmer"
@@ -125,7 +125,7 @@ func (f *fixture) loseCache() {
 	ctx := context.Background()
 	iter := f.rdb.Scan(ctx, 0, f.prefix+":*", 1000).Iterator()
 	for iter.Next(ctx) {
-		if iter.Val() != schema.Lease(f.prefix) {
+		if iter.Val() != keys.Lease(f.prefix) {
 			f.rdb.Del(ctx, iter.Val())
 		}
 	}
@@ -174,7 +174,7 @@ func TestGetAndList(t *testing.T) {
 		t.Fatalf("CinemaSessions = %d, %v", len(sessions), err)
 	}
 	s := sessions[0]
-	h := f.rdb.HGetAll(ctx, schema.Session(f.prefix, s.ID)).Val()
+	h := f.rdb.HGetAll(ctx, keys.Session(f.prefix, s.ID)).Val()
 	if s.CinemaID != c.ID || strconv.Itoa(s.SeatsAvailable) != h["seats_available"] || string(s.State) != h["state"] {
 		t.Errorf("session %+v against its hash %v", s, h)
 	}
@@ -393,8 +393,8 @@ func TestMirror(t *testing.T) {
 	m := NewMirror(r)
 	var mu sync.Mutex
 	items, reloads := map[string]int{}, 0
-	m.OnItem = func(k schema.Kind, id string) { mu.Lock(); items[id]++; mu.Unlock() }
-	m.OnFullReload = func(schema.Kind) { mu.Lock(); reloads++; mu.Unlock() }
+	m.OnItem = func(k keys.Kind, id string) { mu.Lock(); items[id]++; mu.Unlock() }
+	m.OnFullReload = func(keys.Kind) { mu.Lock(); reloads++; mu.Unlock() }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -410,7 +410,7 @@ func TestMirror(t *testing.T) {
 		t.Fatal("the mirror did not load")
 	}
 	ctxb := context.Background()
-	if got, want := len(m.Sessions("", time.Unix(0, 0), time.Unix(1<<40, 0))), int(f.rdb.ZCard(ctxb, schema.Index(f.prefix, schema.Sessions)).Val()); got != want {
+	if got, want := len(m.Sessions("", time.Unix(0, 0), time.Unix(1<<40, 0))), int(f.rdb.ZCard(ctxb, keys.Index(f.prefix, keys.Sessions)).Val()); got != want {
 		t.Errorf("the mirror holds %d sessions, the cache %d", got, want)
 	}
 	if got, ok := m.Session(s.ID); !ok || got.CinemaID != s.CinemaID {
@@ -442,7 +442,7 @@ func TestMirror(t *testing.T) {
 		mu.Lock()
 		n := reloads
 		mu.Unlock()
-		if n > 0 && m.Position().Epoch == f.rdb.HGet(ctxb, schema.Meta(f.prefix), "epoch").Val() {
+		if n > 0 && m.Position().Epoch == f.rdb.HGet(ctxb, keys.Meta(f.prefix), "epoch").Val() {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -450,7 +450,7 @@ func TestMirror(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got, want := len(m.Sessions("", time.Unix(0, 0), time.Unix(1<<40, 0))), int(f.rdb.ZCard(ctxb, schema.Index(f.prefix, schema.Sessions)).Val()); got != want {
+	if got, want := len(m.Sessions("", time.Unix(0, 0), time.Unix(1<<40, 0))), int(f.rdb.ZCard(ctxb, keys.Index(f.prefix, keys.Sessions)).Val()); got != want {
 		t.Errorf("after the rebuild the mirror holds %d sessions, the cache %d", got, want)
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // Position is where a Watch stands in the events: the epoch and seq of
@@ -24,7 +24,7 @@ type Position struct {
 // Event is what Watch hands on: a change event of the contract, marked
 // Resync when events were missed before it.
 type Event struct {
-	schema.Event
+	keys.Event
 	// Resync is set on the first event after events were missed: a gap in
 	// seq (the stream was trimmed past the position) or a new epoch (the
 	// cache was built anew). What the reader holds may be stale: read it
@@ -60,7 +60,7 @@ func (r *Reader) Watch(ctx context.Context, from Position, handle func(Event) er
 		}
 	}
 	backoff := 100 * time.Millisecond
-	stream := schema.Stream(r.prefix)
+	stream := keys.Stream(r.prefix)
 	for {
 		res, err := r.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, last}, Count: 500, Block: watchBlock}).Result()
 		switch {
@@ -84,7 +84,7 @@ func (r *Reader) Watch(ctx context.Context, from Position, handle func(Event) er
 			for _, msg := range s.Messages {
 				last = msg.ID
 				data, _ := msg.Values["data"].(string)
-				var ev schema.Event
+				var ev keys.Event
 				if err := json.Unmarshal([]byte(data), &ev); err != nil {
 					return fmt.Errorf("reader: stream entry %s: %w", msg.ID, err)
 				}
@@ -112,7 +112,7 @@ func (r *Reader) Watch(ctx context.Context, from Position, handle func(Event) er
 // newest returns the id of the stream's newest entry, "0" when it is
 // empty: a Watch from nothing starts after it.
 func (r *Reader) newest(ctx context.Context) (string, error) {
-	msgs, err := r.rdb.XRevRangeN(ctx, schema.Stream(r.prefix), "+", "-", 1).Result()
+	msgs, err := r.rdb.XRevRangeN(ctx, keys.Stream(r.prefix), "+", "-", 1).Result()
 	if err != nil {
 		return "", err
 	}

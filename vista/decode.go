@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // This file turns Vista's JSON into the package's types. It is written to be
@@ -412,11 +412,11 @@ func (r *row) strs(field string) ([]string, *DecodeError) {
 
 // status reads a session's Status: Vista's number (7), a numeric string,
 // or a letter or word. text is what Vista sent, as text.
-func (r *row) status(field string) (text string, state schema.State, present bool, derr *DecodeError) {
+func (r *row) status(field string) (text string, state keys.State, present bool, derr *DecodeError) {
 	r.read(field, "status")
 	v, ok := r.get(field)
 	if !ok {
-		return "", schema.StateOpen, false, nil
+		return "", keys.StateOpen, false, nil
 	}
 	switch {
 	case v[0] == '"':

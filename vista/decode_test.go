@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 func TestDecodePage(t *testing.T) {
@@ -394,9 +394,9 @@ func TestDecodeSeatRows(t *testing.T) {
 	)
 	got, errs := decodeSeats(rows, 0)
 	want := []Seats{
-		{ID: "a", SeatsAvailable: 12, SoldoutStatus: 1, Status: "O", State: schema.StateOpen, HasSoldoutStatus: true, HasStatus: true},
-		{ID: "c", SeatsAvailable: 3, Status: "7", State: schema.StateCancelled, HasStatus: true},
-		{ID: "d", State: schema.StateOpen}, // narrowed $select: nothing said of status
+		{ID: "a", SeatsAvailable: 12, SoldoutStatus: 1, Status: "O", State: keys.StateOpen, HasSoldoutStatus: true, HasStatus: true},
+		{ID: "c", SeatsAvailable: 3, Status: "7", State: keys.StateCancelled, HasStatus: true},
+		{ID: "d", State: keys.StateOpen}, // narrowed $select: nothing said of status
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("decodeSeats =\n%+v\nwant\n%+v", got, want)
@@ -458,19 +458,19 @@ func TestExtraFields(t *testing.T) {
 func TestParseStatus(t *testing.T) {
 	tests := []struct {
 		in   string
-		want schema.State
+		want keys.State
 	}{
-		{"", schema.StateOpen}, {" ", schema.StateOpen}, {"0", schema.StateOpen}, {"O", schema.StateOpen}, {"o", schema.StateOpen}, {"Open", schema.StateOpen},
-		{"1", schema.StateClosed}, {"Closed", schema.StateClosed}, {"CLOSED", schema.StateClosed},
-		{"2", schema.StateInactive}, {"Inactive", schema.StateInactive},
-		{"3", schema.StateImported}, {"Imported", schema.StateImported},
-		{"4", schema.StatePlanned}, {"planned", schema.StatePlanned},
-		{"5", schema.StateUnavailable}, {"Unavailable", schema.StateUnavailable},
-		{"6", schema.StateApproved}, {"Approved", schema.StateApproved},
-		{"7", schema.StateCancelled}, {"X", schema.StateCancelled}, {"x", schema.StateCancelled}, {"C", schema.StateCancelled},
-		{"Cancelled", schema.StateCancelled}, {"Canceled", schema.StateCancelled}, {" cancelled ", schema.StateCancelled},
-		{"8", schema.StateUnknown}, {"Unknown", schema.StateUnknown},
-		{"9", schema.StateUnknown}, {"-1", schema.StateUnknown}, {"P", schema.StateUnknown}, {"sold out", schema.StateUnknown},
+		{"", keys.StateOpen}, {" ", keys.StateOpen}, {"0", keys.StateOpen}, {"O", keys.StateOpen}, {"o", keys.StateOpen}, {"Open", keys.StateOpen},
+		{"1", keys.StateClosed}, {"Closed", keys.StateClosed}, {"CLOSED", keys.StateClosed},
+		{"2", keys.StateInactive}, {"Inactive", keys.StateInactive},
+		{"3", keys.StateImported}, {"Imported", keys.StateImported},
+		{"4", keys.StatePlanned}, {"planned", keys.StatePlanned},
+		{"5", keys.StateUnavailable}, {"Unavailable", keys.StateUnavailable},
+		{"6", keys.StateApproved}, {"Approved", keys.StateApproved},
+		{"7", keys.StateCancelled}, {"X", keys.StateCancelled}, {"x", keys.StateCancelled}, {"C", keys.StateCancelled},
+		{"Cancelled", keys.StateCancelled}, {"Canceled", keys.StateCancelled}, {" cancelled ", keys.StateCancelled},
+		{"8", keys.StateUnknown}, {"Unknown", keys.StateUnknown},
+		{"9", keys.StateUnknown}, {"-1", keys.StateUnknown}, {"P", keys.StateUnknown}, {"sold out", keys.StateUnknown},
 	}
 	for _, tt := range tests {
 		if got := ParseStatus(tt.in); got != tt.want {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // The fuzz targets feed one page body through the decoders, as the client
@@ -84,7 +84,7 @@ func FuzzDecodeSessions(f *testing.F) {
 					t.Fatalf("session %s with a value of %d bytes", s.ID, len(v))
 				}
 			}
-			if !slices.Contains(schema.States[:], s.State) || len(s.Extra) != 2 {
+			if !slices.Contains(keys.States[:], s.State) || len(s.Extra) != 2 {
 				t.Fatalf("session %s: state %q, extra %q", s.ID, s.State, s.Extra)
 			}
 		}

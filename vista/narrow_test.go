@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
@@ -210,7 +210,7 @@ func TestSeatChecksOnTheSimulatedOlderServer(t *testing.T) {
 	}
 	var list []string
 	for _, s := range sessions[:30] {
-		if s.Status != "" || s.State != schema.StateOpen {
+		if s.Status != "" || s.State != keys.StateOpen {
 			t.Fatalf("%s: status %q, state %s; want none, open", s.ID, s.Status, s.State)
 		}
 		list = append(list, s.ID)

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/vista-warmer/vista-warmer/internal/realvista"
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // realSamples returns the folder of the real samples, or skips the test.
@@ -150,13 +150,13 @@ func checkSession(t *testing.T, raw json.RawMessage, s Session) {
 			t.Errorf("%s: SessionBusinessDate %q, Vista sent %s", where, s.BusinessDate, v)
 		}
 	}
-	wantState := schema.StateOpen // no Status: open
+	wantState := keys.StateOpen // no Status: open
 	if v, ok := m["Status"]; ok && string(v) != "null" {
 		n, err := strconv.Atoi(scalar(v))
 		if err != nil {
 			t.Fatalf("%s: Status %s is not Vista's number", where, v)
 		}
-		wantState = schema.States[n]
+		wantState = keys.States[n]
 		eq("Status", s.Status)
 	}
 	if s.State != wantState {

@@ -13,7 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // Cinema is one row of OData.svc/Cinemas.
@@ -71,9 +71,9 @@ type Session struct {
 	ScreenName     string
 	ScreenNumber   int
 	Attributes     []string
-	SoldoutStatus  int          // 0 open, 1 almost full, 2 full
-	Status         string       // as Vista sent it: "7", "X", "Open"; "" when it sent none
-	State          schema.State // Status, normalised
+	SoldoutStatus  int        // 0 open, 1 almost full, 2 full
+	Status         string     // as Vista sent it: "7", "X", "Open"; "" when it sent none
+	State          keys.State // Status, normalised
 
 	// Extra holds the values of Config.Fields.Sessions, in that order.
 	Extra []string
@@ -83,7 +83,7 @@ type Session struct {
 }
 
 // Cancelled reports whether Vista marks the session as cancelled.
-func (s Session) Cancelled() bool { return s.State == schema.StateCancelled }
+func (s Session) Cancelled() bool { return s.State == keys.StateCancelled }
 
 // Seats is the answer of a seat check: the few fields that change while a
 // session is on sale.
@@ -92,7 +92,7 @@ type Seats struct {
 	SeatsAvailable int
 	SoldoutStatus  int
 	Status         string
-	State          schema.State
+	State          keys.State
 
 	// HasSoldoutStatus and HasStatus report whether the answer carried
 	// those fields. A server that has no such property is asked without it
@@ -101,36 +101,36 @@ type Seats struct {
 }
 
 // Cancelled reports whether Vista marks the session as cancelled.
-func (s Seats) Cancelled() bool { return s.HasStatus && s.State == schema.StateCancelled }
+func (s Seats) Cancelled() bool { return s.HasStatus && s.State == keys.StateCancelled }
 
 // ParseStatus normalises a session's Status as sent: Vista's number (7), the
 // same as a string ("7"), or the letter and word forms of older servers
 // ("O", "X", "Open", "Cancelled"), in any case. No Status at all ("") is
 // open. The letters O (open), C and X (cancelled) are the ones Vista has
 // sent; "Canceled" is read as "Cancelled". Anything else is unknown.
-func ParseStatus(status string) schema.State {
+func ParseStatus(status string) keys.State {
 	s := strings.ToLower(strings.TrimSpace(status))
 	if s == "" {
-		return schema.StateOpen
+		return keys.StateOpen
 	}
 	if n, err := strconv.Atoi(s); err == nil {
-		if n >= 0 && n < len(schema.States) {
-			return schema.States[n]
+		if n >= 0 && n < len(keys.States) {
+			return keys.States[n]
 		}
-		return schema.StateUnknown
+		return keys.StateUnknown
 	}
 	switch s {
 	case "o":
-		return schema.StateOpen
+		return keys.StateOpen
 	case "c", "x", "canceled":
-		return schema.StateCancelled
+		return keys.StateCancelled
 	}
-	for _, st := range schema.States {
+	for _, st := range keys.States {
 		if s == string(st) {
 			return st
 		}
 	}
-	return schema.StateUnknown
+	return keys.StateUnknown
 }
 
 // Sentinel errors. Test for them with errors.Is.

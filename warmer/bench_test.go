@@ -17,7 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
@@ -89,7 +89,7 @@ func BenchmarkColdLoad(b *testing.B) {
 		b.StopTimer()
 		redisCPU += redisCPUSeconds(b, rdb) - cpu0
 		ownCPU += ownCPUSeconds() - own0
-		sessions = w.count(schema.Sessions)
+		sessions = w.count(keys.Sessions)
 		w.stop()
 		b.StartTimer()
 	}
@@ -166,12 +166,12 @@ func BenchmarkSteadyReload(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := w.Reload(ctx, schema.Sessions); err != nil {
+		if err := w.Reload(ctx, keys.Sessions); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(w.count(schema.Sessions)), "sessions")
+	b.ReportMetric(float64(w.count(keys.Sessions)), "sessions")
 }
 
 // warmBig returns a writer with ~100k sessions cached, on a clock that
@@ -214,7 +214,7 @@ func BenchmarkDiff(b *testing.B) {
 		b.Run(fmt.Sprintf("seats=%d", seats), func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				compare(baseFields[schema.Sessions], "1001-1", old, cur)
+				compare(baseFields[keys.Sessions], "1001-1", old, cur)
 			}
 		})
 	}
@@ -234,7 +234,7 @@ func BenchmarkIndexCheck(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := w.repairIndexes(ctx, schema.Sessions); err != nil {
+		if err := w.repairIndexes(ctx, keys.Sessions); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -292,18 +292,18 @@ func BenchmarkAnswerToEvent(b *testing.B) {
 			break
 		}
 	}
-	if err := w.Reload(ctx, schema.Sessions); err != nil {
+	if err := w.Reload(ctx, keys.Sessions); err != nil {
 		b.Fatal(err)
 	}
 	for _, s := range sim.Sessions() {
-		if d := s.Showtime.Sub(clock.Now()); d >= 0 && d < 10*time.Minute && w.st.cache[schema.Sessions][s.ID] != nil {
+		if d := s.Showtime.Sub(clock.Now()); d >= 0 && d < 10*time.Minute && w.st.cache[keys.Sessions][s.ID] != nil {
 			near = append(near, s)
 		}
 	}
 	if len(near) == 0 {
 		b.Fatal("no session in the near window")
 	}
-	sub := rdb.Subscribe(ctx, schema.Channel(prefix, schema.Sessions))
+	sub := rdb.Subscribe(ctx, keys.Channel(prefix, keys.Sessions))
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil {
 		b.Fatal(err)
@@ -313,8 +313,8 @@ func BenchmarkAnswerToEvent(b *testing.B) {
 	go func() {
 		seen := map[string]time.Time{}
 		for msg := range sub.Channel() {
-			var ev schema.Event
-			if json.Unmarshal([]byte(msg.Payload), &ev) == nil && ev.Event == schema.EventItem {
+			var ev keys.Event
+			if json.Unmarshal([]byte(msg.Payload), &ev) == nil && ev.Event == keys.EventItem {
 				seen[ev.ID] = time.Now()
 			}
 			if len(seen) == want {
@@ -330,7 +330,7 @@ func BenchmarkAnswerToEvent(b *testing.B) {
 		for _, s := range near {
 			sim.SetSeats(s.ID, 10+i%50)
 			w.stepMu.Lock()
-			w.reschedule(s.ID, w.st.cache[schema.Sessions][s.ID], clock.Now())
+			w.reschedule(s.ID, w.st.cache[keys.Sessions][s.ID], clock.Now())
 			w.stepMu.Unlock()
 		}
 		b.StartTimer()

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
@@ -67,7 +67,7 @@ func TestHangingListKeepsChecksOnTime(t *testing.T) {
 	r.clock.Add(time.Hour) // the next hourly reload is due: it hangs
 	r.clock.Set(s.Showtime.Add(-5 * time.Minute))
 	w.stepMu.Lock()
-	w.st.nextReload[schema.Sessions] = r.clock.Now()
+	w.st.nextReload[keys.Sessions] = r.clock.Now()
 	w.stepMu.Unlock()
 	select {
 	case <-h.started:
@@ -79,7 +79,7 @@ func TestHangingListKeepsChecksOnTime(t *testing.T) {
 		r.sim.SetSeats(s.ID, seats)
 		r.clock.Add(11 * time.Second)
 		waitFor(t, "a seat check while the list hangs", func() bool {
-			return r.rdb.HGet(r.ctx, schema.Session(r.prefix, s.ID), "seats_available").Val() == strconv.Itoa(seats)
+			return r.rdb.HGet(r.ctx, keys.Session(r.prefix, s.ID), "seats_available").Val() == strconv.Itoa(seats)
 		})
 	}
 	close(h.release)
@@ -96,7 +96,7 @@ func TestOlderListKeepsNewerSeats(t *testing.T) {
 	s, other := r.pair(4*time.Minute, func(a, b vistasim.SessionInfo) bool { return true })
 	r.clock.Set(s.Showtime.Add(-5 * time.Minute)) // both near
 	r.step(w)
-	l, err := w.fetch(r.ctx, w.st, schema.Sessions, r.clock.Now(), w.zones(), nil) // the list, as it is now
+	l, err := w.fetch(r.ctx, w.st, keys.Sessions, r.clock.Now(), w.zones(), nil) // the list, as it is now
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,19 +104,19 @@ func TestOlderListKeepsNewerSeats(t *testing.T) {
 	r.sim.SetSeats(s.ID, 3)
 	r.sim.SetStatus(other.ID, 7)
 	r.checkNow(w) // the checks, after the list was fetched
-	if err := w.commit(r.ctx, schema.Sessions, l); err != nil {
+	if err := w.commit(r.ctx, keys.Sessions, l); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.hash(schema.Sessions, s.ID)["seats_available"]; got != "3" {
+	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "3" {
 		t.Errorf("seats_available = %s after the older list, want the check's 3", got)
 	}
 	if evs := forID(r.eventsSince(n), s.ID); len(evs) != 1 {
 		t.Errorf("events for %s: %+v, want the check's one", s.ID, evs)
 	}
-	if evs := forID(r.eventsSince(n), other.ID); len(evs) != 1 || evs[0].Reason != schema.ReasonCancelled {
+	if evs := forID(r.eventsSince(n), other.ID); len(evs) != 1 || evs[0].Reason != keys.ReasonCancelled {
 		t.Errorf("events for %s: %+v, want one removed_item cancelled", other.ID, evs)
 	}
-	if len(r.hash(schema.Sessions, other.ID)) != 0 {
+	if len(r.hash(keys.Sessions, other.ID)) != 0 {
 		t.Errorf("the older list brought %s back", other.ID)
 	}
 }
@@ -168,7 +168,7 @@ func TestChecksGoTogetherAcrossCinemas(t *testing.T) {
 	r.clock.Set(a.Showtime.Add(-5 * time.Minute)) // all three within the horizon
 	r.step(w)
 	now := r.clock.Now()
-	cache := w.st.cache[schema.Sessions]
+	cache := w.st.cache[keys.Sessions]
 	for id, rec := range cache { // nothing else due for a while
 		w.reschedule(id, rec, now.Add(time.Hour))
 	}
@@ -182,7 +182,7 @@ func TestChecksGoTogetherAcrossCinemas(t *testing.T) {
 		t.Errorf("%d seat requests, want 1 for three cinemas' sessions", got)
 	}
 	for _, id := range []string{a.ID, b.ID, c.ID} {
-		if next := w.st.cache[schema.Sessions][id].nextCheck.time(); !next.After(r.clock.Now().Add(5 * time.Second)) {
+		if next := w.st.cache[keys.Sessions][id].nextCheck.time(); !next.After(r.clock.Now().Add(5 * time.Second)) {
 			t.Errorf("session %s was not checked: next check in %v", id, next.Sub(r.clock.Now()))
 		}
 	}

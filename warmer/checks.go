@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
@@ -21,7 +21,7 @@ import (
 // its TTL at the same moment; the indexes are ours to clean. It takes them
 // from the schedule, so it looks at no session that has not expired.
 func (w *Warmer) expire(ctx context.Context, now time.Time) error {
-	cache := w.st.cache[schema.Sessions]
+	cache := w.st.cache[keys.Sessions]
 	var changes []change
 	seen := map[string]bool{}
 	for {
@@ -31,14 +31,14 @@ func (w *Warmer) expire(ctx context.Context, now time.Time) error {
 		}
 		if r := cache[s.id]; r != nil && !seen[s.id] {
 			seen[s.id] = true
-			changes = append(changes, removal(s.id, r, schema.ReasonExpired))
+			changes = append(changes, removal(s.id, r, keys.ReasonExpired))
 		}
 	}
 	if len(changes) == 0 {
 		return nil
 	}
 	slices.SortFunc(changes, func(a, b change) int { return strings.Compare(a.id, b.id) })
-	return w.apply(ctx, schema.Sessions, changes, now)
+	return w.apply(ctx, keys.Sessions, changes, now)
 }
 
 // sweepIndexes removes from the sessions' indexes what an earlier run may
@@ -46,9 +46,9 @@ func (w *Warmer) expire(ctx context.Context, now time.Time) error {
 func (w *Warmer) sweepIndexes(ctx context.Context, now time.Time) error {
 	wctx := context.WithoutCancel(ctx)
 	limit := strconv.FormatInt(now.Add(-w.cfg.Policy.Grace).Unix(), 10)
-	sp := w.specs[schema.Sessions]
+	sp := w.specs[keys.Sessions]
 	err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
-		pipe.ZRemRangeByScore(wctx, schema.Index(w.cfg.Prefix, sp.kind), "-inf", limit)
+		pipe.ZRemRangeByScore(wctx, keys.Index(w.cfg.Prefix, sp.kind), "-inf", limit)
 		for _, o := range sp.owners {
 			for id := range w.st.cache[o.kind] {
 				pipe.ZRemRangeByScore(wctx, o.key(w.cfg.Prefix, id), "-inf", limit)
@@ -87,7 +87,7 @@ type ask struct {
 // The requests come back nearest showtime first.
 func (w *Warmer) dueChecks(now time.Time) []*ask {
 	st := w.st
-	cache := st.cache[schema.Sessions]
+	cache := st.cache[keys.Sessions]
 	taken := map[string]bool{}
 	due := map[string]time.Time{}
 	var ids []string
@@ -257,7 +257,7 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 	if w.st == nil {
 		return nil
 	}
-	cache := w.st.cache[schema.Sessions]
+	cache := w.st.cache[keys.Sessions]
 	// The sessions asked for are off the schedule until their answers are
 	// written, which puts them back on it (see place); one whose next
 	// check the answer leaves where it was is put back here.
@@ -277,7 +277,7 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 			return
 		}
 		for id, t := range before {
-			if r := w.st.cache[schema.Sessions][id]; r != nil && !r.missing && r.nextCheck == t {
+			if r := w.st.cache[keys.Sessions][id]; r != nil && !r.missing && r.nextCheck == t {
 				w.st.checks.push(t.time(), id)
 			}
 		}
@@ -309,13 +309,13 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 			switch {
 			case old == nil, old.asOf.time().After(a.asked):
 			case s.Cancelled():
-				changes = append(changes, removal(s.ID, old, schema.ReasonCancelled))
+				changes = append(changes, removal(s.ID, old, keys.ReasonCancelled))
 				gone[s.ID] = a.asked
 			default:
 				cur := withSeats(old, s)
 				cur.nextCheck = instantOf(w.cfg.Policy.NextCheck(a.asked, cur.showtime.time()))
 				cur.checked, cur.asOf = instantOf(a.asked), instantOf(a.asked)
-				changes = append(changes, compare(w.fields[schema.Sessions], s.ID, old, cur))
+				changes = append(changes, compare(w.fields[keys.Sessions], s.ID, old, cur))
 			}
 		}
 		for _, id := range a.gone {
@@ -323,13 +323,13 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 			old := cache[id]
 			switch {
 			case old == nil, old.asOf.time().After(a.asked):
-			case w.st.held[schema.Sessions] != nil:
+			case w.st.held[keys.Sessions] != nil:
 				// Vista's lists are in doubt (a drop is held back): a seat
 				// check that no longer finds a session is not believed
 				// either, until the drop is confirmed or dropped.
 				w.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime.time()))
 			default:
-				changes = append(changes, removal(id, old, schema.ReasonGone))
+				changes = append(changes, removal(id, old, keys.ReasonGone))
 				gone[id] = a.asked
 			}
 		}
@@ -342,13 +342,13 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	if err := w.apply(ctx, schema.Sessions, changes, w.cfg.Clock.Now()); err != nil {
+	if err := w.apply(ctx, keys.Sessions, changes, w.cfg.Clock.Now()); err != nil {
 		if w.st != nil {
 			// The answers are lost; the sessions are asked again at their
 			// usual pace, not at once (Vista is not asked more because
 			// Redis refuses writes).
 			for _, c := range changes {
-				if r := w.st.cache[schema.Sessions][c.id]; r != nil && before[c.id] == r.nextCheck {
+				if r := w.st.cache[keys.Sessions][c.id]; r != nil && before[c.id] == r.nextCheck {
 					w.reschedule(c.id, r, w.cfg.Policy.NextCheck(w.cfg.Clock.Now(), r.showtime.time()))
 				}
 			}
@@ -365,7 +365,7 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 // late records how late each due session of a request went out, by tier,
 // the wait for the upstream budget included.
 func (w *Warmer) late(a *ask) {
-	cache := w.st.cache[schema.Sessions]
+	cache := w.st.cache[keys.Sessions]
 	for id, at := range a.due {
 		r := cache[id]
 		if r == nil {

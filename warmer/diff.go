@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // op is what a change does to the cache.
@@ -173,13 +173,13 @@ func goneChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now t
 		}
 		switch old := cache[id]; {
 		case l.cancelled[id]:
-			changes = append(changes, removal(id, old, schema.ReasonCancelled))
+			changes = append(changes, removal(id, old, keys.ReasonCancelled))
 		case l.expired[id]:
-			changes = append(changes, removal(id, old, schema.ReasonExpired))
+			changes = append(changes, removal(id, old, keys.ReasonExpired))
 		case sp.timed && p.Expired(now, old.showtime.time()):
 			// left to the expiry, which runs next with the same clock
 		case !l.partial:
-			changes = append(changes, removal(id, old, schema.ReasonGone))
+			changes = append(changes, removal(id, old, keys.ReasonGone))
 		}
 	}
 	slices.SortFunc(changes, func(a, b change) int { return strings.Compare(a.id, b.id) })

@@ -6,12 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // The diff of a list against the cache, without Redis.
 
-func newListing(k schema.Kind, now time.Time) *listing {
+func newListing(k keys.Kind, now time.Time) *listing {
 	return &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
 		now: now, kind: k}
 }
@@ -50,9 +50,9 @@ func TestPlan(t *testing.T) {
 
 	t.Run("films: add, update, confirm, gone", func(t *testing.T) {
 		cache := map[string]*record{"a": film("a", "Alpha"), "b": film("b", "Beta"), "c": film("c", "Gamma")}
-		l := newListing(schema.Films, now)
+		l := newListing(keys.Films, now)
 		l.recs["a"], l.recs["b"], l.recs["d"] = film("a", "Alpha"), film("b", "Beta 2"), film("d", "Delta")
-		got := summary(plan(sp[schema.Films], p, cache, l, nil, now))
+		got := summary(plan(sp[keys.Films], p, cache, l, nil, now))
 		want := []string{"unchanged a", "updated b [title]", "added d [id,title,rating,runtime_minutes,opening_date,distributor,cinema_ids]", "removed c gone"}
 		if !slices.Equal(got, want) {
 			t.Errorf("plan = %q\nwant %q", got, want)
@@ -60,11 +60,11 @@ func TestPlan(t *testing.T) {
 	})
 	t.Run("a partial list calls nothing gone; kept rows stay as cached", func(t *testing.T) {
 		cache := map[string]*record{"a": film("a", "Alpha"), "b": film("b", "Beta"), "c": film("c", "Gamma")}
-		l := newListing(schema.Films, now)
+		l := newListing(keys.Films, now)
 		l.recs["a"] = film("a", "Alpha 2")
 		l.keep["b"] = true
 		l.partial = true
-		got := summary(plan(sp[schema.Films], p, cache, l, nil, now))
+		got := summary(plan(sp[keys.Films], p, cache, l, nil, now))
 		if want := []string{"updated a [title]"}; !slices.Equal(got, want) {
 			t.Errorf("plan = %q, want %q", got, want)
 		}
@@ -77,10 +77,10 @@ func TestPlan(t *testing.T) {
 			"listedOld": session("listedOld", now.Add(-30*time.Minute), "10"),
 			"gone":      session("gone", soon, "10"),
 		}
-		l := newListing(schema.Sessions, now)
+		l := newListing(keys.Sessions, now)
 		l.cancelled["cancelled"] = true
 		l.expired["listedOld"] = true
-		got := summary(plan(sp[schema.Sessions], p, cache, l, nil, now))
+		got := summary(plan(sp[keys.Sessions], p, cache, l, nil, now))
 		want := []string{"removed cancelled cancelled", "removed gone gone", "removed listedOld expired"}
 		if !slices.Equal(got, want) {
 			t.Errorf("plan = %q\nwant %q (an expired session is left to the expiry)", got, want)
@@ -95,12 +95,12 @@ func TestPlan(t *testing.T) {
 		stale := session("t", show, "7")
 		stale.checked = instantOf(now.Add(-time.Minute)) // before it
 		cache := map[string]*record{"s": checked, "t": stale}
-		l := newListing(schema.Sessions, listed)
+		l := newListing(keys.Sessions, listed)
 		l.recs["s"], l.recs["t"] = session("s", show, "9"), session("t", show, "6")
 		l.recs["s"].nextCheck = instantOf(listed.Add(9 * time.Second))
 		l.recs["gone"] = session("gone", show, "5")
 		removed := map[string]time.Time{"gone": now.Add(-time.Second)} // a check removed it after the list
-		got := summary(plan(sp[schema.Sessions], p, cache, l, removed, now))
+		got := summary(plan(sp[keys.Sessions], p, cache, l, removed, now))
 		want := []string{"unchanged s", "updated t [seats_available]"}
 		if !slices.Equal(got, want) {
 			t.Errorf("plan = %q\nwant %q", got, want)
@@ -147,15 +147,15 @@ func TestUnchangedRowsKeepTheirRecords(t *testing.T) {
 	r.step(w)
 	s := r.upcoming(3*time.Hour, 40*time.Hour)
 	before := map[string]*record{}
-	for id, rec := range w.st.cache[schema.Sessions] {
+	for id, rec := range w.st.cache[keys.Sessions] {
 		before[id] = rec
 	}
 	r.sim.SetSeats(s.ID, 1)
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	kept := 0
-	for id, rec := range w.st.cache[schema.Sessions] {
+	for id, rec := range w.st.cache[keys.Sessions] {
 		switch {
 		case id == s.ID && rec == before[id]:
 			t.Errorf("session %s changed but kept its old record", id)
@@ -166,7 +166,7 @@ func TestUnchangedRowsKeepTheirRecords(t *testing.T) {
 	if kept != len(before)-1 {
 		t.Errorf("%d of %d unchanged sessions kept their records, want all", kept, len(before)-1)
 	}
-	if got := r.hash(schema.Sessions, s.ID)["seats_available"]; got != "1" {
+	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "1" {
 		t.Errorf("seats_available = %s, want 1", got)
 	}
 }
@@ -174,8 +174,8 @@ func TestUnchangedRowsKeepTheirRecords(t *testing.T) {
 func TestPlanSkipsWhatExpiredSinceTheList(t *testing.T) {
 	now := time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC)
 	p := DefaultPolicy()
-	sp := kindSpecs(baseFields)[schema.Sessions]
-	l := newListing(schema.Sessions, now.Add(-5*time.Minute))
+	sp := kindSpecs(baseFields)[keys.Sessions]
+	l := newListing(keys.Sessions, now.Add(-5*time.Minute))
 	l.recs["old"] = session("old", now.Add(-p.Grace-time.Minute), "3") // past showtime + grace by now
 	l.recs["new"] = session("new", now.Add(time.Hour), "3")
 	got := summary(plan(sp, p, map[string]*record{}, l, nil, now))

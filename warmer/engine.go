@@ -9,14 +9,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
 // zones maps each cached cinema to the zone its wall times are read in.
 func (w *Warmer) zones() map[string]*time.Location {
 	z := map[string]*time.Location{}
-	for id, r := range w.st.cache[schema.Cinemas] {
+	for id, r := range w.st.cache[keys.Cinemas] {
 		if loc, err := vista.LoadZone(r.vals.get(cTimezone)); err == nil {
 			z[id] = loc
 		}
@@ -28,7 +28,7 @@ func (w *Warmer) expired(now, showtime time.Time) bool {
 	return w.cfg.Policy.Expired(now, showtime)
 }
 
-func (w *Warmer) loading(k schema.Kind) {
+func (w *Warmer) loading(k keys.Kind) {
 	if w.st.quiet[k] {
 		w.log.Info("loading from vista", "kind", k)
 	}
@@ -42,7 +42,7 @@ type intake struct {
 }
 
 // intakeOf returns the list of a kind being taken in, begun if need be.
-func (w *Warmer) intakeOf(k schema.Kind) *intake {
+func (w *Warmer) intakeOf(k keys.Kind) *intake {
 	in := w.st.intakes[k]
 	if in == nil {
 		in = &intake{total: len(w.st.cache[k])}
@@ -54,7 +54,7 @@ func (w *Warmer) intakeOf(k schema.Kind) *intake {
 // writeRows writes rows of a list of a kind, listed when Vista sent them, as
 // they come: the additions, updates and confirmations. What left the
 // cache is for commit to judge, once the whole list is in.
-func (w *Warmer) writeRows(ctx context.Context, k schema.Kind, rows []row, keep map[string]bool, listed time.Time) error {
+func (w *Warmer) writeRows(ctx context.Context, k keys.Kind, rows []row, keep map[string]bool, listed time.Time) error {
 	in := w.intakeOf(k)
 	now := w.cfg.Clock.Now() // when it goes into Redis
 	sp, p, cache := w.specs[k], w.cfg.Policy, w.st.cache[k]
@@ -74,7 +74,7 @@ func (w *Warmer) writeRows(ctx context.Context, k schema.Kind, rows []row, keep 
 // commit takes a whole list Vista sent into the cache: it writes what of
 // it take did not write ahead, judges the drop, applies the removals,
 // mends the indexes and announces the reload.
-func (w *Warmer) commit(ctx context.Context, k schema.Kind, l *listing) error {
+func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	st := w.st
 	defer delete(st.intakes, k)
 	if err := w.writeRows(ctx, k, l.rest(), l.keep, l.now); err != nil {
@@ -143,8 +143,8 @@ const ConfirmDropAfter = time.Minute
 // drop is applied when a reload at least ConfirmDropAfter later would
 // remove the same entities; what that reload would remove beyond them is
 // judged anew.
-func (w *Warmer) judgeDrop(k schema.Kind, changes []change, own map[string]bool, total int, now time.Time) ([]change, bool) {
-	dropped := func(c change) bool { return c.op == opRemove && c.reason != schema.ReasonExpired && !own[c.id] }
+func (w *Warmer) judgeDrop(k keys.Kind, changes []change, own map[string]bool, total int, now time.Time) ([]change, bool) {
+	dropped := func(c change) bool { return c.op == opRemove && c.reason != keys.ReasonExpired && !own[c.id] }
 	var drop []string
 	for _, c := range changes {
 		if dropped(c) {
@@ -199,7 +199,7 @@ func (w *Warmer) judgeDrop(k schema.Kind, changes []change, own map[string]bool,
 }
 
 // setHeld records a kind's held drop (nil: none) where Ready can see it.
-func (w *Warmer) setHeld(k schema.Kind, h *heldDrop) {
+func (w *Warmer) setHeld(k keys.Kind, h *heldDrop) {
 	if h == nil {
 		delete(w.st.held, k)
 		w.m.dropHeld.WithLabelValues(string(k)).Set(0)
@@ -208,7 +208,7 @@ func (w *Warmer) setHeld(k schema.Kind, h *heldDrop) {
 		w.m.dropHeld.WithLabelValues(string(k)).Set(1)
 	}
 	var reasons []string
-	for _, kind := range schema.Kinds {
+	for _, kind := range keys.Kinds {
 		if h := w.st.held[kind]; h != nil {
 			reasons = append(reasons, fmt.Sprintf("holding back a drop of %s: %d of %d would go (more than --max-drop %g%%) since %s",
 				kind, len(h.ids), h.total, 100*w.cfg.MaxDrop, stamp(h.at)))
@@ -225,14 +225,14 @@ func (w *Warmer) setHeld(k schema.Kind, h *heldDrop) {
 // announce sends a kind's full_reload event after the last batch of its
 // reload, with P:meta's loaded:{kind}. A build from nothing is quiet only
 // up to here.
-func (w *Warmer) announce(ctx context.Context, k schema.Kind) error {
+func (w *Warmer) announce(ctx context.Context, k keys.Kind) error {
 	now := w.cfg.Clock.Now() // when the reload is in Redis, not when it began
 	count := w.count(k)
 	pub := w.publisher(w.st.epoch, w.st.seq)
 	wctx := context.WithoutCancel(ctx)
 	err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
-		pub.publish(wctx, pipe, schema.Event{Kind: k, Event: schema.EventFullReload, Count: &count, At: stamp(now)})
-		pipe.HSet(wctx, schema.Meta(w.cfg.Prefix), "seq", pub.seq, schema.Loaded(k), stamp(now))
+		pub.publish(wctx, pipe, keys.Event{Kind: k, Event: keys.EventFullReload, Count: &count, At: stamp(now)})
+		pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", pub.seq, keys.Loaded(k), stamp(now))
 	})
 	if err != nil {
 		return fmt.Errorf("announce %s: %w", k, err)
@@ -243,7 +243,7 @@ func (w *Warmer) announce(ctx context.Context, k schema.Kind) error {
 	w.m.fullReloads.WithLabelValues(string(k)).Inc()
 	w.m.lastReload.WithLabelValues(string(k)).Set(float64(now.Unix()))
 	w.st.loadedAt[k] = stamp(now)
-	if !w.ready.Load() && w.st.loaded[schema.Cinemas] && w.st.loaded[schema.Films] && w.st.loaded[schema.Sessions] {
+	if !w.ready.Load() && w.st.loaded[keys.Cinemas] && w.st.loaded[keys.Films] && w.st.loaded[keys.Sessions] {
 		w.ready.Store(true)
 		w.log.Info("cache is warm", "epoch", w.st.epoch)
 	}
@@ -251,7 +251,7 @@ func (w *Warmer) announce(ctx context.Context, k schema.Kind) error {
 }
 
 // count returns how many entities of a kind the cache holds.
-func (w *Warmer) count(k schema.Kind) int {
+func (w *Warmer) count(k keys.Kind) int {
 	n := 0
 	for _, r := range w.st.cache[k] {
 		if !r.missing {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // publisher numbers events and queues them, with the writes they describe,
@@ -18,28 +18,28 @@ type publisher struct {
 	epoch     string
 	maxLen    int64
 	seq       int64 // last number handed out in this transaction
-	published map[schema.Kind]map[string]int
+	published map[keys.Kind]map[string]int
 	sharded   bool // SPUBLISH, not PUBLISH
 }
 
-func (p *publisher) publish(ctx context.Context, pipe redis.Pipeliner, ev schema.Event) {
+func (p *publisher) publish(ctx context.Context, pipe redis.Pipeliner, ev keys.Event) {
 	p.seq++
 	ev.Seq = p.seq
 	ev.Epoch = p.epoch
 	data, _ := json.Marshal(ev) // a struct of strings and ints: cannot fail
 	if p.sharded {
-		pipe.SPublish(ctx, schema.Channel(p.prefix, ev.Kind), data)
+		pipe.SPublish(ctx, keys.Channel(p.prefix, ev.Kind), data)
 	} else {
-		pipe.Publish(ctx, schema.Channel(p.prefix, ev.Kind), data)
+		pipe.Publish(ctx, keys.Channel(p.prefix, ev.Kind), data)
 	}
 	pipe.XAdd(ctx, &redis.XAddArgs{
-		Stream: schema.Stream(p.prefix),
+		Stream: keys.Stream(p.prefix),
 		MaxLen: p.maxLen,
 		Approx: true,
 		Values: []any{"seq", strconv.FormatInt(ev.Seq, 10), "kind", string(ev.Kind), "event", ev.Event, "data", data},
 	})
 	if p.published == nil {
-		p.published = map[schema.Kind]map[string]int{}
+		p.published = map[keys.Kind]map[string]int{}
 	}
 	if p.published[ev.Kind] == nil {
 		p.published[ev.Kind] = map[string]int{}

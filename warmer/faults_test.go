@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
@@ -45,17 +45,17 @@ func TestPausedWriterThatGetsTheLeaseBack(t *testing.T) {
 	r.step(b)
 	s := r.upcoming(time.Hour, 40*time.Hour)
 	r.sim.SetSeats(s.ID, 1)
-	if err := b.Reload(r.ctx, schema.Sessions); err != nil { // b writes events
+	if err := b.Reload(r.ctx, keys.Sessions); err != nil { // b writes events
 		t.Fatal(err)
 	}
 	b.stop()
 	r.step(a) // a wakes and takes the free lease: it must read what b wrote
 	r.sim.SetSeats(s.ID, 0)
-	if err := a.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := a.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	r.assertSeqContiguous()
-	if got := r.hash(schema.Sessions, s.ID)["seats_available"]; got != "0" {
+	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "0" {
 		t.Errorf("seats_available = %q, want 0", got)
 	}
 }
@@ -66,10 +66,10 @@ func TestStaleWriterIsFenced(t *testing.T) {
 	r.step(a)
 	// Another writer moved seq while a kept the lease (an operator's
 	// script, a split brain): a's next write must not go through.
-	r.rdb.HIncrBy(r.ctx, schema.Meta(r.prefix), "seq", 1)
+	r.rdb.HIncrBy(r.ctx, keys.Meta(r.prefix), "seq", 1)
 	r.sim.SetSeats(r.upcoming(time.Hour, 40*time.Hour).ID, 0)
 	n := len(r.events())
-	if err := a.Reload(r.ctx, schema.Sessions); err == nil {
+	if err := a.Reload(r.ctx, keys.Sessions); err == nil {
 		t.Fatal("a reload on a cache that moved under the writer succeeded")
 	}
 	if got := len(r.events()); got != n {
@@ -86,16 +86,16 @@ func TestWrongTypeKeyIsRepaired(t *testing.T) {
 	w := r.warmer("a")
 	r.step(w)
 	s := r.upcoming(time.Hour, 40*time.Hour)
-	key := schema.Session(r.prefix, s.ID)
+	key := keys.Session(r.prefix, s.ID)
 	r.rdb.Del(r.ctx, key)
 	r.rdb.Set(r.ctx, key, "not a hash", 0)
 	r.sim.SetSeats(s.ID, 2)
 	// The update finds a string where the hash should be: it deletes it
 	// and writes the hash whole, in the same transaction.
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatalf("a reload that met a key of another type: %v", err)
 	}
-	h := r.hash(schema.Sessions, s.ID)
+	h := r.hash(keys.Sessions, s.ID)
 	if h["seats_available"] != "2" || h["id"] != s.ID || h["showtime"] == "" || h["state"] != "open" {
 		t.Errorf("after repair the session is %v", h)
 	}
@@ -107,10 +107,10 @@ func TestWrongTypeKeyIsRepaired(t *testing.T) {
 	// add that follows in the same reload.
 	r.rdb.Del(r.ctx, key)
 	r.rdb.Set(r.ctx, key, "not a hash", 0)
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatalf("a reload that met a key of another type: %v", err)
 	}
-	if h := r.hash(schema.Sessions, s.ID); h["seats_available"] != "2" || h["id"] != s.ID || h["showtime"] == "" {
+	if h := r.hash(keys.Sessions, s.ID); h["seats_available"] != "2" || h["id"] != s.ID || h["showtime"] == "" {
 		t.Errorf("after repair the session is %v", h)
 	}
 	r.assertSeqContiguous()
@@ -127,10 +127,10 @@ func TestAdoptHalfBuiltCacheStaysQuiet(t *testing.T) {
 	r.sim.ClearFailures()
 	b := r.warmer("b")
 	r.step(b)
-	if items := byEvent(r.events(), schema.Sessions, schema.EventItem); len(items) != 0 {
+	if items := byEvent(r.events(), keys.Sessions, keys.EventItem); len(items) != 0 {
 		t.Errorf("finishing a build from nothing sent %d session item events", len(items))
 	}
-	if got := byEvent(r.events(), schema.Sessions, schema.EventFullReload); len(got) != 1 {
+	if got := byEvent(r.events(), keys.Sessions, keys.EventFullReload); len(got) != 1 {
 		t.Errorf("sessions full_reload events = %d, want 1", len(got))
 	}
 	r.assertSeqContiguous()
@@ -142,20 +142,20 @@ func TestVanishedKeysAreWrittenWhole(t *testing.T) {
 	r.step(w)
 	film := r.sim.FilmIDs()[0]
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
-	r.rdb.Del(r.ctx, schema.Film(r.prefix, film), schema.Session(r.prefix, s.ID))
-	for _, k := range []schema.Kind{schema.Films, schema.Sessions} {
+	r.rdb.Del(r.ctx, keys.Film(r.prefix, film), keys.Session(r.prefix, s.ID))
+	for _, k := range []keys.Kind{keys.Films, keys.Sessions} {
 		if err := w.Reload(r.ctx, k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if h := r.hash(schema.Films, film); h["id"] != film || h["title"] == "" || h["cinema_ids"] == "" {
+	if h := r.hash(keys.Films, film); h["id"] != film || h["title"] == "" || h["cinema_ids"] == "" {
 		t.Errorf("film written back as %v", h)
 	}
-	h := r.hash(schema.Sessions, s.ID)
+	h := r.hash(keys.Sessions, s.ID)
 	if h["id"] != s.ID || h["showtime"] == "" || h["cinema_id"] != s.CinemaID {
 		t.Errorf("session written back as %v", h)
 	}
-	if ttl := r.rdb.TTL(r.ctx, schema.Session(r.prefix, s.ID)).Val(); ttl <= 0 {
+	if ttl := r.rdb.TTL(r.ctx, keys.Session(r.prefix, s.ID)).Val(); ttl <= 0 {
 		t.Errorf("session written back with TTL %v", ttl)
 	}
 	r.assertSeqContiguous()
@@ -167,12 +167,12 @@ func TestRemovingAMissingHashCleansEveryIndex(t *testing.T) {
 	r.step(a)
 	a.stop()
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
-	r.rdb.Del(r.ctx, schema.Session(r.prefix, s.ID)) // evicted while no warmer ran
+	r.rdb.Del(r.ctx, keys.Session(r.prefix, s.ID)) // evicted while no warmer ran
 	r.sim.Remove(s.ID)
 	b := r.warmer("b")
 	r.step(b)
 	evs := forID(r.events(), s.ID)
-	if len(evs) != 1 || evs[0].Reason != schema.ReasonGone {
+	if len(evs) != 1 || evs[0].Reason != keys.ReasonGone {
 		t.Errorf("events for %s = %+v, want removed_item gone", s.ID, evs)
 	}
 	r.assertSessionGone(s)
@@ -213,22 +213,22 @@ func TestSessionMoves(t *testing.T) {
 		}
 		return list, nil
 	}
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	evs := forID(r.events(), s.ID)
 	if len(evs) != 1 || !slices.Equal(evs[0].Changed, []string{"film_id", "showtime"}) {
 		t.Fatalf("events = %+v, want one item changing film_id and showtime", evs)
 	}
-	for _, idx := range []string{schema.Index(r.prefix, schema.Sessions), schema.CinemaSessions(r.prefix, s.CinemaID), schema.FilmSessions(r.prefix, other)} {
+	for _, idx := range []string{keys.Index(r.prefix, keys.Sessions), keys.CinemaSessions(r.prefix, s.CinemaID), keys.FilmSessions(r.prefix, other)} {
 		if score, err := r.rdb.ZScore(r.ctx, idx, s.ID).Result(); err != nil || int64(score) != later.Unix() {
 			t.Errorf("%s score = %v, %v, want %d", idx, score, err, later.Unix())
 		}
 	}
-	if _, err := r.rdb.ZScore(r.ctx, schema.FilmSessions(r.prefix, s.FilmID), s.ID).Result(); err == nil {
+	if _, err := r.rdb.ZScore(r.ctx, keys.FilmSessions(r.prefix, s.FilmID), s.ID).Result(); err == nil {
 		t.Errorf("the old film's index still lists %s", s.ID)
 	}
-	exp, _ := r.rdb.ExpireTime(r.ctx, schema.Session(r.prefix, s.ID)).Result()
+	exp, _ := r.rdb.ExpireTime(r.ctx, keys.Session(r.prefix, s.ID)).Result()
 	if want := later.Add(20 * time.Minute).Unix(); int64(exp/time.Second) != want {
 		t.Errorf("EXPIRETIME = %v, want %d", exp, want)
 	}
@@ -265,13 +265,13 @@ func TestBadRowsKeepWhatTheCacheHas(t *testing.T) {
 				return out, vista.RowErrors{{List: "sessions", Index: 3, ID: id, Field: "Showtime", Err: errBanana}}
 			}
 			n := len(r.events())
-			if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+			if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 				t.Fatal(err)
 			}
-			if len(r.hash(schema.Sessions, s.ID)) == 0 {
+			if len(r.hash(keys.Sessions, s.ID)) == 0 {
 				t.Errorf("the session of the bad row was dropped")
 			}
-			removed := byEvent(r.eventsSince(n), schema.Sessions, schema.EventRemoved)
+			removed := byEvent(r.eventsSince(n), keys.Sessions, keys.EventRemoved)
 			if tt.badID == "" && len(removed) != 0 {
 				t.Errorf("a reload with an unreadable row removed %+v", removed)
 			}
@@ -296,12 +296,12 @@ func TestPublishedEventFields(t *testing.T) {
 	r.sim.RemoveFilm(film) // and its sessions
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
 	r.sim.SetSeats(s.ID, 5)
-	for _, k := range []schema.Kind{schema.Films, schema.Sessions} {
+	for _, k := range []keys.Kind{keys.Films, keys.Sessions} {
 		if err := w.Reload(r.ctx, k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	msgs, err := r.rdb.XRange(r.ctx, schema.Stream(r.prefix), "-", "+").Result()
+	msgs, err := r.rdb.XRange(r.ctx, keys.Stream(r.prefix), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +350,7 @@ func TestChecksOfACinemaGoTogether(t *testing.T) {
 	r.clock.Set(a.Showtime.Add(-20 * time.Minute))
 	r.step(w)
 	now := r.clock.Now()
-	cache := w.st.cache[schema.Sessions]
+	cache := w.st.cache[keys.Sessions]
 	w.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
 	w.reschedule(b.ID, cache[b.ID], now.Add(3*time.Second)) // due within half a near interval of a
 	r.sim.ResetRequests()
@@ -360,7 +360,7 @@ func TestChecksOfACinemaGoTogether(t *testing.T) {
 		t.Errorf("%d seat requests, want 1 for both sessions of cinema %s", got, a.CinemaID)
 	}
 	for _, id := range []string{a.ID, b.ID} {
-		if next := w.st.cache[schema.Sessions][id].nextCheck.time(); !next.After(r.clock.Now().Add(time.Minute)) {
+		if next := w.st.cache[keys.Sessions][id].nextCheck.time(); !next.After(r.clock.Now().Add(time.Minute)) {
 			t.Errorf("session %s was not checked: next check in %v", id, next.Sub(r.clock.Now()))
 		}
 	}
@@ -375,18 +375,18 @@ func TestEvictedMetaAndLeaseAreNoLostCache(t *testing.T) {
 	meta := r.meta()
 	n := len(r.events())
 
-	r.rdb.Del(r.ctx, schema.Meta(r.prefix))
+	r.rdb.Del(r.ctx, keys.Meta(r.prefix))
 	time.Sleep(2 * time.Millisecond)
 	r.step(w) // the heartbeat finds P:meta gone
 	r.step(w) // and the step writes it again
 	after := r.meta()
-	for _, f := range []string{"epoch", "seq", "schema", schema.Loaded(schema.Sessions)} {
+	for _, f := range []string{"epoch", "seq", "schema", keys.Loaded(keys.Sessions)} {
 		if after[f] != meta[f] {
 			t.Errorf("P:meta %s = %q after it was evicted, want %q as before", f, after[f], meta[f])
 		}
 	}
 
-	r.rdb.Del(r.ctx, schema.Lease(r.prefix))
+	r.rdb.Del(r.ctx, keys.Lease(r.prefix))
 	w.lastRenew = time.Time{}
 	r.step(w) // the lease is taken back
 	if got := r.meta()["epoch"]; got != meta["epoch"] {
@@ -397,7 +397,7 @@ func TestEvictedMetaAndLeaseAreNoLostCache(t *testing.T) {
 	}
 
 	// Both gone at once, the indexes still there: the same.
-	r.rdb.Del(r.ctx, schema.Meta(r.prefix), schema.Lease(r.prefix))
+	r.rdb.Del(r.ctx, keys.Meta(r.prefix), keys.Lease(r.prefix))
 	w.lastRenew = time.Time{}
 	r.step(w)
 	r.step(w)
@@ -448,7 +448,7 @@ func TestSeqBehindWhatWasWrittenStartsANewEpoch(t *testing.T) {
 		t.Fatalf("seq %d after the build, want some events to lose", seq)
 	}
 	// The new master has P:meta as it was two events earlier.
-	r.rdb.HSet(r.ctx, schema.Meta(r.prefix), "seq", seq-2)
+	r.rdb.HSet(r.ctx, keys.Meta(r.prefix), "seq", seq-2)
 	w.dropState() // a failed write: the writer reads the cache again
 	r.step(w)
 	if got := r.meta()["epoch"]; got == meta["epoch"] {

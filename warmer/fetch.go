@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
@@ -30,7 +30,7 @@ type listing struct {
 	began time.Time // when the fetch began, in real time, for the log
 	now   time.Time // when it began, on the warmer's clock
 
-	kind schema.Kind
+	kind keys.Kind
 
 	// cached, when set, reads the cache the list is taken into: a row
 	// that says what the cache holds keeps the cached record (see take).
@@ -205,7 +205,7 @@ func (l *listing) rest() []row {
 // emit, when not nil, is handed the list's rows chunk by chunk while the
 // rest is fetched (see listing.flush); the listing returned then holds
 // the whole list, of which listing.rest is what emit was not handed.
-func (w *Warmer) fetch(ctx context.Context, st *state, k schema.Kind, now time.Time, zones map[string]*time.Location, emit func([]row) error) (*listing, error) {
+func (w *Warmer) fetch(ctx context.Context, st *state, k keys.Kind, now time.Time, zones map[string]*time.Location, emit func([]row) error) (*listing, error) {
 	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
 		began: time.Now(), now: now, kind: k}
 	if emit != nil {
@@ -249,7 +249,7 @@ func (w *Warmer) fetch(ctx context.Context, st *state, k schema.Kind, now time.T
 
 // reportRows logs, once per reload, the rows of a list that were refused
 // or repeated, and counts them.
-func (w *Warmer) reportRows(k schema.Kind, l *listing) {
+func (w *Warmer) reportRows(k keys.Kind, l *listing) {
 	if n := sumCounts(l.bad); n > 0 {
 		attrs := []any{"kind", k, "rows", n}
 		for _, reason := range badReasons {

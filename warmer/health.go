@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // trouble is a run of failures of one kind of Redis operation: the lease
@@ -171,7 +171,7 @@ type Status struct {
 	// in seconds; absent when there is none.
 	HeartbeatAge *float64 `json:"heartbeat_age_seconds,omitempty"`
 	// LastReloads is when each kind was last reloaded whole.
-	LastReloads map[schema.Kind]string `json:"last_reloads,omitempty"`
+	LastReloads map[keys.Kind]string `json:"last_reloads,omitempty"`
 }
 
 // Status reports the instance's role and readiness with the cache's
@@ -180,10 +180,10 @@ func (w *Warmer) Status(ctx context.Context) Status {
 	s := Status{Role: w.Role()}
 	s.Ready, s.Reason = w.Readiness(ctx)
 	fields := []string{"heartbeat"}
-	for _, k := range schema.Kinds {
-		fields = append(fields, schema.Loaded(k))
+	for _, k := range keys.Kinds {
+		fields = append(fields, keys.Loaded(k))
 	}
-	vals, err := w.rdb.HMGet(ctx, schema.Meta(w.cfg.Prefix), fields...).Result()
+	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), fields...).Result()
 	if err != nil {
 		return s
 	}
@@ -193,10 +193,10 @@ func (w *Warmer) Status(ctx context.Context) Status {
 			s.HeartbeatAge = &age
 		}
 	}
-	for i, k := range schema.Kinds {
+	for i, k := range keys.Kinds {
 		if v, ok := vals[i+1].(string); ok {
 			if s.LastReloads == nil {
-				s.LastReloads = map[schema.Kind]string{}
+				s.LastReloads = map[keys.Kind]string{}
 			}
 			s.LastReloads[k] = v
 		}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
@@ -178,15 +178,15 @@ func (r *rig) step(w *Warmer) {
 }
 
 // events reads every event of the stream, in order.
-func (r *rig) events() []schema.Event {
+func (r *rig) events() []keys.Event {
 	r.t.Helper()
-	msgs, err := r.rdb.XRange(r.ctx, schema.Stream(r.prefix), "-", "+").Result()
+	msgs, err := r.rdb.XRange(r.ctx, keys.Stream(r.prefix), "-", "+").Result()
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	evs := make([]schema.Event, 0, len(msgs))
+	evs := make([]keys.Event, 0, len(msgs))
 	for _, m := range msgs {
-		var ev schema.Event
+		var ev keys.Event
 		if err := json.Unmarshal([]byte(m.Values["data"].(string)), &ev); err != nil {
 			r.t.Fatalf("stream entry %s: %v", m.ID, err)
 		}
@@ -196,22 +196,22 @@ func (r *rig) events() []schema.Event {
 }
 
 // eventsSince returns the events after the first n.
-func (r *rig) eventsSince(n int) []schema.Event {
+func (r *rig) eventsSince(n int) []keys.Event {
 	return r.events()[n:]
 }
 
 func (r *rig) meta() map[string]string {
 	r.t.Helper()
-	m, err := r.rdb.HGetAll(r.ctx, schema.Meta(r.prefix)).Result()
+	m, err := r.rdb.HGetAll(r.ctx, keys.Meta(r.prefix)).Result()
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	return m
 }
 
-func (r *rig) hash(k schema.Kind, id string) map[string]string {
+func (r *rig) hash(k keys.Kind, id string) map[string]string {
 	r.t.Helper()
-	h, err := r.rdb.HGetAll(r.ctx, schema.Entity(r.prefix, k, id)).Result()
+	h, err := r.rdb.HGetAll(r.ctx, keys.Entity(r.prefix, k, id)).Result()
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -252,8 +252,8 @@ func (r *rig) pair(d time.Duration, ok func(a, b vistasim.SessionInfo) bool) (vi
 	return vistasim.SessionInfo{}, vistasim.SessionInfo{}
 }
 
-func byEvent(evs []schema.Event, kind schema.Kind, event string) []schema.Event {
-	var out []schema.Event
+func byEvent(evs []keys.Event, kind keys.Kind, event string) []keys.Event {
+	var out []keys.Event
 	for _, ev := range evs {
 		if ev.Kind == kind && ev.Event == event {
 			out = append(out, ev)
@@ -262,8 +262,8 @@ func byEvent(evs []schema.Event, kind schema.Kind, event string) []schema.Event 
 	return out
 }
 
-func forID(evs []schema.Event, id string) []schema.Event {
-	var out []schema.Event
+func forID(evs []keys.Event, id string) []keys.Event {
+	var out []keys.Event
 	for _, ev := range evs {
 		if ev.ID == id {
 			out = append(out, ev)
@@ -274,7 +274,7 @@ func forID(evs []schema.Event, id string) []schema.Event {
 
 // reload fetches a kind's whole list, then commits it, and returns the
 // error as it came, before Step or Reload make it a role change.
-func (w *Warmer) reload(ctx context.Context, k schema.Kind) error {
+func (w *Warmer) reload(ctx context.Context, k keys.Kind) error {
 	l, err := w.fetch(ctx, w.st, k, w.cfg.Clock.Now(), w.zones(), nil)
 	if err != nil {
 		return err

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
@@ -128,7 +128,7 @@ func (r *rig) nearSession(w *Warmer) vistasim.SessionInfo {
 // checkNow makes every cached session due and steps, so seat checks run.
 func (r *rig) checkNow(w *Warmer) {
 	r.t.Helper()
-	for id, rec := range w.st.cache[schema.Sessions] {
+	for id, rec := range w.st.cache[keys.Sessions] {
 		w.reschedule(id, rec, r.clock.Now())
 	}
 	r.clock.Add(time.Second)
@@ -145,7 +145,7 @@ func TestStatusAsVistaSendsIt(t *testing.T) {
 			r := newRigWith(t, rigOptions{sim: func(c *vistasim.Config) { c.LetterStatus = letters }})
 			w := r.warmer("a")
 			s := r.nearSession(w)
-			h := r.hash(schema.Sessions, s.ID)
+			h := r.hash(keys.Sessions, s.ID)
 			wantStatus := "0"
 			if letters {
 				wantStatus = "O"
@@ -162,21 +162,21 @@ func TestStatusAsVistaSendsIt(t *testing.T) {
 			r.checkNow(w)
 			evs := forID(r.eventsSince(n), s.ID)
 			if letters {
-				if len(evs) != 1 || evs[0].Event != schema.EventRemoved || evs[0].Reason != schema.ReasonCancelled {
+				if len(evs) != 1 || evs[0].Event != keys.EventRemoved || evs[0].Reason != keys.ReasonCancelled {
 					t.Fatalf("events %+v, want one removed_item cancelled", evs)
 				}
 				return
 			}
-			if len(evs) != 1 || evs[0].Event != schema.EventItem || !slices.Equal(evs[0].Changed, []string{"status", "state"}) {
+			if len(evs) != 1 || evs[0].Event != keys.EventItem || !slices.Equal(evs[0].Changed, []string{"status", "state"}) {
 				t.Fatalf("events %+v, want one item changing status and state", evs)
 			}
-			if h := r.hash(schema.Sessions, s.ID); h["status"] != "1" || h["state"] != "closed" {
+			if h := r.hash(keys.Sessions, s.ID); h["status"] != "1" || h["state"] != "closed" {
 				t.Errorf("hash status %q state %q, want 1 closed", h["status"], h["state"])
 			}
 			r.sim.SetStatus(s.ID, 7)
 			r.checkNow(w)
 			evs = forID(r.eventsSince(n), s.ID)
-			if last := evs[len(evs)-1]; last.Event != schema.EventRemoved || last.Reason != schema.ReasonCancelled {
+			if last := evs[len(evs)-1]; last.Event != keys.EventRemoved || last.Reason != keys.ReasonCancelled {
 				t.Errorf("after Status 7: %+v, want removed_item cancelled", last)
 			}
 			r.assertSessionGone(s)
@@ -204,7 +204,7 @@ func TestServerWithoutStatus(t *testing.T) {
 	})
 	w := r.warmer("a")
 	s := r.nearSession(w)
-	if h := r.hash(schema.Sessions, s.ID); h["status"] != "" || h["state"] != "open" || h["soldout_status"] != "0" {
+	if h := r.hash(keys.Sessions, s.ID); h["status"] != "" || h["state"] != "open" || h["soldout_status"] != "0" {
 		t.Fatalf("hash %v, want no status, state open", h)
 	}
 	n := len(r.events())
@@ -212,11 +212,11 @@ func TestServerWithoutStatus(t *testing.T) {
 		r.sim.SetSeats(s.ID, 10-i)
 		r.checkNow(w)
 	}
-	items := byEvent(forID(r.eventsSince(n), s.ID), schema.Sessions, schema.EventItem)
+	items := byEvent(forID(r.eventsSince(n), s.ID), keys.Sessions, keys.EventItem)
 	if len(items) != 4 || *items[3].SeatsAvailable != 7 {
 		t.Fatalf("item events %+v, want 4, the last with 7 seats", items)
 	}
-	if h := r.hash(schema.Sessions, s.ID); h["seats_available"] != "7" || h["state"] != "open" {
+	if h := r.hash(keys.Sessions, s.ID); h["seats_available"] != "7" || h["state"] != "open" {
 		t.Errorf("hash %v, want 7 seats, open", h)
 	}
 	mu.Lock()
@@ -236,17 +236,17 @@ func TestEmptyListIsHeldBack(t *testing.T) {
 	var logs logBuffer
 	w := r.warmer("a", func(c *Config) { c.Vista = ed }, withMetrics(m), withLog(&logs))
 	r.step(w)
-	count := len(w.st.cache[schema.Sessions])
+	count := len(w.st.cache[keys.Sessions])
 	n := len(r.events())
 
 	ed.sessions = func([]vista.Session) ([]vista.Session, error) { return []vista.Session{}, nil }
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	if evs := r.eventsSince(n); len(evs) != 0 {
 		t.Fatalf("an empty list sent %d events, first %+v", len(evs), evs[0])
 	}
-	if got, _ := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Result(); int(got) != count {
+	if got, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result(); int(got) != count {
 		t.Fatalf("P:sessions holds %d, want all %d still", got, count)
 	}
 	ready, reason := w.Readiness(r.ctx)
@@ -262,7 +262,7 @@ func TestEmptyListIsHeldBack(t *testing.T) {
 
 	// Half a minute on, still empty: still held.
 	r.clock.Add(30 * time.Second)
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	if evs := r.eventsSince(n); len(evs) != 0 {
@@ -270,14 +270,14 @@ func TestEmptyListIsHeldBack(t *testing.T) {
 	}
 	// Step schedules the next reload within a minute of the hold, not at
 	// the hourly schedule.
-	if next := w.st.nextReload[schema.Sessions]; next.After(r.clock.Now().Add(ConfirmDropAfter)) {
+	if next := w.st.nextReload[keys.Sessions]; next.After(r.clock.Now().Add(ConfirmDropAfter)) {
 		t.Errorf("next sessions reload in %v, want within %v", next.Sub(r.clock.Now()), ConfirmDropAfter)
 	}
 
 	// A minute after the hold, Vista says the same: believed.
 	r.clock.Add(31 * time.Second)
 	r.step(w)
-	removed := byEvent(r.eventsSince(n), schema.Sessions, schema.EventRemoved)
+	removed := byEvent(r.eventsSince(n), keys.Sessions, keys.EventRemoved)
 	if len(removed) != count {
 		t.Errorf("%d removed_item, want %d", len(removed), count)
 	}
@@ -302,16 +302,16 @@ func TestGlitchIsForgotten(t *testing.T) {
 	r.step(w)
 	n := len(r.events())
 	ed.sessions = func([]vista.Session) ([]vista.Session, error) { return nil, nil }
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	ed.sessions = nil
 	r.clock.Add(2 * time.Minute)
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
-	for _, ev := range byEvent(r.eventsSince(n), schema.Sessions, schema.EventRemoved) {
-		if ev.Reason != schema.ReasonExpired {
+	for _, ev := range byEvent(r.eventsSince(n), keys.Sessions, keys.EventRemoved) {
+		if ev.Reason != keys.ReasonExpired {
 			t.Errorf("a glitch removed %+v", ev)
 		}
 	}
@@ -332,12 +332,12 @@ func TestRealDropIsAppliedOnTheSecondReload(t *testing.T) {
 	closed := func(s vista.Session) bool { return s.CinemaID == cinema && s.ScreenNumber == 1 }
 	end := r.clock.Now().Add(time.Hour + ConfirmDropAfter)
 	var want []string // what the closed screen still shows when the drop is applied
-	for _, rec := range w.st.cache[schema.Sessions] {
+	for _, rec := range w.st.cache[keys.Sessions] {
 		if rec.vals.get(sCinemaID) == cinema && rec.vals.get(7) == "1" && rec.showtime.time().Add(w.cfg.Policy.Grace).After(end) {
 			want = append(want, rec.vals.get(0))
 		}
 	}
-	total := len(w.st.cache[schema.Sessions])
+	total := len(w.st.cache[keys.Sessions])
 	if f := float64(len(want)) / float64(total); f <= 0.10 || f >= 0.5 {
 		t.Fatalf("the closed screen holds %d of %d sessions; the test wants between 10%% and 50%%", len(want), total)
 	}
@@ -345,19 +345,19 @@ func TestRealDropIsAppliedOnTheSecondReload(t *testing.T) {
 	n := len(r.events())
 	r.clock.Add(time.Hour) // the hourly reload
 	r.step(w)
-	for _, ev := range byEvent(r.eventsSince(n), schema.Sessions, schema.EventRemoved) {
-		if ev.Reason != schema.ReasonExpired {
+	for _, ev := range byEvent(r.eventsSince(n), keys.Sessions, keys.EventRemoved) {
+		if ev.Reason != keys.ReasonExpired {
 			t.Fatalf("the first reload removed %+v, want the drop held back", ev)
 		}
 	}
-	if full := byEvent(r.eventsSince(n), schema.Sessions, schema.EventFullReload); len(full) != 0 {
+	if full := byEvent(r.eventsSince(n), keys.Sessions, keys.EventFullReload); len(full) != 0 {
 		t.Errorf("a reload with a drop held back sent full_reload")
 	}
 	r.clock.Add(ConfirmDropAfter)
 	r.step(w)
 	var got []string
-	for _, ev := range byEvent(r.eventsSince(n), schema.Sessions, schema.EventRemoved) {
-		if ev.Reason == schema.ReasonGone {
+	for _, ev := range byEvent(r.eventsSince(n), keys.Sessions, keys.EventRemoved) {
+		if ev.Reason == keys.ReasonGone {
 			got = append(got, ev.ID)
 		}
 	}
@@ -366,8 +366,8 @@ func TestRealDropIsAppliedOnTheSecondReload(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("removed %d sessions, want the closed screen's %d", len(got), len(want))
 	}
-	if full := byEvent(r.eventsSince(n), schema.Sessions, schema.EventFullReload); len(full) != 1 || *full[0].Count != w.count(schema.Sessions) {
-		t.Errorf("full_reload events %+v, want one counting %d", full, w.count(schema.Sessions))
+	if full := byEvent(r.eventsSince(n), keys.Sessions, keys.EventFullReload); len(full) != 1 || *full[0].Count != w.count(keys.Sessions) {
+		t.Errorf("full_reload events %+v, want one counting %d", full, w.count(keys.Sessions))
 	}
 	r.assertSeqContiguous()
 }
@@ -384,11 +384,11 @@ func TestEmptyCinemasAndFilmsAreHeldBack(t *testing.T) {
 	for _, id := range r.sim.FilmIDs() {
 		r.sim.RemoveFilm(id)
 	}
-	for _, k := range []schema.Kind{schema.Cinemas, schema.Films} {
+	for _, k := range []keys.Kind{keys.Cinemas, keys.Films} {
 		if err := w.Reload(r.ctx, k); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := r.rdb.SCard(r.ctx, schema.Index(r.prefix, k)).Result(); got == 0 {
+		if got, _ := r.rdb.SCard(r.ctx, keys.Index(r.prefix, k)).Result(); got == 0 {
 			t.Errorf("%s: the index was emptied", k)
 		}
 	}
@@ -418,21 +418,21 @@ func TestUnsafeIDsAreRefused(t *testing.T) {
 	w := r.warmer("a", withMetrics(m), withLog(&logs))
 	r.step(w)
 
-	for _, key := range []string{schema.CinemaSessions(r.prefix, cinema), schema.FilmSessions(r.prefix, film)} {
+	for _, key := range []string{keys.CinemaSessions(r.prefix, cinema), keys.FilmSessions(r.prefix, film)} {
 		if typ := r.rdb.Type(r.ctx, key).Val(); typ != "zset" {
 			t.Errorf("%s is a %s, want the zset index", key, typ)
 		}
 	}
-	for _, k := range []schema.Kind{schema.Cinemas, schema.Films, schema.Sessions} {
+	for _, k := range []keys.Kind{keys.Cinemas, keys.Films, keys.Sessions} {
 		var members []string
-		if k == schema.Sessions {
-			members = r.rdb.ZRange(r.ctx, schema.Index(r.prefix, k), 0, -1).Val()
+		if k == keys.Sessions {
+			members = r.rdb.ZRange(r.ctx, keys.Index(r.prefix, k), 0, -1).Val()
 		} else {
-			members = r.rdb.SMembers(r.ctx, schema.Index(r.prefix, k)).Val()
+			members = r.rdb.SMembers(r.ctx, keys.Index(r.prefix, k)).Val()
 		}
 		for _, id := range members {
 			if vista.CheckID(id) != nil {
-				t.Errorf("%s lists %q", schema.Index(r.prefix, k), id)
+				t.Errorf("%s lists %q", keys.Index(r.prefix, k), id)
 			}
 		}
 	}
@@ -446,13 +446,13 @@ func TestUnsafeIDsAreRefused(t *testing.T) {
 		t.Errorf("log lines about refused rows: %q, want one per kind, cinemas counting 3", lines)
 	}
 	// Later reloads leave cinema 1001's index as it is.
-	before := r.rdb.ZCard(r.ctx, schema.CinemaSessions(r.prefix, cinema)).Val()
-	for _, k := range schema.Kinds {
+	before := r.rdb.ZCard(r.ctx, keys.CinemaSessions(r.prefix, cinema)).Val()
+	for _, k := range keys.Kinds {
 		if err := w.Reload(r.ctx, k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if after := r.rdb.ZCard(r.ctx, schema.CinemaSessions(r.prefix, cinema)).Val(); after != before || after == 0 {
+	if after := r.rdb.ZCard(r.ctx, keys.CinemaSessions(r.prefix, cinema)).Val(); after != before || after == 0 {
 		t.Errorf("cinema %s's index went from %d to %d members", cinema, before, after)
 	}
 }
@@ -468,22 +468,22 @@ func TestUnsafeIDLeftByAnEarlierVersion(t *testing.T) {
 	a.stop()
 	cinema := r.sim.CinemaIDs()[0]
 	evil := cinema + ":sessions"
-	idx := schema.CinemaSessions(r.prefix, cinema)
-	r.rdb.SAdd(r.ctx, schema.Index(r.prefix, schema.Cinemas), evil)
+	idx := keys.CinemaSessions(r.prefix, cinema)
+	r.rdb.SAdd(r.ctx, keys.Index(r.prefix, keys.Cinemas), evil)
 	r.rdb.Del(r.ctx, idx)
-	r.rdb.HSet(r.ctx, schema.Cinema(r.prefix, evil), "id", evil, "name", "evil")
+	r.rdb.HSet(r.ctx, keys.Cinema(r.prefix, evil), "id", evil, "name", "evil")
 
 	n := len(r.events())
 	b := r.warmer("b")
 	r.step(b)
 	evs := forID(r.eventsSince(n), evil)
-	if len(evs) != 1 || evs[0].Event != schema.EventRemoved || evs[0].Reason != schema.ReasonGone {
+	if len(evs) != 1 || evs[0].Event != keys.EventRemoved || evs[0].Reason != keys.ReasonGone {
 		t.Errorf("events for %q: %+v, want one removed_item gone", evil, evs)
 	}
 	if typ := r.rdb.Type(r.ctx, idx).Val(); typ != "zset" || r.rdb.ZCard(r.ctx, idx).Val() == 0 {
 		t.Errorf("%s is a %s of %d, want cinema %s's sessions", idx, typ, r.rdb.ZCard(r.ctx, idx).Val(), cinema)
 	}
-	if r.rdb.SIsMember(r.ctx, schema.Index(r.prefix, schema.Cinemas), evil).Val() {
+	if r.rdb.SIsMember(r.ctx, keys.Index(r.prefix, keys.Cinemas), evil).Val() {
 		t.Errorf("P:cinemas still lists %q", evil)
 	}
 }
@@ -500,36 +500,36 @@ func TestIndexesMend(t *testing.T) {
 	r.step(w)
 	cinema := r.sim.CinemaIDs()[1]
 	films := r.sim.FilmIDs()
-	sessions := r.rdb.ZRange(r.ctx, schema.Index(r.prefix, schema.Sessions), 0, -1).Val()
-	cinemaIdx := schema.CinemaSessions(r.prefix, cinema)
-	filmIdx := schema.FilmSessions(r.prefix, films[0])
+	sessions := r.rdb.ZRange(r.ctx, keys.Index(r.prefix, keys.Sessions), 0, -1).Val()
+	cinemaIdx := keys.CinemaSessions(r.prefix, cinema)
+	filmIdx := keys.FilmSessions(r.prefix, films[0])
 	inCinema := r.rdb.ZRange(r.ctx, cinemaIdx, 0, -1).Val()
 	inFilm := r.rdb.ZRange(r.ctx, filmIdx, 0, -1).Val()
 
 	// Missing members, extra members, a wrong score.
-	r.rdb.SRem(r.ctx, schema.Index(r.prefix, schema.Films), films[1])
-	r.rdb.SAdd(r.ctx, schema.Index(r.prefix, schema.Films), "HO-stray")
-	r.rdb.SRem(r.ctx, schema.Index(r.prefix, schema.Cinemas), cinema)
+	r.rdb.SRem(r.ctx, keys.Index(r.prefix, keys.Films), films[1])
+	r.rdb.SAdd(r.ctx, keys.Index(r.prefix, keys.Films), "HO-stray")
+	r.rdb.SRem(r.ctx, keys.Index(r.prefix, keys.Cinemas), cinema)
 	// The last sessions by showtime, which no expiry takes meanwhile.
 	far := float64(r.clock.Now().Add(30 * 24 * time.Hour).Unix())
-	r.rdb.ZRem(r.ctx, schema.Index(r.prefix, schema.Sessions), sessions[len(sessions)-1], sessions[len(sessions)-2])
-	r.rdb.ZAdd(r.ctx, schema.Index(r.prefix, schema.Sessions), redisZ("1001-stray", far))
+	r.rdb.ZRem(r.ctx, keys.Index(r.prefix, keys.Sessions), sessions[len(sessions)-1], sessions[len(sessions)-2])
+	r.rdb.ZAdd(r.ctx, keys.Index(r.prefix, keys.Sessions), redisZ("1001-stray", far))
 	r.rdb.ZRem(r.ctx, cinemaIdx, inCinema[len(inCinema)-1])
 	r.rdb.ZAdd(r.ctx, cinemaIdx, redisZ("9999-stray", far))
 	r.rdb.ZAdd(r.ctx, filmIdx, redisZ(inFilm[len(inFilm)-1], far))
 	n := len(r.events())
-	for _, k := range schema.Kinds {
+	for _, k := range keys.Kinds {
 		if err := w.Reload(r.ctx, k); err != nil {
 			t.Fatal(err)
 		}
 	}
 	r.assertIndexesAgree(w)
-	if evs := r.eventsSince(n); len(byEvent(evs, schema.Films, schema.EventItem))+len(byEvent(evs, schema.Cinemas, schema.EventItem)) != 0 {
+	if evs := r.eventsSince(n); len(byEvent(evs, keys.Films, keys.EventItem))+len(byEvent(evs, keys.Cinemas, keys.EventItem)) != 0 {
 		t.Errorf("mending an index sent item events: %+v", evs)
 	}
 	mended := func() float64 {
 		var n float64
-		for _, k := range schema.Kinds {
+		for _, k := range keys.Kinds {
 			n += testutil.ToFloat64(m.repairs.WithLabelValues(string(k), repairIndex))
 		}
 		return n
@@ -540,7 +540,7 @@ func TestIndexesMend(t *testing.T) {
 
 	// Mended once: the next reloads mend nothing.
 	before := mended()
-	for _, k := range schema.Kinds {
+	for _, k := range keys.Kinds {
 		if err := w.Reload(r.ctx, k); err != nil {
 			t.Fatal(err)
 		}
@@ -552,17 +552,17 @@ func TestIndexesMend(t *testing.T) {
 	// Keys of another type: a write that meets one fails, and the writer
 	// reads the cache again and mends the indexes before it writes again.
 	// One step may fail; the next goes through.
-	r.rdb.Del(r.ctx, schema.Index(r.prefix, schema.Cinemas))
-	r.rdb.Set(r.ctx, schema.Index(r.prefix, schema.Cinemas), "oops", 0)
-	r.rdb.Del(r.ctx, schema.FilmSessions(r.prefix, films[1]))
-	r.rdb.HSet(r.ctx, schema.FilmSessions(r.prefix, films[1]), "not", "an index")
+	r.rdb.Del(r.ctx, keys.Index(r.prefix, keys.Cinemas))
+	r.rdb.Set(r.ctx, keys.Index(r.prefix, keys.Cinemas), "oops", 0)
+	r.rdb.Del(r.ctx, keys.FilmSessions(r.prefix, films[1]))
+	r.rdb.HSet(r.ctx, keys.FilmSessions(r.prefix, films[1]), "not", "an index")
 	r.clock.Add(25 * time.Hour)
 	if err := w.Step(r.ctx); err != nil {
 		t.Logf("first step: %v", err)
 	}
 	r.step(w)
 	r.assertIndexesAgree(w)
-	if typ := r.rdb.Type(r.ctx, schema.FilmSessions(r.prefix, films[1])).Val(); typ != "zset" && typ != "none" {
+	if typ := r.rdb.Type(r.ctx, keys.FilmSessions(r.prefix, films[1])).Val(); typ != "zset" && typ != "none" {
 		t.Errorf("film %s's index is a %s", films[1], typ)
 	}
 	r.assertSeqContiguous()
@@ -571,16 +571,16 @@ func TestIndexesMend(t *testing.T) {
 // assertIndexesAgree checks every index against the writer's cache.
 func (r *rig) assertIndexesAgree(w *Warmer) {
 	r.t.Helper()
-	for _, k := range []schema.Kind{schema.Cinemas, schema.Films} {
-		got := r.rdb.SMembers(r.ctx, schema.Index(r.prefix, k)).Val()
+	for _, k := range []keys.Kind{keys.Cinemas, keys.Films} {
+		got := r.rdb.SMembers(r.ctx, keys.Index(r.prefix, k)).Val()
 		if want := sortedKeys(w.st.cache[k]); !sameSet(got, want) {
-			r.t.Errorf("%s = %v, want %v", schema.Index(r.prefix, k), got, want)
+			r.t.Errorf("%s = %v, want %v", keys.Index(r.prefix, k), got, want)
 		}
 	}
 	want := map[string]map[string]float64{}
-	for id, rec := range w.st.cache[schema.Sessions] {
+	for id, rec := range w.st.cache[keys.Sessions] {
 		score := float64(rec.showtime.time().Unix())
-		for _, idx := range []string{schema.Index(r.prefix, schema.Sessions), schema.CinemaSessions(r.prefix, rec.vals.get(sCinemaID)), schema.FilmSessions(r.prefix, rec.vals.get(sFilmID))} {
+		for _, idx := range []string{keys.Index(r.prefix, keys.Sessions), keys.CinemaSessions(r.prefix, rec.vals.get(sCinemaID)), keys.FilmSessions(r.prefix, rec.vals.get(sFilmID))} {
 			if want[idx] == nil {
 				want[idx] = map[string]float64{}
 			}
@@ -616,7 +616,7 @@ func TestOversizeAndOutOfRange(t *testing.T) {
 	r.step(w)
 	cinema := r.sim.CinemaIDs()[0]
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
-	before := r.hash(schema.Sessions, s.ID)
+	before := r.hash(keys.Sessions, s.ID)
 	now := r.clock.Now()
 	wall := func(t time.Time) string { return t.Format("2006-01-02T15:04:05") } // in the cinema's zone
 	in.set("Sessions",
@@ -626,20 +626,20 @@ func TestOversizeAndOutOfRange(t *testing.T) {
 		`{"ID":"`+cinema+`-800002","CinemaId":"`+cinema+`","Showtime":"`+wall(now.Add(500*24*time.Hour))+`"}`,
 	)
 	in.set("Cinemas", `{"ID":"7777","Name":"big","Description":"`+strings.Repeat("d", 70<<10)+`"}`)
-	for _, k := range []schema.Kind{schema.Cinemas, schema.Sessions} {
+	for _, k := range []keys.Kind{keys.Cinemas, keys.Sessions} {
 		if err := w.Reload(r.ctx, k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if h := r.hash(schema.Sessions, s.ID); h["screen_name"] != before["screen_name"] || len(h["screen_name"]) > 100 {
+	if h := r.hash(keys.Sessions, s.ID); h["screen_name"] != before["screen_name"] || len(h["screen_name"]) > 100 {
 		t.Errorf("screen_name = %.40q..., want %q kept", h["screen_name"], before["screen_name"])
 	}
 	for _, id := range []string{cinema + "-800001", cinema + "-800002"} {
-		if n := r.rdb.Exists(r.ctx, schema.Session(r.prefix, id)).Val(); n != 0 {
+		if n := r.rdb.Exists(r.ctx, keys.Session(r.prefix, id)).Val(); n != 0 {
 			t.Errorf("session %s with its showtime out of range was written", id)
 		}
 	}
-	if n := r.rdb.Exists(r.ctx, schema.Cinema(r.prefix, "7777")).Val(); n != 0 {
+	if n := r.rdb.Exists(r.ctx, keys.Cinema(r.prefix, "7777")).Val(); n != 0 {
 		t.Error("a cinema of 70 KB was written")
 	}
 	for _, c := range []struct {
@@ -666,7 +666,7 @@ func TestBodyTooLargeChangesNothing(t *testing.T) {
 	w.cfg.Vista = small
 	n := len(r.events())
 	r.sim.SetSeats(r.upcoming(2*time.Hour, 40*time.Hour).ID, 0)
-	err = w.Reload(r.ctx, schema.Sessions)
+	err = w.Reload(r.ctx, keys.Sessions)
 	if err == nil || !strings.Contains(err.Error(), "allowed") {
 		t.Fatalf("Reload = %v, want an error about the answer's size", err)
 	}
@@ -692,10 +692,10 @@ func TestDuplicateRows(t *testing.T) {
 	in.set("Sessions",
 		`{"ID":"`+s.ID+`","CinemaId":"`+s.CinemaID+`","ScheduledFilmId":"`+s.FilmID+`","Showtime":"`+wall+`","SeatsAvailable":3}`,
 		`{"ID":"`+s.ID+`","CinemaId":"`+s.CinemaID+`","ScheduledFilmId":"`+s.FilmID+`","Showtime":"`+wall+`","SeatsAvailable":4}`)
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.hash(schema.Sessions, s.ID)["seats_available"]; got != "4" {
+	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "4" {
 		t.Errorf("seats_available = %s, want the last row's 4", got)
 	}
 	if got := testutil.ToFloat64(m.duplicates.WithLabelValues("sessions")); got != 2 {
@@ -713,7 +713,7 @@ func TestNeverHalfWritten(t *testing.T) {
 	w := r.warmer("a", func(c *Config) { c.BatchSize = 1 })
 	r.step(w)
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
-	key := schema.Session(r.prefix, s.ID)
+	key := keys.Session(r.prefix, s.ID)
 	watch, _ := MustRedis(t)
 	var seen []int64
 	var mu sync.Mutex
@@ -724,17 +724,17 @@ func TestNeverHalfWritten(t *testing.T) {
 		mu.Unlock()
 	}))
 	r.rdb.Del(r.ctx, key) // evicted
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	for _, n := range seen {
-		if n != 0 && n < int64(len(baseFields[schema.Sessions])) {
+		if n != 0 && n < int64(len(baseFields[keys.Sessions])) {
 			t.Fatalf("the hash had %d fields at one moment; HLEN after each transaction: %v", n, seen)
 		}
 	}
-	if h := r.hash(schema.Sessions, s.ID); h["id"] != s.ID || h["showtime"] == "" || h["next_check_at"] == "" {
+	if h := r.hash(keys.Sessions, s.ID); h["id"] != s.ID || h["showtime"] == "" || h["next_check_at"] == "" {
 		t.Errorf("hash %v, want it whole again", h)
 	}
 }
@@ -752,15 +752,15 @@ func TestExtraFields(t *testing.T) {
 	w := r.warmer("a", func(c *Config) { c.Vista = ed; c.Fields = fields })
 	r.step(w)
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
-	h := r.hash(schema.Sessions, s.ID)
+	h := r.hash(keys.Sessions, s.ID)
 	if h["allow_ticket_sales"] != "true" || h["sales_channels"] != ";CALL;RSP;GSALE;CELL;KIOSK;PDA;WWW;POSBK;POS;IVR;" || h["area_category_codes"] != `["0000000001"]` {
 		t.Errorf("session %v, want the extra fields", h)
 	}
 	film := r.sim.FilmIDs()[0]
-	if got := r.hash(schema.Films, film)["trailer_url"]; got != "https://trailers.example.com/"+film+".mp4" {
+	if got := r.hash(keys.Films, film)["trailer_url"]; got != "https://trailers.example.com/"+film+".mp4" {
 		t.Errorf("film trailer_url = %q", got)
 	}
-	if h := r.hash(schema.Cinemas, r.sim.CinemaIDs()[0]); h["hopk"] == "" || (h["is_gift_store_enabled"] != "true" && h["is_gift_store_enabled"] != "false") {
+	if h := r.hash(keys.Cinemas, r.sim.CinemaIDs()[0]); h["hopk"] == "" || (h["is_gift_store_enabled"] != "true" && h["is_gift_store_enabled"] != "false") {
 		t.Errorf("cinema %v, want hopk and is_gift_store_enabled", h)
 	}
 	n := len(r.events())
@@ -772,7 +772,7 @@ func TestExtraFields(t *testing.T) {
 		}
 		return list, nil
 	}
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	evs := forID(r.eventsSince(n), s.ID)
@@ -790,19 +790,19 @@ func TestNewFieldsAreFilledQuietly(t *testing.T) {
 	a := r.warmer("a")
 	r.step(a)
 	a.stop()
-	ids := r.rdb.ZRange(r.ctx, schema.Index(r.prefix, schema.Sessions), 0, -1).Val()
+	ids := r.rdb.ZRange(r.ctx, keys.Index(r.prefix, keys.Sessions), 0, -1).Val()
 	for _, id := range ids {
-		r.rdb.HDel(r.ctx, schema.Session(r.prefix, id), "state")
-		r.rdb.HSet(r.ctx, schema.Session(r.prefix, id), "old_extra", "x")
+		r.rdb.HDel(r.ctx, keys.Session(r.prefix, id), "state")
+		r.rdb.HSet(r.ctx, keys.Session(r.prefix, id), "old_extra", "x")
 	}
 	n := len(r.events())
 	b := r.warmer("b", func(c *Config) { c.Fields = fields })
 	r.step(b)
-	if items := byEvent(r.eventsSince(n), schema.Sessions, schema.EventItem); len(items) != 0 {
+	if items := byEvent(r.eventsSince(n), keys.Sessions, keys.EventItem); len(items) != 0 {
 		t.Errorf("filling in new fields sent %d item events, first %+v", len(items), items[0])
 	}
 	for _, id := range ids {
-		h := r.hash(schema.Sessions, id)
+		h := r.hash(keys.Sessions, id)
 		if len(h) == 0 {
 			continue // expired meanwhile
 		}
@@ -839,10 +839,10 @@ func TestOtherKeysOfTheLayoutMend(t *testing.T) {
 	a := r.warmer("a")
 	r.step(a)
 	a.stop()
-	r.rdb.Del(r.ctx, schema.Meta(r.prefix), schema.Stream(r.prefix))
-	r.rdb.Set(r.ctx, schema.Meta(r.prefix), "oops", 0)
-	r.rdb.Set(r.ctx, schema.Stream(r.prefix), "oops", 0)
-	r.rdb.HSet(r.ctx, schema.Lease(r.prefix), "held", "by nobody")
+	r.rdb.Del(r.ctx, keys.Meta(r.prefix), keys.Stream(r.prefix))
+	r.rdb.Set(r.ctx, keys.Meta(r.prefix), "oops", 0)
+	r.rdb.Set(r.ctx, keys.Stream(r.prefix), "oops", 0)
+	r.rdb.HSet(r.ctx, keys.Lease(r.prefix), "held", "by nobody")
 	b := r.warmer("b")
 	if err := b.Step(r.ctx); err != nil {
 		t.Logf("first step: %v", err)
@@ -851,7 +851,7 @@ func TestOtherKeysOfTheLayoutMend(t *testing.T) {
 	if b.Role() != "writer" {
 		t.Fatalf("role %s, want writer", b.Role())
 	}
-	for key, want := range map[string]string{schema.Meta(r.prefix): "hash", schema.Stream(r.prefix): "stream", schema.Lease(r.prefix): "string"} {
+	for key, want := range map[string]string{keys.Meta(r.prefix): "hash", keys.Stream(r.prefix): "stream", keys.Lease(r.prefix): "string"} {
 		if typ := r.rdb.Type(r.ctx, key).Val(); typ != want {
 			t.Errorf("%s is a %s, want a %s", key, typ, want)
 		}
@@ -870,7 +870,7 @@ func TestHalfThenEmptyKeepsTheRest(t *testing.T) {
 	ed := &editing{Fetcher: r.client}
 	w := r.warmer("a", func(c *Config) { c.Vista = ed })
 	r.step(w)
-	ids := sortedKeys(w.st.cache[schema.Sessions])
+	ids := sortedKeys(w.st.cache[keys.Sessions])
 	kept := map[string]bool{}
 	for _, id := range ids[:len(ids)*49/100] {
 		kept[id] = true
@@ -878,21 +878,21 @@ func TestHalfThenEmptyKeepsTheRest(t *testing.T) {
 	ed.sessions = func(list []vista.Session) ([]vista.Session, error) {
 		return keep(list, func(s vista.Session) bool { return !kept[s.ID] }), nil
 	}
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
-	if w.st.held[schema.Sessions] == nil {
+	if w.st.held[keys.Sessions] == nil {
 		t.Fatal("a list of 49% was not held back")
 	}
 	ed.sessions = func([]vista.Session) ([]vista.Session, error) { return []vista.Session{}, nil }
 	r.clock.Add(ConfirmDropAfter)
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
-	if n := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Val(); int(n) != len(kept) {
+	if n := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); int(n) != len(kept) {
 		t.Errorf("P:sessions holds %d, want the %d the first list kept", n, len(kept))
 	}
-	if w.st.held[schema.Sessions] == nil {
+	if w.st.held[keys.Sessions] == nil {
 		t.Error("the rest of an empty list was not held back")
 	}
 	r.assertSeqContiguous()
@@ -914,11 +914,11 @@ func TestScriptCacheLost(t *testing.T) {
 	for range 3 {
 		r.checkNow(w)
 	}
-	evs := byEvent(forID(r.eventsSince(n), s.ID), schema.Sessions, schema.EventItem)
+	evs := byEvent(forID(r.eventsSince(n), s.ID), keys.Sessions, keys.EventItem)
 	if len(evs) != 1 || *evs[0].SeatsAvailable != 3 {
 		t.Errorf("one seat change gave item events %+v, want one with 3 seats", evs)
 	}
-	if got := r.hash(schema.Sessions, s.ID)["seats_available"]; got != "3" {
+	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "3" {
 		t.Errorf("seats_available = %s, want 3", got)
 	}
 	r.assertSeqContiguous()
@@ -931,20 +931,20 @@ func TestRawSurvivesAWholeRewrite(t *testing.T) {
 	r := newRig(t)
 	w := r.warmer("a", func(c *Config) { c.KeepRaw = true })
 	s := r.nearSession(w)
-	seats := r.hash(schema.Sessions, s.ID)["seats_available"]
+	seats := r.hash(keys.Sessions, s.ID)["seats_available"]
 	n, _ := strconv.Atoi(seats)
 	r.sim.SetSeats(s.ID, n) // from now on, the row stays as it was loaded
-	r.rdb.Del(r.ctx, schema.Session(r.prefix, s.ID))
+	r.rdb.Del(r.ctx, keys.Session(r.prefix, s.ID))
 	r.sim.SetSeats(s.ID, n-1)
 	r.checkNow(w) // an update of a lost hash: written whole, without raw
-	if h := r.hash(schema.Sessions, s.ID); h["seats_available"] != strconv.Itoa(n-1) || h["showtime"] == "" {
+	if h := r.hash(keys.Sessions, s.ID); h["seats_available"] != strconv.Itoa(n-1) || h["showtime"] == "" {
 		t.Fatalf("after the seat check: %v, want it whole with %d seats", h, n-1)
 	}
 	r.sim.SetSeats(s.ID, n) // Vista's row is as it was loaded, raw and all
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
-	if raw := r.hash(schema.Sessions, s.ID)["raw"]; !strings.Contains(raw, s.ID) {
+	if raw := r.hash(keys.Sessions, s.ID)["raw"]; !strings.Contains(raw, s.ID) {
 		t.Errorf("raw = %q after the next reload, want Vista's row", raw)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
@@ -18,7 +18,7 @@ import (
 // them. The bookkeeping fields (raw, updated_at, changed_at,
 // next_check_at) are not data: they never make a change and never appear
 // in an event's "changed".
-var baseFields = schema.Fields
+var baseFields = keys.Fields
 
 // Positions of the fields the engine reads back.
 const (
@@ -35,10 +35,10 @@ const (
 
 // Bookkeeping fields.
 const (
-	fRaw         = schema.FieldRaw
-	fUpdatedAt   = schema.FieldUpdatedAt
-	fChangedAt   = schema.FieldChangedAt
-	fNextCheckAt = schema.FieldNextCheckAt
+	fRaw         = keys.FieldRaw
+	fUpdatedAt   = keys.FieldUpdatedAt
+	fChangedAt   = keys.FieldChangedAt
+	fNextCheckAt = keys.FieldNextCheckAt
 )
 
 var bookkeeping = []string{fRaw, fUpdatedAt, fChangedAt, fNextCheckAt}
@@ -74,9 +74,9 @@ func CheckFields(extra vista.Fields) error {
 // the extra fields named in extra (Vista's spelling) under their snake_case
 // names. It refuses a name that is not a Vista field name, or whose hash
 // field would be one the warmer already writes.
-func fieldNames(extra vista.Fields) (map[schema.Kind][]string, error) {
-	out := map[schema.Kind][]string{}
-	for _, k := range schema.Kinds {
+func fieldNames(extra vista.Fields) (map[keys.Kind][]string, error) {
+	out := map[keys.Kind][]string{}
+	for _, k := range keys.Kinds {
 		names := slices.Clone(baseFields[k])
 		for _, vn := range extraOf(extra, k) {
 			if !validFieldName(vn) {
@@ -93,11 +93,11 @@ func fieldNames(extra vista.Fields) (map[schema.Kind][]string, error) {
 	return out, nil
 }
 
-func extraOf(f vista.Fields, k schema.Kind) []string {
+func extraOf(f vista.Fields, k keys.Kind) []string {
 	switch k {
-	case schema.Cinemas:
+	case keys.Cinemas:
 		return f.Cinemas
-	case schema.Films:
+	case keys.Films:
 		return f.Films
 	}
 	return f.Sessions
@@ -209,7 +209,7 @@ func (w *Warmer) cinemaRecord(c vista.Cinema) *record {
 	}
 	return &record{
 		vals: pack(withExtra([]string{c.ID, c.Name, c.Address1, c.Address2, c.City, c.Latitude, c.Longitude, zone},
-			c.Extra, w.nExtra(schema.Cinemas))),
+			c.Extra, w.nExtra(keys.Cinemas))),
 		raw: rawOf(c.Raw, w.cfg.KeepRaw),
 	}
 }
@@ -217,7 +217,7 @@ func (w *Warmer) cinemaRecord(c vista.Cinema) *record {
 func (w *Warmer) filmRecord(f vista.Film) *record {
 	return &record{
 		vals: pack(withExtra([]string{f.ID, f.Title, f.Rating, strconv.Itoa(f.RunTimeMinutes), f.OpeningDate,
-			f.Distributor, strings.Join(f.CinemaIDs, ",")}, f.Extra, w.nExtra(schema.Films))),
+			f.Distributor, strings.Join(f.CinemaIDs, ",")}, f.Extra, w.nExtra(keys.Films))),
 		raw: rawOf(f.Raw, w.cfg.KeepRaw),
 	}
 }
@@ -227,14 +227,14 @@ func (w *Warmer) sessionRecord(s vista.Session) *record {
 		vals: pack(withExtra([]string{s.ID, s.CinemaID, s.FilmID, s.SessionID, s.Showtime.Format(time.RFC3339),
 			s.BusinessDate, s.ScreenName, strconv.Itoa(s.ScreenNumber), strconv.Itoa(s.SeatsAvailable),
 			strconv.Itoa(s.SoldoutStatus), s.Status, string(s.State), strings.Join(s.Attributes, ",")},
-			s.Extra, w.nExtra(schema.Sessions))),
+			s.Extra, w.nExtra(keys.Sessions))),
 		raw:      rawOf(s.Raw, w.cfg.KeepRaw),
 		showtime: instantOf(s.Showtime),
 	}
 }
 
 // nExtra is the number of extra fields of a kind.
-func (w *Warmer) nExtra(k schema.Kind) int {
+func (w *Warmer) nExtra(k keys.Kind) int {
 	return len(w.fields[k]) - len(baseFields[k])
 }
 
@@ -275,7 +275,7 @@ func checksum(s string) uint64 {
 }
 
 // recordFromHash rebuilds a record from a hash read back from Redis.
-func (w *Warmer) recordFromHash(k schema.Kind, h map[string]string) *record {
+func (w *Warmer) recordFromHash(k keys.Kind, h map[string]string) *record {
 	names := w.fields[k]
 	vals := make([]string, len(names))
 	r := &record{rawSum: checksum(h[fRaw])}

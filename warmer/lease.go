@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // Errors of a fenced write. None of them changed anything in Redis.
@@ -72,7 +72,7 @@ func (w *Warmer) leaseValue() string { return w.cfg.InstanceID + " " + w.token }
 // the cache before is stale. A lease left by an earlier process with the
 // same instance id is another process's: it runs out by its TTL.
 func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, err error) {
-	key := schema.Lease(w.cfg.Prefix)
+	key := keys.Lease(w.cfg.Prefix)
 	n, err := renewScript.Run(ctx, w.rdb, []string{key}, w.leaseValue(), w.cfg.LeaseTTL.Milliseconds()).Int()
 	if isWrongType(err) {
 		if cleared, cerr := clearScript.Run(ctx, w.rdb, []string{key}).Int(); cerr == nil && cleared == 1 {
@@ -104,7 +104,7 @@ func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, err error) {
 
 // releaseLease gives the lease up so a standby takes over at once.
 func (w *Warmer) releaseLease(ctx context.Context) error {
-	return releaseScript.Run(ctx, w.rdb, []string{schema.Lease(w.cfg.Prefix)}, w.leaseValue()).Err()
+	return releaseScript.Run(ctx, w.rdb, []string{keys.Lease(w.cfg.Prefix)}, w.leaseValue()).Err()
 }
 
 // guard is what a fenced write expects of P:meta besides the lease: the
@@ -193,7 +193,7 @@ func (w *Warmer) run(ctx context.Context, wrs ...*write) (int, error) {
 }
 
 func (w *Warmer) runScripts(ctx context.Context, wrs []*write) (int, error) {
-	fenceKeys := []string{schema.Lease(w.cfg.Prefix), schema.Meta(w.cfg.Prefix)}
+	fenceKeys := []string{keys.Lease(w.cfg.Prefix), keys.Meta(w.cfg.Prefix)}
 	done := 0
 	for loaded := false; ; loaded = true {
 		script := w.fence()

@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // Metrics are the warmer's Prometheus metrics. One set serves one warmer;
@@ -171,7 +171,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.checksSent.WithLabelValues("due")
 	m.checksSent.WithLabelValues("early")
-	for _, k := range schema.Kinds {
+	for _, k := range keys.Kinds {
 		kind := string(k)
 		m.fullReloads.WithLabelValues(kind)
 		for _, o := range []string{outUnchanged, outUpdated, outAdded, outRemoved} {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 func TestInterval(t *testing.T) {
@@ -138,7 +138,7 @@ func TestFieldPositions(t *testing.T) {
 		{"sessions", sState, "state"},
 	}
 	for _, tt := range tests {
-		if got := baseFields[schema.Kind(tt.kind)][tt.pos]; got != tt.name {
+		if got := baseFields[keys.Kind(tt.kind)][tt.pos]; got != tt.name {
 			t.Errorf("baseFields[%s][%d] = %q, want %q", tt.kind, tt.pos, got, tt.name)
 		}
 	}

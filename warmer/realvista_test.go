@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vista-warmer/vista-warmer/internal/realvista"
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
@@ -149,7 +149,7 @@ func TestRealYorckProgramme(t *testing.T) {
 	rdb, prefix, now := r.rdb, r.prefix, r.clock.Now()
 	dir := realvista.Samples(t)
 
-	if n := rdb.SCard(t.Context(), schema.Index(prefix, schema.Cinemas)).Val(); n != 13 {
+	if n := rdb.SCard(t.Context(), keys.Index(prefix, keys.Cinemas)).Val(); n != 13 {
 		t.Errorf("%d cinemas, want the 13 of Yorck", n)
 	}
 	var sessions struct {
@@ -164,10 +164,10 @@ func TestRealYorckProgramme(t *testing.T) {
 			want++
 		}
 	}
-	if n := rdb.ZCard(t.Context(), schema.Index(prefix, schema.Sessions)).Val(); int(n) != want || want == 0 {
+	if n := rdb.ZCard(t.Context(), keys.Index(prefix, keys.Sessions)).Val(); int(n) != want || want == 0 {
 		t.Errorf("%d sessions cached, want the %d not over yet", n, want)
 	}
-	h := r.hash(schema.Sessions, "1001-17426") // Avengers: Endgame, 2019-04-24 20:00 in Kino 1
+	h := r.hash(keys.Sessions, "1001-17426") // Avengers: Endgame, 2019-04-24 20:00 in Kino 1
 	show := time.Date(2019, 4, 24, 20, 0, 0, 0, berlin).AddDate(0, 0, days)
 	if h["showtime"] != show.Format(time.RFC3339) || h["state"] != "open" || h["status"] != "" ||
 		h["screen_name"] != "Kino 1" || h["attributes"] != "OmU" || h["business_date"] != show.Format("2006-01-02") {
@@ -177,7 +177,7 @@ func TestRealYorckProgramme(t *testing.T) {
 	if h["seats_available"] != "76" || h["next_check_at"] == "" {
 		t.Errorf("session 1001-17426 seats %q, next check %q", h["seats_available"], h["next_check_at"])
 	}
-	if f := r.hash(schema.Films, "HO00000822"); f["title"] != "Avengers: Endgame" {
+	if f := r.hash(keys.Films, "HO00000822"); f["title"] != "Avengers: Endgame" {
 		t.Errorf("film HO00000822 = %v", f)
 	}
 	// Rows of the day before are over and refused; nothing else is.
@@ -209,15 +209,15 @@ func TestRealProbeRowsCached(t *testing.T) {
 		"1001-90010": show + " open", // 19:00Z
 	}
 	for id, w := range want {
-		h := r.hash(schema.Sessions, id)
+		h := r.hash(keys.Sessions, id)
 		if got := h["showtime"] + " " + h["state"]; got != w {
 			t.Errorf("session %s: %s, want %s", id, got, w)
 		}
 	}
-	if h, d := r.hash(schema.Sessions, "1001-90003"), show[:10]; h["business_date"] != d {
+	if h, d := r.hash(keys.Sessions, "1001-90003"), show[:10]; h["business_date"] != d {
 		t.Errorf("1001-90003 business_date %q, want %s (from /Date(...+0100)/)", h["business_date"], d)
 	}
-	if n := rdb.Exists(t.Context(), schema.Session(prefix, "1001-90004")).Val(); n != 0 {
+	if n := rdb.Exists(t.Context(), keys.Session(prefix, "1001-90004")).Val(); n != 0 {
 		t.Error("the cancelled session (Status 7) was cached")
 	}
 	if n := testutil.ToFloat64(m.badRows.WithLabelValues("sessions", badOutOfRange)); n != 2 {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
@@ -49,7 +49,7 @@ const repairChunk = 1000
 // written anew, missing members are added, extra ones removed, wrong
 // scores set. Readers and other tools may break an index; the warmer mends
 // it by the next reload at the latest. It writes nothing when all agree.
-func (w *Warmer) repairIndexes(ctx context.Context, k schema.Kind) error {
+func (w *Warmer) repairIndexes(ctx context.Context, k keys.Kind) error {
 	wants := w.indexWants(k)
 	fixes, err := w.indexFixes(ctx, wants)
 	if err != nil {
@@ -110,13 +110,13 @@ func (w *Warmer) repairIndexes(ctx context.Context, k schema.Kind) error {
 }
 
 // indexWants lists the index keys of a kind and what each should hold.
-func (w *Warmer) indexWants(k schema.Kind) []indexWant {
+func (w *Warmer) indexWants(k keys.Kind) []indexWant {
 	p := w.cfg.Prefix
 	cache := w.st.cache[k]
 	sp := w.specs[k]
 	if !sp.timed {
 		return []indexWant{{
-			key: schema.Index(p, k), set: true, count: len(cache),
+			key: keys.Index(p, k), set: true, count: len(cache),
 			has: func(id string, _ float64) bool { return cache[id] != nil },
 			members: func() map[string]float64 {
 				m := make(map[string]float64, len(cache))
@@ -129,7 +129,7 @@ func (w *Warmer) indexWants(k schema.Kind) []indexWant {
 	}
 	score := func(r *record) float64 { return float64(r.showtime.time().Unix()) }
 	wants := []indexWant{{
-		key: schema.Index(p, k), count: len(cache),
+		key: keys.Index(p, k), count: len(cache),
 		has: func(id string, s float64) bool { r := cache[id]; return r != nil && score(r) == s },
 		members: func() map[string]float64 {
 			m := make(map[string]float64, len(cache))

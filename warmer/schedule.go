@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // The schedule: when each cached session is checked next and when it
@@ -192,11 +192,11 @@ func (w *Warmer) schedule(st *state) {
 	grace := w.cfg.Policy.Grace
 	st.grace = grace
 	st.checks.valid = func(s slot) bool {
-		r := st.cache[schema.Sessions][s.id]
+		r := st.cache[keys.Sessions][s.id]
 		return r != nil && !r.missing && r.nextCheck == s.at
 	}
 	st.expiries.valid = func(s slot) bool {
-		r := st.cache[schema.Sessions][s.id]
+		r := st.cache[keys.Sessions][s.id]
 		return r != nil && r.showtime != 0 && r.showtime+instant(grace) == s.at
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
@@ -142,7 +142,7 @@ func TestStepsLookOnlyAtWhatIsDue(t *testing.T) {
 	}
 	r.clock.Set(start)
 	r.step(w) // the reloads that are due, and the checks of this moment
-	sessions := len(w.st.cache[schema.Sessions])
+	sessions := len(w.st.cache[keys.Sessions])
 	if sessions < 1000 {
 		t.Fatalf("%d sessions cached, want over 1000 for the test to mean something", sessions)
 	}
@@ -155,7 +155,7 @@ func TestStepsLookOnlyAtWhatIsDue(t *testing.T) {
 	}
 	looked := w.st.checks.looked + w.st.expiries.looked - looked0
 	asked := int(ac.ids.Load() - asked0)
-	expired := sessions - len(w.st.cache[schema.Sessions]) // no reload in the window: nothing is added
+	expired := sessions - len(w.st.cache[keys.Sessions]) // no reload in the window: nothing is added
 	t.Logf("%d sessions cached; %d steps looked at %d schedule entries, asked for %d sessions and expired %d",
 		sessions, steps, looked, asked, expired)
 	if asked == 0 {
@@ -190,7 +190,7 @@ func TestRidersOutsideTheHorizonKeepTheirPlace(t *testing.T) {
 	r.clock.Set(a.Showtime.Add(-5 * time.Minute))
 	r.step(w)
 	now := r.clock.Now()
-	cache := w.st.cache[schema.Sessions]
+	cache := w.st.cache[keys.Sessions]
 	for id, rec := range cache {
 		w.reschedule(id, rec, now.Add(time.Hour))
 	}
@@ -219,7 +219,7 @@ func TestHeapsDoNotGrowWithReloads(t *testing.T) {
 	r.step(w)
 	before := len(w.st.checks.h) + len(w.st.expiries.h)
 	for range 5 {
-		if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+		if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -235,7 +235,7 @@ func TestMovedPastTheHorizonIsCheckedWhenItEnters(t *testing.T) {
 	r := newRig(t)
 	w := r.warmer("a")
 	s := r.nearSession(w)
-	cache := w.st.cache[schema.Sessions]
+	cache := w.st.cache[keys.Sessions]
 	moved := *cache[s.ID]
 	later := s.Showtime.Add(3 * time.Hour)
 	moved.showtime = instantOf(later)

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
@@ -16,7 +16,7 @@ import (
 // events carry. One engine serves the three kinds by reading their specs;
 // it never asks which kind it has.
 type spec struct {
-	kind   schema.Kind
+	kind   keys.Kind
 	fields []string // the data fields, in record order: the contract's, then the extras
 	args   []any    // the fields as command arguments, made once, not for each write
 
@@ -36,19 +36,19 @@ type spec struct {
 
 	// needs is a kind whose first load must be in before this one loads
 	// (a session's showtime is read in its cinema's zone); "" for none.
-	needs schema.Kind
+	needs keys.Kind
 
 	// list reads the kind's whole list from Vista into l.
 	list func(ctx context.Context, w *Warmer, l *listing, zones map[string]*time.Location) error
 
 	// extras adds what an item event carries beyond the common fields.
-	extras func(ev *schema.Event, r *record)
+	extras func(ev *keys.Event, r *record)
 }
 
 // owner is an index of another kind's entity that lists entries of this
 // one.
 type owner struct {
-	kind  schema.Kind                    // the owning entity's kind
+	kind  keys.Kind                      // the owning entity's kind
 	field int                            // where the record holds the owner's id
 	key   func(prefix, id string) string // the owner's index of this kind
 }
@@ -67,20 +67,20 @@ func (sp *spec) placing() []string {
 }
 
 // kindSpecs builds the three kinds' specs for a warmer's field names.
-func kindSpecs(fields map[schema.Kind][]string) map[schema.Kind]*spec {
-	specs := map[schema.Kind]*spec{
-		schema.Cinemas: {kind: schema.Cinemas, fields: fields[schema.Cinemas], list: listCinemas},
-		schema.Films:   {kind: schema.Films, fields: fields[schema.Films], list: listFilms},
-		schema.Sessions: {
-			kind: schema.Sessions, fields: fields[schema.Sessions], timed: true,
+func kindSpecs(fields map[keys.Kind][]string) map[keys.Kind]*spec {
+	specs := map[keys.Kind]*spec{
+		keys.Cinemas: {kind: keys.Cinemas, fields: fields[keys.Cinemas], list: listCinemas},
+		keys.Films:   {kind: keys.Films, fields: fields[keys.Films], list: listFilms},
+		keys.Sessions: {
+			kind: keys.Sessions, fields: fields[keys.Sessions], timed: true,
 			owners: []owner{
-				{kind: schema.Cinemas, field: sCinemaID, key: schema.CinemaSessions},
-				{kind: schema.Films, field: sFilmID, key: schema.FilmSessions},
+				{kind: keys.Cinemas, field: sCinemaID, key: keys.CinemaSessions},
+				{kind: keys.Films, field: sFilmID, key: keys.FilmSessions},
 			},
 			live:  []int{sSeatsAvailable, sSoldoutStatus, sStatus, sState},
-			needs: schema.Cinemas,
+			needs: keys.Cinemas,
 			list:  listSessions,
-			extras: func(ev *schema.Event, r *record) {
+			extras: func(ev *keys.Event, r *record) {
 				n, _ := strconv.Atoi(r.vals.get(sSeatsAvailable))
 				ev.SeatsAvailable = &n
 			},

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
@@ -80,7 +80,7 @@ func TestLongListIsWrittenWhileFetched(t *testing.T) {
 		// The first page's sessions are in Redis before the fourth page
 		// is handed over: the writer does not wait for the whole list.
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			n, err := r.rdb.Exists(r.ctx, schema.Session(r.prefix, first[0]), schema.Session(r.prefix, first[len(first)-1])).Result()
+			n, err := r.rdb.Exists(r.ctx, keys.Session(r.prefix, first[0]), keys.Session(r.prefix, first[len(first)-1])).Result()
 			if err == nil && n == 2 {
 				return nil
 			}
@@ -89,10 +89,10 @@ func TestLongListIsWrittenWhileFetched(t *testing.T) {
 	}
 	w := r.chunked(p)
 	r.step(w)
-	if got, want := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Val(), int64(len(r.sim.Sessions())); got == 0 || got > want {
+	if got, want := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(), int64(len(r.sim.Sessions())); got == 0 || got > want {
 		t.Fatalf("sessions indexed = %d, want the list's (%d, less the expired)", got, want)
 	}
-	if r.meta()[schema.Loaded(schema.Sessions)] == "" || !w.ready.Load() {
+	if r.meta()[keys.Loaded(keys.Sessions)] == "" || !w.ready.Load() {
 		t.Errorf("the build did not end in a warm cache: meta %v", r.meta())
 	}
 	if n := len(r.events()); n != 3 {
@@ -121,22 +121,22 @@ func TestListNamingAnIDAgainAcrossChunks(t *testing.T) {
 		if list[0].SeatsAvailable == 1 {
 			a.SeatsAvailable = 2
 		}
-		b.State = schema.StateCancelled
+		b.State = keys.StateCancelled
 		return append(list, a, b)
 	}
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	evs := r.eventsSince(n)
-	if got := forID(evs, changed); len(got) != 1 || got[0].Event != schema.EventItem || got[0].SeatsAvailable == nil {
+	if got := forID(evs, changed); len(got) != 1 || got[0].Event != keys.EventItem || got[0].SeatsAvailable == nil {
 		t.Errorf("events for %s = %+v, want one item with the last row's seats", changed, got)
-	} else if seats := r.hash(schema.Sessions, changed)["seats_available"]; seats != fmt.Sprint(*got[0].SeatsAvailable) {
+	} else if seats := r.hash(keys.Sessions, changed)["seats_available"]; seats != fmt.Sprint(*got[0].SeatsAvailable) {
 		t.Errorf("%s seats_available = %q, want the last row's %d", changed, seats, *got[0].SeatsAvailable)
 	}
-	if got := forID(evs, cancelled); len(got) != 1 || got[0].Event != schema.EventRemoved || got[0].Reason != schema.ReasonCancelled {
+	if got := forID(evs, cancelled); len(got) != 1 || got[0].Event != keys.EventRemoved || got[0].Reason != keys.ReasonCancelled {
 		t.Errorf("events for %s = %+v, want one removed_item cancelled", cancelled, got)
 	}
-	if h := r.hash(schema.Sessions, cancelled); len(h) != 0 {
+	if h := r.hash(keys.Sessions, cancelled); len(h) != 0 {
 		t.Errorf("the cancelled session is still cached: %v", h)
 	}
 	if others := len(evs) - len(forID(evs, changed)) - len(forID(evs, cancelled)); others != 1 {
@@ -162,16 +162,16 @@ func TestListFailingHalfwayRemovesNothing(t *testing.T) {
 	if err := w.Step(r.ctx); err == nil {
 		t.Fatal("a list that failed halfway reported no error")
 	}
-	if got := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Val(); got == 0 || got > 30 {
+	if got := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); got == 0 || got > 30 {
 		t.Errorf("sessions cached after three pages = %d, want up to 30", got)
 	}
-	if w.ready.Load() || r.meta()[schema.Loaded(schema.Sessions)] != "" {
+	if w.ready.Load() || r.meta()[keys.Loaded(keys.Sessions)] != "" {
 		t.Errorf("a half list made the cache warm: meta %v", r.meta())
 	}
 	// A minute after the failure, or at the schedule if that comes first.
 	failedAt := r.clock.Now()
-	want := minTime(failedAt.Add(time.Minute), w.schedules[schema.Sessions].Next(failedAt))
-	if got := w.st.nextReload[schema.Sessions]; !got.Equal(want) {
+	want := minTime(failedAt.Add(time.Minute), w.schedules[keys.Sessions].Next(failedAt))
+	if got := w.st.nextReload[keys.Sessions]; !got.Equal(want) {
 		t.Errorf("the next try is %v after the failure, want %v", got.Sub(failedAt), want.Sub(failedAt))
 	}
 	p.page = nil
@@ -191,15 +191,15 @@ func TestListFailingHalfwayRemovesNothing(t *testing.T) {
 		return list
 	}
 	p.page = failing
-	before := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Val()
-	if err := w.Reload(r.ctx, schema.Sessions); err == nil {
+	before := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val()
+	if err := w.Reload(r.ctx, keys.Sessions); err == nil {
 		t.Fatal("a list that failed halfway reported no error")
 	}
 	evs := r.eventsSince(n)
-	if len(evs) != 1 || evs[0].ID != changed || evs[0].Event != schema.EventItem {
-		t.Errorf("events = %+v, want one item for %s; hash %v", evs, changed, r.hash(schema.Sessions, changed))
+	if len(evs) != 1 || evs[0].ID != changed || evs[0].Event != keys.EventItem {
+		t.Errorf("events = %+v, want one item for %s; hash %v", evs, changed, r.hash(keys.Sessions, changed))
 	}
-	if after := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Val(); after != before {
+	if after := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); after != before {
 		t.Errorf("sessions indexed went from %d to %d", before, after)
 	}
 }
@@ -209,7 +209,7 @@ func TestColdBuildNamingAnIDAgainAsCancelled(t *testing.T) {
 	var cancelled string
 	p := &paging{edit: func(list []vista.Session) []vista.Session {
 		b := list[1]
-		cancelled, b.State = b.ID, schema.StateCancelled
+		cancelled, b.State = b.ID, keys.StateCancelled
 		return append(list, b)
 	}}
 	w := r.chunked(p)
@@ -217,13 +217,13 @@ func TestColdBuildNamingAnIDAgainAsCancelled(t *testing.T) {
 	// The session was written with the first chunk, and the list's last
 	// row cancels it: it leaves again, and that is no drop to hold back
 	// in a cache that was empty.
-	if !w.ready.Load() || r.meta()[schema.Loaded(schema.Sessions)] == "" {
-		t.Fatalf("the build is not warm after one step: held %v, meta %v", w.st.held[schema.Sessions] != nil, r.meta())
+	if !w.ready.Load() || r.meta()[keys.Loaded(keys.Sessions)] == "" {
+		t.Fatalf("the build is not warm after one step: held %v, meta %v", w.st.held[keys.Sessions] != nil, r.meta())
 	}
-	if h := r.hash(schema.Sessions, cancelled); len(h) != 0 {
+	if h := r.hash(keys.Sessions, cancelled); len(h) != 0 {
 		t.Errorf("the session the list cancelled is cached: %v", h)
 	}
-	if _, err := r.rdb.ZScore(r.ctx, schema.Index(r.prefix, schema.Sessions), cancelled).Result(); err == nil {
+	if _, err := r.rdb.ZScore(r.ctx, keys.Index(r.prefix, keys.Sessions), cancelled).Result(); err == nil {
 		t.Errorf("the index lists the session the list cancelled")
 	}
 }
@@ -246,7 +246,7 @@ func TestReloadEndsWithItsContext(t *testing.T) {
 			return nil
 		}
 		done := make(chan error, 1)
-		go func() { done <- w.Reload(ctx, schema.Sessions) }()
+		go func() { done <- w.Reload(ctx, keys.Sessions) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
@@ -255,7 +255,7 @@ func TestReloadEndsWithItsContext(t *testing.T) {
 		cancel()
 	}
 	p.page = nil
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatalf("the reload after: %v", err)
 	}
 }
@@ -292,7 +292,7 @@ func TestNewerFetchStartsAfresh(t *testing.T) {
 	}
 	// The second list is fetched beside; its first chunk is written.
 	w.async = true
-	w.st.nextReload[schema.Sessions] = r.clock.Now()
+	w.st.nextReload[keys.Sessions] = r.clock.Now()
 	r.step(w)
 	deadline := time.Now().Add(10 * time.Second)
 	for len(w.fetched) == 0 {
@@ -302,19 +302,19 @@ func TestNewerFetchStartsAfresh(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	r.step(w)
-	if len(w.st.cache[schema.Sessions]) == 0 {
+	if len(w.st.cache[keys.Sessions]) == 0 {
 		t.Fatal("the second list's first chunk was not written")
 	}
 	// A reload now replaces it, and finds one session gone of all the
 	// cache holds: no drop to hold back.
 	w.async = false
-	if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
-	if h := w.st.held[schema.Sessions]; h != nil {
+	if h := w.st.held[keys.Sessions]; h != nil {
 		t.Errorf("the reload held back a drop of %d of %d", len(h.ids), h.total)
 	}
-	if hash := r.hash(schema.Sessions, dropped); len(hash) != 0 {
+	if hash := r.hash(keys.Sessions, dropped); len(hash) != 0 {
 		t.Errorf("%s, gone from the list, is still cached", dropped)
 	}
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
@@ -96,7 +96,7 @@ type Config struct {
 	// AfterReload, when set, is called after each full reload that went
 	// through, on the goroutine that runs Step (the binary gives the
 	// memory a reload used back to the OS).
-	AfterReload func(schema.Kind)
+	AfterReload func(keys.Kind)
 
 	Clock   Clock        // default the system clock
 	Logger  *slog.Logger // default discards
@@ -116,9 +116,9 @@ type Warmer struct {
 	rdb       redis.UniversalClient
 	log       *slog.Logger
 	m         *Metrics
-	schedules map[schema.Kind]cron.Schedule
-	fields    map[schema.Kind][]string // the data fields of each kind's hash
-	specs     map[schema.Kind]*spec
+	schedules map[keys.Kind]cron.Schedule
+	fields    map[keys.Kind][]string // the data fields of each kind's hash
+	specs     map[keys.Kind]*spec
 
 	// stepMu serialises Step; tendMu serialises tend, which Run also calls
 	// from its own goroutine so the lease and heartbeat outlive a long reload.
@@ -176,15 +176,15 @@ type Warmer struct {
 type state struct {
 	epoch      string
 	seq        int64
-	cache      map[schema.Kind]map[string]*record
-	quiet      map[schema.Kind]bool // the next reload is part of a build from nothing
-	nextReload map[schema.Kind]time.Time
-	loaded     map[schema.Kind]bool
-	loadedAt   map[schema.Kind]string    // P:meta's loaded:{kind} as this writer wrote or read it
-	held       map[schema.Kind]*heldDrop // drops held back, see judgeDrop
-	failures   map[schema.Kind]int       // full reloads failed in a row
-	fetching   map[schema.Kind]*fetchRun // the list of a kind being fetched, if one is
-	intakes    map[schema.Kind]*intake   // lists being taken in, chunk by chunk
+	cache      map[keys.Kind]map[string]*record
+	quiet      map[keys.Kind]bool // the next reload is part of a build from nothing
+	nextReload map[keys.Kind]time.Time
+	loaded     map[keys.Kind]bool
+	loadedAt   map[keys.Kind]string    // P:meta's loaded:{kind} as this writer wrote or read it
+	held       map[keys.Kind]*heldDrop // drops held back, see judgeDrop
+	failures   map[keys.Kind]int       // full reloads failed in a row
+	fetching   map[keys.Kind]*fetchRun // the list of a kind being fetched, if one is
+	intakes    map[keys.Kind]*intake   // lists being taken in, chunk by chunk
 
 	// checkRemoved holds the sessions seat checks removed since the last
 	// sessions list was taken, and when: a list fetched before must not
@@ -251,8 +251,8 @@ func New(cfg Config) (*Warmer, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	specs := map[schema.Kind]string{schema.Cinemas: cfg.CinemasCron, schema.Films: cfg.FilmsCron, schema.Sessions: cfg.SessionsCron}
-	defaults := map[schema.Kind]string{schema.Cinemas: "30 5 * * *", schema.Films: "20 5 * * *", schema.Sessions: "10 * * * *"}
+	specs := map[keys.Kind]string{keys.Cinemas: cfg.CinemasCron, keys.Films: cfg.FilmsCron, keys.Sessions: cfg.SessionsCron}
+	defaults := map[keys.Kind]string{keys.Cinemas: "30 5 * * *", keys.Films: "20 5 * * *", keys.Sessions: "10 * * * *"}
 	if cfg.MaxDrop <= 0 {
 		cfg.MaxDrop = 0.5
 	}
@@ -260,10 +260,10 @@ func New(cfg Config) (*Warmer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("warmer: %w", err)
 	}
-	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[schema.Kind]cron.Schedule{},
+	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
 		fields: names, specs: kindSpecs(names), token: newEpoch(), chunk: rowChunk,
-		fetched: make(chan fetched, len(schema.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1)}
-	for _, k := range schema.Kinds {
+		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1)}
+	for _, k := range keys.Kinds {
 		spec := specs[k]
 		if spec == "" {
 			spec = defaults[k]
@@ -307,8 +307,8 @@ func (w *Warmer) Readiness(ctx context.Context) (ready bool, reason string) {
 		}
 		return true, ""
 	}
-	vals, err := w.rdb.HMGet(ctx, schema.Meta(w.cfg.Prefix),
-		schema.Loaded(schema.Cinemas), schema.Loaded(schema.Films), schema.Loaded(schema.Sessions)).Result()
+	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix),
+		keys.Loaded(keys.Cinemas), keys.Loaded(keys.Films), keys.Loaded(keys.Sessions)).Result()
 	if err != nil {
 		return false, "cannot read the cache's meta from redis"
 	}
@@ -471,7 +471,7 @@ func (w *Warmer) tend(ctx context.Context) {
 // returns errCacheLost and the cache is rebuilt under a new epoch.
 func (w *Warmer) heartbeat(ctx context.Context, epoch string) error {
 	return w.fenced(ctx, &guard{epoch: epoch, seq: -1}, func(pipe redis.Pipeliner) {
-		pipe.HSet(ctx, schema.Meta(w.cfg.Prefix), "heartbeat", stamp(w.cfg.Clock.Now()), "writer", w.cfg.InstanceID)
+		pipe.HSet(ctx, keys.Meta(w.cfg.Prefix), "heartbeat", stamp(w.cfg.Clock.Now()), "writer", w.cfg.InstanceID)
 	})
 }
 
@@ -536,7 +536,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 	if w.st == nil {
 		return nil // a write found the lease or the cache moved
 	}
-	for _, k := range schema.Kinds {
+	for _, k := range keys.Kinds {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -561,7 +561,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 	}
 	if w.st != nil {
 		w.m.setTiers(w.st.shows.tiers(w.cfg.Policy, now))
-		n := len(w.st.cache[schema.Sessions])
+		n := len(w.st.cache[keys.Sessions])
 		w.st.checks.compact(n)
 		w.st.expiries.compact(n)
 	}
@@ -584,7 +584,7 @@ func (w *Warmer) nextDue() time.Time {
 	}
 	earliest(w.st.checks.next())
 	earliest(w.st.expiries.next())
-	for _, k := range schema.Kinds {
+	for _, k := range keys.Kinds {
 		if need := w.specs[k].needs; w.st.fetching[k] == nil && (need == "" || w.st.loaded[need]) {
 			earliest(w.st.nextReload[k])
 		}
@@ -597,7 +597,7 @@ func (w *Warmer) nextDue() time.Time {
 // list, or the error that ended the fetch.
 type fetched struct {
 	st   *state
-	k    schema.Kind
+	k    keys.Kind
 	run  *fetchRun
 	now  time.Time // when the list was asked for, on the warmer's clock
 	rows []row
@@ -615,7 +615,7 @@ type fetchRun struct {
 // what it gets to out, chunk by chunk, calling wake after each. The
 // writer takes the chunks in (takeIn) while later pages are fetched, so
 // Redis writes one part of a long list while Vista sends the next.
-func (w *Warmer) startFetch(ctx context.Context, k schema.Kind, now time.Time, out chan<- fetched, wake func()) *fetchRun {
+func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out chan<- fetched, wake func()) *fetchRun {
 	w.loading(k)
 	st, zones := w.st, w.zones()
 	if prev := st.fetching[k]; prev != nil {
@@ -650,7 +650,7 @@ func (w *Warmer) startFetch(ctx context.Context, k schema.Kind, now time.Time, o
 
 // fetchBeside fetches a list beside Step's other work; Step takes each
 // chunk in as it comes (takeFetched).
-func (w *Warmer) fetchBeside(ctx context.Context, k schema.Kind, now time.Time) {
+func (w *Warmer) fetchBeside(ctx context.Context, k keys.Kind, now time.Time) {
 	w.startFetch(ctx, k, now, w.fetched, func() {
 		select {
 		case w.arrived <- struct{}{}:
@@ -661,7 +661,7 @@ func (w *Warmer) fetchBeside(ctx context.Context, k schema.Kind, now time.Time) 
 
 // fetchNow fetches a list and takes it in before it returns, writing each
 // chunk while the next is fetched.
-func (w *Warmer) fetchNow(ctx context.Context, k schema.Kind, now time.Time) error {
+func (w *Warmer) fetchNow(ctx context.Context, k keys.Kind, now time.Time) error {
 	in := make(chan fetched, 1)
 	run := w.startFetch(ctx, k, now, in, func() {})
 	for {
@@ -746,7 +746,7 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 var ErrStandby = errors.New("standing by: another instance writes")
 
 // Reload runs a full reload of one kind now, as the cron schedule does.
-func (w *Warmer) Reload(ctx context.Context, k schema.Kind) error {
+func (w *Warmer) Reload(ctx context.Context, k keys.Kind) error {
 	w.stepMu.Lock()
 	defer w.stepMu.Unlock()
 	if !w.leader.Load() || w.st == nil {
@@ -774,7 +774,7 @@ func reloadRetry(n int) time.Duration {
 // reloaded sets when a kind reloads next after a reload that went through:
 // at its schedule, or, while a drop is held back, as soon as a reload can
 // confirm it, which need not wait for the schedule.
-func (w *Warmer) reloaded(k schema.Kind, now time.Time) {
+func (w *Warmer) reloaded(k keys.Kind, now time.Time) {
 	next := w.schedules[k].Next(now)
 	if h := w.st.held[k]; h != nil {
 		next = minTime(next, maxTime(now, h.at.Add(ConfirmDropAfter)))
@@ -843,7 +843,7 @@ func (w *Warmer) checksFailingFor() time.Duration {
 // nobody wrote since this writer's last write.
 // noMeta reports that P:meta holds no epoch at all.
 func (w *Warmer) unchanged(ctx context.Context) (same, noMeta bool) {
-	vals, err := w.rdb.HMGet(ctx, schema.Meta(w.cfg.Prefix), "epoch", "seq").Result()
+	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), "epoch", "seq").Result()
 	if err != nil || len(vals) != 2 {
 		return false, false
 	}
@@ -861,7 +861,7 @@ func (w *Warmer) unchanged(ctx context.Context) (same, noMeta bool) {
 // left, the cache went with it and is built anew.
 func (w *Warmer) restoreMeta(ctx context.Context) error {
 	p := w.cfg.Prefix
-	n, err := w.rdb.Exists(ctx, schema.Index(p, schema.Cinemas), schema.Index(p, schema.Films), schema.Index(p, schema.Sessions)).Result()
+	n, err := w.rdb.Exists(ctx, keys.Index(p, keys.Cinemas), keys.Index(p, keys.Films), keys.Index(p, keys.Sessions)).Result()
 	if err != nil {
 		return fmt.Errorf("read indexes: %w", err)
 	}
@@ -872,13 +872,13 @@ func (w *Warmer) restoreMeta(ctx context.Context) error {
 	}
 	now := w.cfg.Clock.Now()
 	fields := []any{"schema", Schema, "epoch", w.st.epoch, "seq", w.st.seq, "writer", w.cfg.InstanceID, "heartbeat", stamp(now)}
-	for _, k := range schema.Kinds {
+	for _, k := range keys.Kinds {
 		if at := w.st.loadedAt[k]; at != "" {
-			fields = append(fields, schema.Loaded(k), at)
+			fields = append(fields, keys.Loaded(k), at)
 		}
 	}
 	err = w.fenced(ctx, nil, func(pipe redis.Pipeliner) {
-		pipe.HSet(ctx, schema.Meta(p), fields...)
+		pipe.HSet(ctx, keys.Meta(p), fields...)
 	})
 	if err != nil {
 		return fmt.Errorf("write meta again: %w", err)
@@ -907,7 +907,7 @@ func (w *Warmer) dropState() {
 	}
 	w.st = nil
 	w.heldReason.Store(nil)
-	for _, k := range schema.Kinds {
+	for _, k := range keys.Kinds {
 		w.m.dropHeld.WithLabelValues(string(k)).Set(0)
 	}
 	w.epochSeen.Store(nil)
@@ -922,18 +922,18 @@ func (w *Warmer) dropState() {
 // ends in one full_reload event.
 func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	w.dropState()
-	meta, err := w.rdb.HGetAll(ctx, schema.Meta(w.cfg.Prefix)).Result()
+	meta, err := w.rdb.HGetAll(ctx, keys.Meta(w.cfg.Prefix)).Result()
 	switch {
 	case isWrongType(err):
 		// Not our meta: nothing in it can be adopted.
-		w.log.Warn("P:meta holds another type; building the cache anew", "key", schema.Meta(w.cfg.Prefix))
+		w.log.Warn("P:meta holds another type; building the cache anew", "key", keys.Meta(w.cfg.Prefix))
 		meta = map[string]string{}
 	case err != nil:
 		return fmt.Errorf("read meta: %w", err)
 	}
 	// Every write appends to the stream: a key of another type there
 	// would fail them all.
-	stream := schema.Stream(w.cfg.Prefix)
+	stream := keys.Stream(w.cfg.Prefix)
 	streamType, err := w.rdb.Type(ctx, stream).Result()
 	if err != nil {
 		return fmt.Errorf("read stream type: %w", err)
@@ -943,15 +943,15 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		w.log.Warn("the event stream's key holds another type; it is deleted", "key", stream, "type", streamType)
 	}
 	st := &state{
-		cache:      map[schema.Kind]map[string]*record{},
-		quiet:      map[schema.Kind]bool{},
-		nextReload: map[schema.Kind]time.Time{},
-		loaded:     map[schema.Kind]bool{},
-		loadedAt:   map[schema.Kind]string{},
-		held:       map[schema.Kind]*heldDrop{},
-		failures:   map[schema.Kind]int{},
-		fetching:   map[schema.Kind]*fetchRun{},
-		intakes:    map[schema.Kind]*intake{},
+		cache:      map[keys.Kind]map[string]*record{},
+		quiet:      map[keys.Kind]bool{},
+		nextReload: map[keys.Kind]time.Time{},
+		loaded:     map[keys.Kind]bool{},
+		loadedAt:   map[keys.Kind]string{},
+		held:       map[keys.Kind]*heldDrop{},
+		failures:   map[keys.Kind]int{},
+		fetching:   map[keys.Kind]*fetchRun{},
+		intakes:    map[keys.Kind]*intake{},
 
 		checkRemoved: map[string]time.Time{},
 		inflight:     map[string]bool{},
@@ -970,11 +970,11 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	}
 	if adopt {
 		st.epoch, st.seq = meta["epoch"], seq
-		for _, k := range schema.Kinds {
+		for _, k := range keys.Kinds {
 			// A kind whose first load never finished in this epoch is
 			// still being built: its reload stays quiet.
-			st.loaded[k] = meta[schema.Loaded(k)] != ""
-			st.loadedAt[k] = meta[schema.Loaded(k)]
+			st.loaded[k] = meta[keys.Loaded(k)] != ""
+			st.loadedAt[k] = meta[keys.Loaded(k)]
 			st.quiet[k] = !st.loaded[k]
 		}
 	} else {
@@ -994,18 +994,18 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		}
 		w.rebuildWaitSaid = false
 		st.epoch = newEpoch()
-		for _, k := range schema.Kinds {
+		for _, k := range keys.Kinds {
 			st.quiet[k] = true
 		}
 	}
-	for _, k := range schema.Kinds {
+	for _, k := range keys.Kinds {
 		c, err := w.readCache(ctx, k)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", k, err)
 		}
 		st.cache[k] = c
 	}
-	for id, r := range st.cache[schema.Sessions] {
+	for id, r := range st.cache[keys.Sessions] {
 		st.place(id, nil, r)
 	}
 	now := w.cfg.Clock.Now()
@@ -1014,7 +1014,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		g = &guard{epoch: st.epoch, seq: st.seq} // nobody wrote since we read
 	}
 	err = w.fenced(ctx, g, func(pipe redis.Pipeliner) {
-		m := schema.Meta(w.cfg.Prefix)
+		m := keys.Meta(w.cfg.Prefix)
 		if badStream {
 			pipe.Del(ctx, stream)
 		}
@@ -1027,21 +1027,21 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	if err != nil {
 		return fmt.Errorf("write meta: %w", err)
 	}
-	for _, k := range schema.Kinds {
+	for _, k := range keys.Kinds {
 		st.nextReload[k] = now // a full reload at start and on taking over
 	}
 	w.st = st
 	// A key of the layout that holds another type would fail every write
 	// that touches it: mend the indexes before the first.
-	for _, k := range schema.Kinds {
+	for _, k := range keys.Kinds {
 		if err := w.repairIndexes(ctx, k); err != nil {
 			w.st = nil
 			return err
 		}
 	}
 	w.epochSeen.Store(&st.epoch)
-	w.ready.Store(st.loaded[schema.Cinemas] && st.loaded[schema.Films] && st.loaded[schema.Sessions])
-	n := len(st.cache[schema.Cinemas]) + len(st.cache[schema.Films]) + len(st.cache[schema.Sessions])
+	w.ready.Store(st.loaded[keys.Cinemas] && st.loaded[keys.Films] && st.loaded[keys.Sessions])
+	n := len(st.cache[keys.Cinemas]) + len(st.cache[keys.Films]) + len(st.cache[keys.Sessions])
 	if adopt {
 		w.log.Info("adopted the cache", "epoch", st.epoch, "seq", st.seq, "entities", n)
 	} else {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
@@ -25,9 +25,9 @@ func TestColdBuild(t *testing.T) {
 	if len(evs) != 3 {
 		t.Fatalf("cold build sent %d events, want 3 (one full_reload per kind): %+v", len(evs), evs)
 	}
-	for i, k := range schema.Kinds {
+	for i, k := range keys.Kinds {
 		ev := evs[i]
-		if ev.Event != schema.EventFullReload || ev.Kind != k || ev.Seq != int64(i+1) || ev.Count == nil || *ev.Count == 0 {
+		if ev.Event != keys.EventFullReload || ev.Kind != k || ev.Seq != int64(i+1) || ev.Count == nil || *ev.Count == 0 {
 			t.Errorf("event %d = %+v, want full_reload of %s with seq %d and a count", i, ev, k, i+1)
 		}
 	}
@@ -35,9 +35,9 @@ func TestColdBuild(t *testing.T) {
 	if meta["schema"] != "1" || meta["epoch"] == "" || meta["seq"] != "3" || meta["writer"] != "a" {
 		t.Errorf("meta = %v, want schema 1, an epoch, seq 3, writer a", meta)
 	}
-	for _, k := range schema.Kinds {
-		if _, err := time.Parse(time.RFC3339, meta[schema.Loaded(k)]); err != nil {
-			t.Errorf("meta %s = %q: %v", schema.Loaded(k), meta[schema.Loaded(k)], err)
+	for _, k := range keys.Kinds {
+		if _, err := time.Parse(time.RFC3339, meta[keys.Loaded(k)]); err != nil {
+			t.Errorf("meta %s = %q: %v", keys.Loaded(k), meta[keys.Loaded(k)], err)
 		}
 	}
 	if !w.Ready(r.ctx) || w.Role() != "writer" {
@@ -46,7 +46,7 @@ func TestColdBuild(t *testing.T) {
 
 	// Every listed session is in Redis, with its indexes, TTL and fields.
 	listed := r.sim.Sessions()
-	n, _ := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Result()
+	n, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result()
 	if want := *evs[2].Count; int(n) != want || want == 0 {
 		t.Errorf("ZCARD sessions = %d, full_reload count %d", n, want)
 	}
@@ -55,7 +55,7 @@ func TestColdBuild(t *testing.T) {
 		if s.Status == "X" || !s.Showtime.Add(20*time.Minute).After(r.clock.Now()) {
 			continue
 		}
-		h := r.hash(schema.Sessions, s.ID)
+		h := r.hash(keys.Sessions, s.ID)
 		if h["id"] != s.ID || h["cinema_id"] != s.CinemaID || h["film_id"] != s.FilmID ||
 			h["seats_available"] != strconv.Itoa(s.SeatsAvailable) {
 			t.Fatalf("session %s hash = %v, want %+v", s.ID, h, s)
@@ -72,14 +72,14 @@ func TestColdBuild(t *testing.T) {
 		if _, ok := h["raw"]; ok {
 			t.Errorf("session %s has raw without KeepRaw", s.ID)
 		}
-		score, err := r.rdb.ZScore(r.ctx, schema.CinemaSessions(r.prefix, s.CinemaID), s.ID).Result()
+		score, err := r.rdb.ZScore(r.ctx, keys.CinemaSessions(r.prefix, s.CinemaID), s.ID).Result()
 		if err != nil || int64(score) != s.Showtime.Unix() {
 			t.Errorf("cinema index score of %s = %v, %v, want %d", s.ID, score, err, s.Showtime.Unix())
 		}
-		if _, err := r.rdb.ZScore(r.ctx, schema.FilmSessions(r.prefix, s.FilmID), s.ID).Result(); err != nil {
+		if _, err := r.rdb.ZScore(r.ctx, keys.FilmSessions(r.prefix, s.FilmID), s.ID).Result(); err != nil {
 			t.Errorf("film index lacks %s: %v", s.ID, err)
 		}
-		ttl, _ := r.rdb.ExpireTime(r.ctx, schema.Session(r.prefix, s.ID)).Result()
+		ttl, _ := r.rdb.ExpireTime(r.ctx, keys.Session(r.prefix, s.ID)).Result()
 		if want := s.Showtime.Add(20 * time.Minute).Unix(); int64(ttl/time.Second) != want {
 			t.Errorf("EXPIRETIME of %s = %v, want %d (showtime + grace)", s.ID, ttl, want)
 		}
@@ -89,13 +89,13 @@ func TestColdBuild(t *testing.T) {
 		t.Fatal("the simulated Vista listed no session")
 	}
 	for _, id := range r.sim.CinemaIDs() {
-		h := r.hash(schema.Cinemas, id)
+		h := r.hash(keys.Cinemas, id)
 		if h["id"] != id || h["timezone"] == "" || h["name"] == "" {
 			t.Errorf("cinema %s = %v", id, h)
 		}
 	}
 	for _, id := range r.sim.FilmIDs() {
-		if h := r.hash(schema.Films, id); h["id"] != id || h["cinema_ids"] == "" || h["title"] == "" {
+		if h := r.hash(keys.Films, id); h["id"] != id || h["cinema_ids"] == "" || h["title"] == "" {
 			t.Errorf("film %s = %v", id, h)
 		}
 	}
@@ -108,7 +108,7 @@ func TestKeepRaw(t *testing.T) {
 	s := r.upcoming(2*time.Hour, 48*time.Hour)
 	rawSeats := func() any {
 		var raw map[string]any
-		if err := json.Unmarshal([]byte(r.hash(schema.Sessions, s.ID)["raw"]), &raw); err != nil || raw["ID"] != s.ID {
+		if err := json.Unmarshal([]byte(r.hash(keys.Sessions, s.ID)["raw"]), &raw); err != nil || raw["ID"] != s.ID {
 			t.Fatalf("raw of %s = %v, %v; want Vista's JSON", s.ID, raw, err)
 		}
 		return raw["SeatsAvailable"]
@@ -123,10 +123,10 @@ func TestKeepRaw(t *testing.T) {
 	r.sim.SetSeats(s.ID, 4)
 	r.clock.Add(11 * time.Second)
 	r.step(keep)
-	if got := r.hash(schema.Sessions, s.ID)["seats_available"]; got != "4" {
+	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "4" {
 		t.Fatalf("seats_available after the check = %q, want 4", got)
 	}
-	if err := keep.Reload(r.ctx, schema.Sessions); err != nil {
+	if err := keep.Reload(r.ctx, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	if got := rawSeats(); got != float64(4) {
@@ -137,7 +137,7 @@ func TestKeepRaw(t *testing.T) {
 	// Without --keep-raw, the next reload drops what an earlier run kept.
 	plain := r.warmer("b")
 	r.step(plain)
-	if _, ok := r.hash(schema.Sessions, s.ID)["raw"]; ok {
+	if _, ok := r.hash(keys.Sessions, s.ID)["raw"]; ok {
 		t.Error("raw outlived a restart without KeepRaw")
 	}
 }
@@ -157,7 +157,7 @@ func TestAdoptOnRestart(t *testing.T) {
 	}
 	evs := r.eventsSince(3)
 	for _, ev := range evs {
-		if ev.Event != schema.EventFullReload {
+		if ev.Event != keys.EventFullReload {
 			t.Errorf("restart sent %+v; want only full_reload events", ev)
 		}
 	}
@@ -174,9 +174,9 @@ func TestUnchangedSendsNoEvents(t *testing.T) {
 	w := r.warmer("a")
 	r.step(w)
 	id := r.upcoming(time.Hour, 48*time.Hour).ID
-	before := r.hash(schema.Sessions, id)
+	before := r.hash(keys.Sessions, id)
 	for i := 0; i < 3; i++ {
-		for _, k := range schema.Kinds {
+		for _, k := range keys.Kinds {
 			if err := w.Reload(r.ctx, k); err != nil {
 				t.Fatal(err)
 			}
@@ -187,11 +187,11 @@ func TestUnchangedSendsNoEvents(t *testing.T) {
 		t.Errorf("3 reloads of unchanged lists sent %d events, want 9 full_reload: %+v", len(evs), evs)
 	}
 	for _, ev := range evs {
-		if ev.Event != schema.EventFullReload {
+		if ev.Event != keys.EventFullReload {
 			t.Errorf("unchanged reload sent %+v", ev)
 		}
 	}
-	after := r.hash(schema.Sessions, id)
+	after := r.hash(keys.Sessions, id)
 	for f, v := range before {
 		if f != "updated_at" && f != "next_check_at" && after[f] != v {
 			t.Errorf("unchanged reload rewrote %s: %q → %q", f, v, after[f])
@@ -208,7 +208,7 @@ func TestSeatChange(t *testing.T) {
 	r.step(w) // the hourly reload and the checks that came due meanwhile
 
 	// A reader subscribed to the channel reads the key as each event arrives.
-	sub := r.rdb.Subscribe(r.ctx, schema.Channel(r.prefix, schema.Sessions))
+	sub := r.rdb.Subscribe(r.ctx, keys.Channel(r.prefix, keys.Sessions))
 	defer sub.Close()
 	if _, err := sub.Receive(r.ctx); err != nil {
 		t.Fatal(err)
@@ -223,21 +223,21 @@ func TestSeatChange(t *testing.T) {
 		t.Fatalf("events for %s = %+v, want one item", s.ID, evs)
 	}
 	ev := evs[0]
-	if ev.Event != schema.EventItem || ev.SeatsAvailable == nil || *ev.SeatsAvailable != 3 || !slices.Contains(ev.Changed, "seats_available") {
+	if ev.Event != keys.EventItem || ev.SeatsAvailable == nil || *ev.SeatsAvailable != 3 || !slices.Contains(ev.Changed, "seats_available") {
 		t.Errorf("event = %+v, want item with seats_available 3 and changed naming it", ev)
 	}
 	timeout := time.After(5 * time.Second)
 	for {
 		select {
 		case msg := <-sub.Channel():
-			var got schema.Event
+			var got keys.Event
 			if err := json.Unmarshal([]byte(msg.Payload), &got); err != nil {
 				t.Fatal(err)
 			}
 			if got.ID != s.ID {
 				continue
 			}
-			seats, _ := r.rdb.HGet(r.ctx, schema.Session(r.prefix, s.ID), "seats_available").Result()
+			seats, _ := r.rdb.HGet(r.ctx, keys.Session(r.prefix, s.ID), "seats_available").Result()
 			if seats != "3" {
 				t.Errorf("on the event the key says seats_available %q, want 3", seats)
 			}
@@ -254,8 +254,8 @@ func TestRemovals(t *testing.T) {
 		act    func(r *rig, id string)
 		reason string
 	}{
-		{"gone upstream", func(r *rig, id string) { r.sim.Remove(id) }, schema.ReasonGone},
-		{"cancelled", func(r *rig, id string) { r.sim.Cancel(id) }, schema.ReasonCancelled},
+		{"gone upstream", func(r *rig, id string) { r.sim.Remove(id) }, keys.ReasonGone},
+		{"cancelled", func(r *rig, id string) { r.sim.Cancel(id) }, keys.ReasonCancelled},
 	}
 	for _, tt := range tests {
 		for _, via := range []string{"check", "reload"} {
@@ -271,11 +271,11 @@ func TestRemovals(t *testing.T) {
 				if via == "check" {
 					r.clock.Add(25 * time.Minute) // past its next check, before the next reload
 					r.step(w)
-				} else if err := w.Reload(r.ctx, schema.Sessions); err != nil {
+				} else if err := w.Reload(r.ctx, keys.Sessions); err != nil {
 					t.Fatal(err)
 				}
 				evs := forID(r.eventsSince(n), s.ID)
-				if len(evs) != 1 || evs[0].Event != schema.EventRemoved || evs[0].Reason != tt.reason {
+				if len(evs) != 1 || evs[0].Event != keys.EventRemoved || evs[0].Reason != tt.reason {
 					t.Fatalf("events for %s = %+v, want one removed_item %s", s.ID, evs, tt.reason)
 				}
 				r.assertSessionGone(s)
@@ -286,10 +286,10 @@ func TestRemovals(t *testing.T) {
 
 func (r *rig) assertSessionGone(s vistasim.SessionInfo) {
 	r.t.Helper()
-	if n, _ := r.rdb.Exists(r.ctx, schema.Session(r.prefix, s.ID)).Result(); n != 0 {
+	if n, _ := r.rdb.Exists(r.ctx, keys.Session(r.prefix, s.ID)).Result(); n != 0 {
 		r.t.Errorf("key of %s still exists", s.ID)
 	}
-	for _, idx := range []string{schema.Index(r.prefix, schema.Sessions), schema.CinemaSessions(r.prefix, s.CinemaID), schema.FilmSessions(r.prefix, s.FilmID)} {
+	for _, idx := range []string{keys.Index(r.prefix, keys.Sessions), keys.CinemaSessions(r.prefix, s.CinemaID), keys.FilmSessions(r.prefix, s.FilmID)} {
 		if _, err := r.rdb.ZScore(r.ctx, idx, s.ID).Result(); !errors.Is(err, redis.Nil) {
 			r.t.Errorf("%s still lists %s", idx, s.ID)
 		}
@@ -303,14 +303,14 @@ func TestExpiry(t *testing.T) {
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
 	r.clock.Set(s.Showtime.Add(19 * time.Minute))
 	r.step(w)
-	if len(r.hash(schema.Sessions, s.ID)) == 0 {
+	if len(r.hash(keys.Sessions, s.ID)) == 0 {
 		t.Fatalf("session %s gone before its grace ended", s.ID)
 	}
 	n := len(r.events())
 	r.clock.Set(s.Showtime.Add(20*time.Minute + time.Second))
 	r.step(w)
 	evs := forID(r.eventsSince(n), s.ID)
-	if len(evs) != 1 || evs[0].Event != schema.EventRemoved || evs[0].Reason != schema.ReasonExpired {
+	if len(evs) != 1 || evs[0].Event != keys.EventRemoved || evs[0].Reason != keys.ReasonExpired {
 		t.Fatalf("events for %s = %+v, want one removed_item expired", s.ID, evs)
 	}
 	r.assertSessionGone(s)
@@ -325,22 +325,22 @@ func TestFilmAndCinemaChanges(t *testing.T) {
 	r.sim.RemoveFilm(films[1])
 	r.sim.SetCinemaName(cinemas[0], "The Renamed")
 	n := len(r.events())
-	for _, k := range []schema.Kind{schema.Cinemas, schema.Films} {
+	for _, k := range []keys.Kind{keys.Cinemas, keys.Films} {
 		if err := w.Reload(r.ctx, k); err != nil {
 			t.Fatal(err)
 		}
 	}
 	evs := r.eventsSince(n)
 	want := []struct {
-		kind  schema.Kind
+		kind  keys.Kind
 		event string
 		id    string
 	}{
-		{schema.Cinemas, schema.EventItem, cinemas[0]},
-		{schema.Cinemas, schema.EventFullReload, ""},
-		{schema.Films, schema.EventItem, films[0]},
-		{schema.Films, schema.EventRemoved, films[1]},
-		{schema.Films, schema.EventFullReload, ""},
+		{keys.Cinemas, keys.EventItem, cinemas[0]},
+		{keys.Cinemas, keys.EventFullReload, ""},
+		{keys.Films, keys.EventItem, films[0]},
+		{keys.Films, keys.EventRemoved, films[1]},
+		{keys.Films, keys.EventFullReload, ""},
 	}
 	if len(evs) != len(want) {
 		t.Fatalf("events = %+v, want %d", evs, len(want))
@@ -353,17 +353,17 @@ func TestFilmAndCinemaChanges(t *testing.T) {
 	if got := evs[0].Changed; !slices.Equal(got, []string{"name"}) {
 		t.Errorf("cinema changed = %v, want [name]", got)
 	}
-	if got := r.hash(schema.Films, films[0])["title"]; got != "A New Title" {
+	if got := r.hash(keys.Films, films[0])["title"]; got != "A New Title" {
 		t.Errorf("film title = %q", got)
 	}
-	if n, _ := r.rdb.SIsMember(r.ctx, schema.Index(r.prefix, schema.Films), films[1]).Result(); n {
+	if n, _ := r.rdb.SIsMember(r.ctx, keys.Index(r.prefix, keys.Films), films[1]).Result(); n {
 		t.Errorf("P:films still lists %s", films[1])
 	}
 }
 
 func TestSeqContiguousInChannelsAndStream(t *testing.T) {
 	r := newRig(t)
-	sub := r.rdb.PSubscribe(r.ctx, schema.Channel(r.prefix, "*"))
+	sub := r.rdb.PSubscribe(r.ctx, keys.Channel(r.prefix, "*"))
 	defer sub.Close()
 	if _, err := sub.Receive(r.ctx); err != nil {
 		t.Fatal(err)
@@ -379,16 +379,16 @@ func TestSeqContiguousInChannelsAndStream(t *testing.T) {
 	if len(stream) < 10 {
 		t.Fatalf("only %d events in a simulated afternoon", len(stream))
 	}
-	var channel []schema.Event
+	var channel []keys.Event
 	timeout := time.After(5 * time.Second)
 	for len(channel) < len(stream) {
 		select {
 		case msg := <-sub.Channel():
-			var ev schema.Event
+			var ev keys.Event
 			if err := json.Unmarshal([]byte(msg.Payload), &ev); err != nil {
 				t.Fatal(err)
 			}
-			if msg.Channel != schema.Channel(r.prefix, ev.Kind) {
+			if msg.Channel != keys.Channel(r.prefix, ev.Kind) {
 				t.Errorf("%s event on channel %s", ev.Kind, msg.Channel)
 			}
 			channel = append(channel, ev)
@@ -419,7 +419,7 @@ func TestRebuildAfterDataLoss(t *testing.T) {
 	// Redis loses everything of ours, as after a restart without persistence.
 	iter := r.rdb.Scan(r.ctx, 0, r.prefix+":*", 1000).Iterator()
 	for iter.Next(r.ctx) {
-		if iter.Val() != schema.Lease(r.prefix) {
+		if iter.Val() != keys.Lease(r.prefix) {
 			r.rdb.Del(r.ctx, iter.Val())
 		}
 	}
@@ -436,11 +436,11 @@ func TestRebuildAfterDataLoss(t *testing.T) {
 		t.Fatalf("rebuild sent %+v, want 3 full_reload", evs)
 	}
 	for i, ev := range evs {
-		if ev.Event != schema.EventFullReload || ev.Seq != int64(i+1) || ev.Epoch != meta["epoch"] {
+		if ev.Event != keys.EventFullReload || ev.Seq != int64(i+1) || ev.Epoch != meta["epoch"] {
 			t.Errorf("rebuild event %d = %+v", i, ev)
 		}
 	}
-	if n, _ := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Result(); n == 0 {
+	if n, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result(); n == 0 {
 		t.Error("sessions were not written again")
 	}
 }
@@ -462,11 +462,11 @@ func TestVistaFailingDropsNothing(t *testing.T) {
 			s := r.upcoming(2*time.Hour, 40*time.Hour)
 			r.clock.Set(s.Showtime.Add(-5 * time.Minute))
 			r.step(w)
-			before, _ := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Result()
+			before, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result()
 			n := len(r.events())
 
 			r.sim.Fail(tt.f)
-			if err := w.Reload(r.ctx, schema.Sessions); err == nil {
+			if err := w.Reload(r.ctx, keys.Sessions); err == nil {
 				t.Error("Reload succeeded against a failing Vista")
 			}
 			r.clock.Add(11 * time.Second)
@@ -476,16 +476,16 @@ func TestVistaFailingDropsNothing(t *testing.T) {
 			if evs := r.eventsSince(n); len(evs) != 0 {
 				t.Errorf("a failing Vista caused events: %+v", evs)
 			}
-			after, _ := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Result()
-			if after != before || len(r.hash(schema.Sessions, s.ID)) == 0 {
-				t.Errorf("sessions %d → %d, %s present: %v; want nothing dropped", before, after, s.ID, len(r.hash(schema.Sessions, s.ID)) > 0)
+			after, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result()
+			if after != before || len(r.hash(keys.Sessions, s.ID)) == 0 {
+				t.Errorf("sessions %d → %d, %s present: %v; want nothing dropped", before, after, s.ID, len(r.hash(keys.Sessions, s.ID)) > 0)
 			}
 
 			r.sim.ClearFailures()
 			r.sim.SetSeats(s.ID, 1)
 			r.clock.Add(11 * time.Second)
 			r.step(w)
-			if got := r.hash(schema.Sessions, s.ID)["seats_available"]; got != "1" {
+			if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "1" {
 				t.Errorf("after Vista healed seats_available = %q, want 1", got)
 			}
 		})
@@ -523,7 +523,7 @@ func TestOneWriter(t *testing.T) {
 
 	// a wakes mid-write, still believing it writes: every fenced write fails.
 	r.sim.SetSeats(r.upcoming(time.Hour, 40*time.Hour).ID, 0)
-	err := a.reload(r.ctx, schema.Sessions)
+	err := a.reload(r.ctx, keys.Sessions)
 	if !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("the paused writer's reload = %v, want ErrLeaseLost", err)
 	}
@@ -565,7 +565,7 @@ func TestRunStopsCleanly(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return")
 	}
-	if n, _ := r.rdb.Exists(r.ctx, schema.Lease(r.prefix)).Result(); n != 0 {
+	if n, _ := r.rdb.Exists(r.ctx, keys.Lease(r.prefix)).Result(); n != 0 {
 		t.Error("the lease outlived a clean stop")
 	}
 }
@@ -573,14 +573,14 @@ func TestRunStopsCleanly(t *testing.T) {
 func TestEventJSON(t *testing.T) {
 	seats, count := 42, 362
 	tests := []struct {
-		ev   schema.Event
+		ev   keys.Event
 		want string
 	}{
-		{schema.Event{Seq: 17, Epoch: "k3x9", Kind: schema.Sessions, Event: schema.EventItem, ID: "1001-14164", SeatsAvailable: &seats, Changed: []string{"seats_available"}, At: "2026-11-25T17:00:00Z"},
+		{keys.Event{Seq: 17, Epoch: "k3x9", Kind: keys.Sessions, Event: keys.EventItem, ID: "1001-14164", SeatsAvailable: &seats, Changed: []string{"seats_available"}, At: "2026-11-25T17:00:00Z"},
 			`{"seq":17,"epoch":"k3x9","kind":"sessions","event":"item","id":"1001-14164","seats_available":42,"changed":["seats_available"],"at":"2026-11-25T17:00:00Z"}`},
-		{schema.Event{Seq: 18, Epoch: "k3x9", Kind: schema.Sessions, Event: schema.EventRemoved, ID: "1001-14164", Reason: schema.ReasonGone, At: "2026-11-25T17:00:01Z"},
+		{keys.Event{Seq: 18, Epoch: "k3x9", Kind: keys.Sessions, Event: keys.EventRemoved, ID: "1001-14164", Reason: keys.ReasonGone, At: "2026-11-25T17:00:01Z"},
 			`{"seq":18,"epoch":"k3x9","kind":"sessions","event":"removed_item","id":"1001-14164","reason":"gone","at":"2026-11-25T17:00:01Z"}`},
-		{schema.Event{Seq: 19, Epoch: "k3x9", Kind: schema.Sessions, Event: schema.EventFullReload, Count: &count, At: "2026-11-25T17:00:02Z"},
+		{keys.Event{Seq: 19, Epoch: "k3x9", Kind: keys.Sessions, Event: keys.EventFullReload, Count: &count, At: "2026-11-25T17:00:02Z"},
 			`{"seq":19,"epoch":"k3x9","kind":"sessions","event":"full_reload","count":362,"at":"2026-11-25T17:00:02Z"}`},
 	}
 	for _, tt := range tests {
@@ -600,7 +600,7 @@ func TestSessionsWaitForCinemas(t *testing.T) {
 	}
 	r.clock.Add(time.Second)
 	r.step(w) // films load; sessions wait for the cinemas' zones
-	if n, _ := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Result(); n != 0 {
+	if n, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result(); n != 0 {
 		t.Errorf("%d sessions written without their cinemas' zones", n)
 	}
 	if w.Ready(r.ctx) {
@@ -609,7 +609,7 @@ func TestSessionsWaitForCinemas(t *testing.T) {
 	r.sim.ClearFailures()
 	r.clock.Add(time.Minute)
 	r.step(w)
-	if n, _ := r.rdb.ZCard(r.ctx, schema.Index(r.prefix, schema.Sessions)).Result(); n == 0 || !w.Ready(r.ctx) {
+	if n, _ := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Result(); n == 0 || !w.Ready(r.ctx) {
 		t.Errorf("after Vista healed: %d sessions, ready %v", n, w.Ready(r.ctx))
 	}
 }
@@ -633,7 +633,7 @@ func TestSameInstanceID(t *testing.T) {
 	if a.Role() != "writer" || b.Role() != "standby" {
 		t.Fatalf("roles %s, %s; want writer, standby", a.Role(), b.Role())
 	}
-	if holder := r.rdb.Get(r.ctx, schema.Lease(r.prefix)).Val(); holder != a.leaseValue() || holder == b.leaseValue() {
+	if holder := r.rdb.Get(r.ctx, keys.Lease(r.prefix)).Val(); holder != a.leaseValue() || holder == b.leaseValue() {
 		t.Errorf("P:lease = %q, want a's %q", holder, a.leaseValue())
 	}
 	if got := len(r.events()); got == n {
@@ -676,7 +676,7 @@ func TestReloadRetryCountsFromTheFailure(t *testing.T) {
 			t.Fatal("a failing reload reported no error")
 		}
 		failedAt := r.clock.Now()
-		if got := w.st.nextReload[schema.Sessions].Sub(failedAt); got != wait {
+		if got := w.st.nextReload[keys.Sessions].Sub(failedAt); got != wait {
 			t.Fatalf("after failure %d the next try is %v after it, want %v", i+1, got, wait)
 		}
 		r.clock.Add(wait - time.Second)

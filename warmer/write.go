@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
@@ -41,7 +41,7 @@ func (w *Warmer) committed(pub *publisher) {
 // Redis took it. The next batch is made ready while Redis runs one, so the
 // warmer's work and Redis's overlap; they go to Redis one after the other.
 // A batch that has started is finished even when ctx ends; the next is not.
-func (w *Warmer) apply(ctx context.Context, k schema.Kind, changes []change, now time.Time) error {
+func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now time.Time) error {
 	for len(changes) > 0 {
 		again, err := w.applyOnce(ctx, k, changes, now)
 		if err != nil {
@@ -63,7 +63,7 @@ type batch struct {
 
 // applyOnce writes changes, and returns the entities it found gone from
 // Redis, to be written again whole.
-func (w *Warmer) applyOnce(ctx context.Context, k schema.Kind, changes []change, now time.Time) ([]change, error) {
+func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, now time.Time) ([]change, error) {
 	quiet := w.st.quiet[k]
 	sp := w.specs[k]
 	wctx := context.WithoutCancel(ctx)
@@ -97,7 +97,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k schema.Kind, changes []change,
 				}
 				ix.flush(wctx, pipe)
 				if b.pub.seq != seq {
-					pipe.HSet(wctx, schema.Meta(w.cfg.Prefix), "seq", b.pub.seq)
+					pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", b.pub.seq)
 				}
 			})
 			seq = b.pub.seq
@@ -149,7 +149,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k schema.Kind, changes []change,
 
 // wrote takes a batch Redis took into the cache in memory, and returns the
 // entities it found gone from Redis, to be written again whole.
-func (w *Warmer) wrote(k schema.Kind, b *batch) []change {
+func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 	sp, cache := w.specs[k], w.st.cache[k]
 	var again []change
 	var missing []string
@@ -274,7 +274,7 @@ end
 // queue adds one change's commands, and its event unless quiet, to a
 // transaction.
 func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher, ix *indexBatch, sp *spec, c change, at string, quiet bool) probe {
-	key := schema.Entity(w.cfg.Prefix, sp.kind, c.id)
+	key := keys.Entity(w.cfg.Prefix, sp.kind, c.id)
 	k := sp.kind
 	names := sp.fields
 
@@ -284,7 +284,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		}
 		w.unindex(ix, sp, c)
 		if !quiet {
-			pub.publish(ctx, pipe, schema.Event{Kind: k, Event: schema.EventRemoved, ID: c.id, Reason: c.reason, At: at})
+			pub.publish(ctx, pipe, keys.Event{Kind: k, Event: keys.EventRemoved, ID: c.id, Reason: c.reason, At: at})
 		}
 		return probe{}
 	}
@@ -373,8 +373,8 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 	return p
 }
 
-func itemEvent(sp *spec, c change, at string) schema.Event {
-	ev := schema.Event{Kind: sp.kind, Event: schema.EventItem, ID: c.id, Changed: c.changed, At: at}
+func itemEvent(sp *spec, c change, at string) keys.Event {
+	ev := keys.Event{Kind: sp.kind, Event: keys.EventItem, ID: c.id, Changed: c.changed, At: at}
 	if sp.extras != nil {
 		sp.extras(&ev, c.cur)
 	}
@@ -405,11 +405,11 @@ func (w *Warmer) rawChange(c change) int {
 func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 	p := w.cfg.Prefix
 	if !sp.timed {
-		ix.add(schema.Index(p, sp.kind), true, 0, id)
+		ix.add(keys.Index(p, sp.kind), true, 0, id)
 		return
 	}
 	score := float64(r.showtime.time().Unix())
-	ix.add(schema.Index(p, sp.kind), false, score, id)
+	ix.add(keys.Index(p, sp.kind), false, score, id)
 	for _, o := range sp.owners {
 		if owner := r.vals.get(o.field); owner != "" {
 			ix.add(o.key(p, owner), false, score, id)
@@ -424,12 +424,12 @@ func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 func (w *Warmer) unindex(ix *indexBatch, sp *spec, c change) {
 	p := w.cfg.Prefix
 	if !sp.timed {
-		ix.rem(schema.Index(p, sp.kind), true, c.id)
+		ix.rem(keys.Index(p, sp.kind), true, c.id)
 		return
 	}
-	ix.rem(schema.Index(p, sp.kind), false, c.id)
+	ix.rem(keys.Index(p, sp.kind), false, c.id)
 	r := c.old
-	if r == nil || (r.missing && c.reason == schema.ReasonExpired) {
+	if r == nil || (r.missing && c.reason == keys.ReasonExpired) {
 		return
 	}
 	for _, o := range sp.owners {
@@ -502,7 +502,7 @@ func (ix *indexBatch) flush(ctx context.Context, pipe redis.Pipeliner) {
 // readCache reads what Redis holds of a kind, through its index, in
 // pipelined chunks. An id the index lists whose hash is gone comes back as a
 // missing record, so the next reload writes it again or says it is gone.
-func (w *Warmer) readCache(ctx context.Context, k schema.Kind) (map[string]*record, error) {
+func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record, error) {
 	p := w.cfg.Prefix
 	var ids []string
 	scores := map[string]float64{}
@@ -510,20 +510,20 @@ func (w *Warmer) readCache(ctx context.Context, k schema.Kind) (map[string]*reco
 	timed := w.specs[k].timed
 	if timed {
 		var zs []redis.Z
-		zs, err = w.rdb.ZRangeWithScores(ctx, schema.Index(p, k), 0, -1).Result()
+		zs, err = w.rdb.ZRangeWithScores(ctx, keys.Index(p, k), 0, -1).Result()
 		for _, z := range zs {
 			id, _ := z.Member.(string)
 			ids = append(ids, id)
 			scores[id] = z.Score
 		}
 	} else {
-		ids, err = w.rdb.SMembers(ctx, schema.Index(p, k)).Result()
+		ids, err = w.rdb.SMembers(ctx, keys.Index(p, k)).Result()
 	}
 	switch {
 	case isWrongType(err):
 		// Something else holds the index's key: the cache is read as
 		// empty, and the reload that follows writes the index anew.
-		w.log.Warn("an index key holds another type; it is rewritten at the next reload", "key", schema.Index(p, k))
+		w.log.Warn("an index key holds another type; it is rewritten at the next reload", "key", keys.Index(p, k))
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", k, err)
 	}
@@ -534,7 +534,7 @@ func (w *Warmer) readCache(ctx context.Context, k schema.Kind) (map[string]*reco
 		cmds := make([]*redis.MapStringStringCmd, len(part))
 		_, err := w.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 			for i, id := range part {
-				cmds[i] = pipe.HGetAll(ctx, schema.Entity(p, k, id))
+				cmds[i] = pipe.HGetAll(ctx, keys.Entity(p, k, id))
 			}
 			return nil
 		})

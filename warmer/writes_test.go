@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // recorder is a go-redis hook that keeps every command sent, including
@@ -89,7 +89,7 @@ func TestUnchangedReloadWritesNoData(t *testing.T) {
 	r.step(w)
 
 	rec.start()
-	for _, k := range schema.Kinds {
+	for _, k := range keys.Kinds {
 		if err := w.Reload(r.ctx, k); err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +101,7 @@ func TestUnchangedReloadWritesNoData(t *testing.T) {
 		switch name {
 		case "hset":
 			key := args[1].(string)
-			if key == schema.Meta(r.prefix) {
+			if key == keys.Meta(r.prefix) {
 				continue
 			}
 			for i := 2; i < len(args); i += 2 {
@@ -184,7 +184,7 @@ func TestSeatChangeIsOneRoundTrip(t *testing.T) {
 	r.sim.SetSeats(s.ID, 4)
 	before := h.count()
 	// Only s is due, so the step sends one request and writes one batch.
-	cache := w.st.cache[schema.Sessions]
+	cache := w.st.cache[keys.Sessions]
 	for id, rec := range cache {
 		w.reschedule(id, rec, r.clock.Now().Add(time.Hour))
 	}

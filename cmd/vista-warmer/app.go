@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/warmer"
 )
@@ -192,8 +192,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		// A full sessions reload holds the old cache and the new list at
 		// once; once it is in, that memory goes back to the OS rather than
 		// waiting for the heap to need it.
-		AfterReload: func(k schema.Kind) {
-			if k == schema.Sessions {
+		AfterReload: func(k keys.Kind) {
+			if k == keys.Sessions {
 				debug.FreeOSMemory()
 			}
 		},

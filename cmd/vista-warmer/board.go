@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/reader"
-	"github.com/vista-warmer/vista-warmer/schema"
 )
 
 // boardPage is the live board: one page, no build step, nothing loaded
@@ -141,7 +141,7 @@ func (b *board) events(rw http.ResponseWriter, r *http.Request) {
 				return err
 			}
 		}
-		if ev.Kind != schema.Sessions || ev.Event.Event != schema.EventItem || ev.SeatsAvailable == nil {
+		if ev.Kind != keys.Sessions || ev.Event.Event != keys.EventItem || ev.SeatsAvailable == nil {
 			return nil
 		}
 		data, _ := json.Marshal(map[string]any{"id": ev.ID, "seats": *ev.SeatsAvailable})

@@ -16,8 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/reader"
-	"github.com/vista-warmer/vista-warmer/schema"
 )
 
 // A reader's command (contract section 6): the same binary reads the cache
@@ -159,15 +159,15 @@ func (c *cmdEnv) emit(v any) error {
 
 // statusReport is what status says.
 type statusReport struct {
-	Writer       string                 `json:"writer"`
-	Epoch        string                 `json:"epoch"`
-	Seq          int64                  `json:"seq"`
-	HeartbeatAge *float64               `json:"heartbeat_age_seconds"`
-	Counts       map[schema.Kind]int64  `json:"counts"`
-	Sessions     map[string]int64       `json:"sessions_by_showtime"`
-	LastReloads  map[schema.Kind]string `json:"last_reloads"`
-	Stale        bool                   `json:"stale"`
-	Reason       string                 `json:"reason,omitempty"`
+	Writer       string               `json:"writer"`
+	Epoch        string               `json:"epoch"`
+	Seq          int64                `json:"seq"`
+	HeartbeatAge *float64             `json:"heartbeat_age_seconds"`
+	Counts       map[keys.Kind]int64  `json:"counts"`
+	Sessions     map[string]int64     `json:"sessions_by_showtime"`
+	LastReloads  map[keys.Kind]string `json:"last_reloads"`
+	Stale        bool                 `json:"stale"`
+	Reason       string               `json:"reason,omitempty"`
 }
 
 // statusOf reads what status and the board say of the cache under p.
@@ -175,44 +175,44 @@ func statusOf(ctx context.Context, rdb redis.UniversalClient, p string) (statusR
 	now := time.Now()
 	ts := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).Unix(), 10) }
 	pipe := rdb.Pipeline()
-	meta := pipe.HGetAll(ctx, schema.Meta(p))
-	cinemas := pipe.SCard(ctx, schema.Index(p, schema.Cinemas))
-	films := pipe.SCard(ctx, schema.Index(p, schema.Films))
-	sessions := pipe.ZCard(ctx, schema.Index(p, schema.Sessions))
+	meta := pipe.HGetAll(ctx, keys.Meta(p))
+	cinemas := pipe.SCard(ctx, keys.Index(p, keys.Cinemas))
+	films := pipe.SCard(ctx, keys.Index(p, keys.Films))
+	sessions := pipe.ZCard(ctx, keys.Index(p, keys.Sessions))
 	// By showtime, with the warmer's default windows.
-	started := pipe.ZCount(ctx, schema.Index(p, schema.Sessions), "-inf", "("+ts(-10*time.Minute))
-	near := pipe.ZCount(ctx, schema.Index(p, schema.Sessions), ts(-10*time.Minute), ts(10*time.Minute))
-	approaching := pipe.ZCount(ctx, schema.Index(p, schema.Sessions), "("+ts(10*time.Minute), ts(time.Hour))
-	beyond := pipe.ZCount(ctx, schema.Index(p, schema.Sessions), "("+ts(time.Hour), "+inf")
+	started := pipe.ZCount(ctx, keys.Index(p, keys.Sessions), "-inf", "("+ts(-10*time.Minute))
+	near := pipe.ZCount(ctx, keys.Index(p, keys.Sessions), ts(-10*time.Minute), ts(10*time.Minute))
+	approaching := pipe.ZCount(ctx, keys.Index(p, keys.Sessions), "("+ts(10*time.Minute), ts(time.Hour))
+	beyond := pipe.ZCount(ctx, keys.Index(p, keys.Sessions), "("+ts(time.Hour), "+inf")
 	if _, err := pipe.Exec(ctx); err != nil {
 		return statusReport{}, err
 	}
 	m := meta.Val()
 	rep := statusReport{
-		Writer: m[schema.MetaWriter], Epoch: m[schema.MetaEpoch],
-		Counts: map[schema.Kind]int64{schema.Cinemas: cinemas.Val(), schema.Films: films.Val(), schema.Sessions: sessions.Val()},
+		Writer: m[keys.MetaWriter], Epoch: m[keys.MetaEpoch],
+		Counts: map[keys.Kind]int64{keys.Cinemas: cinemas.Val(), keys.Films: films.Val(), keys.Sessions: sessions.Val()},
 		Sessions: map[string]int64{"started": started.Val(), "near": near.Val(), "approaching": approaching.Val(),
 			"beyond_horizon": beyond.Val()},
-		LastReloads: map[schema.Kind]string{},
+		LastReloads: map[keys.Kind]string{},
 	}
-	rep.Seq, _ = strconv.ParseInt(m[schema.MetaSeq], 10, 64)
-	for _, k := range schema.Kinds {
-		if v := m[schema.Loaded(k)]; v != "" {
+	rep.Seq, _ = strconv.ParseInt(m[keys.MetaSeq], 10, 64)
+	for _, k := range keys.Kinds {
+		if v := m[keys.Loaded(k)]; v != "" {
 			rep.LastReloads[k] = v
 		}
 	}
-	if hb, err := time.Parse(time.RFC3339, m[schema.MetaHeartbeat]); err == nil {
+	if hb, err := time.Parse(time.RFC3339, m[keys.MetaHeartbeat]); err == nil {
 		age := now.Sub(hb).Seconds()
 		rep.HeartbeatAge = &age
 	}
 	switch {
 	case len(m) == 0:
-		rep.Reason = "no " + schema.Meta(p) + ": no warmer has written this prefix"
+		rep.Reason = "no " + keys.Meta(p) + ": no warmer has written this prefix"
 	case rep.Writer == "":
 		rep.Reason = "no writer"
 	case rep.HeartbeatAge == nil || *rep.HeartbeatAge > staleAfter.Seconds():
 		rep.Reason = "the heartbeat is older than " + staleAfter.String()
-	case len(rep.LastReloads) < len(schema.Kinds):
+	case len(rep.LastReloads) < len(keys.Kinds):
 		rep.Reason = "not every kind is loaded yet"
 	}
 	rep.Stale = rep.Reason != ""
@@ -246,10 +246,10 @@ func runStatus(ctx context.Context, c *cmdEnv, args []string) error {
 		fmt.Fprintf(tw, "writer\t%s\n", orNone(rep.Writer))
 		fmt.Fprintf(tw, "heartbeat\t%s\n", age)
 		fmt.Fprintf(tw, "epoch, seq\t%s, %d\n", orNone(rep.Epoch), rep.Seq)
-		fmt.Fprintf(tw, "held\t%d cinemas, %d films, %d sessions\n", rep.Counts[schema.Cinemas], rep.Counts[schema.Films], rep.Counts[schema.Sessions])
+		fmt.Fprintf(tw, "held\t%d cinemas, %d films, %d sessions\n", rep.Counts[keys.Cinemas], rep.Counts[keys.Films], rep.Counts[keys.Sessions])
 		fmt.Fprintf(tw, "sessions by showtime\t%d started, %d near (±10m), %d approaching (to 1h), %d beyond the horizon\n",
 			rep.Sessions["started"], rep.Sessions["near"], rep.Sessions["approaching"], rep.Sessions["beyond_horizon"])
-		for _, k := range schema.Kinds {
+		for _, k := range keys.Kinds {
 			fmt.Fprintf(tw, "last %s reload\t%s\n", k.Singular(), orNone(rep.LastReloads[k]))
 		}
 		tw.Flush()
@@ -271,11 +271,11 @@ func runGet(ctx context.Context, c *cmdEnv, args []string) error {
 	if len(args) != 2 {
 		return usagef("want a kind (cinema, film or session) and an id")
 	}
-	k := schema.Kind(args[0] + "s")
+	k := keys.Kind(args[0] + "s")
 	if !k.Valid() {
 		return usagef("%q is no kind: cinema, film or session", args[0])
 	}
-	h, err := c.rdb.HGetAll(ctx, schema.Entity(c.prefix, k, args[1])).Result()
+	h, err := c.rdb.HGetAll(ctx, keys.Entity(c.prefix, k, args[1])).Result()
 	if err != nil {
 		return err
 	}
@@ -286,8 +286,8 @@ func runGet(ctx context.Context, c *cmdEnv, args []string) error {
 		return c.emit(h)
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
-	names := append(append([]string{}, schema.Fields[k]...), sortedExtra(k, h)...)
-	for _, f := range append(names, schema.FieldUpdatedAt, schema.FieldChangedAt, schema.FieldNextCheckAt) {
+	names := append(append([]string{}, keys.Fields[k]...), sortedExtra(k, h)...)
+	for _, f := range append(names, keys.FieldUpdatedAt, keys.FieldChangedAt, keys.FieldNextCheckAt) {
 		if v, ok := h[f]; ok {
 			fmt.Fprintf(tw, "%s\t%s\n", f, v)
 		}
@@ -296,11 +296,11 @@ func runGet(ctx context.Context, c *cmdEnv, args []string) error {
 }
 
 // sortedExtra lists a hash's fields beyond the contract's, raw last.
-func sortedExtra(k schema.Kind, h map[string]string) []string {
+func sortedExtra(k keys.Kind, h map[string]string) []string {
 	var out []string
 	for f := range h {
-		known := f == schema.FieldUpdatedAt || f == schema.FieldChangedAt || f == schema.FieldNextCheckAt || f == schema.FieldRaw
-		for _, c := range schema.Fields[k] {
+		known := f == keys.FieldUpdatedAt || f == keys.FieldChangedAt || f == keys.FieldNextCheckAt || f == keys.FieldRaw
+		for _, c := range keys.Fields[k] {
 			known = known || c == f
 		}
 		if !known {
@@ -308,8 +308,8 @@ func sortedExtra(k schema.Kind, h map[string]string) []string {
 		}
 	}
 	slices.Sort(out)
-	if _, ok := h[schema.FieldRaw]; ok {
-		out = append(out, schema.FieldRaw)
+	if _, ok := h[keys.FieldRaw]; ok {
+		out = append(out, keys.FieldRaw)
 	}
 	return out
 }
@@ -365,12 +365,12 @@ func flagsWatch(fs *flag.FlagSet) func(context.Context, *cmdEnv, []string) error
 		if len(args) > 0 {
 			return usagef("watch takes no arguments")
 		}
-		if *kind != "" && !schema.Kind(*kind).Valid() {
+		if *kind != "" && !keys.Kind(*kind).Valid() {
 			return usagef("--kind: %q: want cinemas, films or sessions", *kind)
 		}
 		var pos reader.Position
 		if *from > 0 {
-			epoch, err := c.rdb.HGet(ctx, schema.Meta(c.prefix), schema.MetaEpoch).Result()
+			epoch, err := c.rdb.HGet(ctx, keys.Meta(c.prefix), keys.MetaEpoch).Result()
 			if err != nil {
 				return fmt.Errorf("read the epoch: %w", err)
 			}
@@ -392,7 +392,7 @@ func flagsWatch(fs *flag.FlagSet) func(context.Context, *cmdEnv, []string) error
 			}
 			line := fmt.Sprintf("%d %s %s %s", ev.Seq, ev.At, ev.Kind, ev.Event.Event)
 			switch ev.Event.Event {
-			case schema.EventItem:
+			case keys.EventItem:
 				line += " " + ev.ID
 				if ev.SeatsAvailable != nil {
 					line += fmt.Sprintf(" seats=%d", *ev.SeatsAvailable)
@@ -400,9 +400,9 @@ func flagsWatch(fs *flag.FlagSet) func(context.Context, *cmdEnv, []string) error
 				if len(ev.Changed) > 0 {
 					line += " changed=" + strings.Join(ev.Changed, ",")
 				}
-			case schema.EventRemoved:
+			case keys.EventRemoved:
 				line += " " + ev.ID + " " + ev.Reason
-			case schema.EventFullReload:
+			case keys.EventFullReload:
 				if ev.Count != nil {
 					line += fmt.Sprintf(" count=%d", *ev.Count)
 				}

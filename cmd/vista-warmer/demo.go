@@ -15,7 +15,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 	"github.com/vista-warmer/vista-warmer/warmer"
@@ -160,7 +160,7 @@ func demoHints(ctx context.Context, log *slog.Logger, rdb redis.UniversalClient,
 		}
 	}
 	now := time.Now()
-	index := schema.Index(prefix, schema.Sessions)
+	index := keys.Index(prefix, keys.Sessions)
 	// The next session to start changes most: it is checked every few
 	// seconds and sells fastest.
 	ids, err := rdb.ZRangeByScore(ctx, index, &redis.ZRangeBy{Min: strconv.FormatInt(now.Unix(), 10), Max: "+inf", Count: 1}).Result()
@@ -174,12 +174,12 @@ func demoHints(ctx context.Context, log *slog.Logger, rdb redis.UniversalClient,
 		return
 	}
 	id := ids[0]
-	cinema, _ := rdb.HGet(ctx, schema.Session(prefix, id), "cinema_id").Result()
+	cinema, _ := rdb.HGet(ctx, keys.Session(prefix, id), "cinema_id").Result()
 	if cinema == "" {
 		cinema = "1001"
 	}
 	loc := time.UTC
-	if tz, err := rdb.HGet(ctx, schema.Cinema(prefix, cinema), "timezone").Result(); err == nil {
+	if tz, err := rdb.HGet(ctx, keys.Cinema(prefix, cinema), "timezone").Result(); err == nil {
 		if l, err := vista.LoadZone(tz); err == nil {
 			loc = l
 		}
@@ -189,11 +189,11 @@ func demoHints(ctx context.Context, log *slog.Logger, rdb redis.UniversalClient,
 
 	log.Info("demo: the cache is warm; try these in another terminal")
 	for _, cmd := range []string{
-		fmt.Sprintf("%s HGETALL %s", cli, shellKey(schema.Session(prefix, id))),
-		fmt.Sprintf("%s ZRANGEBYSCORE %s %d %d WITHSCORES", cli, shellKey(schema.CinemaSessions(prefix, cinema)), now.Unix(), midnight.Unix()),
-		fmt.Sprintf("%s SUBSCRIBE %s", cli, shellKey(schema.Channel(prefix, schema.Sessions))),
-		fmt.Sprintf("%s XREVRANGE %s + - COUNT 5", cli, shellKey(schema.Stream(prefix))),
-		fmt.Sprintf("%s HGETALL %s", cli, shellKey(schema.Meta(prefix))),
+		fmt.Sprintf("%s HGETALL %s", cli, shellKey(keys.Session(prefix, id))),
+		fmt.Sprintf("%s ZRANGEBYSCORE %s %d %d WITHSCORES", cli, shellKey(keys.CinemaSessions(prefix, cinema)), now.Unix(), midnight.Unix()),
+		fmt.Sprintf("%s SUBSCRIBE %s", cli, shellKey(keys.Channel(prefix, keys.Sessions))),
+		fmt.Sprintf("%s XREVRANGE %s + - COUNT 5", cli, shellKey(keys.Stream(prefix))),
+		fmt.Sprintf("%s HGETALL %s", cli, shellKey(keys.Meta(prefix))),
 	} {
 		log.Info("  " + cmd)
 	}
@@ -209,8 +209,8 @@ func demoKey(prefix string) string { return prefix + ":demo" }
 func claimForDemo(ctx context.Context, rdb redis.UniversalClient, prefix, shown string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	n, err := rdb.Exists(ctx, schema.Meta(prefix), schema.Index(prefix, schema.Cinemas), schema.Index(prefix, schema.Films),
-		schema.Index(prefix, schema.Sessions)).Result()
+	n, err := rdb.Exists(ctx, keys.Meta(prefix), keys.Index(prefix, keys.Cinemas), keys.Index(prefix, keys.Films),
+		keys.Index(prefix, keys.Sessions)).Result()
 	if err != nil {
 		return nil // Redis does not answer yet: the warmer waits for it, and writes nothing meanwhile
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/warmer"
 )
 
@@ -286,7 +286,7 @@ func TestHandler(t *testing.T) {
 		{"readyz before", fakeStatus{st: warmer.Status{Role: "writer", Reason: "not loaded"}}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"not loaded"}` + "\n"},
 		{"readyz drop held", fakeStatus{st: warmer.Status{Role: "writer", Reason: "holding back a drop of sessions"}}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"holding back a drop of sessions"}` + "\n"},
 		{"readyz writer", fakeStatus{st: warmer.Status{Role: "writer", Ready: true, HeartbeatAge: &age,
-			LastReloads: map[schema.Kind]string{schema.Sessions: "2026-11-26T18:10:00Z"}}}, "/readyz", 200,
+			LastReloads: map[keys.Kind]string{keys.Sessions: "2026-11-26T18:10:00Z"}}}, "/readyz", 200,
 			`{"role":"writer","ready":true,"heartbeat_age_seconds":2.5,"last_reloads":{"sessions":"2026-11-26T18:10:00Z"}}` + "\n"},
 		{"readyz standby", fakeStatus{st: warmer.Status{Role: "standby", Ready: true}}, "/readyz", 200, `{"role":"standby","ready":true}` + "\n"},
 		{"readyz standby not ready", fakeStatus{st: warmer.Status{Role: "standby"}}, "/readyz", 503, `{"role":"standby","ready":false}` + "\n"},

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/warmer"
 )
 
@@ -50,7 +50,7 @@ func openRedis(ctx context.Context, opts *redis.Options, prefix string, log *slo
 // newClusterClient returns a cluster client seeded with the node of opts,
 // or a usage error when the prefix has no hash tag.
 func newClusterClient(opts *redis.Options, prefix string) (redis.UniversalClient, error) {
-	if _, ok := schema.HashTag(prefix); !ok {
+	if _, ok := keys.HashTag(prefix); !ok {
 		return nil, usagef("--prefix: %q has no hash tag, and Redis at %s is a cluster where all keys must share one slot: use e.g. --prefix {%s}", prefix, opts.Addr, prefix)
 	}
 	return redis.NewClusterClient(&redis.ClusterOptions{

@@ -29,7 +29,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 	"github.com/vista-warmer/vista-warmer/warmer"
@@ -422,7 +422,7 @@ func sample(ctx context.Context, rdb *redis.Client, prefix string, tr *truth, re
 	ids = ids[:min(len(ids), 25)]
 	for _, id := range ids {
 		asked++
-		got, err := rdb.HGet(ctx, schema.Session(prefix, id), "seats_available").Result()
+		got, err := rdb.HGet(ctx, keys.Session(prefix, id), "seats_available").Result()
 		if err == redis.Nil {
 			continue // expired, cancelled, or not listed
 		}

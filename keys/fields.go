@@ -1,4 +1,4 @@
-package schema
+package keys
 
 // Fields are the contract's data fields of each kind's hash, in order. A
 // warmer run with --cinema-fields, --film-fields or --session-fields adds

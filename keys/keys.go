@@ -1,10 +1,10 @@
-// Package schema is the public contract's layout in Go, for the warmer
+// Package keys is the public contract's layout in Go, for the warmer
 // and its readers alike: every Redis key, index and channel name, the hash
 // fields, P:meta's fields, the change event and its JSON, and the session
 // states. It is pure naming, with no dependency beyond the standard
 // library: readers in any language build the same strings, and these are
 // the one place the layout is spelled out.
-package schema
+package keys
 
 import "strings"
 

@@ -1,4 +1,4 @@
-package schema
+package keys
 
 // State is a session's Status, normalised: one name for each of the
 // values of Vista's SessionStatus, whichever form the server sent.

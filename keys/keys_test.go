@@ -1,24 +1,24 @@
-package schema_test
+package keys_test
 
 import (
 	"fmt"
 	"testing"
 
-	"github.com/vista-warmer/vista-warmer/schema"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 func Example() {
 	p := "vista"
-	fmt.Println(schema.Session(p, "1001-14164"))
-	fmt.Println(schema.Film(p, "HO00000720"))
-	fmt.Println(schema.Cinema(p, "1001"))
-	fmt.Println(schema.Index(p, schema.Sessions))
-	fmt.Println(schema.CinemaSessions(p, "1001"))
-	fmt.Println(schema.FilmSessions(p, "HO00000720"))
-	fmt.Println(schema.Index(p, schema.Films))
-	fmt.Println(schema.Meta(p), schema.Lease(p), schema.Stream(p))
-	fmt.Println(schema.Channel(p, schema.Sessions))
-	fmt.Println(schema.Loaded(schema.Cinemas))
+	fmt.Println(keys.Session(p, "1001-14164"))
+	fmt.Println(keys.Film(p, "HO00000720"))
+	fmt.Println(keys.Cinema(p, "1001"))
+	fmt.Println(keys.Index(p, keys.Sessions))
+	fmt.Println(keys.CinemaSessions(p, "1001"))
+	fmt.Println(keys.FilmSessions(p, "HO00000720"))
+	fmt.Println(keys.Index(p, keys.Films))
+	fmt.Println(keys.Meta(p), keys.Lease(p), keys.Stream(p))
+	fmt.Println(keys.Channel(p, keys.Sessions))
+	fmt.Println(keys.Loaded(keys.Cinemas))
 	// Output:
 	// vista:session:1001-14164
 	// vista:film:HO00000720
@@ -35,13 +35,13 @@ func Example() {
 func TestParseEntity(t *testing.T) {
 	tests := []struct {
 		key    string
-		kind   schema.Kind
+		kind   keys.Kind
 		id     string
 		wantOK bool
 	}{
-		{"vista:session:1001-14164", schema.Sessions, "1001-14164", true},
-		{"vista:film:HO00000720", schema.Films, "HO00000720", true},
-		{"vista:cinema:1001", schema.Cinemas, "1001", true},
+		{"vista:session:1001-14164", keys.Sessions, "1001-14164", true},
+		{"vista:film:HO00000720", keys.Films, "HO00000720", true},
+		{"vista:cinema:1001", keys.Cinemas, "1001", true},
 		{"vista:cinema:1001:sessions", "", "", false},
 		{"vista:film:HO1:sessions", "", "", false},
 		{"vista:sessions", "", "", false},
@@ -50,7 +50,7 @@ func TestParseEntity(t *testing.T) {
 		{"vista:screen:1", "", "", false},
 		{"vista:session:", "", "", false},
 		{"other:session:1", "", "", false},
-		{"{vista}:session:1001-1", schema.Sessions, "1001-1", true},
+		{"{vista}:session:1001-1", keys.Sessions, "1001-1", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
@@ -58,7 +58,7 @@ func TestParseEntity(t *testing.T) {
 			if tt.key[0] == '{' {
 				prefix = "{vista}"
 			}
-			k, id, ok := schema.ParseEntity(prefix, tt.key)
+			k, id, ok := keys.ParseEntity(prefix, tt.key)
 			if k != tt.kind || id != tt.id || ok != tt.wantOK {
 				t.Errorf("ParseEntity(%q) = %q, %q, %v, want %q, %q, %v", tt.key, k, id, ok, tt.kind, tt.id, tt.wantOK)
 			}
@@ -67,9 +67,9 @@ func TestParseEntity(t *testing.T) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, k := range schema.Kinds {
-		key := schema.Entity("p", k, "x-1")
-		got, id, ok := schema.ParseEntity("p", key)
+	for _, k := range keys.Kinds {
+		key := keys.Entity("p", k, "x-1")
+		got, id, ok := keys.ParseEntity("p", key)
 		if !ok || got != k || id != "x-1" {
 			t.Errorf("ParseEntity(Entity(%q)) = %q, %q, %v", k, got, id, ok)
 		}
@@ -89,7 +89,7 @@ func TestHashTag(t *testing.T) {
 		{"{vista", "", false},
 	}
 	for _, tt := range tests {
-		tag, ok := schema.HashTag(tt.prefix)
+		tag, ok := keys.HashTag(tt.prefix)
 		if tag != tt.tag || ok != tt.ok {
 			t.Errorf("HashTag(%q) = %q, %v, want %q, %v", tt.prefix, tag, ok, tt.tag, tt.ok)
 		}

@@ -1,4 +1,4 @@
-package schema
+package keys
 
 // Event is one change event as readers receive it, on the kind's channel and
 // in the stream. Field order and omissions follow the contract byte for byte.
