@@ -364,6 +364,15 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 
 // late records how late each due session of a request went out, by tier,
 // the wait for the upstream budget included.
+//
+// Lateness counts from the due time or from when this writer began to
+// keep the schedule (state.since), whichever is later: a check that fell
+// due while no warmer kept the cache (the warmer was stopped, a standby
+// had not yet taken over, the process was paused past its lease) is not
+// late by this writer's doing, and counting the downtime there would
+// raise the lateness alert after every restart. How long such a check had
+// been overdue when this writer began goes to vista_warmer_check_unkept_seconds,
+// so the metrics still say how long the cache went unchecked.
 func (w *Warmer) late(a *ask) {
 	cache := w.st.cache[keys.Sessions]
 	for id, at := range a.due {
@@ -372,7 +381,12 @@ func (w *Warmer) late(a *ask) {
 			continue
 		}
 		tier := w.cfg.Policy.Tier(at, r.showtime.time())
-		late := a.asked.Sub(at) + a.waited
+		from := at
+		if since := a.st.since; since.After(at) {
+			from = since
+			w.m.unkept.WithLabelValues(tier).Observe(since.Sub(at).Seconds())
+		}
+		late := max(a.asked.Sub(from), 0) + a.waited
 		w.m.lateness.WithLabelValues(tier).Observe(late.Seconds())
 		if a.waited > 0 && late > time.Second {
 			w.m.slipped.WithLabelValues(tier).Inc()

@@ -27,6 +27,7 @@ type Metrics struct {
 	dropHeld    *prometheus.GaugeVec
 	repairs     *prometheus.CounterVec
 	lateness    *prometheus.HistogramVec
+	unkept      *prometheus.HistogramVec
 	slipped     *prometheus.CounterVec
 	checksSent  *prometheus.CounterVec
 
@@ -122,8 +123,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind", "what"}),
 		lateness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vista_warmer_check_lateness_seconds",
-			Help:    "How late a session's seat check went out against its due time, the wait for the upstream budget included, by tier.",
+			Help:    "How late a session's seat check went out against its due time, or against when this instance began to write if that was later, the wait for the upstream budget included, by tier. What was overdue before then is in vista_warmer_check_unkept_seconds.",
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300},
+		}, []string{"tier"}),
+		unkept: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vista_warmer_check_unkept_seconds",
+			Help:    "How long a session's seat check had been overdue when this instance began to write (after a stop, a failover or a pause: no warmer kept the cache meanwhile), by tier; one observation per check found overdue.",
+			Buckets: []float64{1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200},
 		}, []string{"tier"}),
 		slipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_checks_slipped_total",
@@ -166,6 +172,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, t := range Tiers {
 		if t != "expired" && t != "beyond_horizon" {
 			m.lateness.WithLabelValues(t)
+			m.unkept.WithLabelValues(t)
 			m.slipped.WithLabelValues(t)
 		}
 	}
@@ -192,7 +199,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.changes, m.upstream, m.upstreamDur, m.redisWrite, m.events,
 			m.tiers, m.lastReload, m.leaseHeld, m.errors, m.badRows, m.duplicates, m.dropsHeld,
-			m.dropHeld, m.repairs, m.lateness, m.slipped, m.checksSent, m.redisFailures, m.fullReloads, m.reloadTook, m.redisUp, m.heartbeat)
+			m.dropHeld, m.repairs, m.lateness, m.unkept, m.slipped, m.checksSent, m.redisFailures, m.fullReloads, m.reloadTook, m.redisUp, m.heartbeat)
 	}
 	return m
 }

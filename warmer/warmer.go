@@ -198,6 +198,9 @@ type state struct {
 	shows            showtimes
 	inflight         map[string]bool // sessions asked for whose answers are not written yet
 	grace            time.Duration   // the policy's, for the expiries
+	// since is when this writer began to keep the schedule (the warmer's
+	// clock): a check due before was no warmer's to make (see late).
+	since time.Time
 
 	// mu guards the cache's maps against a list fetched beside, which
 	// reads them (listing.cached); only the writer's goroutine writes them.
@@ -500,6 +503,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 			// nobody wrote meanwhile: what the writer knows still holds.
 			w.log.Info("took the lease back; nobody wrote meanwhile, so the cache is as this writer knows it", "epoch", w.st.epoch, "seq", w.st.seq)
 			taken = false
+			w.st.since = w.cfg.Clock.Now() // no warmer kept the schedule meanwhile
 		case noMeta:
 			// P:meta went too, and nobody has written one since: if the
 			// cache's indexes are there, restoreMeta writes it again.
@@ -1030,6 +1034,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	for _, k := range keys.Kinds {
 		st.nextReload[k] = now // a full reload at start and on taking over
 	}
+	st.since = now
 	w.st = st
 	// A key of the layout that holds another type would fail every write
 	// that touches it: mend the indexes before the first.

@@ -1,0 +1,163 @@
+package warmer
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista/vistasim"
+)
+
+// checkTimes is what one tier's series of a check-timing histogram holds.
+type checkTimes struct {
+	count uint64
+	sum   float64
+	over  map[float64]uint64 // observations above each bucket's bound
+}
+
+// readCheckTimes gathers reg and returns the near tier of the histogram name.
+func readCheckTimes(t *testing.T, reg *prometheus.Registry, name string) checkTimes {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			near := false
+			for _, l := range m.GetLabel() {
+				near = near || l.GetName() == "tier" && l.GetValue() == "near"
+			}
+			if !near {
+				continue
+			}
+			h := m.GetHistogram()
+			ct := checkTimes{count: h.GetSampleCount(), sum: h.GetSampleSum(), over: map[float64]uint64{}}
+			for _, b := range h.GetBucket() {
+				ct.over[b.GetUpperBound()] = ct.count - b.GetCumulativeCount()
+			}
+			return ct
+		}
+	}
+	t.Fatalf("%s has no near series", name)
+	return checkTimes{}
+}
+
+// lateRig is a rig whose clock starts at a fixed instant, with a session
+// in the near window, and a warmer with metrics of its own.
+type lateRig struct {
+	*rig
+	show time.Time // the session's showtime
+}
+
+func newLateRig(t *testing.T) *lateRig {
+	t.Helper()
+	clock := &fakeClock{now: time.Date(2031, 3, 14, 16, 0, 0, 0, time.UTC)}
+	r := newRigWith(t, rigOptions{sim: func(c *vistasim.Config) { c.Clock = clock.Now }})
+	r.clock = clock
+	s := r.upcoming(30*time.Minute, 48*time.Hour)
+	// Nine minutes before the showtime: checked every 10 s (the near window).
+	r.clock.Set(s.Showtime.Add(-9 * time.Minute))
+	return &lateRig{rig: r, show: s.Showtime}
+}
+
+func (r *lateRig) warmerWithMetrics(id string) (*Warmer, *prometheus.Registry) {
+	r.t.Helper()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	return r.warmer(id, func(c *Config) { c.Metrics = m }), reg
+}
+
+// run steps w every second for d on the rig's clock.
+func (r *lateRig) run(w *Warmer, d time.Duration) {
+	r.t.Helper()
+	for end := r.clock.Now().Add(d); r.clock.Now().Before(end); {
+		r.clock.Add(time.Second)
+		r.step(w)
+	}
+}
+
+// A warmer stopped for five minutes and started again does not count the
+// stop as lateness (it raised VistaWarmerNearChecksLate after every
+// restart): the near checks overdue when it takes over are counted in
+// vista_warmer_check_unkept_seconds, with how long they went unchecked.
+// A check late while the warmer runs is still lateness.
+func TestRestartIsNotLateness(t *testing.T) {
+	r := newLateRig(t)
+	first, reg1 := r.warmerWithMetrics("a")
+	r.step(first)
+	r.run(first, time.Minute)
+	before := readCheckTimes(t, reg1, "vista_warmer_check_lateness_seconds")
+	if before.count == 0 || before.over[1] != 0 {
+		t.Fatalf("near checks of a running warmer: %d, %d more than 1 s late; want some, none late", before.count, before.over[1])
+	}
+	first.stop()
+
+	const stopped = 5 * time.Minute
+	r.clock.Add(stopped)
+	second, reg2 := r.warmerWithMetrics("b")
+	r.step(second)
+	late := readCheckTimes(t, reg2, "vista_warmer_check_lateness_seconds")
+	unkept := readCheckTimes(t, reg2, "vista_warmer_check_unkept_seconds")
+	if late.count == 0 || late.over[1] != 0 {
+		t.Errorf("near checks after the restart: %d, %d more than 1 s late (%.0f s in all); want some, none late",
+			late.count, late.over[1], late.sum)
+	}
+	// The near checks were due within 10 s after the stop.
+	if unkept.count != late.count || unkept.over[120] != unkept.count ||
+		unkept.sum < float64(unkept.count)*(stopped-10*time.Second).Seconds() || unkept.sum > float64(unkept.count)*stopped.Seconds() {
+		t.Errorf("unkept near checks after a %v stop = %d, %.0f s in all, %d over 120 s; want %d, each 290 to 300 s",
+			stopped, unkept.count, unkept.sum, unkept.over[120], late.count)
+	}
+
+	// Running, the writer misses its checks by 30 s (a step held up, say):
+	// that is lateness, and nothing unkept.
+	r.run(second, 30*time.Second)
+	r.clock.Add(30 * time.Second)
+	r.step(second)
+	after := readCheckTimes(t, reg2, "vista_warmer_check_lateness_seconds")
+	if after.over[10]-late.over[10] == 0 {
+		t.Errorf("near checks 30 s late while the warmer ran: none counted more than 10 s late (%d checks, %.0f s)", after.count, after.sum)
+	}
+	if got := readCheckTimes(t, reg2, "vista_warmer_check_unkept_seconds"); got.count != unkept.count {
+		t.Errorf("unkept near checks = %d after checks late while the warmer ran, want %d as before", got.count, unkept.count)
+	}
+}
+
+// A writer paused past its lease (SIGSTOP, a frozen VM) that takes the
+// lease back with nobody having written keeps its state, and counts the
+// pause as unkept, not as lateness.
+func TestPausePastTheLeaseIsNotLateness(t *testing.T) {
+	r := newLateRig(t)
+	w, reg := r.warmerWithMetrics("a")
+	r.step(w)
+	r.run(w, 30*time.Second)
+	before := readCheckTimes(t, reg, "vista_warmer_check_lateness_seconds")
+	st := w.st
+
+	// The lease runs out while the process sleeps; nobody else writes.
+	// The lease is kept on real time: the pause lasts a renewal's interval.
+	if err := r.rdb.Del(r.ctx, keys.Lease(r.prefix)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(w.cfg.LeaseTTL / 3)
+	r.clock.Add(3 * time.Minute)
+	r.step(w)
+	if w.st != st {
+		t.Fatal("the writer read the cache anew; want it kept (nobody wrote meanwhile)")
+	}
+	late := readCheckTimes(t, reg, "vista_warmer_check_lateness_seconds")
+	unkept := readCheckTimes(t, reg, "vista_warmer_check_unkept_seconds")
+	if late.count == before.count || late.over[1] != before.over[1] {
+		t.Errorf("near checks after the pause: %d, %d more than 1 s late; want more than %d, none more late than before",
+			late.count, late.over[1], before.count)
+	}
+	if unkept.count == 0 || unkept.over[120] != unkept.count {
+		t.Errorf("unkept near checks after a 3 m pause = %d, %d over 120 s; want all of them over 120 s", unkept.count, unkept.over[120])
+	}
+}
