@@ -236,7 +236,7 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"vista_warmer_upstream_requests_total", "vista_warmer_upstream_request_duration_seconds_bucket",
-		"vista_warmer_check_lateness_seconds_bucket", "vista_warmer_sessions", "vista_warmer_events_published_total",
+		"vista_warmer_check_lateness_seconds_bucket", "vista_warmer_check_unkept_seconds_bucket", "vista_warmer_sessions", "vista_warmer_events_published_total",
 		"vista_warmer_redis_write_duration_seconds_bucket", "vista_warmer_lease_held", "vista_warmer_heartbeat_timestamp_seconds"} {
 		if !seen[want] {
 			t.Errorf("no panel shows %s", want)
