@@ -123,6 +123,21 @@ func (r *Reader) Session(ctx context.Context, id string) (*Session, error) {
 	return r.session(ctx, h)
 }
 
+// Hash returns an entity's hash as the cache holds it: the contract's
+// field names, every value a string, the extra fields and raw included.
+// It is the form for a program that hands the cache on as JSON; Cinema,
+// Film and Session read the same hash typed.
+func (r *Reader) Hash(ctx context.Context, k keys.Kind, id string) (map[string]string, error) {
+	h, err := r.rdb.HGetAll(ctx, keys.Entity(r.prefix, k, id)).Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(h) == 0 {
+		return nil, fmt.Errorf("%s %s: %w", k.Singular(), id, ErrNotFound)
+	}
+	return h, nil
+}
+
 // Cinemas returns every cinema, in two round trips.
 func (r *Reader) Cinemas(ctx context.Context) ([]Cinema, error) {
 	ids, err := r.rdb.SMembers(ctx, keys.Index(r.prefix, keys.Cinemas)).Result()
@@ -158,7 +173,9 @@ func (r *Reader) Films(ctx context.Context) ([]Film, error) {
 }
 
 // CinemaSessions returns a cinema's sessions whose showtime is in
-// [from, to], in showtime order, in two round trips.
+// [from, to], in showtime order, in two round trips. An id the index
+// holds whose hash is gone is left out: while no warmer runs, sessions
+// expire (showtime + grace) but stay in the indexes until one comes back.
 func (r *Reader) CinemaSessions(ctx context.Context, cinemaID string, from, to time.Time) ([]Session, error) {
 	return r.sessionsIn(ctx, keys.CinemaSessions(r.prefix, cinemaID), from, to)
 }
@@ -174,14 +191,24 @@ func (r *Reader) Sessions(ctx context.Context, from, to time.Time) ([]Session, e
 	return r.sessionsIn(ctx, keys.Index(r.prefix, keys.Sessions), from, to)
 }
 
-func (r *Reader) sessionsIn(ctx context.Context, index string, from, to time.Time) ([]Session, error) {
+// CinemaSessionHashes is CinemaSessions with each session as its hash
+// holds it (see Hash), in showtime order.
+func (r *Reader) CinemaSessionHashes(ctx context.Context, cinemaID string, from, to time.Time) ([]map[string]string, error) {
+	return r.sessionHashes(ctx, keys.CinemaSessions(r.prefix, cinemaID), from, to)
+}
+
+func (r *Reader) sessionHashes(ctx context.Context, index string, from, to time.Time) ([]map[string]string, error) {
 	ids, err := r.rdb.ZRangeByScore(ctx, index, &redis.ZRangeBy{
 		Min: strconv.FormatInt(from.Unix(), 10), Max: strconv.FormatInt(to.Unix(), 10),
 	}).Result()
 	if err != nil {
 		return nil, err
 	}
-	hashes, err := r.hashes(ctx, keys.Sessions, ids)
+	return r.hashes(ctx, keys.Sessions, ids)
+}
+
+func (r *Reader) sessionsIn(ctx context.Context, index string, from, to time.Time) ([]Session, error) {
+	hashes, err := r.sessionHashes(ctx, index, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +224,9 @@ func (r *Reader) sessionsIn(ctx context.Context, index string, from, to time.Tim
 }
 
 // hashes reads the hashes of ids in one pipelined round trip, leaving out
-// those that are gone (expired between the index and the read).
+// those that are gone: expired between the index and the read, or, while
+// no warmer runs, expired and still indexed (only a warmer removes an id
+// from the indexes).
 func (r *Reader) hashes(ctx context.Context, k keys.Kind, ids []string) ([]map[string]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
