@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
@@ -59,18 +60,26 @@ type fixture struct {
 	w      *warmer.Warmer
 }
 
+// newFixture is a fixture whose clock starts at clocktest.Start.
 func newFixture(t testing.TB, size ...int) *fixture {
+	t.Helper()
+	return newFixtureAt(t, clocktest.Start, size...)
+}
+
+// newFixtureAt is newFixture with the clock starting at at.
+func newFixtureAt(t testing.TB, at time.Time, size ...int) *fixture {
 	t.Helper()
 	opt, err := redis.ParseURL(redisURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newFixtureOn(t, redis.NewClient(opt), size...)
+	return newFixtureOn(t, redis.NewClient(opt), at, size...)
 }
 
-// newFixtureOn is newFixture on a Redis of the test's choosing.
-func newFixtureOn(t testing.TB, rdb *redis.Client, size ...int) *fixture {
+// newFixtureOn is newFixtureAt on a Redis of the test's choosing.
+func newFixtureOn(t testing.TB, rdb *redis.Client, at time.Time, size ...int) *fixture {
 	t.Helper()
+	clocktest.Ahead(t, at)
 	opt := rdb.Options()
 	var err error
 	ctx := context.Background()
@@ -90,7 +99,7 @@ func newFixtureOn(t testing.TB, rdb *redis.Client, size ...int) *fixture {
 		}
 		rdb.Close()
 	})
-	c := &clock{now: time.Now().Truncate(time.Second)}
+	c := &clock{now: at}
 	cinemas := 2
 	if len(size) > 0 {
 		cinemas = size[0]
@@ -151,8 +160,43 @@ func (f *fixture) near(t *testing.T) vistasim.SessionInfo {
 	return vistasim.SessionInfo{}
 }
 
+// otherSeats returns n seat counts in a row, each different from the one
+// before it and the first different from cur (the seats the cache holds):
+// changes the warmer must pass on, whatever the simulator shows at the
+// instant the test runs at. They go down, as seats sell, unless that would
+// go below zero.
+func otherSeats(cur, n int) []int {
+	step := -1
+	if cur < n {
+		step = 1
+	}
+	out := make([]int, n)
+	for i := range out {
+		out[i] = cur + step*(i+1)
+	}
+	return out
+}
+
+// seats returns the seats the cache holds for a session.
+func (f *fixture) seats(t *testing.T, id string) int {
+	t.Helper()
+	v, err := f.rdb.HGet(context.Background(), keys.Session(f.prefix, id), "seats_available").Result()
+	if err != nil {
+		t.Fatalf("the seats of %s in the cache: %v", id, err)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("the seats of %s in the cache: %q", id, v)
+	}
+	return n
+}
+
 func TestGetAndList(t *testing.T) {
-	f := newFixture(t)
+	clocktest.Each(t, testGetAndList)
+}
+
+func testGetAndList(t *testing.T, at time.Time) {
+	f := newFixtureAt(t, at)
 	r := New(f.rdb, f.prefix)
 	ctx := context.Background()
 
@@ -259,13 +303,22 @@ func contiguous(t *testing.T, evs []Event) {
 	}
 }
 
+// TestWatchHandsOnEachChangeOnce runs at every instant of clocktest: which
+// session it picks, and the seats it shows then, follow the hour.
 func TestWatchHandsOnEachChangeOnce(t *testing.T) {
-	f := newFixture(t)
+	clocktest.Each(t, testWatchHandsOnEachChangeOnce)
+}
+
+func testWatchHandsOnEachChangeOnce(t *testing.T, at time.Time) {
+	t.Parallel() // each its own prefix; most of the time goes in waiting for a Watch to stop
+	f := newFixtureAt(t, at)
 	r := New(f.rdb, f.prefix)
 	s := f.near(t)
+	cached := f.seats(t, s.ID)
+	t.Logf("session %s at %v, %d seats cached", s.ID, s.Showtime, cached)
 	w := watch(r, Position{})
 	time.Sleep(100 * time.Millisecond) // the Watch has found where the stream ends
-	for seats := 3; seats <= 7; seats++ {
+	for _, seats := range otherSeats(cached, 5) {
 		f.sim.SetSeats(s.ID, seats)
 		f.clock.Add(10 * time.Second)
 		f.step(t)
@@ -305,27 +358,28 @@ func TestWatchCatchesUp(t *testing.T) {
 		f.step(t)
 		f.step(t)
 	}
-	change(11)
-	w.waitFor(t, "the first change", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == 11 })
+	v := otherSeats(f.seats(t, s.ID), 6)
+	change(v[0])
+	w.waitFor(t, "the first change", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == v[0] })
 	// The reader's connections go; changes go on meanwhile.
 	killed := killClients(t, f.rdb, name)
 	if killed == 0 {
 		t.Fatal("the reader had no connection to cut")
 	}
-	for seats := 12; seats <= 14; seats++ {
+	for _, seats := range v[1:4] {
 		change(seats)
 	}
-	w.waitFor(t, "the last change", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == 14 })
+	w.waitFor(t, "the last change", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == v[3] })
 	w.stop(t)
 	evs := w.got()
 	contiguous(t, evs)
 
 	// Stopped, then started again from where it stood: the next events.
 	at := evs[len(evs)-1].Position
-	change(15)
-	change(16)
+	change(v[4])
+	change(v[5])
 	w2 := watch(r, at)
-	w2.waitFor(t, "the change made while it was stopped", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == 16 })
+	w2.waitFor(t, "the change made while it was stopped", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == v[5] })
 	w2.stop(t)
 	evs2 := w2.got()
 	if len(evs2) == 0 || evs2[0].Seq != at.Seq+1 || evs2[0].Resync {
@@ -342,7 +396,7 @@ func TestWatchResyncOnNewEpoch(t *testing.T) {
 	s := f.near(t)
 	w := watch(r, Position{})
 	time.Sleep(100 * time.Millisecond)
-	f.sim.SetSeats(s.ID, 21)
+	f.sim.SetSeats(s.ID, otherSeats(f.seats(t, s.ID), 1)[0])
 	f.clock.Add(10 * time.Second)
 	f.step(t)
 	f.step(t)
@@ -418,14 +472,15 @@ func TestMirror(t *testing.T) {
 	}
 
 	// A change reaches the copy and its handler.
-	f.sim.SetSeats(s.ID, 33)
+	want := otherSeats(f.seats(t, s.ID), 1)[0]
+	f.sim.SetSeats(s.ID, want)
 	f.clock.Add(10 * time.Second)
 	f.step(t)
 	f.step(t)
 	deadline := time.Now().Add(10 * time.Second)
-	for got, _ := m.Session(s.ID); got.SeatsAvailable != 33; got, _ = m.Session(s.ID) {
+	for got, _ := m.Session(s.ID); got.SeatsAvailable != want; got, _ = m.Session(s.ID) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the mirror's seats = %d, want 33", got.SeatsAvailable)
+			t.Fatalf("the mirror's seats = %d, want %d", got.SeatsAvailable, want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -459,7 +514,7 @@ func TestMirror(t *testing.T) {
 // on with nothing lost or repeated.
 func TestWatchThroughARedisRestart(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Config: []string{"appendonly yes", "appendfsync always"}})
-	f := newFixtureOn(t, redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1}))
+	f := newFixtureOn(t, redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1}), clocktest.Start)
 	r := New(redis.NewClient(&redis.Options{Addr: srv.Addr()}), f.prefix)
 	s := f.near(t)
 	w := watch(r, Position{})
@@ -470,13 +525,14 @@ func TestWatchThroughARedisRestart(t *testing.T) {
 		f.w.Step(context.Background())
 		f.w.Step(context.Background())
 	}
-	change(41)
-	w.waitFor(t, "a change before the restart", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == 41 })
+	v := otherSeats(f.seats(t, s.ID), 4)
+	change(v[0])
+	w.waitFor(t, "a change before the restart", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == v[0] })
 	srv.Restart()
-	for seats := 42; seats <= 44; seats++ {
+	for _, seats := range v[1:] {
 		change(seats)
 	}
-	w.waitFor(t, "the changes after the restart", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == 44 })
+	w.waitFor(t, "the changes after the restart", func(ev Event) bool { return ev.SeatsAvailable != nil && *ev.SeatsAvailable == v[3] })
 	w.stop(t)
 	contiguous(t, w.got())
 }
