@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // TestBoardInABrowser loads the live board in a headless Chromium, changes
@@ -25,17 +26,26 @@ func TestBoardInABrowser(t *testing.T) {
 	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://" + srv.Addr(), "--listen", "127.0.0.1:0"}, nil)
 	waitReady(t, m, logs)
 
-	// A session in the near window, checked every 10 s.
+	// A session in the near window, checked every 10 s, whatever the hour
+	// the test runs at: the simulated Vista moves a showing a day or more
+	// away to five minutes from now, and the warmer reloads the sessions,
+	// as its schedule would, to learn of it.
+	sim := m.sim.sim
+	cinema := sim.CinemaIDs()[0]
 	now := time.Now()
-	var id, cinema string
-	for _, s := range m.sim.sim.Sessions() {
-		if d := s.Showtime.Sub(now); d > time.Minute && d < 9*time.Minute && s.Status != "X" {
-			id, cinema = s.ID, s.CinemaID
+	var id string
+	for _, s := range sim.Sessions() {
+		if s.CinemaID == cinema && s.Showtime.Sub(now) > 24*time.Hour {
+			id = s.ID
 			break
 		}
 	}
 	if id == "" {
-		t.Skip("the demo has no session in the near window at this minute")
+		t.Fatalf("the demo lists no session of cinema %s a day or more away", cinema)
+	}
+	sim.MoveSession(id, now.Add(5*time.Minute))
+	if err := m.current.Load().Reload(t.Context(), keys.Sessions); err != nil {
+		t.Fatalf("reload the sessions: %v", err)
 	}
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
@@ -72,7 +82,7 @@ func TestBoardInABrowser(t *testing.T) {
 	n, _ := strconv.Atoi(before)
 	want := strconv.Itoa((n+37)%150 + 1)
 	seats, _ := strconv.Atoi(want)
-	m.sim.sim.SetSeats(id, seats)
+	sim.SetSeats(id, seats)
 	var got string
 	deadline := time.Now().Add(40 * time.Second)
 	for got != want {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -244,9 +245,7 @@ var attributeSets = [][]string{
 func (s *Server) ensureLocked(now time.Time) (lo, hi int32) {
 	lo, hi = s.dayRange(now)
 	for d := lo; d <= hi; d++ {
-		if _, ok := s.days[d]; !ok {
-			s.days[d] = s.genDay(d)
-		}
+		s.dayLocked(d)
 	}
 	for d := range s.days {
 		if d < lo-1 {
@@ -254,6 +253,69 @@ func (s *Server) ensureLocked(now time.Time) (lo, hi int32) {
 		}
 	}
 	return lo, hi
+}
+
+// dayLocked returns business day d, generated with MoveSession's moves if
+// it was not yet. The caller holds s.mu.
+func (s *Server) dayLocked(d int32) [][]session {
+	day, ok := s.days[d]
+	if ok {
+		return day
+	}
+	day = s.genDay(d)
+	for id, mv := range s.moves {
+		if ci, md, k, ok := s.locate(id); ok && md == d && day[ci][k].id == id {
+			day[ci][k].moveTo(mv)
+		}
+	}
+	s.days[d] = day
+	return day
+}
+
+// replaceLocked puts x in the place of session k of cinema ci on day d. It
+// copies the day's lists rather than write over them: a snapshot taken
+// before may be reading them. The caller holds s.mu.
+func (s *Server) replaceLocked(d int32, ci, k int, x session) {
+	day := slices.Clone(s.days[d])
+	day[ci] = slices.Clone(day[ci])
+	day[ci][k] = x
+	s.days[d] = day
+}
+
+// locate says where the schedule holds the session id: its cinema's
+// index, its business day and its index within the cinema's day. It reads
+// only the id (the day need not be generated), so the caller still checks
+// that the session found there has this id.
+func (s *Server) locate(id string) (ci int, d int32, k int, ok bool) {
+	cid, n, found := strings.Cut(id, "-")
+	if !found {
+		return 0, 0, 0, false
+	}
+	ci, found = s.cinemaByID[cid]
+	if !found {
+		return 0, 0, 0, false
+	}
+	num, err := strconv.ParseInt(n, 10, 32)
+	if err != nil || num < 1 {
+		return 0, 0, 0, false
+	}
+	perDay := int64(s.cfg.Screens * s.cfg.ShowsPerDay)
+	return ci, int32((num-1)/perDay) + epochDay, int((num - 1) % perDay), true
+}
+
+// move is where MoveSession put a session: its showtime and when it was
+// published, Unix seconds.
+type move struct{ start, published int64 }
+
+// moveTo gives x the showtime and publication of mv, and the business date
+// of its new showtime (one before 06:00 belongs to the day before); the
+// schedule's cancellation of it is dropped.
+func (x *session) moveTo(mv move) {
+	x.start, x.published, x.cancelAt = mv.start, mv.published, 0
+	t := time.Unix(mv.start, 0).In(x.c.loc)
+	appendWall(x.showtime[:0], t)
+	b := t.Add(-6 * time.Hour)
+	appendWall(x.business[:0], time.Date(b.Year(), b.Month(), b.Day(), 0, 0, 0, 0, time.UTC))
 }
 
 // dayRange is the business days whose sessions can be listed at now: a

@@ -1,43 +1,25 @@
 package vistasim
 
 import (
-	"strconv"
-	"strings"
 	"time"
 )
 
 // SeatsAt returns the seats available that a request at t would report for
 // the session id, and whether the session is listed at t; an id the
-// schedule never held gives (0, false). The hooks' changes count as they
-// stand now, whatever t. Without SetSeats the seats never rise as t grows,
-// so a caller can find when they change by bisection; it is cheap (no
-// snapshot of the lists) for that reason.
+// schedule never held gives (0, false). The hooks' changes (MoveSession's
+// too) count as they stand now, whatever t. Without SetSeats the seats
+// never rise as t grows, so a caller can find when they change by
+// bisection; it is cheap (no snapshot of the lists) for that reason.
 func (s *Server) SeatsAt(id string, t time.Time) (int, bool) {
-	cid, n, ok := strings.Cut(id, "-")
+	ci, d, k, ok := s.locate(id)
 	if !ok {
 		return 0, false
 	}
-	ci, ok := s.cinemaByID[cid]
-	if !ok {
-		return 0, false
-	}
-	num, err := strconv.ParseInt(n, 10, 32)
-	if err != nil || num < 1 {
-		return 0, false
-	}
-	perDay := int64(s.cfg.Screens * s.cfg.ShowsPerDay)
-	d := int32((num-1)/perDay) + epochDay
-	k := int((num - 1) % perDay)
 
 	s.mu.Lock()
-	day, ok := s.days[d]
-	if !ok {
-		// Generated as a request would; a day long past is forgotten
-		// again by the next request.
-		day = s.genDay(d)
-		s.days[d] = day
-	}
-	x := &day[ci][k]
+	// Generated as a request would, if it was not; a day long past is
+	// forgotten again by the next request.
+	x := &s.dayLocked(d)[ci][k]
 	o := s.ov.sessions[id]
 	gone := s.ov.goneCinemas[x.c.ID] || s.ov.goneFilms[x.f.ID] || o.removed
 	s.mu.Unlock()

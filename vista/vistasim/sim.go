@@ -158,9 +158,10 @@ type Server struct {
 	fieldsFilm    fieldSet[filmRow]
 	fieldsSession fieldSet[sessionRow]
 
-	mu   sync.Mutex
-	days map[int32][][]session // business day → cinema index → sessions
-	ov   overrides
+	mu    sync.Mutex
+	days  map[int32][][]session // business day → cinema index → sessions
+	ov    overrides
+	moves map[string]move // MoveSession's, by session id: applied to a day whenever it is generated
 
 	failMu   sync.Mutex
 	failures []*Failure
@@ -213,7 +214,7 @@ func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 // current time. It panics only if the embedded zone database is broken.
 func New(cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, days: make(map[int32][][]session)}
+	s := &Server{cfg: cfg, days: make(map[int32][][]session), moves: make(map[string]move)}
 	s.ov = overrides{
 		sessions:    map[string]sessionOverride{},
 		goneFilms:   map[string]bool{},
@@ -399,11 +400,50 @@ func (s *Server) SetStatus(id string, status int) {
 	s.ov.sessions[id] = o
 }
 
+// MoveSession moves a session to showtime from now on, as a cinema that
+// reschedules a showing does: it is listed with the new showtime (the wall
+// time in its cinema's zone) and the business date of it, sells towards
+// it, and stays listed until half an hour after it. A session not yet
+// published is published now, and a cancellation the schedule holds for
+// it is dropped (Cancel still cancels it). It keeps its id and its place
+// in the lists, and it is listed only while its business day as generated
+// is: a showing moved by a day or two stays listed. Restore moves it back.
+// An id the schedule does not hold is ignored.
+//
+// Tests that need a showing at a given moment of a clock they do not
+// control (the demo's real one) make one this way.
+func (s *Server) MoveSession(id string, showtime time.Time) {
+	now := s.cfg.Clock()
+	ci, d, k, ok := s.locate(id)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.dayLocked(d)[ci][k]
+	if x.id != id {
+		return
+	}
+	start := showtime.Unix()
+	mv := move{start: start, published: min(x.published, now.Unix(), start-3600)}
+	s.moves[id] = mv
+	x.moveTo(mv)
+	s.replaceLocked(d, ci, k, x)
+}
+
 // Restore drops every hook's change to the session, film or cinema with
 // this id: it is generated again.
 func (s *Server) Restore(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, moved := s.moves[id]; moved {
+		delete(s.moves, id)
+		if ci, d, k, ok := s.locate(id); ok {
+			if _, ok := s.days[d]; ok {
+				s.replaceLocked(d, ci, k, s.genCinemaDay(s.cinemas[ci], d)[k])
+			}
+		}
+	}
 	delete(s.ov.sessions, id)
 	delete(s.ov.goneFilms, id)
 	delete(s.ov.filmTitles, id)

@@ -951,6 +951,66 @@ func TestHooks(t *testing.T) {
 		}
 	})
 
+	t.Run("MoveSession", func(t *testing.T) {
+		defer c.Set(start)
+		defer s.Restore(x.ID)
+		// A showing two days on, moved to five minutes from now.
+		var y SessionInfo
+		for _, z := range s.Sessions() {
+			if d := z.Showtime.Sub(start); z.CinemaID == x.CinemaID && d > 48*time.Hour && d < 72*time.Hour && z.Status == "O" {
+				y = z
+				break
+			}
+		}
+		if y.ID == "" {
+			t.Fatal("no session two days on")
+		}
+		defer s.Restore(y.ID)
+		to := start.Add(5 * time.Minute)
+		s.MoveSession(y.ID, to)
+		got, ok := find(y.ID)
+		if !ok || !got.Showtime.Equal(to) || got.Showtime.Location() != y.Showtime.Location() || got.SeatsAvailable > y.SeatsAvailable {
+			t.Fatalf("moved to %v: %+v (listed %v), want that showtime in %v and at most %d seats", to, got, ok, y.Showtime.Location(), y.SeatsAvailable)
+		}
+		local := to.In(y.Showtime.Location())
+		for _, row := range mustFeed(t, ts, base+"Sessions").Value {
+			if row["ID"] != y.ID {
+				continue
+			}
+			if want := local.Format("2006-01-02T15:04:05"); row["Showtime"] != want {
+				t.Errorf("Showtime %v, want %s", row["Showtime"], want)
+			}
+			if want := local.Add(-6*time.Hour).Format("2006-01-02") + "T00:00:00"; row["SessionBusinessDate"] != want {
+				t.Errorf("SessionBusinessDate %v, want %s", row["SessionBusinessDate"], want)
+			}
+		}
+		if n, listed := s.SeatsAt(y.ID, start); !listed || n != got.SeatsAvailable {
+			t.Errorf("SeatsAt now = %d, %v; want %d, listed", n, listed, got.SeatsAvailable)
+		}
+		// It sells towards its new showtime, and goes half an hour after.
+		c.Set(to.Add(-time.Minute))
+		if later, _ := find(y.ID); later.SeatsAvailable > got.SeatsAvailable {
+			t.Errorf("seats rose from %d to %d as the showtime came", got.SeatsAvailable, later.SeatsAvailable)
+		}
+		c.Set(to.Add(30 * time.Minute))
+		if _, ok := find(y.ID); ok {
+			t.Errorf("still listed half an hour after its new showtime")
+		}
+		// A day forgotten and generated again keeps the move.
+		c.Set(start.Add(8 * 24 * time.Hour))
+		s.Sessions()
+		c.Set(start)
+		if got, ok := find(y.ID); !ok || !got.Showtime.Equal(to) {
+			t.Errorf("after its day was generated again: %+v (listed %v), want the showtime %v", got, ok, to)
+		}
+		s.Restore(y.ID)
+		if got, ok := find(y.ID); !ok || !got.Showtime.Equal(y.Showtime) {
+			t.Errorf("after Restore: %+v (listed %v), want the showtime %v", got, ok, y.Showtime)
+		}
+		s.MoveSession("9999-1", to) // no such cinema: nothing happens
+		s.MoveSession(x.CinemaID+"-0", to)
+	})
+
 	t.Run("films and cinemas", func(t *testing.T) {
 		film, cinema := x.FilmID, x.CinemaID
 		s.RemoveFilm(film)
