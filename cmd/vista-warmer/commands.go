@@ -32,13 +32,14 @@ var commands = map[string]command{
 	"status": {"status [--json]",
 		"The writer, the heartbeat's age, what the cache holds and its last reloads.\nExit status 1 when the cache is stale: no P:meta, no writer, or a heartbeat older than 30 s.",
 		func(*flag.FlagSet) func(context.Context, *cmdEnv, []string) error { return runStatus }},
-	"get": {"get [--json] cinema|film|session ID", "One entity as the cache holds it.",
+	"get": {"get [--json] cinema|film|session ID",
+		"One entity as the cache holds it. With --json, its hash as one object: the contract's field names,\nevery value a string, as sessions --json prints each session.",
 		func(*flag.FlagSet) func(context.Context, *cmdEnv, []string) error { return runGet }},
 	"sessions": {"sessions --cinema ID [--from TIME] [--to TIME] [--json]",
-		"A cinema's sessions whose showtime is between two times (RFC 3339, default: from now to 24 hours on),\nin showtime order.",
+		"A cinema's sessions whose showtime is between two times (RFC 3339, default: from now to 24 hours on),\nin showtime order. With --json, each session's hash as one object a line, as get --json prints it.\nAn id still indexed whose hash has expired (no warmer ran to take it out) is left out.",
 		flagsSessions},
 	"watch": {"watch [--from SEQ] [--kind KIND] [--json]",
-		"The change events as they come, in seq order. With --from, first the events after that seq of the\ncurrent epoch, from the stream. A line \"resync\" says events were missed or the cache was built anew.",
+		"The change events in seq order. Without --from, from the next event on. With --from N, first the\nevents after seq N of the current epoch that the stream still holds (--from 0: all of them; a seq\nprinted before: the next one), then on as they come. A line \"resync\" says events were missed or the\ncache was built anew. With --json, each event's JSON as the warmer published it, and a resync as\n{\"resync\":true,\"epoch\":...,\"seq\":...}.",
 		flagsWatch},
 }
 
@@ -167,7 +168,7 @@ type statusReport struct {
 	Sessions     map[string]int64     `json:"sessions_by_showtime"`
 	LastReloads  map[keys.Kind]string `json:"last_reloads"`
 	Stale        bool                 `json:"stale"`
-	Reason       string               `json:"reason,omitempty"`
+	Reason       string               `json:"reason"` // "" when fresh
 }
 
 // statusOf reads what status and the board say of the cache under p.
@@ -275,12 +276,9 @@ func runGet(ctx context.Context, c *cmdEnv, args []string) error {
 	if !k.Valid() {
 		return usagef("%q is no kind: cinema, film or session", args[0])
 	}
-	h, err := c.rdb.HGetAll(ctx, keys.Entity(c.prefix, k, args[1])).Result()
+	h, err := c.r.Hash(ctx, k, args[1])
 	if err != nil {
 		return err
-	}
-	if len(h) == 0 {
-		return fmt.Errorf("%s %s: %w", args[0], args[1], reader.ErrNotFound)
 	}
 	if c.json {
 		return c.emit(h)
@@ -337,17 +335,23 @@ func flagsSessions(fs *flag.FlagSet) func(context.Context, *cmdEnv, []string) er
 				return usagef("--to: %q is not an RFC 3339 time", *to)
 			}
 		}
-		list, err := c.r.CinemaSessions(ctx, *cinema, start, end)
-		if err != nil {
-			return err
-		}
 		if c.json {
-			for _, s := range list {
-				if err := c.emit(s); err != nil {
+			// The hashes as they are, so that a session reads the same
+			// here as from get --json.
+			list, err := c.r.CinemaSessionHashes(ctx, *cinema, start, end)
+			if err != nil {
+				return err
+			}
+			for _, h := range list {
+				if err := c.emit(h); err != nil {
 					return err
 				}
 			}
 			return nil
+		}
+		list, err := c.r.CinemaSessions(ctx, *cinema, start, end)
+		if err != nil {
+			return err
 		}
 		tw := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "showtime\tsession\tfilm\tscreen\tseats\tstate")
@@ -359,7 +363,15 @@ func flagsSessions(fs *flag.FlagSet) func(context.Context, *cmdEnv, []string) er
 }
 
 func flagsWatch(fs *flag.FlagSet) func(context.Context, *cmdEnv, []string) error {
-	from := fs.Int64("from", 0, "")
+	var from *int64 // nil: from now
+	fs.Func("from", "", func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return errors.New("want a seq, 0 or more")
+		}
+		from = &n
+		return nil
+	})
 	kind := fs.String("kind", "", "")
 	return func(ctx context.Context, c *cmdEnv, args []string) error {
 		if len(args) > 0 {
@@ -368,13 +380,14 @@ func flagsWatch(fs *flag.FlagSet) func(context.Context, *cmdEnv, []string) error
 		if *kind != "" && !keys.Kind(*kind).Valid() {
 			return usagef("--kind: %q: want cinemas, films or sessions", *kind)
 		}
-		var pos reader.Position
-		if *from > 0 {
-			epoch, err := c.rdb.HGet(ctx, keys.Meta(c.prefix), keys.MetaEpoch).Result()
-			if err != nil {
-				return fmt.Errorf("read the epoch: %w", err)
+		var pos reader.Position // from the next event
+		if from != nil {
+			// After seq N of the current epoch; with no P:meta, no epoch
+			// has begun, and the next event is its first.
+			var err error
+			if pos, err = c.r.After(ctx, *from); err != nil {
+				return err
 			}
-			pos = reader.Position{Epoch: epoch, Seq: *from}
 		}
 		return c.r.Watch(ctx, pos, func(ev reader.Event) error {
 			if ev.Resync {
@@ -388,7 +401,10 @@ func flagsWatch(fs *flag.FlagSet) func(context.Context, *cmdEnv, []string) error
 				return nil
 			}
 			if c.json {
-				return c.emit(ev.Event)
+				// As published (contract section 3), not as this
+				// binary's Go type would spell it.
+				_, err := fmt.Fprintf(c.out, "%s\n", ev.Data)
+				return err
 			}
 			line := fmt.Sprintf("%d %s %s %s", ev.Seq, ev.At, ev.Kind, ev.Event.Event)
 			switch ev.Event.Event {
