@@ -110,7 +110,7 @@ var options = []option{
 	{name: "version", def: "false", shown: "off",
 		help: "print the version, commit, build date and Go version, and exit"},
 	{name: "demo", def: "false", shown: "off",
-		help: "serve a built-in simulated Vista (seats sell as showtime nears) and use embedded Redis unless\n--redis-url or REDIS_URL is given; unless set, sessions reload @every 2m, films @every 10m,\ncinemas @every 15m, and --timezone is UTC (the zone the simulator uses for its cinema without one)"},
+		help: "serve a built-in simulated Vista (seats sell as showtime nears) and use embedded Redis unless\n--redis-url is on the command line (REDIS_URL is not used, so the demo never writes to the\nRedis your environment names); unless set, sessions reload @every 2m, films @every 10m,\ncinemas @every 15m, and --timezone is UTC (the zone the simulator uses for its cinema without one)"},
 }
 
 // demoCron are the demo's reload schedules, used unless the flag or its
