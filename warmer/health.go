@@ -129,7 +129,11 @@ func (w *Warmer) note(t *trouble, what string, err error) {
 	code, _, _ := describe(err)
 	w.m.redisFailures.WithLabelValues(what, code).Inc()
 	if log {
-		w.log.LogAttrs(context.Background(), slog.LevelError, "redis: the "+what+" fail; trying again (logged once a minute while it lasts)",
+		msg := "redis: the writes fail; trying again (logged once a minute while it lasts)"
+		if what == "lease" {
+			msg = "redis: taking or renewing the lease fails; trying again (logged once a minute while it lasts)"
+		}
+		w.log.LogAttrs(context.Background(), slog.LevelError, msg,
 			slog.String("why", why), slog.Any("err", err))
 	}
 }
@@ -150,6 +154,9 @@ func (w *Warmer) Health(ctx context.Context) (ok bool, reason string) {
 			return false, "redis is a replica (read-only): no writes, no takeover"
 		}
 	}
+	if why := w.evicting.Load(); why != nil && w.leader.Load() {
+		return false, *why
+	}
 	now := time.Now()
 	if why := w.leaseTrouble.unhealthy(now, w.cfg.LeaseTTL); why != "" {
 		return false, why
@@ -163,21 +170,25 @@ func (w *Warmer) Health(ctx context.Context) (ok bool, reason string) {
 }
 
 // Status is what /readyz answers (contract section 5).
+//
+// Every field is always in the JSON, so that a reader parsing the body
+// finds each one: reason is "" when ready, the heartbeat's age null when
+// P:meta has none, and last_reloads names only the kinds reloaded so far.
 type Status struct {
 	Role   string `json:"role"`
 	Ready  bool   `json:"ready"`
-	Reason string `json:"reason,omitempty"`
+	Reason string `json:"reason"`
 	// HeartbeatAge is how long ago the writer last wrote its heartbeat,
-	// in seconds; absent when there is none.
-	HeartbeatAge *float64 `json:"heartbeat_age_seconds,omitempty"`
+	// in seconds; null when there is none.
+	HeartbeatAge *float64 `json:"heartbeat_age_seconds"`
 	// LastReloads is when each kind was last reloaded whole.
-	LastReloads map[keys.Kind]string `json:"last_reloads,omitempty"`
+	LastReloads map[keys.Kind]string `json:"last_reloads"`
 }
 
 // Status reports the instance's role and readiness with the cache's
 // heartbeat and reloads as P:meta has them.
 func (w *Warmer) Status(ctx context.Context) Status {
-	s := Status{Role: w.Role()}
+	s := Status{Role: w.Role(), LastReloads: map[keys.Kind]string{}}
 	s.Ready, s.Reason = w.Readiness(ctx)
 	fields := []string{"heartbeat"}
 	for _, k := range keys.Kinds {
@@ -195,9 +206,6 @@ func (w *Warmer) Status(ctx context.Context) Status {
 	}
 	for i, k := range keys.Kinds {
 		if v, ok := vals[i+1].(string); ok {
-			if s.LastReloads == nil {
-				s.LastReloads = map[keys.Kind]string{}
-			}
 			s.LastReloads[k] = v
 		}
 	}

@@ -202,9 +202,15 @@ func (w *Warmer) runScripts(ctx context.Context, wrs []*write) (int, error) {
 		for _, wr := range wrs[done:] {
 			cmds = append(cmds, script.EvalSha(ctx, pipe, fenceKeys, wr.argv...))
 		}
-		_, _ = pipe.Exec(ctx) // each command's error is read below
+		_, execErr := pipe.Exec(ctx) // each command's error is read below
 		for i, cmd := range cmds {
 			res, err := cmd.Slice()
+			if cmd.Err() == nil && cmd.Val() == nil {
+				// No reply came back for this command: the connection
+				// failed before it was read (go-redis would call it a
+				// reply of the wrong type).
+				err = noReply(execErr)
+			}
 			if err != nil && !loaded && redis.HasErrorPrefix(err, "NOSCRIPT") {
 				// Redis forgot the script (a restart, SCRIPT FLUSH): this
 				// write and the ones after it did not run.
@@ -229,6 +235,23 @@ func (w *Warmer) runScripts(ctx context.Context, wrs []*write) (int, error) {
 			}
 		}
 	}
+}
+
+// errNoReply is a command to which Redis sent no reply at all.
+var errNoReply = errors.New("redis sent no reply (the connection failed)")
+
+// noReply is the error of a command that got no reply: Redis's error
+// answer when the pipeline got one (the connection's AUTH refused, say),
+// else errNoReply with what the connection said.
+func noReply(execErr error) error {
+	var rerr redis.Error
+	switch {
+	case errors.As(execErr, &rerr):
+		return execErr // Redis answered, with an error (WRONGPASS, say)
+	case execErr != nil:
+		return fmt.Errorf("%w: %w", errNoReply, execErr)
+	}
+	return errNoReply
 }
 
 // fence returns the fence script this Redis runs: with its flags (Redis

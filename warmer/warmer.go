@@ -133,6 +133,12 @@ type Warmer struct {
 
 	// How the lease and the writes have gone lately, for /healthz.
 	leaseTrouble, writeTrouble trouble
+	// complaints keeps Run's log of failed steps to a line a minute.
+	complaints complaints
+	// evict watches Redis's evictions (evict.go); Step owns it. evicting
+	// says why, for /healthz, while Redis evicts the cache's keys.
+	evict    eviction
+	evicting atomic.Pointer[string]
 
 	metaGone atomic.Bool // a write found P:meta missing: see restoreMeta
 	// checksFailing is set while every seat check fails: /readyz says so
@@ -265,7 +271,8 @@ func New(cfg Config) (*Warmer, error) {
 	}
 	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
 		fields: names, specs: kindSpecs(names), token: newEpoch(), chunk: rowChunk,
-		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1)}
+		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1),
+		evict: eviction{seen: -1}}
 	for _, k := range keys.Kinds {
 		spec := specs[k]
 		if spec == "" {
@@ -345,9 +352,7 @@ func (w *Warmer) Run(ctx context.Context) error {
 	wake := time.NewTimer(0)
 	defer wake.Stop()
 	for {
-		if err := w.Step(ctx); err != nil && ctx.Err() == nil && !redisTrouble(err) {
-			w.log.Warn("step failed", "err", err)
-		}
+		w.stepped(ctx, w.Step(ctx))
 		sleep := w.cfg.Tick
 		if next := w.nextDue(); !next.IsZero() {
 			sleep = min(sleep, max(next.Sub(w.cfg.Clock.Now()), 0))
@@ -359,6 +364,26 @@ func (w *Warmer) Run(ctx context.Context) error {
 			return nil
 		case <-wake.C:
 		case <-w.arrived:
+		}
+	}
+}
+
+// stepped logs how a step of Run's went: a failure at once and then once
+// a minute for each operation while it goes on, and the end of a run of
+// failures once. Redis's refusals of the writes are noteWrite's to log.
+func (w *Warmer) stepped(ctx context.Context, err error) {
+	now := time.Now()
+	switch {
+	case ctx.Err() != nil:
+	case err == nil:
+		for _, r := range w.complaints.ok(now) {
+			w.log.Info("works again", "op", r.op, "after", r.lasted.Round(time.Millisecond), "failures", r.failures)
+		}
+	case redisTrouble(err):
+	default:
+		op := opOf(err)
+		if log, n := w.complaints.failed(op, now); log {
+			w.log.Warn("a step failed; trying again (logged once a minute while it lasts)", "op", op, "failures", n, "err", err)
 		}
 	}
 }
@@ -493,6 +518,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 		}
 		return nil
 	}
+	w.lookAtEvictions(ctx)
 	lost := w.lost.Swap(nil)
 	rebuild := lost != nil && w.st != nil && *lost == w.st.epoch
 	taken := w.taken.Swap(false)
@@ -529,6 +555,9 @@ func (w *Warmer) Step(ctx context.Context) error {
 	// before the reload that counts what is left.
 	if err := w.expire(ctx, now); err != nil {
 		return w.failed("expire", err)
+	}
+	if err := w.mendEvicted(ctx); err != nil {
+		return w.failed("mend_evicted", err)
 	}
 	// What was fetched beside since the last step is taken in first.
 	if err := w.takeFetched(ctx); err != nil {
@@ -828,7 +857,7 @@ func (w *Warmer) failed(op string, err error) error {
 		return nil
 	}
 	w.m.errors.WithLabelValues(op).Inc()
-	return fmt.Errorf("%s: %w", op, err)
+	return &opError{op: op, err: err}
 }
 
 // checkFailure is the first of a run of failed seat checks.
@@ -982,13 +1011,17 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 			st.quiet[k] = !st.loaded[k]
 		}
 	} else {
-		if since := time.Since(w.lastRebuild); !w.lastRebuild.IsZero() && since < time.Minute {
+		if since := time.Since(w.lastRebuild); !w.lastRebuild.IsZero() && since < time.Minute && w.evictingNow() {
 			// Under memory pressure with an evicting policy, Redis may
-			// lose the cache again and again: a rebuild a minute at most,
-			// so that Vista is not asked for everything every few seconds.
+			// lose the cache again and again: while it goes on evicting,
+			// or is full, a rebuild a minute at most, so that Vista is
+			// not asked for everything every few seconds. Once Redis has
+			// room again, the cache is built at once.
+			w.setEvicting(fmt.Sprintf("redis evicted the cache (%s); it is built anew once redis has room", w.evict.mem))
 			if !w.rebuildWaitSaid {
-				w.log.Warn("the cache must be built anew, but it was a moment ago; waiting (is Redis evicting keys?)",
-					"last_rebuild", w.lastRebuild.Format(time.RFC3339), "next_in", (time.Minute - since).Round(time.Second))
+				w.log.Warn("the cache must be built anew, but it was a moment ago and redis is still full or evicting; waiting for room",
+					"last_rebuild", w.lastRebuild.Format(time.RFC3339), "at_most", (time.Minute - since).Round(time.Second),
+					"used", mib(w.evict.mem.used), "maxmemory", mib(w.evict.mem.max), "policy", w.evict.mem.policy)
 				w.rebuildWaitSaid = true
 			}
 			return errRebuildWait

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/warmer"
 )
 
@@ -54,6 +55,9 @@ func newHandler(reg *prometheus.Registry, w status, b *board) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), probeTimeout)
 		defer cancel()
 		st := w.Status(ctx)
+		if st.LastReloads == nil {
+			st.LastReloads = map[keys.Kind]string{} // every field, always (contract section 5)
+		}
 		rw.Header().Set("Content-Type", "application/json")
 		if !st.Ready {
 			rw.WriteHeader(http.StatusServiceUnavailable)

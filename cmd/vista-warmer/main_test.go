@@ -283,13 +283,13 @@ func TestHandler(t *testing.T) {
 	}{
 		{"healthz", fakeStatus{healthy: true}, "/healthz", 200, "ok\n"},
 		{"healthz out of memory", fakeStatus{reason: "redis is out of memory (maxmemory)"}, "/healthz", 503, "redis is out of memory (maxmemory)\n"},
-		{"readyz before", fakeStatus{st: warmer.Status{Role: "writer", Reason: "not loaded"}}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"not loaded"}` + "\n"},
-		{"readyz drop held", fakeStatus{st: warmer.Status{Role: "writer", Reason: "holding back a drop of sessions"}}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"holding back a drop of sessions"}` + "\n"},
+		{"readyz before", fakeStatus{st: warmer.Status{Role: "writer", Reason: "not loaded"}}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"not loaded","heartbeat_age_seconds":null,"last_reloads":{}}` + "\n"},
+		{"readyz drop held", fakeStatus{st: warmer.Status{Role: "writer", Reason: "holding back a drop of sessions"}}, "/readyz", 503, `{"role":"writer","ready":false,"reason":"holding back a drop of sessions","heartbeat_age_seconds":null,"last_reloads":{}}` + "\n"},
 		{"readyz writer", fakeStatus{st: warmer.Status{Role: "writer", Ready: true, HeartbeatAge: &age,
 			LastReloads: map[keys.Kind]string{keys.Sessions: "2026-11-26T18:10:00Z"}}}, "/readyz", 200,
-			`{"role":"writer","ready":true,"heartbeat_age_seconds":2.5,"last_reloads":{"sessions":"2026-11-26T18:10:00Z"}}` + "\n"},
-		{"readyz standby", fakeStatus{st: warmer.Status{Role: "standby", Ready: true}}, "/readyz", 200, `{"role":"standby","ready":true}` + "\n"},
-		{"readyz standby not ready", fakeStatus{st: warmer.Status{Role: "standby"}}, "/readyz", 503, `{"role":"standby","ready":false}` + "\n"},
+			`{"role":"writer","ready":true,"reason":"","heartbeat_age_seconds":2.5,"last_reloads":{"sessions":"2026-11-26T18:10:00Z"}}` + "\n"},
+		{"readyz standby", fakeStatus{st: warmer.Status{Role: "standby", Ready: true}}, "/readyz", 200, `{"role":"standby","ready":true,"reason":"","heartbeat_age_seconds":null,"last_reloads":{}}` + "\n"},
+		{"readyz standby not ready", fakeStatus{st: warmer.Status{Role: "standby"}}, "/readyz", 503, `{"role":"standby","ready":false,"reason":"","heartbeat_age_seconds":null,"last_reloads":{}}` + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,240 @@
+package warmer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+)
+
+// Under memory pressure with an evicting maxmemory-policy, Redis drops
+// whole keys of the cache: hashes, indexes, P:meta, the lease. The writer
+// knows what the cache should hold, so it mends from memory, without
+// asking Vista: it watches Redis's evicted_keys counter, and after keys
+// were evicted it looks for the cache's missing keys and writes them
+// again (a sweep), once the evictions pause and again while they go on.
+// Once Redis has room, the cache is whole again within a sweep.
+
+// memory is what INFO says of Redis's memory and evictions.
+type memory struct {
+	used, max int64 // used_memory, maxmemory (0: no limit)
+	policy    string
+	evicted   int64 // evicted_keys since Redis started
+}
+
+// room reports whether Redis has room for the cache again: no limit, a
+// policy that refuses writes rather than evict (the writes' refusals are
+// waited out), or a tenth of the limit free.
+func (m memory) room() bool {
+	return m.max == 0 || m.policy == "noeviction" || m.used < m.max-m.max/10
+}
+
+func (m memory) String() string {
+	return fmt.Sprintf("maxmemory-policy %s, %s used of maxmemory %s", m.policy, mib(m.used), mib(m.max))
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
+
+// readMemory reads INFO's memory and stats sections.
+func readMemory(ctx context.Context, rdb redis.UniversalClient) (memory, error) {
+	info, err := rdb.Info(ctx, "memory", "stats").Result()
+	if err != nil {
+		return memory{}, err
+	}
+	var m memory
+	for line := range strings.SplitSeq(info, "\n") {
+		name, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		switch name {
+		case "used_memory":
+			m.used, _ = strconv.ParseInt(v, 10, 64)
+		case "maxmemory":
+			m.max, _ = strconv.ParseInt(v, 10, 64)
+		case "maxmemory_policy":
+			m.policy = v
+		case "evicted_keys":
+			m.evicted, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return m, nil
+}
+
+// eviction is the writer's watch on Redis's evictions. Step owns it.
+type eviction struct {
+	looked  time.Time // real time of the last INFO
+	seen    int64     // evicted_keys then; -1 before the first look
+	grew    time.Time // when evicted_keys last grew
+	dirty   bool      // keys were evicted since the last sweep began
+	swept   time.Time // when the last sweep ran
+	mem     memory
+	said    bool // the evictions were logged
+	pending bool // a rebuild waits for room
+}
+
+// How often the writer looks at INFO, and sweeps at most while evictions
+// go on.
+const (
+	evictLook      = 2 * time.Second
+	evictSweep     = 5 * time.Second
+	evictSweepFull = 30 * time.Second
+)
+
+// lookAtEvictions reads INFO every evictLook and notes whether Redis
+// evicted keys since the last look.
+func (w *Warmer) lookAtEvictions(ctx context.Context) {
+	ev := &w.evict
+	now := time.Now()
+	if now.Sub(ev.looked) < evictLook {
+		return
+	}
+	ev.looked = now
+	m, err := readMemory(ctx, w.rdb)
+	if err != nil {
+		return // the lease keeper and the writes say what is wrong with Redis
+	}
+	ev.mem = m
+	if ev.seen >= 0 && m.evicted > ev.seen {
+		ev.grew, ev.dirty = now, true
+		w.setEvicting(fmt.Sprintf("redis evicts keys (%s): the cache cannot be kept whole until it has room", m))
+		if !ev.said {
+			w.log.Warn("redis is evicting keys; what the cache loses is written again from memory once it has room",
+				"evicted", m.evicted-ev.seen, "used", mib(m.used), "maxmemory", mib(m.max), "policy", m.policy)
+			ev.said = true
+		}
+	}
+	ev.seen = m.evicted
+}
+
+// evictingNow reports whether Redis evicted keys within the last sweep
+// period, or has no room for the cache.
+func (w *Warmer) evictingNow() bool {
+	ev := &w.evict
+	return time.Since(ev.grew) < evictSweep || !ev.mem.room()
+}
+
+// mendEvicted sweeps when keys were evicted since the last sweep: at
+// most every evictSweep while evictions go on, and once after. It
+// returns an error only for a sweep's write.
+func (w *Warmer) mendEvicted(ctx context.Context) error {
+	ev := &w.evict
+	now := time.Now()
+	if w.st == nil {
+		return nil
+	}
+	if !ev.dirty {
+		if w.evicting.Load() != nil && !w.evictingNow() {
+			w.stoppedEvicting()
+		}
+		return nil
+	}
+	// While Redis is still full, a sweep only makes it evict other keys:
+	// one every evictSweepFull then, for an LRU Redis that stays at its
+	// limit; once it has room, one at once.
+	if now.Sub(ev.swept) < evictSweep || (!ev.mem.room() && now.Sub(ev.swept) < evictSweepFull) {
+		return nil
+	}
+	ev.swept, ev.dirty = now, false
+	n, err := w.sweep(ctx)
+	if err != nil {
+		ev.dirty = true
+		return err
+	}
+	if n > 0 {
+		w.log.Warn("keys of the cache were evicted; written again from memory", "keys", n)
+	}
+	if !w.evictingNow() {
+		w.stoppedEvicting()
+	} else {
+		ev.dirty = true // sweep again once it stops
+	}
+	return nil
+}
+
+// stoppedEvicting clears /healthz's reason and says so once.
+func (w *Warmer) stoppedEvicting() {
+	w.setEvicting("")
+	if w.evict.said {
+		w.log.Info("redis has room again and stopped evicting; the cache is kept whole")
+		w.evict.said = false
+	}
+}
+
+// setEvicting sets (or, with "", clears) what /healthz says of evictions.
+func (w *Warmer) setEvicting(why string) {
+	if why == "" {
+		w.evicting.Store(nil)
+		return
+	}
+	w.evicting.Store(&why)
+}
+
+// sweep writes again, whole, every entity of the cache whose key is gone,
+// and mends the indexes; it returns how many keys it wrote. P:meta is
+// the heartbeat's to find missing (see restoreMeta).
+func (w *Warmer) sweep(ctx context.Context) (int, error) {
+	n := 0
+	for _, k := range keys.Kinds {
+		missing, err := w.missingKeys(ctx, k)
+		if err != nil {
+			return n, fmt.Errorf("find evicted %s: %w", k, err)
+		}
+		if len(missing) > 0 {
+			sp := w.specs[k]
+			changes := make([]change, 0, len(missing))
+			for _, id := range missing {
+				whole := *w.st.cache[k][id]
+				whole.rawSum = checksum(whole.raw) // no raw in memory: the next reload writes it
+				whole.missing = false
+				changes = append(changes, change{op: opAdd, id: id, cur: &whole, changed: diff(sp.fields, nil, &whole)})
+			}
+			if err := w.apply(ctx, k, changes, w.cfg.Clock.Now()); err != nil {
+				return n, err
+			}
+			w.m.repairs.WithLabelValues(string(k), repairHash).Add(float64(len(missing)))
+			n += len(missing)
+		}
+		if w.st == nil {
+			return n, nil // a write found the lease or the cache moved
+		}
+		if err := w.repairIndexes(ctx, k); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// missingKeys lists the entities of a kind the writer holds whose keys
+// Redis no longer has, asking in pipelines of a thousand.
+func (w *Warmer) missingKeys(ctx context.Context, k keys.Kind) ([]string, error) {
+	soon := w.cfg.Clock.Now().Add(time.Second)
+	ids := make([]string, 0, len(w.st.cache[k]))
+	for id, r := range w.st.cache[k] {
+		if r.missing || r.unsafe || (w.specs[k].timed && w.expired(soon, r.showtime.time())) {
+			continue // gone already, never a key of its own, or expiring: expire's to remove
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var missing []string
+	for part := range slices.Chunk(ids, 1000) {
+		pipe := w.rdb.Pipeline()
+		cmds := make([]*redis.IntCmd, len(part))
+		for i, id := range part {
+			cmds[i] = pipe.Exists(ctx, keys.Entity(w.cfg.Prefix, k, id))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, err
+		}
+		for i, c := range cmds {
+			if c.Val() == 0 {
+				missing = append(missing, part[i])
+			}
+		}
+	}
+	return missing, nil
+}

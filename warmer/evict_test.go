@@ -1,0 +1,153 @@
+package warmer
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista/vistasim"
+)
+
+// Under allkeys-lru with too little memory, Redis evicts the cache's
+// keys while Run keeps it: hashes alone (readers keep P:meta and the
+// indexes hot), or everything, again and again, so that the warmer
+// rebuilds and loses the cache again. /healthz says so; once Redis has
+// room again the cache is whole within 30 s: every index entry has its
+// hash, every hash its index entry, and P:meta is there.
+func TestEvictedCacheIsWholeOnceRedisHasRoom(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		hot   bool // read P:meta and the indexes while squeezing
+		times int  // squeezes, each until the cache is no longer whole
+	}{
+		{"hashes", true, 1},
+		{"everything, twice", false, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := redistest.Start(t, redistest.Options{Config: []string{"maxmemory-policy allkeys-lru"}})
+			r := newRigWith(t, rigOptions{sim: func(c *vistasim.Config) { c.Cinemas, c.ShowsPerDay, c.Days = 8, 8, 7 }})
+			r.rdb, r.prefix = srv.Client(t, nil), "vista"
+			w := r.warmer("a")
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- w.Run(ctx) }()
+			t.Cleanup(func() {
+				cancel()
+				<-done
+			})
+			waitFor(t, "the first full load", func() bool { return w.Ready(r.ctx) })
+
+			for range tt.times {
+				waitFor(t, "the cache whole", func() bool { whole, _ := cacheWhole(t, r.rdb, r.prefix); return whole })
+				mem, err := readMemory(r.ctx, r.rdb)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.rdb.ConfigSet(r.ctx, "maxmemory", strconv.FormatInt(mem.used-50_000, 10))
+				for i := 0; ; i++ {
+					if whole, _ := cacheWhole(t, r.rdb, r.prefix); !whole {
+						break
+					}
+					if i == 5000 {
+						t.Fatal("redis evicted nothing of the cache")
+					}
+					if tt.hot {
+						r.rdb.HGetAll(r.ctx, keys.Meta(r.prefix))
+						r.rdb.Get(r.ctx, keys.Lease(r.prefix))
+						r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions))
+						r.rdb.SCard(r.ctx, keys.Index(r.prefix, keys.Films))
+						r.rdb.SCard(r.ctx, keys.Index(r.prefix, keys.Cinemas))
+					}
+					r.rdb.Set(r.ctx, "filler:"+strconv.Itoa(i), strings.Repeat("x", 1000), 0)
+				}
+				if !tt.hot {
+					// Everything goes: the next rebuild finds nothing.
+					r.rdb.ConfigSet(r.ctx, "maxmemory", strconv.FormatInt(mem.used/2, 10))
+					r.rdb.Set(r.ctx, "filler:big", strings.Repeat("x", 10000), 0)
+				}
+				deadline := time.Now().Add(20 * time.Second)
+				for ok, why := w.Health(r.ctx); ok || !strings.Contains(why, "evict"); ok, why = w.Health(r.ctx) {
+					if time.Now().After(deadline) {
+						t.Fatalf("Health = %v %q while redis evicts the cache, want a reason naming the evictions", ok, why)
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				if tt.times > 1 {
+					r.rdb.ConfigSet(r.ctx, "maxmemory", "0") // the warmer rebuilds, and is squeezed again
+					r.rdb.Del(r.ctx, "filler:big")
+				}
+			}
+
+			r.rdb.ConfigSet(r.ctx, "maxmemory", "0")
+			lifted := time.Now()
+			var last string
+			for {
+				whole, why := cacheWhole(t, r.rdb, r.prefix)
+				if whole {
+					break
+				}
+				if time.Since(lifted) > 30*time.Second {
+					t.Fatalf("30 s after redis had room again, the cache is not whole: %s (was: %s)", why, last)
+				}
+				last = why
+				time.Sleep(200 * time.Millisecond)
+			}
+			t.Logf("whole %v after redis had room again", time.Since(lifted).Round(100*time.Millisecond))
+			deadline := time.Now().Add(15 * time.Second)
+			for ok, why := w.Health(r.ctx); !ok; ok, why = w.Health(r.ctx) {
+				if time.Now().After(deadline) {
+					t.Fatalf("Health = %v %q once redis has room, want ok", ok, why)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// cacheWhole reports whether the cache under prefix is whole: P:meta there,
+// each kind's index naming exactly the hashes there are, and none missing.
+func cacheWhole(t *testing.T, rdb *redis.Client, prefix string) (bool, string) {
+	t.Helper()
+	ctx := context.Background()
+	if n, _ := rdb.Exists(ctx, keys.Meta(prefix)).Result(); n == 0 {
+		return false, "no P:meta"
+	}
+	for _, k := range keys.Kinds {
+		var ids []string
+		var err error
+		if k == keys.Sessions {
+			ids, err = rdb.ZRange(ctx, keys.Index(prefix, k), 0, -1).Result()
+		} else {
+			ids, err = rdb.SMembers(ctx, keys.Index(prefix, k)).Result()
+		}
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(ids) == 0 {
+			return false, "index of " + string(k) + " empty"
+		}
+		missing := 0
+		for _, id := range ids {
+			if n, _ := rdb.Exists(ctx, keys.Entity(prefix, k, id)).Result(); n == 0 {
+				missing++
+			}
+		}
+		hashes := 0
+		iter := rdb.Scan(ctx, 0, keys.Entity(prefix, k, "*"), 1000).Iterator()
+		for iter.Next(ctx) {
+			if typ, _ := rdb.Type(ctx, iter.Val()).Result(); typ == "hash" {
+				hashes++
+			}
+		}
+		if missing > 0 || hashes != len(ids) {
+			return false, strconv.Itoa(len(ids)) + " " + string(k) + " indexed, " + strconv.Itoa(missing) + " of them without a hash, " + strconv.Itoa(hashes) + " hashes"
+		}
+	}
+	return true, ""
+}
