@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
@@ -134,25 +135,45 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // TestChecksGoTogetherAcrossCinemas: sessions of different cinemas due
-// together, and one due a moment later, go out in one request.
+// together, and one due a moment later, go out in one request. It runs at
+// every instant of clocktest: the sessions it finds follow the hour.
 func TestChecksGoTogetherAcrossCinemas(t *testing.T) {
-	r := newRig(t)
+	clocktest.Each(t, testChecksGoTogetherAcrossCinemas)
+}
+
+func testChecksGoTogetherAcrossCinemas(t *testing.T, at time.Time) {
+	r := newRigAt(t, at)
 	w := r.warmer("a")
 	r.step(w)
 	// a and b of two cinemas, c of any, all within the horizon of one
-	// moment. The simulated showtimes change from day to day, so the
-	// three may be hours apart; each is checked long before its
-	// showtime, and the test sets when each is due.
+	// moment, five minutes before a (a session beyond it is not checked
+	// on its own, nor along with others), and none cancelled by then.
+	// The simulated showtimes change from day to day, so the search goes
+	// on until it finds three; the test sets when each is due.
+	openAt := func(when time.Time) map[string]bool {
+		now := r.clock.Now()
+		defer r.clock.Set(now)
+		r.clock.Set(when)
+		open := map[string]bool{}
+		for _, s := range r.sim.Sessions() {
+			open[s.ID] = s.Status != "X"
+		}
+		return open
+	}
 	var a, b, c vistasim.SessionInfo
 	list := r.sim.Sessions()
-	for i := 0; i < len(list) && c.ID == ""; i++ {
+	for i := 0; i < len(list) && (b.ID == "" || c.ID == ""); i++ {
 		a = list[i]
 		if !a.Showtime.After(r.clock.Now().Add(2 * time.Hour)) {
 			continue
 		}
+		open := openAt(a.Showtime.Add(-5 * time.Minute))
+		if !open[a.ID] {
+			continue
+		}
 		b, c = vistasim.SessionInfo{}, vistasim.SessionInfo{}
 		for _, x := range list {
-			if d := x.Showtime.Sub(a.Showtime); x.ID == a.ID || d < 0 || d > 3*time.Hour {
+			if d := x.Showtime.Sub(a.Showtime); x.ID == a.ID || !open[x.ID] || d < 0 || d > w.cfg.Policy.Horizon-10*time.Minute {
 				continue
 			}
 			if b.ID == "" && x.CinemaID != a.CinemaID {
@@ -163,7 +184,7 @@ func TestChecksGoTogetherAcrossCinemas(t *testing.T) {
 		}
 	}
 	if b.ID == "" || c.ID == "" {
-		t.Fatal("the simulated Vista has no three sessions of two cinemas within 3 hours")
+		t.Fatal("the simulated Vista has no three sessions of two cinemas within 50 minutes")
 	}
 	r.clock.Set(a.Showtime.Add(-5 * time.Minute)) // all three within the horizon
 	r.step(w)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
@@ -341,8 +342,14 @@ func TestPublishedEventFields(t *testing.T) {
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
 
+// TestChecksOfACinemaGoTogether runs at every instant of clocktest: the
+// sessions it finds follow the hour.
 func TestChecksOfACinemaGoTogether(t *testing.T) {
-	r := newRig(t)
+	clocktest.Each(t, testChecksOfACinemaGoTogether)
+}
+
+func testChecksOfACinemaGoTogether(t *testing.T, at time.Time) {
+	r := newRigAt(t, at)
 	w := r.warmer("a")
 	r.step(w)
 	// Two sessions of one cinema within the horizon of the same moment.

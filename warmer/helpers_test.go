@@ -9,12 +9,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
@@ -96,9 +98,15 @@ func newRig(t *testing.T) *rig {
 	return newRigWith(t, rigOptions{})
 }
 
+// newRigAt is a rig whose clock starts at at.
+func newRigAt(t *testing.T, at time.Time) *rig {
+	return newRigWith(t, rigOptions{at: at})
+}
+
 // rigOptions change a rig's simulated Vista, what stands in front of it,
 // and the client.
 type rigOptions struct {
+	at     time.Time // where the clock starts; clocktest.Start when zero
 	sim    func(*vistasim.Config)
 	front  func(http.Handler) http.Handler
 	client func(*vista.Config)
@@ -107,7 +115,11 @@ type rigOptions struct {
 func newRigWith(t *testing.T, o rigOptions) *rig {
 	t.Helper()
 	rdb, prefix := MustRedis(t)
-	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	if o.at.IsZero() {
+		o.at = clocktest.Start
+	}
+	clocktest.Ahead(t, o.at)
+	clock := &fakeClock{now: o.at}
 	simCfg := vistasim.Config{
 		Seed:        7,
 		Clock:       clock.Now,
@@ -216,6 +228,22 @@ func (r *rig) hash(k keys.Kind, id string) map[string]string {
 		r.t.Fatal(err)
 	}
 	return h
+}
+
+// otherSeats returns a seat count other than the one the cache holds for
+// the session: a change the warmer must pass on, whatever the simulator
+// shows at the instant the test runs at.
+func (r *rig) otherSeats(id string) int {
+	r.t.Helper()
+	v := r.hash(keys.Sessions, id)["seats_available"]
+	cur, err := strconv.Atoi(v)
+	if err != nil {
+		r.t.Fatalf("seats_available of %s = %q", id, v)
+	}
+	if cur > 0 {
+		return cur - 1 // as seats sell
+	}
+	return 1
 }
 
 // upcoming returns a listed session whose showtime is between from and to

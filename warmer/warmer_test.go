@@ -11,13 +11,20 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
+// TestColdBuild runs at every instant of clocktest: what is listed, and
+// the showtimes' offsets, follow the hour and the date.
 func TestColdBuild(t *testing.T) {
-	r := newRig(t)
+	clocktest.Each(t, testColdBuild)
+}
+
+func testColdBuild(t *testing.T, at time.Time) {
+	r := newRigAt(t, at)
 	w := r.warmer("a")
 	r.step(w)
 
@@ -199,8 +206,14 @@ func TestUnchangedSendsNoEvents(t *testing.T) {
 	}
 }
 
+// TestSeatChange runs at every instant of clocktest: the session it
+// picks, and the seats it has then, follow the hour.
 func TestSeatChange(t *testing.T) {
-	r := newRig(t)
+	clocktest.Each(t, testSeatChange)
+}
+
+func testSeatChange(t *testing.T, at time.Time) {
+	r := newRigAt(t, at)
 	w := r.warmer("a")
 	r.step(w)
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
@@ -213,7 +226,8 @@ func TestSeatChange(t *testing.T) {
 	if _, err := sub.Receive(r.ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.sim.SetSeats(s.ID, 3)
+	want := r.otherSeats(s.ID)
+	r.sim.SetSeats(s.ID, want)
 	n := len(r.events())
 	r.clock.Add(11 * time.Second)
 	r.step(w)
@@ -223,8 +237,8 @@ func TestSeatChange(t *testing.T) {
 		t.Fatalf("events for %s = %+v, want one item", s.ID, evs)
 	}
 	ev := evs[0]
-	if ev.Event != keys.EventItem || ev.SeatsAvailable == nil || *ev.SeatsAvailable != 3 || !slices.Contains(ev.Changed, "seats_available") {
-		t.Errorf("event = %+v, want item with seats_available 3 and changed naming it", ev)
+	if ev.Event != keys.EventItem || ev.SeatsAvailable == nil || *ev.SeatsAvailable != want || !slices.Contains(ev.Changed, "seats_available") {
+		t.Errorf("event = %+v, want item with seats_available %d and changed naming it", ev, want)
 	}
 	timeout := time.After(5 * time.Second)
 	for {
@@ -238,8 +252,8 @@ func TestSeatChange(t *testing.T) {
 				continue
 			}
 			seats, _ := r.rdb.HGet(r.ctx, keys.Session(r.prefix, s.ID), "seats_available").Result()
-			if seats != "3" {
-				t.Errorf("on the event the key says seats_available %q, want 3", seats)
+			if seats != strconv.Itoa(want) {
+				t.Errorf("on the event the key says seats_available %q, want %d", seats, want)
 			}
 			return
 		case <-timeout:
@@ -296,8 +310,14 @@ func (r *rig) assertSessionGone(s vistasim.SessionInfo) {
 	}
 }
 
+// TestExpiry runs at every instant of clocktest: the grace ends across a
+// change of the clocks, or of the year.
 func TestExpiry(t *testing.T) {
-	r := newRig(t)
+	clocktest.Each(t, testExpiry)
+}
+
+func testExpiry(t *testing.T, at time.Time) {
+	r := newRigAt(t, at)
 	w := r.warmer("a")
 	r.step(w)
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
