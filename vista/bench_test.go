@@ -19,9 +19,8 @@ var chain100k = vistasim.Config{Seed: 1, Cinemas: 113, Films: 40, Screens: 14, S
 // BenchmarkSessions reads ~100k sessions from the simulated Vista in pages of
 // 1000: HTTP, paging, decoding and zones, the client's share of a cold load.
 func BenchmarkSessions(b *testing.B) {
-	now := time.Now()
 	cfg := chain100k
-	cfg.Clock = func() time.Time { return now }
+	cfg.Clock = func() time.Time { return clockStart }
 	srv := httptest.NewServer(vistasim.New(cfg))
 	defer srv.Close()
 	c, err := New(Config{BaseURL: srv.URL, Timeout: time.Minute})
@@ -128,8 +127,7 @@ var decodeWays = []struct {
 // sessionPages returns the page bodies of a whole Sessions list of cfg.
 func sessionPages(tb testing.TB, cfg vistasim.Config) [][]byte {
 	tb.Helper()
-	now := time.Now()
-	cfg.Clock = func() time.Time { return now }
+	cfg.Clock = func() time.Time { return clockStart }
 	sim := vistasim.New(cfg)
 	var pages [][]byte
 	for u := "http://vista.test/OData.svc/Sessions"; u != ""; {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
@@ -54,7 +55,7 @@ func bigVistaBehind(b *testing.B, clock *fakeClock, front func(http.Handler) htt
 // stands still): it runs in this process, and what it spends making pages
 // is a real Vista's, on its own machine, not the warmer's.
 func BenchmarkColdLoad(b *testing.B) {
-	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	clock := &fakeClock{now: clocktest.Start}
 	client, _ := bigVistaBehind(b, clock, replayed)
 	ctx := context.Background()
 	// Every page made once, before the clock starts.
@@ -177,7 +178,7 @@ func BenchmarkSteadyReload(b *testing.B) {
 // warmBig returns a writer with ~100k sessions cached, on a clock that
 // stands still, so nothing changes between its reloads.
 func warmBig(b *testing.B) *Warmer {
-	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	clock := &fakeClock{now: clocktest.Start}
 	client, _ := bigVista(b, clock)
 	rdb, prefix := MustRedis(b)
 	w, err := New(Config{Redis: rdb, Vista: client, Prefix: prefix, InstanceID: "bench", Clock: clock, LeaseTTL: time.Hour})
@@ -265,7 +266,7 @@ func (a *answerClock) CheckSeats(ctx context.Context, ids []string) ([]vista.Sea
 // runs it (Step), with a subscriber on the same host. Each op changes the
 // seats of a few near sessions and checks them.
 func BenchmarkAnswerToEvent(b *testing.B) {
-	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	clock := &fakeClock{now: clocktest.Start}
 	sim := vistasim.New(vistasim.Config{Seed: 3, Clock: clock.Now, Cinemas: 6, Screens: 4, ShowsPerDay: 5, Days: 2})
 	srv := httptest.NewServer(sim)
 	b.Cleanup(srv.Close)
@@ -378,7 +379,7 @@ func cpuTime(b *testing.B) time.Duration {
 // the process's CPU less the time the simulated Vista (in the same
 // process) spent answering. One op is the ten minutes.
 func BenchmarkSteadyChecks(b *testing.B) {
-	clock := &fakeClock{now: time.Now().Truncate(time.Second)}
+	clock := &fakeClock{now: clocktest.Start}
 	sim := vistasim.New(vistasim.Config{Seed: 1, Clock: clock.Now, Cinemas: 113, Films: 40, Screens: 14, ShowsPerDay: 5, Days: 14})
 	th := &timedHandler{h: sim}
 	srv := httptest.NewServer(th)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/internal/realvista"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
@@ -23,10 +24,12 @@ import (
 // showtime in Redis's own time: served as they are, every session hash
 // would be gone at once. realVista moves every date by whole 52-week
 // years, which keeps weekdays, wall times and seasons (DST), to the first
-// such year not behind the machine's clock; the tests' clocks move along.
+// such year not behind clocktest.Start (itself ahead of the machine's
+// clock), so the shift is the same whenever the tests run; the tests'
+// clocks move along.
 func shiftYears(from time.Time) int {
 	days := 0
-	for from.AddDate(0, 0, days).Before(time.Now()) {
+	for from.AddDate(0, 0, days).Before(clocktest.Start) {
 		days += 364
 	}
 	return days
@@ -116,6 +119,7 @@ func realVista(t *testing.T, dir string, days int, files map[string]string) *htt
 func realWarmer(t *testing.T, then time.Time, sessions string) (r *rig, w *Warmer, m *Metrics, days int) {
 	t.Helper()
 	dir := realvista.Samples(t)
+	clocktest.Ahead(t, clocktest.Start)
 	days = shiftYears(then)
 	srv := realVista(t, dir, days, map[string]string{
 		"Cinemas":        "elixir-vista-api-cache_cinemas_yorck2019_RECONSTRUCTED.json",
