@@ -2,6 +2,7 @@ package warmer
 
 import (
 	"context"
+	"maps"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,17 @@ func (t *trouble) failing() bool {
 	return !t.since.IsZero()
 }
 
+// refusal says why Redis refuses, while a run of refusals goes on; ""
+// otherwise (no failure, or one where Redis did not answer).
+func (t *trouble) refusal() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.since.IsZero() || !t.refused {
+		return ""
+	}
+	return t.why
+}
+
 // unhealthy says why the run of failures makes the instance unhealthy:
 // at once when Redis refused, after grace otherwise; "" when it does not.
 func (t *trouble) unhealthy(now time.Time, grace time.Duration) string {
@@ -119,6 +131,7 @@ func (w *Warmer) noteWrite(err error) { w.note(&w.writeTrouble, "writes", err) }
 
 func (w *Warmer) note(t *trouble, what string, err error) {
 	now := time.Now()
+	defer w.syncHeld()
 	if err == nil {
 		if d := t.ok(now); d > 0 {
 			w.log.Info("redis takes the "+what+" again", "after", d.Round(time.Millisecond))
@@ -139,27 +152,23 @@ func (w *Warmer) note(t *trouble, what string, err error) {
 }
 
 // Health reports whether this instance can do its job, and if not, why
-// (contract section 5): Redis answers, is not a replica, and takes the
-// lease and, as writer, the writes.
-func (w *Warmer) Health(ctx context.Context) (ok bool, reason string) {
-	if err := w.rdb.Ping(ctx).Err(); err != nil {
-		_, why, _ := describe(err)
-		return false, why
-	}
-	if _, cluster := w.rdb.(*redis.ClusterClient); !cluster {
-		// A replica answers reads; a warmer on one can neither write nor
-		// take over. (In a cluster, go-redis sends writes to masters.)
-		role, err := w.rdb.Do(ctx, "ROLE").Slice()
-		if err == nil && len(role) > 0 && role[0] != "master" {
-			return false, "redis is a replica (read-only): no writes, no takeover"
-		}
+// (contract section 5): Redis answers, is not a replica, takes the lease
+// and, as writer, the writes, and does not evict the cache. It answers
+// from what the lease keeper and the writes saw, never asking Redis: a
+// Redis that hangs does not hang the probe.
+func (w *Warmer) Health(context.Context) (ok bool, reason string) {
+	now := time.Now()
+	if d := w.seen.silence(now); d > w.silenceLimit() {
+		return false, fmt.Sprintf("redis is unreachable: no answer for %s", d.Round(100*time.Millisecond))
 	}
 	if why := w.evicting.Load(); why != nil && w.leader.Load() {
-		return false, *why
+		return false, *why // the most telling of what a full Redis does
 	}
-	now := time.Now()
 	if why := w.leaseTrouble.unhealthy(now, w.cfg.LeaseTTL); why != "" {
 		return false, why
+	}
+	if w.seen.isReplica() {
+		return false, "redis is a replica (read-only): no writes, no takeover"
 	}
 	if w.leader.Load() {
 		if why := w.writeTrouble.unhealthy(now, w.cfg.LeaseTTL); why != "" {
@@ -168,6 +177,16 @@ func (w *Warmer) Health(ctx context.Context) (ok bool, reason string) {
 	}
 	return true, ""
 }
+
+// silenceLimit is how long Redis may keep the lease keeper waiting before
+// the instance is unhealthy: half the lease TTL, so that /healthz says so
+// within the TTL.
+func (w *Warmer) silenceLimit() time.Duration { return w.cfg.LeaseTTL / 2 }
+
+// keptWithin is how recent the cache's last write or heartbeat must be
+// for it to count as kept: the lease TTL, or two heartbeats when they are
+// further apart.
+func (w *Warmer) keptWithin() time.Duration { return max(w.cfg.LeaseTTL, 2*w.cfg.Heartbeat) }
 
 // Status is what /readyz answers (contract section 5).
 //
@@ -186,28 +205,15 @@ type Status struct {
 }
 
 // Status reports the instance's role and readiness with the cache's
-// heartbeat and reloads as P:meta has them.
+// heartbeat and reloads as the lease keeper last read them from P:meta.
 func (w *Warmer) Status(ctx context.Context) Status {
 	s := Status{Role: w.Role(), LastReloads: map[keys.Kind]string{}}
 	s.Ready, s.Reason = w.Readiness(ctx)
-	fields := []string{"heartbeat"}
-	for _, k := range keys.Kinds {
-		fields = append(fields, keys.Loaded(k))
+	_, beat, loaded := w.seen.meta()
+	if !beat.IsZero() {
+		age := max(w.cfg.Clock.Now().Sub(beat), 0).Seconds()
+		s.HeartbeatAge = &age
 	}
-	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), fields...).Result()
-	if err != nil {
-		return s
-	}
-	if v, ok := vals[0].(string); ok {
-		if t, err := time.Parse(time.RFC3339, v); err == nil {
-			age := max(w.cfg.Clock.Now().Sub(t), 0).Seconds()
-			s.HeartbeatAge = &age
-		}
-	}
-	for i, k := range keys.Kinds {
-		if v, ok := vals[i+1].(string); ok {
-			s.LastReloads[k] = v
-		}
-	}
+	maps.Copy(s.LastReloads, loaded)
 	return s
 }

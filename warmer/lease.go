@@ -69,9 +69,10 @@ func (w *Warmer) leaseValue() string { return w.cfg.InstanceID + " " + w.token }
 
 // holdLease renews the lease when it is ours and takes it when it is free.
 // taken reports a lease that was not ours a moment ago: whatever we knew of
-// the cache before is stale. A lease left by an earlier process with the
-// same instance id is another process's: it runs out by its TTL.
-func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, err error) {
+// the cache before is stale. When another holds it, holder is its instance
+// id. A lease left by an earlier process with the same instance id is
+// another process's: it runs out by its TTL.
+func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, holder string, err error) {
 	key := keys.Lease(w.cfg.Prefix)
 	n, err := renewScript.Run(ctx, w.rdb, []string{key}, w.leaseValue(), w.cfg.LeaseTTL.Milliseconds()).Int()
 	if isWrongType(err) {
@@ -81,25 +82,26 @@ func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, err error) {
 		n, err = 0, nil
 	}
 	if err != nil {
-		return false, false, fmt.Errorf("renew lease: %w", err)
+		return false, false, "", fmt.Errorf("renew lease: %w", err)
 	}
 	if n == 1 {
-		return true, false, nil
+		return true, false, "", nil
 	}
 	ok, err := w.rdb.SetNX(ctx, key, w.leaseValue(), w.cfg.LeaseTTL).Result()
 	if err != nil {
-		return false, false, fmt.Errorf("take lease: %w", err)
+		return false, false, "", fmt.Errorf("take lease: %w", err)
 	}
 	if !ok {
-		holder, _ := w.rdb.Get(ctx, key).Result()
-		shared := strings.HasPrefix(holder, w.cfg.InstanceID+" ") || holder == w.cfg.InstanceID
+		value, _ := w.rdb.Get(ctx, key).Result()
+		holder, _, _ = strings.Cut(value, " ")
+		shared := holder == w.cfg.InstanceID
 		if shared && !w.sharedID {
 			w.log.Warn("another process runs with this --instance-id and holds the lease; standing by (give each process its own id)",
 				"instance", w.cfg.InstanceID)
 		}
 		w.sharedID = shared
 	}
-	return ok, ok, nil
+	return ok, ok, holder, nil
 }
 
 // releaseLease gives the lease up so a standby takes over at once.
@@ -184,10 +186,14 @@ func (w *Warmer) run(ctx context.Context, wrs ...*write) (int, error) {
 		return 0, nil
 	}
 	done, err := w.runScripts(ctx, wrs)
-	if redisTrouble(err) {
+	switch {
+	case redisTrouble(err):
 		w.noteWrite(err)
-	} else {
-		w.noteWrite(nil) // Redis took the writes, or the fence said no: either way it answers
+	case err == nil:
+		w.seen.keep(time.Now())
+		w.noteWrite(nil)
+	default:
+		w.noteWrite(nil) // the fence said no: Redis answers, and the lease keeper finds out the rest
 	}
 	return done, err
 }

@@ -90,7 +90,7 @@ type Config struct {
 	// URL bound may make it fewer); default 50. 1 asks for each session on
 	// its own, as VistaStorage did, and then nothing rides along early.
 	CheckBatch int
-	Heartbeat  time.Duration // default 5s; the contract wants at most 10s
+	Heartbeat  time.Duration // default 5s, or half the lease TTL when shorter; the contract wants at most 10s
 	Tick       time.Duration // how often Run looks for due work; default 1s
 
 	// AfterReload, when set, is called after each full reload that went
@@ -151,6 +151,8 @@ type Warmer struct {
 	epochSeen       atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
 
 	lastRenew, lastBeat time.Time // real time, guarded by tendMu
+	lastRole            time.Time // real time ROLE was last asked, guarded by tendMu
+	seen                seen      // what the lease keeper saw, for the probes
 	standing            bool      // said that we stand by, guarded by tendMu
 	sharedID            bool      // said that another process has our id, guarded by tendMu
 
@@ -246,7 +248,9 @@ func New(cfg Config) (*Warmer, error) {
 		cfg.CheckBatch = 50
 	}
 	if cfg.Heartbeat <= 0 || cfg.Heartbeat > 10*time.Second {
-		cfg.Heartbeat = 5 * time.Second // the contract: at most every 10s
+		// The contract: at most every 10s; and twice a lease TTL, so
+		// that /readyz can tell a cache not kept for a TTL.
+		cfg.Heartbeat = min(5*time.Second, max(cfg.LeaseTTL/2, time.Second))
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
@@ -303,11 +307,22 @@ func (w *Warmer) Ready(ctx context.Context) bool {
 	return ready
 }
 
-// Readiness is Ready with the reason when not ready.
-func (w *Warmer) Readiness(ctx context.Context) (ready bool, reason string) {
+// Readiness is Ready with the reason when not ready. It answers from what
+// the lease keeper and the writer saw, never asking Redis.
+func (w *Warmer) Readiness(context.Context) (ready bool, reason string) {
+	now := time.Now()
 	if w.leader.Load() {
+		if why := w.refused(); why != "" {
+			return false, "the writer's writes are refused: " + why
+		}
 		if !w.ready.Load() {
 			return false, "the first full load of cinemas, films and sessions is not in Redis yet"
+		}
+		if ago := w.seen.keptAgo(now); ago > w.keptWithin() {
+			return false, fmt.Sprintf("the cache has not been kept for %s: no write or heartbeat went through", ago.Round(time.Second))
+		}
+		if why := w.evicting.Load(); why != nil {
+			return false, *why
 		}
 		if r := w.heldReason.Load(); r != nil {
 			return false, *r
@@ -317,15 +332,17 @@ func (w *Warmer) Readiness(ctx context.Context) (ready bool, reason string) {
 		}
 		return true, ""
 	}
-	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix),
-		keys.Loaded(keys.Cinemas), keys.Loaded(keys.Films), keys.Loaded(keys.Sessions)).Result()
-	if err != nil {
+	at, beat, loaded := w.seen.meta()
+	switch {
+	case at.IsZero() || now.Sub(at) > w.keptWithin():
 		return false, "cannot read the cache's meta from redis"
+	case len(loaded) < len(keys.Kinds):
+		return false, "the writer has not loaded cinemas, films and sessions yet"
+	case beat.IsZero():
+		return false, "no writer's heartbeat in P:meta"
 	}
-	for _, v := range vals {
-		if v == nil {
-			return false, "the writer has not loaded cinemas, films and sessions yet"
-		}
+	if age := w.cfg.Clock.Now().Sub(beat); age > w.keptWithin() {
+		return false, fmt.Sprintf("no writer keeps the cache: its heartbeat is %s old", age.Round(time.Second))
 	}
 	return true, ""
 }
@@ -428,24 +445,28 @@ func (w *Warmer) stop() {
 		return
 	}
 	w.leader.Store(false)
-	w.m.leaseHeld.Set(0)
+	w.syncHeld()
 	w.log.Info("released the lease")
 }
 
 // tend takes or renews the lease and, as writer, writes the heartbeat when
-// they are due. It runs on real time.
+// they are due, then reads P:meta's heartbeat and reloads (and, now and
+// then, Redis's role) for the probes. It runs on real time.
 func (w *Warmer) tend(ctx context.Context) {
 	w.tendMu.Lock()
 	defer w.tendMu.Unlock()
 	now := time.Now()
+	answered := true
+	done := w.seen.ask()
+	defer func() { done(answered) }()
 	if !w.leader.Load() || now.Sub(w.lastRenew) >= w.cfg.LeaseTTL/3 {
-		held, taken, err := w.holdLease(ctx)
+		held, taken, holder, err := w.holdLease(ctx)
 		if ctx.Err() == nil {
 			w.noteLease(err)
 			up := 1.0
 			if err != nil {
 				if code, _, _ := describe(err); code == "unreachable" || code == "tls" {
-					up = 0
+					up, answered = 0, false
 				}
 			}
 			w.m.redisUp.Set(up)
@@ -462,17 +483,16 @@ func (w *Warmer) tend(ctx context.Context) {
 			}
 			if !w.leader.Swap(true) {
 				w.log.Info("took the lease; writing", "instance", w.cfg.InstanceID)
-				w.m.leaseHeld.Set(1)
 			}
 		default:
 			if w.leader.Swap(false) {
-				w.log.Warn("lost the lease; standing by", "instance", w.cfg.InstanceID)
-				w.m.leaseHeld.Set(0)
+				w.log.Warn("lost the lease; standing by", "instance", w.cfg.InstanceID, "writer", holder)
 			} else if !w.standing {
-				w.log.Info("another instance writes; standing by", "instance", w.cfg.InstanceID)
+				w.log.Info("another instance writes; standing by", "instance", w.cfg.InstanceID, "writer", holder)
 			}
 			w.standing = true
 		}
+		w.syncHeld()
 	}
 	epoch := w.epochSeen.Load()
 	if w.leader.Load() && epoch != nil && now.Sub(w.lastBeat) >= w.cfg.Heartbeat {
@@ -492,6 +512,71 @@ func (w *Warmer) tend(ctx context.Context) {
 			w.m.errors.WithLabelValues("heartbeat").Inc() // noteWrite logged it
 		}
 	}
+	if answered && ctx.Err() == nil {
+		answered = w.look(ctx, now)
+	}
+}
+
+// roleEvery is how often the lease keeper asks Redis for its role.
+const roleEvery = 5 * time.Second
+
+// look reads P:meta's heartbeat and reloads for the probes and, every
+// roleEvery, whether Redis is a replica. It reports whether Redis
+// answered.
+func (w *Warmer) look(ctx context.Context, now time.Time) bool {
+	fields := []string{keys.MetaHeartbeat}
+	for _, k := range keys.Kinds {
+		fields = append(fields, keys.Loaded(k))
+	}
+	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), fields...).Result()
+	if err != nil {
+		var rerr redis.Error
+		return errors.As(err, &rerr)
+	}
+	var beat time.Time
+	if v, ok := vals[0].(string); ok {
+		beat, _ = time.Parse(time.RFC3339, v)
+	}
+	loaded := map[keys.Kind]string{}
+	for i, k := range keys.Kinds {
+		if v, ok := vals[i+1].(string); ok {
+			loaded[k] = v
+		}
+	}
+	w.seen.setMeta(beat, loaded)
+	if _, cluster := w.rdb.(*redis.ClusterClient); !cluster && now.Sub(w.lastRole) >= roleEvery {
+		// A replica answers reads; a warmer on one can neither write nor
+		// take over. (In a cluster, go-redis sends writes to masters.)
+		w.lastRole = now
+		role, err := w.rdb.Do(ctx, "ROLE").Slice()
+		if err == nil && len(role) > 0 {
+			w.seen.setReplica(role[0] != "master")
+		}
+	}
+	return true
+}
+
+// syncHeld sets lease_held: 1 while this instance holds the lease and
+// Redis takes its lease renewals and writes, 0 the moment Redis refuses
+// either (read-only, out of memory, a denied command) or the lease goes.
+func (w *Warmer) syncHeld() {
+	held := 0.0
+	if w.leader.Load() && w.refused() == "" {
+		held = 1
+	}
+	w.m.leaseHeld.Set(held)
+}
+
+// refused says why Redis refuses this instance's lease renewals or, as
+// writer, its writes; "" when it does not.
+func (w *Warmer) refused() string {
+	if why := w.leaseTrouble.refusal(); why != "" {
+		return why
+	}
+	if w.leader.Load() {
+		return w.writeTrouble.refusal()
+	}
+	return ""
 }
 
 // heartbeat refreshes P:meta heartbeat, in a write fenced on our epoch: if
@@ -828,11 +913,11 @@ func (w *Warmer) failed(op string, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrLeaseLost):
-		w.m.leaseHeld.Set(0)
 		w.dropState()
 		if w.leader.Swap(false) { // unless the lease keeper found it first, and said so
 			w.log.Warn("lost the lease while writing; standing by", "op", op)
 		}
+		w.syncHeld()
 		return nil
 	case errors.Is(err, errCacheLost):
 		if w.st != nil {

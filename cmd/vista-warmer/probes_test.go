@@ -1,0 +1,81 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/internal/redistest"
+)
+
+// While Redis hangs (every byte held, both ways, by a proxy), the probes
+// answer from what the warmer saw, at once: none takes a second. /healthz
+// turns 503 and /readyz stops saying ready once the cache has not been
+// kept for a lease TTL; both come back when Redis does.
+func TestProbesWhileRedisHangs(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	proxy := redistest.StartProxy(t, srv.Addr())
+	const ttl = 4 * time.Second
+	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://" + proxy.Addr(), "--listen", "127.0.0.1:0",
+		"--lease-ttl", ttl.String()}, nil)
+	waitReady(t, m, logs)
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	probe := func(path string) (int, string, time.Duration) {
+		start := time.Now()
+		resp, err := client.Get("http://" + m.HTTPAddr() + path)
+		took := time.Since(start)
+		if err != nil {
+			return 0, err.Error(), took
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), took
+	}
+
+	proxy.Hold(redistest.ToServer, redistest.ToClient)
+	held := time.Now()
+	slow, answers := 0, 0
+	var healthDown, readyDown time.Duration
+	var readyLate []string
+	for time.Since(held) < 3*ttl {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			code, body, took := probe(path)
+			answers++
+			if took > time.Second {
+				slow++
+				t.Logf("%s took %v while redis hangs", path, took)
+			}
+			at := time.Since(held)
+			switch {
+			case path == "/healthz" && code == http.StatusServiceUnavailable && healthDown == 0:
+				healthDown = at
+				t.Logf("/healthz 503 %v after redis hung: %s", at.Round(100*time.Millisecond), strings.TrimSpace(body))
+			case path == "/readyz" && code == http.StatusServiceUnavailable && readyDown == 0:
+				readyDown = at
+				t.Logf("/readyz 503 %v after redis hung: %s", at.Round(100*time.Millisecond), strings.TrimSpace(body))
+			case path == "/readyz" && code == http.StatusOK && at > 2*ttl:
+				readyLate = append(readyLate, at.Round(100*time.Millisecond).String())
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if slow > 0 {
+		t.Errorf("%d of %d probe answers took over a second while redis hung", slow, answers)
+	}
+	if healthDown == 0 {
+		t.Errorf("/healthz never said 503 in %v of redis hanging", 3*ttl)
+	}
+	if readyDown == 0 || len(readyLate) > 0 {
+		t.Errorf("/readyz said ready at %v after redis hung, over twice the lease TTL without a write (first 503 at %v)", readyLate, readyDown)
+	}
+
+	proxy.Heal()
+	eventually(t, 30*time.Second, "/healthz and /readyz 200 once redis answers", func() bool {
+		hc, _, _ := probe("/healthz")
+		rc, _, _ := probe("/readyz")
+		return hc == http.StatusOK && rc == http.StatusOK
+	})
+}

@@ -1,0 +1,95 @@
+package warmer
+
+import (
+	"sync"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+)
+
+// seen is what the lease keeper last saw of Redis and of the cache's
+// P:meta, with when: the probes answer from it and never ask Redis
+// themselves, so a Redis that hangs cannot hang /healthz or /readyz.
+type seen struct {
+	mu sync.Mutex
+
+	answered time.Time // real time Redis last answered the keeper (a reply or an error reply)
+	asking   time.Time // real time the keeper's round trip in flight began; zero: none
+	replica  bool      // ROLE said so, on a plain connection
+	kept     time.Time // real time of the writer's last write or heartbeat that went through
+
+	metaAt    time.Time // real time P:meta was last read
+	heartbeat time.Time // P:meta's heartbeat then (the warmer's clock); zero: none
+	loaded    map[keys.Kind]string
+}
+
+// ask marks the start of a round trip to Redis; the func it returns marks
+// its end, answered or not.
+func (s *seen) ask() func(answered bool) {
+	s.mu.Lock()
+	s.asking = time.Now()
+	s.mu.Unlock()
+	return func(answered bool) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.asking = time.Time{}
+		if answered {
+			s.answered = time.Now()
+		}
+	}
+}
+
+// silence is how long Redis has kept the keeper waiting: for the round
+// trip in flight, or since its last answer; zero when it answers.
+func (s *seen) silence(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.asking.IsZero() {
+		return now.Sub(s.asking)
+	}
+	return 0
+}
+
+func (s *seen) setReplica(v bool) {
+	s.mu.Lock()
+	s.replica = v
+	s.mu.Unlock()
+}
+
+func (s *seen) isReplica() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replica
+}
+
+// keep notes a write or heartbeat of the writer's that went through.
+func (s *seen) keep(now time.Time) {
+	s.mu.Lock()
+	s.kept = now
+	s.mu.Unlock()
+}
+
+// keptAgo is how long ago the writer's last write went through; a day
+// when none did.
+func (s *seen) keptAgo(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kept.IsZero() {
+		return 24 * time.Hour
+	}
+	return now.Sub(s.kept)
+}
+
+// setMeta notes P:meta's heartbeat and loaded fields as just read.
+func (s *seen) setMeta(heartbeat time.Time, loaded map[keys.Kind]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.metaAt, s.heartbeat, s.loaded = time.Now(), heartbeat, loaded
+}
+
+// meta returns P:meta as last read, and when it was read.
+func (s *seen) meta() (at, heartbeat time.Time, loaded map[keys.Kind]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.metaAt, s.heartbeat, s.loaded
+}
