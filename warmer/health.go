@@ -31,20 +31,22 @@ type trouble struct {
 // complainEvery is how often a run of the same failures is logged.
 const complainEvery = time.Minute
 
-// failed notes a failure, and reports whether to log it now.
-func (t *trouble) failed(err error, now time.Time) (why string, log bool) {
+// failed notes a failure, and reports whether to log it now: the first of
+// a run at once, then once a minute while the run lasts, whatever its
+// reason says meanwhile. lasted is how long the run has gone on.
+func (t *trouble) failed(err error, now time.Time) (why string, log bool, lasted time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	_, why, refused := describe(err)
-	if t.since.IsZero() || why != t.why {
+	if t.since.IsZero() {
 		t.since, t.logged = now, time.Time{}
 	}
 	t.why, t.refused = why, refused
-	if now.Sub(t.logged) < complainEvery {
-		return why, false
+	if !t.logged.IsZero() && now.Sub(t.logged) < complainEvery {
+		return why, false, now.Sub(t.since)
 	}
 	t.logged = now
-	return why, true
+	return why, true, now.Sub(t.since)
 }
 
 // ok ends a run of failures, and returns how long it lasted (0: none).
@@ -138,16 +140,27 @@ func (w *Warmer) note(t *trouble, what string, err error) {
 		}
 		return
 	}
-	why, log := t.failed(err, now)
-	code, _, _ := describe(err)
+	code, _, refused := describe(err)
+	if code == "acl" && w.noteDenied(what, err) {
+		t.failed(err, now) // noteDenied logs it, naming the command
+		w.m.redisFailures.WithLabelValues(what, code).Inc()
+		return
+	}
+	why, log, lasted := t.failed(err, now)
 	w.m.redisFailures.WithLabelValues(what, code).Inc()
 	if log {
 		msg := "redis: the writes fail; trying again (logged once a minute while it lasts)"
 		if what == "lease" {
 			msg = "redis: taking or renewing the lease fails; trying again (logged once a minute while it lasts)"
 		}
-		w.log.LogAttrs(context.Background(), slog.LevelError, msg,
-			slog.String("why", why), slog.Any("err", err))
+		// A blip is a warning; a refusal, or a failure that outlasts the
+		// lease TTL, is an error.
+		level := slog.LevelWarn
+		if refused || lasted > w.cfg.LeaseTTL {
+			level = slog.LevelError
+		}
+		w.log.LogAttrs(context.Background(), level, msg,
+			slog.String("why", why), slog.Duration("for", lasted.Round(time.Millisecond)), slog.Any("err", err))
 	}
 }
 
@@ -158,6 +171,9 @@ func (w *Warmer) note(t *trouble, what string, err error) {
 // Redis that hangs does not hang the probe.
 func (w *Warmer) Health(context.Context) (ok bool, reason string) {
 	now := time.Now()
+	if why := w.deniedNow(now); why != "" {
+		return false, why
+	}
 	if d := w.seen.silence(now); d > w.silenceLimit() {
 		return false, fmt.Sprintf("redis is unreachable: no answer for %s", d.Round(100*time.Millisecond))
 	}

@@ -327,7 +327,15 @@ func refusal(err error) (code, why string) {
 	if !errors.As(err, &rerr) {
 		return "", ""
 	}
-	first, _, _ := strings.Cut(rerr.Error(), " ")
+	msg := rerr.Error()
+	first, _, _ := strings.Cut(msg, " ")
+	switch {
+	case first == "NOPERM", strings.Contains(msg, "can't run this command"):
+		return "acl", (&DeniedError{Command: deniedCommand(err), Err: err}).Error()
+	case first == "ERR" && strings.Contains(msg, "unknown command"):
+		return "unknown_command", "redis does not know a command the warmer sends (" + excerpt(msg) + "): " +
+			"is --redis-url a Sentinel's port? give redis-sentinel://host:port/MASTER instead"
+	}
 	switch first {
 	case "OOM":
 		return "oom", "redis is out of memory (maxmemory)"
@@ -335,8 +343,6 @@ func refusal(err error) (code, why string) {
 		return "readonly", "redis is read-only (a replica)"
 	case "NOAUTH", "WRONGPASS":
 		return "auth", "redis refuses the credentials"
-	case "NOPERM":
-		return "acl", "redis refuses a command or key to this user (ACL)"
 	case "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN", "TRYAGAIN", "MISCONF":
 		return "not_serving", "redis is not serving writes (" + first + ")"
 	}

@@ -137,6 +137,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := checkCredentials(ctx, m.rdb, redisShown); err != nil {
 		return err
 	}
+	// Every command the warmer will send, tried once: an ACL that denies
+	// one stops the start with its name, not a loop of failures later.
+	if err := warmer.Preflight(ctx, m.rdb, cfg.Prefix, cfg.ShardedEvents); err != nil {
+		return fmt.Errorf("%s: %w", redisShown, err)
+	}
 	warnEviction(ctx, m.rdb, log)
 	if cfg.Demo && m.mini == nil {
 		if err := claimForDemo(ctx, m.rdb, cfg.Prefix, redisShown); err != nil {

@@ -24,27 +24,61 @@ func openRedis(ctx context.Context, opts *redis.Options, prefix string, log *slo
 	rdb := redis.NewClient(opts)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	info, err := rdb.Info(ctx, "cluster").Result()
+	info, err := rdb.Info(ctx, "server", "cluster").Result()
 	var rerr redis.Error
 	switch {
 	case errors.As(err, &rerr) && strings.HasPrefix(err.Error(), "ERR"):
 		// The server answered but knows no such section: not a cluster.
 		return rdb, nil
 	case errors.As(err, &rerr):
-		// NOAUTH, LOADING, MASTERDOWN...: it cannot tell us yet.
-		log.Warn("redis cannot say whether it is a cluster; assuming it is not", "addr", opts.Addr, "err", err)
+		if code, _ := warmer.Refusal(err); code != "auth" && code != "acl" { // checkCredentials says those
+			// LOADING, MASTERDOWN...: it cannot tell us yet.
+			log.Warn("redis cannot say whether it is a cluster; assuming it is not", "addr", opts.Addr, "err", err)
+		}
 		return rdb, nil
 	case err != nil:
 		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			log.Warn("redis is not answering yet; the warmer keeps trying", "addr", opts.Addr, "err", err)
 		}
 		return rdb, nil
+	case strings.Contains(info, "redis_mode:sentinel"):
+		rdb.Close()
+		return nil, sentinelGiven(ctx, opts)
 	case !strings.Contains(info, "cluster_enabled:1"):
 		return rdb, nil
 	}
 	rdb.Close()
 	log.Info("redis is a cluster; following its slots", "addr", opts.Addr)
 	return newClusterClient(opts, prefix)
+}
+
+// sentinelGiven is the usage error for a plain URL that names a Sentinel:
+// it knows no data commands. It names the masters the Sentinel watches.
+func sentinelGiven(ctx context.Context, opts *redis.Options) error {
+	masters := "MASTER"
+	sc := redis.NewSentinelClient(&redis.Options{Addr: opts.Addr, Username: opts.Username, Password: opts.Password, TLSConfig: opts.TLSConfig})
+	defer sc.Close()
+	if ms, err := sc.Masters(ctx).Result(); err == nil {
+		var names []string
+		for _, m := range ms {
+			switch fields := m.(type) {
+			case []any: // RESP2: name, value, ...
+				for i := 0; i+1 < len(fields); i += 2 {
+					if fields[i] == "name" {
+						names = append(names, fmt.Sprint(fields[i+1]))
+					}
+				}
+			case map[any]any: // RESP3
+				if name, ok := fields["name"]; ok {
+					names = append(names, fmt.Sprint(name))
+				}
+			}
+		}
+		if len(names) > 0 {
+			masters = strings.Join(names, " or ")
+		}
+	}
+	return usagef("--redis-url: %s is a Redis Sentinel, not a Redis server: give redis-sentinel://%s/%s", opts.Addr, opts.Addr, masters)
 }
 
 // newClusterClient returns a cluster client seeded with the node of opts,

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	"github.com/vista-warmer/vista-warmer/warmer"
+)
+
+// A user whose ACL denies a command the warmer needs stops the start: exit
+// status 1 and one line naming the command and its categories. The
+// README's recipe of old (+@all -@dangerous -type) is among them.
+func TestDeniedCommandStopsTheStart(t *testing.T) {
+	tests := []struct {
+		rules string
+		want  string
+	}{
+		{"+@all -@dangerous -type", "command INFO (@slow @dangerous)"},
+		{"+@all -type", "command TYPE (@keyspace @read @fast)"},
+		{"+@all -hset", "command HSET (@write @hash @fast)"},
+		{"+@all -xadd", "command XADD (@write @stream @fast)"},
+		{"+@all -@scripting", "command SCRIPT|LOAD"},
+	}
+	var users []string
+	for i, tt := range tests {
+		users = append(users, "user u"+string(rune('a'+i))+" on >pw ~* &* "+tt.rules)
+	}
+	srv := redistest.Start(t, redistest.Options{Config: users})
+	for i, tt := range tests {
+		t.Run(tt.rules, func(t *testing.T) {
+			logs := &syncBuffer{}
+			m := &Main{Stdout: io.Discard, Stderr: logs, LookupEnv: env(nil)}
+			url := "redis://u" + string(rune('a'+i)) + ":pw@" + srv.Addr()
+			if err := m.ParseFlags(t.Context(), []string{"--demo", "--redis-url", url, "--listen", "127.0.0.1:0"}); err != nil {
+				t.Fatal(err)
+			}
+			err := m.Run(context.Background())
+			m.Close()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Run as a user with %s = %v, want the %s named", tt.rules, err, tt.want)
+			}
+			if code := m.fail(err); code != 1 {
+				t.Errorf("exit status %d, want 1", code)
+			}
+			if n := strings.Count(logs.String(), "ERR "); n != 1 {
+				t.Errorf("%d error lines, want one:\n%s", n, logs)
+			}
+			if strings.Contains(logs.String(), ":pw@") {
+				t.Errorf("the password reached the log")
+			}
+		})
+	}
+}
+
+// The README's ACL line for the warmer grants every command the warmer
+// sends: a command the warmer starts to use fails here until the line
+// (and warmer.Commands, which Preflight tries) names it.
+func TestReadmeACLGrantsEveryCommand(t *testing.T) {
+	line := readmeACL(t, "vista-warmer", "WARMER_PASSWORD", "pw")
+	granted := map[string]bool{}
+	for _, tok := range strings.Fields(line) {
+		if name, ok := strings.CutPrefix(tok, "+"); ok {
+			granted[name] = true
+		}
+	}
+	for _, cmd := range warmer.Commands {
+		if !granted[cmd] && !(cmd == "ping" && granted["@connection"]) {
+			t.Errorf("the README's ACL line for the warmer does not grant %s: %s", cmd, line)
+		}
+	}
+}
+
+// A command denied while the warmer runs (an operator tightened the ACL)
+// makes /healthz 503 naming it, and the log says so once a minute.
+func TestDeniedCommandWhileRunning(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{"user u on >pw ~* &* +@all"}})
+	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://u:pw@" + srv.Addr(), "--listen", "127.0.0.1:0",
+		"--lease-ttl", "2s"}, nil)
+	waitReady(t, m, logs)
+	admin := srv.Client(t, &redis.Options{})
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "u", "-hset").Err(); err != nil {
+		t.Fatal(err)
+	}
+	denied := len(logs.String())
+	eventually(t, 15*time.Second, "/healthz 503 naming HSET", func() bool {
+		code, body := get(t, m, "/healthz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "command HSET")
+	})
+	time.Sleep(5 * time.Second) // a heartbeat and writes a second, each denied
+	if n := strings.Count(logs.String()[denied:], "a command is denied"); n != 1 {
+		t.Errorf("the denial was logged %d times, want once:\n%s", n, logs.String()[denied:])
+	}
+	if code, body := get(t, m, "/readyz"); code == http.StatusOK {
+		t.Errorf("/readyz = %d %s while every write is denied, want not ready", code, body)
+	}
+}

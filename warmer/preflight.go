@@ -1,0 +1,268 @@
+package warmer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+)
+
+// Commands lists every Redis command the warmer sends, itself or inside
+// its scripts, as ACL rules name them. The README's ACL line for the
+// warmer grants each (a test reads it), and Preflight tries each at
+// start, so a user that lacks one is told at once, by name.
+var Commands = []string{
+	"ping", "info", "role", "evalsha", "eval", "script|load",
+	"get", "set", "del", "type", "exists", "pexpire", "expireat",
+	"hgetall", "hmget", "hset", "hdel",
+	"zadd", "zrem", "zrange", "zremrangebyscore", "zcard",
+	"sadd", "srem", "smembers", "scard",
+	"xadd", "publish", "spublish",
+}
+
+// preflightScript runs each command the warmer's scripts run, on scratch
+// keys, with pcall, and returns the names of those the user may not run.
+// KEYS: a hash, a sorted set, a set, a stream, a string, all scratch.
+// ARGV: a channel, and "1" to try SPUBLISH too.
+var preflightScript = redis.NewScript(`
+local denied = {}
+local function try(name, ...)
+	local r = redis.pcall(name, ...)
+	if type(r) == 'table' and r.err and (string.find(r.err, "can't run this command", 1, true) or string.find(r.err, 'NOPERM', 1, true)) then
+		table.insert(denied, name)
+	end
+end
+try('hset', KEYS[1], 'f', 'v')
+try('hdel', KEYS[1], 'f')
+try('hmget', KEYS[1], 'f')
+try('type', KEYS[1])
+try('expireat', KEYS[1], 4102444800)
+try('zadd', KEYS[2], 1, 'm')
+try('zrem', KEYS[2], 'm')
+try('zremrangebyscore', KEYS[2], 0, 0)
+try('sadd', KEYS[3], 'm')
+try('srem', KEYS[3], 'm')
+try('xadd', KEYS[4], 'MAXLEN', '~', 1, '*', 'f', 'v')
+try('set', KEYS[5], 'v')
+try('get', KEYS[5])
+try('pexpire', KEYS[5], 1000)
+try('publish', ARGV[1], 'preflight')
+if ARGV[2] == '1' then try('spublish', ARGV[1], 'preflight') end
+try('del', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+return denied
+`)
+
+// DeniedError is a command Redis's ACLs deny the warmer's user.
+type DeniedError struct {
+	Command    string   // as ACL rules name it, e.g. "type"; "" when Redis did not say
+	Categories []string // its ACL categories, e.g. "@keyspace", when Redis said
+	Err        error
+}
+
+func (e *DeniedError) Error() string {
+	if e.Command == "" {
+		return "redis refuses a command the warmer needs to this user (ACL): " + e.Err.Error() +
+			"; grant the commands the README's ACL line for the warmer names"
+	}
+	cats := ""
+	if len(e.Categories) > 0 {
+		cats = " (" + strings.Join(e.Categories, " ") + ")"
+	}
+	return fmt.Sprintf("redis refuses the command %s%s to this user (ACL): grant it (ACL SETUSER <user> +%s), as the README's ACL line for the warmer does",
+		strings.ToUpper(e.Command), cats, e.Command)
+}
+
+// categories asks Redis for a command's ACL categories; nil when it
+// cannot say.
+func categories(ctx context.Context, rdb redis.UniversalClient, cmd string) []string {
+	name, _, _ := strings.Cut(cmd, "|")
+	res, err := rdb.Do(ctx, "COMMAND", "INFO", name).Slice()
+	if err != nil || len(res) == 0 {
+		return nil
+	}
+	info, ok := res[0].([]any)
+	if !ok {
+		return nil
+	}
+	var cats []string
+	for _, f := range info {
+		if list, ok := f.([]any); ok {
+			for _, c := range list {
+				if s, ok := c.(string); ok && strings.HasPrefix(s, "@") {
+					cats = append(cats, s)
+				}
+			}
+		}
+	}
+	return cats
+}
+
+func (e *DeniedError) Unwrap() error { return e.Err }
+
+// Preflight tries every command the warmer sends, on scratch keys under
+// the prefix, and returns a *DeniedError naming the first one Redis's
+// ACLs deny the user. It writes nothing that stays: the scratch keys are
+// deleted, and a message goes to a channel no reader listens to.
+func Preflight(ctx context.Context, rdb redis.UniversalClient, prefix string, sharded bool) error {
+	scratch := prefix + ":preflight:" + newEpoch()
+	denied := func(cmd string, err error) error {
+		if err == nil {
+			return nil
+		}
+		if code, _ := refusal(err); code == "acl" {
+			if name := deniedCommand(err); name != "" {
+				cmd = name
+			}
+			return &DeniedError{Command: cmd, Err: err}
+		}
+		return nil // not a denial: the warmer's own paths deal with it
+	}
+	checks := []struct {
+		cmd string
+		run func() error
+	}{
+		{"ping", func() error { return rdb.Ping(ctx).Err() }},
+		{"info", func() error { return rdb.Info(ctx, "memory").Err() }},
+		{"role", func() error { return rdb.Do(ctx, "ROLE").Err() }},
+		{"get", func() error { return ignoreNil(rdb.Get(ctx, keys.Lease(prefix)).Err()) }},
+		{"type", func() error { return rdb.Type(ctx, keys.Meta(prefix)).Err() }},
+		{"exists", func() error { return rdb.Exists(ctx, keys.Meta(prefix)).Err() }},
+		{"hgetall", func() error { return rdb.HGetAll(ctx, keys.Meta(prefix)).Err() }},
+		{"hmget", func() error { return rdb.HMGet(ctx, keys.Meta(prefix), "epoch").Err() }},
+		{"smembers", func() error { return rdb.SMembers(ctx, scratch+":s").Err() }},
+		{"scard", func() error { return rdb.SCard(ctx, scratch+":s").Err() }},
+		{"zrange", func() error { return rdb.ZRangeWithScores(ctx, scratch+":z", 0, 0).Err() }},
+		{"zcard", func() error { return rdb.ZCard(ctx, scratch+":z").Err() }},
+		{"set", func() error { return rdb.SetNX(ctx, scratch+":v", "v", time.Second).Err() }},
+		{"del", func() error { return rdb.Del(ctx, scratch+":v").Err() }},
+		{"script|load", func() error { return fenceScript.Load(ctx, rdb).Err() }},
+	}
+	for _, c := range checks {
+		if err := denied(c.cmd, c.run()); err != nil {
+			return withCategories(ctx, rdb, err)
+		}
+	}
+	sp := "0"
+	if sharded {
+		sp = "1"
+	}
+	ks := []string{scratch + ":h", scratch + ":z", scratch + ":s", scratch + ":x", scratch + ":v"}
+	args := []any{keys.Channel(prefix, "preflight"), sp}
+	// EVAL first, then EVALSHA: go-redis's Run tries EVALSHA and falls
+	// back to EVAL, and either may be the one denied.
+	if err := denied("eval", preflightScript.Eval(ctx, rdb, ks, args...).Err()); err != nil {
+		return withCategories(ctx, rdb, err)
+	}
+	names, err := preflightScript.EvalSha(ctx, rdb, ks, args...).StringSlice()
+	if err := denied("evalsha", err); err != nil {
+		return withCategories(ctx, rdb, err)
+	}
+	if len(names) > 0 {
+		return withCategories(ctx, rdb, &DeniedError{Command: names[0], Err: fmt.Errorf("%s in a script: denied", strings.ToUpper(names[0]))})
+	}
+	return nil
+}
+
+// withCategories adds the denied command's ACL categories to err.
+func withCategories(ctx context.Context, rdb redis.UniversalClient, err error) error {
+	var de *DeniedError
+	if errors.As(err, &de) && de.Command != "" {
+		de.Categories = categories(ctx, rdb, de.Command)
+	}
+	return err
+}
+
+func ignoreNil(err error) error {
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
+}
+
+var deniedRE = regexp.MustCompile(`no permissions to run the '([^']+)' command`)
+
+// deniedCommand returns the command a NOPERM answer names, lowercased;
+// "" when it names none (a key or channel, or a script's command).
+func deniedCommand(err error) string {
+	if m := deniedRE.FindStringSubmatch(err.Error()); m != nil {
+		return strings.ToLower(m[1])
+	}
+	return ""
+}
+
+// denial is the last command Redis's ACLs denied the warmer while it
+// ran, for /healthz and a log line a minute.
+type denial struct {
+	mu     sync.Mutex
+	why    string
+	at     time.Time // real time it was last seen
+	logged time.Time
+	named  time.Time // when Preflight last ran to name a denied command
+}
+
+// deniedFor is how long /healthz goes on naming a denial after it was
+// last seen: a denied command fails each time it is tried, and some are
+// tried only now and then.
+const deniedFor = time.Minute
+
+// noteDenied records err when it is an ACL denial, logs it once a
+// minute, and reports whether it was one. A denial inside a script does
+// not say which command it was: Preflight finds out, once a minute.
+func (w *Warmer) noteDenied(op string, err error) bool {
+	if err == nil {
+		return false
+	}
+	if code, _ := refusal(err); code != "acl" {
+		return false
+	}
+	de := &DeniedError{Command: deniedCommand(err), Err: err}
+	d := &w.denied
+	now := time.Now()
+	d.mu.Lock()
+	name := de.Command == "" && now.Sub(d.named) >= complainEvery
+	if name {
+		d.named = now
+	}
+	d.mu.Unlock()
+	if name {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		var named *DeniedError
+		if errors.As(Preflight(ctx, w.rdb, w.cfg.Prefix, w.cfg.ShardedEvents), &named) {
+			de = named
+		}
+		cancel()
+	}
+	d.mu.Lock()
+	if de.Command != "" || d.why == "" || now.Sub(d.at) > deniedFor {
+		d.why = de.Error()
+	}
+	d.at = now
+	why := d.why
+	log := d.logged.IsZero() || now.Sub(d.logged) >= complainEvery
+	if log {
+		d.logged = now
+	}
+	d.mu.Unlock()
+	if log {
+		w.log.Error("a command is denied (logged once a minute while it lasts)", "op", op, "why", why)
+	}
+	return true
+}
+
+// deniedNow says which denial /healthz reports, "" when none lately.
+func (w *Warmer) deniedNow(now time.Time) string {
+	d := &w.denied
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.why == "" || now.Sub(d.at) > deniedFor {
+		return ""
+	}
+	return d.why
+}
