@@ -115,9 +115,18 @@ func (redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	}
 	msg = strings.TrimPrefix(msg, "redis: ")
 	level := slog.LevelWarn
-	if strings.HasPrefix(msg, "connection pool: failed to dial") {
+	switch {
+	case strings.HasPrefix(msg, "connection pool: failed to dial"):
 		// The command that needed the connection fails with the same
 		// error, and its caller logs it: one line per outage is enough.
+		level = slog.LevelDebug
+	case strings.HasPrefix(msg, "sentinel: new master="):
+		// A failover followed, as it should be: news, not a warning.
+		level = slog.LevelInfo
+	case strings.HasPrefix(msg, "sentinel: discovered new sentinel"),
+		strings.HasPrefix(msg, "sentinel: selected addr"),
+		strings.HasPrefix(msg, "sentinel: ignore addr"):
+		// The sentinels' normal chatter.
 		level = slog.LevelDebug
 	}
 	l.Log(ctx, level, msg)

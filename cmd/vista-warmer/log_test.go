@@ -46,11 +46,16 @@ func TestRedisLogger(t *testing.T) {
 
 	l := redisLogger{}
 	l.Printf(context.Background(), "redis: sentinel: %s", "failover")
+	l.Printf(context.Background(), "redis: sentinel: discovered new sentinel=%q for master=%q", "a", "m")
+	l.Printf(context.Background(), "redis: sentinel: new master=%q addr=%q", "m", "127.0.0.1:1")
 	l.Printf(context.Background(), "redis: discarding bad conn: %v", context.Canceled)
 	l.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts: %s", 5, "refused")
 	got := out.String()
 	if !strings.Contains(got, `level=WARN msg="sentinel: failover" component=go-redis`) {
 		t.Errorf("go-redis line logged as %q", got)
+	}
+	if !strings.Contains(got, `level=INFO msg="sentinel: new master=`) || strings.Contains(got, "discovered") {
+		t.Errorf("sentinel notices logged as %q, want a new master at info, the chatter at debug", got)
 	}
 	if strings.Contains(got, "context canceled") || strings.Contains(got, "refused") {
 		t.Errorf("a context.Canceled or dial line was logged at info: %q", got)
