@@ -66,14 +66,16 @@ func readMemory(ctx context.Context, rdb redis.UniversalClient) (memory, error) 
 
 // eviction is the writer's watch on Redis's evictions. Step owns it.
 type eviction struct {
-	looked  time.Time // real time of the last INFO
-	seen    int64     // evicted_keys then; -1 before the first look
-	grew    time.Time // when evicted_keys last grew
-	dirty   bool      // keys were evicted since the last sweep began
-	swept   time.Time // when the last sweep ran
-	mem     memory
-	said    bool // the evictions were logged
-	pending bool // a rebuild waits for room
+	looked time.Time // real time of the last INFO
+	seen   int64     // evicted_keys then; -1 before the first look
+	grew   time.Time // when evicted_keys last grew
+	dirty  bool      // keys were evicted since the last sweep began
+	swept  time.Time // when the last sweep ran
+	mem    memory
+	said   bool // the evictions were logged
+	// whole is used_memory when Redis last held the whole cache without
+	// evicting: what a rebuild needs room for.
+	whole int64
 }
 
 // How often the writer looks at INFO, and sweeps at most while evictions
@@ -95,6 +97,7 @@ func (w *Warmer) lookAtEvictions(ctx context.Context) {
 	ev.looked = now
 	m, err := readMemory(ctx, w.rdb)
 	if err != nil {
+		w.noteDenied("info", err)
 		return // the lease keeper and the writes say what is wrong with Redis
 	}
 	ev.mem = m
@@ -107,7 +110,24 @@ func (w *Warmer) lookAtEvictions(ctx context.Context) {
 			ev.said = true
 		}
 	}
+	if m.evicted == ev.seen && w.ready.Load() && w.evicting.Load() == nil {
+		ev.whole = m.used
+	}
 	ev.seen = m.evicted
+}
+
+// roomForCache reports whether Redis has room for the whole cache again,
+// by what it last used holding it: no limit, a policy that refuses rather
+// than evicts, or a limit a tenth above what the whole cache took.
+func (w *Warmer) roomForCache() bool {
+	m, whole := w.evict.mem, w.evict.whole
+	switch {
+	case m.max == 0 || m.policy == "noeviction":
+		return true
+	case whole > 0:
+		return m.max >= whole+whole/10 && m.room()
+	}
+	return m.room()
 }
 
 // evictingNow reports whether Redis evicted keys within the last sweep

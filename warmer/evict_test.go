@@ -2,6 +2,7 @@ package warmer
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,4 +151,41 @@ func cacheWhole(t *testing.T, rdb *redis.Client, prefix string) (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// A sessions reload that Redis refused (out of memory, noeviction) goes
+// again as soon as Redis takes the writes, not at the next retry or cron.
+func TestRefusedReloadGoesAgainOnceRedisTakesWrites(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{"maxmemory-policy noeviction"}})
+	r := newRig(t)
+	r.rdb, r.prefix = srv.Client(t, nil), "vista"
+	w := r.warmer("a")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitFor(t, "the first full load", func() bool { return w.Ready(r.ctx) })
+
+	gone := r.upcoming(2*time.Hour, 48*time.Hour)
+	r.sim.Remove(gone.ID)
+	mem, err := readMemory(r.ctx, r.rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.rdb.ConfigSet(r.ctx, "maxmemory", strconv.FormatInt(mem.used/2, 10))
+	err = w.Reload(r.ctx, keys.Sessions)
+	if !errors.As(err, new(*RefusedError)) {
+		t.Fatalf("Reload with redis full = %v, want it refused", err)
+	}
+	r.rdb.ConfigSet(r.ctx, "maxmemory", "0")
+	deadline := time.Now().Add(10 * time.Second)
+	for r.rdb.Exists(r.ctx, keys.Session(r.prefix, gone.ID)).Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after redis took writes again, the refused reload has not run: %s is still cached", gone.ID)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

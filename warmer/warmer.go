@@ -135,6 +135,8 @@ type Warmer struct {
 	leaseTrouble, writeTrouble trouble
 	// complaints keeps Run's log of failed steps to a line a minute.
 	complaints complaints
+	// denied is the last command Redis's ACLs denied, for /healthz.
+	denied denial
 	// evict watches Redis's evictions (evict.go); Step owns it. evicting
 	// says why, for /healthz, while Redis evicts the cache's keys.
 	evict    eviction
@@ -191,8 +193,11 @@ type state struct {
 	loadedAt   map[keys.Kind]string    // P:meta's loaded:{kind} as this writer wrote or read it
 	held       map[keys.Kind]*heldDrop // drops held back, see judgeDrop
 	failures   map[keys.Kind]int       // full reloads failed in a row
-	fetching   map[keys.Kind]*fetchRun // the list of a kind being fetched, if one is
-	intakes    map[keys.Kind]*intake   // lists being taken in, chunk by chunk
+	// awaitWrites marks the kinds whose reload Redis refused: they reload
+	// as soon as Redis takes the writes again.
+	awaitWrites map[keys.Kind]bool
+	fetching    map[keys.Kind]*fetchRun // the list of a kind being fetched, if one is
+	intakes     map[keys.Kind]*intake   // lists being taken in, chunk by chunk
 
 	// checkRemoved holds the sessions seat checks removed since the last
 	// sessions list was taken, and when: a list fetched before must not
@@ -530,6 +535,7 @@ func (w *Warmer) look(ctx context.Context, now time.Time) bool {
 	}
 	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), fields...).Result()
 	if err != nil {
+		w.noteDenied("read_meta", err)
 		var rerr redis.Error
 		return errors.As(err, &rerr)
 	}
@@ -552,6 +558,7 @@ func (w *Warmer) look(ctx context.Context, now time.Time) bool {
 		if err == nil && len(role) > 0 {
 			w.seen.setReplica(role[0] != "master")
 		}
+		w.noteDenied("role", err)
 	}
 	return true
 }
@@ -653,6 +660,13 @@ func (w *Warmer) Step(ctx context.Context) error {
 	}
 	if w.st == nil {
 		return nil // a write found the lease or the cache moved
+	}
+	if len(w.st.awaitWrites) > 0 && !w.writeTrouble.failing() {
+		for k := range w.st.awaitWrites {
+			w.log.Info("redis takes the writes again; reloading what it refused", "kind", k)
+			w.st.nextReload[k] = now
+		}
+		clear(w.st.awaitWrites)
 	}
 	for _, k := range keys.Kinds {
 		if ctx.Err() != nil {
@@ -853,6 +867,12 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		failedAt := w.cfg.Clock.Now()
 		st.failures[k]++
 		st.nextReload[k] = minTime(failedAt.Add(reloadRetry(st.failures[k])), w.schedules[k].Next(failedAt))
+		if errors.As(err, new(*RefusedError)) {
+			// Redis refused the writes (out of memory, read-only): the
+			// reload goes again as soon as a write goes through, not at
+			// the next retry or cron.
+			st.awaitWrites[k] = true
+		}
 		return w.failed("reload_"+string(k), err)
 	}
 	st.failures[k] = 0
@@ -942,6 +962,7 @@ func (w *Warmer) failed(op string, err error) error {
 		return nil
 	}
 	w.m.errors.WithLabelValues(op).Inc()
+	w.noteDenied(op, err)
 	return &opError{op: op, err: err}
 }
 
@@ -1068,8 +1089,10 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		loadedAt:   map[keys.Kind]string{},
 		held:       map[keys.Kind]*heldDrop{},
 		failures:   map[keys.Kind]int{},
-		fetching:   map[keys.Kind]*fetchRun{},
-		intakes:    map[keys.Kind]*intake{},
+
+		awaitWrites: map[keys.Kind]bool{},
+		fetching:    map[keys.Kind]*fetchRun{},
+		intakes:     map[keys.Kind]*intake{},
 
 		checkRemoved: map[string]time.Time{},
 		inflight:     map[string]bool{},
@@ -1096,12 +1119,12 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 			st.quiet[k] = !st.loaded[k]
 		}
 	} else {
-		if since := time.Since(w.lastRebuild); !w.lastRebuild.IsZero() && since < time.Minute && w.evictingNow() {
+		if since := time.Since(w.lastRebuild); !w.lastRebuild.IsZero() && since < time.Minute && !w.roomForCache() {
 			// Under memory pressure with an evicting policy, Redis may
-			// lose the cache again and again: while it goes on evicting,
-			// or is full, a rebuild a minute at most, so that Vista is
-			// not asked for everything every few seconds. Once Redis has
-			// room again, the cache is built at once.
+			// lose the cache again and again: while it has no room for
+			// the whole cache, a rebuild a minute at most, so that Vista
+			// is not asked for everything every few seconds. Once Redis
+			// has room again, the cache is built at once.
 			w.setEvicting(fmt.Sprintf("redis evicted the cache (%s); it is built anew once redis has room", w.evict.mem))
 			if !w.rebuildWaitSaid {
 				w.log.Warn("the cache must be built anew, but it was a moment ago and redis is still full or evicting; waiting for room",
