@@ -79,6 +79,9 @@ func TestEvictedCacheIsWholeOnceRedisHasRoom(t *testing.T) {
 					}
 					time.Sleep(100 * time.Millisecond)
 				}
+				if ready, why := w.Readiness(r.ctx); ready {
+					t.Errorf("Readiness = ready while redis evicts the cache, want not ready (%s)", why)
+				}
 				if tt.times > 1 {
 					r.rdb.ConfigSet(r.ctx, "maxmemory", "0") // the warmer rebuilds, and is squeezed again
 					r.rdb.Del(r.ctx, "filler:big")

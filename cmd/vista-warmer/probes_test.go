@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +78,46 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 		hc, _, _ := probe("/healthz")
 		rc, _, _ := probe("/readyz")
 		return hc == http.StatusOK && rc == http.StatusOK
+	})
+}
+
+// When the writer's Redis becomes a replica (a failover seen through a
+// plain redis:// URL), every view says so: /healthz names it, /readyz is
+// not ready, and lease_held is 0, so the alerts count no writer here.
+// Made master again, the warmer writes again and says so.
+func TestBecomingAReplicaIsSaidEverywhere(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	other := redistest.Start(t, redistest.Options{})
+	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://" + srv.Addr(), "--listen", "127.0.0.1:0",
+		"--lease-ttl", "2s"}, nil)
+	waitReady(t, m, logs)
+	held := func() string {
+		_, body := get(t, m, "/metrics")
+		for _, line := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(line, "vista_warmer_lease_held "); ok {
+				return v
+			}
+		}
+		return "absent"
+	}
+	if got := held(); got != "1" {
+		t.Fatalf("lease_held = %s on the writer, want 1", got)
+	}
+	admin := srv.Client(t, nil)
+	if err := admin.Do(t.Context(), "REPLICAOF", "127.0.0.1", strconv.Itoa(other.Port)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "replica said by /healthz, /readyz and lease_held", func() bool {
+		hc, hb := get(t, m, "/healthz")
+		rc, _ := get(t, m, "/readyz")
+		return hc == http.StatusServiceUnavailable && strings.Contains(hb, "replica") && rc == http.StatusServiceUnavailable && held() == "0"
+	})
+	if err := admin.Do(t.Context(), "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "writing again once master", func() bool {
+		hc, _ := get(t, m, "/healthz")
+		rc, _ := get(t, m, "/readyz")
+		return hc == http.StatusOK && rc == http.StatusOK && held() == "1"
 	})
 }
