@@ -318,6 +318,7 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 				changes = append(changes, compare(w.fields[keys.Sessions], s.ID, old, cur))
 			}
 		}
+		doubt := w.doubtful(a)
 		for _, id := range a.gone {
 			answered[id] = true
 			old := cache[id]
@@ -328,10 +329,18 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 				// check that no longer finds a session is not believed
 				// either, until the drop is confirmed or dropped.
 				w.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime.time()))
+			case doubt:
+				// An answer that finds none of the sessions asked for is
+				// as suspect as an empty list: not believed on its own.
+				w.doubt(id, old, a.asked)
 			default:
 				changes = append(changes, removal(id, old, keys.ReasonGone))
 				gone[id] = a.asked
+				delete(w.st.doubted, id)
 			}
+		}
+		for _, s := range a.seats {
+			delete(w.st.doubted, s.ID) // found: whatever was said of it before
 		}
 		for _, id := range a.ids {
 			if old := cache[id]; old != nil && !answered[id] && !old.asOf.time().After(a.asked) {
@@ -358,6 +367,12 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 	// A list fetched before these answers must not bring them back.
 	for id, at := range gone {
 		w.st.checkRemoved[id] = at
+	}
+	for _, c := range changes {
+		if c.op == opRemove {
+			w.st.removals.add(c.reason)
+			w.m.checkRemovals.WithLabelValues(c.reason).Inc()
+		}
 	}
 	return nil
 }

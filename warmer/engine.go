@@ -86,6 +86,12 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	settle(sp, l, w.st.checkRemoved)
 	if sp.timed {
 		clear(w.st.checkRemoved) // the next list is fetched after this
+		// The list has the last word on what seat checks doubted: what
+		// it lacks goes under its own guard, what it has stays.
+		clear(w.st.doubted)
+		if h := w.st.held[k]; h != nil && h.checks {
+			w.setHeld(k, nil)
+		}
 	}
 	gone, held := w.judgeDrop(k, goneChanges(sp, p, cache, l, now), l.again, in.total, now)
 	if err := w.apply(ctx, k, gone, now); err != nil {
@@ -126,9 +132,10 @@ const rowChunk = 5000
 
 // heldDrop is a drop a full reload would have made and the warmer held back.
 type heldDrop struct {
-	ids   map[string]bool // what would have been removed
-	at    time.Time       // when it was first held
-	total int             // the kind's entries then
+	ids    map[string]bool // what would have been removed
+	at     time.Time       // when it was first held
+	total  int             // the kind's entries then
+	checks bool            // held for seat checks' answers, not a list (see doubt.go)
 }
 
 // ConfirmDropAfter is how long after a drop was held back a reload must
@@ -155,6 +162,9 @@ func (w *Warmer) judgeDrop(k keys.Kind, changes []change, own map[string]bool, t
 	// than MaxDrop allows.
 	over := func(n, of int) bool { return n > 0 && float64(n) > w.cfg.MaxDrop*float64(of) }
 	prev := w.st.held[k]
+	if prev != nil && prev.checks {
+		prev = nil // held for seat checks: the list is judged on its own (and clears it, see commit)
+	}
 	if !over(len(drop), total) {
 		if prev != nil {
 			w.log.Info("vista's list agrees with the cache again; the drop held back is dropped", "kind", k)
@@ -209,7 +219,12 @@ func (w *Warmer) setHeld(k keys.Kind, h *heldDrop) {
 	}
 	var reasons []string
 	for _, kind := range keys.Kinds {
-		if h := w.st.held[kind]; h != nil {
+		switch h := w.st.held[kind]; {
+		case h == nil:
+		case h.checks:
+			reasons = append(reasons, fmt.Sprintf("holding back a drop of %s: seat checks call %d of %d gone in answers that found none of those asked for, since %s",
+				kind, len(h.ids), h.total, stamp(h.at)))
+		default:
 			reasons = append(reasons, fmt.Sprintf("holding back a drop of %s: %d of %d would go (more than --max-drop %g%%) since %s",
 				kind, len(h.ids), h.total, 100*w.cfg.MaxDrop, stamp(h.at)))
 		}

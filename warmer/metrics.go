@@ -25,6 +25,9 @@ type Metrics struct {
 	duplicates  *prometheus.CounterVec
 	dropsHeld   *prometheus.CounterVec
 	dropHeld    *prometheus.GaugeVec
+
+	checkRemovals *prometheus.CounterVec
+	checksDoubted prometheus.Counter
 	repairs     *prometheus.CounterVec
 	lateness    *prometheus.HistogramVec
 	unkept      *prometheus.HistogramVec
@@ -113,6 +116,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vista_warmer_drops_held_total",
 			Help: "Full reloads whose removals were held back for removing more than --max-drop of a kind, by kind.",
 		}, []string{"kind"}),
+		checkRemovals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_check_removals_total",
+			Help: "Sessions seat checks removed, by reason (gone: Vista no longer has it; cancelled).",
+		}, []string{"reason"}),
+		checksDoubted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vista_warmer_checks_doubted_total",
+			Help: "Sessions a seat check called gone in an answer that found none of those asked for: not believed on its own (checked again; past a batch, a held drop).",
+		}),
 		dropHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vista_warmer_drop_held",
 			Help: "1 while a drop of the kind is held back, waiting for a reload to confirm it; /readyz is not ready meanwhile.",
@@ -178,6 +189,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.checksSent.WithLabelValues("due")
 	m.checksSent.WithLabelValues("early")
+	m.checkRemovals.WithLabelValues(keys.ReasonGone)
+	m.checkRemovals.WithLabelValues(keys.ReasonCancelled)
 	for _, k := range keys.Kinds {
 		kind := string(k)
 		m.fullReloads.WithLabelValues(kind)
@@ -199,7 +212,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.changes, m.upstream, m.upstreamDur, m.redisWrite, m.events,
 			m.tiers, m.lastReload, m.leaseHeld, m.errors, m.badRows, m.duplicates, m.dropsHeld,
-			m.dropHeld, m.repairs, m.lateness, m.unkept, m.slipped, m.checksSent, m.redisFailures, m.fullReloads, m.reloadTook, m.redisUp, m.heartbeat)
+			m.dropHeld, m.checkRemovals, m.checksDoubted, m.repairs, m.lateness, m.unkept, m.slipped, m.checksSent, m.redisFailures, m.fullReloads, m.reloadTook, m.redisUp, m.heartbeat)
 	}
 	return m
 }

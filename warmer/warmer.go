@@ -203,6 +203,13 @@ type state struct {
 	// sessions list was taken, and when: a list fetched before must not
 	// bring them back.
 	checkRemoved map[string]time.Time
+	// doubted holds the sessions seat checks called gone in answers that
+	// found none of those asked for, and when (doubt.go); doubtAt is the
+	// last such answer, doubtSaid when the doubt was last logged.
+	doubted   map[string]time.Time
+	doubtAt   time.Time
+	doubtSaid time.Time
+	removals  removals // what seat checks removed, to say once a minute
 
 	// The schedule (schedule.go): when each session is checked next and
 	// when it expires, and the sessions counted by showtime for the tier
@@ -692,6 +699,8 @@ func (w *Warmer) Step(ctx context.Context) error {
 		return w.failed("check", err)
 	}
 	if w.st != nil {
+		w.judgeDoubts(now)
+		w.sayRemovals()
 		w.m.setTiers(w.st.shows.tiers(w.cfg.Policy, now))
 		n := len(w.st.cache[keys.Sessions])
 		w.st.checks.compact(n)
@@ -1095,6 +1104,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		intakes:     map[keys.Kind]*intake{},
 
 		checkRemoved: map[string]time.Time{},
+		doubted:      map[string]time.Time{},
 		inflight:     map[string]bool{},
 	}
 	w.schedule(st)

@@ -259,6 +259,10 @@ const (
 	FailMalformed
 	// FailRateLimit answers 429 (or Failure.Status) with Retry-After.
 	FailRateLimit
+	// FailEmpty answers 200 with an empty list, {"value":[]}, as a
+	// misrouted gateway or a broken Vista cache does: every list and
+	// every seat check then says there is nothing.
+	FailEmpty
 )
 
 func (m FailMode) String() string {
@@ -271,6 +275,8 @@ func (m FailMode) String() string {
 		return "malformed"
 	case FailRateLimit:
 		return "rate-limited"
+	case FailEmpty:
+		return "empty"
 	}
 	return "FailMode(" + strconv.Itoa(int(m)) + ")"
 }
@@ -597,6 +603,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case FailMalformed:
 			malformed = true
+		case FailEmpty:
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"value":[]}`))
+			return
 		}
 	}
 

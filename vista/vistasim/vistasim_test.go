@@ -817,6 +817,21 @@ func TestFailures(t *testing.T) {
 		})
 	}
 
+	t.Run("empty", func(t *testing.T) {
+		s, ts, _ := MustServer(t, Config{})
+		s.Fail(Failure{Mode: FailEmpty, Count: 2})
+		for _, path := range []string{sessions, seatsPath("1001-1"), sessions} {
+			status, _, body := get(t, ts, path)
+			want := `{"value":[]}`
+			if path == sessions && s.Requests()[EndpointSessions] > 1 {
+				want = "" // healed: the real list
+			}
+			if status != 200 || (want != "" && string(body) != want) || (want == "" && string(body) == `{"value":[]}`) {
+				t.Errorf("GET %s: %d %.40s, want 200 %q", path, status, body, want)
+			}
+		}
+	})
+
 	t.Run("slow", func(t *testing.T) {
 		s, ts, _ := MustServer(t, Config{})
 		s.Fail(Failure{Mode: FailSlow, Delay: 200 * time.Millisecond})
