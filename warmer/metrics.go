@@ -28,11 +28,11 @@ type Metrics struct {
 
 	checkRemovals *prometheus.CounterVec
 	checksDoubted prometheus.Counter
-	repairs     *prometheus.CounterVec
-	lateness    *prometheus.HistogramVec
-	unkept      *prometheus.HistogramVec
-	slipped     *prometheus.CounterVec
-	checksSent  *prometheus.CounterVec
+	repairs       *prometheus.CounterVec
+	lateness      *prometheus.HistogramVec
+	unkept        *prometheus.HistogramVec
+	slipped       *prometheus.CounterVec
+	checksSent    *prometheus.CounterVec
 
 	redisFailures *prometheus.CounterVec
 	fullReloads   *prometheus.CounterVec
