@@ -1,0 +1,171 @@
+// Command vistasim serves the simulated Vista Connect of package vistasim
+// as a process of its own, with a control API, so that the warmer's built
+// binary can be tried against a Vista that misbehaves on demand: from a
+// shell, the fault suite (make chaos), or a person at a terminal.
+//
+//	vistasim --listen 127.0.0.1:8470
+//	vista-warmer --vista-url http://127.0.0.1:8470/WSVistaWebClient/ ...
+//	curl -X POST '127.0.0.1:8470/control/fail?mode=empty&count=-1'
+//	curl -X POST '127.0.0.1:8470/control/clear'
+//
+// The control API (POST unless said):
+//
+//	/control/fail?mode=M&endpoint=E&count=N&status=S&retry_after=D&delay=D
+//	    queue a failure: M is status, slow, malformed, rate-limit or empty;
+//	    E is cinemas, films, sessions, seats or "" (every request); count
+//	    -1 fails until cleared
+//	/control/clear                     every queued failure goes
+//	/control/seats?id=ID&n=N           a session's seats
+//	/control/remove?id=ID              a session leaves the lists
+//	/control/cancel?id=ID              a session is cancelled
+//	/control/restore?id=ID             a session as the schedule has it
+//	GET /control/sessions              every listed session, as JSON lines:
+//	    id, cinema_id, seats_available, status, showtime (the truth)
+//	GET /control/requests              requests by endpoint, as JSON
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/vista/vistasim"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "vistasim:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("vistasim", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8470", "address to serve on (port 0: a free one, printed)")
+	seed := fs.Uint64("seed", 1, "the programme's seed")
+	cinemas := fs.Int("cinemas", 27, "cinemas")
+	screens := fs.Int("screens", 6, "screens per cinema")
+	shows := fs.Int("shows", 5, "shows a day per screen")
+	days := fs.Int("days", 14, "days of sessions published")
+	page := fs.Int("page-size", 1000, "rows a page")
+	token := fs.String("token", "", "the connectapitoken required, if any")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sim := vistasim.New(vistasim.Config{Seed: *seed, Cinemas: *cinemas, Screens: *screens, ShowsPerDay: *shows,
+		Days: *days, PageSize: *page, Token: *token})
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log.Info("simulated vista listening", "url", "http://"+ln.Addr().String()+"/WSVistaWebClient/",
+		"sessions", len(sim.Sessions()))
+	fmt.Println(ln.Addr().String())
+
+	mux := http.NewServeMux()
+	mux.Handle("/", sim)
+	control(mux, sim, log)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// control adds the control API to mux.
+func control(mux *http.ServeMux, sim *vistasim.Server, log *slog.Logger) {
+	modes := map[string]vistasim.FailMode{"status": vistasim.FailStatus, "slow": vistasim.FailSlow,
+		"malformed": vistasim.FailMalformed, "rate-limit": vistasim.FailRateLimit, "empty": vistasim.FailEmpty}
+	mux.HandleFunc("POST /control/fail", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		mode, ok := modes[q.Get("mode")]
+		if !ok {
+			http.Error(w, "mode: one of status, slow, malformed, rate-limit, empty", http.StatusBadRequest)
+			return
+		}
+		f := vistasim.Failure{Mode: mode, Endpoint: q.Get("endpoint")}
+		var err error
+		if v := q.Get("count"); v != "" {
+			f.Count, err = strconv.Atoi(v)
+		}
+		if v := q.Get("status"); v != "" && err == nil {
+			f.Status, err = strconv.Atoi(v)
+		}
+		if v := q.Get("retry_after"); v != "" && err == nil {
+			f.RetryAfter, err = time.ParseDuration(v)
+		}
+		if v := q.Get("delay"); v != "" && err == nil {
+			f.Delay, err = time.ParseDuration(v)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		sim.Fail(f)
+		log.Info("failure queued", "mode", q.Get("mode"), "endpoint", f.Endpoint, "count", f.Count)
+	})
+	mux.HandleFunc("POST /control/clear", func(w http.ResponseWriter, r *http.Request) {
+		sim.ClearFailures()
+		log.Info("failures cleared")
+	})
+	byID := func(name string, f func(id string, r *http.Request) error) {
+		mux.HandleFunc("POST /control/"+name, func(w http.ResponseWriter, r *http.Request) {
+			id := r.URL.Query().Get("id")
+			if id == "" {
+				http.Error(w, "id is required", http.StatusBadRequest)
+				return
+			}
+			if err := f(id, r); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+			}
+		})
+	}
+	byID("seats", func(id string, r *http.Request) error {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil {
+			return fmt.Errorf("n: %w", err)
+		}
+		sim.SetSeats(id, n)
+		return nil
+	})
+	byID("remove", func(id string, _ *http.Request) error { sim.Remove(id); return nil })
+	byID("cancel", func(id string, _ *http.Request) error { sim.Cancel(id); return nil })
+	byID("restore", func(id string, _ *http.Request) error { sim.Restore(id); return nil })
+	mux.HandleFunc("GET /control/sessions", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		bw := bufio.NewWriter(w)
+		enc := json.NewEncoder(bw)
+		for _, s := range sim.Sessions() {
+			enc.Encode(map[string]any{"id": s.ID, "cinema_id": s.CinemaID, "seats_available": s.SeatsAvailable,
+				"status": s.Status, "showtime": s.Showtime.UTC().Format(time.RFC3339)})
+		}
+		bw.Flush()
+	})
+	mux.HandleFunc("GET /control/requests", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(sim.Requests())
+	})
+}
