@@ -74,6 +74,10 @@ func (w *Warmer) leaseValue() string { return w.cfg.InstanceID + " " + w.token }
 // another process's: it runs out by its TTL.
 func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, holder string, err error) {
 	key := keys.Lease(w.cfg.Prefix)
+	if bug("skipfence") {
+		err := w.rdb.Set(ctx, key, w.leaseValue(), w.cfg.LeaseTTL).Err()
+		return err == nil, false, "", err
+	}
 	n, err := renewScript.Run(ctx, w.rdb, []string{key}, w.leaseValue(), w.cfg.LeaseTTL.Milliseconds()).Int()
 	if isWrongType(err) {
 		if cleared, cerr := clearScript.Run(ctx, w.rdb, []string{key}).Int(); cerr == nil && cleared == 1 {
@@ -191,6 +195,7 @@ func (w *Warmer) run(ctx context.Context, wrs ...*write) (int, error) {
 		w.noteWrite(err)
 	case err == nil:
 		w.seen.keep(time.Now())
+		w.m.writes.Add(float64(done))
 		w.noteWrite(nil)
 	default:
 		w.noteWrite(nil) // the fence said no: Redis answers, and the lease keeper finds out the rest
@@ -203,6 +208,9 @@ func (w *Warmer) runScripts(ctx context.Context, wrs []*write) (int, error) {
 	done := 0
 	for loaded := false; ; loaded = true {
 		script := w.fence()
+		if s := bugScript(); s != nil {
+			script = s
+		}
 		pipe := w.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, 0, len(wrs)-done)
 		for _, wr := range wrs[done:] {

@@ -28,6 +28,7 @@ type Metrics struct {
 
 	checkRemovals *prometheus.CounterVec
 	checksDoubted prometheus.Counter
+	writes        prometheus.Counter
 	repairs       *prometheus.CounterVec
 	lateness      *prometheus.HistogramVec
 	unkept        *prometheus.HistogramVec
@@ -120,6 +121,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vista_warmer_check_removals_total",
 			Help: "Sessions seat checks removed, by reason (gone: Vista no longer has it; cancelled).",
 		}, []string{"reason"}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vista_warmer_fenced_writes_total",
+			Help: "Fenced writes (one script call each: a batch of changes and their events, or a heartbeat) that Redis ran: this instance wrote as the lease's holder.",
+		}),
 		checksDoubted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vista_warmer_checks_doubted_total",
 			Help: "Sessions a seat check called gone in an answer that found none of those asked for: not believed on its own (checked again; past a batch, a held drop).",
@@ -212,7 +217,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.changes, m.upstream, m.upstreamDur, m.redisWrite, m.events,
 			m.tiers, m.lastReload, m.leaseHeld, m.errors, m.badRows, m.duplicates, m.dropsHeld,
-			m.dropHeld, m.checkRemovals, m.checksDoubted, m.repairs, m.lateness, m.unkept, m.slipped, m.checksSent, m.redisFailures, m.fullReloads, m.reloadTook, m.redisUp, m.heartbeat)
+			m.dropHeld, m.checkRemovals, m.checksDoubted, m.writes, m.repairs, m.lateness, m.unkept, m.slipped, m.checksSent, m.redisFailures, m.fullReloads, m.reloadTook, m.redisUp, m.heartbeat)
 	}
 	return m
 }

@@ -129,6 +129,9 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 		done, err := w.run(wctx, wrs...)
 		for _, g := range group[:done] {
 			again = append(again, w.wrote(k, g)...)
+			if bug("hashafter") {
+				w.hashAfter(wctx, sp, g)
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("write %s: %w", k, err)
@@ -332,7 +335,11 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		switch {
 		case c.op == opUpdate && slices.Contains(c.changed, name),
 			c.old != nil && c.old.absent != nil && c.old.absent[i]:
-			set = append(set, name, vals[i])
+			v := vals[i]
+			if bug("hashafter") && c.op == opUpdate && c.old != nil {
+				v = c.old.vals.all()[i] // the new value comes later (hashAfter)
+			}
+			set = append(set, name, v)
 		case c.op == opUpdate:
 			whole = append(whole, name, vals[i])
 		}
@@ -564,4 +571,25 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 		}
 	}
 	return cache, nil
+}
+
+// hashAfter writes, a moment late, the changed fields a wrong warmer
+// (bug "hashafter") left out of the write that sent their events.
+func (w *Warmer) hashAfter(ctx context.Context, sp *spec, b *batch) {
+	time.Sleep(300 * time.Millisecond)
+	for _, c := range b.changes {
+		if c.op != opUpdate || c.cur == nil {
+			continue
+		}
+		vals := c.cur.vals.all()
+		var set []any
+		for i, name := range sp.fields {
+			if slices.Contains(c.changed, name) {
+				set = append(set, name, vals[i])
+			}
+		}
+		if len(set) > 0 {
+			w.rdb.HSet(ctx, keys.Entity(w.cfg.Prefix, sp.kind, c.id), set...)
+		}
+	}
 }
