@@ -109,7 +109,7 @@ func (e *DeniedError) Unwrap() error { return e.Err }
 // Preflight tries every command the warmer sends, on scratch keys under
 // the prefix, and returns a *DeniedError naming the first one Redis's
 // ACLs deny the user. It writes nothing that stays: the scratch keys are
-// deleted, and a message goes to a channel no reader listens to.
+// deleted, and a message goes to P:preflight, a channel outside P:events:*.
 func Preflight(ctx context.Context, rdb redis.UniversalClient, prefix string, sharded bool) error {
 	scratch := prefix + ":preflight:" + newEpoch()
 	denied := func(cmd string, err error) error {
@@ -154,7 +154,7 @@ func Preflight(ctx context.Context, rdb redis.UniversalClient, prefix string, sh
 		sp = "1"
 	}
 	ks := []string{scratch + ":h", scratch + ":z", scratch + ":s", scratch + ":x", scratch + ":v"}
-	args := []any{keys.Channel(prefix, "preflight"), sp}
+	args := []any{prefix + ":preflight", sp} // no reader listens there: not an events channel
 	// EVAL first, then EVALSHA: go-redis's Run tries EVALSHA and falls
 	// back to EVAL, and either may be the one denied.
 	if err := denied("eval", preflightScript.Eval(ctx, rdb, ks, args...).Err()); err != nil {
