@@ -1,3 +1,8 @@
+// Field readers: a row of a list and the ways its fields are read, lenient
+// about shape (numbers sent as strings, ids sent as numbers) and strict
+// about meaning: a value that cannot be read is an error naming its row and
+// field, and it costs only that row.
+
 package vista
 
 import (
@@ -6,147 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/vista-warmer/vista-warmer/keys"
 )
-
-// This file turns Vista's JSON into the package's types. It is written to be
-// lenient about shape (unknown fields, numbers sent as strings, ids sent as
-// numbers) and strict about meaning: a value that cannot be read is an error
-// that names its row and field, and it costs only that row.
-
-// page is one answer of an OData list: its rows and the link to the next page.
-// Each row is a copy of its bytes, not a slice of the answer: what a decoder
-// keeps of a row (Raw) must not keep the whole page alive.
-type page struct {
-	rows []json.RawMessage
-	next string
-}
-
-var (
-	errNoList    = errors.New("answer holds no list (neither value nor d)")
-	errNotObject = errors.New("is not an object")
-	errNotArray  = errors.New("is not an array")
-	errMissing   = errors.New("missing")
-)
-
-// decodePage reads one page of list, in any of the shapes Vista's OData
-// services use: v3/v4 JSON ({"value":[...], "odata.nextLink": ...}) and v2
-// verbose JSON ({"d":{"results":[...],"__next":...}} or {"d":[...]}).
-//
-// Any error is a *DecodeError with Index -1: a page that cannot be read as a
-// whole yields no rows at all, since a partial list would read as entities
-// that disappeared.
-func decodePage(list string, body []byte) (page, error) {
-	fail := func(err error) (page, error) {
-		return page{}, &DecodeError{List: list, Index: -1, Err: err}
-	}
-	if !json.Valid(body) {
-		var v any
-		return fail(json.Unmarshal(body, &v)) // a *json.SyntaxError saying where
-	}
-	// From here on the body is known to be valid JSON: the scanners of
-	// jsonscan.go take it apart without copying.
-	top, ok := objectMap(body)
-	if !ok {
-		return fail(fmt.Errorf("answer %w", errNotObject))
-	}
-	var (
-		p   page
-		err error
-	)
-	switch value, d := top["value"], top["d"]; {
-	case value != nil:
-		if p.rows, err = rawArray(value); err != nil {
-			return fail(fmt.Errorf("value %w", err))
-		}
-	case d != nil:
-		d = bytes.TrimSpace(d)
-		if len(d) > 0 && d[0] == '[' {
-			if p.rows, err = rawArray(d); err != nil {
-				return fail(fmt.Errorf("d %w", err))
-			}
-			break
-		}
-		inner, ok := objectMap(d)
-		if !ok {
-			return fail(fmt.Errorf("d %w", errNotObject))
-		}
-		results, ok := inner["results"]
-		if !ok {
-			return fail(fmt.Errorf("d: %w", errNoList))
-		}
-		if p.rows, err = rawArray(results); err != nil {
-			return fail(fmt.Errorf("d.results %w", err))
-		}
-		if p.next, err = link(inner, "__next"); err != nil {
-			return fail(fmt.Errorf("d.%w", err))
-		}
-	default:
-		return fail(errNoList)
-	}
-	for _, k := range []string{"@odata.nextLink", "odata.nextLink", "__next"} {
-		if p.next != "" {
-			break
-		}
-		if p.next, err = link(top, k); err != nil {
-			return fail(err)
-		}
-	}
-	return p, nil
-}
-
-// link reads a next-page link: a string, or null for none.
-func link(m map[string]json.RawMessage, key string) (string, error) {
-	v := bytes.TrimSpace(m[key])
-	if len(v) == 0 || string(v) == "null" {
-		return "", nil
-	}
-	var s string
-	if v[0] != '"' || json.Unmarshal(v, &s) != nil {
-		return "", fmt.Errorf("%s is not a string", key)
-	}
-	return strings.TrimSpace(s), nil
-}
-
-func rawArray(b json.RawMessage) ([]json.RawMessage, error) {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '[' {
-		return nil, errNotArray
-	}
-	elems, ok := arrayElements(nil, b)
-	if !ok {
-		return nil, errNotArray
-	}
-	rows := make([]json.RawMessage, len(elems))
-	for i, e := range elems {
-		rows[i] = bytes.Clone(e)
-	}
-	return rows, nil
-}
-
-// objectMap returns the members of a valid JSON object by name; a later
-// duplicate wins, as with encoding/json. It reports false for anything
-// else, null included.
-func objectMap(b []byte) (map[string]json.RawMessage, bool) {
-	ms, ok := objectMembers(nil, b)
-	if !ok {
-		return nil, false
-	}
-	m := make(map[string]json.RawMessage, len(ms))
-	for _, mb := range ms {
-		var name string
-		if unquote(mb.name, &name) == nil {
-			m[name] = mb.value
-		}
-	}
-	return m, true
-}
 
 // row is one entity of a list, with its fields by Vista's name.
 type row struct {
@@ -154,6 +24,12 @@ type row struct {
 	index   int
 	id      string
 	members []member
+
+	// reads, when not nil, records every field a decoder reads and how it
+	// reads it: "id", "text", "number", "integer", "integer-text",
+	// "strings", "date", "datetime" or "status". A test checks them
+	// against Vista's API definition (see readsOf).
+	reads map[string]string
 }
 
 // load makes r the row at index of its list, read from raw as a JSON
@@ -190,15 +66,11 @@ func decodeRows[T any](out []T, errs RowErrors, list string, rows []json.RawMess
 	return out, errs
 }
 
-// observeRead, when set (by tests), is told of every field a decoder reads
-// and how it reads it: "id", "text", "number", "integer", "integer-text",
-// "strings", "date", "datetime" or "status". A test checks the list against
-// Vista's API definition.
-var observeRead func(list, field, how string)
-
+// read notes that a decoder reads field as how, when the row records
+// its reads.
 func (r *row) read(field, how string) {
-	if observeRead != nil {
-		observeRead(r.list, field, how)
+	if r.reads != nil {
+		r.reads[field] = how
 	}
 }
 
@@ -275,7 +147,8 @@ func (r *row) str(field string) (string, *DecodeError) {
 	return r.text(field)
 }
 
-// text is str without telling observeRead.
+// text is str without noting the read: for readers that read a text
+// and note it as what they make of it (a date, a number).
 func (r *row) text(field string) (string, *DecodeError) {
 	v, ok := r.get(field)
 	if !ok {
@@ -581,231 +454,4 @@ func excerpt(s string) string {
 		cut--
 	}
 	return s[:cut] + "..."
-}
-
-// decodeCinemas reads the rows of OData.svc/Cinemas; first is the index of
-// rows[0] in the whole list. resolve gives the zone of a cinema.
-func decodeCinemas(rows []json.RawMessage, first int, resolve func(id, tz string) *time.Location, extra []string) ([]Cinema, RowErrors) {
-	return decodeRows(nil, nil, "cinemas", rows, first, cinemaDecoder(resolve, extra))
-}
-
-// cinemaDecoder returns the decoder of one row of OData.svc/Cinemas, for
-// decodeRows.
-func cinemaDecoder(resolve func(id, tz string) *time.Location, extra []string) func(*row, json.RawMessage) (Cinema, *DecodeError) {
-	return func(r *row, raw json.RawMessage) (Cinema, *DecodeError) {
-		return decodeCinema(r, raw, resolve, extra)
-	}
-}
-
-func decodeCinema(r *row, raw json.RawMessage, resolve func(id, tz string) *time.Location, extra []string) (Cinema, *DecodeError) {
-	var (
-		c    Cinema
-		derr *DecodeError
-	)
-	if c.ID, derr = r.idField("ID", true, true); derr != nil {
-		return Cinema{}, derr
-	}
-	r.id = c.ID
-	for _, f := range []struct {
-		name string
-		dst  *string
-		read func(string) (string, *DecodeError)
-	}{
-		{"Name", &c.Name, r.str},
-		{"Address1", &c.Address1, r.str},
-		{"Address2", &c.Address2, r.str},
-		{"City", &c.City, r.str},
-		{"Latitude", &c.Latitude, r.numberText},
-		{"Longitude", &c.Longitude, r.numberText},
-		{"PhoneNumber", &c.PhoneNumber, r.str},
-		{"TimeZoneId", &c.TimeZoneID, r.str},
-		{"CurrencyCode", &c.CurrencyCode, r.str},
-	} {
-		if *f.dst, derr = f.read(f.name); derr != nil {
-			return Cinema{}, derr
-		}
-	}
-	if c.Extra, derr = r.extras(extra); derr != nil {
-		return Cinema{}, derr
-	}
-	c.Location = resolve(c.ID, strings.TrimSpace(c.TimeZoneID))
-	c.Raw = raw
-	return c, nil
-}
-
-// filmRow is one row of OData.svc/ScheduledFilms, before merging.
-type filmRow struct {
-	film     Film
-	cinemaID string
-}
-
-func decodeFilmRows(rows []json.RawMessage, first int, extra []string) ([]filmRow, RowErrors) {
-	return decodeRows(nil, nil, "films", rows, first, filmDecoder(extra))
-}
-
-// filmDecoder returns the decoder of one row of OData.svc/ScheduledFilms,
-// for decodeRows.
-func filmDecoder(extra []string) func(*row, json.RawMessage) (filmRow, *DecodeError) {
-	return func(r *row, raw json.RawMessage) (filmRow, *DecodeError) {
-		return decodeFilmRow(r, raw, extra)
-	}
-}
-
-func decodeFilmRow(r *row, raw json.RawMessage, extra []string) (filmRow, *DecodeError) {
-	var (
-		fr   filmRow
-		derr *DecodeError
-	)
-	f := &fr.film
-	if f.ID, derr = r.idField("ScheduledFilmId", true, true); derr != nil {
-		return filmRow{}, derr
-	}
-	r.id = f.ID
-	if fr.cinemaID, derr = r.idField("CinemaId", false, true); derr != nil {
-		return filmRow{}, derr
-	}
-	if f.Title, derr = r.str("Title"); derr != nil {
-		return filmRow{}, derr
-	}
-	if f.Rating, derr = r.str("Rating"); derr != nil {
-		return filmRow{}, derr
-	}
-	if f.RunTimeMinutes, derr = r.integerText("RunTime"); derr != nil {
-		return filmRow{}, derr
-	}
-	if f.RunTimeMinutes < 0 {
-		return filmRow{}, r.fail("RunTime", fmt.Errorf("%d is not a run time", f.RunTimeMinutes))
-	}
-	if f.OpeningDate, derr = r.date("OpeningDate"); derr != nil {
-		return filmRow{}, derr
-	}
-	if f.Distributor, derr = r.str("Distributor"); derr != nil {
-		return filmRow{}, derr
-	}
-	if f.Extra, derr = r.extras(extra); derr != nil {
-		return filmRow{}, derr
-	}
-	f.Raw = raw
-	return fr, nil
-}
-
-// mergeFilms folds the per-cinema rows into one Film per ScheduledFilmId, in
-// the order films first appear. The first row's fields win; the CinemaIds of
-// all rows are collected.
-func mergeFilms(rows []filmRow) []Film {
-	var out []Film
-	at := make(map[string]int)
-	for _, fr := range rows {
-		i, ok := at[fr.film.ID]
-		if !ok {
-			i = len(out)
-			at[fr.film.ID] = i
-			out = append(out, fr.film)
-		}
-		if fr.cinemaID != "" {
-			out[i].CinemaIDs = append(out[i].CinemaIDs, fr.cinemaID)
-		}
-	}
-	for i := range out {
-		slices.Sort(out[i].CinemaIDs)
-		out[i].CinemaIDs = slices.Compact(out[i].CinemaIDs)
-	}
-	return out
-}
-
-// decodeSessions reads the rows of OData.svc/Sessions. zone gives the
-// location of a cinema's wall times.
-func decodeSessions(rows []json.RawMessage, first int, zone func(cinemaID string) *time.Location, extra []string) ([]Session, RowErrors) {
-	return decodeRows(nil, nil, "sessions", rows, first, sessionDecoder(zone, extra))
-}
-
-// sessionDecoder returns the decoder of one row of OData.svc/Sessions, for
-// decodeRows.
-func sessionDecoder(zone func(cinemaID string) *time.Location, extra []string) func(*row, json.RawMessage) (Session, *DecodeError) {
-	return func(r *row, raw json.RawMessage) (Session, *DecodeError) {
-		return decodeSession(r, raw, zone, extra)
-	}
-}
-
-func decodeSession(r *row, raw json.RawMessage, zone func(cinemaID string) *time.Location, extra []string) (Session, *DecodeError) {
-	var (
-		s    Session
-		derr *DecodeError
-	)
-	if s.ID, derr = r.idField("ID", true, true); derr != nil {
-		return Session{}, derr
-	}
-	r.id = s.ID
-	if s.CinemaID, derr = r.idField("CinemaId", true, true); derr != nil {
-		return Session{}, derr
-	}
-	if s.FilmID, derr = r.idField("ScheduledFilmId", false, true); derr != nil {
-		return Session{}, derr
-	}
-	if s.SessionID, derr = r.idField("SessionId", false, false); derr != nil {
-		return Session{}, derr
-	}
-	showtime, derr := r.requiredTime("Showtime")
-	if derr != nil {
-		return Session{}, derr
-	}
-	t, err := ParseLocal(strings.TrimSpace(showtime), zone(s.CinemaID))
-	if err != nil {
-		return Session{}, r.fail("Showtime", err)
-	}
-	s.Showtime = t
-	if s.BusinessDate, derr = r.date("SessionBusinessDate"); derr != nil {
-		return Session{}, derr
-	}
-	if s.SeatsAvailable, derr = r.integer("SeatsAvailable"); derr != nil {
-		return Session{}, derr
-	}
-	if s.ScreenName, derr = r.str("ScreenName"); derr != nil {
-		return Session{}, derr
-	}
-	if s.ScreenNumber, derr = r.integer("ScreenNumber"); derr != nil {
-		return Session{}, derr
-	}
-	if s.Attributes, derr = r.strs("SessionAttributesNames"); derr != nil {
-		return Session{}, derr
-	}
-	if s.SoldoutStatus, derr = r.integer("SoldoutStatus"); derr != nil {
-		return Session{}, derr
-	}
-	if s.Status, s.State, _, derr = r.status("Status"); derr != nil {
-		return Session{}, derr
-	}
-	if s.Extra, derr = r.extras(extra); derr != nil {
-		return Session{}, derr
-	}
-	s.Raw = raw
-	return s, nil
-}
-
-// decodeSeats reads the rows of a seat check. A row whose ID cannot be read
-// yields an error with an empty ID.
-func decodeSeats(rows []json.RawMessage, first int) ([]Seats, RowErrors) {
-	return decodeRows(nil, nil, "sessions", rows, first, decodeSeat)
-}
-
-func decodeSeat(r *row, _ json.RawMessage) (Seats, *DecodeError) {
-	var (
-		s    Seats
-		derr *DecodeError
-	)
-	if s.ID, derr = r.idField("ID", true, true); derr != nil {
-		return Seats{}, derr
-	}
-	r.id = s.ID
-	if s.SeatsAvailable, derr = r.integer("SeatsAvailable"); derr != nil {
-		return Seats{}, derr
-	}
-	_, s.HasSoldoutStatus = r.get("SoldoutStatus")
-	if s.SoldoutStatus, derr = r.integer("SoldoutStatus"); derr != nil {
-		return Seats{}, derr
-	}
-	if s.Status, s.State, s.HasStatus, derr = r.status("Status"); derr != nil {
-		return Seats{}, derr
-	}
-	return s, nil
 }

@@ -1,0 +1,139 @@
+// OData pages: one answer of a list, in the shapes Vista's services use.
+
+package vista
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// page is one answer of an OData list: its rows and the link to the next page.
+// Each row is a copy of its bytes, not a slice of the answer: what a decoder
+// keeps of a row (Raw) must not keep the whole page alive.
+type page struct {
+	rows []json.RawMessage
+	next string
+}
+
+var (
+	errNoList    = errors.New("answer holds no list (neither value nor d)")
+	errNotObject = errors.New("is not an object")
+	errNotArray  = errors.New("is not an array")
+	errMissing   = errors.New("missing")
+)
+
+// decodePage reads one page of list, in any of the shapes Vista's OData
+// services use: v3/v4 JSON ({"value":[...], "odata.nextLink": ...}) and v2
+// verbose JSON ({"d":{"results":[...],"__next":...}} or {"d":[...]}).
+//
+// Any error is a *DecodeError with Index -1: a page that cannot be read as a
+// whole yields no rows at all, since a partial list would read as entities
+// that disappeared.
+func decodePage(list string, body []byte) (page, error) {
+	fail := func(err error) (page, error) {
+		return page{}, &DecodeError{List: list, Index: -1, Err: err}
+	}
+	if !json.Valid(body) {
+		var v any
+		return fail(json.Unmarshal(body, &v)) // a *json.SyntaxError saying where
+	}
+	// From here on the body is known to be valid JSON: the scanners of
+	// jsonscan.go take it apart without copying.
+	top, ok := objectMap(body)
+	if !ok {
+		return fail(fmt.Errorf("answer %w", errNotObject))
+	}
+	var (
+		p   page
+		err error
+	)
+	switch value, d := top["value"], top["d"]; {
+	case value != nil:
+		if p.rows, err = rawArray(value); err != nil {
+			return fail(fmt.Errorf("value %w", err))
+		}
+	case d != nil:
+		d = bytes.TrimSpace(d)
+		if len(d) > 0 && d[0] == '[' {
+			if p.rows, err = rawArray(d); err != nil {
+				return fail(fmt.Errorf("d %w", err))
+			}
+			break
+		}
+		inner, ok := objectMap(d)
+		if !ok {
+			return fail(fmt.Errorf("d %w", errNotObject))
+		}
+		results, ok := inner["results"]
+		if !ok {
+			return fail(fmt.Errorf("d: %w", errNoList))
+		}
+		if p.rows, err = rawArray(results); err != nil {
+			return fail(fmt.Errorf("d.results %w", err))
+		}
+		if p.next, err = link(inner, "__next"); err != nil {
+			return fail(fmt.Errorf("d.%w", err))
+		}
+	default:
+		return fail(errNoList)
+	}
+	for _, k := range []string{"@odata.nextLink", "odata.nextLink", "__next"} {
+		if p.next != "" {
+			break
+		}
+		if p.next, err = link(top, k); err != nil {
+			return fail(err)
+		}
+	}
+	return p, nil
+}
+
+// link reads a next-page link: a string, or null for none.
+func link(m map[string]json.RawMessage, key string) (string, error) {
+	v := bytes.TrimSpace(m[key])
+	if len(v) == 0 || string(v) == "null" {
+		return "", nil
+	}
+	var s string
+	if v[0] != '"' || json.Unmarshal(v, &s) != nil {
+		return "", fmt.Errorf("%s is not a string", key)
+	}
+	return strings.TrimSpace(s), nil
+}
+
+func rawArray(b json.RawMessage) ([]json.RawMessage, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '[' {
+		return nil, errNotArray
+	}
+	elems, ok := arrayElements(nil, b)
+	if !ok {
+		return nil, errNotArray
+	}
+	rows := make([]json.RawMessage, len(elems))
+	for i, e := range elems {
+		rows[i] = bytes.Clone(e)
+	}
+	return rows, nil
+}
+
+// objectMap returns the members of a valid JSON object by name; a later
+// duplicate wins, as with encoding/json. It reports false for anything
+// else, null included.
+func objectMap(b []byte) (map[string]json.RawMessage, bool) {
+	ms, ok := objectMembers(nil, b)
+	if !ok {
+		return nil, false
+	}
+	m := make(map[string]json.RawMessage, len(ms))
+	for _, mb := range ms {
+		var name string
+		if unquote(mb.name, &name) == nil {
+			m[name] = mb.value
+		}
+	}
+	return m, true
+}
