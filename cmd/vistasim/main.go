@@ -19,6 +19,10 @@
 //	/control/remove?id=ID              a session leaves the lists
 //	/control/cancel?id=ID              a session is cancelled
 //	/control/restore?id=ID             a session as the schedule has it
+//	/control/move?id=ID&showtime=T     a session moved to T (RFC 3339)
+//	/control/hostile?on=true|false     Sessions answers carry, besides
+//	    their rows, a copy of their first row and, on the last page, rows
+//	    whose ids no key may hold (empty, too long, ':', '{', '}', spaces)
 //	GET /control/sessions              every listed session, as JSON lines:
 //	    id, cinema_id, seats_available, status, showtime (the truth)
 //	GET /control/requests              requests by endpoint, as JSON
@@ -26,6 +30,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,6 +42,8 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -78,7 +85,6 @@ func run(args []string) error {
 	fmt.Println(ln.Addr().String())
 
 	mux := http.NewServeMux()
-	mux.Handle("/", sim)
 	control(mux, sim, log)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -95,8 +101,19 @@ func run(args []string) error {
 	return nil
 }
 
-// control adds the control API to mux.
+// control serves sim on mux, with the control API beside it.
 func control(mux *http.ServeMux, sim *vistasim.Server, log *slog.Logger) {
+	rows := &hostile{next: sim}
+	mux.Handle("/", rows)
+	mux.HandleFunc("POST /control/hostile", func(w http.ResponseWriter, r *http.Request) {
+		on, err := strconv.ParseBool(r.URL.Query().Get("on"))
+		if err != nil {
+			http.Error(w, "on: true or false", http.StatusBadRequest)
+			return
+		}
+		rows.on.Store(on)
+		log.Info("hostile rows", "on", on)
+	})
 	modes := map[string]vistasim.FailMode{"status": vistasim.FailStatus, "slow": vistasim.FailSlow,
 		"malformed": vistasim.FailMalformed, "rate-limit": vistasim.FailRateLimit, "empty": vistasim.FailEmpty}
 	mux.HandleFunc("POST /control/fail", func(w http.ResponseWriter, r *http.Request) {
@@ -154,6 +171,14 @@ func control(mux *http.ServeMux, sim *vistasim.Server, log *slog.Logger) {
 	byID("remove", func(id string, _ *http.Request) error { sim.Remove(id); return nil })
 	byID("cancel", func(id string, _ *http.Request) error { sim.Cancel(id); return nil })
 	byID("restore", func(id string, _ *http.Request) error { sim.Restore(id); return nil })
+	byID("move", func(id string, r *http.Request) error {
+		t, err := time.Parse(time.RFC3339, r.URL.Query().Get("showtime"))
+		if err != nil {
+			return fmt.Errorf("showtime: %w", err)
+		}
+		sim.MoveSession(id, t)
+		return nil
+	})
 	mux.HandleFunc("GET /control/sessions", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		bw := bufio.NewWriter(w)
@@ -168,4 +193,72 @@ func control(mux *http.ServeMux, sim *vistasim.Server, log *slog.Logger) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(sim.Requests())
 	})
+}
+
+// hostile adds rows to the Sessions answers of next while on: a copy of
+// each page's first row (a duplicate, which Vista sends now and then) and,
+// on the last page, rows whose ids the contract says no key may hold. A
+// warmer must refuse those alone and keep the rest of the list.
+type hostile struct {
+	next http.Handler
+	on   atomic.Bool
+}
+
+// hostileIDs are ids no key may hold: empty, over 128 bytes, or with ':',
+// '{', '}', whitespace or a control character.
+var hostileIDs = []string{"", strings.Repeat("9", 129), "1001-1:x", "{1001}-1", "1001-}", "1001 1", "1001-\t1", "1001-\a1"}
+
+func (h *hostile) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.on.Load() || !strings.HasSuffix(r.URL.Path, "/Sessions") {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	rec := &recorder{header: http.Header{}, code: http.StatusOK}
+	h.next.ServeHTTP(rec, r)
+	var page map[string]json.RawMessage
+	var rows []json.RawMessage
+	if rec.code != http.StatusOK || json.Unmarshal(rec.body.Bytes(), &page) != nil ||
+		json.Unmarshal(page["value"], &rows) != nil || len(rows) == 0 {
+		rec.copyTo(w)
+		return
+	}
+	rows = append(rows, rows[0])
+	if page["odata.nextLink"] == nil && page["__next"] == nil {
+		var first map[string]json.RawMessage
+		json.Unmarshal(rows[0], &first)
+		for _, id := range hostileIDs {
+			row := map[string]json.RawMessage{}
+			for k, v := range first {
+				row[k] = v
+			}
+			row["ID"], _ = json.Marshal(id)
+			b, _ := json.Marshal(row)
+			rows = append(rows, b)
+		}
+	}
+	page["value"], _ = json.Marshal(rows)
+	out, _ := json.Marshal(page)
+	rec.body.Reset()
+	rec.body.Write(out)
+	rec.header.Del("Content-Length")
+	rec.copyTo(w)
+}
+
+// recorder keeps an answer to change it before it goes out.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) WriteHeader(code int)        { r.code = code }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+
+func (r *recorder) copyTo(w http.ResponseWriter) {
+	for k, v := range r.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(r.code)
+	w.Write(r.body.Bytes())
 }

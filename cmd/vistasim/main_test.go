@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,7 +18,6 @@ func TestControl(t *testing.T) {
 	at := time.Date(2031, 11, 12, 10, 0, 0, 0, time.UTC)
 	sim := vistasim.New(vistasim.Config{Seed: 1, Cinemas: 2, Clock: func() time.Time { return at }})
 	mux := http.NewServeMux()
-	mux.Handle("/", sim)
 	control(mux, sim, slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -60,5 +60,39 @@ func TestControl(t *testing.T) {
 	do("POST", "/control/clear")
 	if code, _ := do("GET", list); code != 200 {
 		t.Errorf("sessions after clear = %d", code)
+	}
+
+	moveTo := at.Add(7 * time.Minute).UTC()
+	if code, body := do("POST", "/control/move?id="+id+"&showtime="+moveTo.Format(time.RFC3339)); code != 200 {
+		t.Fatalf("move: %d %s", code, body)
+	}
+	if _, truth := do("GET", "/control/sessions"); !strings.Contains(truth, `"showtime":"`+moveTo.Format(time.RFC3339)+`"`) {
+		t.Errorf("truth after a move to %s: %.200s", moveTo, truth)
+	}
+
+	_, plain := do("GET", list)
+	if code, body := do("POST", "/control/hostile?on=true"); code != 200 {
+		t.Fatalf("hostile: %d %s", code, body)
+	}
+	_, spiked := do("GET", list)
+	var page struct{ Value []map[string]any }
+	if err := json.Unmarshal([]byte(spiked), &page); err != nil {
+		t.Fatalf("hostile answer: %v: %.200s", err, spiked)
+	}
+	var plainPage struct{ Value []any }
+	json.Unmarshal([]byte(plain), &plainPage)
+	n := len(plainPage.Value)
+	if want := n + 1 + len(hostileIDs); len(page.Value) != want {
+		t.Errorf("hostile answer has %d rows, want %d (%d, a duplicate, %d hostile)", len(page.Value), want, n, len(hostileIDs))
+	}
+	if first, dup := page.Value[0]["ID"], page.Value[n]["ID"]; first != dup {
+		t.Errorf("row %d is %v, want a copy of the first, %v", n, dup, first)
+	}
+	if last := page.Value[len(page.Value)-1]["ID"]; last != "1001-\a1" {
+		t.Errorf("last row's ID = %q, want one with a control character", last)
+	}
+	do("POST", "/control/hostile?on=false")
+	if _, again := do("GET", list); again == spiked {
+		t.Errorf("hostile rows after they were turned off")
 	}
 }
