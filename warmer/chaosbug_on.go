@@ -4,7 +4,6 @@ package warmer
 
 import (
 	"os"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -27,7 +26,7 @@ func bug(name string) bool { return chaosBug == name }
 
 // unfencedScript is the fence script with its checks cut out: it runs
 // the commands whoever holds the lease and whatever P:meta says.
-var unfencedScript = redis.NewScript("#!lua\n" + fenceSource[strings.Index(fenceSource, hashWriteSource):])
+var unfencedScript = redis.NewScript("#!lua\n" + hashWriteLua + runLua)
 
 func bugScript() *redis.Script {
 	if bug("skipfence") {

@@ -41,25 +41,11 @@ var errWrite = errors.New("write")
 // The lease scripts compare the holder before they touch the key, so one
 // instance never extends or drops another's lease.
 var (
-	renewScript = redis.NewScript(`
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-	return redis.call("PEXPIRE", KEYS[1], ARGV[2])
-end
-return 0`)
-	releaseScript = redis.NewScript(`
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-	return redis.call("DEL", KEYS[1])
-end
-return 0`)
+	renewScript   = redis.NewScript(leaseRenewLua)
+	releaseScript = redis.NewScript(leaseReleaseLua)
 	// clearScript deletes a lease key of another type than a string,
 	// which nobody could ever hold.
-	clearScript = redis.NewScript(`
-local kind = redis.call("TYPE", KEYS[1])["ok"]
-if kind ~= "string" and kind ~= "none" then
-	redis.call("DEL", KEYS[1])
-	return 1
-end
-return 0`)
+	clearScript = redis.NewScript(leaseClearLua)
 )
 
 // leaseValue is what P:lease holds while this process writes: its instance
@@ -381,46 +367,5 @@ var (
 	plainFenceScript = redis.NewScript(fenceSource)
 )
 
-const fenceSource = `local holder = redis.call('GET', KEYS[1])
-if holder == false then
-	return redis.error_reply('VWFENCE nolease')
-end
-if holder ~= ARGV[1] then
-	return redis.error_reply('VWFENCE lease')
-end
-if ARGV[2] ~= '' then
-	local m = redis.call('HMGET', KEYS[2], 'epoch', 'seq')
-	if m[1] == false then
-		return redis.error_reply('VWFENCE nometa')
-	end
-	if m[1] ~= ARGV[2] then
-		return redis.error_reply('VWFENCE epoch')
-	end
-	if ARGV[3] ~= '-1' and m[2] ~= ARGV[3] then
-		return redis.error_reply('VWFENCE seq')
-	end
-end
-` + hashWriteSource + `
-local out = {}
-local failed
-local i = 4
-while i <= #ARGV do
-	local n = tonumber(ARGV[i])
-	local ok, res
-	if ARGV[i + 1] == '` + hashWriteCmd + `' then
-		ok, res = pcall(hashwrite, i + 2, i + n)
-		out[#out + 1] = ok and res or 0
-	else
-		res = redis.pcall(unpack(ARGV, i + 1, i + n))
-		ok = type(res) ~= 'table' or not res.err
-	end
-	if not ok and not failed then
-		failed = type(res) == 'table' and res.err or tostring(res)
-	end
-	i = i + n + 1
-end
-if failed then
-	return redis.error_reply(failed)
-end
-return out
-`
+// fenceSource is the fence script: the check, the hash write, the run.
+var fenceSource = fenceLua + hashWriteLua + runLua

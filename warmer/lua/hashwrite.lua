@@ -1,0 +1,24 @@
+-- hashwrite: a hash written whole or confirmed, never created by a confirmation (see hashWrite).
+local function hashwrite(a, b)
+	local key, expireat = ARGV[a], ARGV[a + 1]
+	local nset, ndel, nwhole = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+	local s = a + 5
+	local d = s + nset
+	local w = d + ndel
+	local e = w + nwhole
+	local kind = redis.call('TYPE', key)['ok']
+	local r = 1
+	if kind == 'hash' then
+		if nset > 0 then redis.call('HSET', key, unpack(ARGV, s, d - 1)) end
+		if ndel > 0 then redis.call('HDEL', key, unpack(ARGV, d, w - 1)) end
+	elseif nwhole == 0 then
+		r = 0
+	else
+		if kind ~= 'none' then redis.call('DEL', key) end
+		redis.call('HSET', key, unpack(ARGV, w, e - 1))
+		if nset > 0 then redis.call('HSET', key, unpack(ARGV, s, d - 1)) end
+		r = 2
+	end
+	if r ~= 0 and expireat ~= '' then redis.call('EXPIREAT', key, expireat) end
+	return r
+end
