@@ -18,29 +18,12 @@ import (
 
 	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 	"github.com/vista-warmer/vista-warmer/warmer"
 )
-
-// clock is a clock the test moves by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // redisURL is the Redis the tests use: REDIS_URL, or the local one.
 func redisURL() string {
@@ -56,7 +39,7 @@ type fixture struct {
 	rdb    *redis.Client
 	prefix string
 	sim    *vistasim.Server
-	clock  *clock
+	clock  *testkit.Clock
 	w      *warmer.Warmer
 }
 
@@ -99,7 +82,7 @@ func newFixtureOn(t testing.TB, rdb *redis.Client, at time.Time, size ...int) *f
 		}
 		rdb.Close()
 	})
-	c := &clock{now: at}
+	c := testkit.NewClock(at)
 	cinemas := 2
 	if len(size) > 0 {
 		cinemas = size[0]

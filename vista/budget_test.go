@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
@@ -91,19 +92,6 @@ func MustFakeBudget(tb testing.TB, concurrency int, perSecond float64) (*Budget,
 	return b, clock
 }
 
-// waitUntil polls cond until it holds, failing the test after a long
-// while: the goroutines it waits for need no real time, only scheduling.
-func waitUntil(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // mustAcquire takes b at once or fails the test.
 func mustAcquire(tb testing.TB, b *Budget) func() {
 	tb.Helper()
@@ -154,7 +142,7 @@ func TestBudgetPriorityOrder(t *testing.T) {
 			release()
 		})
 		// One at a time, so that the order of arrival is known.
-		waitUntil(t, fmt.Sprintf("%d wait", i+1), func() bool { return b.Waiting() == i+1 })
+		testkit.Eventually(t, 10*time.Second, fmt.Sprintf("%d wait", i+1), func() bool { return b.Waiting() == i+1 })
 	}
 	if got := b.InUse(); got != 1 {
 		t.Errorf("InUse() = %d while held, want 1", got)
@@ -182,7 +170,7 @@ func TestBudgetRate(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, "all have asked", func() bool { return b.InUse()+b.Waiting() == n })
+	testkit.Eventually(t, 10*time.Second, "all have asked", func() bool { return b.InUse()+b.Waiting() == n })
 	if got := b.InUse(); got != 1 {
 		t.Errorf("started at once: %d, want 1", got)
 	}
@@ -201,7 +189,7 @@ func TestBudgetRate(t *testing.T) {
 	for range 10 {
 		wg.Go(func() { b.Acquire(t.Context(), time.Time{}) })
 	}
-	waitUntil(t, "the new crowd has asked", func() bool { return b.InUse()+b.Waiting() == n+10 })
+	testkit.Eventually(t, 10*time.Second, "the new crowd has asked", func() bool { return b.InUse()+b.Waiting() == n+10 })
 	if got := b.InUse() - n; got != 1 {
 		t.Errorf("after an hour's quiet: %d started at once, want 1 (no burst)", got)
 	}
@@ -221,7 +209,7 @@ func TestBudgetConcurrencyCap(t *testing.T) {
 		}
 		close(got)
 	}()
-	waitUntil(t, "a third waits", func() bool { return b.Waiting() == 1 })
+	testkit.Eventually(t, 10*time.Second, "a third waits", func() bool { return b.Waiting() == 1 })
 	r1()
 	r1() // a second release frees nothing more
 	<-got
@@ -261,7 +249,7 @@ func TestBudgetPause(t *testing.T) {
 					t.Errorf("Acquire: %v", err)
 				}
 			}()
-			waitUntil(t, "the request has asked", func() bool { return b.Waiting()+b.InUse() == 1 })
+			testkit.Eventually(t, 10*time.Second, "the request has asked", func() bool { return b.Waiting()+b.InUse() == 1 })
 			if tt.want > 0 {
 				clock.Advance(tt.want - time.Millisecond)
 				if b.InUse() != 0 {
@@ -288,7 +276,7 @@ func TestBudgetSlowDown(t *testing.T) {
 		for range 50 {
 			wg.Go(func() { b.Acquire(t.Context(), time.Time{}) })
 		}
-		waitUntil(t, "all have asked", func() bool { return b.InUse()+b.Waiting() == before+50 })
+		testkit.Eventually(t, 10*time.Second, "all have asked", func() bool { return b.InUse()+b.Waiting() == before+50 })
 		clock.Advance(window)
 		n := b.InUse() - before
 		clock.Advance(time.Hour) // let the rest through
@@ -325,7 +313,7 @@ func TestBudgetCancel(t *testing.T) {
 		}
 		errc <- err
 	}()
-	waitUntil(t, "it waits", func() bool { return b.Waiting() == 1 })
+	testkit.Eventually(t, 10*time.Second, "it waits", func() bool { return b.Waiting() == 1 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Acquire = %v, want context.Canceled", err)
@@ -363,7 +351,7 @@ func TestTicketWaited(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitUntil(t, "it waits", func() bool { return b.Waiting() == 1 })
+	testkit.Eventually(t, 10*time.Second, "it waits", func() bool { return b.Waiting() == 1 })
 	clock.Advance(3 * time.Second)
 	hold()
 	if err := <-done; err != nil {
@@ -400,7 +388,7 @@ func TestTicketWaited(t *testing.T) {
 			mu.Unlock()
 			release()
 		})
-		waitUntil(t, c.name+" waits", func() bool { return b.Waiting() == i+1 })
+		testkit.Eventually(t, 10*time.Second, c.name+" waits", func() bool { return b.Waiting() == i+1 })
 	}
 	hold()
 	wg.Wait()
@@ -451,7 +439,7 @@ func TestClientBudgetConcurrency(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, "the budget is full and the rest wait", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the budget is full and the rest wait", func() bool {
 		return inFlight.Load() == limit && b.Waiting() > 0
 	})
 	if got := b.InUse(); got != limit {
@@ -521,7 +509,7 @@ func TestClientBudgetPriority(t *testing.T) {
 				t.Error(err)
 			}
 		})
-		waitUntil(t, fmt.Sprintf("%d wait", i+1), func() bool { return b.Waiting() == i+1 })
+		testkit.Eventually(t, 10*time.Second, fmt.Sprintf("%d wait", i+1), func() bool { return b.Waiting() == i+1 })
 	}
 	hold()
 	wg.Wait()
@@ -558,7 +546,7 @@ func TestClientRetryAfterPausesBudget(t *testing.T) {
 		_, err := c.Cinemas(t.Context())
 		done <- err
 	}()
-	waitUntil(t, "the cinemas wait", func() bool { return b.Waiting() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the cinemas wait", func() bool { return b.Waiting() == 1 })
 	clock.Advance(2*time.Second - time.Millisecond)
 	if got := sim.Requests()[vistasim.EndpointCinemas]; got != 0 || b.Waiting() != 1 {
 		t.Fatalf("before the 2s passed: %d cinema requests, %d waiting; want 0, 1", got, b.Waiting())
@@ -576,13 +564,13 @@ func TestClientRetryAfterPausesBudget(t *testing.T) {
 		_, err := c.Films(t.Context())
 		films <- err
 	}()
-	waitUntil(t, "the films' retry waits", func() bool { return b.Waiting() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the films' retry waits", func() bool { return b.Waiting() == 1 })
 	seats := make(chan error, 1)
 	go func() {
 		_, _, err := c.CheckSeats(t.Context(), []string{"1001-1"})
 		seats <- err
 	}()
-	waitUntil(t, "the seat check waits too", func() bool { return b.Waiting() == 2 })
+	testkit.Eventually(t, 10*time.Second, "the seat check waits too", func() bool { return b.Waiting() == 2 })
 	clock.Advance(2 * time.Second)
 	if err := <-films; err != nil {
 		t.Errorf("Films: %v", err)
@@ -656,7 +644,7 @@ func TestClientBudgetCancel(t *testing.T) {
 		_, _, err := c.CheckSeats(ctx, []string{"A"})
 		errc <- err
 	}()
-	waitUntil(t, "the check waits", func() bool { return b.Waiting() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the check waits", func() bool { return b.Waiting() == 1 })
 	cancel()
 	err := within(t, 5*time.Second, func() error { return <-errc })
 	if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "vista Sessions: ") {
@@ -697,7 +685,7 @@ func TestBudgetOrderMatchesSort(t *testing.T) {
 			mu.Unlock()
 			release()
 		})
-		waitUntil(t, "it waits", func() bool { return b.Waiting() == i+1 })
+		testkit.Eventually(t, 10*time.Second, "it waits", func() bool { return b.Waiting() == i+1 })
 	}
 	hold()
 	wg.Wait()

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/clocktest"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
@@ -25,12 +26,12 @@ import (
 
 // bigVista is a simulated Vista of about 100k sessions: 113 cinemas of 14
 // screens, five shows a day, two weeks ahead.
-func bigVista(b *testing.B, clock *fakeClock) (*vista.Client, *vistasim.Server) {
+func bigVista(b *testing.B, clock *testkit.Clock) (*vista.Client, *vistasim.Server) {
 	return bigVistaBehind(b, clock, func(h http.Handler) http.Handler { return h })
 }
 
 // bigVistaBehind is bigVista behind a handler of the benchmark's.
-func bigVistaBehind(b *testing.B, clock *fakeClock, front func(http.Handler) http.Handler) (*vista.Client, *vistasim.Server) {
+func bigVistaBehind(b *testing.B, clock *testkit.Clock, front func(http.Handler) http.Handler) (*vista.Client, *vistasim.Server) {
 	sim := vistasim.New(vistasim.Config{
 		Seed: 1, Clock: clock.Now,
 		Cinemas: 113, Films: 40, Screens: 14, ShowsPerDay: 5, Days: 14,
@@ -55,7 +56,7 @@ func bigVistaBehind(b *testing.B, clock *fakeClock, front func(http.Handler) htt
 // stands still): it runs in this process, and what it spends making pages
 // is a real Vista's, on its own machine, not the warmer's.
 func BenchmarkColdLoad(b *testing.B) {
-	clock := &fakeClock{now: clocktest.Start}
+	clock := testkit.NewClock(clocktest.Start)
 	client, _ := bigVistaBehind(b, clock, replayed)
 	ctx := context.Background()
 	// Every page made once, before the clock starts.
@@ -178,7 +179,7 @@ func BenchmarkSteadyReload(b *testing.B) {
 // warmBig returns a writer with ~100k sessions cached, on a clock that
 // stands still, so nothing changes between its reloads.
 func warmBig(b *testing.B) *Warmer {
-	clock := &fakeClock{now: clocktest.Start}
+	clock := testkit.NewClock(clocktest.Start)
 	client, _ := bigVista(b, clock)
 	rdb, prefix := MustRedis(b)
 	w, err := New(Config{Redis: rdb, Vista: client, Prefix: prefix, InstanceID: "bench", Clock: clock, LeaseTTL: time.Hour})
@@ -266,7 +267,7 @@ func (a *answerClock) CheckSeats(ctx context.Context, ids []string) ([]vista.Sea
 // runs it (Step), with a subscriber on the same host. Each op changes the
 // seats of a few near sessions and checks them.
 func BenchmarkAnswerToEvent(b *testing.B) {
-	clock := &fakeClock{now: clocktest.Start}
+	clock := testkit.NewClock(clocktest.Start)
 	sim := vistasim.New(vistasim.Config{Seed: 3, Clock: clock.Now, Cinemas: 6, Screens: 4, ShowsPerDay: 5, Days: 2})
 	srv := httptest.NewServer(sim)
 	b.Cleanup(srv.Close)
@@ -379,7 +380,7 @@ func cpuTime(b *testing.B) time.Duration {
 // the process's CPU less the time the simulated Vista (in the same
 // process) spent answering. One op is the ten minutes.
 func BenchmarkSteadyChecks(b *testing.B) {
-	clock := &fakeClock{now: clocktest.Start}
+	clock := testkit.NewClock(clocktest.Start)
 	sim := vistasim.New(vistasim.Config{Seed: 1, Clock: clock.Now, Cinemas: 113, Films: 40, Screens: 14, ShowsPerDay: 5, Days: 14})
 	th := &timedHandler{h: sim}
 	srv := httptest.NewServer(th)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vista-warmer/vista-warmer/internal/clocktest"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
@@ -60,7 +61,7 @@ func TestHangingListKeepsChecksOnTime(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	waitFor(t, "the first load", func() bool { ready, _ := w.Readiness(r.ctx); return ready })
+	testkit.Eventually(t, 10*time.Second, "the first load", func() bool { ready, _ := w.Readiness(r.ctx); return ready })
 
 	h.mu.Lock()
 	h.hang = true
@@ -79,7 +80,7 @@ func TestHangingListKeepsChecksOnTime(t *testing.T) {
 		seats := 90 - i
 		r.sim.SetSeats(s.ID, seats)
 		r.clock.Add(11 * time.Second)
-		waitFor(t, "a seat check while the list hangs", func() bool {
+		testkit.Eventually(t, 10*time.Second, "a seat check while the list hangs", func() bool {
 			return r.rdb.HGet(r.ctx, keys.Session(r.prefix, s.ID), "seats_available").Val() == strconv.Itoa(seats)
 		})
 	}
@@ -119,18 +120,6 @@ func TestOlderListKeepsNewerSeats(t *testing.T) {
 	}
 	if len(r.hash(keys.Sessions, other.ID)) != 0 {
 		t.Errorf("the older list brought %s back", other.ID)
-	}
-}
-
-// waitFor polls cond for up to ten seconds of real time.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
@@ -42,10 +43,10 @@ func TestEvictedCacheIsWholeOnceRedisHasRoom(t *testing.T) {
 				cancel()
 				<-done
 			})
-			waitFor(t, "the first full load", func() bool { return w.Ready(r.ctx) })
+			testkit.Eventually(t, 10*time.Second, "the first full load", func() bool { return w.Ready(r.ctx) })
 
 			for range tt.times {
-				waitFor(t, "the cache whole", func() bool { whole, _ := cacheWhole(t, r.rdb, r.prefix); return whole })
+				testkit.Eventually(t, 10*time.Second, "the cache whole", func() bool { whole, _ := cacheWhole(t, r.rdb, r.prefix); return whole })
 				mem, err := readMemory(r.ctx, r.rdb)
 				if err != nil {
 					t.Fatal(err)
@@ -170,7 +171,7 @@ func TestRefusedReloadGoesAgainOnceRedisTakesWrites(t *testing.T) {
 		cancel()
 		<-done
 	})
-	waitFor(t, "the first full load", func() bool { return w.Ready(r.ctx) })
+	testkit.Eventually(t, 10*time.Second, "the first full load", func() bool { return w.Ready(r.ctx) })
 
 	gone := r.upcoming(2*time.Hour, 48*time.Hour)
 	r.sim.Remove(gone.ID)

@@ -3,83 +3,24 @@ package warmer
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/clocktest"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
-// MustRedis connects to the Redis at REDIS_URL (default 127.0.0.1:6379) and
-// returns a prefix no other test uses. Every key under it is deleted when
-// the test ends; nothing else in that Redis is touched.
-func MustRedis(tb testing.TB) (*redis.Client, string) {
-	tb.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		tb.Fatalf("REDIS_URL: %v", err)
-	}
-	rdb := redis.NewClient(opt)
-	ctx := context.Background()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		tb.Fatalf("no Redis at %s (make test starts one): %v", opt.Addr, err)
-	}
-	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(tb.Name(), "_")
-	prefix := fmt.Sprintf("vwtest:%s:%08x", name, rand.Uint32())
-	tb.Cleanup(func() {
-		iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-		var doomed []string
-		for iter.Next(ctx) {
-			doomed = append(doomed, iter.Val())
-		}
-		for start := 0; start < len(doomed); start += 1000 {
-			rdb.Del(ctx, doomed[start:min(start+1000, len(doomed))]...)
-		}
-		rdb.Close()
-	})
-	return rdb, prefix
-}
-
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func (c *fakeClock) Add(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
-}
+// MustRedis is testkit.MustRedis: a prefix of the test's own on the shared
+// Redis, cleaned up after.
+var MustRedis = testkit.MustRedis
 
 // rig is one simulated Vista, one Redis prefix and a clock shared by both.
 type rig struct {
@@ -87,7 +28,7 @@ type rig struct {
 	ctx    context.Context
 	sim    *vistasim.Server
 	client *vista.Client
-	clock  *fakeClock
+	clock  *testkit.Clock
 	rdb    *redis.Client
 	prefix string
 
@@ -119,7 +60,7 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 		o.at = clocktest.Start
 	}
 	clocktest.Ahead(t, o.at)
-	clock := &fakeClock{now: o.at}
+	clock := testkit.NewClock(o.at)
 	simCfg := vistasim.Config{
 		Seed:        7,
 		Clock:       clock.Now,

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
@@ -57,7 +58,7 @@ type lateRig struct {
 
 func newLateRig(t *testing.T) *lateRig {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2031, 3, 14, 16, 0, 0, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2031, 3, 14, 16, 0, 0, 0, time.UTC))
 	r := newRigWith(t, rigOptions{sim: func(c *vistasim.Config) { c.Clock = clock.Now }})
 	r.clock = clock
 	s := r.upcoming(30*time.Minute, 48*time.Hour)

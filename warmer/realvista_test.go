@@ -16,6 +16,7 @@ import (
 
 	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/internal/realvista"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
@@ -131,7 +132,7 @@ func realWarmer(t *testing.T, then time.Time, sessions string) (r *rig, w *Warme
 		t.Fatal(err)
 	}
 	rdb, prefix := MustRedis(t)
-	clock := &fakeClock{now: then.AddDate(0, 0, days)}
+	clock := testkit.NewClock(then.AddDate(0, 0, days))
 	m = NewMetrics(nil)
 	w, err = New(Config{Redis: rdb, Vista: client, Prefix: prefix, InstanceID: "real", Clock: clock, Metrics: m})
 	if err != nil {

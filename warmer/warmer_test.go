@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/clocktest"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
@@ -669,7 +670,7 @@ func TestSameInstanceID(t *testing.T) {
 // of the test's clock, as one that hangs until its timeouts run out.
 type slowFailing struct {
 	Fetcher
-	clock *fakeClock
+	clock *testkit.Clock
 	took  time.Duration
 	calls int
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/warmer"
 )
 
@@ -89,7 +90,7 @@ func TestDeniedCommandWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	denied := len(logs.String())
-	eventually(t, 15*time.Second, "/healthz 503 naming HSET", func() bool {
+	testkit.Eventually(t, 15*time.Second, "/healthz 503 naming HSET", func() bool {
 		code, body := get(t, m, "/healthz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "command HSET")
 	})

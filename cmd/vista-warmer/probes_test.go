@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 )
 
 // While Redis hangs (every byte held, both ways, by a proxy), the probes
@@ -74,7 +75,7 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 	}
 
 	proxy.Heal()
-	eventually(t, 30*time.Second, "/healthz and /readyz 200 once redis answers", func() bool {
+	testkit.Eventually(t, 30*time.Second, "/healthz and /readyz 200 once redis answers", func() bool {
 		hc, _, _ := probe("/healthz")
 		rc, _, _ := probe("/readyz")
 		return hc == http.StatusOK && rc == http.StatusOK
@@ -107,7 +108,7 @@ func TestBecomingAReplicaIsSaidEverywhere(t *testing.T) {
 	if err := admin.Do(t.Context(), "REPLICAOF", "127.0.0.1", strconv.Itoa(other.Port)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "replica said by /healthz, /readyz and lease_held", func() bool {
+	testkit.Eventually(t, 10*time.Second, "replica said by /healthz, /readyz and lease_held", func() bool {
 		hc, hb := get(t, m, "/healthz")
 		rc, _ := get(t, m, "/readyz")
 		return hc == http.StatusServiceUnavailable && strings.Contains(hb, "replica") && rc == http.StatusServiceUnavailable && held() == "0"
@@ -115,7 +116,7 @@ func TestBecomingAReplicaIsSaidEverywhere(t *testing.T) {
 	if err := admin.Do(t.Context(), "REPLICAOF", "NO", "ONE").Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "writing again once master", func() bool {
+	testkit.Eventually(t, 30*time.Second, "writing again once master", func() bool {
 		hc, _ := get(t, m, "/healthz")
 		rc, _ := get(t, m, "/readyz")
 		return hc == http.StatusOK && rc == http.StatusOK && held() == "1"

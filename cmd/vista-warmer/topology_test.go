@@ -14,24 +14,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	rpkg "github.com/vista-warmer/vista-warmer/reader"
 )
 
 // The warmer on Redis as it is really run, each topology on real
 // redis-server processes started for the test.
-
-// eventually polls cond every 100 ms until it holds or within runs out.
-func eventually(tb testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
-	tb.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			tb.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return time.Since(start)
-}
 
 // metaOf reads P:meta of the prefix vista on a server.
 func metaOf(c *redis.Client) map[string]string {
@@ -60,21 +48,21 @@ func TestSentinelFailover(t *testing.T) {
 	r.Master.Stop()
 	replica := r.Replica.Client(t, nil)
 	ctx := context.Background()
-	took := eventually(t, 30*time.Second, "the replica promoted", func() bool {
+	took := testkit.Eventually(t, 30*time.Second, "the replica promoted", func() bool {
 		addr, err := r.MasterAddr(ctx)
 		return err == nil && addr == r.Replica.Addr()
 	})
 	t.Logf("failover done in %v", took)
 	promoted := time.Now()
 	beat := metaOf(replica)["heartbeat"]
-	took = eventually(t, 15*time.Second, "the warmer's heartbeat on the new master", func() bool {
+	took = testkit.Eventually(t, 15*time.Second, "the warmer's heartbeat on the new master", func() bool {
 		h := metaOf(replica)["heartbeat"]
 		return h != "" && h != beat
 	})
 	_ = took
 	t.Logf("heartbeat on the new master %v after the failover", time.Since(promoted))
 	seq0, _ := strconv.Atoi(metaOf(replica)["seq"])
-	eventually(t, 30*time.Second, "events on the new master (a full_reload every 3 s at least)", func() bool {
+	testkit.Eventually(t, 30*time.Second, "events on the new master (a full_reload every 3 s at least)", func() bool {
 		seq, _ := strconv.Atoi(metaOf(replica)["seq"])
 		return seq > seq0
 	})
@@ -83,7 +71,7 @@ func TestSentinelFailover(t *testing.T) {
 	if cs, err := rpkg.New(replica, "vista").Cinemas(ctx); err != nil || len(cs) == 0 {
 		t.Errorf("reader.Cinemas after the failover = %d, %v", len(cs), err)
 	}
-	eventually(t, 10*time.Second, "/healthz 200 on the new master", func() bool {
+	testkit.Eventually(t, 10*time.Second, "/healthz 200 on the new master", func() bool {
 		code, _ := get(t, m, "/healthz")
 		return code == http.StatusOK
 	})
@@ -134,7 +122,7 @@ func TestOutOfMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	rebuilds := strings.Count(logs.String(), "building the cache")
-	took := eventually(t, 15*time.Second, "/healthz 503 out of memory", func() bool {
+	took := testkit.Eventually(t, 15*time.Second, "/healthz 503 out of memory", func() bool {
 		code, body := get(t, m, "/healthz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "out of memory")
 	})
@@ -158,11 +146,11 @@ func TestOutOfMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	freed := time.Now()
-	eventually(t, 15*time.Second, "/healthz 200 after memory freed", func() bool {
+	testkit.Eventually(t, 15*time.Second, "/healthz 200 after memory freed", func() bool {
 		code, _ := get(t, m, "/healthz")
 		return code == http.StatusOK
 	})
-	eventually(t, 15*time.Second, "a heartbeat after memory freed", func() bool { return metaOf(rdb)["heartbeat"] != beat })
+	testkit.Eventually(t, 15*time.Second, "a heartbeat after memory freed", func() bool { return metaOf(rdb)["heartbeat"] != beat })
 	t.Logf("healthy and writing %v after memory freed; upstream %.2f/s before, %.2f/s while refused", time.Since(freed), pace, during)
 }
 
@@ -197,7 +185,7 @@ func TestCredentialsRefused(t *testing.T) {
 	admin = srv.Client(t, &redis.Options{Password: "second-secret"})
 	rotated := len(logs.String())
 	admin.ClientKillByFilter(ctx, "TYPE", "normal") // the warmer's connections, authenticated before
-	eventually(t, 15*time.Second, "/healthz 503 credentials refused", func() bool {
+	testkit.Eventually(t, 15*time.Second, "/healthz 503 credentials refused", func() bool {
 		code, body := get(t, m, "/healthz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "refuses the credentials")
 	})
@@ -233,7 +221,7 @@ func TestReplicaIsNotHealthy(t *testing.T) {
 	replica := redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.Port)}})
 	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://" + replica.Addr(), "--listen", "127.0.0.1:0",
 		"--lease-ttl", "2s"}, nil)
-	eventually(t, 10*time.Second, "/healthz 503 on a replica", func() bool {
+	testkit.Eventually(t, 10*time.Second, "/healthz 503 on a replica", func() bool {
 		code, body := get(t, m, "/healthz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "replica")
 	})
@@ -266,7 +254,7 @@ func TestTLS(t *testing.T) {
 	// Without the client certificate, Redis refuses the handshake: the
 	// warmer keeps trying and says so on /healthz.
 	m2, _ := MustStart(t, []string{"--demo", "--redis-url", url, "--listen", "127.0.0.1:0", "--redis-ca", certs.CA}, map[string]string{})
-	eventually(t, 10*time.Second, "/healthz 503 without a client certificate", func() bool {
+	testkit.Eventually(t, 10*time.Second, "/healthz 503 without a client certificate", func() bool {
 		code, body := get(t, m2, "/healthz")
 		return code == http.StatusServiceUnavailable && strings.HasPrefix(body, "TLS with redis fails")
 	})

@@ -1,0 +1,103 @@
+// Package testkit is what the project's tests share: a clock a test moves
+// by hand, Eventually for waiting on a condition instead of a fixed sleep,
+// and a prefix of its own on the shared Redis. The fixed instants a fake
+// clock starts at are in internal/clocktest.
+package testkit
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Clock is a clock a test moves by hand; the code under test reads it
+// through the Now method it was given.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a Clock at start.
+func NewClock(start time.Time) *Clock { return &Clock{now: start} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Set moves the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// Add moves the clock on by d and returns the new time.
+func (c *Clock) Add(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	return c.now
+}
+
+// Eventually polls cond until it holds and returns how long that took,
+// or fails the test once within has passed, saying what it waited for.
+// It polls often at first and then every 100 ms, so that a condition
+// that holds at once costs nothing and a long wait little CPU.
+func Eventually(tb testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	poll := time.Millisecond
+	for !cond() {
+		if time.Since(start) > within {
+			tb.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(poll)
+		poll = min(2*poll, 100*time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// MustRedis connects to the Redis at REDIS_URL (default 127.0.0.1:6379,
+// which make test starts when none answers) and returns a prefix no other
+// test uses. Every key under it is deleted when the test ends; nothing
+// else in that Redis is touched.
+func MustRedis(tb testing.TB) (*redis.Client, string) {
+	tb.Helper()
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		tb.Fatalf("REDIS_URL: %v", err)
+	}
+	rdb := redis.NewClient(opt)
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		tb.Fatalf("no Redis at %s (make test starts one): %v", opt.Addr, err)
+	}
+	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(tb.Name(), "_")
+	prefix := fmt.Sprintf("vwtest:%s:%08x", name, rand.Uint32())
+	tb.Cleanup(func() {
+		iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		var doomed []string
+		for iter.Next(ctx) {
+			doomed = append(doomed, iter.Val())
+		}
+		for start := 0; start < len(doomed); start += 1000 {
+			rdb.Del(ctx, doomed[start:min(start+1000, len(doomed))]...)
+		}
+		rdb.Close()
+	})
+	return rdb, prefix
+}
