@@ -82,7 +82,12 @@ type checker struct {
 	truths    []Truth               // by time
 	truth     map[string][]truthRun // per session, in time order
 	liveMemo  map[int]map[string]bool
-	firstLoad time.Time // the first snapshot that shows a full load of sessions; zero if none
+	liveN     map[int]int
+	obsMemo   map[bool]map[string][]obsRun
+	insts     map[string]bool // every warmer instance named
+	lostAt    []time.Time     // snapshots the nemesis marked Lost
+	firstLoad time.Time       // the first snapshot that shows a full load of sessions; zero if none
+	firstSnap time.Time       // the first snapshot
 }
 
 func newChecker(h *History) *checker {
@@ -115,12 +120,29 @@ func newChecker(h *History) *checker {
 	c.truths = slices.Clone(h.Truths)
 	slices.SortStableFunc(c.truths, func(a, b Truth) int { return a.At.Compare(b.At) })
 	c.truth = truthRuns(c.truths)
-	c.liveMemo = map[int]map[string]bool{}
+	c.liveMemo, c.liveN = map[int]map[string]bool{}, map[int]int{}
 
+	c.obsMemo = map[bool]map[string][]obsRun{}
 	for _, s := range h.Snapshots {
 		if s.Meta[keys.Loaded(keys.Sessions)] != "" && (c.firstLoad.IsZero() || s.At.Before(c.firstLoad)) {
 			c.firstLoad = s.At
 		}
+		if s.Lost {
+			c.lostAt = append(c.lostAt, s.At)
+		}
+		if c.firstSnap.IsZero() || s.At.Before(c.firstSnap) {
+			c.firstSnap = s.At
+		}
+	}
+	c.insts = map[string]bool{}
+	for _, p := range h.Probes {
+		c.insts[p.Instance] = true
+	}
+	for _, w := range h.Writes {
+		c.insts[w.Instance] = true
+	}
+	for _, p := range h.Processes {
+		c.insts[p.Instance] = true
 	}
 	return c
 }
@@ -181,9 +203,9 @@ func (c *checker) lossNear(t time.Time, after time.Duration) (string, bool) {
 			return f.Name, true
 		}
 	}
-	for _, s := range c.h.Snapshots {
-		if s.Lost && !t.Before(s.At.Add(-after)) && !t.After(s.At.Add(after)) {
-			return "a loss seen at " + s.At.Format("15:04:05"), true
+	for _, at := range c.lostAt {
+		if !t.Before(at.Add(-after)) && !t.After(at.Add(after)) {
+			return "a loss seen at " + at.Format("15:04:05"), true
 		}
 	}
 	return "", false
@@ -306,6 +328,22 @@ func (c *checker) live(i int) map[string]bool {
 	return m
 }
 
+// liveCount is len(liveSessions(c.truths[i])), once, without building
+// the set.
+func (c *checker) liveCount(i int) int {
+	if n, ok := c.liveN[i]; ok {
+		return n
+	}
+	t, n := c.truths[i], 0
+	for id := range t.Seats {
+		if isLive(t, id) {
+			n++
+		}
+	}
+	c.liveN[i] = n
+	return n
+}
+
 // liveSessions counts the sessions a Truth sample says a cache must hold
 // whatever the grace: listed, not cancelled, showtime still ahead. (A
 // session past its showtime may be cached or not, depending on
@@ -313,15 +351,20 @@ func (c *checker) live(i int) map[string]bool {
 func liveSessions(t Truth) map[string]bool {
 	out := map[string]bool{}
 	for id := range t.Seats {
-		if isCancelled(t.Status[id]) {
-			continue
+		if isLive(t, id) {
+			out[id] = true
 		}
-		if st, ok := t.Showtime[id]; ok && !st.IsZero() && !st.After(t.At) {
-			continue
-		}
-		out[id] = true
 	}
 	return out
+}
+
+// isLive reports whether a Truth sample says the cache must hold id.
+func isLive(t Truth, id string) bool {
+	if isCancelled(t.Status[id]) {
+		return false
+	}
+	st, ok := t.Showtime[id]
+	return !ok || st.IsZero() || st.After(t.At)
 }
 
 // seatsOf reads a hash's seats_available.

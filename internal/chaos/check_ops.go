@@ -61,19 +61,7 @@ func medianGap(ps []Probe) time.Duration {
 }
 
 // instances names every warmer instance the history mentions.
-func (c *checker) instances() map[string]bool {
-	out := map[string]bool{}
-	for _, p := range c.h.Probes {
-		out[p.Instance] = true
-	}
-	for _, w := range c.h.Writes {
-		out[w.Instance] = true
-	}
-	for _, p := range c.h.Processes {
-		out[p.Instance] = true
-	}
-	return out
-}
+func (c *checker) instances() map[string]bool { return c.insts }
 
 // holderAt names the instance holding P:lease at t, as last read before
 // it ("" when none or unknown). The lease's value is an instance id and a

@@ -66,7 +66,11 @@ type obsRun struct {
 // too (at arrival: an event is published with its write, so Redis showed
 // it by then).
 func (c *checker) observations(announced bool) map[string][]obsRun {
+	if out, ok := c.obsMemo[announced]; ok {
+		return out
+	}
 	out := map[string][]obsRun{}
+	c.obsMemo[announced] = out
 	snaps := slices.Clone(c.h.Snapshots)
 	slices.SortStableFunc(snaps, func(a, b Snapshot) int { return a.At.Compare(b.At) })
 	for _, s := range snaps {
@@ -139,12 +143,14 @@ func (c *checker) checkSeats() []Violation {
 		// as old as the last full reload that went through, and faults
 		// can hold reloads back for long; staleness is invariant 6's. A
 		// value first shown soon after Vista changed may be one between
-		// two samples.
+		// two samples. A value Redis held when the recording began may be
+		// older than Vista's first sample: the warmers load before the
+		// recorder starts.
 		if len(rs) > 0 {
 			invented := map[int]bool{}
 			for _, o := range os {
-				if invented[o.v] || o.first.Before(rs[0].first) {
-					continue // reported already, or before Vista was first asked
+				if invented[o.v] || o.first.Before(rs[0].first) || !o.first.After(c.firstSnap.Add(readSkew)) {
+					continue // reported already, or older than the recording
 				}
 				if heldSeats(rs, o.v, time.Time{}, o.first.Add(readSkew)) ||
 					changedNear(rs, o.first.Add(-answerAge-readSkew), o.first.Add(readSkew)) {
@@ -387,7 +393,7 @@ func (c *checker) checkDrop() []Violation {
 		// The truth counts only sessions still ahead of their showtime;
 		// Redis counts every cached one (some past their showtime, within
 		// the grace): the comparison errs toward the cache.
-		want := len(c.live(ti))
+		want := c.liveCount(ti)
 		got := len(cachedSessions(s))
 		if float64(got) >= (1-c.maxDrop)*float64(want) {
 			flush()

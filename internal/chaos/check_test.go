@@ -297,6 +297,9 @@ func TestCheck(t *testing.T) {
 			shrink(h, 200, 220)
 			h.Faults = append(h.Faults, Fault{Name: "redis-oom-allkeys-lru", Target: "redis", Start: sec(195), End: sec(205), LosesData: true})
 		}},
+		{name: "clean/a value older than the recording", lag: 3, break_: func(tb testing.TB, h *History) {
+			setSeats(snapshotAt(tb, h, 5), "s1", 101) // loaded before Vista's first sample
+		}},
 		{name: "clean/the truth itself went back", lag: 3, break_: func(tb testing.TB, h *History) {
 			// s3 shows 199 from 250 s to 260 s because Vista said so.
 			for _, tr := range h.Truths {
