@@ -294,10 +294,19 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 				return ctx.Err()
 			}
 			w.m.errors.WithLabelValues("check").Inc()
-			w.log.Warn("seat check failed; trying again at the sessions' next check", "sessions", len(a.ids), "err", a.err)
-			w.checksFailing.CompareAndSwap(nil, &checkFailure{since: w.cfg.Clock.Now(), err: excerpt(a.err.Error())})
+			if log, n := w.complaints.failed("check", time.Now()); log {
+				w.log.Warn("seat checks fail; the sessions are tried again at their next check (logged once a minute while it lasts)",
+					"requests", n, "sessions", len(a.ids), "err", a.err)
+			}
+			now := w.cfg.Clock.Now()
+			f := &checkFailure{since: now, last: now, err: excerpt(a.err.Error())}
+			if prev := w.checksFailing.Load(); prev != nil {
+				f.since = prev.since
+			}
+			w.checksFailing.Store(f)
 		} else {
 			w.checksFailing.Store(nil)
+			w.worksAgain("check")
 		}
 		// Nothing is dropped on a failed check: the sessions keep their
 		// data and are looked at again on their own schedule, which is
@@ -324,10 +333,12 @@ func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
 			old := cache[id]
 			switch {
 			case old == nil, old.asOf.time().After(a.asked):
-			case w.st.held[keys.Sessions] != nil:
+			case w.st.held[keys.Sessions] != nil && !w.st.held[keys.Sessions].checks:
 				// Vista's lists are in doubt (a drop is held back): a seat
 				// check that no longer finds a session is not believed
-				// either, until the drop is confirmed or dropped.
+				// either, until the drop is confirmed or dropped. (A drop
+				// held for seat checks' answers is judged answer by answer,
+				// below: one that finds sessions is believed.)
 				w.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime.time()))
 			case doubt:
 				// An answer that finds none of the sessions asked for is

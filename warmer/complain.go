@@ -71,17 +71,24 @@ type recovered struct {
 	failures int
 }
 
-// ok ends every run of failures, and returns those that were going on.
-func (c *complaints) ok(now time.Time) []recovered {
+// ok ends the runs of failures of the operations which says went
+// through, and returns those that were going on.
+func (c *complaints) ok(now time.Time, which func(op string) bool) []recovered {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.runs) == 0 {
-		return nil
-	}
-	out := make([]recovered, 0, len(c.runs))
+	var out []recovered
 	for op, r := range c.runs {
-		out = append(out, recovered{op: op, lasted: now.Sub(r.since), failures: r.total})
+		if which(op) {
+			out = append(out, recovered{op: op, lasted: now.Sub(r.since), failures: r.total})
+			delete(c.runs, op)
+		}
 	}
-	clear(c.runs)
 	return out
+}
+
+// worksAgain ends op's run of failures, if one was going on, and says so.
+func (w *Warmer) worksAgain(op string) {
+	for _, r := range w.complaints.ok(time.Now(), func(o string) bool { return o == op }) {
+		w.log.Info("works again", "op", r.op, "after", r.lasted.Round(time.Millisecond), "failures", r.failures)
+	}
 }

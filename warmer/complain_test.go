@@ -29,7 +29,8 @@ func TestComplaintsOnceAMinute(t *testing.T) {
 			t.Errorf("failed(%s) at +%v = %v, %d, want %v, %d", s.op, s.at, log, n, s.wantLog, s.wantN)
 		}
 	}
-	rec := c.ok(t0.Add(70 * time.Second))
+	all := func(string) bool { return true }
+	rec := c.ok(t0.Add(70*time.Second), all)
 	if len(rec) != 2 {
 		t.Fatalf("ok = %+v, want the two runs that ended", rec)
 	}
@@ -38,7 +39,7 @@ func TestComplaintsOnceAMinute(t *testing.T) {
 			t.Errorf("take_over's run = %+v, want 5 failures over 70s", r)
 		}
 	}
-	if rec := c.ok(t0.Add(71 * time.Second)); len(rec) != 0 {
+	if rec := c.ok(t0.Add(71*time.Second), all); len(rec) != 0 {
 		t.Errorf("ok again = %+v, want nothing: the runs were told", rec)
 	}
 	if log, _ := c.failed("take_over", t0.Add(72*time.Second)); !log {

@@ -31,12 +31,14 @@ func (w *Warmer) doubtful(a *ask) bool {
 	if len(a.gone) == 0 || len(a.seats) > 0 {
 		return false
 	}
-	recent := !w.st.doubtAt.IsZero() && a.asked.Sub(w.st.doubtAt) < doubtFor
-	if len(a.ids) > 1 || recent {
+	if len(a.ids) > 1 {
 		w.st.doubtAt = a.asked
 		return true
 	}
-	return false
+	// A lone session: doubted only within doubtFor of an answer about
+	// several, which alone keeps the doubt open; a session really gone,
+	// checked alone again and again, is removed once that has passed.
+	return !w.st.doubtAt.IsZero() && a.asked.Sub(w.st.doubtAt) < doubtFor
 }
 
 // doubt notes a session a suspect answer called gone, and checks it

@@ -85,3 +85,25 @@ func TestSeatCheckStillRemovesWhatVistaDropped(t *testing.T) {
 		t.Errorf("check_removals_total{gone} = %v, want at least 1", got)
 	}
 }
+
+// After a spell of empty answers, a session Vista really dropped and that
+// is checked alone is removed once the doubt has passed: the lone answers
+// do not keep the doubt open themselves.
+func TestLoneGoneSessionIsRemovedAfterTheDoubt(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a", func(c *Config) { c.CheckBatch = 1 }) // every check alone
+	r.step(w)
+	s := r.upcoming(2*time.Hour, 40*time.Hour)
+	r.clock.Set(s.Showtime.Add(-30 * time.Minute))
+	r.step(w)
+	// A batch of several that finds none: the doubt opens.
+	w.st.doubtAt = r.clock.Now()
+	r.sim.Remove(s.ID)
+	for range 60 { // 30 minutes, the session checked alone now and then
+		r.clock.Add(30 * time.Second)
+		r.step(w)
+	}
+	if r.rdb.Exists(r.ctx, keys.Session(r.prefix, s.ID)).Val() != 0 {
+		t.Errorf("session %s, dropped by Vista, is still cached 30 min after the doubt opened", s.ID)
+	}
+}

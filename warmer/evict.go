@@ -41,9 +41,10 @@ func (m memory) String() string {
 
 func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
 
-// readMemory reads INFO's memory and stats sections.
+// readMemory reads INFO's memory and stats sections, from a plain INFO:
+// Redis before 7 takes one section a call, and the default ones hold both.
 func readMemory(ctx context.Context, rdb redis.UniversalClient) (memory, error) {
-	info, err := rdb.Info(ctx, "memory", "stats").Result()
+	info, err := rdb.Info(ctx).Result()
 	if err != nil {
 		return memory{}, err
 	}
@@ -72,7 +73,8 @@ type eviction struct {
 	dirty  bool      // keys were evicted since the last sweep began
 	swept  time.Time // when the last sweep ran
 	mem    memory
-	said   bool // the evictions were logged
+	said   bool      // the evictions were logged
+	saidAt time.Time // when, last
 	// whole is used_memory when Redis last held the whole cache without
 	// evicting: what a rebuild needs room for.
 	whole int64
@@ -87,7 +89,8 @@ const (
 )
 
 // lookAtEvictions reads INFO every evictLook and notes whether Redis
-// evicted keys since the last look.
+// evicted keys since the last look: whose keys, the counter does not say
+// (Redis is shared), so it only calls for a look at the cache's own.
 func (w *Warmer) lookAtEvictions(ctx context.Context) {
 	ev := &w.evict
 	now := time.Now()
@@ -103,12 +106,6 @@ func (w *Warmer) lookAtEvictions(ctx context.Context) {
 	ev.mem = m
 	if ev.seen >= 0 && m.evicted > ev.seen {
 		ev.grew, ev.dirty = now, true
-		w.setEvicting(fmt.Sprintf("redis evicts keys (%s): the cache cannot be kept whole until it has room", m))
-		if !ev.said {
-			w.log.Warn("redis is evicting keys; what the cache loses is written again from memory once it has room",
-				"evicted", m.evicted-ev.seen, "used", mib(m.used), "maxmemory", mib(m.max), "policy", m.policy)
-			ev.said = true
-		}
 	}
 	if m.evicted == ev.seen && w.ready.Load() && w.evicting.Load() == nil {
 		ev.whole = m.used
@@ -130,16 +127,19 @@ func (w *Warmer) roomForCache() bool {
 	return m.room()
 }
 
-// evictingNow reports whether Redis evicted keys within the last sweep
-// period, or has no room for the cache.
-func (w *Warmer) evictingNow() bool {
-	ev := &w.evict
-	return time.Since(ev.grew) < evictSweep || !ev.mem.room()
+// headroom reports whether Redis has a tenth of its maxmemory free (or no
+// limit), whatever its policy: room for a reload's writes.
+func (w *Warmer) headroom() bool {
+	m := w.evict.mem
+	return m.max == 0 || m.used < m.max-m.max/10
 }
 
-// mendEvicted sweeps when keys were evicted since the last sweep: at
-// most every evictSweep while evictions go on, and once after. It
-// returns an error only for a sweep's write.
+// mendEvicted looks, after Redis evicted keys (anyone's), at whether the
+// cache lost any of its own, and writes back what it lost: at most every
+// evictSweep, or every evictSweepFull while Redis stays full (writing into
+// a full LRU Redis only evicts something else). /healthz says the cache
+// is being evicted from the first key found missing to a sweep that finds
+// none. It returns an error only for a sweep's write.
 func (w *Warmer) mendEvicted(ctx context.Context) error {
 	ev := &w.evict
 	now := time.Now()
@@ -147,39 +147,88 @@ func (w *Warmer) mendEvicted(ctx context.Context) error {
 		return nil
 	}
 	if !ev.dirty {
-		if w.evicting.Load() != nil && !w.evictingNow() {
-			w.stoppedEvicting()
+		if w.evicting.Load() != nil && w.ready.Load() && now.Sub(ev.grew) >= evictSweep {
+			w.stoppedEvicting() // rebuilt whole since, and nothing evicted
 		}
 		return nil
 	}
-	// While Redis is still full, a sweep only makes it evict other keys:
-	// one every evictSweepFull then, for an LRU Redis that stays at its
-	// limit; once it has room, one at once.
 	if now.Sub(ev.swept) < evictSweep || (!ev.mem.room() && now.Sub(ev.swept) < evictSweepFull) {
 		return nil
 	}
 	ev.swept, ev.dirty = now, false
+	if w.evicting.Load() == nil {
+		// Most evictions in a shared Redis are of other keys: a sample
+		// of the cache's tells, before a look at every key.
+		lost, err := w.sampleLost(ctx)
+		if err != nil || !lost {
+			return nil
+		}
+	}
 	n, err := w.sweep(ctx)
 	if err != nil {
 		ev.dirty = true
 		return err
 	}
-	if n > 0 {
-		w.log.Warn("keys of the cache were evicted; written again from memory", "keys", n)
+	if n == 0 {
+		if w.evicting.Load() != nil {
+			w.stoppedEvicting()
+		}
+		return nil
 	}
-	if !w.evictingNow() {
-		w.stoppedEvicting()
-	} else {
-		ev.dirty = true // sweep again once it stops
+	w.setEvicting(fmt.Sprintf("redis evicted %d keys of the cache (%s); written again from memory", n, ev.mem))
+	if now.Sub(ev.saidAt) >= complainEvery {
+		ev.saidAt, ev.said = now, true
+		w.log.Warn("redis evicted keys of the cache; written again from memory (logged once a minute while it goes on)",
+			"keys", n, "used", mib(ev.mem.used), "maxmemory", mib(ev.mem.max), "policy", ev.mem.policy)
 	}
+	ev.dirty = true // look again: what was written back may go too
 	return nil
 }
+
+// sampleLost reports whether P:meta, an index, or one of a sample of the
+// cache's entities is missing from Redis.
+func (w *Warmer) sampleLost(ctx context.Context) (bool, error) {
+	p := w.cfg.Prefix
+	ks := []string{keys.Meta(p)}
+	for _, k := range keys.Kinds {
+		if len(w.st.cache[k]) > 0 {
+			ks = append(ks, keys.Index(p, k))
+		}
+		n := 0
+		for id, r := range w.st.cache[k] { // map order: a sample that differs each time
+			if n == evictSample {
+				break
+			}
+			if !r.missing && !r.unsafe {
+				ks = append(ks, keys.Entity(p, k, id))
+				n++
+			}
+		}
+	}
+	pipe := w.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(ks))
+	for i, key := range ks {
+		cmds[i] = pipe.Exists(ctx, key)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, err
+	}
+	for _, c := range cmds {
+		if c.Val() == 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// evictSample is how many entities of each kind sampleLost looks at.
+const evictSample = 100
 
 // stoppedEvicting clears /healthz's reason and says so once.
 func (w *Warmer) stoppedEvicting() {
 	w.setEvicting("")
 	if w.evict.said {
-		w.log.Info("redis has room again and stopped evicting; the cache is kept whole")
+		w.log.Info("the cache is whole again; redis no longer evicts its keys")
 		w.evict.said = false
 	}
 }

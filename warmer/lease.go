@@ -292,7 +292,13 @@ func fenceError(err error) error {
 	case strings.HasPrefix(msg, "VWFENCE seq"):
 		return errStale
 	}
-	if code, why := refusal(err); code != "" {
+	code, why := refusal(err)
+	switch {
+	case code == "acl" && strings.Contains(err.Error(), "script"):
+		// A command inside the script was denied: the script ran on past
+		// it, as MULTI/EXEC would, so something was written.
+		return fmt.Errorf("%w: %w", errWrite, err)
+	case code != "":
 		return &RefusedError{Why: why, Err: err}
 	}
 	return fmt.Errorf("%w: %w", errWrite, err)
@@ -324,7 +330,8 @@ func refusal(err error) (code, why string) {
 	msg := rerr.Error()
 	first, _, _ := strings.Cut(msg, " ")
 	switch {
-	case first == "NOPERM", strings.Contains(msg, "can't run this command"):
+	case first == "NOPERM", strings.Contains(msg, "can't run this command"),
+		strings.Contains(msg, "ACL failure in script"), strings.Contains(msg, "no permissions to run"):
 		return "acl", (&DeniedError{Command: deniedCommand(err), Err: err}).Error()
 	case first == "ERR" && strings.Contains(msg, "unknown command"):
 		return "unknown_command", "redis does not know a command the warmer sends (" + excerpt(msg) + "): " +

@@ -84,10 +84,21 @@ func (e *DeniedError) Unwrap() error { return e.Err }
 // the prefix, and returns a *DeniedError naming the first one Redis's
 // ACLs deny the user. It writes nothing that stays: the scratch keys are
 // deleted, and a message goes to P:preflight, a channel outside P:events:*.
+//
+// It takes 10 s at most, and gives up at once when Redis does not answer
+// (the warmer's own paths wait that out): it is no reason not to start.
 func Preflight(ctx context.Context, rdb redis.UniversalClient, prefix string, sharded bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	scratch := prefix + ":preflight:" + newEpoch()
+	var silent bool // Redis did not answer: try nothing more
 	denied := func(cmd string, err error) error {
 		if err == nil {
+			return nil
+		}
+		var rerr redis.Error
+		if !errors.As(err, &rerr) {
+			silent = true
 			return nil
 		}
 		if code, _ := refusal(err); code == "acl" {
@@ -121,6 +132,9 @@ func Preflight(ctx context.Context, rdb redis.UniversalClient, prefix string, sh
 	for _, c := range checks {
 		if err := denied(c.cmd, c.run()); err != nil {
 			return withCategories(ctx, rdb, err)
+		}
+		if silent {
+			return nil
 		}
 	}
 	sp := "0"
@@ -186,6 +200,9 @@ type denial struct {
 // tried only now and then.
 const deniedFor = time.Minute
 
+// deniedRetry is how often Step tries its work while a command is denied.
+const deniedRetry = 30 * time.Second
+
 // noteDenied records err when it is an ACL denial, logs it once a
 // minute, and reports whether it was one. A denial inside a script does
 // not say which command it was: Preflight finds out, once a minute.
@@ -203,17 +220,19 @@ func (w *Warmer) noteDenied(op string, err error) bool {
 	name := de.Command == "" && now.Sub(d.named) >= complainEvery
 	if name {
 		d.named = now
+		// Beside the caller, which may be the lease keeper: a preflight
+		// is a few round trips, and the lease must not wait on them.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var named *DeniedError
+			if errors.As(Preflight(ctx, w.rdb, w.cfg.Prefix, w.cfg.ShardedEvents), &named) {
+				d.mu.Lock()
+				d.why, d.at = named.Error(), time.Now()
+				d.mu.Unlock()
+			}
+		}()
 	}
-	d.mu.Unlock()
-	if name {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		var named *DeniedError
-		if errors.As(Preflight(ctx, w.rdb, w.cfg.Prefix, w.cfg.ShardedEvents), &named) {
-			de = named
-		}
-		cancel()
-	}
-	d.mu.Lock()
 	if de.Command != "" || d.why == "" || now.Sub(d.at) > deniedFor {
 		d.why = de.Error()
 	}

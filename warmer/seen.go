@@ -15,11 +15,13 @@ type seen struct {
 
 	answered time.Time // real time Redis last answered the keeper (a reply or an error reply)
 	asking   time.Time // real time the keeper's round trip in flight began; zero: none
+	unheard  time.Time // real time the first of the keeper's unanswered tries began; zero: the last was answered
 	replica  bool      // ROLE said so, on a plain connection
 	kept     time.Time // real time of the writer's last write or heartbeat that went through
 
 	metaAt    time.Time // real time P:meta was last read
-	heartbeat time.Time // P:meta's heartbeat then (the warmer's clock); zero: none
+	heartbeat time.Time // P:meta's heartbeat then (the writer's clock); zero: none
+	beatMoved time.Time // real time the heartbeat was last seen to change: a standby judges by its own clock
 	loaded    map[keys.Kind]string
 }
 
@@ -28,26 +30,30 @@ type seen struct {
 func (s *seen) ask() func(answered bool) {
 	s.mu.Lock()
 	s.asking = time.Now()
+	if s.unheard.IsZero() {
+		s.unheard = s.asking
+	}
 	s.mu.Unlock()
 	return func(answered bool) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.asking = time.Time{}
 		if answered {
-			s.answered = time.Now()
+			s.answered, s.unheard = time.Now(), time.Time{}
 		}
 	}
 }
 
-// silence is how long Redis has kept the keeper waiting: for the round
-// trip in flight, or since its last answer; zero when it answers.
+// silence is how long Redis has kept the keeper waiting: since the first
+// of its tries that got no answer, the one in flight included; zero once
+// Redis answers.
 func (s *seen) silence(now time.Time) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.asking.IsZero() {
-		return now.Sub(s.asking)
+	if s.unheard.IsZero() {
+		return 0
 	}
-	return 0
+	return now.Sub(s.unheard)
 }
 
 func (s *seen) setReplica(v bool) {
@@ -84,7 +90,19 @@ func (s *seen) keptAgo(now time.Time) time.Duration {
 func (s *seen) setMeta(heartbeat time.Time, loaded map[keys.Kind]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.metaAt, s.heartbeat, s.loaded = time.Now(), heartbeat, loaded
+	now := time.Now()
+	if !heartbeat.Equal(s.heartbeat) || s.beatMoved.IsZero() {
+		s.beatMoved = now
+	}
+	s.metaAt, s.heartbeat, s.loaded = now, heartbeat, loaded
+}
+
+// beatStill is how long, by this process's clock, P:meta's heartbeat has
+// not changed.
+func (s *seen) beatStill(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return now.Sub(s.beatMoved)
 }
 
 // meta returns P:meta as last read, and when it was read.

@@ -135,8 +135,10 @@ type Warmer struct {
 	leaseTrouble, writeTrouble trouble
 	// complaints keeps Run's log of failed steps to a line a minute.
 	complaints complaints
-	// denied is the last command Redis's ACLs denied, for /healthz.
-	denied denial
+	// denied is the last command Redis's ACLs denied, for /healthz;
+	// deniedTry when Step last tried while one was (Step's own).
+	denied    denial
+	deniedTry time.Time
 	// evict watches Redis's evictions (evict.go); Step owns it. evicting
 	// says why, for /healthz, while Redis evicts the cache's keys.
 	evict    eviction
@@ -339,8 +341,12 @@ func (w *Warmer) Readiness(context.Context) (ready bool, reason string) {
 		if r := w.heldReason.Load(); r != nil {
 			return false, *r
 		}
-		if f := w.checksFailing.Load(); f != nil && w.cfg.Clock.Now().Sub(f.since) > w.checksFailingFor() {
-			return false, fmt.Sprintf("seat checks have failed for %s: %s", w.cfg.Clock.Now().Sub(f.since).Round(time.Second), f.err)
+		// Every check has failed for a while, and one failed lately: a
+		// failure long ago that no check followed (none was due) is not
+		// news of the seats now.
+		if f, now := w.checksFailing.Load(), w.cfg.Clock.Now(); f != nil && now.Sub(f.since) > w.checksFailingFor() &&
+			now.Sub(f.last) <= w.checksFailingFor() {
+			return false, fmt.Sprintf("seat checks have failed for %s: %s", now.Sub(f.since).Round(time.Second), f.err)
 		}
 		return true, ""
 	}
@@ -353,8 +359,10 @@ func (w *Warmer) Readiness(context.Context) (ready bool, reason string) {
 	case beat.IsZero():
 		return false, "no writer's heartbeat in P:meta"
 	}
-	if age := w.cfg.Clock.Now().Sub(beat); age > w.keptWithin() {
-		return false, fmt.Sprintf("no writer keeps the cache: its heartbeat is %s old", age.Round(time.Second))
+	// By this process's clock, not the writer's stamp: two hosts' clocks
+	// may disagree by more than a lease TTL.
+	if still := w.seen.beatStill(now); still > w.keptWithin() {
+		return false, fmt.Sprintf("no writer keeps the cache: its heartbeat has not moved for %s", still.Round(time.Second))
 	}
 	return true, ""
 }
@@ -405,7 +413,9 @@ func (w *Warmer) stepped(ctx context.Context, err error) {
 	switch {
 	case ctx.Err() != nil:
 	case err == nil:
-		for _, r := range w.complaints.ok(now) {
+		// A step that went through ends the runs of what every step does;
+		// a reload's and the checks' end when one of them goes through.
+		for _, r := range w.complaints.ok(now, func(op string) bool { return !strings.HasPrefix(op, "reload_") && op != "check" }) {
 			w.log.Info("works again", "op", r.op, "after", r.lasted.Round(time.Millisecond), "failures", r.failures)
 		}
 	case redisTrouble(err):
@@ -617,6 +627,15 @@ func (w *Warmer) Step(ctx context.Context) error {
 		}
 		return nil
 	}
+	if now := time.Now(); w.deniedNow(now) != "" {
+		// Redis's ACLs deny a command the writer needs: every step would
+		// fail the same way, some after reading the whole cache. Once in
+		// deniedRetry, until the operator grants it.
+		if now.Sub(w.deniedTry) < deniedRetry {
+			return nil
+		}
+		w.deniedTry = now
+	}
 	w.lookAtEvictions(ctx)
 	lost := w.lost.Swap(nil)
 	rebuild := lost != nil && w.st != nil && *lost == w.st.epoch
@@ -668,7 +687,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 	if w.st == nil {
 		return nil // a write found the lease or the cache moved
 	}
-	if len(w.st.awaitWrites) > 0 && !w.writeTrouble.failing() {
+	if len(w.st.awaitWrites) > 0 && !w.writeTrouble.failing() && w.headroom() {
 		for k := range w.st.awaitWrites {
 			w.log.Info("redis takes the writes again; reloading what it refused", "kind", k)
 			w.st.nextReload[k] = now
@@ -878,8 +897,9 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		st.nextReload[k] = minTime(failedAt.Add(reloadRetry(st.failures[k])), w.schedules[k].Next(failedAt))
 		if errors.As(err, new(*RefusedError)) {
 			// Redis refused the writes (out of memory, read-only): the
-			// reload goes again as soon as a write goes through, not at
-			// the next retry or cron.
+			// reload goes again as soon as a write goes through and Redis
+			// has a tenth of its memory free, not at the next retry or
+			// cron; a Redis that hovers at its limit waits the retry out.
 			st.awaitWrites[k] = true
 		}
 		return w.failed("reload_"+string(k), err)
@@ -927,6 +947,7 @@ func (w *Warmer) reloaded(k keys.Kind, now time.Time) {
 		next = minTime(next, maxTime(now, h.at.Add(ConfirmDropAfter)))
 	}
 	w.st.nextReload[k] = next
+	w.worksAgain("reload_" + string(k))
 	if w.cfg.AfterReload != nil {
 		w.cfg.AfterReload(k)
 	}
@@ -975,10 +996,11 @@ func (w *Warmer) failed(op string, err error) error {
 	return &opError{op: op, err: err}
 }
 
-// checkFailure is the first of a run of failed seat checks.
+// checkFailure is a run of failed seat checks: the first, the last, and
+// what the last said.
 type checkFailure struct {
-	since time.Time
-	err   string
+	since, last time.Time
+	err         string
 }
 
 // checksFailingFor is how long seat checks may all fail before /readyz
@@ -1060,7 +1082,8 @@ func (w *Warmer) dropState() {
 	}
 	w.epochSeen.Store(nil)
 	w.ready.Store(false)
-	w.m.setTiers(nil) // a standby holds no sessions
+	w.checksFailing.Store(nil) // of a term as writer that is over
+	w.m.setTiers(nil)          // a standby holds no sessions
 }
 
 // takeOver reads the cache before writing a thing. A cache of our schema is

@@ -41,7 +41,7 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 	held := time.Now()
 	slow, answers := 0, 0
 	var healthDown, readyDown time.Duration
-	var readyLate []string
+	var readyLate, flaps []string
 	for time.Since(held) < 3*ttl {
 		for _, path := range []string{"/healthz", "/readyz"} {
 			code, body, took := probe(path)
@@ -60,6 +60,8 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 				t.Logf("/readyz 503 %v after redis hung: %s", at.Round(100*time.Millisecond), strings.TrimSpace(body))
 			case path == "/readyz" && code == http.StatusOK && at > 2*ttl:
 				readyLate = append(readyLate, at.Round(100*time.Millisecond).String())
+			case path == "/healthz" && code == http.StatusOK && healthDown > 0:
+				flaps = append(flaps, at.Round(100*time.Millisecond).String())
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -69,6 +71,9 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 	}
 	if healthDown == 0 {
 		t.Errorf("/healthz never said 503 in %v of redis hanging", 3*ttl)
+	}
+	if len(flaps) > 0 {
+		t.Errorf("/healthz said 200 again at %v while redis still hung (503 first at %v)", flaps, healthDown)
 	}
 	if readyDown == 0 || len(readyLate) > 0 {
 		t.Errorf("/readyz said ready at %v after redis hung, over twice the lease TTL without a write (first 503 at %v)", readyLate, readyDown)

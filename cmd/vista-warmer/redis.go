@@ -24,11 +24,11 @@ func openRedis(ctx context.Context, opts *redis.Options, prefix string, log *slo
 	rdb := redis.NewClient(opts)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	info, err := rdb.Info(ctx, "server", "cluster").Result()
+	info, err := rdb.Info(ctx).Result() // the default sections: server and cluster among them, on every version
 	var rerr redis.Error
 	switch {
 	case errors.As(err, &rerr) && strings.HasPrefix(err.Error(), "ERR"):
-		// The server answered but knows no such section: not a cluster.
+		// The server answered, but not to INFO: not a Redis that is a cluster.
 		return rdb, nil
 	case errors.As(err, &rerr):
 		if code, _ := warmer.Refusal(err); code != "auth" && code != "acl" { // checkCredentials says those

@@ -440,9 +440,9 @@ func TestEvictionConverges(t *testing.T) {
 	if during > 3*pace+0.5 {
 		t.Errorf("upstream requests under eviction: %.2f/s, against %.2f/s before", during, pace)
 	}
-	if got := metaOf(rdb)["epoch"]; got == "" {
-		t.Errorf("no P:meta after 30 s of eviction (epoch was %s)", epoch)
-	}
+	// Still squeezed, it converges: P:meta is there, or comes back within
+	// the minute a rebuild waits for room at most.
+	testkit.Eventually(t, 70*time.Second, "P:meta under eviction (epoch was "+epoch+")", func() bool { return metaOf(rdb)["epoch"] != "" })
 	t.Logf("under eviction: upstream %.2f/s (before %.2f/s), epoch %s → %s", during, pace, epoch, metaOf(rdb)["epoch"])
 }
 

@@ -2,7 +2,9 @@
 local denied = {}
 local function try(name, ...)
 	local r = redis.pcall(name, ...)
-	if type(r) == 'table' and r.err and (string.find(r.err, "can't run this command", 1, true) or string.find(r.err, 'NOPERM', 1, true)) then
+	-- Redis 7.0 says "can't run this command"; 7.2 and later "no
+	-- permissions to run"; a denied key or channel is not a command's.
+	if type(r) == 'table' and r.err and (string.find(r.err, "can't run this command", 1, true) or string.find(r.err, 'no permissions to run', 1, true)) then
 		table.insert(denied, name)
 	end
 end
