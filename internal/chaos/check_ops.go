@@ -185,8 +185,8 @@ func (c *checker) checkHealth() []Violation {
 			}
 			if n > 0 && !said {
 				vs = append(vs, Violation{Invariant: invHealth, At: owed, What: fmt.Sprintf(
-					"%s stopped %s's writes for %v; its /healthz answered 200 all %v after the start (%d probes), owed 503 within the lease TTL %v",
-					f.Name, inst, f.End.Sub(f.Start).Round(100*time.Millisecond), owed.Sub(f.Start).Round(100*time.Millisecond), n, c.leaseTTL)})
+					"%s (%v) left %s unable to write; its /healthz answered 200 for the first %v (%d probes), 503 owed within the lease TTL (%v)",
+					f.Name, f.End.Sub(f.Start).Round(100*time.Millisecond), inst, owed.Sub(f.Start).Round(100*time.Millisecond), n, c.leaseTTL)})
 			}
 		}
 

@@ -312,6 +312,33 @@ func TestCheck(t *testing.T) {
 			}
 		}},
 
+		{name: "clean/a Redis stall too short to owe a 503", lag: 3, break_: func(tb testing.TB, h *History) {
+			h.Faults = append(h.Faults, Fault{Name: "redis-debug-sleep", Target: "redis", Start: sec(200), End: sec(206)})
+		}},
+		{name: "clean/a partitioned standby says 503", lag: 3, break_: func(tb testing.TB, h *History) {
+			h.Faults = append(h.Faults, Fault{Name: "partition-standby", Target: "standby", Start: sec(200), End: sec(225)})
+			probeCodes(h, "standby", "/healthz", 209, 226, 503)
+		}},
+		{name: "clean/a clean hand-over", lag: 3, break_: func(tb testing.TB, h *History) {
+			n := int64(0)
+			for i := range h.Writes {
+				w := &h.Writes[i]
+				switch {
+				case w.At.Before(sec(200)):
+				case w.Instance == "writer":
+					w.Held, w.Written = false, h.Writes[i-2].Written
+				default:
+					n += 3
+					w.Held, w.Written = true, n
+				}
+			}
+			for i := range h.Leases {
+				if !h.Leases[i].At.Before(sec(200)) {
+					h.Leases[i].Holder = "chaos-standby 77aa"
+				}
+			}
+		}},
+
 		{name: "1/a seq never arrived", lag: 3, want: invStream, break_: func(tb testing.TB, h *History) {
 			e := entryOf(tb, h, "stream", 10)
 			h.Entries = slices.DeleteFunc(h.Entries, func(x Entry) bool { return x.StreamID == e.StreamID })
@@ -379,11 +406,7 @@ func TestCheck(t *testing.T) {
 			}
 		}},
 		{name: "7/healthz not 200 after the heal", lag: 3, want: invHealth, break_: func(tb testing.TB, h *History) {
-			for i, p := range h.Probes {
-				if p.Instance == "writer" && p.Path == "/healthz" && p.At.After(sec(synthPauseTo)) && p.At.Before(sec(200)) {
-					h.Probes[i].Code = 503
-				}
-			}
+			probeCodes(h, "writer", "/healthz", synthPauseTo, 200, 503)
 		}},
 		{name: "7/readyz 200 with an old heartbeat", lag: 3, want: invHealth, break_: func(tb testing.TB, h *History) {
 			for i := range h.Snapshots {
@@ -392,6 +415,10 @@ func TestCheck(t *testing.T) {
 					s.Meta["heartbeat"] = sec(197).Format(time.RFC3339)
 				}
 			}
+		}},
+
+		{name: "7/a partitioned standby says 200", lag: 3, want: invHealth, break_: func(tb testing.TB, h *History) {
+			h.Faults = append(h.Faults, Fault{Name: "partition-standby", Target: "standby", Start: sec(200), End: sec(225)})
 		}},
 
 		{name: "8/two processes write at once", lag: 3, want: invFence, break_: func(tb testing.TB, h *History) {
@@ -465,6 +492,15 @@ func newEpoch(h *History, t float64) {
 		out = append(out, e)
 	}
 	h.Entries = out
+}
+
+// probeCodes sets the code of inst's answers on path within [from, to) s.
+func probeCodes(h *History, inst, path string, from, to float64, code int) {
+	for i, p := range h.Probes {
+		if p.Instance == inst && p.Path == path && !p.At.Before(sec(from)) && p.At.Before(sec(to)) {
+			h.Probes[i].Code = code
+		}
+	}
 }
 
 // shrink leaves the snapshots within [from, to] s holding session s1
