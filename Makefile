@@ -3,8 +3,11 @@ GO      ?= go
 BIN     ?= bin/vista-warmer
 ARGS    ?=
 FUZZTIME ?= 60s
+DURATION ?= 2m
+SEED     ?= 1
+TOPOLOGY ?= both
 
-.PHONY: all help build run demo test lint bench bench-memory bench-freshness fuzz clean
+.PHONY: all help build run demo test lint bench bench-memory bench-freshness fuzz chaos chaos-bugs clean
 
 all: lint test build
 
@@ -60,6 +63,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFilms$$' -fuzztime $(FUZZTIME) ./vista/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCinemas$$' -fuzztime $(FUZZTIME) ./vista/
 	$(GO) test -run '^$$' -fuzz '^FuzzScanners$$' -fuzztime $(FUZZTIME) ./vista/
+
+## chaos: the robustness suite: random faults drawn from SEED for DURATION (default 2m, SEED 1), then the history checked against the invariants; TOPOLOGY single, sentinel or both; needs redis-server
+chaos:
+	CHAOS_DURATION=$(DURATION) CHAOS_SEED=$(SEED) CHAOS_TOPOLOGY=$(TOPOLOGY) $(GO) test -count=1 -timeout 0 -run '^TestChaos$$' -v ./internal/chaos
+
+## chaos-bugs: the suite's checker must fail: each warmer made wrong on purpose (-tags chaosbug) is caught by its invariant; about 3 minutes
+chaos-bugs:
+	CHAOS_BUGS=1 $(GO) test -count=1 -timeout 0 -run '^TestWrongWarmersAreCaught$$' -v ./internal/chaos
 
 clean:
 	rm -rf bin

@@ -21,8 +21,9 @@
 //	/control/restore?id=ID             a session as the schedule has it
 //	/control/move?id=ID&showtime=T     a session moved to T (RFC 3339)
 //	/control/hostile?on=true|false     Sessions answers carry, besides
-//	    their rows, a copy of their first row and, on the last page, rows
-//	    whose ids no key may hold (empty, too long, ':', '{', '}', spaces)
+//	    their rows, a copy of their first row and, on the last page of a
+//	    list (not a seat check), rows whose ids no key may hold (empty,
+//	    too long, ':', '{', '}', spaces, control characters)
 //	GET /control/sessions              every listed session, as JSON lines:
 //	    id, cinema_id, seats_available, status, showtime (the truth)
 //	GET /control/requests              requests by endpoint, as JSON
@@ -197,8 +198,8 @@ func control(mux *http.ServeMux, sim *vistasim.Server, log *slog.Logger) {
 
 // hostile adds rows to the Sessions answers of next while on: a copy of
 // each page's first row (a duplicate, which Vista sends now and then) and,
-// on the last page, rows whose ids the contract says no key may hold. A
-// warmer must refuse those alone and keep the rest of the list.
+// on the last page of a list, rows whose ids the contract says no key may
+// hold. A warmer must refuse those alone and keep the rest of the list.
 type hostile struct {
 	next http.Handler
 	on   atomic.Bool
@@ -223,7 +224,10 @@ func (h *hostile) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows = append(rows, rows[0])
-	if page["odata.nextLink"] == nil && page["__next"] == nil {
+	// Seat checks ($filter by id) get the duplicate only: Vista answers
+	// them with the ids asked for, which the warmer took from rows it
+	// accepted.
+	if page["odata.nextLink"] == nil && page["__next"] == nil && !r.URL.Query().Has("$filter") {
 		var first map[string]json.RawMessage
 		json.Unmarshal(rows[0], &first)
 		for _, id := range hostileIDs {
