@@ -39,7 +39,10 @@ func (t *trouble) failed(err error, now time.Time) (why string, log bool, lasted
 	defer t.mu.Unlock()
 	_, why, refused := describe(err)
 	if t.since.IsZero() {
-		t.since, t.logged = now, time.Time{}
+		// A new run; logged at once unless the last was logged less
+		// than a minute ago (Redis at its limit takes a write, refuses
+		// the next: one line a minute, not one a flip).
+		t.since = now
 	}
 	t.why, t.refused = why, refused
 	if !t.logged.IsZero() && now.Sub(t.logged) < complainEvery {
@@ -50,6 +53,9 @@ func (t *trouble) failed(err error, now time.Time) (why string, log bool, lasted
 }
 
 // ok ends a run of failures, and returns how long it lasted (0: none).
+//
+// It reports 0 too for a run none of whose failures was logged: its end
+// is not news either.
 func (t *trouble) ok(now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -57,7 +63,11 @@ func (t *trouble) ok(now time.Time) time.Duration {
 		return 0
 	}
 	d := now.Sub(t.since)
+	told := !t.logged.Before(t.since)
 	t.since, t.why, t.refused = time.Time{}, "", false
+	if !told {
+		return 0
+	}
 	return max(d, time.Nanosecond)
 }
 
@@ -133,7 +143,6 @@ func (w *Warmer) noteWrite(err error) { w.note(&w.writeTrouble, "writes", err) }
 
 func (w *Warmer) note(t *trouble, what string, err error) {
 	now := time.Now()
-	defer w.syncHeld()
 	if err == nil {
 		if d := t.ok(now); d > 0 {
 			w.log.Info("redis takes the "+what+" again", "after", d.Round(time.Millisecond))

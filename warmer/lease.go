@@ -332,7 +332,7 @@ func refusal(err error) (code, why string) {
 	switch {
 	case first == "NOPERM", strings.Contains(msg, "can't run this command"),
 		strings.Contains(msg, "ACL failure in script"), strings.Contains(msg, "no permissions to run"):
-		return "acl", (&DeniedError{Command: deniedCommand(err), Err: err}).Error()
+		return "acl", (&DeniedError{Command: deniedCommand(rerr), Err: rerr}).Error()
 	case first == "ERR" && strings.Contains(msg, "unknown command"):
 		return "unknown_command", "redis does not know a command the warmer sends (" + excerpt(msg) + "): " +
 			"is --redis-url a Sentinel's port? give redis-sentinel://host:port/MASTER instead"
@@ -344,6 +344,12 @@ func refusal(err error) (code, why string) {
 		return "readonly", "redis is read-only (a replica)"
 	case "NOAUTH", "WRONGPASS":
 		return "auth", "redis refuses the credentials"
+	case "ERR":
+		if strings.Contains(msg, "unauthenticated") {
+			// What Redis answers a pipeline whose first command NOAUTH
+			// refused.
+			return "auth", "redis refuses the credentials"
+		}
 	case "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN", "TRYAGAIN", "MISCONF":
 		return "not_serving", "redis is not serving writes (" + first + ")"
 	}

@@ -2,6 +2,7 @@ package warmer
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +20,7 @@ type Metrics struct {
 	events      *prometheus.CounterVec
 	tiers       *prometheus.GaugeVec
 	lastReload  *prometheus.GaugeVec
-	leaseHeld   prometheus.Gauge
+	leaseHeld   *heldGauge
 	errors      *prometheus.CounterVec
 	badRows     *prometheus.CounterVec
 	duplicates  *prometheus.CounterVec
@@ -97,10 +98,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vista_warmer_last_reload_timestamp_seconds",
 			Help: "Unix time of the last successful full reload, by kind.",
 		}, []string{"kind"}),
-		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "vista_warmer_lease_held",
-			Help: "1 while this instance holds the lease and writes, 0 on standby.",
-		}),
+		leaseHeld: newHeldGauge("vista_warmer_lease_held", "1 while this instance holds the lease and writes, 0 on standby."),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_errors_total",
 			Help: "Failed operations, by operation (take_over, reload_cinemas, reload_films, reload_sessions, expire, check, heartbeat, lease, restore_meta); every series exists from the start at 0.",
@@ -236,4 +234,28 @@ func (m *Metrics) setTiers(counts map[string]int) {
 			m.tiers.WithLabelValues(t).Set(float64(counts[t]))
 		}
 	}
+}
+
+// heldGauge is vista_warmer_lease_held, read when scraped: a writer cut
+// off from Redis cannot learn that it lost the lease, so it stops saying
+// it holds one once a lease TTL has passed since its last renewal, even
+// while its lease keeper waits on Redis.
+type heldGauge struct {
+	desc *prometheus.Desc
+	val  atomic.Value // func() float64
+}
+
+func newHeldGauge(name, help string) *heldGauge {
+	g := &heldGauge{desc: prometheus.NewDesc(name, help, nil, nil)}
+	g.val.Store(func() float64 { return 0 })
+	return g
+}
+
+// Set makes the gauge read f when scraped.
+func (g *heldGauge) Set(f func() float64) { g.val.Store(f) }
+
+func (g *heldGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *heldGauge) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, g.val.Load().(func() float64)())
 }

@@ -37,7 +37,10 @@ var preflightScript = redis.NewScript(preflightLua)
 type DeniedError struct {
 	Command    string   // as ACL rules name it, e.g. "type"; "" when Redis did not say
 	Categories []string // its ACL categories, e.g. "@keyspace", when Redis said
-	Err        error
+	// Others are the further commands denied, when Preflight found
+	// several: one start tells them all.
+	Others []*DeniedError
+	Err    error
 }
 
 func (e *DeniedError) Error() string {
@@ -45,12 +48,22 @@ func (e *DeniedError) Error() string {
 		return "redis refuses a command the warmer needs to this user (ACL): " + e.Err.Error() +
 			"; grant the commands the README's ACL line for the warmer names"
 	}
-	cats := ""
-	if len(e.Categories) > 0 {
-		cats = " (" + strings.Join(e.Categories, " ") + ")"
+	all := append([]*DeniedError{e}, e.Others...)
+	names := make([]string, len(all))
+	grants := make([]string, len(all))
+	for i, d := range all {
+		names[i] = strings.ToUpper(d.Command)
+		if len(d.Categories) > 0 {
+			names[i] += " (" + strings.Join(d.Categories, " ") + ")"
+		}
+		grants[i] = "+" + d.Command
 	}
-	return fmt.Sprintf("redis refuses the command %s%s to this user (ACL): grant it (ACL SETUSER <user> +%s), as the README's ACL line for the warmer does",
-		strings.ToUpper(e.Command), cats, e.Command)
+	what := "the command " + names[0]
+	if len(all) > 1 {
+		what = "the commands " + strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("redis refuses %s to this user (ACL): grant %s (ACL SETUSER <user> %s), as the README's ACL line for the warmer does",
+		what, map[bool]string{true: "them", false: "it"}[len(all) > 1], strings.Join(grants, " "))
 }
 
 // categories asks Redis for a command's ACL categories; nil when it
@@ -129,10 +142,18 @@ func Preflight(ctx context.Context, rdb redis.UniversalClient, prefix string, sh
 		{"del", func() error { return rdb.Del(ctx, scratch+":v").Err() }},
 		{"script|load", func() error { return fenceScript.Load(ctx, rdb).Err() }},
 	}
-	for _, c := range checks {
-		if err := denied(c.cmd, c.run()); err != nil {
-			return withCategories(ctx, rdb, err)
+	var found []*DeniedError
+	seen := map[string]bool{}
+	note := func(err error) {
+		var de *DeniedError
+		if errors.As(err, &de) && !seen[de.Command] {
+			seen[de.Command] = true
+			withCategories(ctx, rdb, de)
+			found = append(found, de)
 		}
+	}
+	for _, c := range checks {
+		note(denied(c.cmd, c.run()))
 		if silent {
 			return nil
 		}
@@ -145,17 +166,18 @@ func Preflight(ctx context.Context, rdb redis.UniversalClient, prefix string, sh
 	args := []any{prefix + ":preflight", sp} // no reader listens there: not an events channel
 	// EVAL first, then EVALSHA: go-redis's Run tries EVALSHA and falls
 	// back to EVAL, and either may be the one denied.
-	if err := denied("eval", preflightScript.Eval(ctx, rdb, ks, args...).Err()); err != nil {
-		return withCategories(ctx, rdb, err)
-	}
+	note(denied("eval", preflightScript.Eval(ctx, rdb, ks, args...).Err()))
 	names, err := preflightScript.EvalSha(ctx, rdb, ks, args...).StringSlice()
-	if err := denied("evalsha", err); err != nil {
-		return withCategories(ctx, rdb, err)
+	note(denied("evalsha", err))
+	for _, name := range names {
+		note(&DeniedError{Command: name, Err: fmt.Errorf("%s in a script: denied", strings.ToUpper(name))})
 	}
-	if len(names) > 0 {
-		return withCategories(ctx, rdb, &DeniedError{Command: names[0], Err: fmt.Errorf("%s in a script: denied", strings.ToUpper(names[0]))})
+	if len(found) == 0 {
+		return nil
 	}
-	return nil
+	first := found[0]
+	first.Others = found[1:]
+	return first
 }
 
 // withCategories adds the denied command's ACL categories to err.
@@ -201,7 +223,23 @@ type denial struct {
 const deniedFor = time.Minute
 
 // deniedRetry is how often Step tries its work while a command is denied.
-const deniedRetry = 30 * time.Second
+const deniedRetry = 10 * time.Second
+
+// errDeniedWait: Step waits for the next try while a command is denied.
+var errDeniedWait = errors.New("a command is denied; waiting to try again")
+
+// clearDenied forgets the last denial once a step went through and none
+// was seen for deniedRetry: the operator granted what was missing. (A
+// step that went through may not have needed the denied command.)
+func (w *Warmer) clearDenied() {
+	d := &w.denied
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.why != "" && time.Since(d.at) > deniedRetry {
+		d.why = ""
+		w.log.Info("no command has been denied lately; the ACL grants what the warmer needs again")
+	}
+}
 
 // noteDenied records err when it is an ACL denial, logs it once a
 // minute, and reports whether it was one. A denial inside a script does

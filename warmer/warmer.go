@@ -154,11 +154,12 @@ type Warmer struct {
 	plainFence      atomic.Bool            // Redis cannot read script flags: see loadFence
 	epochSeen       atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
 
-	lastRenew, lastBeat time.Time // real time, guarded by tendMu
-	lastRole            time.Time // real time ROLE was last asked, guarded by tendMu
-	seen                seen      // what the lease keeper saw, for the probes
-	standing            bool      // said that we stand by, guarded by tendMu
-	sharedID            bool      // said that another process has our id, guarded by tendMu
+	lastRenew, lastBeat time.Time    // real time, guarded by tendMu
+	lastRole            time.Time    // real time ROLE was last asked, guarded by tendMu
+	renewedAt           atomic.Int64 // lastRenew, for the lease_held gauge (Unix ns)
+	seen                seen         // what the lease keeper saw, for the probes
+	standing            bool         // said that we stand by, guarded by tendMu
+	sharedID            bool         // said that another process has our id, guarded by tendMu
 
 	// token tells this process from another given the same instance id.
 	token string
@@ -291,6 +292,7 @@ func New(cfg Config) (*Warmer, error) {
 		fields: names, specs: kindSpecs(names), token: newEpoch(), chunk: rowChunk,
 		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1),
 		evict: eviction{seen: -1}}
+	w.m.leaseHeld.Set(w.holds)
 	for _, k := range keys.Kinds {
 		spec := specs[k]
 		if spec == "" {
@@ -326,6 +328,9 @@ func (w *Warmer) Ready(ctx context.Context) bool {
 func (w *Warmer) Readiness(context.Context) (ready bool, reason string) {
 	now := time.Now()
 	if w.leader.Load() {
+		if why := w.deniedNow(now); why != "" {
+			return false, why
+		}
 		if why := w.refused(); why != "" {
 			return false, "the writer's writes are refused: " + why
 		}
@@ -411,8 +416,9 @@ func (w *Warmer) Run(ctx context.Context) error {
 func (w *Warmer) stepped(ctx context.Context, err error) {
 	now := time.Now()
 	switch {
-	case ctx.Err() != nil:
+	case ctx.Err() != nil, errors.Is(err, errDeniedWait):
 	case err == nil:
+		w.clearDenied() // whatever was denied went through, or was granted since
 		// A step that went through ends the runs of what every step does;
 		// a reload's and the checks' end when one of them goes through.
 		for _, r := range w.complaints.ok(now, func(op string) bool { return !strings.HasPrefix(op, "reload_") && op != "check" }) {
@@ -467,7 +473,6 @@ func (w *Warmer) stop() {
 		return
 	}
 	w.leader.Store(false)
-	w.syncHeld()
 	w.log.Info("released the lease")
 }
 
@@ -500,6 +505,7 @@ func (w *Warmer) tend(ctx context.Context) {
 			}
 		case held:
 			w.lastRenew, w.standing = now, false
+			w.renewedAt.Store(now.UnixNano())
 			if taken {
 				w.taken.Store(true)
 			}
@@ -514,7 +520,6 @@ func (w *Warmer) tend(ctx context.Context) {
 			}
 			w.standing = true
 		}
-		w.syncHeld()
 	}
 	epoch := w.epochSeen.Load()
 	if w.leader.Load() && epoch != nil && now.Sub(w.lastBeat) >= w.cfg.Heartbeat {
@@ -580,15 +585,17 @@ func (w *Warmer) look(ctx context.Context, now time.Time) bool {
 	return true
 }
 
-// syncHeld sets lease_held: 1 while this instance holds the lease and
-// Redis takes its lease renewals and writes, 0 the moment Redis refuses
-// either (read-only, out of memory, a denied command) or the lease goes.
-func (w *Warmer) syncHeld() {
-	held := 0.0
-	if w.leader.Load() && w.refused() == "" {
-		held = 1
+// holds is what vista_warmer_lease_held says when scraped: 1 while this
+// instance holds the lease, renewed it within a lease TTL, and Redis
+// takes its renewals and writes; 0 the moment Redis refuses either, the
+// lease goes, or a TTL passes without a renewal (Redis cut off: another
+// instance may hold it by now).
+func (w *Warmer) holds() float64 {
+	renewed := time.Unix(0, w.renewedAt.Load())
+	if w.leader.Load() && w.refused() == "" && time.Since(renewed) < w.cfg.LeaseTTL {
+		return 1
 	}
-	w.m.leaseHeld.Set(held)
+	return 0
 }
 
 // refused says why Redis refuses this instance's lease renewals or, as
@@ -632,7 +639,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 		// fail the same way, some after reading the whole cache. Once in
 		// deniedRetry, until the operator grants it.
 		if now.Sub(w.deniedTry) < deniedRetry {
-			return nil
+			return errDeniedWait
 		}
 		w.deniedTry = now
 	}
@@ -967,7 +974,6 @@ func (w *Warmer) failed(op string, err error) error {
 		if w.leader.Swap(false) { // unless the lease keeper found it first, and said so
 			w.log.Warn("lost the lease while writing; standing by", "op", op)
 		}
-		w.syncHeld()
 		return nil
 	case errors.Is(err, errCacheLost):
 		if w.st != nil {

@@ -23,11 +23,12 @@ func TestDeniedCommandStopsTheStart(t *testing.T) {
 		rules string
 		want  string
 	}{
-		{"+@all -@dangerous -type", "command INFO (@slow @dangerous)"},
+		// Every command denied, in one line: one restart fixes them all.
+		{"+@all -@dangerous -type", "commands INFO (@slow @dangerous), ROLE (@admin @fast @dangerous), TYPE (@keyspace @read @fast) to this user (ACL): grant them (ACL SETUSER <user> +info +role +type)"},
 		{"+@all -type", "command TYPE (@keyspace @read @fast)"},
 		{"+@all -hset", "command HSET (@write @hash @fast)"},
 		{"+@all -xadd", "command XADD (@write @stream @fast)"},
-		{"+@all -@scripting", "command SCRIPT|LOAD"},
+		{"+@all -@scripting", "SCRIPT|LOAD (@slow)"},
 	}
 	var users []string
 	for i, tt := range tests {
@@ -101,4 +102,13 @@ func TestDeniedCommandWhileRunning(t *testing.T) {
 	if code, body := get(t, m, "/readyz"); code == http.StatusOK {
 		t.Errorf("/readyz = %d %s while every write is denied, want not ready", code, body)
 	}
+	// Granted again: healthy and ready again.
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "u", "+hset").Err(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 40*time.Second, "/healthz and /readyz 200 once HSET is granted again", func() bool {
+		hc, _ := get(t, m, "/healthz")
+		rc, _ := get(t, m, "/readyz")
+		return hc == http.StatusOK && rc == http.StatusOK
+	})
 }

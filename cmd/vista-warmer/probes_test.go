@@ -72,6 +72,11 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 	if healthDown == 0 {
 		t.Errorf("/healthz never said 503 in %v of redis hanging", 3*ttl)
 	}
+	// Cut off for over a lease TTL, the writer cannot know it still holds
+	// the lease (a standby may have taken it): it no longer says so.
+	if _, body, _ := probe("/metrics"); !strings.Contains(body, "\nvista_warmer_lease_held 0\n") {
+		t.Errorf("vista_warmer_lease_held is not 0 %v into the hang", time.Since(held).Round(time.Second))
+	}
 	if len(flaps) > 0 {
 		t.Errorf("/healthz said 200 again at %v while redis still hung (503 first at %v)", flaps, healthDown)
 	}
