@@ -147,9 +147,10 @@ func newChecker(h *History) *checker {
 	return c
 }
 
-// historyEnd is the latest moment anything in h was recorded at.
+// historyEnd is the latest moment anything in h was recorded at; the
+// nemesis's planned end when nothing was.
 func historyEnd(h *History) time.Time {
-	end := h.Start.Add(h.Duration)
+	var end time.Time
 	later := func(t time.Time) {
 		if t.After(end) {
 			end = t
@@ -177,6 +178,9 @@ func historyEnd(h *History) time.Time {
 	}
 	for _, w := range h.Writes {
 		later(w.At)
+	}
+	if end.IsZero() {
+		end = h.Start.Add(h.Duration)
 	}
 	return end
 }
