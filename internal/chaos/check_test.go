@@ -370,6 +370,22 @@ func TestCheck(t *testing.T) {
 			setSeats(snapshotAt(tb, h, 250), "s4", 1234)
 		}},
 
+		{name: "3/seats went back between two snapshots", lag: 3, want: invSeats, break_: func(tb testing.TB, h *History) {
+			// Vista sold ten seats of s3 at 245 s; an event said so at
+			// 250.5 s, yet the snapshots showed the old value until 270 s.
+			for _, tr := range h.Truths {
+				if !tr.At.Before(sec(245)) {
+					tr.Seats["s3"] = 190
+				}
+			}
+			n := 190
+			h.Entries = append(h.Entries, Entry{At: sec(250.5), Source: "pubsub", Epoch: "e1", Kind: "sessions", Event: "item",
+				ID: "s3", Seats: &n, HashAt: sec(250.5), Hash: map[string]string{"id": "s3", "seats_available": "190"}})
+			for t := 275.0; t <= synthEnd; t += 5 {
+				setSeats(snapshotAt(tb, h, t), "s3", 190)
+			}
+		}},
+
 		{name: "4/a session lost", lag: 3, want: invFinal, break_: func(tb testing.TB, h *History) {
 			s := &h.Snapshots[len(h.Snapshots)-1]
 			s.Index = maps.Clone(s.Index)
