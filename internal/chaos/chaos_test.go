@@ -199,7 +199,7 @@ func (r *run) do(t *testing.T, bins Binaries) (*History, *World) {
 		wg.Wait()
 	}()
 
-	nem := NewNemesis(w, rec, r.plan)
+	nem := NewNemesis(w, rec, r.plan, r.d)
 	nem.Run(ctx, t)
 	h.Calm = time.Now()
 	w.Logf("calm: every fault healed")

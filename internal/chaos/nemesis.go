@@ -214,6 +214,7 @@ type Nemesis struct {
 	rec  *Recorder
 	rdb  redis.UniversalClient
 	plan []Planned
+	d    time.Duration
 
 	faults []Fault
 	// targets: the warmers and proxies faults hold now, so a second fault
@@ -232,10 +233,10 @@ type fault struct {
 	target *Warmer
 }
 
-// NewNemesis makes a nemesis for w that runs plan, telling rec when Redis
-// lost data.
-func NewNemesis(w *World, rec *Recorder, plan []Planned) *Nemesis {
-	return &Nemesis{w: w, rec: rec, rdb: w.AdminClient(), plan: plan,
+// NewNemesis makes a nemesis for w that runs plan for d, telling rec when
+// Redis lost data.
+func NewNemesis(w *World, rec *Recorder, plan []Planned, d time.Duration) *Nemesis {
+	return &Nemesis{w: w, rec: rec, rdb: w.AdminClient(), plan: plan, d: d,
 		procBusy: map[*Warmer]bool{}, proxyBusy: map[*Warmer]bool{}}
 }
 
@@ -243,8 +244,8 @@ func NewNemesis(w *World, rec *Recorder, plan []Planned) *Nemesis {
 func (n *Nemesis) Faults() []Fault { return slices.Clone(n.faults) }
 
 // Run injects and heals the plan's faults on time (or as soon after as
-// the world lets it), then heals whatever is left. It returns when the
-// last fault is healed.
+// the world lets it) for the nemesis's duration, then heals whatever is
+// left. It returns when the last fault is healed.
 func (n *Nemesis) Run(ctx context.Context, tb interface{ Logf(string, ...any) }) {
 	type step struct {
 		at   time.Duration
@@ -277,6 +278,7 @@ func (n *Nemesis) Run(ctx context.Context, tb interface{ Logf(string, ...any) })
 	// replica syncing again): the steps after it move by as much, so that
 	// each fault lasts as planned. Past a quarter more than the planned
 	// time, no new fault starts.
+	defer n.rdb.Close()
 	start := time.Now()
 	var lag time.Duration
 	var open []*fault
@@ -315,6 +317,12 @@ func (n *Nemesis) Run(ctx context.Context, tb interface{ Logf(string, ...any) })
 	}
 	for i := len(open) - 1; i >= 0; i-- {
 		n.healFault(open[i])
+	}
+	if wait := time.Until(start.Add(n.d + lag)); wait > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
 	}
 	n.HealAll()
 }
