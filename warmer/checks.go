@@ -193,8 +193,8 @@ func (w *Warmer) send(ctx context.Context, a *ask) {
 }
 
 // check asks Vista for the seats of the sessions due at now and writes
-// what changed, before it returns. Run sends the requests beside instead
-// (checkBeside), so that a slow answer holds up nothing.
+// what changed, before it returns. Run sends the requests in the background instead
+// (sendChecks), so that a slow answer holds up nothing.
 func (w *Warmer) check(ctx context.Context, now time.Time) error {
 	asks := w.dueChecks(now)
 	sem := make(chan struct{}, w.cfg.Concurrency)
@@ -209,13 +209,13 @@ func (w *Warmer) check(ctx context.Context, now time.Time) error {
 		}()
 	}
 	wg.Wait()
-	return w.settle(ctx, asks)
+	return w.writeAnswers(ctx, asks)
 }
 
-// checkBeside sends the requests for the sessions due at now, each in a
+// sendChecks sends the requests for the sessions due at now, each in a
 // goroutine of its own; Step writes the answers when they come. The
 // upstream budget, not the warmer, decides how many are in flight.
-func (w *Warmer) checkBeside(ctx context.Context, now time.Time) {
+func (w *Warmer) sendChecks(ctx context.Context, now time.Time) {
 	for _, a := range w.dueChecks(now) {
 		w.fetchers.Add(1)
 		go func() {
@@ -246,14 +246,14 @@ func (w *Warmer) takeAnswers(ctx context.Context) error {
 		}
 		break
 	}
-	return w.settle(ctx, asks)
+	return w.writeAnswers(ctx, asks)
 }
 
-// settle writes what seat checks found: seats and status that changed, a
+// writeAnswers writes what seat checks found: seats and status that changed, a
 // session Vista no longer has or has cancelled, and when each is checked
 // next. An answer older than what the cache holds since (a list fetched
 // after it was asked) is not taken.
-func (w *Warmer) settle(ctx context.Context, asks []*ask) error {
+func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 	if w.st == nil {
 		return nil
 	}

@@ -88,14 +88,14 @@ func sortedKeys[V any](m map[string]V) []string {
 // its place in the schedule (and the company it is checked in) when that
 // comes no later than the list would have it.
 func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[string]time.Time, now time.Time) []change {
-	rows := prepare(sp, p, cache, l.rest(), l.now, removed)
-	settle(sp, l, removed)
+	rows := mergeChecks(sp, p, cache, l.rest(), l.now, removed)
+	dropCheckRemoved(sp, l, removed)
 	return append(rowChanges(sp, p, cache, rows, l.keep, now), goneChanges(sp, p, cache, l, now)...)
 }
 
-// prepare readies rows of a list listed at listed for the diff (see plan):
+// mergeChecks readies rows of a list listed at listed for the diff (see plan):
 // it leaves out what checks removed since and keeps what they saw.
-func prepare(sp *spec, p Policy, cache map[string]*record, rows []row, listed time.Time, removed map[string]time.Time) []row {
+func mergeChecks(sp *spec, p Policy, cache map[string]*record, rows []row, listed time.Time, removed map[string]time.Time) []row {
 	if !sp.timed {
 		return rows
 	}
@@ -103,7 +103,7 @@ func prepare(sp *spec, p Policy, cache map[string]*record, rows []row, listed ti
 	for _, rw := range rows {
 		id, cur := rw.id, rw.rec
 		if at, ok := removed[id]; ok && at.After(listed) {
-			continue // settle keeps it out of the list as a whole
+			continue // dropCheckRemoved keeps it out of the list as a whole
 		}
 		out = append(out, rw)
 		old := cache[id]
@@ -132,10 +132,10 @@ func prepare(sp *spec, p Policy, cache map[string]*record, rows []row, listed ti
 	return out
 }
 
-// settle takes the entries checks removed after the list was fetched out
+// dropCheckRemoved takes the entries checks removed after the list was fetched out
 // of the list as a whole, before goneChanges reads it: they are neither
 // brought back nor removed again.
-func settle(sp *spec, l *listing, removed map[string]time.Time) {
+func dropCheckRemoved(sp *spec, l *listing, removed map[string]time.Time) {
 	if !sp.timed {
 		return
 	}

@@ -60,7 +60,7 @@ func (w *Warmer) writeRows(ctx context.Context, k keys.Kind, rows []row, keep ma
 	sp, p, cache := w.specs[k], w.cfg.Policy, w.st.cache[k]
 	// A chunk at a time, so that a list of 500k sessions never has a
 	// change made for each at once.
-	for part := range slices.Chunk(prepare(sp, p, cache, rows, listed, w.st.checkRemoved), w.chunk) {
+	for part := range slices.Chunk(mergeChecks(sp, p, cache, rows, listed, w.st.checkRemoved), w.chunk) {
 		changes := rowChanges(sp, p, cache, part, keep, now)
 		in.added += countOp(changes, opAdd)
 		in.updated += countOp(changes, opUpdate)
@@ -83,7 +83,7 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	in := w.st.intakes[k]
 	now := w.cfg.Clock.Now()
 	sp, p, cache := w.specs[k], w.cfg.Policy, w.st.cache[k]
-	settle(sp, l, w.st.checkRemoved)
+	dropCheckRemoved(sp, l, w.st.checkRemoved)
 	if sp.timed {
 		clear(w.st.checkRemoved) // the next list is fetched after this
 		// The list has the last word on what seat checks doubted: what

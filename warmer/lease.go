@@ -119,7 +119,7 @@ type guard struct {
 //
 // An error other than the fence's own is wrapped in errWrite.
 func (w *Warmer) fenced(ctx context.Context, g *guard, queue func(redis.Pipeliner)) error {
-	_, err := w.run(ctx, w.prepare(ctx, g, queue))
+	_, err := w.run(ctx, w.prepareWrite(ctx, g, queue))
 	return err
 }
 
@@ -129,10 +129,10 @@ type write struct {
 	replies []*redis.Cmd // the hash writes' commands, whose replies run sets
 }
 
-// prepare queues a fenced write's commands and makes them the script's
+// prepareWrite queues a fenced write's commands and makes them the script's
 // arguments. It reads nothing of Redis, so apply prepares a batch while
 // Redis runs the one before.
-func (w *Warmer) prepare(ctx context.Context, g *guard, queue func(redis.Pipeliner)) *write {
+func (w *Warmer) prepareWrite(ctx context.Context, g *guard, queue func(redis.Pipeliner)) *write {
 	pipe := w.rdb.Pipeline()
 	queue(pipe)
 	cmds := pipe.Cmds()

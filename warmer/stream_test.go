@@ -290,7 +290,7 @@ func TestNewerFetchStartsAfresh(t *testing.T) {
 	if err := w.Step(r.ctx); err == nil {
 		t.Fatal("the first build of the sessions reported no error")
 	}
-	// The second list is fetched beside; its first chunk is written.
+	// The second list is fetched in the background; its first chunk is written.
 	w.async = true
 	w.st.nextReload[keys.Sessions] = r.clock.Now()
 	r.step(w)

@@ -5,7 +5,7 @@
 // batches (write.go, lease.go), and checks each session again on a
 // schedule that tightens as its showtime nears (checks.go, schedule.go,
 // policy.go). Run (this file) owns the loops: the lease keeper, the
-// reloads fetched beside, and the checks sent beside, woken by the
+// reloads fetched in the background, and the checks sent in the background, woken by the
 // schedule's next due time.
 package warmer
 
@@ -120,10 +120,10 @@ type Warmer struct {
 	fields    map[keys.Kind][]string // the data fields of each kind's hash
 	specs     map[keys.Kind]*spec
 
-	// stepMu serialises Step; tendMu serialises tend, which Run also calls
+	// stepMu serialises Step; leaseMu serialises leaseAndBeat, which Run also calls
 	// from its own goroutine so the lease and heartbeat outlive a long reload.
-	stepMu sync.Mutex
-	tendMu sync.Mutex
+	stepMu  sync.Mutex
+	leaseMu sync.Mutex
 
 	leader     atomic.Bool            // this instance holds the lease
 	taken      atomic.Bool            // the lease was just taken: read the cache before writing
@@ -154,17 +154,17 @@ type Warmer struct {
 	plainFence      atomic.Bool            // Redis cannot read script flags: see loadFence
 	epochSeen       atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
 
-	lastRenew, lastBeat time.Time    // real time, guarded by tendMu
-	lastRole            time.Time    // real time ROLE was last asked, guarded by tendMu
+	lastRenew, lastBeat time.Time    // real time, guarded by leaseMu
+	lastRole            time.Time    // real time ROLE was last asked, guarded by leaseMu
 	renewedAt           atomic.Int64 // lastRenew, for the lease_held gauge (Unix ns)
 	seen                seen         // what the lease keeper saw, for the probes
-	standing            bool         // said that we stand by, guarded by tendMu
-	sharedID            bool         // said that another process has our id, guarded by tendMu
+	standing            bool         // said that we stand by, guarded by leaseMu
+	sharedID            bool         // said that another process has our id, guarded by leaseMu
 
 	// token tells this process from another given the same instance id.
 	token string
 
-	// Run fetches lists beside the writer's other work, so a slow or
+	// Run fetches lists in the background of the writer's other work, so a slow or
 	// failing list never holds up a seat check: fetchers hand what they
 	// got to Step through fetched, and Run waits for them when it stops.
 	async    bool
@@ -225,7 +225,7 @@ type state struct {
 	// clock): a check due before was no warmer's to make (see late).
 	since time.Time
 
-	// mu guards the cache's maps against a list fetched beside, which
+	// mu guards the cache's maps against a list fetched in the background, which
 	// reads them (listing.cached); only the writer's goroutine writes them.
 	mu sync.RWMutex
 }
@@ -434,7 +434,7 @@ func (w *Warmer) stepped(ctx context.Context, err error) {
 }
 
 // keepLease renews the lease and writes the heartbeat on real time, beside
-// Step, so neither waits for a long reload.
+// Step in a goroutine of its own, so neither waits for a long reload.
 //
 // While Redis refuses or does not answer, the tries back off, doubling up
 // to 15 s: a rotated password or a full Redis does not mend in a second.
@@ -448,7 +448,7 @@ func (w *Warmer) keepLease(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			w.tend(ctx)
+			w.leaseAndBeat(ctx)
 		}
 		if w.leaseTrouble.failing() {
 			wait = min(2*wait, max(15*time.Second, every))
@@ -461,8 +461,8 @@ func (w *Warmer) keepLease(ctx context.Context) {
 
 // stop releases the lease after Run's last step.
 func (w *Warmer) stop() {
-	w.tendMu.Lock()
-	defer w.tendMu.Unlock()
+	w.leaseMu.Lock()
+	defer w.leaseMu.Unlock()
 	if !w.leader.Load() {
 		return
 	}
@@ -476,12 +476,12 @@ func (w *Warmer) stop() {
 	w.log.Info("released the lease")
 }
 
-// tend takes or renews the lease and, as writer, writes the heartbeat when
+// leaseAndBeat takes or renews the lease and, as writer, writes the heartbeat when
 // they are due, then reads P:meta's heartbeat and reloads (and, now and
 // then, Redis's role) for the probes. It runs on real time.
-func (w *Warmer) tend(ctx context.Context) {
-	w.tendMu.Lock()
-	defer w.tendMu.Unlock()
+func (w *Warmer) leaseAndBeat(ctx context.Context) {
+	w.leaseMu.Lock()
+	defer w.leaseMu.Unlock()
 	now := time.Now()
 	answered := true
 	done := w.seen.ask()
@@ -534,7 +534,7 @@ func (w *Warmer) tend(ctx context.Context) {
 		case errors.Is(err, errMetaGone):
 			w.metaGone.Store(true) // Step finds out whether the cache went with it
 		case errors.Is(err, errLeaseGone):
-			w.lastRenew = time.Time{} // take it again at the next tend
+			w.lastRenew = time.Time{} // take it again at the next leaseAndBeat
 		case ctx.Err() == nil:
 			w.m.errors.WithLabelValues("heartbeat").Inc() // noteWrite logged it
 		}
@@ -627,7 +627,7 @@ func (w *Warmer) heartbeat(ctx context.Context, epoch string) error {
 func (w *Warmer) Step(ctx context.Context) error {
 	w.stepMu.Lock()
 	defer w.stepMu.Unlock()
-	w.tend(ctx)
+	w.leaseAndBeat(ctx)
 	if !w.leader.Load() {
 		if w.st != nil {
 			w.dropState()
@@ -684,7 +684,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 	if err := w.mendEvicted(ctx); err != nil {
 		return w.failed("mend_evicted", err)
 	}
-	// What was fetched beside since the last step is taken in first.
+	// What was fetched in the background since the last step is taken in first.
 	if err := w.takeFetched(ctx); err != nil {
 		return err
 	}
@@ -712,7 +712,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 			continue // showtimes need the cinemas' zones: wait for their first load
 		}
 		if w.async {
-			w.fetchBeside(ctx, k, now)
+			w.fetchAsync(ctx, k, now)
 			continue
 		}
 		if err := w.fetchNow(ctx, k, now); err != nil {
@@ -720,7 +720,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 		}
 	}
 	if w.async {
-		w.checkBeside(ctx, now)
+		w.sendChecks(ctx, now)
 	} else if err := w.check(ctx, now); err != nil {
 		return w.failed("check", err)
 	}
@@ -815,9 +815,9 @@ func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out
 	return run
 }
 
-// fetchBeside fetches a list beside Step's other work; Step takes each
+// fetchAsync fetches a list in the background of Step's other work; Step takes each
 // chunk in as it comes (takeFetched).
-func (w *Warmer) fetchBeside(ctx context.Context, k keys.Kind, now time.Time) {
+func (w *Warmer) fetchAsync(ctx context.Context, k keys.Kind, now time.Time) {
 	w.startFetch(ctx, k, now, w.fetched, func() {
 		select {
 		case w.arrived <- struct{}{}:
@@ -854,7 +854,7 @@ func (w *Warmer) fetchNow(ctx context.Context, k keys.Kind, now time.Time) error
 	}
 }
 
-// takeFetched takes in what was fetched beside since the last step.
+// takeFetched takes in what was fetched in the background since the last step.
 func (w *Warmer) takeFetched(ctx context.Context) error {
 	for {
 		select {

@@ -90,7 +90,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			b.pub = w.publisher(epoch, seq)
 			b.probes = make([]probe, len(b.changes))
 			g := &guard{epoch: epoch, seq: seq}
-			b.wr = w.prepare(wctx, g, func(pipe redis.Pipeliner) {
+			b.wr = w.prepareWrite(wctx, g, func(pipe redis.Pipeliner) {
 				ix := &indexBatch{}
 				for i, c := range b.changes {
 					b.probes[i] = w.queue(wctx, pipe, b.pub, ix, sp, c, at, quiet)
@@ -140,7 +140,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			// A long write (a reload of 100k sessions takes seconds) does
 			// not hold up the seat checks that come due meanwhile: they
 			// go out now, and their answers are written after it.
-			w.checkBeside(ctx, w.cfg.Clock.Now())
+			w.sendChecks(ctx, w.cfg.Clock.Now())
 		}
 		if end := group[len(group)-1].end; writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && end < len(changes) {
 			w.log.Info("writing", "kind", k, "done", end, "of", len(changes))
@@ -163,7 +163,7 @@ func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 		}
 	}()
 	w.committed(b.pub)
-	w.st.mu.Lock() // a list fetched beside may be reading the maps
+	w.st.mu.Lock() // a list fetched in the background may be reading the maps
 	defer w.st.mu.Unlock()
 	for i, c := range b.changes {
 		w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()

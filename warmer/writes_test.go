@@ -189,12 +189,12 @@ func TestSeatChangeIsOneRoundTrip(t *testing.T) {
 		w.reschedule(id, rec, r.clock.Now().Add(time.Hour))
 	}
 	w.reschedule(s.ID, cache[s.ID], r.clock.Now())
-	w.settle(r.ctx, nil) // nothing: no round trip
+	w.writeAnswers(r.ctx, nil) // nothing: no round trip
 	asks := w.dueChecks(r.clock.Now())
 	for _, a := range asks {
 		w.send(r.ctx, a)
 	}
-	if err := w.settle(r.ctx, asks); err != nil {
+	if err := w.writeAnswers(r.ctx, asks); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.count() - before; got != 1 {
