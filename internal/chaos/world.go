@@ -154,6 +154,16 @@ func NewWorld(tb testing.TB, bin Binaries, o Options) *World {
 		// A replica that syncs again after a failover gets its copy at
 		// once, not 5 s later.
 		w.Repl = redistest.StartReplicated(tb, append(conf, "repl-diskless-sync-delay 0")...)
+		// A master that comes back after a failover is made a replica
+		// within a second, not ten: the sentinels ask INFO every second.
+		for _, s := range w.Repl.Sentinels {
+			c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+			err := c.Do(context.Background(), "SENTINEL", "DEBUG", "INFO-PERIOD", 1000).Err()
+			c.Close()
+			if err != nil {
+				tb.Logf("SENTINEL DEBUG INFO-PERIOD: %v (a demoted master then waits up to 10 s)", err)
+			}
+		}
 	default:
 		tb.Fatalf("topology %q: single or sentinel", o.Topology)
 	}
