@@ -199,13 +199,17 @@ func (c *checker) activeFaults(t time.Time, before, after time.Duration) []Fault
 
 // lossNear reports whether Redis may have lost data near t: a fault that
 // loses data in progress from its Start to its End plus after, or a
-// snapshot the nemesis marked Lost at most after before t. It names the
-// fault.
+// snapshot the nemesis marked Lost at most after from t. It names the
+// fault (the latest to start).
 func (c *checker) lossNear(t time.Time, after time.Duration) (string, bool) {
-	for _, f := range c.faults {
+	name := ""
+	for _, f := range c.faults { // by Start: the latest one wins
 		if f.LosesData && !t.Before(f.Start) && !t.After(f.End.Add(after)) {
-			return f.Name, true
+			name = f.Name
 		}
+	}
+	if name != "" {
+		return name, true
 	}
 	for _, at := range c.lostAt {
 		if !t.Before(at.Add(-after)) && !t.After(at.Add(after)) {

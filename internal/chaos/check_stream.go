@@ -63,10 +63,34 @@ func (c *checker) checkStream() []Violation {
 			ep, epochs[i-1], epochWindow)})
 	}
 
-	// Seqs, per epoch, in the order the stream delivered them.
+	// Seqs, per epoch, in the order the stream delivered them. Seqs that
+	// come again one after another (a writer that went on from an older
+	// P:meta) make one violation.
 	type state struct {
 		last int64
 		ids  map[string]bool
+	}
+	type again struct {
+		epoch          string
+		from, to, last int64
+		at             time.Time
+		fromID, toID   string
+	}
+	var dup *again
+	flush := func() {
+		if dup == nil {
+			return
+		}
+		what := fmt.Sprintf("epoch %s: seq %d arrived again (stream entry %s) after seq %d", dup.epoch, dup.from, dup.fromID, dup.last)
+		if dup.to > dup.from {
+			what = fmt.Sprintf("epoch %s: seqs %d to %d arrived again (stream entries %s to %s) after seq %d",
+				dup.epoch, dup.from, dup.to, dup.fromID, dup.toID, dup.last)
+		}
+		if name, ok := c.lossNear(dup.at, epochWindow); ok {
+			what += fmt.Sprintf("; Redis lost data (%s) and the epoch stayed", name)
+		}
+		vs = append(vs, Violation{Invariant: invStream, At: dup.at, What: what})
+		dup = nil
 	}
 	seqs := map[string]*state{}
 	firstStream := ""
@@ -79,6 +103,7 @@ func (c *checker) checkStream() []Violation {
 		}
 		st := seqs[e.Epoch]
 		if st == nil {
+			flush()
 			st = &state{ids: map[string]bool{}}
 			seqs[e.Epoch] = st
 			// The recorder reads the stream from its beginning and then
@@ -100,15 +125,17 @@ func (c *checker) checkStream() []Violation {
 			continue
 		}
 		st.ids[e.StreamID] = true
-		switch {
-		case e.Seq == st.last+1:
-		case e.Seq <= st.last:
-			what := fmt.Sprintf("epoch %s: seq %d arrived again (stream entry %s) after seq %d", e.Epoch, e.Seq, e.StreamID, st.last)
-			if name, ok := c.lossNear(e.At, epochWindow); ok {
-				what += fmt.Sprintf("; Redis lost data (%s) and the epoch stayed", name)
+		if e.Seq <= st.last {
+			if dup != nil && dup.epoch == e.Epoch && e.Seq == dup.to+1 {
+				dup.to, dup.toID = e.Seq, e.StreamID
+				continue
 			}
-			vs = append(vs, Violation{Invariant: invStream, At: e.At, What: what})
-		default:
+			flush()
+			dup = &again{epoch: e.Epoch, from: e.Seq, to: e.Seq, last: st.last, at: e.At, fromID: e.StreamID, toID: e.StreamID}
+			continue
+		}
+		flush()
+		if e.Seq > st.last+1 {
 			missing := fmt.Sprintf("seq %d never arrived", st.last+1)
 			if e.Seq > st.last+2 {
 				missing = fmt.Sprintf("seqs %d to %d never arrived", st.last+1, e.Seq-1)
@@ -116,8 +143,9 @@ func (c *checker) checkStream() []Violation {
 			vs = append(vs, Violation{Invariant: invStream, At: e.At, What: fmt.Sprintf(
 				"epoch %s: seq %d followed seq %d, %s", e.Epoch, e.Seq, st.last, missing)})
 		}
-		st.last = max(st.last, e.Seq)
+		st.last = e.Seq
 	}
+	flush()
 	return vs
 }
 

@@ -276,6 +276,7 @@ func TestCheck(t *testing.T) {
 		lag    float64                    // the warmer's lag behind Vista, seconds
 		break_ func(testing.TB, *History) // nil: the history is clean
 		want   int                        // the invariant that must catch it; 0: none may
+		n      int                        // how many violations exactly; 0: any
 	}{
 		{name: "clean", lag: 3},
 		{name: "clean/a stream entry read twice", lag: 3, break_: func(tb testing.TB, h *History) {
@@ -346,6 +347,16 @@ func TestCheck(t *testing.T) {
 		{name: "1/a seq twice", lag: 3, want: invStream, break_: func(tb testing.TB, h *History) {
 			e := entryOf(tb, h, "stream", 12)
 			e.Seq, e.StreamID = 11, "11-1"
+		}},
+		{name: "1/seqs again, one violation", lag: 3, want: invStream, n: 1, break_: func(tb testing.TB, h *History) {
+			// A writer went on from an older P:meta: seqs 20 to 25 again.
+			after := entryOf(tb, h, "stream", 25).At
+			for seq := int64(20); seq <= 25; seq++ {
+				e := *entryOf(tb, h, "stream", seq)
+				e.StreamID, e.At = fmt.Sprintf("again-%d", seq), after.Add(time.Duration(seq)*time.Millisecond)
+				h.Entries = append(h.Entries, e)
+			}
+			h.Faults = append(h.Faults, Fault{Name: "redis-failover", Target: "redis", Start: after.Add(-time.Second), End: after, LosesData: true})
 		}},
 		{name: "1/a new epoch without a loss", lag: 3, want: invStream, break_: func(tb testing.TB, h *History) {
 			newEpoch(h, 200)
@@ -460,6 +471,9 @@ func TestCheck(t *testing.T) {
 				c.break_(t, h)
 			}
 			vs := Check(h)
+			if c.n > 0 && len(vs) != c.n {
+				t.Errorf("Check = %d violations, want %d:\n%s", len(vs), c.n, Report(h, vs))
+			}
 			if c.want == 0 {
 				if len(vs) > 0 {
 					t.Errorf("Check = %d violations, want none:\n%s", len(vs), Report(h, vs))
