@@ -1,8 +1,12 @@
 package chaos
 
 import (
+	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -623,5 +627,38 @@ func TestFmtDuration(t *testing.T) {
 		if got := fmtDuration(c.d); got != c.want {
 			t.Errorf("fmtDuration(%v) = %q, want %q", c.d, got, c.want)
 		}
+	}
+}
+
+// TestCheckSavedHistory checks a history make chaos kept
+// (bin/chaos/*/history.json.gz) again, without running the world: after
+// a change to the checker, or to look at a failing seed's violations.
+//
+//	CHAOS_HISTORY=bin/chaos/single-seed-1/history.json.gz go test -run TestCheckSavedHistory -v ./internal/chaos
+func TestCheckSavedHistory(t *testing.T) {
+	p := os.Getenv("CHAOS_HISTORY")
+	if p == "" {
+		t.Skip("CHAOS_HISTORY names a history.json.gz that make chaos kept")
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join("..", "..", p) // go test runs in the package's folder
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h History
+	if err := json.NewDecoder(z).Decode(&h); err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	vs := Check(&h)
+	t.Logf("%s:\n%s", p, Report(&h, vs))
+	if len(vs) > 0 {
+		t.Errorf("%d violations", len(vs))
 	}
 }
