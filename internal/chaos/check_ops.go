@@ -97,7 +97,7 @@ func (c *checker) holderAt(t time.Time) string {
 // server has was, else "" (unknown).
 func (c *checker) topology() string {
 	for _, f := range c.faults {
-		stall := f.Name == "redis-debug-sleep" || f.Name == "redis-pause-all"
+		stall := f.Name == "redis-debug-sleep" || f.Name == "redis-pause-all" || f.Name == "redis-pause-write"
 		switch {
 		case f.Name == "redis-failover", stall && f.LosesData:
 			return "sentinel"
