@@ -307,3 +307,22 @@ func (w *Warmer) missingKeys(ctx context.Context, k keys.Kind) ([]string, error)
 	}
 	return missing, nil
 }
+
+// replID returns the replication id of the Redis rdb talks to (INFO
+// replication's master_replid); "" where there is none to read (a cluster,
+// whose nodes each have their own, or a Redis that does not say).
+func replID(ctx context.Context, rdb redis.UniversalClient) (string, error) {
+	if _, cluster := rdb.(*redis.ClusterClient); cluster {
+		return "", nil
+	}
+	info, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "master_replid:"); ok {
+			return v, nil
+		}
+	}
+	return "", nil
+}

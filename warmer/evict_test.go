@@ -236,3 +236,40 @@ func TestOthersEvictionsLeaveTheWriterHealthy(t *testing.T) {
 		}
 	}
 }
+
+// A replica promoted by a failover may lack the last writes, and readers
+// have seen their seqs: a writer taking over the cache there starts a new
+// epoch rather than hand out those seqs again with other data.
+func TestCacheOnAPromotedReplicaStartsANewEpoch(t *testing.T) {
+	master := redistest.Start(t, redistest.Options{})
+	replica := redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.Port)}})
+	r := newRig(t)
+	r.rdb, r.prefix = master.Client(t, nil), "vista"
+	a := r.warmer("a")
+	r.step(a)
+	epoch := r.meta()[keys.MetaEpoch]
+	rep := replica.Client(t, nil)
+	testkit.Eventually(t, 10*time.Second, "the replica has the cache", func() bool {
+		return rep.HGet(r.ctx, keys.Meta(r.prefix), keys.MetaEpoch).Val() == epoch
+	})
+	if err := rep.Do(r.ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.rdb = rep // the failover: the writer of the next term writes here
+	b := r.warmer("b")
+	r.step(b)
+	if got := r.meta()[keys.MetaEpoch]; got == epoch || got == "" {
+		t.Errorf("epoch on the promoted replica = %q, want a new one (was %s)", got, epoch)
+	}
+
+	// The same Redis, written to again by another writer: adopted.
+	c := r.warmer("c")
+	epoch = r.meta()[keys.MetaEpoch]
+	b.leaseMu.Lock()
+	r.rdb.Del(r.ctx, keys.Lease(r.prefix))
+	b.leaseMu.Unlock()
+	r.step(c)
+	if got := r.meta()[keys.MetaEpoch]; got != epoch {
+		t.Errorf("epoch after a takeover on the same Redis = %q, want %s kept", got, epoch)
+	}
+}

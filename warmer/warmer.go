@@ -157,6 +157,7 @@ type Warmer struct {
 	lastRenew, lastBeat time.Time    // real time, guarded by leaseMu
 	lastRole            time.Time    // real time ROLE was last asked, guarded by leaseMu
 	renewedAt           atomic.Int64 // lastRenew, for the lease_held gauge (Unix ns)
+	replid              atomic.Pointer[string] // the replication id of the Redis written to, as last read
 	seen                seen         // what the lease keeper saw, for the probes
 	standing            bool         // said that we stand by, guarded by leaseMu
 	sharedID            bool         // said that another process has our id, guarded by leaseMu
@@ -581,6 +582,9 @@ func (w *Warmer) look(ctx context.Context, now time.Time) bool {
 			w.seen.setReplica(role[0] != "master")
 		}
 		w.noteDenied("role", err)
+		if id, err := replID(ctx, w.rdb); err == nil {
+			w.replid.Store(&id)
+		}
 	}
 	return true
 }
@@ -614,8 +618,12 @@ func (w *Warmer) refused() string {
 // Redis lost its data (a restart without persistence, a FLUSHALL) it
 // returns errCacheLost and the cache is rebuilt under a new epoch.
 func (w *Warmer) heartbeat(ctx context.Context, epoch string) error {
+	fields := []any{keys.MetaHeartbeat, stamp(w.cfg.Clock.Now()), keys.MetaWriter, w.cfg.InstanceID}
+	if id := w.replid.Load(); id != nil && *id != "" {
+		fields = append(fields, keys.MetaReplID, *id)
+	}
 	return w.fenced(ctx, &guard{epoch: epoch, seq: -1}, func(pipe redis.Pipeliner) {
-		pipe.HSet(ctx, keys.Meta(w.cfg.Prefix), "heartbeat", stamp(w.cfg.Clock.Now()), "writer", w.cfg.InstanceID)
+		pipe.HSet(ctx, keys.Meta(w.cfg.Prefix), fields...)
 	})
 }
 
@@ -1140,6 +1148,16 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 
 	seq, seqErr := strconv.ParseInt(meta["seq"], 10, 64)
 	adopt := meta["schema"] == Schema && meta["epoch"] != "" && seqErr == nil && !rebuild
+	rid, _ := replID(ctx, w.rdb)
+	if adopt && rid != "" && meta[keys.MetaReplID] != "" && meta[keys.MetaReplID] != rid {
+		// The cache was written to another Redis than this one: a
+		// replica promoted by a failover, which may lack the last writes
+		// (and their seqs, which readers have seen), or a Redis restarted
+		// from its files. A seq must never mean two things in one epoch.
+		w.log.Warn("redis is not the server the cache was written to (a failover, or a restart); building the cache anew under a new epoch",
+			"epoch", meta["epoch"], "replid_written", meta[keys.MetaReplID], "replid_now", rid)
+		adopt = false
+	}
 	if adopt && meta["epoch"] == w.written.epoch && seq < w.written.seq {
 		// Redis lost writes this process made (a failover to a replica
 		// that had not received them): the seqs after its own were sent
@@ -1207,6 +1225,9 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 			pipe.HSet(ctx, m, "schema", Schema, "epoch", st.epoch, "seq", 0)
 		}
 		pipe.HSet(ctx, m, "writer", w.cfg.InstanceID, "heartbeat", stamp(now))
+		if rid != "" {
+			pipe.HSet(ctx, m, keys.MetaReplID, rid)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("write meta: %w", err)

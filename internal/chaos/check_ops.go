@@ -355,7 +355,12 @@ func (c *checker) checkSurvive() []Violation {
 		if p.Crashed {
 			why = append(why, "crashed")
 		}
-		if !p.Killed && p.ExitCode != 0 && p.ExitCode != -1 {
+		// A warmer (re)started while the nemesis had rotated Redis's
+		// password stops at once with exit status 1 and one line: that is
+		// the documented answer to refused credentials at start, not a
+		// crash (the README, "ACL users").
+		refusedAtStart := p.ExitCode == 1 && strings.Contains(p.Output, "refuses the credentials")
+		if !p.Killed && p.ExitCode != 0 && p.ExitCode != -1 && !refusedAtStart {
 			why = append(why, fmt.Sprintf("exit status %d", p.ExitCode))
 		}
 		if len(why) > 0 {
