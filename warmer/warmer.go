@@ -154,13 +154,13 @@ type Warmer struct {
 	plainFence      atomic.Bool            // Redis cannot read script flags: see loadFence
 	epochSeen       atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
 
-	lastRenew, lastBeat time.Time    // real time, guarded by leaseMu
-	lastRole            time.Time    // real time ROLE was last asked, guarded by leaseMu
-	renewedAt           atomic.Int64 // lastRenew, for the lease_held gauge (Unix ns)
+	lastRenew, lastBeat time.Time              // real time, guarded by leaseMu
+	lastRole            time.Time              // real time ROLE was last asked, guarded by leaseMu
+	renewedAt           atomic.Int64           // lastRenew, for the lease_held gauge (Unix ns)
 	replid              atomic.Pointer[string] // the replication id of the Redis written to, as last read
-	seen                seen         // what the lease keeper saw, for the probes
-	standing            bool         // said that we stand by, guarded by leaseMu
-	sharedID            bool         // said that another process has our id, guarded by leaseMu
+	seen                seen                   // what the lease keeper saw, for the probes
+	standing            bool                   // said that we stand by, guarded by leaseMu
+	sharedID            bool                   // said that another process has our id, guarded by leaseMu
 
 	// token tells this process from another given the same instance id.
 	token string
