@@ -221,6 +221,12 @@ type Nemesis struct {
 	// meant for the holder's process takes the other one.
 	procBusy  map[*Warmer]bool
 	proxyBusy map[*Warmer]bool
+	// rotated: the warmers' password is rotated now. A warmer started
+	// then would stop at once, as the contract says of credentials
+	// refused at start (exit status 1): its restart waits in pending
+	// until the password is restored, as an orchestrator's retry would.
+	rotated bool
+	pending []*Warmer
 }
 
 // fault is one planned fault being run.
@@ -362,6 +368,30 @@ func (n *Nemesis) healFault(f *fault) {
 func (n *Nemesis) HealAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	n.w.Sim.Post(ctx, "/control/clear")
+	n.w.Sim.Post(ctx, "/control/hostile?on=false")
+	if n.w.Repl == nil {
+		c := n.w.NodeClient(n.w.Redis.Addr())
+		if c.Ping(ctx).Err() != nil {
+			n.w.Redis.Restart()
+		}
+		c.ConfigSet(ctx, "requirepass", warmerPassword)
+		c.ConfigSet(ctx, "maxmemory", "0")
+		c.ConfigSet(ctx, "maxmemory-policy", "noeviction")
+		c.Close()
+	} else {
+		for _, s := range []*redistest.Server{n.w.Repl.Master, n.w.Repl.Replica} {
+			c := n.w.NodeClient(s.Addr())
+			if c.Ping(ctx).Err() != nil {
+				s.Restart()
+			}
+			c.ConfigSet(ctx, "maxmemory", "0")
+			c.ConfigSet(ctx, "maxmemory-policy", "noeviction")
+			c.Close()
+		}
+		n.waitReplicated(20 * time.Second)
+	}
+	n.rotated, n.pending = false, nil
 	for _, x := range []*Warmer{n.w.Writer, n.w.Standby} {
 		if x.Proxy != nil {
 			x.Proxy.Heal()
@@ -373,29 +403,6 @@ func (n *Nemesis) HealAll() {
 		}
 	}
 	n.w.StopTwin()
-	n.w.Sim.Post(ctx, "/control/clear")
-	n.w.Sim.Post(ctx, "/control/hostile?on=false")
-	if n.w.Repl == nil {
-		c := n.w.NodeClient(n.w.Redis.Addr())
-		defer c.Close()
-		if c.Ping(ctx).Err() != nil {
-			n.w.Redis.Restart()
-		}
-		c.ConfigSet(ctx, "requirepass", warmerPassword)
-		c.ConfigSet(ctx, "maxmemory", "0")
-		c.ConfigSet(ctx, "maxmemory-policy", "noeviction")
-		return
-	}
-	for _, s := range []*redistest.Server{n.w.Repl.Master, n.w.Repl.Replica} {
-		c := n.w.NodeClient(s.Addr())
-		if c.Ping(ctx).Err() != nil {
-			s.Restart()
-		}
-		c.ConfigSet(ctx, "maxmemory", "0")
-		c.ConfigSet(ctx, "maxmemory-policy", "noeviction")
-		c.Close()
-	}
-	n.waitReplicated(20 * time.Second)
 }
 
 // ---- Redis ----
@@ -546,10 +553,16 @@ func (n *Nemesis) password(f *fault) (func(), error) {
 		return nil, err
 	}
 	n.rdb.Do(ctx, "CLIENT", "KILL", "USER", "default")
+	n.rotated = true
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		n.rdb.ConfigSet(ctx, "requirepass", warmerPassword)
+		n.rotated = false
+		for _, x := range n.pending {
+			n.restart(x)
+		}
+		n.pending = nil
 	}, nil
 }
 
@@ -671,10 +684,20 @@ func (n *Nemesis) endWarmer(f *fault, sig syscall.Signal) (func(), error) {
 			x.hung()
 			x.Kill()
 		}
-		if err := x.Start(); err != nil {
-			n.w.Logf("restart %s: %v", x.Name, err)
-		}
+		n.restart(x)
 	}, nil
+}
+
+// restart starts x again, or once the password is restored.
+func (n *Nemesis) restart(x *Warmer) {
+	if n.rotated {
+		n.w.Logf("%s starts again once the password is restored", x.Name)
+		n.pending = append(n.pending, x)
+		return
+	}
+	if err := x.Start(); err != nil {
+		n.w.Logf("restart %s: %v", x.Name, err)
+	}
 }
 
 func (n *Nemesis) stopWarmer(f *fault) (func(), error) {
@@ -691,6 +714,9 @@ func (n *Nemesis) stopWarmer(f *fault) (func(), error) {
 }
 
 func (n *Nemesis) twin(f *fault) (func(), error) {
+	if n.rotated {
+		return nil, fmt.Errorf("not started: the password is rotated, and a start with refused credentials stops at once")
+	}
 	of := n.bind("holder", nil)
 	x, err := n.w.StartTwin(of)
 	if err != nil {

@@ -757,6 +757,15 @@ func (x *Warmer) MarkWarm() int64 {
 	return l.rssWarm
 }
 
+// RaiseWarm raises the running process's baseline RSS to at least rss.
+func (x *Warmer) RaiseWarm(rss int64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if l := x.currentLocked(); l != nil {
+		l.rssWarm = max(l.rssWarm, rss)
+	}
+}
+
 // MarkEnd records the running process's RSS at the end.
 func (x *Warmer) MarkEnd() {
 	x.mu.Lock()
