@@ -2,6 +2,7 @@ package warmer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -77,6 +78,9 @@ func (w *Warmer) writeRows(ctx context.Context, k keys.Kind, rows []row, keep ma
 func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	st := w.st
 	defer delete(st.intakes, k)
+	if err := w.judgeEmptyBuild(k, l); err != nil {
+		return err
+	}
 	if err := w.writeRows(ctx, k, l.rest(), l.keep, l.now); err != nil {
 		return err
 	}
@@ -277,4 +281,37 @@ func (w *Warmer) count(k keys.Kind) int {
 		}
 	}
 	return n
+}
+
+// errEmptyBuild: a build from nothing got an empty list of a kind this
+// process held entries of before Redis lost the cache.
+var errEmptyBuild = errors.New("an empty list for a cache built anew")
+
+// emptyBuildRetry is how soon such a list is asked for again.
+const emptyBuildRetry = 10 * time.Second
+
+// judgeEmptyBuild refuses an empty list when the cache is built anew (a
+// new epoch after Redis lost it) and this process held entries of the
+// kind before: the drop guard has nothing to compare with then, and an
+// empty cinemas list would give every session the default zone. It is
+// asked for again in emptyBuildRetry, and taken once it has said so for
+// ConfirmDropAfter, as a held drop is.
+func (w *Warmer) judgeEmptyBuild(k keys.Kind, l *listing) error {
+	st := w.st
+	empty := !l.handed && len(l.recs) == 0 && len(l.keep) == 0 && len(l.cancelled) == 0 && !l.partial
+	if !st.quiet[k] || !empty || w.knew[k] == 0 {
+		delete(st.emptySince, k)
+		return nil
+	}
+	since, ok := st.emptySince[k]
+	if !ok {
+		since = l.now
+		st.emptySince[k] = since
+	}
+	if l.now.Sub(since) >= ConfirmDropAfter {
+		w.log.Warn("vista's list is still empty a minute on; taken", "kind", k, "held_before", w.knew[k])
+		return nil
+	}
+	return fmt.Errorf("%w: %s (this process held %d before Redis lost the cache); asked again in %v",
+		errEmptyBuild, k, w.knew[k], emptyBuildRetry)
 }

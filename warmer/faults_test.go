@@ -462,3 +462,36 @@ func TestSeqBehindWhatWasWrittenStartsANewEpoch(t *testing.T) {
 		t.Errorf("epoch %s kept with seq %d behind the %d written: seqs %d and %d would be sent twice", got, seq-2, seq, seq-1, seq)
 	}
 }
+
+// Redis loses the cache while Vista answers the cinemas list empty: the
+// build anew does not take the empty list (it would give every session
+// the default zone), asks again in seconds, and takes the real list once
+// Vista sends it.
+func TestEmptyListOnABuildAnewIsAskedAgain(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a", func(c *Config) { c.Heartbeat = time.Millisecond })
+	r.step(w)
+	cinemas := r.rdb.SCard(r.ctx, keys.Index(r.prefix, keys.Cinemas)).Val()
+	n := len(r.events())
+	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailEmpty, Endpoint: vistasim.EndpointCinemas, Count: -1})
+	r.rdb.Del(r.ctx, keys.Meta(r.prefix), keys.Index(r.prefix, keys.Cinemas), keys.Index(r.prefix, keys.Films),
+		keys.Index(r.prefix, keys.Sessions)) // Redis lost the cache
+	time.Sleep(2 * time.Millisecond)
+	for range 3 {
+		w.Step(r.ctx)
+		r.clock.Add(time.Second)
+	}
+	for _, ev := range byEvent(r.eventsSince(n), keys.Cinemas, keys.EventFullReload) {
+		if ev.Count != nil && *ev.Count == 0 {
+			t.Errorf("the build anew took an empty cinemas list: %+v", ev)
+		}
+	}
+	r.sim.ClearFailures()
+	r.clock.Add(emptyBuildRetry)
+	for range 3 {
+		w.Step(r.ctx)
+	}
+	if got := r.rdb.SCard(r.ctx, keys.Index(r.prefix, keys.Cinemas)).Val(); got != cinemas {
+		t.Errorf("%d cinemas cached after Vista sent its list again, want %d", got, cinemas)
+	}
+}

@@ -135,6 +135,9 @@ type Warmer struct {
 	leaseTrouble, writeTrouble trouble
 	// complaints keeps Run's log of failed steps to a line a minute.
 	complaints complaints
+	// knew is how many entries of each kind this process last held: an
+	// empty list on a build anew is judged against it. Step's own.
+	knew map[keys.Kind]int
 	// denied is the last command Redis's ACLs denied, for /healthz;
 	// deniedTry when Step last tried while one was (Step's own).
 	denied    denial
@@ -197,6 +200,7 @@ type state struct {
 	loadedAt   map[keys.Kind]string    // P:meta's loaded:{kind} as this writer wrote or read it
 	held       map[keys.Kind]*heldDrop // drops held back, see judgeDrop
 	failures   map[keys.Kind]int       // full reloads failed in a row
+	emptySince map[keys.Kind]time.Time // an empty list on a build anew was first refused (judgeEmptyBuild)
 	// awaitWrites marks the kinds whose reload Redis refused: they reload
 	// as soon as Redis takes the writes again.
 	awaitWrites map[keys.Kind]bool
@@ -292,7 +296,7 @@ func New(cfg Config) (*Warmer, error) {
 	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
 		fields: names, specs: kindSpecs(names), token: newEpoch(), chunk: rowChunk,
 		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1),
-		evict: eviction{seen: -1}}
+		evict: eviction{seen: -1}, knew: map[keys.Kind]int{}}
 	w.m.leaseHeld.Set(w.holds)
 	for _, k := range keys.Kinds {
 		spec := specs[k]
@@ -910,6 +914,9 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		failedAt := w.cfg.Clock.Now()
 		st.failures[k]++
 		st.nextReload[k] = minTime(failedAt.Add(reloadRetry(st.failures[k])), w.schedules[k].Next(failedAt))
+		if errors.Is(err, errEmptyBuild) {
+			st.nextReload[k] = failedAt.Add(emptyBuildRetry)
+		}
 		if errors.As(err, new(*RefusedError)) {
 			// Redis refused the writes (out of memory, read-only): the
 			// reload goes again as soon as a write goes through and Redis
@@ -1083,6 +1090,11 @@ func redisTrouble(err error) bool {
 
 func (w *Warmer) dropState() {
 	if w.st != nil {
+		for _, k := range keys.Kinds {
+			if n := len(w.st.cache[k]); n > 0 {
+				w.knew[k] = n // what an empty list on a build anew is judged against
+			}
+		}
 		for _, run := range w.st.fetching {
 			if run != nil {
 				run.cancel() // what they would fetch is for this state
@@ -1137,6 +1149,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		failures:   map[keys.Kind]int{},
 
 		awaitWrites: map[keys.Kind]bool{},
+		emptySince:  map[keys.Kind]time.Time{},
 		fetching:    map[keys.Kind]*fetchRun{},
 		intakes:     map[keys.Kind]*intake{},
 
