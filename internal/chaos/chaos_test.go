@@ -139,8 +139,9 @@ func TestWrongWarmersAreCaught(t *testing.T) {
 	}
 }
 
-// rssLine sums up the warmers' memory: each process with a baseline, its
-// RSS after the warm-up and at the end.
+// rssLine sums up the warmers' memory: each process that ran to the end,
+// its baseline (its RSS after the warm-up; for a standby, or a process
+// started later, a warm writer's) and its RSS at the end.
 func rssLine(h *History) string {
 	var parts []string
 	for _, p := range h.Processes {
@@ -206,6 +207,7 @@ func (r *run) do(t *testing.T, bins Binaries) (*History, *World) {
 		w.Logf("%s RSS after the warm-up: %.1f MiB", x.Name, float64(rss)/(1<<20))
 	}
 	w.Standby.RaiseWarm(warm)
+	w.SetWarmRSS(warm)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

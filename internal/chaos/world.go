@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -122,6 +123,11 @@ type World struct {
 	twin *Warmer // a second process with a warmer's instance id, while the nemesis runs one
 
 	twins []*Warmer // every twin so far, for Processes
+
+	// warmRSS is a warm writer's RSS, taken after the warm-up: the
+	// baseline of every process started later (a restart, a twin), which
+	// runs the same binary on the same data.
+	warmRSS atomic.Int64
 
 	logMu sync.Mutex
 	log   *os.File // what the world and the nemesis did, with times
@@ -540,7 +546,8 @@ func (x *Warmer) Start() error {
 		f.Close()
 		return fmt.Errorf("start %s: %w", x.Name, err)
 	}
-	l := &life{cmd: cmd, pid: cmd.Process.Pid, logPath: logPath, done: make(chan struct{}), code: -1}
+	l := &life{cmd: cmd, pid: cmd.Process.Pid, logPath: logPath, done: make(chan struct{}), code: -1,
+		rssWarm: x.world.warmRSS.Load()}
 	x.lives = append(x.lives, l)
 	x.world.Logf("%s started: pid %d", x.Name, l.pid)
 	go func() {
@@ -756,6 +763,10 @@ func (x *Warmer) MarkWarm() int64 {
 	l.rssWarm = RSS(l.pid)
 	return l.rssWarm
 }
+
+// SetWarmRSS sets the baseline of the processes started from now on: a
+// warm writer's RSS.
+func (w *World) SetWarmRSS(rss int64) { w.warmRSS.Store(rss) }
 
 // RaiseWarm raises the running process's baseline RSS to at least rss.
 func (x *Warmer) RaiseWarm(rss int64) {
