@@ -27,10 +27,9 @@ const (
 	MetaHeartbeat = "heartbeat" // RFC 3339, at least every 10 s while a warmer writes
 	MetaWriter    = "writer"    // the instance id of the writer
 	// MetaReplID is the replication id of the Redis the cache was written
-	// to (INFO replication's master_replid). A writer that finds another
-	// one there (a failover, or a restart that may have lost the last
-	// writes) builds the cache anew under a new epoch, so that no seq is
-	// handed out twice with different data. (Added in contract v1.1's
-	// spirit: a field readers may ignore.)
+	// to (INFO replication's master_replid). A writer that finds it is
+	// the master a failover replaced (the promoted replica's
+	// master_replid2) builds the cache anew under a new epoch, so that no
+	// seq is handed out twice with different data. Readers may ignore it.
 	MetaReplID = "replid"
 )

@@ -309,20 +309,24 @@ func (w *Warmer) missingKeys(ctx context.Context, k keys.Kind) ([]string, error)
 }
 
 // replID returns the replication id of the Redis rdb talks to (INFO
-// replication's master_replid); "" where there is none to read (a cluster,
-// whose nodes each have their own, or a Redis that does not say).
-func replID(ctx context.Context, rdb redis.UniversalClient) (string, error) {
+// replication's master_replid) and the one it had before, when a failover
+// promoted it (master_replid2); "" where there is none to read (a
+// cluster, whose nodes each have their own, or a Redis that does not say).
+func replID(ctx context.Context, rdb redis.UniversalClient) (id, before string, err error) {
 	if _, cluster := rdb.(*redis.ClusterClient); cluster {
-		return "", nil
+		return "", "", nil
 	}
 	info, err := rdb.Info(ctx, "replication").Result()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	for line := range strings.SplitSeq(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "master_replid:"); ok {
-			return v, nil
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "master_replid:"); ok {
+			id = v
+		} else if v, ok := strings.CutPrefix(line, "master_replid2:"); ok && strings.Trim(v, "0") != "" {
+			before = v
 		}
 	}
-	return "", nil
+	return id, before, nil
 }

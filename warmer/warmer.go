@@ -586,7 +586,7 @@ func (w *Warmer) look(ctx context.Context, now time.Time) bool {
 			w.seen.setReplica(role[0] != "master")
 		}
 		w.noteDenied("role", err)
-		if id, err := replID(ctx, w.rdb); err == nil {
+		if id, _, err := replID(ctx, w.rdb); err == nil {
 			w.replid.Store(&id)
 		}
 	}
@@ -1161,13 +1161,15 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 
 	seq, seqErr := strconv.ParseInt(meta["seq"], 10, 64)
 	adopt := meta["schema"] == Schema && meta["epoch"] != "" && seqErr == nil && !rebuild
-	rid, _ := replID(ctx, w.rdb)
-	if adopt && rid != "" && meta[keys.MetaReplID] != "" && meta[keys.MetaReplID] != rid {
-		// The cache was written to another Redis than this one: a
-		// replica promoted by a failover, which may lack the last writes
-		// (and their seqs, which readers have seen), or a Redis restarted
-		// from its files. A seq must never mean two things in one epoch.
-		w.log.Warn("redis is not the server the cache was written to (a failover, or a restart); building the cache anew under a new epoch",
+	rid, promotedFrom, _ := replID(ctx, w.rdb)
+	if adopt && meta[keys.MetaReplID] != "" && meta[keys.MetaReplID] != rid && meta[keys.MetaReplID] == promotedFrom {
+		// The cache was written to the master this Redis replicated
+		// until a failover promoted it: it may lack the last writes, and
+		// readers have seen their seqs. A seq must never mean two things
+		// in one epoch. (A Redis restarted from its own files has another
+		// replication id too, but no earlier master's: its files hold
+		// what it acknowledged, as its fsync policy promises.)
+		w.log.Warn("redis is a replica promoted since the cache was written to its master (a failover); building the cache anew under a new epoch",
 			"epoch", meta["epoch"], "replid_written", meta[keys.MetaReplID], "replid_now", rid)
 		adopt = false
 	}
