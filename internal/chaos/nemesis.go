@@ -298,6 +298,7 @@ func (n *Nemesis) Run(ctx context.Context, tb interface{ Logf(string, ...any) })
 		if ctx.Err() != nil {
 			break
 		}
+		n.revive()
 		if !s.heal && time.Since(start) > steps[len(steps)-1].at*5/4+5*time.Second {
 			n.w.Logf("skip %s: the nemesis is far behind its plan", s.f.Name)
 			continue
@@ -686,6 +687,20 @@ func (n *Nemesis) endWarmer(f *fault, sig syscall.Signal) (func(), error) {
 		}
 		n.restart(x)
 	}, nil
+}
+
+// revive starts again, as an orchestrator would (systemd's
+// Restart=on-failure, a Kubernetes pod), a warmer that ended without a
+// fault holding it down: a crash is recorded all the same, and the rest
+// of the run goes on with two warmers.
+func (n *Nemesis) revive() {
+	for _, x := range []*Warmer{n.w.Writer, n.w.Standby} {
+		if !x.Started() || x.Running() || n.procBusy[x] || slices.Contains(n.pending, x) {
+			continue
+		}
+		n.w.Logf("%s ended without being asked; starting it again", x.Name)
+		n.restart(x)
+	}
 }
 
 // restart starts x again, or once the password is restored.

@@ -436,6 +436,7 @@ type Warmer struct {
 	Listen string
 	Proxy  *redistest.Proxy // nil in the sentinel topology
 	world  *World
+	file   string // its logs' names: NAME-LIFE.log
 
 	mu    sync.Mutex
 	lives []*life
@@ -461,7 +462,7 @@ type life struct {
 }
 
 func (w *World) newWarmer(name, id string) *Warmer {
-	x := &Warmer{Name: name, ID: id, Listen: "127.0.0.1:" + strconv.Itoa(redistest.FreePort(w.tb)), world: w}
+	x := &Warmer{Name: name, ID: id, Listen: "127.0.0.1:" + strconv.Itoa(redistest.FreePort(w.tb)), world: w, file: name}
 	if w.Repl == nil {
 		x.Proxy = redistest.StartProxy(w.tb, w.Redis.Addr())
 	}
@@ -471,7 +472,8 @@ func (w *World) newWarmer(name, id string) *Warmer {
 // StartTwin starts a second process with the same instance id as of, on
 // a port of its own, straight to Redis (or the sentinels).
 func (w *World) StartTwin(of *Warmer) (*Warmer, error) {
-	x := &Warmer{Name: "twin", ID: of.ID, Listen: "127.0.0.1:" + strconv.Itoa(redistest.FreePort(w.tb)), world: w, Proxy: of.Proxy}
+	x := &Warmer{Name: "twin", ID: of.ID, Listen: "127.0.0.1:" + strconv.Itoa(redistest.FreePort(w.tb)), world: w, Proxy: of.Proxy,
+		file: fmt.Sprintf("twin%d", len(w.twins)+1)}
 	if err := x.Start(); err != nil {
 		return nil, err
 	}
@@ -531,7 +533,7 @@ func (x *Warmer) Start() error {
 		return fmt.Errorf("%s is running (pid %d)", x.Name, l.pid)
 	}
 	n := len(x.lives) + 1
-	logPath := filepath.Join(x.world.dir, fmt.Sprintf("%s-%d.log", x.Name, n))
+	logPath := filepath.Join(x.world.dir, fmt.Sprintf("%s-%d.log", x.file, n))
 	f, err := os.Create(logPath)
 	if err != nil {
 		return err
