@@ -810,12 +810,15 @@ func nearSessions(ctx context.Context, sim *Sim, d time.Duration) []string {
 }
 
 // Seats changes the seats of a random open session within the hour every
-// period until ctx ends: sales never stop.
+// period until ctx ends: sales never stop. A session is never set back to
+// a value it was set to before: a value that comes back (A, B, A) would
+// look, from outside, as if the change to B had never been seen.
 func Seats(ctx context.Context, w *World, seed uint64, period time.Duration) {
 	rng := rand.New(rand.NewPCG(seed, 0x7365617473)) // "seats"
 	t := time.NewTicker(period)
 	defer t.Stop()
 	var ids []string
+	used := map[string]map[int]bool{}
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
@@ -828,7 +831,15 @@ func Seats(ctx context.Context, w *World, seed uint64, period time.Duration) {
 		}
 		if len(ids) > 0 {
 			id := ids[rng.IntN(len(ids))]
-			w.Sim.Post(cctx, "/control/seats?id="+url.QueryEscape(id)+"&n="+strconv.Itoa(rng.IntN(300)))
+			if used[id] == nil {
+				used[id] = map[int]bool{}
+			}
+			n := rng.IntN(300)
+			for j := 0; used[id][n] && j < 300; j++ {
+				n = (n + 1) % 300
+			}
+			used[id][n] = true
+			w.Sim.Post(cctx, "/control/seats?id="+url.QueryEscape(id)+"&n="+strconv.Itoa(n))
 		}
 		cancel()
 	}
