@@ -50,15 +50,31 @@ type Recorder struct {
 	ps     *redis.PubSub
 
 	// The last snapshot and truth, whose unchanged parts the next ones
-	// share, so an hour of them fits in memory.
-	prevSnap  *Snapshot
-	prevTruth *Truth
+	// share, and the ids and field names each loop has seen, kept once:
+	// an hour of snapshots then fits in memory.
+	prevSnap   *Snapshot
+	prevTruth  *Truth
+	snapNames  interner
+	truthNames interner
+}
+
+// interner keeps one copy of each string it is given: the ids and field
+// names that every snapshot and truth repeats.
+type interner map[string]string
+
+func (in interner) get(s string) string {
+	if v, ok := in[s]; ok {
+		return v
+	}
+	in[s] = s
+	return s
 }
 
 // Record starts recording w into h until Stop.
 func Record(w *World, h *History) *Recorder {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Recorder{w: w, h: h, rdb: w.AdminClient(), ctx: ctx, cancel: cancel}
+	r := &Recorder{w: w, h: h, rdb: w.AdminClient(), ctx: ctx, cancel: cancel,
+		snapNames: interner{}, truthNames: interner{}}
 	loops := []func(){r.stream, r.pubsub, r.snapshots, r.probes, r.leases, r.truths}
 	r.wg.Add(len(loops))
 	for _, loop := range loops {
@@ -277,9 +293,9 @@ func (r *Recorder) snapshots() {
 			s.Meta = m
 		}
 		s.Index = map[string][]string{
-			string(keys.Sessions): strs(res[1]),
-			string(keys.Cinemas):  sorted(strs(res[2])),
-			string(keys.Films):    sorted(strs(res[3])),
+			string(keys.Sessions): r.strs(res[1]),
+			string(keys.Cinemas):  sorted(r.strs(res[2])),
+			string(keys.Films):    sorted(r.strs(res[3])),
 		}
 		s.Hashes = map[string]map[string]Fields{}
 		for _, k := range keys.Kinds {
@@ -291,7 +307,7 @@ func (r *Recorder) snapshots() {
 			if !ok {
 				continue
 			}
-			s.Hashes[string(kind)][id] = Fields(pairs(list[i+1]))
+			s.Hashes[string(kind)][r.snapNames.get(id)] = Fields(pairs(list[i+1]))
 		}
 		r.share(&s)
 		r.add(func(h *History) { h.Snapshots = append(h.Snapshots, s) })
@@ -316,7 +332,14 @@ func (r *Recorder) share(s *Snapshot) {
 		for id, f := range byID {
 			if o, ok := old[id]; ok && maps.Equal(o, f) {
 				byID[id] = o
+				continue
 			}
+			// A changed hash: its field names are the same as ever.
+			g := make(Fields, len(f))
+			for k, v := range f {
+				g[r.snapNames.get(k)] = v
+			}
+			byID[id] = g
 		}
 	}
 }
@@ -330,11 +353,11 @@ func pairs(v any) map[string]string {
 	return m
 }
 
-func strs(v any) []string {
+func (r *Recorder) strs(v any) []string {
 	list, _ := v.([]any)
 	out := make([]string, 0, len(list))
 	for _, x := range list {
-		out = append(out, str(x))
+		out = append(out, r.snapNames.get(str(x)))
 	}
 	return out
 }
@@ -447,6 +470,7 @@ func (r *Recorder) truths() {
 		if err != nil {
 			return
 		}
+		t = r.internTruth(t)
 		if p := r.prevTruth; p != nil {
 			if maps.Equal(p.Seats, t.Seats) {
 				t.Seats = p.Seats
@@ -461,4 +485,20 @@ func (r *Recorder) truths() {
 		r.prevTruth = &t
 		r.add(func(h *History) { h.Truths = append(h.Truths, t) })
 	})
+}
+
+// internTruth rebuilds t's maps with the ids kept once.
+func (r *Recorder) internTruth(t Truth) Truth {
+	out := Truth{At: t.At, Seats: make(map[string]int, len(t.Seats)), Status: make(map[string]string, len(t.Status)),
+		Showtime: make(map[string]time.Time, len(t.Showtime))}
+	for id, v := range t.Seats {
+		out.Seats[r.truthNames.get(id)] = v
+	}
+	for id, v := range t.Status {
+		out.Status[r.truthNames.get(id)] = r.truthNames.get(v)
+	}
+	for id, v := range t.Showtime {
+		out.Showtime[r.truthNames.get(id)] = v
+	}
+	return out
 }
