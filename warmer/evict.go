@@ -75,8 +75,8 @@ type eviction struct {
 	mem    memory
 	said   bool      // the evictions were logged
 	saidAt time.Time // when, last
-	// whole is used_memory when Redis last held the whole cache without
-	// evicting: what a rebuild needs room for.
+	// whole is the most used_memory seen while Redis held the cache
+	// without evicting: what a rebuild needs room for.
 	whole int64
 }
 
@@ -103,11 +103,21 @@ func (w *Warmer) lookAtEvictions(ctx context.Context) {
 		w.noteDenied("info", err)
 		return // the lease keeper and the writes say what is wrong with Redis
 	}
+	ev.note(m, now, w.ready.Load() && w.evicting.Load() == nil)
+}
+
+// note takes one look's INFO. settled says the cache is loaded and no
+// eviction of its keys is known.
+func (ev *eviction) note(m memory, now time.Time, settled bool) {
 	ev.mem = m
 	if ev.seen >= 0 && m.evicted > ev.seen {
 		ev.grew, ev.dirty = now, true
 	}
-	if m.evicted == ev.seen && w.ready.Load() && w.evicting.Load() == nil {
+	// The most Redis used while it held the cache without evicting: a
+	// quiet look after a rebuild that lost keys unseen measures a cache
+	// smaller than the whole, and would let the next rebuild through at
+	// once into a Redis with no room for it.
+	if m.evicted == ev.seen && settled && m.used > ev.whole {
 		ev.whole = m.used
 	}
 	ev.seen = m.evicted
@@ -116,8 +126,8 @@ func (w *Warmer) lookAtEvictions(ctx context.Context) {
 // roomForCache reports whether Redis has room for the whole cache again,
 // by what it last used holding it: no limit, a policy that refuses rather
 // than evicts, or a limit a tenth above what the whole cache took.
-func (w *Warmer) roomForCache() bool {
-	m, whole := w.evict.mem, w.evict.whole
+func (ev *eviction) roomForCache() bool {
+	m, whole := ev.mem, ev.whole
 	switch {
 	case m.max == 0 || m.policy == "noeviction":
 		return true
@@ -129,8 +139,8 @@ func (w *Warmer) roomForCache() bool {
 
 // headroom reports whether Redis has a tenth of its maxmemory free (or no
 // limit), whatever its policy: room for a reload's writes.
-func (w *Warmer) headroom() bool {
-	m := w.evict.mem
+func (ev *eviction) headroom() bool {
+	m := ev.mem
 	return m.max == 0 || m.used < m.max-m.max/10
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
 	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
@@ -271,5 +272,37 @@ func TestCacheOnAPromotedReplicaStartsANewEpoch(t *testing.T) {
 	r.step(c)
 	if got := r.meta()[keys.MetaEpoch]; got != epoch {
 		t.Errorf("epoch after a takeover on the same Redis = %q, want %s kept", got, epoch)
+	}
+}
+
+// A rebuild that Redis evicted from unseen leaves a cache smaller than
+// the whole; a quiet look at it must not make Redis seem to have room
+// for the whole cache, or the next loss is rebuilt at once, not after
+// the minute a rebuild waits under pressure.
+func TestRoomForCacheRemembersTheWholeCache(t *testing.T) {
+	const MiB = 1 << 20
+	at := clocktest.Start
+	ev := eviction{seen: -1}
+	ev.note(memory{used: 10 * MiB, policy: "allkeys-lru"}, at, true)
+	ev.note(memory{used: 10 * MiB, policy: "allkeys-lru"}, at.Add(2*time.Second), true)
+	if !ev.roomForCache() {
+		t.Fatal("no maxmemory: no room for the cache")
+	}
+	// maxmemory at 40% of the cache: Redis evicts.
+	ev.note(memory{used: 4 * MiB, max: 4 * MiB, policy: "allkeys-lru", evicted: 900}, at.Add(4*time.Second), true)
+	if ev.roomForCache() {
+		t.Error("room for a 10 MiB cache in a 4 MiB maxmemory")
+	}
+	// Rebuilt, partly evicted unseen; then quiet at 3 MiB of 4.
+	for i := range 3 {
+		ev.note(memory{used: 3 * MiB, max: 4 * MiB, policy: "allkeys-lru", evicted: 900}, at.Add(time.Duration(6+2*i)*time.Second), true)
+	}
+	if ev.roomForCache() {
+		t.Errorf("room for the cache after a quiet look at a part of it (whole %s)", mib(ev.whole))
+	}
+	// maxmemory lifted above the whole cache: room at once.
+	ev.note(memory{used: 3 * MiB, max: 12 * MiB, policy: "allkeys-lru", evicted: 900}, at.Add(12*time.Second), true)
+	if !ev.roomForCache() {
+		t.Error("no room with maxmemory 12 MiB for a 10 MiB cache")
 	}
 }

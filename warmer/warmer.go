@@ -706,7 +706,7 @@ func (w *Warmer) Step(ctx context.Context) error {
 	if w.st == nil {
 		return nil // a write found the lease or the cache moved
 	}
-	if len(w.st.awaitWrites) > 0 && !w.writeTrouble.failing() && w.headroom() {
+	if len(w.st.awaitWrites) > 0 && !w.writeTrouble.failing() && w.evict.headroom() {
 		for k := range w.st.awaitWrites {
 			w.log.Info("redis takes the writes again; reloading what it refused", "kind", k)
 			w.st.nextReload[k] = now
@@ -1191,7 +1191,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 			st.quiet[k] = !st.loaded[k]
 		}
 	} else {
-		if since := time.Since(w.lastRebuild); !w.lastRebuild.IsZero() && since < time.Minute && !w.roomForCache() {
+		if since := time.Since(w.lastRebuild); !w.lastRebuild.IsZero() && since < time.Minute && !w.evict.roomForCache() {
 			// Under memory pressure with an evicting policy, Redis may
 			// lose the cache again and again: while it has no room for
 			// the whole cache, a rebuild a minute at most, so that Vista
