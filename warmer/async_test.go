@@ -98,15 +98,18 @@ func TestOlderListKeepsNewerSeats(t *testing.T) {
 	s, other := r.pair(4*time.Minute, func(a, b vistasim.SessionInfo) bool { return true })
 	r.clock.Set(s.Showtime.Add(-5 * time.Minute)) // both near
 	r.step(w)
-	l, err := w.fetch(r.ctx, w.st, keys.Sessions, r.clock.Now(), w.zones(), nil) // the list, as it is now
+	var l *listing
+	var err error
+	r.locked(w, func() { l, err = w.fetch(r.ctx, w.st, keys.Sessions, r.clock.Now(), w.zones(), nil) }) // the list, as it is now
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := len(r.events())
 	r.sim.SetSeats(s.ID, 3)
 	r.sim.SetStatus(other.ID, 7)
-	r.checkNow(w) // the checks, after the list was fetched
-	if err := w.commit(r.ctx, keys.Sessions, l); err != nil {
+	r.checkNow(w)                                                   // the checks, after the list was fetched
+	r.locked(w, func() { err = w.commit(r.ctx, keys.Sessions, l) }) // the list taken in, as Run would now
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got := r.hash(keys.Sessions, s.ID)["seats_available"]; got != "3" {
@@ -140,13 +143,15 @@ func testChecksGoTogetherAcrossCinemas(t *testing.T, at time.Time) {
 	// The simulated showtimes change from day to day, so the search goes
 	// on until it finds three; the test sets when each is due.
 	openAt := func(when time.Time) map[string]bool {
-		now := r.clock.Now()
-		defer r.clock.Set(now)
-		r.clock.Set(when)
 		open := map[string]bool{}
-		for _, s := range r.sim.Sessions() {
-			open[s.ID] = s.Status != "X"
-		}
+		r.locked(w, func() { // the writer does not step at the moment looked at
+			now := r.clock.Now()
+			defer r.clock.Set(now)
+			r.clock.Set(when)
+			for _, s := range r.sim.Sessions() {
+				open[s.ID] = s.Status != "X"
+			}
+		})
 		return open
 	}
 	var a, b, c vistasim.SessionInfo
@@ -178,13 +183,15 @@ func testChecksGoTogetherAcrossCinemas(t *testing.T, at time.Time) {
 	r.clock.Set(a.Showtime.Add(-5 * time.Minute)) // all three within the horizon
 	r.step(w)
 	now := r.clock.Now()
-	cache := w.st.cache[keys.Sessions]
-	for id, rec := range cache { // nothing else due for a while
-		w.reschedule(id, rec, now.Add(time.Hour))
-	}
-	w.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
-	w.reschedule(b.ID, cache[b.ID], now.Add(time.Second))
-	w.reschedule(c.ID, cache[c.ID], now.Add(4*time.Second)) // within half its interval (10 s or more)
+	r.locked(w, func() {
+		cache := w.st.cache[keys.Sessions]
+		for id, rec := range cache { // nothing else due for a while
+			w.reschedule(id, rec, now.Add(time.Hour))
+		}
+		w.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
+		w.reschedule(b.ID, cache[b.ID], now.Add(time.Second))
+		w.reschedule(c.ID, cache[c.ID], now.Add(4*time.Second)) // within half its interval (10 s or more)
+	})
 	r.sim.ResetRequests()
 	r.clock.Add(time.Second)
 	r.step(w)

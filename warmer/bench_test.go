@@ -84,7 +84,8 @@ func BenchmarkColdLoad(b *testing.B) {
 		own0 := ownCPUSeconds()
 		b.StartTimer()
 		start := time.Now()
-		if err := w.Step(ctx); err != nil {
+		stop := running(b, w)
+		if err := w.Settle(ctx); err != nil {
 			b.Fatal(err)
 		}
 		took += time.Since(start)
@@ -92,7 +93,7 @@ func BenchmarkColdLoad(b *testing.B) {
 		redisCPU += redisCPUSeconds(b, rdb) - cpu0
 		ownCPU += ownCPUSeconds() - own0
 		sessions = w.count(keys.Sessions)
-		w.stop()
+		stop()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(sessions), "sessions")
@@ -186,22 +187,23 @@ func warmBig(b *testing.B) *Warmer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := w.Step(context.Background()); err != nil {
+	b.Cleanup(running(b, w))
+	if err := w.Settle(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(w.stop)
 	return w
 }
 
-// BenchmarkIdleStep is the cost of one tick with ~100k sessions cached and
-// nothing due: the scan for due checks and expiries that runs every second.
+// BenchmarkIdleStep is the cost of one pass of Run's loop with ~100k
+// sessions cached and nothing due: the scan for due checks and expiries
+// that runs every second.
 func BenchmarkIdleStep(b *testing.B) {
 	w := warmBig(b)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := w.Step(ctx); err != nil {
+		if err := w.Settle(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -282,10 +284,10 @@ func BenchmarkAnswerToEvent(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := w.Step(ctx); err != nil {
+	b.Cleanup(running(b, w))
+	if err := w.Settle(ctx); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(w.stop)
 	// A moment with a few sessions in the near window.
 	var near []vistasim.SessionInfo
 	for _, s := range sim.Sessions() {
@@ -336,7 +338,7 @@ func BenchmarkAnswerToEvent(b *testing.B) {
 			w.stepMu.Unlock()
 		}
 		b.StartTimer()
-		if err := w.Step(ctx); err != nil {
+		if err := w.Settle(ctx); err != nil {
 			b.Fatal(err)
 		}
 		seen := <-got
@@ -402,13 +404,13 @@ func BenchmarkSteadyChecks(b *testing.B) {
 	// evening, with a first load taken there.
 	day := clock.Now().AddDate(0, 0, 1)
 	clock.Set(time.Date(day.Year(), day.Month(), day.Day(), 19, 50, 0, 0, time.UTC))
-	if err := w.Step(ctx); err != nil {
+	b.Cleanup(running(b, w))
+	if err := w.Settle(ctx); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(w.stop)
 	for range 120 { // two minutes to settle into the schedule
 		clock.Add(time.Second)
-		if err := w.Step(ctx); err != nil {
+		if err := w.Settle(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -419,7 +421,7 @@ func BenchmarkSteadyChecks(b *testing.B) {
 		cpu0, sim0, asked0, calls0 := cpuTime(b), th.spent.Load(), ac.ids.Load(), ac.calls.Load()
 		for range 600 {
 			clock.Add(time.Second)
-			if err := w.Step(ctx); err != nil {
+			if err := w.Settle(ctx); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -435,4 +437,20 @@ func BenchmarkSteadyChecks(b *testing.B) {
 	b.ReportMetric(float64(tiers["near"]), "near-sessions")
 	b.ReportMetric(float64((cpu-simSpent).Microseconds())/1000/float64(checked), "warmer-cpu-ms/check")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(checked), "process-cpu-ms/check")
+}
+
+// running starts w's Run and returns what stops it (and waits for it).
+func running(tb testing.TB, w *Warmer) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Run(ctx); err != nil {
+			tb.Error(err)
+		}
+	}()
+	return sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
 }

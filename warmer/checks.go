@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -192,31 +192,12 @@ func (w *Warmer) send(ctx context.Context, a *ask) {
 	a.waited = ticket.Waited()
 }
 
-// check asks Vista for the seats of the sessions due at now and writes
-// what changed, before it returns. Run sends the requests in the background instead
-// (sendChecks), so that a slow answer holds up nothing.
-func (w *Warmer) check(ctx context.Context, now time.Time) error {
-	asks := w.dueChecks(now)
-	sem := make(chan struct{}, w.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for _, a := range asks {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			w.send(ctx, a)
-		}()
-	}
-	wg.Wait()
-	return w.writeAnswers(ctx, asks)
-}
-
 // sendChecks sends the requests for the sessions due at now, each in a
-// goroutine of its own; Step writes the answers when they come. The
+// goroutine of its own; the writer's loop writes the answers when they come. The
 // upstream budget, not the warmer, decides how many are in flight.
 func (w *Warmer) sendChecks(ctx context.Context, now time.Time) {
 	for _, a := range w.dueChecks(now) {
+		w.st.asking[a] = true
 		w.fetchers.Add(1)
 		go func() {
 			defer w.fetchers.Done()
@@ -234,19 +215,55 @@ func (w *Warmer) sendChecks(ctx context.Context, now time.Time) {
 	}
 }
 
-// takeAnswers writes the seat checks answered since the last step.
+// takeAnswers writes the seat checks answered since the last step. An
+// answer that calls its one session gone waits for the answers to every
+// check asked with it or before: whether Vista answers empty lists is
+// told by those (see doubtful), and answers come in any order.
 func (w *Warmer) takeAnswers(ctx context.Context) error {
 	var asks []*ask
+	if w.st != nil {
+		asks, w.st.lone = w.st.lone, nil
+	}
 	for {
 		select {
 		case a := <-w.answers:
+			if a.st == w.st {
+				delete(w.st.asking, a)
+			}
 			asks = append(asks, a)
 			continue
 		default:
 		}
 		break
 	}
+	if w.st != nil {
+		ready := asks[:0]
+		for _, a := range asks {
+			if a.st == w.st && a.loneGone() && w.askedBefore(a) {
+				w.st.lone = append(w.st.lone, a)
+				continue
+			}
+			ready = append(ready, a)
+		}
+		asks = ready
+	}
 	return w.writeAnswers(ctx, asks)
+}
+
+// loneGone reports whether an answer calls the one session asked for gone.
+func (a *ask) loneGone() bool {
+	return a.err == nil && len(a.ids) == 1 && len(a.seats) == 0 && len(a.gone) > 0
+}
+
+// askedBefore reports whether a check asked no later than a is still
+// unanswered.
+func (w *Warmer) askedBefore(a *ask) bool {
+	for b := range w.st.asking {
+		if !b.asked.After(a.asked) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeAnswers writes what seat checks found: seats and status that changed, a
@@ -282,6 +299,13 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 			}
 		}
 	}()
+	// Answers of several sessions that found none open the doubt first,
+	// whatever order the answers came in.
+	for _, a := range asks {
+		if a.st == w.st && a.err == nil && len(a.ids) > 1 && len(a.seats) == 0 && len(a.gone) > 0 {
+			w.st.doubtAt = maxTime(w.st.doubtAt, a.asked)
+		}
+	}
 	var changes []change
 	gone := map[string]time.Time{}
 	for _, a := range asks {

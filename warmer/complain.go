@@ -16,7 +16,7 @@ type opError struct {
 func (e *opError) Error() string { return e.op + ": " + e.err.Error() }
 func (e *opError) Unwrap() error { return e.err }
 
-// opOf names the operation an error of Step's comes from, "step" when it
+// opOf names the operation an error of a step's comes from, "step" when it
 // names none.
 func opOf(err error) string {
 	if oe, ok := errors.AsType[*opError](err); ok {

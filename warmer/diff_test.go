@@ -151,7 +151,7 @@ func TestUnchangedRowsKeepTheirRecords(t *testing.T) {
 		before[id] = rec
 	}
 	r.sim.SetSeats(s.ID, 1)
-	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+	if err := r.reload(w, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	kept := 0

@@ -32,7 +32,7 @@ func (w *Warmer) doubtful(a *ask) bool {
 		return false
 	}
 	if len(a.ids) > 1 {
-		w.st.doubtAt = a.asked
+		w.st.doubtAt = maxTime(w.st.doubtAt, a.asked)
 		return true
 	}
 	// A lone session: doubted only within doubtFor of an answer about
@@ -53,7 +53,7 @@ func (w *Warmer) doubt(id string, r *record, at time.Time) {
 
 // judgeDoubts says once a minute how many sessions are doubted, and turns
 // the doubt into a held drop past a batch of them; it clears the held
-// drop it made once the doubt is gone. Step calls it after the checks.
+// drop it made once the doubt is gone. step calls it after the checks.
 func (w *Warmer) judgeDoubts(now time.Time) {
 	st := w.st
 	for id := range st.doubted {

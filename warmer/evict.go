@@ -65,7 +65,7 @@ func readMemory(ctx context.Context, rdb redis.UniversalClient) (memory, error) 
 	return m, nil
 }
 
-// eviction is the writer's watch on Redis's evictions. Step owns it.
+// eviction is the writer's watch on Redis's evictions. The writer's loop owns it.
 type eviction struct {
 	looked time.Time // real time of the last INFO
 	seen   int64     // evicted_keys then; -1 before the first look

@@ -36,15 +36,8 @@ func TestEvictedCacheIsWholeOnceRedisHasRoom(t *testing.T) {
 			srv := redistest.Start(t, redistest.Options{Config: []string{"maxmemory-policy allkeys-lru"}})
 			r := newRigWith(t, rigOptions{sim: func(c *vistasim.Config) { c.Cinemas, c.ShowsPerDay, c.Days = 8, 8, 7 }})
 			r.rdb, r.prefix = srv.Client(t, nil), "vista"
-			w := r.warmer("a")
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- w.Run(ctx) }()
-			t.Cleanup(func() {
-				cancel()
-				<-done
-			})
-			testkit.Eventually(t, 10*time.Second, "the first full load", func() bool { return w.Ready(r.ctx) })
+			w := r.warmer("a", func(c *Config) { c.Tick = time.Second }) // evictions are watched on real time
+			r.step(w)
 
 			for range tt.times {
 				testkit.Eventually(t, 10*time.Second, "the cache whole", func() bool { whole, _ := cacheWhole(t, r.rdb, r.prefix); return whole })
@@ -164,15 +157,8 @@ func TestRefusedReloadGoesAgainOnceRedisTakesWrites(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Config: []string{"maxmemory-policy noeviction"}})
 	r := newRig(t)
 	r.rdb, r.prefix = srv.Client(t, nil), "vista"
-	w := r.warmer("a")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	testkit.Eventually(t, 10*time.Second, "the first full load", func() bool { return w.Ready(r.ctx) })
+	w := r.warmer("a", func(c *Config) { c.Tick = 100 * time.Millisecond }) // Redis's memory is watched on real time
+	r.step(w)
 
 	gone := r.upcoming(2*time.Hour, 48*time.Hour)
 	r.sim.Remove(gone.ID)
@@ -181,7 +167,7 @@ func TestRefusedReloadGoesAgainOnceRedisTakesWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.rdb.ConfigSet(r.ctx, "maxmemory", strconv.FormatInt(mem.used/2, 10))
-	err = w.Reload(r.ctx, keys.Sessions)
+	err = r.reload(w, keys.Sessions)
 	if !errors.As(err, new(*RefusedError)) {
 		t.Fatalf("Reload with redis full = %v, want it refused", err)
 	}
@@ -202,15 +188,8 @@ func TestOthersEvictionsLeaveTheWriterHealthy(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Config: []string{"maxmemory-policy volatile-ttl"}})
 	r := newRig(t)
 	r.rdb, r.prefix = srv.Client(t, nil), "vista"
-	w := r.warmer("a")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	testkit.Eventually(t, 10*time.Second, "the first full load", func() bool { return w.Ready(r.ctx) })
+	w := r.warmer("a", func(c *Config) { c.Tick = 100 * time.Millisecond }) // Redis's memory is watched on real time
+	r.step(w)
 	mem, err := readMemory(r.ctx, r.rdb)
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +237,8 @@ func TestCacheOnAPromotedReplicaStartsANewEpoch(t *testing.T) {
 	}
 	r.rdb = rep // the failover: the writer of the next term writes here
 	b := r.warmer("b")
+	r.run(b)
+	testkit.Eventually(t, 10*time.Second, "b writes once a's lease has lapsed", func() bool { return b.Role() == "writer" })
 	r.step(b)
 	if got := r.meta()[keys.MetaEpoch]; got == epoch || got == "" {
 		t.Errorf("epoch on the promoted replica = %q, want a new one (was %s)", got, epoch)
@@ -266,9 +247,7 @@ func TestCacheOnAPromotedReplicaStartsANewEpoch(t *testing.T) {
 	// The same Redis, written to again by another writer: adopted.
 	c := r.warmer("c")
 	epoch = r.meta()[keys.MetaEpoch]
-	b.leaseMu.Lock()
-	r.rdb.Del(r.ctx, keys.Lease(r.prefix))
-	b.leaseMu.Unlock()
+	r.stop(b)
 	r.step(c)
 	if got := r.meta()[keys.MetaEpoch]; got != epoch {
 		t.Errorf("epoch after a takeover on the same Redis = %q, want %s kept", got, epoch)

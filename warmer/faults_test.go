@@ -42,17 +42,18 @@ func TestPausedWriterThatGetsTheLeaseBack(t *testing.T) {
 	a := r.warmer("a", func(c *Config) { c.LeaseTTL = ttl })
 	b := r.warmer("b", func(c *Config) { c.LeaseTTL = ttl })
 	r.step(a)
-	time.Sleep(ttl + 200*time.Millisecond) // a is paused past its lease
+	r.pause(a)
+	time.Sleep(ttl + 200*time.Millisecond) // past a's lease
 	r.step(b)
 	s := r.upcoming(time.Hour, 40*time.Hour)
 	r.sim.SetSeats(s.ID, 1)
-	if err := b.Reload(r.ctx, keys.Sessions); err != nil { // b writes events
+	if err := r.reload(b, keys.Sessions); err != nil { // b writes events
 		t.Fatal(err)
 	}
-	b.stop()
+	r.stop(b)
 	r.step(a) // a wakes and takes the free lease: it must read what b wrote
 	r.sim.SetSeats(s.ID, 0)
-	if err := a.Reload(r.ctx, keys.Sessions); err != nil {
+	if err := r.reload(a, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	r.assertSeqContiguous()
@@ -70,7 +71,7 @@ func TestStaleWriterIsFenced(t *testing.T) {
 	r.rdb.HIncrBy(r.ctx, keys.Meta(r.prefix), "seq", 1)
 	r.sim.SetSeats(r.upcoming(time.Hour, 40*time.Hour).ID, 0)
 	n := len(r.events())
-	if err := a.Reload(r.ctx, keys.Sessions); err == nil {
+	if err := r.reload(a, keys.Sessions); err == nil {
 		t.Fatal("a reload on a cache that moved under the writer succeeded")
 	}
 	if got := len(r.events()); got != n {
@@ -93,7 +94,7 @@ func TestWrongTypeKeyIsRepaired(t *testing.T) {
 	r.sim.SetSeats(s.ID, 2)
 	// The update finds a string where the hash should be: it deletes it
 	// and writes the hash whole, in the same transaction.
-	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+	if err := r.reload(w, keys.Sessions); err != nil {
 		t.Fatalf("a reload that met a key of another type: %v", err)
 	}
 	h := r.hash(keys.Sessions, s.ID)
@@ -108,7 +109,7 @@ func TestWrongTypeKeyIsRepaired(t *testing.T) {
 	// add that follows in the same reload.
 	r.rdb.Del(r.ctx, key)
 	r.rdb.Set(r.ctx, key, "not a hash", 0)
-	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+	if err := r.reload(w, keys.Sessions); err != nil {
 		t.Fatalf("a reload that met a key of another type: %v", err)
 	}
 	if h := r.hash(keys.Sessions, s.ID); h["seats_available"] != "2" || h["id"] != s.ID || h["showtime"] == "" {
@@ -121,10 +122,10 @@ func TestAdoptHalfBuiltCacheStaysQuiet(t *testing.T) {
 	r := newRig(t)
 	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailStatus, Status: 500, Count: -1, Endpoint: vistasim.EndpointSessions})
 	a := r.warmer("a")
-	if err := a.Step(r.ctx); err == nil {
+	if err := r.settle(a); err == nil {
 		t.Fatal("the first build succeeded with Vista's sessions failing")
 	}
-	a.stop()
+	r.stop(a)
 	r.sim.ClearFailures()
 	b := r.warmer("b")
 	r.step(b)
@@ -145,7 +146,7 @@ func TestVanishedKeysAreWrittenWhole(t *testing.T) {
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
 	r.rdb.Del(r.ctx, keys.Film(r.prefix, film), keys.Session(r.prefix, s.ID))
 	for _, k := range []keys.Kind{keys.Films, keys.Sessions} {
-		if err := w.Reload(r.ctx, k); err != nil {
+		if err := r.reload(w, k); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -166,7 +167,7 @@ func TestRemovingAMissingHashCleansEveryIndex(t *testing.T) {
 	r := newRig(t)
 	a := r.warmer("a")
 	r.step(a)
-	a.stop()
+	r.stop(a)
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
 	r.rdb.Del(r.ctx, keys.Session(r.prefix, s.ID)) // evicted while no warmer ran
 	r.sim.Remove(s.ID)
@@ -214,7 +215,7 @@ func TestSessionMoves(t *testing.T) {
 		}
 		return list, nil
 	}
-	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+	if err := r.reload(w, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	evs := forID(r.events(), s.ID)
@@ -266,7 +267,7 @@ func TestBadRowsKeepWhatTheCacheHas(t *testing.T) {
 				return out, vista.RowErrors{{List: "sessions", Index: 3, ID: id, Field: "Showtime", Err: errBanana}}
 			}
 			n := len(r.events())
-			if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+			if err := r.reload(w, keys.Sessions); err != nil {
 				t.Fatal(err)
 			}
 			if len(r.hash(keys.Sessions, s.ID)) == 0 {
@@ -298,7 +299,7 @@ func TestPublishedEventFields(t *testing.T) {
 	s := r.upcoming(2*time.Hour, 40*time.Hour)
 	r.sim.SetSeats(s.ID, 5)
 	for _, k := range []keys.Kind{keys.Films, keys.Sessions} {
-		if err := w.Reload(r.ctx, k); err != nil {
+		if err := r.reload(w, k); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -425,7 +426,7 @@ func TestFailingChecksMakeTheCacheNotReady(t *testing.T) {
 	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailStatus, Endpoint: vistasim.EndpointSeats, Count: -1})
 	for i := 0; i < 8; i++ {
 		r.clock.Add(10 * time.Second)
-		w.Step(r.ctx)
+		r.settle(w)
 	}
 	ready, reason := w.Readiness(r.ctx)
 	if ready || !strings.Contains(reason, "seat checks have failed for") {
@@ -456,7 +457,7 @@ func TestSeqBehindWhatWasWrittenStartsANewEpoch(t *testing.T) {
 	}
 	// The new master has P:meta as it was two events earlier.
 	r.rdb.HSet(r.ctx, keys.Meta(r.prefix), "seq", seq-2)
-	w.dropState() // a failed write: the writer reads the cache again
+	r.locked(w, w.dropState) // a failed write: the writer reads the cache again
 	r.step(w)
 	if got := r.meta()["epoch"]; got == meta["epoch"] {
 		t.Errorf("epoch %s kept with seq %d behind the %d written: seqs %d and %d would be sent twice", got, seq-2, seq, seq-1, seq)
@@ -478,7 +479,7 @@ func TestEmptyListOnABuildAnewIsAskedAgain(t *testing.T) {
 		keys.Index(r.prefix, keys.Sessions)) // Redis lost the cache
 	time.Sleep(2 * time.Millisecond)
 	for range 3 {
-		w.Step(r.ctx)
+		r.settle(w)
 		r.clock.Add(time.Second)
 	}
 	for _, ev := range byEvent(r.eventsSince(n), keys.Cinemas, keys.EventFullReload) {
@@ -489,7 +490,7 @@ func TestEmptyListOnABuildAnewIsAskedAgain(t *testing.T) {
 	r.sim.ClearFailures()
 	r.clock.Add(emptyBuildRetry)
 	for range 3 {
-		w.Step(r.ctx)
+		r.settle(w)
 	}
 	if got := r.rdb.SCard(r.ctx, keys.Index(r.prefix, keys.Cinemas)).Val(); got != cinemas {
 		t.Errorf("%d cinemas cached after Vista sent its list again, want %d", got, cinemas)

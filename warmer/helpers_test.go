@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ type rig struct {
 	prefix string
 
 	vistaURL string // the base URL of the simulated Vista
+
+	runs map[*Warmer]func() // stops each warmer's Run
 }
 
 func newRig(t *testing.T) *rig {
@@ -98,7 +101,7 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	return &rig{t: t, ctx: context.Background(), sim: sim, client: client, clock: clock, rdb: rdb, prefix: prefix,
-		vistaURL: clientCfg.BaseURL}
+		vistaURL: clientCfg.BaseURL, runs: map[*Warmer]func(){}}
 }
 
 // warmer returns a warmer of the rig with the given instance id.
@@ -111,7 +114,10 @@ func (r *rig) warmer(id string, tweak ...func(*Config)) *Warmer {
 		InstanceID: id,
 		LeaseTTL:   2 * time.Second,
 		Clock:      r.clock,
-		BatchSize:  25, // several transactions per reload
+		// Run steps when the rig's clock passes what is due and when the
+		// test settles it; what runs on real time waits for those.
+		Tick:      time.Hour,
+		BatchSize: 25, // several transactions per reload
 	}
 	for _, f := range tweak {
 		f(&cfg)
@@ -123,10 +129,79 @@ func (r *rig) warmer(id string, tweak ...func(*Config)) *Warmer {
 	return w
 }
 
+// step runs w (from its first step on, until the test ends or r.stop)
+// and waits until it has done what is due by the rig's clock.
 func (r *rig) step(w *Warmer) {
 	r.t.Helper()
-	if err := w.Step(r.ctx); err != nil {
-		r.t.Fatalf("Step: %v", err)
+	if err := r.settle(w); err != nil {
+		r.t.Fatalf("Settle: %v", err)
+	}
+}
+
+// settle is step that returns the failure instead.
+func (r *rig) settle(w *Warmer) error {
+	r.t.Helper()
+	r.run(w)
+	return w.Settle(r.ctx)
+}
+
+// locked runs f while w's Run does not step: a test reads and sets the
+// writer's state with it.
+func (r *rig) locked(w *Warmer, f func()) {
+	w.stepMu.Lock()
+	defer w.stepMu.Unlock()
+	f()
+}
+
+// reload runs w and asks it for a full reload of k.
+func (r *rig) reload(w *Warmer, k keys.Kind) error {
+	r.run(w)
+	return w.Reload(r.ctx, k)
+}
+
+// run starts w's Run, unless it runs already.
+func (r *rig) run(w *Warmer) {
+	if r.runs[w] != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Run(ctx); err != nil {
+			r.t.Errorf("Run: %v", err)
+		}
+	}()
+	stop := sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
+	r.runs[w] = stop
+	r.t.Cleanup(stop)
+}
+
+// pause ends w's Run as a process frozen in place looks to Redis and to
+// itself: its lease stays until it lapses, and when it wakes (r.step, or
+// a write by hand) it still believes it writes.
+func (r *rig) pause(w *Warmer) {
+	r.t.Helper()
+	key := keys.Lease(r.prefix)
+	ttl := r.rdb.PTTL(r.ctx, key).Val()
+	r.stop(w) // releases the lease, which a frozen process would not
+	if ttl > 0 {
+		if err := r.rdb.Set(r.ctx, key, w.leaseValue(), ttl).Err(); err != nil {
+			r.t.Fatal(err)
+		}
+		w.leader.Store(true)
+	}
+}
+
+// stop ends w's Run, which releases the lease, as a warmer stopped with
+// SIGTERM does.
+func (r *rig) stop(w *Warmer) {
+	if stop := r.runs[w]; stop != nil {
+		stop()
+		delete(r.runs, w)
 	}
 }
 

@@ -97,7 +97,7 @@ func TestRestartIsNotLateness(t *testing.T) {
 	if before.count == 0 || before.over[1] != 0 {
 		t.Fatalf("near checks of a running warmer: %d, %d more than 1 s late; want some, none late", before.count, before.over[1])
 	}
-	first.stop()
+	r.stop(first)
 
 	const stopped = 5 * time.Minute
 	r.clock.Add(stopped)

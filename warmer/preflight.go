@@ -222,10 +222,10 @@ type denial struct {
 // tried only now and then.
 const deniedFor = time.Minute
 
-// deniedRetry is how often Step tries its work while a command is denied.
+// deniedRetry is how often step tries its work while a command is denied.
 const deniedRetry = 10 * time.Second
 
-// errDeniedWait: Step waits for the next try while a command is denied.
+// errDeniedWait: step waits for the next try while a command is denied.
 var errDeniedWait = errors.New("a command is denied; waiting to try again")
 
 // clearDenied forgets the last denial once a step went through and none

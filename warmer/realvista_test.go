@@ -138,10 +138,9 @@ func realWarmer(t *testing.T, then time.Time, sessions string) (r *rig, w *Warme
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Step(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	return &rig{t: t, ctx: t.Context(), rdb: rdb, prefix: prefix, clock: clock}, w, m, days
+	r = &rig{t: t, ctx: t.Context(), rdb: rdb, prefix: prefix, clock: clock, runs: map[*Warmer]func(){}}
+	r.step(w)
+	return r, w, m, days
 }
 
 // TestRealYorckProgramme warms the cache from the real Yorck Kinos data of

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
@@ -124,7 +125,7 @@ func TestListNamingAnIDAgainAcrossChunks(t *testing.T) {
 		b.State = keys.StateCancelled
 		return append(list, a, b)
 	}
-	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+	if err := r.reload(w, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
 	evs := r.eventsSince(n)
@@ -159,7 +160,7 @@ func TestListFailingHalfwayRemovesNothing(t *testing.T) {
 		return nil
 	}
 	p.page = failing
-	if err := w.Step(r.ctx); err == nil {
+	if err := r.settle(w); err == nil {
 		t.Fatal("a list that failed halfway reported no error")
 	}
 	if got := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); got == 0 || got > 30 {
@@ -192,7 +193,7 @@ func TestListFailingHalfwayRemovesNothing(t *testing.T) {
 	}
 	p.page = failing
 	before := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val()
-	if err := w.Reload(r.ctx, keys.Sessions); err == nil {
+	if err := r.reload(w, keys.Sessions); err == nil {
 		t.Fatal("a list that failed halfway reported no error")
 	}
 	evs := r.eventsSince(n)
@@ -255,7 +256,7 @@ func TestReloadEndsWithItsContext(t *testing.T) {
 		cancel()
 	}
 	p.page = nil
-	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+	if err := r.reload(w, keys.Sessions); err != nil {
 		t.Fatalf("the reload after: %v", err)
 	}
 }
@@ -287,33 +288,28 @@ func TestNewerFetchStartsAfresh(t *testing.T) {
 		}
 		return nil
 	}
-	if err := w.Step(r.ctx); err == nil {
+	if err := r.settle(w); err == nil {
 		t.Fatal("the first build of the sessions reported no error")
 	}
 	// The second list is fetched in the background; its first chunk is written.
-	w.async = true
-	w.st.nextReload[keys.Sessions] = r.clock.Now()
-	r.step(w)
-	deadline := time.Now().Add(10 * time.Second)
-	for len(w.fetched) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no chunk of the second list came")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	r.step(w)
-	if len(w.st.cache[keys.Sessions]) == 0 {
-		t.Fatal("the second list's first chunk was not written")
-	}
-	// A reload now replaces it, and finds one session gone of all the
-	// cache holds: no drop to hold back.
-	w.async = false
-	if err := w.Reload(r.ctx, keys.Sessions); err != nil {
+	second := make(chan error, 1)
+	go func() { second <- w.Reload(r.ctx, keys.Sessions) }()
+	testkit.Eventually(t, 10*time.Second, "the second list's first chunk written", func() bool {
+		n := 0
+		r.locked(w, func() { n = len(w.st.cache[keys.Sessions]) })
+		return n > 0
+	})
+	// A reload now calls the second off and replaces it, and finds one
+	// session gone of all the cache holds: no drop to hold back.
+	if err := r.reload(w, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
-	if h := w.st.held[keys.Sessions]; h != nil {
-		t.Errorf("the reload held back a drop of %d of %d", len(h.ids), h.total)
-	}
+	<-second // answered with the reload that replaced it
+	r.locked(w, func() {
+		if h := w.st.held[keys.Sessions]; h != nil {
+			t.Errorf("the reload held back a drop of %d of %d", len(h.ids), h.total)
+		}
+	})
 	if hash := r.hash(keys.Sessions, dropped); len(hash) != 0 {
 		t.Errorf("%s, gone from the list, is still cached", dropped)
 	}

@@ -4,9 +4,11 @@
 // holds (diff.go, pure), writes the changes with their events in fenced
 // batches (write.go, lease.go), and checks each session again on a
 // schedule that tightens as its showtime nears (checks.go, schedule.go,
-// policy.go). Run (this file) owns the loops: the lease keeper, the
-// reloads fetched in the background, and the checks sent in the background, woken by the
-// schedule's next due time.
+// policy.go). Run (run.go) owns the goroutines: the lease keeper, the
+// writer's loop, the reloads fetched (reload.go) and the checks sent in
+// the background; the loop is woken by the schedule's next due time on
+// the warmer's clock, by what arrives, and by Settle. Tests and
+// benchmarks run it as production does.
 package warmer
 
 import (
@@ -84,17 +86,16 @@ type Config struct {
 	// holds the cache; readers SSUBSCRIBE. Off: PUBLISH.
 	ShardedEvents bool
 
-	BatchSize   int // changes per fenced write; default 500, at most 1000
-	Concurrency int // seat requests Step sends at once; default 4 (in Run, the Vista client's budget decides)
+	BatchSize int // changes per fenced write; default 500, at most 1000
 	// CheckBatch is the most sessions one seat check request carries (the
 	// URL bound may make it fewer); default 50. 1 asks for each session on
 	// its own, as VistaStorage did, and then nothing rides along early.
 	CheckBatch int
 	Heartbeat  time.Duration // default 5s, or half the lease TTL when shorter; the contract wants at most 10s
-	Tick       time.Duration // how often Run looks for due work; default 1s
+	Tick       time.Duration // how often Run steps at least, for what runs on real time; default 1s
 
 	// AfterReload, when set, is called after each full reload that went
-	// through, on the goroutine that runs Step (the binary gives the
+	// through, on the writer's loop (the binary gives the
 	// memory a reload used back to the OS).
 	AfterReload func(keys.Kind)
 
@@ -109,8 +110,9 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 	return cron.ParseStandard(spec)
 }
 
-// Warmer keeps the cache. Create it with New, then either Run it or drive it
-// with Step (tests do, on a fake clock).
+// Warmer keeps the cache. Create it with New, then Run it. Tests and
+// benchmarks run it too, on a fake clock, and call Settle after they move
+// the clock (see run.go).
 type Warmer struct {
 	cfg       Config
 	rdb       redis.UniversalClient
@@ -120,7 +122,7 @@ type Warmer struct {
 	fields    map[keys.Kind][]string // the data fields of each kind's hash
 	specs     map[keys.Kind]*spec
 
-	// stepMu serialises Step; leaseMu serialises leaseAndBeat, which Run also calls
+	// stepMu serialises step; leaseMu serialises leaseAndBeat, which Run also calls
 	// from its own goroutine so the lease and heartbeat outlive a long reload.
 	stepMu  sync.Mutex
 	leaseMu sync.Mutex
@@ -136,13 +138,13 @@ type Warmer struct {
 	// complaints keeps Run's log of failed steps to a line a minute.
 	complaints complaints
 	// knew is how many entries of each kind this process last held: an
-	// empty list on a build anew is judged against it. Step's own.
+	// empty list on a build anew is judged against it. The loop's own.
 	knew map[keys.Kind]int
 	// denied is the last command Redis's ACLs denied, for /healthz;
-	// deniedTry when Step last tried while one was (Step's own).
+	// deniedTry when Step last tried while one was (the loop's own).
 	denied    denial
 	deniedTry time.Time
-	// evict watches Redis's evictions (evict.go); Step owns it. evicting
+	// evict watches Redis's evictions (evict.go); the loop owns it. evicting
 	// says why, for /healthz, while Redis evicts the cache's keys.
 	evict    eviction
 	evicting atomic.Pointer[string]
@@ -151,7 +153,7 @@ type Warmer struct {
 	// checksFailing is set while every seat check fails: /readyz says so
 	// once it has lasted (see checksFailingFor).
 	checksFailing atomic.Pointer[checkFailure]
-	lastRebuild   time.Time // when takeOver last started a new epoch; Step's
+	lastRebuild   time.Time // when takeOver last started a new epoch; the loop's
 	// rebuildWaitSaid: the wait for the next rebuild was logged.
 	rebuildWaitSaid bool
 	plainFence      atomic.Bool            // Redis cannot read script flags: see loadFence
@@ -170,14 +172,15 @@ type Warmer struct {
 
 	// Run fetches lists in the background of the writer's other work, so a slow or
 	// failing list never holds up a seat check: fetchers hand what they
-	// got to Step through fetched, and Run waits for them when it stops.
-	async    bool
+	// got to step through fetched, and Run waits for them when it stops.
 	fetched  chan fetched
 	answers  chan *ask
 	arrived  chan struct{} // wakes Run when a list is in
+	settles  chan *settle  // Settle's and Reload's requests to Run
+	running  atomic.Bool   // Run is running
 	fetchers sync.WaitGroup
 
-	st *state // the writer's state; nil on standby. Owned by Step.
+	st *state // the writer's state; nil on standby. Owned by the writer's loop (Run), which reads and writes it under stepMu.
 
 	// written is the last epoch and seq this process wrote, kept across
 	// states: after a failover, a P:meta behind it is not adopted.
@@ -225,6 +228,8 @@ type state struct {
 	checks, expiries timeline
 	shows            showtimes
 	inflight         map[string]bool // sessions asked for whose answers are not written yet
+	asking           map[*ask]bool   // checks sent whose answers have not come
+	lone             []*ask          // answers calling their one session gone, waiting for earlier ones (takeAnswers)
 	grace            time.Duration   // the policy's, for the expiries
 	// since is when this writer began to keep the schedule (the warmer's
 	// clock): a check due before was no warmer's to make (see late).
@@ -261,9 +266,6 @@ func New(cfg Config) (*Warmer, error) {
 	// A batch is one script call; Lua takes at most about 8000 arguments
 	// a command, and a batch's index write has two a session.
 	cfg.BatchSize = min(cfg.BatchSize, 1000)
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 4
-	}
 	if cfg.CheckBatch <= 0 {
 		cfg.CheckBatch = 50
 	}
@@ -295,7 +297,7 @@ func New(cfg Config) (*Warmer, error) {
 	}
 	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
 		fields: names, specs: kindSpecs(names), token: newEpoch(), chunk: rowChunk,
-		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1),
+		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1), settles: make(chan *settle),
 		evict: eviction{seen: -1}, knew: map[keys.Kind]int{}}
 	w.m.leaseHeld.Set(w.holds)
 	for _, k := range keys.Kinds {
@@ -377,110 +379,6 @@ func (w *Warmer) Readiness(context.Context) (ready bool, reason string) {
 	return true, ""
 }
 
-// Run keeps the cache warm until ctx is done, then releases the lease so a
-// standby takes over at once. A write that has started when ctx ends is
-// finished, never cut in half.
-func (w *Warmer) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		w.keepLease(ctx)
-	}()
-	defer wg.Wait()
-	defer w.fetchers.Wait()
-	w.stepMu.Lock()
-	w.async = true
-	w.stepMu.Unlock()
-
-	// Step runs when something is due (a check, an expiry, a reload), when
-	// a list or a seat check's answer is in, and at least every Tick, for
-	// the lease's sake.
-	wake := time.NewTimer(0)
-	defer wake.Stop()
-	for {
-		w.stepped(ctx, w.Step(ctx))
-		sleep := w.cfg.Tick
-		if next := w.nextDue(); !next.IsZero() {
-			sleep = min(sleep, max(next.Sub(w.cfg.Clock.Now()), 0))
-		}
-		wake.Reset(sleep)
-		select {
-		case <-ctx.Done():
-			w.stop()
-			return nil
-		case <-wake.C:
-		case <-w.arrived:
-		}
-	}
-}
-
-// stepped logs how a step of Run's went: a failure at once and then once
-// a minute for each operation while it goes on, and the end of a run of
-// failures once. Redis's refusals of the writes are noteWrite's to log.
-func (w *Warmer) stepped(ctx context.Context, err error) {
-	now := time.Now()
-	switch {
-	case ctx.Err() != nil, errors.Is(err, errDeniedWait):
-	case err == nil:
-		w.clearDenied() // whatever was denied went through, or was granted since
-		// A step that went through ends the runs of what every step does;
-		// a reload's and the checks' end when one of them goes through.
-		for _, r := range w.complaints.ok(now, func(op string) bool { return !strings.HasPrefix(op, "reload_") && op != "check" }) {
-			w.log.Info("works again", "op", r.op, "after", r.lasted.Round(time.Millisecond), "failures", r.failures)
-		}
-	case redisTrouble(err):
-	default:
-		op := opOf(err)
-		if log, n := w.complaints.failed(op, now); log {
-			w.log.Warn("a step failed; trying again (logged once a minute while it lasts)", "op", op, "failures", n, "err", err)
-		}
-	}
-}
-
-// keepLease renews the lease and writes the heartbeat on real time, beside
-// Step in a goroutine of its own, so neither waits for a long reload.
-//
-// While Redis refuses or does not answer, the tries back off, doubling up
-// to 15 s: a rotated password or a full Redis does not mend in a second.
-func (w *Warmer) keepLease(ctx context.Context) {
-	every := min(w.cfg.LeaseTTL/4, time.Second)
-	wait := every
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			w.leaseAndBeat(ctx)
-		}
-		if w.leaseTrouble.failing() {
-			wait = min(2*wait, max(15*time.Second, every))
-		} else {
-			wait = every
-		}
-		t.Reset(wait)
-	}
-}
-
-// stop releases the lease after Run's last step.
-func (w *Warmer) stop() {
-	w.leaseMu.Lock()
-	defer w.leaseMu.Unlock()
-	if !w.leader.Load() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := w.releaseLease(ctx); err != nil {
-		w.log.Warn("release lease", "err", err)
-		return
-	}
-	w.leader.Store(false)
-	w.log.Info("released the lease")
-}
-
 // leaseAndBeat takes or renews the lease and, as writer, writes the heartbeat when
 // they are due, then reads P:meta's heartbeat and reloads (and, now and
 // then, Redis's role) for the probes. It runs on real time.
@@ -537,7 +435,7 @@ func (w *Warmer) leaseAndBeat(ctx context.Context) {
 			w.log.Warn("the cache is gone from Redis; rebuilding", "epoch", *epoch)
 			w.lost.Store(epoch)
 		case errors.Is(err, errMetaGone):
-			w.metaGone.Store(true) // Step finds out whether the cache went with it
+			w.metaGone.Store(true) // the next step finds out whether the cache went with it
 		case errors.Is(err, errLeaseGone):
 			w.lastRenew = time.Time{} // take it again at the next leaseAndBeat
 		case ctx.Err() == nil:
@@ -631,12 +529,12 @@ func (w *Warmer) heartbeat(ctx context.Context, epoch string) error {
 	})
 }
 
-// Step does whatever is due at the clock's now: takes the lease or stands
-// by, builds or adopts the cache on taking over, runs due full reloads,
-// expires sessions past their grace and checks the sessions whose time has
-// come. Run calls it when something is due or has arrived, and at least
-// every Tick; tests call it directly.
-func (w *Warmer) Step(ctx context.Context) error {
+// step does whatever is due at the clock's now: takes the lease or stands
+// by, builds or adopts the cache on taking over, takes in the lists and
+// seat answers that came, starts the full reloads due, expires sessions
+// past their grace and sends the checks of the sessions whose time has
+// come. Run's loop calls it, and nothing else does.
+func (w *Warmer) step(ctx context.Context) error {
 	w.stepMu.Lock()
 	defer w.stepMu.Unlock()
 	w.leaseAndBeat(ctx)
@@ -723,19 +621,9 @@ func (w *Warmer) Step(ctx context.Context) error {
 		if need := w.specs[k].needs; need != "" && !w.st.loaded[need] {
 			continue // showtimes need the cinemas' zones: wait for their first load
 		}
-		if w.async {
-			w.fetchAsync(ctx, k, now)
-			continue
-		}
-		if err := w.fetchNow(ctx, k, now); err != nil {
-			return err
-		}
+		w.fetchAsync(ctx, k, now)
 	}
-	if w.async {
-		w.sendChecks(ctx, now)
-	} else if err := w.check(ctx, now); err != nil {
-		return w.failed("check", err)
-	}
+	w.sendChecks(ctx, now)
 	if w.st != nil {
 		w.judgeDoubts(now)
 		w.sayRemovals()
@@ -745,234 +633,6 @@ func (w *Warmer) Step(ctx context.Context) error {
 		w.st.expiries.compact(n)
 	}
 	return nil
-}
-
-// nextDue is when Step has something to do next on the warmer's clock: a
-// check or an expiry, a full reload; zero when nothing is scheduled.
-func (w *Warmer) nextDue() time.Time {
-	w.stepMu.Lock()
-	defer w.stepMu.Unlock()
-	if w.st == nil {
-		return time.Time{}
-	}
-	var next time.Time
-	earliest := func(t time.Time) {
-		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
-	}
-	earliest(w.st.checks.next())
-	earliest(w.st.expiries.next())
-	for _, k := range keys.Kinds {
-		if need := w.specs[k].needs; w.st.fetching[k] == nil && (need == "" || w.st.loaded[need]) {
-			earliest(w.st.nextReload[k])
-		}
-	}
-	return next
-}
-
-// fetched is what a fetcher got, for the writer's state it began in: a
-// chunk of the list (rows) while the rest is on its way, then the whole
-// list, or the error that ended the fetch.
-type fetched struct {
-	st   *state
-	k    keys.Kind
-	run  *fetchRun
-	now  time.Time // when the list was asked for, on the warmer's clock
-	rows []row
-	l    *listing // set on the last message, unless err is
-	err  error
-}
-
-// fetchRun is one fetch of a list, which its writer can call off.
-type fetchRun struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the fetcher has sent its last
-}
-
-// startFetch fetches a kind's list in a goroutine of its own and sends
-// what it gets to out, chunk by chunk, calling wake after each. The
-// writer takes the chunks in (takeIn) while later pages are fetched, so
-// Redis writes one part of a long list while Vista sends the next.
-func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out chan<- fetched, wake func()) *fetchRun {
-	w.loading(k)
-	st, zones := w.st, w.zones()
-	if prev := st.fetching[k]; prev != nil {
-		prev.cancel() // this one says what Vista says now
-		delete(st.intakes, k)
-	}
-	fctx, cancel := context.WithCancel(ctx)
-	run := &fetchRun{cancel: cancel, done: make(chan struct{})}
-	st.fetching[k] = run
-	send := func(f fetched) error {
-		select {
-		case out <- f:
-			wake()
-			return nil
-		case <-fctx.Done():
-			return fctx.Err() // the writer stopped taking the list in
-		}
-	}
-	w.fetchers.Add(1)
-	go func() {
-		defer w.fetchers.Done()
-		defer close(run.done)
-		defer cancel()
-		emit := func(rows []row) error {
-			return send(fetched{st: st, k: k, run: run, now: now, rows: rows})
-		}
-		l, err := w.fetch(fctx, st, k, now, zones, emit)
-		_ = send(fetched{st: st, k: k, run: run, now: now, l: l, err: err})
-	}()
-	return run
-}
-
-// fetchAsync fetches a list in the background of Step's other work; Step takes each
-// chunk in as it comes (takeFetched).
-func (w *Warmer) fetchAsync(ctx context.Context, k keys.Kind, now time.Time) {
-	w.startFetch(ctx, k, now, w.fetched, func() {
-		select {
-		case w.arrived <- struct{}{}:
-		default:
-		}
-	})
-}
-
-// fetchNow fetches a list and takes it in before it returns, writing each
-// chunk while the next is fetched.
-func (w *Warmer) fetchNow(ctx context.Context, k keys.Kind, now time.Time) error {
-	in := make(chan fetched, 1)
-	run := w.startFetch(ctx, k, now, in, func() {})
-	for {
-		var f fetched
-		select {
-		case f = <-in:
-		case <-run.done:
-			select {
-			case f = <-in: // what it sent before it ended
-			default:
-				// It ended without its last word: ctx ended first.
-				if w.st != nil && w.st.fetching[k] == run {
-					w.st.fetching[k] = nil
-					delete(w.st.intakes, k)
-				}
-				return ctx.Err()
-			}
-		}
-		last := f.l != nil || f.err != nil
-		if err := w.takeIn(ctx, f); err != nil || last || w.st == nil || w.st.fetching[k] != f.run {
-			return err // the list is in, or it failed, or the writer let it go
-		}
-	}
-}
-
-// takeFetched takes in what was fetched in the background since the last step.
-func (w *Warmer) takeFetched(ctx context.Context) error {
-	for {
-		select {
-		case f := <-w.fetched:
-			if err := w.takeIn(ctx, f); err != nil {
-				return err
-			}
-		default:
-			return nil
-		}
-	}
-}
-
-// takeIn writes a chunk of a list, or commits the whole list, or
-// schedules the next try when fetching or writing it failed. What was
-// fetched for a writer's state that has gone since (the lease changed
-// hands, the cache was read again), or for a fetch called off, is
-// dropped: the state that replaced it reloads on its own.
-func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
-	if w.st == nil || f.st != w.st || w.st.fetching[f.k] != f.run {
-		return nil
-	}
-	k, st := f.k, w.st
-	var err error
-	switch {
-	case f.err != nil:
-		err = f.err
-	case f.l == nil:
-		if err = w.writeRows(ctx, k, f.rows, nil, f.now); err == nil {
-			return nil // the rest of the list is on its way
-		}
-	default:
-		err = w.commit(ctx, k, f.l)
-	}
-	f.run.cancel() // done with, or given up
-	st.fetching[k] = nil
-	delete(st.intakes, k)
-	if w.st != st {
-		return w.failed("reload_"+string(k), err)
-	}
-	if err != nil {
-		// Try again with a backoff counted from the failure, which may
-		// come minutes after the fetch began (a list that hangs until its
-		// timeouts run out), or at the schedule if sooner.
-		failedAt := w.cfg.Clock.Now()
-		st.failures[k]++
-		st.nextReload[k] = minTime(failedAt.Add(reloadRetry(st.failures[k])), w.schedules[k].Next(failedAt))
-		if errors.Is(err, errEmptyBuild) {
-			st.nextReload[k] = failedAt.Add(emptyBuildRetry)
-		}
-		if errors.As(err, new(*RefusedError)) {
-			// Redis refused the writes (out of memory, read-only): the
-			// reload goes again as soon as a write goes through and Redis
-			// has a tenth of its memory free, not at the next retry or
-			// cron; a Redis that hovers at its limit waits the retry out.
-			st.awaitWrites[k] = true
-		}
-		return w.failed("reload_"+string(k), err)
-	}
-	st.failures[k] = 0
-	w.reloaded(k, f.now)
-	return nil
-}
-
-// ErrStandby is returned by Reload on an instance that does not write.
-var ErrStandby = errors.New("standing by: another instance writes")
-
-// Reload runs a full reload of one kind now, as the cron schedule does.
-func (w *Warmer) Reload(ctx context.Context, k keys.Kind) error {
-	w.stepMu.Lock()
-	defer w.stepMu.Unlock()
-	if !w.leader.Load() || w.st == nil {
-		return ErrStandby
-	}
-	if err := w.fetchNow(ctx, k, w.cfg.Clock.Now()); err != nil {
-		return err
-	}
-	if w.st == nil {
-		return ErrStandby // the write found the lease or the cache moved
-	}
-	return nil
-}
-
-// reloadRetry is how long after its nth failure in a row a full reload is
-// tried again: a minute, doubling up to a quarter of an hour.
-func reloadRetry(n int) time.Duration {
-	d := time.Minute
-	for i := 1; i < n && d < 15*time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, 15*time.Minute)
-}
-
-// reloaded sets when a kind reloads next after a reload that went through:
-// at its schedule, or, while a drop is held back, as soon as a reload can
-// confirm it, which need not wait for the schedule.
-func (w *Warmer) reloaded(k keys.Kind, now time.Time) {
-	next := w.schedules[k].Next(now)
-	if h := w.st.held[k]; h != nil {
-		next = minTime(next, maxTime(now, h.at.Add(ConfirmDropAfter)))
-	}
-	w.st.nextReload[k] = next
-	w.worksAgain("reload_" + string(k))
-	if w.cfg.AfterReload != nil {
-		w.cfg.AfterReload(k)
-	}
 }
 
 // failed decides what an error of a step means for the writer's state and
@@ -1156,6 +816,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		checkRemoved: map[string]time.Time{},
 		doubted:      map[string]time.Time{},
 		inflight:     map[string]bool{},
+		asking:       map[*ask]bool{},
 	}
 	w.schedule(st)
 

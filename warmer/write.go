@@ -136,12 +136,10 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 		if err != nil {
 			return nil, fmt.Errorf("write %s: %w", k, err)
 		}
-		if w.async {
-			// A long write (a reload of 100k sessions takes seconds) does
-			// not hold up the seat checks that come due meanwhile: they
-			// go out now, and their answers are written after it.
-			w.sendChecks(ctx, w.cfg.Clock.Now())
-		}
+		// A long write (a reload of 100k sessions takes seconds) does
+		// not hold up the seat checks that come due meanwhile: they go
+		// out now, and their answers are written after it.
+		w.sendChecks(ctx, w.cfg.Clock.Now())
 		if end := group[len(group)-1].end; writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && end < len(changes) {
 			w.log.Info("writing", "kind", k, "done", end, "of", len(changes))
 			progress = time.Now()

@@ -90,7 +90,7 @@ func TestUnchangedReloadWritesNoData(t *testing.T) {
 
 	rec.start()
 	for _, k := range keys.Kinds {
-		if err := w.Reload(r.ctx, k); err != nil {
+		if err := r.reload(w, k); err != nil {
 			t.Fatal(err)
 		}
 	}

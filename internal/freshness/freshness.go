@@ -4,8 +4,8 @@
 // scenario, and compares when each seat change happened upstream with when
 // it reached Redis.
 //
-// The warmer is driven only through its exported API (New, Config, Step,
-// Policy, Fetcher): a Fetcher wrapped around the Vista client logs, for each
+// The warmer runs as in production, through its exported API (New, Config,
+// Run, Settle, Policy, Fetcher): a Fetcher wrapped around the Vista client logs, for each
 // session measured, every reading that reached the warmer (a seat check that
 // answered for it, or a full Sessions list) and the virtual time it was
 // asked. The simulator says when each session's seats changed (its seats
@@ -29,6 +29,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/internal/fakeclock"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
@@ -225,8 +226,7 @@ type truth struct {
 // [from, to) can fall in the curve, and finds every seat change of theirs
 // in [from, to) within curveFrom..curveTo minutes of the showtime.
 func buildTruth(chain vistasim.Config, from, to time.Time) *truth {
-	clock := &Clock{}
-	clock.Set(from)
+	clock := fakeclock.New(from)
 	chain.Clock = clock.Now
 	tr := &truth{oracle: vistasim.New(chain), watch: map[string]bool{},
 		showtime: map[string]time.Time{}, changes: map[string][]time.Time{}}
@@ -272,9 +272,8 @@ func buildTruth(chain vistasim.Config, from, to time.Time) *truth {
 func runOne(ctx context.Context, o Options, tr *truth, sc Scenario, p Policy) (Result, error) {
 	res := Result{Scenario: sc.Name, Policy: p.Name}
 	began := time.Now()
-	clock := &Clock{}
 	begin, end := o.From.Add(-o.Warmup), o.To.Add(o.Tail)
-	clock.Set(begin)
+	clock := fakeclock.New(begin)
 
 	chain := o.Chain
 	chain.Clock = clock.Now
@@ -311,11 +310,21 @@ func runOne(ctx context.Context, o Options, tr *truth, sc Scenario, p Policy) (R
 		Policy:       p.Policy,
 		CheckBatch:   p.CheckBatch,
 		SessionsCron: "10 * * * *",
-		Clock:        clock,
+		// Run steps when the virtual clock passes what is due, and when
+		// it is settled after each tick.
+		Clock: clock,
+		Tick:  24 * time.Hour,
 	})
 	if err != nil {
 		return res, err
 	}
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(runCtx) }()
+	defer func() {
+		stop()
+		<-ran
+	}()
 
 	if sc.ListOutage > 0 {
 		at := tr.busiest.Add(5 * time.Minute)
@@ -330,10 +339,9 @@ func runOne(ctx context.Context, o Options, tr *truth, sc Scenario, p Policy) (R
 		sampled             int64 // commands the samples sent
 		nextSample          = o.From
 	)
-	// A step every tick, as warmer.Run ticks. Run sends seat checks
-	// beside its loop, so a slow answer holds up no tick: it lands at its
-	// ask time plus its latency (the recorder's reading), and meanwhile
-	// the next steps go on.
+	// The virtual clock moves a tick at a time, and the warmer's Run is
+	// settled after each: whatever came due was done. A seat answer lands
+	// at its ask time plus its latency (the recorder's reading).
 	for t := begin; t.Before(end); t = t.Add(o.Tick) {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -372,13 +380,8 @@ func runOne(ctx context.Context, o Options, tr *truth, sc Scenario, p Policy) (R
 			res.Hours = t.Sub(o.From).Hours()
 		}
 
-		if err := w.Step(ctx); err != nil {
-			// A failed list ends Step before its seat checks; Run fetches
-			// lists beside them, so they go out at once here too.
+		if err := w.Settle(ctx); err != nil {
 			res.StepErrors++
-			if err := w.Step(ctx); err != nil {
-				res.StepErrors++
-			}
 		}
 		res.Steps++
 

@@ -7,22 +7,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/vista-warmer/vista-warmer/internal/fakeclock"
 	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/warmer"
 )
-
-// Clock is the virtual clock a run plays on: the warmer, the simulated
-// Vista (from its HTTP handler's goroutines) and the recorder read it.
-type Clock struct{ ns atomic.Int64 }
-
-// Now returns the virtual time.
-func (c *Clock) Now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
-
-// Set moves the virtual time to t.
-func (c *Clock) Set(t time.Time) { c.ns.Store(t.UnixNano()) }
 
 // Latency draws the time Vista takes to answer one request.
 type Latency interface {
@@ -49,7 +39,7 @@ func (l LogNormal) Draw(r *rand.Rand) time.Duration {
 // also draws each request's modelled latency.
 type recorder struct {
 	next    warmer.Fetcher
-	clock   *Clock
+	clock   *fakeclock.Clock
 	latency Latency // nil: answers take no virtual time
 	watch   map[string]bool
 
@@ -61,7 +51,7 @@ type recorder struct {
 	checks   int64 // seat check calls
 }
 
-func newRecorder(next warmer.Fetcher, clock *Clock, latency Latency, watch map[string]bool, seed uint64) *recorder {
+func newRecorder(next warmer.Fetcher, clock *fakeclock.Clock, latency Latency, watch map[string]bool, seed uint64) *recorder {
 	return &recorder{next: next, clock: clock, latency: latency, watch: watch, seed: seed,
 		readings: map[string][]obs{}}
 }

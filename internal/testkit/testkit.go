@@ -10,44 +10,19 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/internal/fakeclock"
 )
 
-// Clock is a clock a test moves by hand; the code under test reads it
-// through the Now method it was given.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// Clock is a clock a test moves by hand (see fakeclock).
+type Clock = fakeclock.Clock
 
 // NewClock returns a Clock at start.
-func NewClock(start time.Time) *Clock { return &Clock{now: start} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Set moves the clock to t.
-func (c *Clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-// Add moves the clock on by d and returns the new time.
-func (c *Clock) Add(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
-}
+func NewClock(start time.Time) *Clock { return fakeclock.New(start) }
 
 // Eventually polls cond until it holds and returns how long that took,
 // or fails the test once within has passed, saying what it waited for.

@@ -1,0 +1,170 @@
+package warmer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+)
+
+// A full reload of a kind: its list fetched in a goroutine of its own
+// (startFetch), taken in by the writer's loop chunk by chunk (takeIn),
+// committed whole, and tried again with a backoff when it fails.
+
+// fetched is what a fetcher got, for the writer's state it began in: a
+// chunk of the list (rows) while the rest is on its way, then the whole
+// list, or the error that ended the fetch.
+type fetched struct {
+	st   *state
+	k    keys.Kind
+	run  *fetchRun
+	now  time.Time // when the list was asked for, on the warmer's clock
+	rows []row
+	l    *listing // set on the last message, unless err is
+	err  error
+}
+
+// fetchRun is one fetch of a list, which its writer can call off.
+type fetchRun struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the fetcher has sent its last
+}
+
+// startFetch fetches a kind's list in a goroutine of its own and sends
+// what it gets to out, chunk by chunk, calling wake after each. The
+// writer takes the chunks in (takeIn) while later pages are fetched, so
+// Redis writes one part of a long list while Vista sends the next.
+func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out chan<- fetched, wake func()) *fetchRun {
+	w.loading(k)
+	st, zones := w.st, w.zones()
+	if prev := st.fetching[k]; prev != nil {
+		prev.cancel() // this one says what Vista says now
+		delete(st.intakes, k)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	run := &fetchRun{cancel: cancel, done: make(chan struct{})}
+	st.fetching[k] = run
+	send := func(f fetched) error {
+		select {
+		case out <- f:
+			wake()
+			return nil
+		case <-fctx.Done():
+			return fctx.Err() // the writer stopped taking the list in
+		}
+	}
+	w.fetchers.Add(1)
+	go func() {
+		defer w.fetchers.Done()
+		defer close(run.done)
+		defer cancel()
+		emit := func(rows []row) error {
+			return send(fetched{st: st, k: k, run: run, now: now, rows: rows})
+		}
+		l, err := w.fetch(fctx, st, k, now, zones, emit)
+		_ = send(fetched{st: st, k: k, run: run, now: now, l: l, err: err})
+	}()
+	return run
+}
+
+// fetchAsync fetches a list in the background of the loop's other work;
+// step takes each chunk in as it comes (takeFetched).
+func (w *Warmer) fetchAsync(ctx context.Context, k keys.Kind, now time.Time) {
+	w.startFetch(ctx, k, now, w.fetched, func() {
+		select {
+		case w.arrived <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// takeFetched takes in what was fetched in the background since the last step.
+func (w *Warmer) takeFetched(ctx context.Context) error {
+	for {
+		select {
+		case f := <-w.fetched:
+			if err := w.takeIn(ctx, f); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// takeIn writes a chunk of a list, or commits the whole list, or
+// schedules the next try when fetching or writing it failed. What was
+// fetched for a writer's state that has gone since (the lease changed
+// hands, the cache was read again), or for a fetch called off, is
+// dropped: the state that replaced it reloads on its own.
+func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
+	if w.st == nil || f.st != w.st || w.st.fetching[f.k] != f.run {
+		return nil
+	}
+	k, st := f.k, w.st
+	var err error
+	switch {
+	case f.err != nil:
+		err = f.err
+	case f.l == nil:
+		if err = w.writeRows(ctx, k, f.rows, nil, f.now); err == nil {
+			return nil // the rest of the list is on its way
+		}
+	default:
+		err = w.commit(ctx, k, f.l)
+	}
+	f.run.cancel() // done with, or given up
+	st.fetching[k] = nil
+	delete(st.intakes, k)
+	if w.st != st {
+		return w.failed("reload_"+string(k), err)
+	}
+	if err != nil {
+		// Try again with a backoff counted from the failure, which may
+		// come minutes after the fetch began (a list that hangs until its
+		// timeouts run out), or at the schedule if sooner.
+		failedAt := w.cfg.Clock.Now()
+		st.failures[k]++
+		st.nextReload[k] = minTime(failedAt.Add(reloadRetry(st.failures[k])), w.schedules[k].Next(failedAt))
+		if errors.Is(err, errEmptyBuild) {
+			st.nextReload[k] = failedAt.Add(emptyBuildRetry)
+		}
+		if errors.As(err, new(*RefusedError)) {
+			// Redis refused the writes (out of memory, read-only): the
+			// reload goes again as soon as a write goes through and Redis
+			// has a tenth of its memory free, not at the next retry or
+			// cron; a Redis that hovers at its limit waits the retry out.
+			st.awaitWrites[k] = true
+		}
+		return w.failed("reload_"+string(k), err)
+	}
+	st.failures[k] = 0
+	w.reloaded(k, f.now)
+	return nil
+}
+
+// reloadRetry is how long after its nth failure in a row a full reload is
+// tried again: a minute, doubling up to a quarter of an hour.
+func reloadRetry(n int) time.Duration {
+	d := time.Minute
+	for i := 1; i < n && d < 15*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 15*time.Minute)
+}
+
+// reloaded sets when a kind reloads next after a reload that went through:
+// at its schedule, or, while a drop is held back, as soon as a reload can
+// confirm it, which need not wait for the schedule.
+func (w *Warmer) reloaded(k keys.Kind, now time.Time) {
+	next := w.schedules[k].Next(now)
+	if h := w.st.held[k]; h != nil {
+		next = minTime(next, maxTime(now, h.at.Add(ConfirmDropAfter)))
+	}
+	w.st.nextReload[k] = next
+	w.worksAgain("reload_" + string(k))
+	if w.cfg.AfterReload != nil {
+		w.cfg.AfterReload(k)
+	}
+}

@@ -1,0 +1,295 @@
+package warmer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+)
+
+// Run is the warmer's one way to run, in production and in tests alike.
+// Its goroutines:
+//
+//   - the lease keeper (keepLease) renews the lease and writes the
+//     heartbeat on real time;
+//   - the writer's loop (this goroutine) owns the writer's state and calls
+//     step when something is due on the warmer's clock, when a list or a
+//     seat check's answer is in, when Settle or Reload asks, and at least
+//     every Tick;
+//   - fetchers (startFetch) and seat checkers (sendChecks) ask Vista and
+//     hand what they got to the loop, which alone writes to Redis.
+//
+// A test drives time by giving the warmer a clock it moves by hand (the
+// Clock may also implement Waiter, so the loop wakes when the clock
+// passes what is due) and calling Settle after each move: Settle returns
+// once the loop has done everything due by the new time and has nothing
+// in flight.
+
+// Waiter is a Clock that can wait on its own time: a fake clock that a
+// test moves wakes Run when it passes the next thing due. With a Clock
+// that does not implement it, Run waits on real time.
+type Waiter interface {
+	After(d time.Duration) <-chan time.Time
+}
+
+// settle is a request to Run: Settle's, or Reload's when kind is set.
+type settle struct {
+	kind keys.Kind
+	err  error // the first failure of the steps since the request
+	done chan error
+}
+
+// Run keeps the cache warm until ctx is done, then releases the lease so a
+// standby takes over at once. A write that has started when ctx ends is
+// finished, never cut in half.
+func (w *Warmer) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return errors.New("warmer: Run is running already")
+	}
+	defer w.running.Store(false)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.keepLease(ctx)
+	}()
+	defer wg.Wait()
+	defer w.fetchers.Wait()
+
+	// step runs when something is due (a check, an expiry, a reload), when
+	// a list or a seat check's answer is in, and at least every Tick, for
+	// what runs on real time (evictions, refusals waited out).
+	var waiting []*settle
+	var failure error // the first of the steps since Settle last returned
+	tick := time.NewTimer(0)
+	defer tick.Stop()
+	for {
+		err := w.step(ctx)
+		w.stepped(ctx, err)
+		if failure == nil {
+			failure = err
+		}
+		tick.Reset(w.cfg.Tick)
+		var due <-chan time.Time
+		if next := w.nextDue(); !next.IsZero() {
+			due = w.after(max(next.Sub(w.cfg.Clock.Now()), 0))
+		}
+		// Answered last: once Settle returns, the loop waits for the
+		// clock, an arrival or the tick, and touches nothing meanwhile.
+		if n := len(waiting); n > 0 {
+			if waiting = w.answerSettles(waiting, failure); len(waiting) < n {
+				failure = nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			w.stop()
+			for _, q := range waiting {
+				q.done <- ctx.Err()
+			}
+			return nil
+		case <-tick.C:
+		case <-due:
+		case <-w.arrived:
+		case q := <-w.settles:
+			if q.kind != "" {
+				w.reloadNow(q.kind)
+			}
+			waiting = append(waiting, q)
+		}
+	}
+}
+
+// after waits d on the warmer's clock.
+func (w *Warmer) after(d time.Duration) <-chan time.Time {
+	if c, ok := w.cfg.Clock.(Waiter); ok {
+		return c.After(d)
+	}
+	return time.After(d)
+}
+
+// answerSettles answers the requests waiting, with the first failure of
+// the steps since Settle last returned, once the writer has nothing in
+// flight: no list being fetched or taken in, no seat check unanswered.
+func (w *Warmer) answerSettles(waiting []*settle, failure error) []*settle {
+	for _, q := range waiting {
+		q.err = failure
+	}
+	if !w.quiet() {
+		return waiting
+	}
+	standby := !w.leader.Load()
+	for _, q := range waiting {
+		if q.kind != "" && q.err == nil && standby {
+			q.err = ErrStandby // the write found the lease or the cache moved
+		}
+		q.done <- q.err
+	}
+	return waiting[:0]
+}
+
+// reloadNow makes a full reload of k due now. A fetch of the kind under
+// way is called off, and what it wrote so far is replaced: the new one
+// says what Vista says now.
+func (w *Warmer) reloadNow(k keys.Kind) {
+	w.stepMu.Lock()
+	defer w.stepMu.Unlock()
+	if w.st == nil {
+		return
+	}
+	if f := w.st.fetching[k]; f != nil {
+		f.cancel()
+		w.st.fetching[k] = nil
+		delete(w.st.intakes, k)
+	}
+	w.st.nextReload[k] = w.cfg.Clock.Now()
+}
+
+// quiet reports whether the writer has nothing in flight.
+func (w *Warmer) quiet() bool {
+	w.stepMu.Lock()
+	defer w.stepMu.Unlock()
+	st := w.st
+	if st == nil {
+		return true
+	}
+	for _, f := range st.fetching {
+		if f != nil {
+			return false
+		}
+	}
+	return len(st.intakes) == 0 && len(st.inflight) == 0
+}
+
+// Settle wakes Run and waits until it has done everything due by the
+// warmer's clock and has nothing in flight: every list due fetched and
+// taken in, every seat check due answered and written. It returns the
+// first failure of the loop's steps since Settle last returned. Tests and benchmarks call it
+// after they move a fake clock. It waits for Run to start, or for ctx.
+func (w *Warmer) Settle(ctx context.Context) error {
+	return w.ask(ctx, &settle{})
+}
+
+// ErrStandby is returned by Reload on an instance that does not write.
+var ErrStandby = errors.New("standing by: another instance writes")
+
+// Reload asks Run for a full reload of one kind now, as its schedule
+// does, and waits for it to be written. It waits for Run to start, or
+// for ctx.
+func (w *Warmer) Reload(ctx context.Context, k keys.Kind) error {
+	if !w.leader.Load() {
+		return ErrStandby
+	}
+	return w.ask(ctx, &settle{kind: k})
+}
+
+// ask hands q to Run, which may be about to start, and waits for its
+// answer or for ctx.
+func (w *Warmer) ask(ctx context.Context, q *settle) error {
+	q.done = make(chan error, 1)
+	select {
+	case w.settles <- q:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-q.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stepped logs how a step of Run's went: a failure at once and then once
+// a minute for each operation while it goes on, and the end of a run of
+// failures once. Redis's refusals of the writes are noteWrite's to log.
+func (w *Warmer) stepped(ctx context.Context, err error) {
+	now := time.Now()
+	switch {
+	case ctx.Err() != nil, errors.Is(err, errDeniedWait):
+	case err == nil:
+		w.clearDenied() // whatever was denied went through, or was granted since
+		// A step that went through ends the runs of what every step does;
+		// a reload's and the checks' end when one of them goes through.
+		for _, r := range w.complaints.ok(now, func(op string) bool { return !strings.HasPrefix(op, "reload_") && op != "check" }) {
+			w.log.Info("works again", "op", r.op, "after", r.lasted.Round(time.Millisecond), "failures", r.failures)
+		}
+	case redisTrouble(err):
+	default:
+		op := opOf(err)
+		if log, n := w.complaints.failed(op, now); log {
+			w.log.Warn("a step failed; trying again (logged once a minute while it lasts)", "op", op, "failures", n, "err", err)
+		}
+	}
+}
+
+// keepLease renews the lease and writes the heartbeat on real time, beside
+// the writer's loop in a goroutine of its own, so neither waits for a
+// long reload.
+//
+// While Redis refuses or does not answer, the tries back off, doubling up
+// to 15 s: a rotated password or a full Redis does not mend in a second.
+func (w *Warmer) keepLease(ctx context.Context) {
+	every := min(w.cfg.LeaseTTL/4, time.Second)
+	wait := every
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.leaseAndBeat(ctx)
+		}
+		if w.leaseTrouble.failing() {
+			wait = min(2*wait, max(15*time.Second, every))
+		} else {
+			wait = every
+		}
+		t.Reset(wait)
+	}
+}
+
+// stop releases the lease after Run's last step.
+func (w *Warmer) stop() {
+	w.leaseMu.Lock()
+	defer w.leaseMu.Unlock()
+	if !w.leader.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := w.releaseLease(ctx); err != nil {
+		w.log.Warn("release lease", "err", err)
+		return
+	}
+	w.leader.Store(false)
+	w.log.Info("released the lease")
+}
+
+// nextDue is when step has something to do next on the warmer's clock: a
+// check or an expiry, a full reload; zero when nothing is scheduled.
+func (w *Warmer) nextDue() time.Time {
+	w.stepMu.Lock()
+	defer w.stepMu.Unlock()
+	if w.st == nil {
+		return time.Time{}
+	}
+	var next time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	earliest(w.st.checks.next())
+	earliest(w.st.expiries.next())
+	for _, k := range keys.Kinds {
+		if need := w.specs[k].needs; w.st.fetching[k] == nil && (need == "" || w.st.loaded[need]) {
+			earliest(w.st.nextReload[k])
+		}
+	}
+	return next
+}
