@@ -242,3 +242,81 @@ func (w *Warmer) Status(ctx context.Context) Status {
 	maps.Copy(s.LastReloads, loaded)
 	return s
 }
+
+// Role returns "writer" or "standby".
+func (w *Warmer) Role() string {
+	if w.leader.Load() {
+		return "writer"
+	}
+	return "standby"
+}
+
+// Ready reports whether the cache this instance serves is warm: as writer,
+// once the first full load of all three lists is in Redis and while no
+// drop is held back; on standby, once the writer's cache says so.
+func (w *Warmer) Ready(ctx context.Context) bool {
+	ready, _ := w.Readiness(ctx)
+	return ready
+}
+
+// Readiness is Ready with the reason when not ready. It answers from what
+// the lease keeper and the writer saw, never asking Redis.
+func (w *Warmer) Readiness(context.Context) (ready bool, reason string) {
+	now := time.Now()
+	if w.leader.Load() {
+		if why := w.deniedNow(now); why != "" {
+			return false, why
+		}
+		if why := w.refused(); why != "" {
+			return false, "the writer's writes are refused: " + why
+		}
+		if !w.ready.Load() {
+			return false, "the first full load of cinemas, films and sessions is not in Redis yet"
+		}
+		if ago := w.seen.keptAgo(now); ago > w.keptWithin() {
+			return false, fmt.Sprintf("the cache has not been kept for %s: no write or heartbeat went through", ago.Round(time.Second))
+		}
+		if why := w.evicting.Load(); why != nil {
+			return false, *why
+		}
+		if r := w.heldReason.Load(); r != nil {
+			return false, *r
+		}
+		// Every check has failed for a while, and one failed lately: a
+		// failure long ago that no check followed (none was due) is not
+		// news of the seats now.
+		if f, now := w.checksFailing.Load(), w.cfg.Clock.Now(); f != nil && now.Sub(f.since) > w.checksFailingFor() &&
+			now.Sub(f.last) <= w.checksFailingFor() {
+			return false, fmt.Sprintf("seat checks have failed for %s: %s", now.Sub(f.since).Round(time.Second), f.err)
+		}
+		return true, ""
+	}
+	at, beat, loaded := w.seen.meta()
+	switch {
+	case at.IsZero() || now.Sub(at) > w.keptWithin():
+		return false, "cannot read the cache's meta from redis"
+	case len(loaded) < len(keys.Kinds):
+		return false, "the writer has not loaded cinemas, films and sessions yet"
+	case beat.IsZero():
+		return false, "no writer's heartbeat in P:meta"
+	}
+	// By this process's clock, not the writer's stamp: two hosts' clocks
+	// may disagree by more than a lease TTL.
+	if still := w.seen.beatStill(now); still > w.keptWithin() {
+		return false, fmt.Sprintf("no writer keeps the cache: its heartbeat has not moved for %s", still.Round(time.Second))
+	}
+	return true, ""
+}
+
+// checkFailure is a run of failed seat checks: the first, the last, and
+// what the last said.
+type checkFailure struct {
+	since, last time.Time
+	err         string
+}
+
+// checksFailingFor is how long seat checks may all fail before /readyz
+// says the cache is not fresh: six near intervals, a minute at least.
+func (w *Warmer) checksFailingFor() time.Duration {
+	return max(time.Minute, 6*w.cfg.Policy.NearInterval)
+}

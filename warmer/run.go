@@ -226,50 +226,6 @@ func (w *Warmer) stepped(ctx context.Context, err error) {
 	}
 }
 
-// keepLease renews the lease and writes the heartbeat on real time, beside
-// the writer's loop in a goroutine of its own, so neither waits for a
-// long reload.
-//
-// While Redis refuses or does not answer, the tries back off, doubling up
-// to 15 s: a rotated password or a full Redis does not mend in a second.
-func (w *Warmer) keepLease(ctx context.Context) {
-	every := min(w.cfg.LeaseTTL/4, time.Second)
-	wait := every
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			w.leaseAndBeat(ctx)
-		}
-		if w.leaseTrouble.failing() {
-			wait = min(2*wait, max(15*time.Second, every))
-		} else {
-			wait = every
-		}
-		t.Reset(wait)
-	}
-}
-
-// stop releases the lease after Run's last step.
-func (w *Warmer) stop() {
-	w.leaseMu.Lock()
-	defer w.leaseMu.Unlock()
-	if !w.leader.Load() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := w.releaseLease(ctx); err != nil {
-		w.log.Warn("release lease", "err", err)
-		return
-	}
-	w.leader.Store(false)
-	w.log.Info("released the lease")
-}
-
 // nextDue is when step has something to do next on the warmer's clock: a
 // check or an expiry, a full reload; zero when nothing is scheduled.
 func (w *Warmer) nextDue() time.Time {

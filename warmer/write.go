@@ -2,7 +2,6 @@ package warmer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/keys"
-	"github.com/vista-warmer/vista-warmer/vista"
 )
 
 // guard is what the writer's next write expects of P:meta.
@@ -377,170 +375,6 @@ func (w *Warmer) rawChange(c change) int {
 		return rawDrop
 	}
 	return rawWrite
-}
-
-func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
-	p := w.cfg.Prefix
-	if !sp.timed {
-		ix.add(keys.Index(p, sp.kind), true, 0, id)
-		return
-	}
-	score := float64(r.showtime.time().Unix())
-	ix.add(keys.Index(p, sp.kind), false, score, id)
-	for _, o := range sp.owners {
-		if owner := r.vals.get(o.field); owner != "" {
-			ix.add(o.key(p, owner), false, score, id)
-		}
-	}
-}
-
-// unindex takes a removed or moved entity out of its indexes. An entry
-// read back from an index whose hash was gone has no owners to go by: it
-// is taken out of the index of every owner we know, unless it expired,
-// which the sweep covers for all at once.
-func (w *Warmer) unindex(ix *indexBatch, sp *spec, c change) {
-	p := w.cfg.Prefix
-	if !sp.timed {
-		ix.rem(keys.Index(p, sp.kind), true, c.id)
-		return
-	}
-	ix.rem(keys.Index(p, sp.kind), false, c.id)
-	r := c.old
-	if r == nil || (r.missing && c.reason == keys.ReasonExpired) {
-		return
-	}
-	for _, o := range sp.owners {
-		if r.missing {
-			for owner := range w.st.cache[o.kind] {
-				ix.rem(o.key(p, owner), false, c.id)
-			}
-		} else if owner := r.vals.get(o.field); owner != "" {
-			ix.rem(o.key(p, owner), false, c.id)
-		}
-	}
-}
-
-// indexBatch gathers the index writes of one batch, so that each index key
-// takes one ZADD (or SADD) of all its new members, not one per entry:
-// that cost Redis more than the hashes themselves.
-type indexBatch struct {
-	order      []string // keys, in the order they came
-	adds, rems map[string][]any
-	set        map[string]bool // a set (SADD, SREM), not a sorted set
-}
-
-func (ix *indexBatch) note(key string, set bool) {
-	if ix.set == nil {
-		ix.adds, ix.rems, ix.set = map[string][]any{}, map[string][]any{}, map[string]bool{}
-	}
-	if _, ok := ix.set[key]; !ok {
-		ix.order = append(ix.order, key)
-		ix.set[key] = set
-	}
-}
-
-func (ix *indexBatch) add(key string, set bool, score float64, id string) {
-	ix.note(key, set)
-	if set {
-		ix.adds[key] = append(ix.adds[key], id)
-	} else {
-		ix.adds[key] = append(ix.adds[key], score, id)
-	}
-}
-
-func (ix *indexBatch) rem(key string, set bool, id string) {
-	ix.note(key, set)
-	ix.rems[key] = append(ix.rems[key], id)
-}
-
-// flush queues the removals, then the additions: an entry that moves
-// within a batch leaves its old place before it takes the new one.
-func (ix *indexBatch) flush(ctx context.Context, pipe redis.Pipeliner) {
-	for _, key := range ix.order {
-		if m := ix.rems[key]; len(m) > 0 {
-			cmd := "zrem"
-			if ix.set[key] {
-				cmd = "srem"
-			}
-			pipe.Do(ctx, append([]any{cmd, key}, m...)...)
-		}
-	}
-	for _, key := range ix.order {
-		if m := ix.adds[key]; len(m) > 0 {
-			cmd := "zadd"
-			if ix.set[key] {
-				cmd = "sadd"
-			}
-			pipe.Do(ctx, append([]any{cmd, key}, m...)...)
-		}
-	}
-}
-
-// readCache reads what Redis holds of a kind, through its index, in
-// pipelined chunks. An id the index lists whose hash is gone comes back as a
-// missing record, so the next reload writes it again or says it is gone.
-func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record, error) {
-	p := w.cfg.Prefix
-	var ids []string
-	scores := map[string]float64{}
-	var err error
-	timed := w.specs[k].timed
-	if timed {
-		var zs []redis.Z
-		zs, err = w.rdb.ZRangeWithScores(ctx, keys.Index(p, k), 0, -1).Result()
-		for _, z := range zs {
-			id, _ := z.Member.(string)
-			ids = append(ids, id)
-			scores[id] = z.Score
-		}
-	} else {
-		ids, err = w.rdb.SMembers(ctx, keys.Index(p, k)).Result()
-	}
-	switch {
-	case isWrongType(err):
-		// Something else holds the index's key: the cache is read as
-		// empty, and the reload that follows writes the index anew.
-		w.log.Warn("an index key holds another type; it is rewritten at the next reload", "key", keys.Index(p, k))
-	case err != nil:
-		return nil, fmt.Errorf("read %s: %w", k, err)
-	}
-	cache := make(map[string]*record, len(ids))
-	const chunk = 1000
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		cmds := make([]*redis.MapStringStringCmd, len(part))
-		_, err := w.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for i, id := range part {
-				cmds[i] = pipe.HGetAll(ctx, keys.Entity(p, k, id))
-			}
-			return nil
-		})
-		var rerr redis.Error
-		if err != nil && !errors.As(err, &rerr) {
-			return nil, fmt.Errorf("read %s: %w", k, err)
-		}
-		// A key that answers with an error (not a hash: WRONGTYPE) reads as
-		// missing, and is written whole by the next reload.
-		for i, id := range part {
-			// An id that cannot be a key of its own (an earlier version
-			// wrote it) is held as missing: the next reload removes it
-			// from the index without touching the key it would name.
-			unsafe := vista.CheckID(id) != nil
-			h := cmds[i].Val()
-			if unsafe || cmds[i].Err() != nil || len(h) == 0 || h["id"] != id {
-				vals := make([]string, len(w.fields[k]))
-				vals[0] = id
-				r := &record{vals: pack(vals), missing: true, unsafe: unsafe}
-				if timed {
-					r.showtime = instantOf(time.Unix(int64(scores[id]), 0))
-				}
-				cache[id] = r
-				continue
-			}
-			cache[id] = w.recordFromHash(k, h)
-		}
-	}
-	return cache, nil
 }
 
 // hashAfter writes, a moment late, the changed fields a wrong warmer

@@ -1,3 +1,7 @@
+// The fenced store: a batch of changes and their events becomes one
+// script call (prepareWrite, run) that Redis runs only while the lease is
+// this writer's and P:meta is as it expects (fence); what Redis answers
+// is told apart here (fenceError, RefusedError). The Lua is in lua/.
 package warmer
 
 import (
@@ -37,67 +41,6 @@ var (
 // errWrite marks an error of a write that may or may not have reached
 // Redis: the writer's view of the cache can no longer be trusted.
 var errWrite = errors.New("write")
-
-// The lease scripts compare the holder before they touch the key, so one
-// instance never extends or drops another's lease.
-var (
-	renewScript   = redis.NewScript(leaseRenewLua)
-	releaseScript = redis.NewScript(leaseReleaseLua)
-	// clearScript deletes a lease key of another type than a string,
-	// which nobody could ever hold.
-	clearScript = redis.NewScript(leaseClearLua)
-)
-
-// leaseValue is what P:lease holds while this process writes: its instance
-// id, a space and a token made when the process started, so two processes
-// given the same --instance-id never both believe they hold the lease.
-func (w *Warmer) leaseValue() string { return w.cfg.InstanceID + " " + w.token }
-
-// holdLease renews the lease when it is ours and takes it when it is free.
-// taken reports a lease that was not ours a moment ago: whatever we knew of
-// the cache before is stale. When another holds it, holder is its instance
-// id. A lease left by an earlier process with the same instance id is
-// another process's: it runs out by its TTL.
-func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, holder string, err error) {
-	key := keys.Lease(w.cfg.Prefix)
-	if bug("skipfence") {
-		err := w.rdb.Set(ctx, key, w.leaseValue(), w.cfg.LeaseTTL).Err()
-		return err == nil, false, "", err
-	}
-	n, err := renewScript.Run(ctx, w.rdb, []string{key}, w.leaseValue(), w.cfg.LeaseTTL.Milliseconds()).Int()
-	if isWrongType(err) {
-		if cleared, cerr := clearScript.Run(ctx, w.rdb, []string{key}).Int(); cerr == nil && cleared == 1 {
-			w.log.Warn("the lease key held another type; deleted it", "key", key)
-		}
-		n, err = 0, nil
-	}
-	if err != nil {
-		return false, false, "", fmt.Errorf("renew lease: %w", err)
-	}
-	if n == 1 {
-		return true, false, "", nil
-	}
-	ok, err := w.rdb.SetNX(ctx, key, w.leaseValue(), w.cfg.LeaseTTL).Result()
-	if err != nil {
-		return false, false, "", fmt.Errorf("take lease: %w", err)
-	}
-	if !ok {
-		value, _ := w.rdb.Get(ctx, key).Result()
-		holder, _, _ = strings.Cut(value, " ")
-		shared := holder == w.cfg.InstanceID
-		if shared && !w.sharedID {
-			w.log.Warn("another process runs with this --instance-id and holds the lease; standing by (give each process its own id)",
-				"instance", w.cfg.InstanceID)
-		}
-		w.sharedID = shared
-	}
-	return ok, ok, holder, nil
-}
-
-// releaseLease gives the lease up so a standby takes over at once.
-func (w *Warmer) releaseLease(ctx context.Context) error {
-	return releaseScript.Run(ctx, w.rdb, []string{keys.Lease(w.cfg.Prefix)}, w.leaseValue()).Err()
-}
 
 // guard is what a fenced write expects of P:meta besides the lease: the
 // epoch it writes in and, unless seq is negative, the last seq written.

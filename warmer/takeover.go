@@ -1,0 +1,325 @@
+// Take-over and epochs: on taking the lease the writer reads the cache
+// and adopts it, or builds it anew under a new epoch (takeOver); it
+// drops its state when the lease or the cache moves (dropState).
+package warmer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
+)
+
+// unchanged reports whether P:meta still holds the writer's epoch and seq:
+// nobody wrote since this writer's last write.
+// noMeta reports that P:meta holds no epoch at all.
+func (w *Warmer) unchanged(ctx context.Context) (same, noMeta bool) {
+	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), "epoch", "seq").Result()
+	if err != nil || len(vals) != 2 {
+		return false, false
+	}
+	epoch, ok := vals[0].(string)
+	if !ok {
+		return false, true
+	}
+	seq, _ := vals[1].(string)
+	return epoch == w.st.epoch && seq == strconv.FormatInt(w.st.seq, 10), false
+}
+
+// restoreMeta writes P:meta again when it went missing (evicted under
+// memory pressure, deleted by hand) while the cache's indexes are still
+// there: the cache is not lost, and its epoch and seq go on. With no index
+// left, the cache went with it and is built anew.
+func (w *Warmer) restoreMeta(ctx context.Context) error {
+	p := w.cfg.Prefix
+	n, err := w.rdb.Exists(ctx, keys.Index(p, keys.Cinemas), keys.Index(p, keys.Films), keys.Index(p, keys.Sessions)).Result()
+	if err != nil {
+		return fmt.Errorf("read indexes: %w", err)
+	}
+	if n == 0 {
+		w.log.Warn("P:meta and the cache's indexes are gone from Redis; rebuilding", "epoch", w.st.epoch)
+		w.lost.Store(&w.st.epoch)
+		return nil
+	}
+	now := w.cfg.Clock.Now()
+	fields := []any{"schema", Schema, "epoch", w.st.epoch, "seq", w.st.seq, "writer", w.cfg.InstanceID, "heartbeat", stamp(now)}
+	for _, k := range keys.Kinds {
+		if at := w.st.loadedAt[k]; at != "" {
+			fields = append(fields, keys.Loaded(k), at)
+		}
+	}
+	err = w.fenced(ctx, nil, func(pipe redis.Pipeliner) {
+		pipe.HSet(ctx, keys.Meta(p), fields...)
+	})
+	if err != nil {
+		return fmt.Errorf("write meta again: %w", err)
+	}
+	w.log.Warn("P:meta was missing from Redis (evicted?) while the cache's indexes are there; written again, the epoch and seq go on",
+		"epoch", w.st.epoch, "seq", w.st.seq)
+	return nil
+}
+
+func (w *Warmer) dropState() {
+	if w.st != nil {
+		for _, k := range keys.Kinds {
+			if n := len(w.st.cache[k]); n > 0 {
+				w.knew[k] = n // what an empty list on a build anew is judged against
+			}
+		}
+		for _, run := range w.st.fetching {
+			if run != nil {
+				run.cancel() // what they would fetch is for this state
+			}
+		}
+	}
+	w.st = nil
+	w.heldReason.Store(nil)
+	for _, k := range keys.Kinds {
+		w.m.dropHeld.WithLabelValues(string(k)).Set(0)
+	}
+	w.epochSeen.Store(nil)
+	w.ready.Store(false)
+	w.checksFailing.Store(nil) // of a term as writer that is over
+	w.m.setTiers(nil)          // a standby holds no sessions
+}
+
+// takeOver reads the cache before writing a thing. A cache of our schema is
+// adopted: its epoch and seq go on, and later reloads send events only for
+// real changes. Anything else (an empty Redis, a lost P:meta, another
+// schema) starts a new epoch: the first reload of each kind is quiet and
+// ends in one full_reload event.
+func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
+	w.dropState()
+	meta, err := w.rdb.HGetAll(ctx, keys.Meta(w.cfg.Prefix)).Result()
+	switch {
+	case isWrongType(err):
+		// Not our meta: nothing in it can be adopted.
+		w.log.Warn("P:meta holds another type; building the cache anew", "key", keys.Meta(w.cfg.Prefix))
+		meta = map[string]string{}
+	case err != nil:
+		return fmt.Errorf("read meta: %w", err)
+	}
+	// Every write appends to the stream: a key of another type there
+	// would fail them all.
+	stream := keys.Stream(w.cfg.Prefix)
+	streamType, err := w.rdb.Type(ctx, stream).Result()
+	if err != nil {
+		return fmt.Errorf("read stream type: %w", err)
+	}
+	badStream := streamType != "stream" && streamType != "none"
+	if badStream {
+		w.log.Warn("the event stream's key holds another type; it is deleted", "key", stream, "type", streamType)
+	}
+	st := &state{
+		cache:      map[keys.Kind]map[string]*record{},
+		quiet:      map[keys.Kind]bool{},
+		nextReload: map[keys.Kind]time.Time{},
+		loaded:     map[keys.Kind]bool{},
+		loadedAt:   map[keys.Kind]string{},
+		held:       map[keys.Kind]*heldDrop{},
+		failures:   map[keys.Kind]int{},
+
+		awaitWrites: map[keys.Kind]bool{},
+		emptySince:  map[keys.Kind]time.Time{},
+		fetching:    map[keys.Kind]*fetchRun{},
+		intakes:     map[keys.Kind]*intake{},
+
+		checkRemoved: map[string]time.Time{},
+		doubted:      map[string]time.Time{},
+		inflight:     map[string]bool{},
+		asking:       map[*ask]bool{},
+	}
+	w.schedule(st)
+
+	seq, seqErr := strconv.ParseInt(meta["seq"], 10, 64)
+	adopt := meta["schema"] == Schema && meta["epoch"] != "" && seqErr == nil && !rebuild
+	rid, promotedFrom, _ := replID(ctx, w.rdb)
+	if adopt && meta[keys.MetaReplID] != "" && meta[keys.MetaReplID] != rid && meta[keys.MetaReplID] == promotedFrom {
+		// The cache was written to the master this Redis replicated
+		// until a failover promoted it: it may lack the last writes, and
+		// readers have seen their seqs. A seq must never mean two things
+		// in one epoch. (A Redis restarted from its own files has another
+		// replication id too, but no earlier master's: its files hold
+		// what it acknowledged, as its fsync policy promises.)
+		w.log.Warn("redis is a replica promoted since the cache was written to its master (a failover); building the cache anew under a new epoch",
+			"epoch", meta["epoch"], "replid_written", meta[keys.MetaReplID], "replid_now", rid)
+		adopt = false
+	}
+	if adopt && meta["epoch"] == w.written.epoch && seq < w.written.seq {
+		// Redis lost writes this process made (a failover to a replica
+		// that had not received them): the seqs after its own were sent
+		// already, and a seq never means two things in one epoch.
+		w.log.Warn("redis lost the last writes (a failover?); building the cache anew under a new epoch",
+			"epoch", meta["epoch"], "seq_in_redis", seq, "seq_written", w.written.seq)
+		adopt = false
+	}
+	if adopt {
+		st.epoch, st.seq = meta["epoch"], seq
+		for _, k := range keys.Kinds {
+			// A kind whose first load never finished in this epoch is
+			// still being built: its reload stays quiet.
+			st.loaded[k] = meta[keys.Loaded(k)] != ""
+			st.loadedAt[k] = meta[keys.Loaded(k)]
+			st.quiet[k] = !st.loaded[k]
+		}
+	} else {
+		if since := time.Since(w.lastRebuild); !w.lastRebuild.IsZero() && since < time.Minute && !w.evict.roomForCache() {
+			// Under memory pressure with an evicting policy, Redis may
+			// lose the cache again and again: while it has no room for
+			// the whole cache, a rebuild a minute at most, so that Vista
+			// is not asked for everything every few seconds. Once Redis
+			// has room again, the cache is built at once.
+			w.setEvicting(fmt.Sprintf("redis evicted the cache (%s); it is built anew once redis has room", w.evict.mem))
+			if !w.rebuildWaitSaid {
+				w.log.Warn("the cache must be built anew, but it was a moment ago and redis is still full or evicting; waiting for room",
+					"last_rebuild", w.lastRebuild.Format(time.RFC3339), "at_most", (time.Minute - since).Round(time.Second),
+					"used", mib(w.evict.mem.used), "maxmemory", mib(w.evict.mem.max), "policy", w.evict.mem.policy)
+				w.rebuildWaitSaid = true
+			}
+			return errRebuildWait
+		}
+		if w.written.epoch != "" {
+			w.lastRebuild = time.Now() // a cache of this process's was lost: a rebuild
+		}
+		w.rebuildWaitSaid = false
+		st.epoch = newEpoch()
+		for _, k := range keys.Kinds {
+			st.quiet[k] = true
+		}
+	}
+	for _, k := range keys.Kinds {
+		c, err := w.readCache(ctx, k)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", k, err)
+		}
+		st.cache[k] = c
+	}
+	for id, r := range st.cache[keys.Sessions] {
+		st.place(id, nil, r)
+	}
+	now := w.cfg.Clock.Now()
+	var g *guard
+	if adopt {
+		g = &guard{epoch: st.epoch, seq: st.seq} // nobody wrote since we read
+	}
+	err = w.fenced(ctx, g, func(pipe redis.Pipeliner) {
+		m := keys.Meta(w.cfg.Prefix)
+		if badStream {
+			pipe.Del(ctx, stream)
+		}
+		if !adopt {
+			pipe.Del(ctx, m)
+			pipe.HSet(ctx, m, "schema", Schema, "epoch", st.epoch, "seq", 0)
+		}
+		pipe.HSet(ctx, m, "writer", w.cfg.InstanceID, "heartbeat", stamp(now))
+		if rid != "" {
+			pipe.HSet(ctx, m, keys.MetaReplID, rid)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("write meta: %w", err)
+	}
+	for _, k := range keys.Kinds {
+		st.nextReload[k] = now // a full reload at start and on taking over
+	}
+	st.since = now
+	w.st = st
+	// A key of the layout that holds another type would fail every write
+	// that touches it: mend the indexes before the first.
+	for _, k := range keys.Kinds {
+		if err := w.repairIndexes(ctx, k); err != nil {
+			w.st = nil
+			return err
+		}
+	}
+	w.epochSeen.Store(&st.epoch)
+	w.ready.Store(st.loaded[keys.Cinemas] && st.loaded[keys.Films] && st.loaded[keys.Sessions])
+	n := len(st.cache[keys.Cinemas]) + len(st.cache[keys.Films]) + len(st.cache[keys.Sessions])
+	if adopt {
+		w.log.Info("adopted the cache", "epoch", st.epoch, "seq", st.seq, "entities", n)
+	} else {
+		w.log.Info("building the cache from nothing", "epoch", st.epoch, "entities_found", n)
+	}
+	return nil
+}
+
+func newEpoch() string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	return strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// readCache reads what Redis holds of a kind, through its index, in
+// pipelined chunks. An id the index lists whose hash is gone comes back as a
+// missing record, so the next reload writes it again or says it is gone.
+func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record, error) {
+	p := w.cfg.Prefix
+	var ids []string
+	scores := map[string]float64{}
+	var err error
+	timed := w.specs[k].timed
+	if timed {
+		var zs []redis.Z
+		zs, err = w.rdb.ZRangeWithScores(ctx, keys.Index(p, k), 0, -1).Result()
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			ids = append(ids, id)
+			scores[id] = z.Score
+		}
+	} else {
+		ids, err = w.rdb.SMembers(ctx, keys.Index(p, k)).Result()
+	}
+	switch {
+	case isWrongType(err):
+		// Something else holds the index's key: the cache is read as
+		// empty, and the reload that follows writes the index anew.
+		w.log.Warn("an index key holds another type; it is rewritten at the next reload", "key", keys.Index(p, k))
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", k, err)
+	}
+	cache := make(map[string]*record, len(ids))
+	const chunk = 1000
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		cmds := make([]*redis.MapStringStringCmd, len(part))
+		_, err := w.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for i, id := range part {
+				cmds[i] = pipe.HGetAll(ctx, keys.Entity(p, k, id))
+			}
+			return nil
+		})
+		var rerr redis.Error
+		if err != nil && !errors.As(err, &rerr) {
+			return nil, fmt.Errorf("read %s: %w", k, err)
+		}
+		// A key that answers with an error (not a hash: WRONGTYPE) reads as
+		// missing, and is written whole by the next reload.
+		for i, id := range part {
+			// An id that cannot be a key of its own (an earlier version
+			// wrote it) is held as missing: the next reload removes it
+			// from the index without touching the key it would name.
+			unsafe := vista.CheckID(id) != nil
+			h := cmds[i].Val()
+			if unsafe || cmds[i].Err() != nil || len(h) == 0 || h["id"] != id {
+				vals := make([]string, len(w.fields[k]))
+				vals[0] = id
+				r := &record{vals: pack(vals), missing: true, unsafe: unsafe}
+				if timed {
+					r.showtime = instantOf(time.Unix(int64(scores[id]), 0))
+				}
+				cache[id] = r
+				continue
+			}
+			cache[id] = w.recordFromHash(k, h)
+		}
+	}
+	return cache, nil
+}
