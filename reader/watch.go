@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/keys"
@@ -99,7 +100,7 @@ func (r *Reader) Watch(ctx context.Context, from Position, handle func(Event) er
 		}
 		last = id
 	}
-	backoff := 100 * time.Millisecond
+	retry := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Second}
 	stream := keys.Stream(r.prefix)
 	for {
 		res, err := r.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, last}, Count: 500, Block: watchBlock}).Result()
@@ -114,12 +115,11 @@ func (r *Reader) Watch(ctx context.Context, from Position, handle func(Event) er
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(backoff):
+			case <-time.After(retry.NextBackOff()):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		retry.Reset()
 		for _, s := range res {
 			for _, msg := range s.Messages {
 				last = msg.ID

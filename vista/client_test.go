@@ -931,8 +931,9 @@ func TestBackoffJitter(t *testing.T) {
 	var asked []time.Duration
 	c.jitter = func(d time.Duration) time.Duration { asked = append(asked, d); return d / 2 }
 	var got []time.Duration
-	for a := range 6 {
-		got = append(got, c.backoff(a))
+	retry := c.backoff()
+	for range 6 {
+		got = append(got, c.jitter(retry.NextBackOff()))
 	}
 	wantCeil := ms(100, 200, 400, 800, 1000, 1000)
 	if !slices.Equal(asked, wantCeil) {

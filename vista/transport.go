@@ -17,12 +17,15 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // get fetches u, retrying what may pass: transport errors, timeouts, 408, 429
 // and 5xx, except for an endpoint asked once (seat checks). A context that
 // ends stops it at once, in a backoff or a wait for the budget too.
 func (c *Client) get(ctx context.Context, ep endpoint, u *url.URL) ([]byte, error) {
+	retry := c.backoff()
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("vista %s: %w", ep.entity, err)
@@ -41,7 +44,7 @@ func (c *Client) get(ctx context.Context, ep endpoint, u *url.URL) ([]byte, erro
 		if attempt >= c.maxRetries || ep.once {
 			return nil, ae.err
 		}
-		delay := c.backoff(attempt)
+		delay := c.jitter(retry.NextBackOff())
 		if retryAfter >= 0 {
 			delay = min(retryAfter, c.maxDelay)
 		}
@@ -57,17 +60,10 @@ func (c *Client) get(ctx context.Context, ep endpoint, u *url.URL) ([]byte, erro
 	}
 }
 
-// backoff is a full-jitter delay: random in [0, min(MaxDelay, BaseDelay*2^attempt)].
-func (c *Client) backoff(attempt int) time.Duration {
-	ceiling := c.baseDelay
-	for i := 0; i < attempt && ceiling < c.maxDelay; i++ {
-		if ceiling > c.maxDelay/2 {
-			ceiling = c.maxDelay
-			break
-		}
-		ceiling *= 2
-	}
-	return c.jitter(min(ceiling, c.maxDelay))
+// backoff is the ceilings of a request's retries: BaseDelay, doubling up
+// to MaxDelay. The delay is drawn below each (c.jitter: full jitter).
+func (c *Client) backoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: c.baseDelay, Multiplier: 2, MaxInterval: c.maxDelay}
 }
 
 func fullJitter(d time.Duration) time.Duration {

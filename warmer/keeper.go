@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/vista-warmer/vista-warmer/keys"
 )
@@ -183,8 +184,8 @@ func (w *Warmer) heartbeat(ctx context.Context, epoch string) error {
 // to 15 s: a rotated password or a full Redis does not mend in a second.
 func (w *Warmer) keepLease(ctx context.Context) {
 	every := min(w.cfg.LeaseTTL/4, time.Second)
-	wait := every
-	t := time.NewTimer(wait)
+	retry := &backoff.ExponentialBackOff{InitialInterval: 2 * every, Multiplier: 2, MaxInterval: max(15*time.Second, every)}
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
@@ -193,10 +194,11 @@ func (w *Warmer) keepLease(ctx context.Context) {
 		case <-t.C:
 			w.leaseAndBeat(ctx)
 		}
+		wait := every
 		if w.leaseTrouble.failing() {
-			wait = min(2*wait, max(15*time.Second, every))
+			wait = retry.NextBackOff()
 		} else {
-			wait = every
+			retry.Reset()
 		}
 		t.Reset(wait)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/vista-warmer/vista-warmer/keys"
 )
 
@@ -125,8 +126,7 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		// come minutes after the fetch began (a list that hangs until its
 		// timeouts run out), or at the schedule if sooner.
 		failedAt := w.cfg.Clock.Now()
-		st.failures[k]++
-		st.nextReload[k] = minTime(failedAt.Add(reloadRetry(st.failures[k])), w.schedules[k].Next(failedAt))
+		st.nextReload[k] = minTime(failedAt.Add(st.retry(k).NextBackOff()), w.schedules[k].Next(failedAt))
 		if errors.Is(err, errEmptyBuild) {
 			st.nextReload[k] = failedAt.Add(emptyBuildRetry)
 		}
@@ -139,19 +139,20 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		}
 		return w.failed("reload_"+string(k), err)
 	}
-	st.failures[k] = 0
+	st.retry(k).Reset()
 	w.reloaded(k, f.now)
 	return nil
 }
 
-// reloadRetry is how long after its nth failure in a row a full reload is
-// tried again: a minute, doubling up to a quarter of an hour.
-func reloadRetry(n int) time.Duration {
-	d := time.Minute
-	for i := 1; i < n && d < 15*time.Minute; i++ {
-		d *= 2
+// retry is the backoff of a kind's full reloads that failed in a row, on
+// the warmer's clock: a minute, doubling up to a quarter of an hour.
+func (st *state) retry(k keys.Kind) *backoff.ExponentialBackOff {
+	b := st.retries[k]
+	if b == nil {
+		b = &backoff.ExponentialBackOff{InitialInterval: time.Minute, Multiplier: 2, MaxInterval: 15 * time.Minute}
+		st.retries[k] = b
 	}
-	return min(d, 15*time.Minute)
+	return b
 }
 
 // reloaded sets when a kind reloads next after a reload that went through:

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
@@ -125,7 +126,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		loaded:     map[keys.Kind]bool{},
 		loadedAt:   map[keys.Kind]string{},
 		held:       map[keys.Kind]*heldDrop{},
-		failures:   map[keys.Kind]int{},
+		retries:    map[keys.Kind]*backoff.ExponentialBackOff{},
 
 		awaitWrites: map[keys.Kind]bool{},
 		emptySince:  map[keys.Kind]time.Time{},

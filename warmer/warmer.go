@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 
@@ -196,10 +197,10 @@ type state struct {
 	quiet      map[keys.Kind]bool // the next reload is part of a build from nothing
 	nextReload map[keys.Kind]time.Time
 	loaded     map[keys.Kind]bool
-	loadedAt   map[keys.Kind]string    // P:meta's loaded:{kind} as this writer wrote or read it
-	held       map[keys.Kind]*heldDrop // drops held back, see judgeDrop
-	failures   map[keys.Kind]int       // full reloads failed in a row
-	emptySince map[keys.Kind]time.Time // an empty list on a build anew was first refused (judgeEmptyBuild)
+	loadedAt   map[keys.Kind]string                      // P:meta's loaded:{kind} as this writer wrote or read it
+	held       map[keys.Kind]*heldDrop                   // drops held back, see judgeDrop
+	retries    map[keys.Kind]*backoff.ExponentialBackOff // of full reloads failed in a row (retry)
+	emptySince map[keys.Kind]time.Time                   // an empty list on a build anew was first refused (judgeEmptyBuild)
 	// awaitWrites marks the kinds whose reload Redis refused: they reload
 	// as soon as Redis takes the writes again.
 	awaitWrites map[keys.Kind]bool
