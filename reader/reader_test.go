@@ -114,6 +114,23 @@ func newFixtureOn(t testing.TB, rdb *redis.Client, at time.Time, size ...int) *f
 	return f
 }
 
+// now is the Position after the last event the warmer wrote: a Watch
+// from it hands on what the warmer writes next, with no wait for the
+// Watch to find where the stream ends.
+func (f *fixture) now(t testing.TB, r *Reader) Position {
+	t.Helper()
+	ctx := context.Background()
+	seq, err := f.rdb.HGet(ctx, keys.Meta(f.prefix), keys.MetaSeq).Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, err := r.After(ctx, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pos
+}
+
 // step waits until the warmer has done what is due by the fixture's
 // clock.
 func (f *fixture) step(t testing.TB) {
@@ -310,8 +327,7 @@ func testWatchHandsOnEachChangeOnce(t *testing.T, at time.Time) {
 	s := f.near(t)
 	cached := f.seats(t, s.ID)
 	t.Logf("session %s at %v, %d seats cached", s.ID, s.Showtime, cached)
-	w := watch(r, Position{})
-	time.Sleep(100 * time.Millisecond) // the Watch has found where the stream ends
+	w := watch(r, f.now(t, r))
 	for _, seats := range otherSeats(cached, 5) {
 		f.sim.SetSeats(s.ID, seats)
 		f.clock.Add(10 * time.Second)
@@ -344,8 +360,7 @@ func TestWatchCatchesUp(t *testing.T) {
 	defer rc.Close()
 	r := New(rc, f.prefix)
 	s := f.near(t)
-	w := watch(r, Position{})
-	time.Sleep(100 * time.Millisecond)
+	w := watch(r, f.now(t, r))
 	change := func(seats int) {
 		f.sim.SetSeats(s.ID, seats)
 		f.clock.Add(10 * time.Second)
@@ -388,8 +403,7 @@ func TestWatchResyncOnNewEpoch(t *testing.T) {
 	f := newFixture(t)
 	r := New(f.rdb, f.prefix)
 	s := f.near(t)
-	w := watch(r, Position{})
-	time.Sleep(100 * time.Millisecond)
+	w := watch(r, f.now(t, r))
 	f.sim.SetSeats(s.ID, otherSeats(f.seats(t, s.ID), 1)[0])
 	f.clock.Add(10 * time.Second)
 	f.step(t)
@@ -521,8 +535,7 @@ func TestWatchThroughARedisRestart(t *testing.T) {
 	f := newFixtureOn(t, redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1}), clocktest.Start)
 	r := New(redis.NewClient(&redis.Options{Addr: srv.Addr()}), f.prefix)
 	s := f.near(t)
-	w := watch(r, Position{})
-	time.Sleep(100 * time.Millisecond)
+	w := watch(r, f.now(t, r))
 	change := func(seats int) {
 		f.sim.SetSeats(s.ID, seats)
 		f.clock.Add(10 * time.Second)
