@@ -4,11 +4,26 @@ package keys
 // warmer run with --cinema-fields, --film-fields or --session-fields adds
 // further fields after them, under their snake_case names.
 var Fields = map[Kind][]string{
-	Cinemas: {"id", "name", "address1", "address2", "city", "latitude", "longitude", "timezone"},
-	Films:   {"id", "title", "rating", "runtime_minutes", "opening_date", "distributor", "cinema_ids"},
-	Sessions: {"id", "cinema_id", "film_id", "session_id", "showtime", "business_date",
-		"screen_name", "screen_number", "seats_available", "soldout_status", "status", "state", "attributes"},
+	Cinemas: {FieldID, "name", "address1", "address2", "city", "latitude", "longitude", FieldTimezone},
+	Films:   {FieldID, "title", "rating", "runtime_minutes", "opening_date", "distributor", "cinema_ids"},
+	Sessions: {FieldID, FieldCinemaID, FieldFilmID, "session_id", FieldShowtime, "business_date",
+		"screen_name", "screen_number", FieldSeatsAvailable, FieldSoldoutStatus, FieldStatus, FieldState, "attributes"},
 }
+
+// The data fields that programs read by name (the warmer, the readers):
+// every kind's id, a cinema's zone, and what places a session and what a
+// seat check tells of it.
+const (
+	FieldID             = "id"
+	FieldTimezone       = "timezone"        // cinemas: the IANA zone showtimes are read in
+	FieldCinemaID       = "cinema_id"       // sessions
+	FieldFilmID         = "film_id"         // sessions
+	FieldShowtime       = "showtime"        // sessions: RFC 3339 with the cinema's offset
+	FieldSeatsAvailable = "seats_available" // sessions
+	FieldSoldoutStatus  = "soldout_status"  // sessions
+	FieldStatus         = "status"          // sessions: Vista's status, as Vista sent it
+	FieldState          = "state"           // sessions: open, closed, planned or unknown
+)
 
 // The bookkeeping fields of a hash: not data, so never in an event's
 // "changed".

@@ -254,7 +254,7 @@ func (w *Warmer) announce(ctx context.Context, k keys.Kind) error {
 	wctx := context.WithoutCancel(ctx)
 	err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
 		pub.publish(wctx, pipe, keys.Event{Kind: k, Event: keys.EventFullReload, Count: &count, At: stamp(now)})
-		pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", pub.seq, keys.Loaded(k), stamp(now))
+		pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), keys.MetaSeq, pub.seq, keys.Loaded(k), stamp(now))
 	})
 	if err != nil {
 		return fmt.Errorf("announce %s: %w", k, err)

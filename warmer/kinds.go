@@ -20,18 +20,29 @@ import (
 // in an event's "changed".
 var baseFields = keys.Fields
 
-// Positions of the fields the engine reads back.
-const (
-	cTimezone = 7
+// Where a record holds the fields the engine reads, found by name in the
+// contract's field lists (a record holds a kind's fields in their order;
+// the extras follow them).
+var (
+	cTimezone = at(keys.Cinemas, keys.FieldTimezone)
 
-	sCinemaID       = 1
-	sFilmID         = 2
-	sShowtime       = 4
-	sSeatsAvailable = 8
-	sSoldoutStatus  = 9
-	sStatus         = 10
-	sState          = 11
+	sCinemaID       = at(keys.Sessions, keys.FieldCinemaID)
+	sFilmID         = at(keys.Sessions, keys.FieldFilmID)
+	sShowtime       = at(keys.Sessions, keys.FieldShowtime)
+	sSeatsAvailable = at(keys.Sessions, keys.FieldSeatsAvailable)
+	sSoldoutStatus  = at(keys.Sessions, keys.FieldSoldoutStatus)
+	sStatus         = at(keys.Sessions, keys.FieldStatus)
+	sState          = at(keys.Sessions, keys.FieldState)
 )
+
+// at is where a record of kind k holds the contract field name.
+func at(k keys.Kind, name string) int {
+	i := slices.Index(keys.Fields[k], name)
+	if i < 0 {
+		panic(fmt.Sprintf("warmer: the contract has no %s field %q", k, name))
+	}
+	return i
+}
 
 // Bookkeeping fields.
 const (

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 func TestInterval(t *testing.T) {
@@ -118,28 +116,6 @@ func TestTier(t *testing.T) {
 	for _, tt := range tests {
 		if got := p.Tier(now, now.Add(tt.s)); got != tt.want {
 			t.Errorf("Tier(showtime in %v) = %q, want %q", tt.s, got, tt.want)
-		}
-	}
-}
-
-func TestFieldPositions(t *testing.T) {
-	tests := []struct {
-		kind string
-		pos  int
-		name string
-	}{
-		{"cinemas", cTimezone, "timezone"},
-		{"sessions", sCinemaID, "cinema_id"},
-		{"sessions", sFilmID, "film_id"},
-		{"sessions", sShowtime, "showtime"},
-		{"sessions", sSeatsAvailable, "seats_available"},
-		{"sessions", sSoldoutStatus, "soldout_status"},
-		{"sessions", sStatus, "status"},
-		{"sessions", sState, "state"},
-	}
-	for _, tt := range tests {
-		if got := baseFields[keys.Kind(tt.kind)][tt.pos]; got != tt.name {
-			t.Errorf("baseFields[%s][%d] = %q, want %q", tt.kind, tt.pos, got, tt.name)
 		}
 	}
 }

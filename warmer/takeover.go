@@ -23,7 +23,7 @@ import (
 // nobody wrote since this writer's last write.
 // noMeta reports that P:meta holds no epoch at all.
 func (w *Warmer) unchanged(ctx context.Context) (same, noMeta bool) {
-	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), "epoch", "seq").Result()
+	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), keys.MetaEpoch, keys.MetaSeq).Result()
 	if err != nil || len(vals) != 2 {
 		return false, false
 	}
@@ -51,7 +51,7 @@ func (w *Warmer) restoreMeta(ctx context.Context) error {
 		return nil
 	}
 	now := w.cfg.Clock.Now()
-	fields := []any{"schema", Schema, "epoch", w.st.epoch, "seq", w.st.seq, "writer", w.cfg.InstanceID, "heartbeat", stamp(now)}
+	fields := []any{keys.MetaSchema, Schema, keys.MetaEpoch, w.st.epoch, keys.MetaSeq, w.st.seq, keys.MetaWriter, w.cfg.InstanceID, keys.MetaHeartbeat, stamp(now)}
 	for _, k := range keys.Kinds {
 		if at := w.st.loadedAt[k]; at != "" {
 			fields = append(fields, keys.Loaded(k), at)
@@ -140,8 +140,8 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	}
 	w.schedule(st)
 
-	seq, seqErr := strconv.ParseInt(meta["seq"], 10, 64)
-	adopt := meta["schema"] == Schema && meta["epoch"] != "" && seqErr == nil && !rebuild
+	seq, seqErr := strconv.ParseInt(meta[keys.MetaSeq], 10, 64)
+	adopt := meta[keys.MetaSchema] == Schema && meta[keys.MetaEpoch] != "" && seqErr == nil && !rebuild
 	rid, promotedFrom, _ := replID(ctx, w.rdb)
 	if adopt && meta[keys.MetaReplID] != "" && meta[keys.MetaReplID] != rid && meta[keys.MetaReplID] == promotedFrom {
 		// The cache was written to the master this Redis replicated
@@ -151,19 +151,19 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		// replication id too, but no earlier master's: its files hold
 		// what it acknowledged, as its fsync policy promises.)
 		w.log.Warn("redis is a replica promoted since the cache was written to its master (a failover); building the cache anew under a new epoch",
-			"epoch", meta["epoch"], "replid_written", meta[keys.MetaReplID], "replid_now", rid)
+			"epoch", meta[keys.MetaEpoch], "replid_written", meta[keys.MetaReplID], "replid_now", rid)
 		adopt = false
 	}
-	if adopt && meta["epoch"] == w.written.epoch && seq < w.written.seq {
+	if adopt && meta[keys.MetaEpoch] == w.written.epoch && seq < w.written.seq {
 		// Redis lost writes this process made (a failover to a replica
 		// that had not received them): the seqs after its own were sent
 		// already, and a seq never means two things in one epoch.
 		w.log.Warn("redis lost the last writes (a failover?); building the cache anew under a new epoch",
-			"epoch", meta["epoch"], "seq_in_redis", seq, "seq_written", w.written.seq)
+			"epoch", meta[keys.MetaEpoch], "seq_in_redis", seq, "seq_written", w.written.seq)
 		adopt = false
 	}
 	if adopt {
-		st.epoch, st.seq = meta["epoch"], seq
+		st.epoch, st.seq = meta[keys.MetaEpoch], seq
 		for _, k := range keys.Kinds {
 			// A kind whose first load never finished in this epoch is
 			// still being built: its reload stays quiet.
@@ -218,9 +218,9 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		}
 		if !adopt {
 			pipe.Del(ctx, m)
-			pipe.HSet(ctx, m, "schema", Schema, "epoch", st.epoch, "seq", 0)
+			pipe.HSet(ctx, m, keys.MetaSchema, Schema, keys.MetaEpoch, st.epoch, keys.MetaSeq, 0)
 		}
-		pipe.HSet(ctx, m, "writer", w.cfg.InstanceID, "heartbeat", stamp(now))
+		pipe.HSet(ctx, m, keys.MetaWriter, w.cfg.InstanceID, keys.MetaHeartbeat, stamp(now))
 		if rid != "" {
 			pipe.HSet(ctx, m, keys.MetaReplID, rid)
 		}
@@ -309,7 +309,7 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 			// from the index without touching the key it would name.
 			unsafe := vista.CheckID(id) != nil
 			h := cmds[i].Val()
-			if unsafe || cmds[i].Err() != nil || len(h) == 0 || h["id"] != id {
+			if unsafe || cmds[i].Err() != nil || len(h) == 0 || h[keys.FieldID] != id {
 				vals := make([]string, len(w.fields[k]))
 				vals[0] = id
 				r := &record{vals: pack(vals), missing: true, unsafe: unsafe}

@@ -95,7 +95,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 				}
 				ix.flush(wctx, pipe)
 				if b.pub.seq != seq {
-					pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), "seq", b.pub.seq)
+					pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), keys.MetaSeq, b.pub.seq)
 				}
 			})
 			seq = b.pub.seq
