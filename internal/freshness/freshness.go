@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vista-warmer/vista-warmer/internal/fakeclock"
 	"github.com/vista-warmer/vista-warmer/keys"
@@ -164,29 +165,26 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	// side: virtual time does not care how busy the machine is.
 	out := make([]Result, len(o.Scenarios)*len(o.Policies))
 	errs := make([]error, len(out))
-	sem := make(chan struct{}, o.Parallel)
 	var mu sync.Mutex
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(o.Parallel)
 	for i := range out {
 		sc, p := o.Scenarios[i/len(o.Policies)], o.Policies[i%len(o.Policies)]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			res, err := runOne(ctx, o, tr, sc, p)
 			if err != nil {
 				errs[i] = fmt.Errorf("%s/%s: %w", sc.Name, p.Name, err)
-				return
+				return nil // the other runs go on; every failure is reported
 			}
 			out[i] = res
 			mu.Lock()
 			fmt.Fprintf(progress, "%s/%s: %.1f virtual hours in %v, %d steps\n",
 				sc.Name, p.Name, (o.To.Sub(o.From) + o.Warmup + o.Tail).Hours(), res.Took.Round(time.Second), res.Steps)
 			mu.Unlock()
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	return out, errors.Join(errs...)
 }
 
