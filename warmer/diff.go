@@ -96,7 +96,7 @@ func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[
 // mergeChecks readies rows of a list listed at listed for the diff (see plan):
 // it leaves out what checks removed since and keeps what they saw.
 func mergeChecks(sp *spec, p Policy, cache map[string]*record, rows []row, listed time.Time, removed map[string]time.Time) []row {
-	if !sp.timed {
+	if !sp.checked {
 		return rows
 	}
 	out := rows[:0]
@@ -136,7 +136,7 @@ func mergeChecks(sp *spec, p Policy, cache map[string]*record, rows []row, liste
 // of the list as a whole, before goneChanges reads it: they are neither
 // brought back nor removed again.
 func dropCheckRemoved(sp *spec, l *listing, removed map[string]time.Time) {
-	if !sp.timed {
+	if !sp.checked {
 		return
 	}
 	for id, at := range removed {
@@ -153,7 +153,7 @@ func dropCheckRemoved(sp *spec, l *listing, removed map[string]time.Time) {
 func rowChanges(sp *spec, p Policy, cache map[string]*record, rows []row, keep map[string]bool, now time.Time) []change {
 	changes := make([]change, 0, len(rows))
 	for _, rw := range rows {
-		if sp.timed && p.Expired(now, rw.rec.showtime.time()) {
+		if sp.expires && p.Expired(now, rw.rec.showtime.time()) {
 			continue // expired since the list was fetched: the expiry's, not an addition
 		}
 		if keep[rw.id] { // a film with one bad row of several stays as it was
@@ -176,7 +176,7 @@ func goneChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now t
 			changes = append(changes, removal(id, old, keys.ReasonCancelled))
 		case l.expired[id]:
 			changes = append(changes, removal(id, old, keys.ReasonExpired))
-		case sp.timed && p.Expired(now, old.showtime.time()):
+		case sp.expires && p.Expired(now, old.showtime.time()):
 			// left to the expiry, which runs next with the same clock
 		case !l.partial:
 			changes = append(changes, removal(id, old, keys.ReasonGone))

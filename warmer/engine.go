@@ -88,7 +88,7 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	now := w.cfg.Clock.Now()
 	sp, p, cache := w.specs[k], w.cfg.Policy, w.st.cache[k]
 	dropCheckRemoved(sp, l, w.st.checkRemoved)
-	if sp.timed {
+	if sp.checked {
 		clear(w.st.checkRemoved) // the next list is fetched after this
 		// The list has the last word on what seat checks doubted: what
 		// it lacks goes under its own guard, what it has stays.
@@ -102,7 +102,7 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 		return err
 	}
 	removed := countOp(gone, opRemove)
-	if sp.timed {
+	if sp.expires {
 		if err := w.sweepIndexes(ctx, now); err != nil {
 			return err
 		}

@@ -293,7 +293,7 @@ func (w *Warmer) missingKeys(ctx context.Context, k keys.Kind) ([]string, error)
 	soon := w.cfg.Clock.Now().Add(time.Second)
 	ids := make([]string, 0, len(w.st.cache[k]))
 	for id, r := range w.st.cache[k] {
-		if r.missing || r.unsafe || (w.specs[k].timed && w.expired(soon, r.showtime.time())) {
+		if r.missing || r.unsafe || (w.specs[k].expires && w.expired(soon, r.showtime.time())) {
 			continue // gone already, never a key of its own, or expiring: expire's to remove
 		}
 		ids = append(ids, id)

@@ -178,7 +178,7 @@ func TestRefusedReloadGoesAgainOnceRedisTakesWrites(t *testing.T) {
 }
 
 // Redis evicts other applications' keys (a shared Redis with volatile-ttl,
-// as the README suggests for one): the cache loses nothing, so the writer
+// as docs/operations.md suggests for one): the cache loses nothing, so the writer
 // stays healthy and ready.
 func TestOthersEvictionsLeaveTheWriterHealthy(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Config: []string{"maxmemory-policy volatile-ttl"}})

@@ -12,7 +12,7 @@ import (
 
 func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 	p := w.cfg.Prefix
-	if !sp.timed {
+	if !sp.sorted {
 		ix.add(keys.Index(p, sp.kind), true, 0, id)
 		return
 	}
@@ -31,7 +31,7 @@ func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 // which the sweep covers for all at once.
 func (w *Warmer) unindex(ix *indexBatch, sp *spec, c change) {
 	p := w.cfg.Prefix
-	if !sp.timed {
+	if !sp.sorted {
 		ix.rem(keys.Index(p, sp.kind), true, c.id)
 		return
 	}

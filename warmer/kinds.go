@@ -309,10 +309,13 @@ func (w *Warmer) recordFromHash(k keys.Kind, h map[string]string) *record {
 		}
 		slices.Sort(r.stray)
 	}
-	if w.specs[k].timed {
+	if sp := w.specs[k]; sp.sorted || sp.expires {
 		show, _ := time.Parse(time.RFC3339, vals[sShowtime])
+		r.showtime = instantOf(show)
+	}
+	if w.specs[k].checked {
 		next, _ := time.Parse(time.RFC3339, h[fNextCheckAt])
-		r.showtime, r.nextCheck = instantOf(show), instantOf(next)
+		r.nextCheck = instantOf(next)
 	}
 	return r
 }

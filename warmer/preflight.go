@@ -15,7 +15,7 @@ import (
 )
 
 // Commands lists every Redis command the warmer sends, itself or inside
-// its scripts, as ACL rules name them. The README's ACL line for the
+// its scripts, as ACL rules name them. docs/operations.md's ACL line for the
 // warmer grants each (a test reads it), and Preflight tries each at
 // start, so a user that lacks one is told at once, by name.
 var Commands = []string{
@@ -46,7 +46,7 @@ type DeniedError struct {
 func (e *DeniedError) Error() string {
 	if e.Command == "" {
 		return "redis refuses a command the warmer needs to this user (ACL): " + e.Err.Error() +
-			"; grant the commands the README's ACL line for the warmer names"
+			"; grant the commands docs/operations.md's ACL line for the warmer names"
 	}
 	all := append([]*DeniedError{e}, e.Others...)
 	names := make([]string, len(all))
@@ -62,7 +62,7 @@ func (e *DeniedError) Error() string {
 	if len(all) > 1 {
 		what = "the commands " + strings.Join(names, ", ")
 	}
-	return fmt.Sprintf("redis refuses %s to this user (ACL): grant %s (ACL SETUSER <user> %s), as the README's ACL line for the warmer does",
+	return fmt.Sprintf("redis refuses %s to this user (ACL): grant %s (ACL SETUSER <user> %s), as docs/operations.md's ACL line for the warmer does",
 		what, map[bool]string{true: "them", false: "it"}[len(all) > 1], strings.Join(grants, " "))
 }
 

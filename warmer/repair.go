@@ -114,7 +114,7 @@ func (w *Warmer) indexWants(k keys.Kind) []indexWant {
 	p := w.cfg.Prefix
 	cache := w.st.cache[k]
 	sp := w.specs[k]
-	if !sp.timed {
+	if !sp.sorted {
 		return []indexWant{{
 			key: keys.Index(p, k), set: true, count: len(cache),
 			has: func(id string, _ float64) bool { return cache[id] != nil },

@@ -20,11 +20,21 @@ type spec struct {
 	fields []string // the data fields, in record order: the contract's, then the extras
 	args   []any    // the fields as command arguments, made once, not for each write
 
-	// timed kinds (sessions) have a showtime. Their hashes carry
-	// changed_at and next_check_at and expire at showtime + grace, their
-	// indexes are sorted sets scored by showtime, and each entry is checked
-	// and expired on its own schedule. The other kinds' index is a set.
-	timed bool
+	// What a kind with a showtime (sessions) has, each named for what it
+	// changes; a kind without (cinemas, films) has none of them.
+	//
+	// sorted: its indexes are sorted sets scored by the showtime (Unix
+	// seconds), so that readers ask for a time range; else its index is
+	// a set.
+	sorted bool
+	// expires: an entity leaves at its showtime plus the grace: its hash
+	// has that TTL, the expiry removes it on schedule, and a list or an
+	// answer that comes after it neither adds nor removes it.
+	expires bool
+	// checked: each entity is checked on a schedule of its own; its hash
+	// carries changed_at and next_check_at, and a list taken in yields to
+	// what checks saw or removed since it was fetched.
+	checked bool
 
 	// owners are the entities whose own index lists an entry besides its
 	// kind's index: a session is listed by its cinema and its film.
@@ -54,10 +64,10 @@ type owner struct {
 }
 
 // placing lists the data fields whose change moves an entry between
-// indexes: the owners' ids and, for a timed kind, the showtime (the score).
+// indexes: the owners' ids and, for a sorted kind, the showtime (the score).
 func (sp *spec) placing() []string {
 	var names []string
-	if sp.timed {
+	if sp.sorted {
 		names = append(names, sp.fields[sShowtime])
 	}
 	for _, o := range sp.owners {
@@ -72,7 +82,7 @@ func kindSpecs(fields map[keys.Kind][]string) map[keys.Kind]*spec {
 		keys.Cinemas: {kind: keys.Cinemas, fields: fields[keys.Cinemas], list: listCinemas},
 		keys.Films:   {kind: keys.Films, fields: fields[keys.Films], list: listFilms},
 		keys.Sessions: {
-			kind: keys.Sessions, fields: fields[keys.Sessions], timed: true,
+			kind: keys.Sessions, fields: fields[keys.Sessions], sorted: true, expires: true, checked: true,
 			owners: []owner{
 				{kind: keys.Cinemas, field: sCinemaID, key: keys.CinemaSessions},
 				{kind: keys.Films, field: sFilmID, key: keys.FilmSessions},

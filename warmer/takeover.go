@@ -266,8 +266,8 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 	var ids []string
 	scores := map[string]float64{}
 	var err error
-	timed := w.specs[k].timed
-	if timed {
+	sorted := w.specs[k].sorted
+	if sorted {
 		var zs []redis.Z
 		zs, err = w.rdb.ZRangeWithScores(ctx, keys.Index(p, k), 0, -1).Result()
 		for _, z := range zs {
@@ -313,7 +313,7 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 				vals := make([]string, len(w.fields[k]))
 				vals[0] = id
 				r := &record{vals: pack(vals), missing: true, unsafe: unsafe}
-				if timed {
+				if sorted {
 					r.showtime = instantOf(time.Unix(int64(scores[id]), 0))
 				}
 				cache[id] = r

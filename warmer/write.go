@@ -164,7 +164,7 @@ func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 	for i, c := range b.changes {
 		w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()
 		if c.op == opRemove {
-			if sp.timed {
+			if sp.checked {
 				w.st.unplace(cache[c.id])
 			}
 			delete(cache, c.id)
@@ -186,7 +186,7 @@ func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 			c.cur.rawSum = checksum(c.cur.raw) // written whole: with raw only if the change had it
 		}
 		c.cur.raw = "" // written; its checksum is enough from here on
-		if sp.timed {
+		if sp.checked {
 			w.st.unplace(cache[c.id])
 			w.st.place(c.id, cache[c.id], c.cur)
 		}
@@ -262,7 +262,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 
 	vals := c.cur.vals.all()
 	expireAt := ""
-	if sp.timed {
+	if sp.expires {
 		// Every session write re-arms the TTL, so no hash of a session
 		// outlives its showtime, whatever happened to the key meanwhile.
 		expireAt = strconv.FormatInt(c.cur.showtime.time().Add(w.cfg.Policy.Grace).Unix(), 10)
@@ -274,7 +274,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 			args = append(args, name, vals[i])
 		}
 		args = append(args, fUpdatedAt, at)
-		if sp.timed {
+		if sp.checked {
 			args = append(args, fChangedAt, at, fNextCheckAt, stamp(c.cur.nextCheck.time()))
 		}
 		if c.cur.raw != "" {
@@ -313,7 +313,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		}
 	}
 	set = append(set, fUpdatedAt, at)
-	if sp.timed {
+	if sp.checked {
 		if c.op == opUpdate {
 			set = append(set, fChangedAt, at)
 		}
