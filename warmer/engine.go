@@ -97,7 +97,7 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 			w.setHeld(k, nil)
 		}
 	}
-	gone, held := w.judgeDrop(k, goneChanges(sp, p, cache, l, now), l.again, in.total, now)
+	gone, held := w.judgeDrop(k, goneChanges(sp, p, cache, l, now), l.repeated, in.total, now)
 	if err := w.apply(ctx, k, gone, now); err != nil {
 		return err
 	}

@@ -39,15 +39,15 @@ type listing struct {
 	// emit, when set, hands the writer the rows taken so far, at least
 	// chunk of them at a time (see flush), while later pages are still
 	// being fetched. pending are the rows taken since the last chunk;
-	// again holds the ids of rows already handed over that the list
+	// repeated holds the ids of rows already handed over that the list
 	// named once more (see seen): the last row of each is written at
 	// the end, with the rest of pending.
-	emit    func([]row) error
-	chunk   int
-	pending []row
-	handed  bool           // a chunk went to the writer
-	waiting map[string]int // the ids in pending, and where
-	again   map[string]bool
+	emit     func([]row) error
+	chunk    int
+	pending  []row
+	handed   bool           // a chunk went to the writer
+	waiting  map[string]int // the ids in pending, and where
+	repeated map[string]bool
 }
 
 // row is one entity of a list, taken as a record.
@@ -105,7 +105,7 @@ func (l *listing) seen(id string) {
 			l.pending[at].rec = nil // not handed over yet: the row that follows stands
 			delete(l.waiting, id)
 		} else {
-			l.again[id] = true // handed over already: what the list says last is written at the end
+			l.repeated[id] = true // handed over already: what the list says last is written at the end
 		}
 	}
 	delete(l.recs, id)
@@ -154,7 +154,7 @@ func (l *listing) flush() error {
 	}
 	chunk := l.current(l.pending)
 	for _, r := range chunk {
-		delete(l.again, r.id)
+		delete(l.repeated, r.id)
 	}
 	l.pending = nil
 	clear(l.waiting)
@@ -186,7 +186,7 @@ func (l *listing) rest() []row {
 		return rows
 	}
 	rows := l.current(l.pending)
-	for _, id := range sortedKeys(l.again) {
+	for _, id := range sortedKeys(l.repeated) {
 		if _, ok := l.waiting[id]; !ok && l.recs[id] != nil {
 			rows = append(rows, row{id, l.recs[id]})
 		}
@@ -209,7 +209,7 @@ func (w *Warmer) fetch(ctx context.Context, st *state, k keys.Kind, now time.Tim
 	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
 		began: time.Now(), now: now, kind: k}
 	if emit != nil {
-		l.emit, l.chunk, l.waiting, l.again = emit, w.chunk, map[string]int{}, map[string]bool{}
+		l.emit, l.chunk, l.waiting, l.repeated = emit, w.chunk, map[string]int{}, map[string]bool{}
 	}
 	if st != nil {
 		cache := st.cache[k]

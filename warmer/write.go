@@ -41,11 +41,11 @@ func (w *Warmer) committed(pub *publisher) {
 // A batch that has started is finished even when ctx ends; the next is not.
 func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now time.Time) error {
 	for len(changes) > 0 {
-		again, err := w.applyOnce(ctx, k, changes, now)
+		rewrite, err := w.applyOnce(ctx, k, changes, now)
 		if err != nil {
 			return err
 		}
-		changes = again
+		changes = rewrite
 	}
 	return nil
 }
@@ -107,7 +107,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 		}
 	}()
 
-	var again []change
+	var rewrite []change
 	for b := range ready {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -126,7 +126,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 		}
 		done, err := w.run(wctx, wrs...)
 		for _, g := range group[:done] {
-			again = append(again, w.wrote(k, g)...)
+			rewrite = append(rewrite, w.wrote(k, g)...)
 			if bug("hashafter") {
 				w.hashAfter(wctx, sp, g)
 			}
@@ -143,14 +143,14 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			progress = time.Now()
 		}
 	}
-	return again, nil
+	return rewrite, nil
 }
 
 // wrote takes a batch Redis took into the cache in memory, and returns the
 // entities it found gone from Redis, to be written again whole.
 func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 	sp, cache := w.specs[k], w.st.cache[k]
-	var again []change
+	var rewrite []change
 	var missing []string
 	defer func() {
 		if len(missing) > 0 {
@@ -179,7 +179,7 @@ func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 			w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
 			whole := *c.cur
 			whole.rawSum = checksum(whole.raw) // a seat check has no raw: the next reload writes it
-			again = append(again, change{op: opAdd, id: c.id, cur: &whole, changed: diff(sp.fields, nil, c.cur)})
+			rewrite = append(rewrite, change{op: opAdd, id: c.id, cur: &whole, changed: diff(sp.fields, nil, c.cur)})
 		case hashRewritten:
 			missing = append(missing, c.id) // written whole with its change
 			w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
@@ -192,7 +192,7 @@ func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 		}
 		cache[c.id] = c.cur
 	}
-	return again
+	return rewrite
 }
 
 // probe finds, after the write, what the hash write did to one hash.
