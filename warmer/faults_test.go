@@ -395,7 +395,7 @@ func TestEvictedMetaAndLeaseAreNoLostCache(t *testing.T) {
 	}
 
 	r.rdb.Del(r.ctx, keys.Lease(r.prefix))
-	w.lastRenew = time.Time{}
+	w.keep.lastRenew = time.Time{}
 	r.step(w) // the lease is taken back
 	if got := r.meta()["epoch"]; got != meta["epoch"] {
 		t.Errorf("epoch %q after the lease was evicted, want %q", got, meta["epoch"])
@@ -406,7 +406,7 @@ func TestEvictedMetaAndLeaseAreNoLostCache(t *testing.T) {
 
 	// Both gone at once, the indexes still there: the same.
 	r.rdb.Del(r.ctx, keys.Meta(r.prefix), keys.Lease(r.prefix))
-	w.lastRenew = time.Time{}
+	w.keep.lastRenew = time.Time{}
 	r.step(w)
 	r.step(w)
 	if got := r.meta(); got["epoch"] != meta["epoch"] || got["seq"] != meta["seq"] {

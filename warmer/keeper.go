@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -26,17 +28,29 @@ var (
 	clearScript = redis.NewScript(leaseClearLua)
 )
 
+// keeper is the lease keeper's own state. mu serialises leaseAndBeat
+// (the keeper's goroutine, the loop's step and Run's stop all call it)
+// and guards the rest, but renewedAt, which the lease_held gauge reads.
+type keeper struct {
+	mu                  sync.Mutex
+	lastRenew, lastBeat time.Time    // real time
+	lastRole            time.Time    // real time ROLE was last asked
+	renewedAt           atomic.Int64 // lastRenew, for the lease_held gauge (Unix ns)
+	standing            bool         // said that we stand by
+	sharedID            bool         // said that another process has our id
+}
+
 // leaseAndBeat takes or renews the lease and, as writer, writes the heartbeat when
 // they are due, then reads P:meta's heartbeat and reloads (and, now and
 // then, Redis's role) for the probes. It runs on real time.
 func (w *Warmer) leaseAndBeat(ctx context.Context) {
-	w.leaseMu.Lock()
-	defer w.leaseMu.Unlock()
+	w.keep.mu.Lock()
+	defer w.keep.mu.Unlock()
 	now := time.Now()
 	answered := true
 	done := w.seen.ask()
 	defer func() { done(answered) }()
-	if !w.leader.Load() || now.Sub(w.lastRenew) >= w.cfg.LeaseTTL/3 {
+	if !w.leader.Load() || now.Sub(w.keep.lastRenew) >= w.cfg.LeaseTTL/3 {
 		held, taken, holder, err := w.holdLease(ctx)
 		if ctx.Err() == nil {
 			w.noteLease(err)
@@ -54,8 +68,8 @@ func (w *Warmer) leaseAndBeat(ctx context.Context) {
 				w.m.errors.WithLabelValues("lease").Inc()
 			}
 		case held:
-			w.lastRenew, w.standing = now, false
-			w.renewedAt.Store(now.UnixNano())
+			w.keep.lastRenew, w.keep.standing = now, false
+			w.keep.renewedAt.Store(now.UnixNano())
 			if taken {
 				w.taken.Store(true)
 			}
@@ -65,18 +79,18 @@ func (w *Warmer) leaseAndBeat(ctx context.Context) {
 		default:
 			if w.leader.Swap(false) {
 				w.log.Warn("lost the lease; standing by", "instance", w.cfg.InstanceID, "writer", holder)
-			} else if !w.standing {
+			} else if !w.keep.standing {
 				w.log.Info("another instance writes; standing by", "instance", w.cfg.InstanceID, "writer", holder)
 			}
-			w.standing = true
+			w.keep.standing = true
 		}
 	}
 	epoch := w.epochSeen.Load()
-	if w.leader.Load() && epoch != nil && now.Sub(w.lastBeat) >= w.cfg.Heartbeat {
+	if w.leader.Load() && epoch != nil && now.Sub(w.keep.lastBeat) >= w.cfg.Heartbeat {
 		err := w.heartbeat(ctx, *epoch)
 		switch {
 		case err == nil:
-			w.lastBeat = now
+			w.keep.lastBeat = now
 			w.m.heartbeat.Set(float64(now.Unix()))
 		case errors.Is(err, errCacheLost):
 			w.log.Warn("the cache is gone from Redis; rebuilding", "epoch", *epoch)
@@ -84,7 +98,7 @@ func (w *Warmer) leaseAndBeat(ctx context.Context) {
 		case errors.Is(err, errMetaGone):
 			w.metaGone.Store(true) // the next step finds out whether the cache went with it
 		case errors.Is(err, errLeaseGone):
-			w.lastRenew = time.Time{} // take it again at the next leaseAndBeat
+			w.keep.lastRenew = time.Time{} // take it again at the next leaseAndBeat
 		case ctx.Err() == nil:
 			w.m.errors.WithLabelValues("heartbeat").Inc() // noteWrite logged it
 		}
@@ -122,10 +136,10 @@ func (w *Warmer) look(ctx context.Context, now time.Time) bool {
 		}
 	}
 	w.seen.setMeta(beat, loaded)
-	if _, cluster := w.rdb.(*redis.ClusterClient); !cluster && now.Sub(w.lastRole) >= roleEvery {
+	if _, cluster := w.rdb.(*redis.ClusterClient); !cluster && now.Sub(w.keep.lastRole) >= roleEvery {
 		// A replica answers reads; a warmer on one can neither write nor
 		// take over. (In a cluster, go-redis sends writes to masters.)
-		w.lastRole = now
+		w.keep.lastRole = now
 		role, err := w.rdb.Do(ctx, "ROLE").Slice()
 		if err == nil && len(role) > 0 {
 			w.seen.setReplica(role[0] != "master")
@@ -144,7 +158,7 @@ func (w *Warmer) look(ctx context.Context, now time.Time) bool {
 // lease goes, or a TTL passes without a renewal (Redis cut off: another
 // instance may hold it by now).
 func (w *Warmer) holds() float64 {
-	renewed := time.Unix(0, w.renewedAt.Load())
+	renewed := time.Unix(0, w.keep.renewedAt.Load())
 	if w.leader.Load() && w.refused() == "" && time.Since(renewed) < w.cfg.LeaseTTL {
 		return 1
 	}
@@ -206,8 +220,8 @@ func (w *Warmer) keepLease(ctx context.Context) {
 
 // stop releases the lease after Run's last step.
 func (w *Warmer) stop() {
-	w.leaseMu.Lock()
-	defer w.leaseMu.Unlock()
+	w.keep.mu.Lock()
+	defer w.keep.mu.Unlock()
 	if !w.leader.Load() {
 		return
 	}
@@ -258,11 +272,11 @@ func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, holder string
 		value, _ := w.rdb.Get(ctx, key).Result()
 		holder, _, _ = strings.Cut(value, " ")
 		shared := holder == w.cfg.InstanceID
-		if shared && !w.sharedID {
+		if shared && !w.keep.sharedID {
 			w.log.Warn("another process runs with this --instance-id and holds the lease; standing by (give each process its own id)",
 				"instance", w.cfg.InstanceID)
 		}
-		w.sharedID = shared
+		w.keep.sharedID = shared
 	}
 	return ok, ok, holder, nil
 }

@@ -119,10 +119,11 @@ type Warmer struct {
 	fields    map[keys.Kind][]string // the data fields of each kind's hash
 	specs     map[keys.Kind]*spec
 
-	// stepMu serialises step; leaseMu serialises leaseAndBeat, which Run also calls
-	// from its own goroutine so the lease and heartbeat outlive a long reload.
-	stepMu  sync.Mutex
-	leaseMu sync.Mutex
+	// stepMu serialises step, and whatever reads or writes the writer's
+	// state (st) beside the loop.
+	stepMu sync.Mutex
+	// keep is the lease keeper's own state (keeper.go).
+	keep keeper
 
 	leader     atomic.Bool            // this instance holds the lease
 	taken      atomic.Bool            // the lease was just taken: read the cache before writing
@@ -156,13 +157,8 @@ type Warmer struct {
 	plainFence      atomic.Bool            // Redis cannot read script flags: see loadFence
 	epochSeen       atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
 
-	lastRenew, lastBeat time.Time              // real time, guarded by leaseMu
-	lastRole            time.Time              // real time ROLE was last asked, guarded by leaseMu
-	renewedAt           atomic.Int64           // lastRenew, for the lease_held gauge (Unix ns)
-	replid              atomic.Pointer[string] // the replication id of the Redis written to, as last read
-	seen                seen                   // what the lease keeper saw, for the probes
-	standing            bool                   // said that we stand by, guarded by leaseMu
-	sharedID            bool                   // said that another process has our id, guarded by leaseMu
+	replid atomic.Pointer[string] // the replication id of the Redis written to, as last read
+	seen   seen                   // what the lease keeper saw, for the probes
 
 	// token tells this process from another given the same instance id.
 	token string
