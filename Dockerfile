@@ -1,5 +1,5 @@
 # vista-warmer: a static binary on an empty image, run as a non-root user.
-# docker build -t vista-warmer . ; see README "Deployment".
+# docker build -t vista-warmer . ; see docs/operations.md "Deployment".
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./

@@ -61,11 +61,11 @@ func TestDeniedCommandStopsTheStart(t *testing.T) {
 	}
 }
 
-// The README's ACL line for the warmer grants every command the warmer
+// docs/operations.md's ACL line for the warmer grants every command the warmer
 // sends: a command the warmer starts to use fails here until the line
 // (and warmer.Commands, which Preflight tries) names it.
-func TestReadmeACLGrantsEveryCommand(t *testing.T) {
-	line := readmeACL(t, "vista-warmer", "WARMER_PASSWORD", "pw")
+func TestDocsACLGrantsEveryCommand(t *testing.T) {
+	line := docsACL(t, "vista-warmer", "WARMER_PASSWORD", "pw")
 	granted := map[string]bool{}
 	for _, tok := range strings.Fields(line) {
 		if name, ok := strings.CutPrefix(tok, "+"); ok {
@@ -74,7 +74,7 @@ func TestReadmeACLGrantsEveryCommand(t *testing.T) {
 	}
 	for _, cmd := range warmer.Commands {
 		if !granted[cmd] && !(cmd == "ping" && granted["@connection"]) {
-			t.Errorf("the README's ACL line for the warmer does not grant %s: %s", cmd, line)
+			t.Errorf("docs/operations.md's ACL line for the warmer does not grant %s: %s", cmd, line)
 		}
 	}
 }

@@ -327,12 +327,13 @@ func TestCluster(t *testing.T) {
 	})
 }
 
-// readmeACL returns the README's ACL SETUSER line for a user as a
-// redis.conf user line with the password given: the test runs the users
-// the README gives, exactly.
-func readmeACL(tb testing.TB, user, placeholder, password string) string {
+// docsACL returns the ACL SETUSER line for a user that docs/operations.md
+// gives (Redis as you run it, ACL users) as a redis.conf user line with
+// the password given: the test runs the users docs/operations.md gives,
+// exactly.
+func docsACL(tb testing.TB, user, placeholder, password string) string {
 	tb.Helper()
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -342,14 +343,14 @@ func readmeACL(tb testing.TB, user, placeholder, password string) string {
 			return "user " + user + " " + strings.ReplaceAll(rest, placeholder, password)
 		}
 	}
-	tb.Fatalf("the README has no ACL SETUSER line for %s", user)
+	tb.Fatalf("docs/operations.md has no ACL SETUSER line for %s", user)
 	return ""
 }
 
 func TestACLUsers(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Config: []string{
-		readmeACL(t, "vista-warmer", "WARMER_PASSWORD", "warmer-pw"),
-		readmeACL(t, "vista-reader", "READER_PASSWORD", "reader-pw"),
+		docsACL(t, "vista-warmer", "WARMER_PASSWORD", "warmer-pw"),
+		docsACL(t, "vista-reader", "READER_PASSWORD", "reader-pw"),
 	}})
 	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://vista-warmer:warmer-pw@" + srv.Addr(), "--listen", "127.0.0.1:0",
 		"--sessions-cron", "@every 3s"}, nil)

@@ -11,7 +11,7 @@ import (
 	"github.com/vista-warmer/vista-warmer/vista"
 )
 
-// The invariants, numbered as issue 17 and the README number them.
+// The invariants, numbered as issue 17 and docs/development.md number them.
 const (
 	invStream    = 1 // stream seqs unique and without gaps; a new epoch only after a loss
 	invArrival   = 2 // an event's data is in Redis when it arrives

@@ -358,7 +358,7 @@ func (c *checker) checkSurvive() []Violation {
 		// A warmer (re)started while the nemesis had rotated Redis's
 		// password stops at once with exit status 1 and one line: that is
 		// the documented answer to refused credentials at start, not a
-		// crash (the README, "ACL users").
+		// crash (docs/operations.md, "ACL users").
 		refusedAtStart := p.ExitCode == 1 && strings.Contains(p.Output, "refuses the credentials")
 		if !p.Killed && p.ExitCode != 0 && p.ExitCode != -1 && !refusedAtStart {
 			why = append(why, fmt.Sprintf("exit status %d", p.ExitCode))

@@ -16,7 +16,7 @@
 //	            lease, the simulator's truth, each process's RSS
 //	check.go    the invariants, each a function of the History
 //
-// make chaos runs it (DURATION, SEED); see the README.
+// make chaos runs it (DURATION, SEED); see docs/development.md.
 package chaos
 
 import "time"
@@ -138,7 +138,7 @@ type Process struct {
 
 // Violation is an invariant the history breaks, at one moment.
 type Violation struct {
-	Invariant int // 1 to 9, as the README numbers them
+	Invariant int // 1 to 9, as docs/development.md numbers them
 	At        time.Time
 	What      string // what was seen, plainly
 }
