@@ -7,14 +7,17 @@
 //
 // The parts:
 //
-//	world.go    the processes: redis-servers (alone, or a master with a
-//	            replica and sentinels), a TCP proxy per warmer, vistasim,
-//	            the warmers
-//	nemesis.go  the faults, each an inject and a heal, drawn from the seed
-//	record.go   the recorder: stream entries and pub/sub messages with the
-//	            hash read on arrival, snapshots of Redis, the probes, the
-//	            lease, the simulator's truth, each process's RSS
-//	check.go    the invariants, each a function of the History
+//	world.go      the processes: redis-servers (alone, or a master with
+//	              a replica and sentinels), a TCP proxy per warmer
+//	sim.go        vistasim, the simulated Vista, and its truth
+//	warmer.go     the warmers: start, signals, the twin, RSS
+//	plan.go       the faults a seed draws, and when
+//	nemesis.go    injecting and healing them; faults_redis.go,
+//	              faults_warmers.go and faults_vista.go, each kind's
+//	record.go     the recorder: stream entries and pub/sub messages with
+//	              the hash read on arrival, the probes, the lease, the
+//	              simulator's truth; record_snapshots.go, Redis's
+//	check*.go     the invariants, each a function of the History
 //
 // make chaos runs it (DURATION, SEED); see docs/development.md.
 package chaos
