@@ -69,7 +69,7 @@ func TestHangingListKeepsChecksOnTime(t *testing.T) {
 	r.clock.Add(time.Hour) // the next hourly reload is due: it hangs
 	r.clock.Set(s.Showtime.Add(-5 * time.Minute))
 	w.stepMu.Lock()
-	w.st.nextReload[keys.Sessions] = r.clock.Now()
+	w.st.kinds[keys.Sessions].next = r.clock.Now()
 	w.stepMu.Unlock()
 	select {
 	case <-h.started:

@@ -357,7 +357,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 			old := cache[id]
 			switch {
 			case old == nil, old.asOf.time().After(a.asked):
-			case w.st.held[keys.Sessions] != nil && !w.st.held[keys.Sessions].checks:
+			case w.st.kinds[keys.Sessions].held != nil && !w.st.kinds[keys.Sessions].held.checks:
 				// Vista's lists are in doubt (a drop is held back): a seat
 				// check that no longer finds a session is not believed
 				// either, until the drop is confirmed or dropped. (A drop

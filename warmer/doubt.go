@@ -68,7 +68,7 @@ func (w *Warmer) judgeDoubts(now time.Time) {
 			"doubted", n)
 	}
 	bound := max(w.cfg.CheckBatch, 1)
-	held := st.held[keys.Sessions]
+	held := st.kinds[keys.Sessions].held
 	switch {
 	case n > bound && held == nil, held != nil && held.checks && n > 0 && n != len(held.ids):
 		ids := make(map[string]bool, n)

@@ -30,7 +30,7 @@ func (w *Warmer) expired(now, showtime time.Time) bool {
 }
 
 func (w *Warmer) loading(k keys.Kind) {
-	if w.st.quiet[k] {
+	if w.st.kinds[k].quiet {
 		w.log.Info("loading from vista", "kind", k)
 	}
 }
@@ -44,10 +44,10 @@ type intake struct {
 
 // intakeOf returns the list of a kind being taken in, begun if need be.
 func (w *Warmer) intakeOf(k keys.Kind) *intake {
-	in := w.st.intakes[k]
+	in := w.st.kinds[k].intake
 	if in == nil {
 		in = &intake{total: len(w.st.cache[k])}
-		w.st.intakes[k] = in
+		w.st.kinds[k].intake = in
 	}
 	return in
 }
@@ -77,14 +77,14 @@ func (w *Warmer) writeRows(ctx context.Context, k keys.Kind, rows []row, keep ma
 // mends the indexes and announces the reload.
 func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	st := w.st
-	defer delete(st.intakes, k)
+	defer func() { st.kinds[k].intake = nil }()
 	if err := w.judgeEmptyBuild(k, l); err != nil {
 		return err
 	}
 	if err := w.writeRows(ctx, k, l.rest(), l.keep, l.now); err != nil {
 		return err
 	}
-	in := w.st.intakes[k]
+	in := w.st.kinds[k].intake
 	now := w.cfg.Clock.Now()
 	sp, p, cache := w.specs[k], w.cfg.Policy, w.st.cache[k]
 	dropCheckRemoved(sp, l, w.st.checkRemoved)
@@ -93,7 +93,7 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 		// The list has the last word on what seat checks doubted: what
 		// it lacks goes under its own guard, what it has stays.
 		clear(w.st.doubted)
-		if h := w.st.held[k]; h != nil && h.checks {
+		if h := w.st.kinds[k].held; h != nil && h.checks {
 			w.setHeld(k, nil)
 		}
 	}
@@ -110,7 +110,7 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	// The indexes are checked against the cache after each reload, but
 	// for a build from nothing: takeOver has just checked them all, and
 	// every entry since is the build's own. The next reload checks them.
-	if !w.st.quiet[k] {
+	if !w.st.kinds[k].quiet {
 		if err := w.repairIndexes(ctx, k); err != nil {
 			return err
 		}
@@ -119,7 +119,7 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 		// The list is not taken as a whole until the drop is confirmed:
 		// no full_reload, and loaded:{kind} stays where it was.
 		w.log.Info("reloaded, holding back a drop", "kind", k, "count", w.count(k), "took", time.Since(l.began).Round(time.Millisecond),
-			"added", in.added, "updated", in.updated, "removed", removed, "held_back", len(w.st.held[k].ids))
+			"added", in.added, "updated", in.updated, "removed", removed, "held_back", len(w.st.kinds[k].held.ids))
 		return nil
 	}
 	if err := w.announce(ctx, k); err != nil {
@@ -168,7 +168,7 @@ func (w *Warmer) judgeDrop(k keys.Kind, changes []change, own map[string]bool, t
 	// over reports whether removing n of the kind's of entries is more
 	// than MaxDrop allows.
 	over := func(n, of int) bool { return n > 0 && float64(n) > w.cfg.MaxDrop*float64(of) }
-	prev := w.st.held[k]
+	prev := w.st.kinds[k].held
 	if prev != nil && prev.checks {
 		prev = nil // held for seat checks: the list is judged on its own (and clears it, see commit)
 	}
@@ -218,15 +218,15 @@ func (w *Warmer) judgeDrop(k keys.Kind, changes []change, own map[string]bool, t
 // setHeld records a kind's held drop (nil: none) where Ready can see it.
 func (w *Warmer) setHeld(k keys.Kind, h *heldDrop) {
 	if h == nil {
-		delete(w.st.held, k)
+		w.st.kinds[k].held = nil
 		w.m.dropHeld.WithLabelValues(string(k)).Set(0)
 	} else {
-		w.st.held[k] = h
+		w.st.kinds[k].held = h
 		w.m.dropHeld.WithLabelValues(string(k)).Set(1)
 	}
 	var reasons []string
 	for _, kind := range keys.Kinds {
-		switch h := w.st.held[kind]; {
+		switch h := w.st.kinds[kind].held; {
 		case h == nil:
 		case h.checks:
 			reasons = append(reasons, fmt.Sprintf("holding back a drop of %s: seat checks call %d of %d gone in answers that found none of those asked for, since %s",
@@ -260,12 +260,12 @@ func (w *Warmer) announce(ctx context.Context, k keys.Kind) error {
 		return fmt.Errorf("announce %s: %w", k, err)
 	}
 	w.committed(pub)
-	w.st.quiet[k] = false
-	w.st.loaded[k] = true
+	w.st.kinds[k].quiet = false
+	w.st.kinds[k].loaded = true
 	w.m.fullReloads.WithLabelValues(string(k)).Inc()
 	w.m.lastReload.WithLabelValues(string(k)).Set(float64(now.Unix()))
-	w.st.loadedAt[k] = stamp(now)
-	if !w.ready.Load() && w.st.loaded[keys.Cinemas] && w.st.loaded[keys.Films] && w.st.loaded[keys.Sessions] {
+	w.st.kinds[k].loadedAt = stamp(now)
+	if !w.ready.Load() && w.st.kinds[keys.Cinemas].loaded && w.st.kinds[keys.Films].loaded && w.st.kinds[keys.Sessions].loaded {
 		w.ready.Store(true)
 		w.log.Info("cache is warm", "epoch", w.st.epoch)
 	}
@@ -299,14 +299,14 @@ const emptyBuildRetry = 10 * time.Second
 func (w *Warmer) judgeEmptyBuild(k keys.Kind, l *listing) error {
 	st := w.st
 	empty := !l.handed && len(l.recs) == 0 && len(l.keep) == 0 && len(l.cancelled) == 0 && !l.partial
-	if !st.quiet[k] || !empty || w.knew[k] == 0 {
-		delete(st.emptySince, k)
+	if !st.kinds[k].quiet || !empty || w.knew[k] == 0 {
+		st.kinds[k].emptySince = time.Time{}
 		return nil
 	}
-	since, ok := st.emptySince[k]
-	if !ok {
+	since := st.kinds[k].emptySince
+	if since.IsZero() {
 		since = l.now
-		st.emptySince[k] = since
+		st.kinds[k].emptySince = since
 	}
 	if l.now.Sub(since) >= ConfirmDropAfter {
 		w.log.Warn("vista's list is still empty a minute on; taken", "kind", k, "held_before", w.knew[k])

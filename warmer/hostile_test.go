@@ -272,7 +272,7 @@ func TestEmptyListIsHeldBack(t *testing.T) {
 	}
 	// Step schedules the next reload within a minute of the hold, not at
 	// the hourly schedule.
-	if next := w.st.nextReload[keys.Sessions]; next.After(r.clock.Now().Add(ConfirmDropAfter)) {
+	if next := w.st.kinds[keys.Sessions].next; next.After(r.clock.Now().Add(ConfirmDropAfter)) {
 		t.Errorf("next sessions reload in %v, want within %v", next.Sub(r.clock.Now()), ConfirmDropAfter)
 	}
 
@@ -887,7 +887,7 @@ func TestHalfThenEmptyKeepsTheRest(t *testing.T) {
 	if err := r.reload(w, keys.Sessions); err != nil {
 		t.Fatal(err)
 	}
-	if w.st.held[keys.Sessions] == nil {
+	if w.st.kinds[keys.Sessions].held == nil {
 		t.Fatal("a list of 49% was not held back")
 	}
 	ed.sessions = func([]vista.Session) ([]vista.Session, error) { return []vista.Session{}, nil }
@@ -898,7 +898,7 @@ func TestHalfThenEmptyKeepsTheRest(t *testing.T) {
 	if n := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); int(n) != len(kept) {
 		t.Errorf("P:sessions holds %d, want the %d the first list kept", n, len(kept))
 	}
-	if w.st.held[keys.Sessions] == nil {
+	if w.st.kinds[keys.Sessions].held == nil {
 		t.Error("the rest of an empty list was not held back")
 	}
 	r.assertSeqContiguous()

@@ -13,6 +13,25 @@ import (
 // (startFetch), taken in by the writer's loop chunk by chunk (takeIn),
 // committed whole, and tried again with a backoff when it fails.
 
+// reloader is what the writer keeps of one kind's full reloads; the
+// writer's loop owns it, as part of the state.
+type reloader struct {
+	next     time.Time // when the next full reload is due (the warmer's clock)
+	loaded   bool      // a full load went through in this epoch
+	loadedAt string    // P:meta's loaded:{kind} as this writer wrote or read it
+	quiet    bool      // the next reload is part of a build from nothing
+	held     *heldDrop // a drop held back, see judgeDrop
+	retry    *backoff.ExponentialBackOff
+	// emptySince is when an empty list on a build anew was first refused
+	// (judgeEmptyBuild).
+	emptySince time.Time
+	// awaitWrites: Redis refused the reload's writes; it goes again as
+	// soon as Redis takes writes.
+	awaitWrites bool
+	fetching    *fetchRun // the list being fetched, if one is
+	intake      *intake   // the list being taken in, chunk by chunk
+}
+
 // fetched is what a fetcher got, for the writer's state it began in: a
 // chunk of the list (rows) while the rest is on its way, then the whole
 // list, or the error that ended the fetch.
@@ -39,13 +58,13 @@ type fetchRun struct {
 func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out chan<- fetched, wake func()) *fetchRun {
 	w.loading(k)
 	st, zones := w.st, w.zones()
-	if prev := st.fetching[k]; prev != nil {
+	if prev := st.kinds[k].fetching; prev != nil {
 		prev.cancel() // this one says what Vista says now
-		delete(st.intakes, k)
+		st.kinds[k].intake = nil
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	run := &fetchRun{cancel: cancel, done: make(chan struct{})}
-	st.fetching[k] = run
+	st.kinds[k].fetching = run
 	send := func(f fetched) error {
 		select {
 		case out <- f:
@@ -100,7 +119,7 @@ func (w *Warmer) takeFetched(ctx context.Context) error {
 // hands, the cache was read again), or for a fetch called off, is
 // dropped: the state that replaced it reloads on its own.
 func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
-	if w.st == nil || f.st != w.st || w.st.fetching[f.k] != f.run {
+	if w.st == nil || f.st != w.st || w.st.kinds[f.k].fetching != f.run {
 		return nil
 	}
 	k, st := f.k, w.st
@@ -116,8 +135,8 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		err = w.commit(ctx, k, f.l)
 	}
 	f.run.cancel() // done with, or given up
-	st.fetching[k] = nil
-	delete(st.intakes, k)
+	st.kinds[k].fetching = nil
+	st.kinds[k].intake = nil
 	if w.st != st {
 		return w.failed("reload_"+string(k), err)
 	}
@@ -126,16 +145,16 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		// come minutes after the fetch began (a list that hangs until its
 		// timeouts run out), or at the schedule if sooner.
 		failedAt := w.cfg.Clock.Now()
-		st.nextReload[k] = minTime(failedAt.Add(st.retry(k).NextBackOff()), w.schedules[k].Next(failedAt))
+		st.kinds[k].next = minTime(failedAt.Add(st.retry(k).NextBackOff()), w.schedules[k].Next(failedAt))
 		if errors.Is(err, errEmptyBuild) {
-			st.nextReload[k] = failedAt.Add(emptyBuildRetry)
+			st.kinds[k].next = failedAt.Add(emptyBuildRetry)
 		}
 		if errors.As(err, new(*RefusedError)) {
 			// Redis refused the writes (out of memory, read-only): the
 			// reload goes again as soon as a write goes through and Redis
 			// has a tenth of its memory free, not at the next retry or
 			// cron; a Redis that hovers at its limit waits the retry out.
-			st.awaitWrites[k] = true
+			st.kinds[k].awaitWrites = true
 		}
 		return w.failed("reload_"+string(k), err)
 	}
@@ -147,12 +166,11 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 // retry is the backoff of a kind's full reloads that failed in a row, on
 // the warmer's clock: a minute, doubling up to a quarter of an hour.
 func (st *state) retry(k keys.Kind) *backoff.ExponentialBackOff {
-	b := st.retries[k]
-	if b == nil {
-		b = &backoff.ExponentialBackOff{InitialInterval: time.Minute, Multiplier: 2, MaxInterval: 15 * time.Minute}
-		st.retries[k] = b
+	r := st.kinds[k]
+	if r.retry == nil {
+		r.retry = &backoff.ExponentialBackOff{InitialInterval: time.Minute, Multiplier: 2, MaxInterval: 15 * time.Minute}
 	}
-	return b
+	return r.retry
 }
 
 // reloaded sets when a kind reloads next after a reload that went through:
@@ -160,10 +178,10 @@ func (st *state) retry(k keys.Kind) *backoff.ExponentialBackOff {
 // confirm it, which need not wait for the schedule.
 func (w *Warmer) reloaded(k keys.Kind, now time.Time) {
 	next := w.schedules[k].Next(now)
-	if h := w.st.held[k]; h != nil {
+	if h := w.st.kinds[k].held; h != nil {
 		next = minTime(next, maxTime(now, h.at.Add(ConfirmDropAfter)))
 	}
-	w.st.nextReload[k] = next
+	w.st.kinds[k].next = next
 	w.worksAgain("reload_" + string(k))
 	if w.cfg.AfterReload != nil {
 		w.cfg.AfterReload(k)

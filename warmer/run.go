@@ -73,35 +73,63 @@ func (w *Warmer) Run(ctx context.Context) error {
 			failure = err
 		}
 		tick.Reset(w.cfg.Tick)
-		var due <-chan time.Time
-		if next := w.nextDue(); !next.IsZero() {
-			due = w.after(max(next.Sub(w.cfg.Clock.Now()), 0))
-		}
-		// Answered last: once Settle returns, the loop waits for the
-		// clock, an arrival or the tick, and touches nothing meanwhile.
-		if n := len(waiting); n > 0 {
+		due, more := w.due(err != nil)
+		// Answered last, once nothing more is due now: when Settle
+		// returns, the loop waits for the clock, an arrival or the tick,
+		// and touches nothing meanwhile.
+		if n := len(waiting); n > 0 && !more {
 			if waiting = w.answerSettles(waiting, failure); len(waiting) < n {
 				failure = nil
 			}
 		}
-		select {
-		case <-ctx.Done():
-			w.stop()
-			for _, q := range waiting {
-				q.done <- ctx.Err()
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				w.stop()
+				for _, q := range waiting {
+					q.done <- ctx.Err()
+				}
+				return nil
+			case <-tick.C:
+			case <-due:
+			case <-w.arrived:
+				if len(w.fetched) == 0 && len(w.answers) == 0 {
+					continue // a late wake: a step took in what it announced
+				}
+			case q := <-w.settles:
+				if q.kind != "" {
+					w.reloadNow(q.kind)
+				}
+				waiting = append(waiting, q)
 			}
-			return nil
-		case <-tick.C:
-		case <-due:
-		case <-w.arrived:
-		case q := <-w.settles:
-			if q.kind != "" {
-				w.reloadNow(q.kind)
-			}
-			waiting = append(waiting, q)
+			break wait
 		}
 	}
 }
+
+// due is what the loop waits for on the warmer's clock after a step: the
+// next thing due, ready at once when more is due now (more). After a
+// step that failed it waits for the tick instead: a Redis or a Vista
+// that fails every step is not asked again in a tight loop.
+func (w *Warmer) due(failed bool) (due <-chan time.Time, more bool) {
+	next := w.nextDue()
+	if next.IsZero() || failed {
+		return nil, false
+	}
+	d := next.Sub(w.cfg.Clock.Now())
+	if d <= 0 {
+		return now, true
+	}
+	return w.after(d), false
+}
+
+// now is a channel that is always ready.
+var now = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
 
 // after waits d on the warmer's clock.
 func (w *Warmer) after(d time.Duration) <-chan time.Time {
@@ -140,12 +168,12 @@ func (w *Warmer) reloadNow(k keys.Kind) {
 	if w.st == nil {
 		return
 	}
-	if f := w.st.fetching[k]; f != nil {
+	if f := w.st.kinds[k].fetching; f != nil {
 		f.cancel()
-		w.st.fetching[k] = nil
-		delete(w.st.intakes, k)
+		w.st.kinds[k].fetching = nil
+		w.st.kinds[k].intake = nil
 	}
-	w.st.nextReload[k] = w.cfg.Clock.Now()
+	w.st.kinds[k].next = w.cfg.Clock.Now()
 }
 
 // quiet reports whether the writer has nothing in flight.
@@ -156,12 +184,12 @@ func (w *Warmer) quiet() bool {
 	if st == nil {
 		return true
 	}
-	for _, f := range st.fetching {
-		if f != nil {
+	for _, r := range st.kinds {
+		if r.fetching != nil || r.intake != nil {
 			return false
 		}
 	}
-	return len(st.intakes) == 0 && len(st.inflight) == 0
+	return len(st.inflight) == 0
 }
 
 // Settle wakes Run and waits until it has done everything due by the
@@ -243,8 +271,8 @@ func (w *Warmer) nextDue() time.Time {
 	earliest(w.st.checks.next())
 	earliest(w.st.expiries.next())
 	for _, k := range keys.Kinds {
-		if need := w.specs[k].needs; w.st.fetching[k] == nil && (need == "" || w.st.loaded[need]) {
-			earliest(w.st.nextReload[k])
+		if need := w.specs[k].needs; w.st.kinds[k].fetching == nil && (need == "" || w.st.kinds[need].loaded) {
+			earliest(w.st.kinds[k].next)
 		}
 	}
 	return next

@@ -172,7 +172,7 @@ func TestListFailingHalfwayRemovesNothing(t *testing.T) {
 	// A minute after the failure, or at the schedule if that comes first.
 	failedAt := r.clock.Now()
 	want := minTime(failedAt.Add(time.Minute), w.schedules[keys.Sessions].Next(failedAt))
-	if got := w.st.nextReload[keys.Sessions]; !got.Equal(want) {
+	if got := w.st.kinds[keys.Sessions].next; !got.Equal(want) {
 		t.Errorf("the next try is %v after the failure, want %v", got.Sub(failedAt), want.Sub(failedAt))
 	}
 	p.page = nil
@@ -219,7 +219,7 @@ func TestColdBuildNamingAnIDAgainAsCancelled(t *testing.T) {
 	// row cancels it: it leaves again, and that is no drop to hold back
 	// in a cache that was empty.
 	if !w.ready.Load() || r.meta()[keys.Loaded(keys.Sessions)] == "" {
-		t.Fatalf("the build is not warm after one step: held %v, meta %v", w.st.held[keys.Sessions] != nil, r.meta())
+		t.Fatalf("the build is not warm after one step: held %v, meta %v", w.st.kinds[keys.Sessions].held != nil, r.meta())
 	}
 	if h := r.hash(keys.Sessions, cancelled); len(h) != 0 {
 		t.Errorf("the session the list cancelled is cached: %v", h)
@@ -306,7 +306,7 @@ func TestNewerFetchStartsAfresh(t *testing.T) {
 	}
 	<-second // answered with the reload that replaced it
 	r.locked(w, func() {
-		if h := w.st.held[keys.Sessions]; h != nil {
+		if h := w.st.kinds[keys.Sessions].held; h != nil {
 			t.Errorf("the reload held back a drop of %d of %d", len(h.ids), h.total)
 		}
 	})

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
@@ -53,7 +52,7 @@ func (w *Warmer) restoreMeta(ctx context.Context) error {
 	now := w.cfg.Clock.Now()
 	fields := []any{keys.MetaSchema, Schema, keys.MetaEpoch, w.st.epoch, keys.MetaSeq, w.st.seq, keys.MetaWriter, w.cfg.InstanceID, keys.MetaHeartbeat, stamp(now)}
 	for _, k := range keys.Kinds {
-		if at := w.st.loadedAt[k]; at != "" {
+		if at := w.st.kinds[k].loadedAt; at != "" {
 			fields = append(fields, keys.Loaded(k), at)
 		}
 	}
@@ -75,9 +74,9 @@ func (w *Warmer) dropState() {
 				w.knew[k] = n // what an empty list on a build anew is judged against
 			}
 		}
-		for _, run := range w.st.fetching {
-			if run != nil {
-				run.cancel() // what they would fetch is for this state
+		for _, r := range w.st.kinds {
+			if r.fetching != nil {
+				r.fetching.cancel() // what it would fetch is for this state
 			}
 		}
 	}
@@ -120,23 +119,16 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		w.log.Warn("the event stream's key holds another type; it is deleted", "key", stream, "type", streamType)
 	}
 	st := &state{
-		cache:      map[keys.Kind]map[string]*record{},
-		quiet:      map[keys.Kind]bool{},
-		nextReload: map[keys.Kind]time.Time{},
-		loaded:     map[keys.Kind]bool{},
-		loadedAt:   map[keys.Kind]string{},
-		held:       map[keys.Kind]*heldDrop{},
-		retries:    map[keys.Kind]*backoff.ExponentialBackOff{},
-
-		awaitWrites: map[keys.Kind]bool{},
-		emptySince:  map[keys.Kind]time.Time{},
-		fetching:    map[keys.Kind]*fetchRun{},
-		intakes:     map[keys.Kind]*intake{},
+		cache: map[keys.Kind]map[string]*record{},
+		kinds: map[keys.Kind]*reloader{},
 
 		checkRemoved: map[string]time.Time{},
 		doubted:      map[string]time.Time{},
 		inflight:     map[string]bool{},
 		asking:       map[*ask]bool{},
+	}
+	for _, k := range keys.Kinds {
+		st.kinds[k] = &reloader{}
 	}
 	w.schedule(st)
 
@@ -167,9 +159,9 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		for _, k := range keys.Kinds {
 			// A kind whose first load never finished in this epoch is
 			// still being built: its reload stays quiet.
-			st.loaded[k] = meta[keys.Loaded(k)] != ""
-			st.loadedAt[k] = meta[keys.Loaded(k)]
-			st.quiet[k] = !st.loaded[k]
+			st.kinds[k].loaded = meta[keys.Loaded(k)] != ""
+			st.kinds[k].loadedAt = meta[keys.Loaded(k)]
+			st.kinds[k].quiet = !st.kinds[k].loaded
 		}
 	} else {
 		if since := time.Since(w.lastRebuild); !w.lastRebuild.IsZero() && since < time.Minute && !w.evict.roomForCache() {
@@ -193,7 +185,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		w.rebuildWaitSaid = false
 		st.epoch = newEpoch()
 		for _, k := range keys.Kinds {
-			st.quiet[k] = true
+			st.kinds[k].quiet = true
 		}
 	}
 	for _, k := range keys.Kinds {
@@ -229,7 +221,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		return fmt.Errorf("write meta: %w", err)
 	}
 	for _, k := range keys.Kinds {
-		st.nextReload[k] = now // a full reload at start and on taking over
+		st.kinds[k].next = now // a full reload at start and on taking over
 	}
 	st.since = now
 	w.st = st
@@ -242,7 +234,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		}
 	}
 	w.epochSeen.Store(&st.epoch)
-	w.ready.Store(st.loaded[keys.Cinemas] && st.loaded[keys.Films] && st.loaded[keys.Sessions])
+	w.ready.Store(st.kinds[keys.Cinemas].loaded && st.kinds[keys.Films].loaded && st.kinds[keys.Sessions].loaded)
 	n := len(st.cache[keys.Cinemas]) + len(st.cache[keys.Films]) + len(st.cache[keys.Sessions])
 	if adopt {
 		w.log.Info("adopted the cache", "epoch", st.epoch, "seq", st.seq, "entities", n)

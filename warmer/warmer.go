@@ -20,7 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 
@@ -187,21 +186,10 @@ type Warmer struct {
 
 // state is what the writer knows of the cache it writes.
 type state struct {
-	epoch      string
-	seq        int64
-	cache      map[keys.Kind]map[string]*record
-	quiet      map[keys.Kind]bool // the next reload is part of a build from nothing
-	nextReload map[keys.Kind]time.Time
-	loaded     map[keys.Kind]bool
-	loadedAt   map[keys.Kind]string                      // P:meta's loaded:{kind} as this writer wrote or read it
-	held       map[keys.Kind]*heldDrop                   // drops held back, see judgeDrop
-	retries    map[keys.Kind]*backoff.ExponentialBackOff // of full reloads failed in a row (retry)
-	emptySince map[keys.Kind]time.Time                   // an empty list on a build anew was first refused (judgeEmptyBuild)
-	// awaitWrites marks the kinds whose reload Redis refused: they reload
-	// as soon as Redis takes the writes again.
-	awaitWrites map[keys.Kind]bool
-	fetching    map[keys.Kind]*fetchRun // the list of a kind being fetched, if one is
-	intakes     map[keys.Kind]*intake   // lists being taken in, chunk by chunk
+	epoch string
+	seq   int64
+	cache map[keys.Kind]map[string]*record
+	kinds map[keys.Kind]*reloader // each kind's full reloads
 
 	// checkRemoved holds the sessions seat checks removed since the last
 	// sessions list was taken, and when: a list fetched before must not
@@ -382,21 +370,22 @@ func (w *Warmer) step(ctx context.Context) error {
 	if w.st == nil {
 		return nil // a write found the lease or the cache moved
 	}
-	if len(w.st.awaitWrites) > 0 && !w.writeTrouble.failing() && w.evict.headroom() {
-		for k := range w.st.awaitWrites {
-			w.log.Info("redis takes the writes again; reloading what it refused", "kind", k)
-			w.st.nextReload[k] = now
+	if !w.writeTrouble.failing() && w.evict.headroom() {
+		for _, k := range keys.Kinds {
+			if r := w.st.kinds[k]; r.awaitWrites {
+				w.log.Info("redis takes the writes again; reloading what it refused", "kind", k)
+				r.next, r.awaitWrites = now, false
+			}
 		}
-		clear(w.st.awaitWrites)
 	}
 	for _, k := range keys.Kinds {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if now.Before(w.st.nextReload[k]) || w.st.fetching[k] != nil {
+		if now.Before(w.st.kinds[k].next) || w.st.kinds[k].fetching != nil {
 			continue
 		}
-		if need := w.specs[k].needs; need != "" && !w.st.loaded[need] {
+		if need := w.specs[k].needs; need != "" && !w.st.kinds[need].loaded {
 			continue // showtimes need the cinemas' zones: wait for their first load
 		}
 		w.fetchAsync(ctx, k, now)

@@ -700,7 +700,7 @@ func TestReloadRetryCountsFromTheFailure(t *testing.T) {
 			t.Fatalf("try %d: a failing reload reported no error (%d calls)", i+1, f.calls)
 		}
 		failedAt := r.clock.Now()
-		if got := w.st.nextReload[keys.Sessions].Sub(failedAt); got != wait {
+		if got := w.st.kinds[keys.Sessions].next.Sub(failedAt); got != wait {
 			t.Fatalf("after failure %d the next try is %v after it, want %v", i+1, got, wait)
 		}
 		r.clock.Add(wait - time.Second)

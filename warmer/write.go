@@ -62,7 +62,7 @@ type batch struct {
 // applyOnce writes changes, and returns the entities it found gone from
 // Redis, to be written again whole.
 func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, now time.Time) ([]change, error) {
-	quiet := w.st.quiet[k]
+	quiet := w.st.kinds[k].quiet
 	sp := w.specs[k]
 	wctx := context.WithoutCancel(ctx)
 	writes := len(changes) - countOp(changes, opConfirm)
