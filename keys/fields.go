@@ -41,10 +41,10 @@ const (
 	MetaSeq       = "seq"       // the last event's number
 	MetaHeartbeat = "heartbeat" // RFC 3339, at least every 10 s while a warmer writes
 	MetaWriter    = "writer"    // the instance id of the writer
-	// MetaReplID is the replication id of the Redis the cache was written
-	// to (INFO replication's master_replid). A writer that finds it is
-	// the master a failover replaced (the promoted replica's
-	// master_replid2) builds the cache anew under a new epoch, so that no
-	// seq is handed out twice with different data. Readers may ignore it.
+	// MetaReplID is the replication id of the Redis the cache was taken
+	// over on (INFO replication's master_replid). A writer that finds
+	// another on a Redis a failover promoted (master_replid2 set) builds
+	// the cache anew under a new epoch, so that no seq is handed out
+	// twice with different data. Readers may ignore it.
 	MetaReplID = "replid"
 )

@@ -250,6 +250,50 @@ func TestCacheOnAPromotedReplicaStartsANewEpoch(t *testing.T) {
 	}
 }
 
+// The failover the robustness suite found (sentinel, seed 20261203): a
+// master that a writer took the cache over on follows another master for
+// a while (which took writes it never received), then is promoted again.
+// Its cache was taken over under its own old replication id, which is
+// neither its id now nor the one it was promoted from; a writer taking
+// over there starts a new epoch too.
+func TestCacheOnARepromotedMasterStartsANewEpoch(t *testing.T) {
+	a := redistest.Start(t, redistest.Options{})
+	b := redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(a.Port)}})
+	r := newRig(t)
+	r.rdb, r.prefix = a.Client(t, nil), "vista"
+	w1 := r.warmer("one")
+	r.step(w1)
+	r.stop(w1)
+	epoch := r.meta()[keys.MetaEpoch]
+	rb := b.Client(t, nil)
+	testkit.Eventually(t, 10*time.Second, "the replica has the cache", func() bool {
+		return rb.HGet(r.ctx, keys.Meta(r.prefix), keys.MetaEpoch).Val() == epoch
+	})
+	// b is promoted, and a follows it, then a is promoted again.
+	if err := rb.Do(r.ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.rdb.Do(r.ctx, "REPLICAOF", "127.0.0.1", strconv.Itoa(b.Port)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	bid, _, err := replID(r.ctx, rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "a follows b", func() bool {
+		id, _, _ := replID(r.ctx, r.rdb)
+		return id == bid && strings.Contains(r.rdb.Info(r.ctx, "replication").Val(), "master_link_status:up")
+	})
+	if err := r.rdb.Do(r.ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	w2 := r.warmer("two")
+	r.step(w2)
+	if got := r.meta()[keys.MetaEpoch]; got == epoch || got == "" {
+		t.Errorf("epoch on the master promoted again = %q, want a new one (was %s)", got, epoch)
+	}
+}
+
 // A rebuild that Redis evicted from unseen leaves a cache smaller than
 // the whole; a quiet look at it must not make Redis seem to have room
 // for the whole cache, or the next loss is rebuilt at once, not after

@@ -135,15 +135,18 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	seq, seqErr := strconv.ParseInt(meta[keys.MetaSeq], 10, 64)
 	adopt := meta[keys.MetaSchema] == Schema && meta[keys.MetaEpoch] != "" && seqErr == nil && !rebuild
 	rid, promotedFrom, _ := replID(ctx, w.rdb)
-	if adopt && meta[keys.MetaReplID] != "" && meta[keys.MetaReplID] != rid && meta[keys.MetaReplID] == promotedFrom {
-		// The cache was written to the master this Redis replicated
-		// until a failover promoted it: it may lack the last writes, and
-		// readers have seen their seqs. A seq must never mean two things
-		// in one epoch. (A Redis restarted from its own files has another
-		// replication id too, but no earlier master's: its files hold
-		// what it acknowledged, as its fsync policy promises.)
-		w.log.Warn("redis is a replica promoted since the cache was written to its master (a failover); building the cache anew under a new epoch",
-			"epoch", meta[keys.MetaEpoch], "replid_written", meta[keys.MetaReplID], "replid_now", rid)
+	if adopt && promotedFrom != "" && meta[keys.MetaReplID] != "" && meta[keys.MetaReplID] != rid {
+		// This Redis is a replica a failover promoted, and the cache was
+		// last taken over under another replication id: written to the
+		// master it followed, or to this one before it followed another
+		// (which may have taken writes that never came here). It may lack
+		// the last writes, and readers have seen their seqs; a seq must
+		// never mean two things in one epoch. (A Redis restarted from its
+		// own files has another replication id too, but was promoted from
+		// nothing: its files hold what it acknowledged, as its fsync
+		// policy promises.)
+		w.log.Warn("redis is a replica promoted since the cache was written (a failover); building the cache anew under a new epoch",
+			"epoch", meta[keys.MetaEpoch], "replid_written", meta[keys.MetaReplID], "replid_now", rid, "promoted_from", promotedFrom)
 		adopt = false
 	}
 	if adopt && meta[keys.MetaEpoch] == w.written.epoch && seq < w.written.seq {
