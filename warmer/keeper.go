@@ -35,6 +35,7 @@ type keeper struct {
 	mu                  sync.Mutex
 	lastRenew, lastBeat time.Time    // real time
 	lastRole            time.Time    // real time ROLE was last asked
+	lastLook            time.Time    // real time P:meta was last read for the probes
 	renewedAt           atomic.Int64 // lastRenew, for the lease_held gauge (Unix ns)
 	standing            bool         // said that we stand by
 	sharedID            bool         // said that another process has our id
@@ -103,10 +104,17 @@ func (w *Warmer) leaseAndBeat(ctx context.Context) {
 			w.m.errors.WithLabelValues("heartbeat").Inc() // noteWrite logged it
 		}
 	}
-	if answered && ctx.Err() == nil {
+	// The writer's loop calls this too, at each step: what the probes
+	// read is looked at once every lookEvery, however often it steps.
+	if answered && ctx.Err() == nil && now.Sub(w.keep.lastLook) >= lookEvery {
+		w.keep.lastLook = now
 		answered = w.look(ctx, now)
 	}
 }
+
+// lookEvery is how often the lease keeper reads P:meta for the probes at
+// most.
+const lookEvery = 500 * time.Millisecond
 
 // roleEvery is how often the lease keeper asks Redis for its role.
 const roleEvery = 5 * time.Second
