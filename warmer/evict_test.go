@@ -217,17 +217,8 @@ func TestOthersEvictionsLeaveTheWriterHealthy(t *testing.T) {
 // have seen their seqs: a writer taking over the cache there starts a new
 // epoch rather than hand out those seqs again with other data.
 func TestCacheOnAPromotedReplicaStartsANewEpoch(t *testing.T) {
-	master := redistest.Start(t, redistest.Options{})
-	replica := redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.Port)}})
-	r := newRig(t)
-	r.rdb, r.prefix = master.Client(t, nil), "vista"
-	a := r.warmer("a")
-	r.step(a)
-	epoch := r.meta()[keys.MetaEpoch]
+	r, _, replica, _, epoch := replicated(t)
 	rep := replica.Client(t, nil)
-	testkit.Eventually(t, 10*time.Second, "the replica has the cache", func() bool {
-		return rep.HGet(r.ctx, keys.Meta(r.prefix), keys.MetaEpoch).Val() == epoch
-	})
 	if err := rep.Do(r.ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -257,18 +248,9 @@ func TestCacheOnAPromotedReplicaStartsANewEpoch(t *testing.T) {
 // neither its id now nor the one it was promoted from; a writer taking
 // over there starts a new epoch too.
 func TestCacheOnARepromotedMasterStartsANewEpoch(t *testing.T) {
-	a := redistest.Start(t, redistest.Options{})
-	b := redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(a.Port)}})
-	r := newRig(t)
-	r.rdb, r.prefix = a.Client(t, nil), "vista"
-	w1 := r.warmer("one")
-	r.step(w1)
+	r, _, b, w1, epoch := replicated(t)
 	r.stop(w1)
-	epoch := r.meta()[keys.MetaEpoch]
 	rb := b.Client(t, nil)
-	testkit.Eventually(t, 10*time.Second, "the replica has the cache", func() bool {
-		return rb.HGet(r.ctx, keys.Meta(r.prefix), keys.MetaEpoch).Val() == epoch
-	})
 	// b is promoted, and a follows it, then a is promoted again.
 	if err := rb.Do(r.ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
 		t.Fatal(err)
@@ -292,6 +274,25 @@ func TestCacheOnARepromotedMasterStartsANewEpoch(t *testing.T) {
 	if got := r.meta()[keys.MetaEpoch]; got == epoch || got == "" {
 		t.Errorf("epoch on the master promoted again = %q, want a new one (was %s)", got, epoch)
 	}
+}
+
+// replicated starts a master and a replica of it, and a warmer "a" that
+// builds the cache on the master (the rig's Redis), once the replica
+// holds it too; it returns the epoch.
+func replicated(t *testing.T) (r *rig, master, replica *redistest.Server, a *Warmer, epoch string) {
+	t.Helper()
+	master = redistest.Start(t, redistest.Options{})
+	replica = redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.Port)}})
+	r = newRig(t)
+	r.rdb, r.prefix = master.Client(t, nil), "vista"
+	a = r.warmer("a")
+	r.step(a)
+	epoch = r.meta()[keys.MetaEpoch]
+	rep := replica.Client(t, nil)
+	testkit.Eventually(t, 10*time.Second, "the replica has the cache", func() bool {
+		return rep.HGet(r.ctx, keys.Meta(r.prefix), keys.MetaEpoch).Val() == epoch
+	})
+	return r, master, replica, a, epoch
 }
 
 // A rebuild that Redis evicted from unseen leaves a cache smaller than
