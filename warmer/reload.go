@@ -10,7 +10,7 @@ import (
 )
 
 // A full reload of a kind: its list fetched in a goroutine of its own
-// (startFetch), taken in by the writer's loop chunk by chunk (takeIn),
+// (fetchAsync), taken in by the writer's loop chunk by chunk (takeIn),
 // committed whole, and tried again with a backoff when it fails.
 
 // reloader is what the writer keeps of one kind's full reloads; the
@@ -48,27 +48,27 @@ type fetched struct {
 // fetchRun is one fetch of a list, which its writer can call off.
 type fetchRun struct {
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the fetcher has sent its last
 }
 
-// startFetch fetches a kind's list in a goroutine of its own and sends
-// what it gets to out, chunk by chunk, calling wake after each. The
-// writer takes the chunks in (takeIn) while later pages are fetched, so
-// Redis writes one part of a long list while Vista sends the next.
-func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out chan<- fetched, wake func()) *fetchRun {
+// fetchAsync fetches a kind's list in a goroutine of its own, in the
+// background of the loop's other work, and hands it to the loop chunk by
+// chunk through w.fetched, waking it after each. The loop takes the
+// chunks in (takeFetched, takeIn) while later pages are fetched, so Redis
+// writes one part of a long list while Vista sends the next. The loop
+// starts no fetch of a kind being fetched (reloadNow calls one off).
+func (w *Warmer) fetchAsync(ctx context.Context, k keys.Kind, now time.Time) {
 	w.loading(k)
 	st, zones := w.st, w.zones()
-	if prev := st.kinds[k].fetching; prev != nil {
-		prev.cancel() // this one says what Vista says now
-		st.kinds[k].intake = nil
-	}
 	fctx, cancel := context.WithCancel(ctx)
-	run := &fetchRun{cancel: cancel, done: make(chan struct{})}
+	run := &fetchRun{cancel: cancel}
 	st.kinds[k].fetching = run
 	send := func(f fetched) error {
 		select {
-		case out <- f:
-			wake()
+		case w.fetched <- f:
+			select {
+			case w.arrived <- struct{}{}:
+			default:
+			}
 			return nil
 		case <-fctx.Done():
 			return fctx.Err() // the writer stopped taking the list in
@@ -77,7 +77,6 @@ func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out
 	w.fetchers.Add(1)
 	go func() {
 		defer w.fetchers.Done()
-		defer close(run.done)
 		defer cancel()
 		emit := func(rows []row) error {
 			return send(fetched{st: st, k: k, run: run, now: now, rows: rows})
@@ -85,18 +84,6 @@ func (w *Warmer) startFetch(ctx context.Context, k keys.Kind, now time.Time, out
 		l, err := w.fetch(fctx, st, k, now, zones, emit)
 		_ = send(fetched{st: st, k: k, run: run, now: now, l: l, err: err})
 	}()
-	return run
-}
-
-// fetchAsync fetches a list in the background of the loop's other work;
-// step takes each chunk in as it comes (takeFetched).
-func (w *Warmer) fetchAsync(ctx context.Context, k keys.Kind, now time.Time) {
-	w.startFetch(ctx, k, now, w.fetched, func() {
-		select {
-		case w.arrived <- struct{}{}:
-		default:
-		}
-	})
 }
 
 // takeFetched takes in what was fetched in the background since the last step.

@@ -19,7 +19,7 @@ import (
 //     step when something is due on the warmer's clock, when a list or a
 //     seat check's answer is in, when Settle or Reload asks, and at least
 //     every Tick;
-//   - fetchers (startFetch) and seat checkers (sendChecks) ask Vista and
+//   - fetchers (fetchAsync) and seat checkers (sendChecks) ask Vista and
 //     hand what they got to the loop, which alone writes to Redis.
 //
 // A test drives time by giving the warmer a clock it moves by hand (the
