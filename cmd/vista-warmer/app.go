@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
@@ -32,10 +33,12 @@ type Main struct {
 	Config *Config
 	Logger *slog.Logger
 
+	// Everything Run starts (the warmer, the HTTP server, the demo's
+	// hints) runs in one group: the first to fail stops the others, and
+	// done is closed once all have returned, with runErr the first error.
 	cancel    context.CancelFunc
-	done      chan struct{} // closed when the warmer's Run returns
+	done      chan struct{}
 	runErr    error
-	helpers   sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 
@@ -49,7 +52,6 @@ type Main struct {
 	clustered chan struct{}
 	httpSrv   *http.Server
 	httpLn    net.Listener
-	serving   sync.WaitGroup
 }
 
 // NewMain returns a Main that reads the process's environment and writes to
@@ -220,13 +222,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	m.serving.Add(1)
-	go func() {
-		defer m.serving.Done()
-		if err := m.httpSrv.Serve(m.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server", "err", err)
-		}
-	}()
 	log.Info("http listening", "addr", m.HTTPAddr(), "endpoints", "/metrics /healthz /readyz", "board", "http://"+m.HTTPAddr()+"/")
 
 	log.Info("starting", "version", buildOf().Version,
@@ -236,15 +231,39 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		"cinemas_cron", cfg.CinemasCron, "films_cron", cfg.FilmsCron, "sessions_cron", cfg.SessionsCron,
 		"upstream_concurrency", cfg.UpstreamConcurrency, "upstream_rate", cfg.UpstreamRate)
 
-	m.done = make(chan struct{})
-	go m.supervise(ctx, wcfg)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return m.supervise(gctx, wcfg) })
+	g.Go(func() error { return m.serve(gctx) })
 	if cfg.Demo {
-		m.helpers.Add(1)
-		go func() {
-			defer m.helpers.Done()
-			demoHints(ctx, log, m.rdb, liveStatus{&m.current}, cfg.Prefix, redisCLI(m.redisOpt))
-		}()
+		g.Go(func() error {
+			demoHints(gctx, log, m.rdb, liveStatus{&m.current}, cfg.Prefix, redisCLI(m.redisOpt))
+			return nil
+		})
 	}
+	m.done = make(chan struct{})
+	go func() {
+		m.runErr = g.Wait()
+		close(m.done)
+	}()
+	return nil
+}
+
+// serve serves the HTTP endpoints until ctx ends, then shuts the server
+// down, letting the requests in flight finish for up to 5 s.
+func (m *Main) serve(ctx context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- m.httpSrv.Serve(m.httpLn) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.httpSrv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	<-served // http.ErrServerClosed
 	return nil
 }
 
@@ -252,8 +271,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 // cluster after the start (a cluster that came up after the warmer, a node
 // answering MOVED), the warmer is stopped, a cluster client takes the plain
 // one's place, and a new warmer runs on it.
-func (m *Main) supervise(ctx context.Context, wcfg warmer.Config) {
-	defer close(m.done)
+func (m *Main) supervise(ctx context.Context, wcfg warmer.Config) error {
 	w := m.current.Load()
 	for {
 		wctx, stop := context.WithCancel(ctx)
@@ -265,16 +283,15 @@ func (m *Main) supervise(ctx context.Context, wcfg warmer.Config) {
 			case err := <-ran:
 				stop()
 				if err != nil && !errors.Is(err, context.Canceled) {
-					m.runErr = fmt.Errorf("warmer: %w", err)
+					return fmt.Errorf("warmer: %w", err)
 				}
-				return
+				return nil
 			case <-m.clustered:
 				c, err := clusterClient(ctx, m.redisOpt, m.Config.Prefix)
 				if err != nil {
 					stop()
 					<-ran
-					m.runErr = err
-					return
+					return err
 				}
 				rdb = c // nil: not a cluster after all, a stray answer
 			}
@@ -287,8 +304,7 @@ func (m *Main) supervise(ctx context.Context, wcfg warmer.Config) {
 		old.Close()
 		var err error
 		if w, err = warmer.New(wcfg); err != nil {
-			m.runErr = err
-			return
+			return err
 		}
 		m.current.Store(w)
 	}
@@ -316,10 +332,12 @@ func registerBudget(reg prometheus.Registerer, b *vista.Budget) {
 	)
 }
 
-// Done is closed when the warmer has stopped: after Close, or on its own.
+// Done is closed when the warmer and the HTTP server have stopped: after
+// Close, or when one of them failed on its own.
 func (m *Main) Done() <-chan struct{} { return m.done }
 
-// Err is why the warmer stopped on its own, once Done is closed.
+// Err is why the warmer or the HTTP server stopped on its own, once Done
+// is closed.
 func (m *Main) Err() error {
 	select {
 	case <-m.done:
@@ -354,20 +372,11 @@ func (m *Main) Close() error {
 		if m.cancel != nil {
 			m.cancel()
 		}
+		var errs []error
 		if m.done != nil {
 			<-m.done
-		}
-		m.helpers.Wait()
-		var errs []error
-		if m.httpSrv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := m.httpSrv.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-			}
-			cancel()
-			m.serving.Wait()
 		} else if m.httpLn != nil {
-			m.httpLn.Close()
+			m.httpLn.Close() // Run failed before it served
 		}
 		if m.rdb != nil {
 			if err := m.rdb.Close(); err != nil {
