@@ -47,7 +47,7 @@ func (w *Warmer) sweepIndexes(ctx context.Context, now time.Time) error {
 	wctx := context.WithoutCancel(ctx)
 	limit := strconv.FormatInt(now.Add(-w.cfg.Policy.Grace).Unix(), 10)
 	sp := w.specs[keys.Sessions]
-	err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
+	err := w.store.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
 		pipe.ZRemRangeByScore(wctx, keys.Index(w.cfg.Prefix, sp.kind), "-inf", limit)
 		for _, o := range sp.owners {
 			for id := range w.st.cache[o.kind] {
@@ -198,9 +198,7 @@ func (w *Warmer) send(ctx context.Context, a *ask) {
 func (w *Warmer) sendChecks(ctx context.Context, now time.Time) {
 	for _, a := range w.dueChecks(now) {
 		w.st.asking[a] = true
-		w.fetchers.Add(1)
-		go func() {
-			defer w.fetchers.Done()
+		w.goAsk(func() {
 			w.send(ctx, a)
 			select {
 			case w.answers <- a:
@@ -211,7 +209,7 @@ func (w *Warmer) sendChecks(ctx context.Context, now time.Time) {
 			case w.arrived <- struct{}{}:
 			default:
 			}
-		}()
+		})
 	}
 }
 

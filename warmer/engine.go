@@ -252,7 +252,7 @@ func (w *Warmer) announce(ctx context.Context, k keys.Kind) error {
 	count := w.count(k)
 	pub := w.publisher(w.st.epoch, w.st.seq)
 	wctx := context.WithoutCancel(ctx)
-	err := w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
+	err := w.store.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
 		pub.publish(wctx, pipe, keys.Event{Kind: k, Event: keys.EventFullReload, Count: &count, At: stamp(now)})
 		pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), keys.MetaSeq, pub.seq, keys.Loaded(k), stamp(now))
 	})

@@ -100,7 +100,7 @@ func (w *Warmer) lookAtEvictions(ctx context.Context) {
 	ev.looked = now
 	m, err := readMemory(ctx, w.rdb)
 	if err != nil {
-		w.noteDenied("info", err)
+		w.obs.noteDenied("info", err)
 		return // the lease keeper and the writes say what is wrong with Redis
 	}
 	ev.note(m, now, w.ready.Load() && w.evicting.Load() == nil)

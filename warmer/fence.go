@@ -1,5 +1,5 @@
 // The fenced store: a batch of changes and their events becomes one
-// script call (prepareWrite, run) that Redis runs only while the lease is
+// script call (prepare, run) that Redis runs only while the lease is
 // this writer's and P:meta is as it expects (fence); what Redis answers
 // is told apart here (fenceError, RefusedError). The Lua is in lua/.
 package warmer
@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -42,6 +44,17 @@ var (
 // Redis: the writer's view of the cache can no longer be trusted.
 var errWrite = errors.New("write")
 
+// store is the fenced store: the one way the writer writes to Redis.
+type store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	lease  string // the lease's value while this process holds it (keeper.value)
+	log    *slog.Logger
+	m      *Metrics
+	obs    *observer   // told how each write went
+	plain  atomic.Bool // Redis cannot read script flags: see load
+}
+
 // guard is what a fenced write expects of P:meta besides the lease: the
 // epoch it writes in and, unless seq is negative, the last seq written.
 type guard struct {
@@ -61,8 +74,8 @@ type guard struct {
 // (hashWriteCmd); a command's reply is set only for those.
 //
 // An error other than the fence's own is wrapped in errWrite.
-func (w *Warmer) fenced(ctx context.Context, g *guard, queue func(redis.Pipeliner)) error {
-	_, err := w.run(ctx, w.prepareWrite(ctx, g, queue))
+func (s *store) fenced(ctx context.Context, g *guard, queue func(redis.Pipeliner)) error {
+	_, err := s.run(ctx, s.prepare(ctx, g, queue))
 	return err
 }
 
@@ -72,11 +85,11 @@ type write struct {
 	replies []*redis.Cmd // the hash writes' commands, whose replies run sets
 }
 
-// prepareWrite queues a fenced write's commands and makes them the script's
+// prepare queues a fenced write's commands and makes them the script's
 // arguments. It reads nothing of Redis, so apply prepares a batch while
 // Redis runs the one before.
-func (w *Warmer) prepareWrite(ctx context.Context, g *guard, queue func(redis.Pipeliner)) *write {
-	pipe := w.rdb.Pipeline()
+func (s *store) prepare(ctx context.Context, g *guard, queue func(redis.Pipeliner)) *write {
+	pipe := s.rdb.Pipeline()
 	queue(pipe)
 	cmds := pipe.Cmds()
 	pipe.Discard()
@@ -92,7 +105,7 @@ func (w *Warmer) prepareWrite(ctx context.Context, g *guard, queue func(redis.Pi
 		n += 1 + len(c.Args())
 	}
 	wr := &write{argv: make([]any, 0, n)}
-	wr.argv = append(wr.argv, w.leaseValue(), epoch, seq)
+	wr.argv = append(wr.argv, s.lease, epoch, seq)
 	for _, c := range cmds {
 		args := c.Args()
 		wr.argv = append(wr.argv, len(args))
@@ -112,35 +125,35 @@ func (w *Warmer) prepareWrite(ctx context.Context, g *guard, queue func(redis.Pi
 // other commands, as MULTI/EXEC does, and the ones after it may have
 // run too: the error is errWrite, on which the writer reads the cache
 // again.
-func (w *Warmer) run(ctx context.Context, wrs ...*write) (int, error) {
+func (s *store) run(ctx context.Context, wrs ...*write) (int, error) {
 	start := time.Now()
-	defer func() { w.m.redisWrite.Observe(time.Since(start).Seconds()) }()
+	defer func() { s.m.redisWrite.Observe(time.Since(start).Seconds()) }()
 	if len(wrs) == 0 {
 		return 0, nil
 	}
-	done, err := w.runScripts(ctx, wrs)
+	done, err := s.runScripts(ctx, wrs)
 	switch {
 	case redisTrouble(err):
-		w.noteWrite(err)
+		s.obs.noteWrite(err)
 	case err == nil:
-		w.seen.keep(time.Now())
-		w.m.writes.Add(float64(done))
-		w.noteWrite(nil)
+		s.obs.seen.keep(time.Now())
+		s.m.writes.Add(float64(done))
+		s.obs.noteWrite(nil)
 	default:
-		w.noteWrite(nil) // the fence said no: Redis answers, and the lease keeper finds out the rest
+		s.obs.noteWrite(nil) // the fence said no: Redis answers, and the lease keeper finds out the rest
 	}
 	return done, err
 }
 
-func (w *Warmer) runScripts(ctx context.Context, wrs []*write) (int, error) {
-	fenceKeys := []string{keys.Lease(w.cfg.Prefix), keys.Meta(w.cfg.Prefix)}
+func (s *store) runScripts(ctx context.Context, wrs []*write) (int, error) {
+	fenceKeys := []string{keys.Lease(s.prefix), keys.Meta(s.prefix)}
 	done := 0
 	for loaded := false; ; loaded = true {
-		script := w.fence()
-		if s := bugScript(); s != nil {
-			script = s
+		script := s.script()
+		if b := bugScript(); b != nil {
+			script = b
 		}
-		pipe := w.rdb.Pipeline()
+		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, 0, len(wrs)-done)
 		for _, wr := range wrs[done:] {
 			cmds = append(cmds, script.EvalSha(ctx, pipe, fenceKeys, wr.argv...))
@@ -157,9 +170,9 @@ func (w *Warmer) runScripts(ctx context.Context, wrs []*write) (int, error) {
 			if err != nil && !loaded && redis.HasErrorPrefix(err, "NOSCRIPT") {
 				// Redis forgot the script (a restart, SCRIPT FLUSH): this
 				// write and the ones after it did not run.
-				load := w.loadFence
-				if s := bugScript(); s != nil { // a warmer made wrong on purpose loads its own
-					load = func(ctx context.Context) error { return s.Load(ctx, w.rdb).Err() }
+				load := s.load
+				if b := bugScript(); b != nil { // a warmer made wrong on purpose loads its own
+					load = func(ctx context.Context) error { return b.Load(ctx, s.rdb).Err() }
 				}
 				if err := load(ctx); err != nil {
 					return done, fmt.Errorf("%w: %w", errWrite, err)
@@ -201,24 +214,24 @@ func noReply(execErr error) error {
 	return errNoReply
 }
 
-// fence returns the fence script this Redis runs: with its flags (Redis
+// script returns the fence script this Redis runs: with its flags (Redis
 // 7), or without them where Redis cannot read them (the demo's embedded
 // Redis, Redis 6).
-func (w *Warmer) fence() *redis.Script {
-	if w.plainFence.Load() {
+func (s *store) script() *redis.Script {
+	if s.plain.Load() {
 		return plainFenceScript
 	}
 	return fenceScript
 }
 
-// loadFence loads the fence script, falling back to the one without flags
+// load loads the fence script, falling back to the one without flags
 // when Redis cannot compile them.
-func (w *Warmer) loadFence(ctx context.Context) error {
-	err := w.fence().Load(ctx, w.rdb).Err()
-	if err != nil && !w.plainFence.Load() && strings.Contains(err.Error(), "compiling script") {
-		w.log.Debug("redis cannot read script flags (not Redis 7); a write it refuses for want of memory may be half done, and is then read back")
-		w.plainFence.Store(true)
-		err = w.fence().Load(ctx, w.rdb).Err()
+func (s *store) load(ctx context.Context) error {
+	err := s.script().Load(ctx, s.rdb).Err()
+	if err != nil && !s.plain.Load() && strings.Contains(err.Error(), "compiling script") {
+		s.log.Debug("redis cannot read script flags (not Redis 7); a write it refuses for want of memory may be half done, and is then read back")
+		s.plain.Store(true)
+		err = s.script().Load(ctx, s.rdb).Err()
 	}
 	return err
 }

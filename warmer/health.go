@@ -4,106 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/keys"
 )
-
-// trouble is a run of failures of one kind of Redis operation: the lease
-// (every instance) or the fenced writes (the writer). It tells /healthz
-// whether the instance can do its job, and keeps the log to a line a
-// minute while the failures go on.
-type trouble struct {
-	mu      sync.Mutex
-	since   time.Time // the first failure of the run; zero: none
-	why     string    // what the last one means
-	refused bool      // Redis refused it (out of memory, read-only, credentials): unhealthy at once
-	logged  time.Time // when the run was last logged
-}
-
-// complainEvery is how often a run of the same failures is logged.
-const complainEvery = time.Minute
-
-// failed notes a failure, and reports whether to log it now: the first of
-// a run at once, then once a minute while the run lasts, whatever its
-// reason says meanwhile. lasted is how long the run has gone on.
-func (t *trouble) failed(err error, now time.Time) (why string, log bool, lasted time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	_, why, refused := describe(err)
-	if t.since.IsZero() {
-		// A new run; logged at once unless the last was logged less
-		// than a minute ago (Redis at its limit takes a write, refuses
-		// the next: one line a minute, not one a flip).
-		t.since = now
-	}
-	t.why, t.refused = why, refused
-	if !t.logged.IsZero() && now.Sub(t.logged) < complainEvery {
-		return why, false, now.Sub(t.since)
-	}
-	t.logged = now
-	return why, true, now.Sub(t.since)
-}
-
-// ok ends a run of failures, and returns how long it lasted (0: none).
-//
-// It reports 0 too for a run none of whose failures was logged: its end
-// is not news either.
-func (t *trouble) ok(now time.Time) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.since.IsZero() {
-		return 0
-	}
-	d := now.Sub(t.since)
-	told := !t.logged.Before(t.since)
-	t.since, t.why, t.refused = time.Time{}, "", false
-	if !told {
-		return 0
-	}
-	return max(d, time.Nanosecond)
-}
-
-// failing reports whether a run of failures goes on.
-func (t *trouble) failing() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return !t.since.IsZero()
-}
-
-// refusal says why Redis refuses, while a run of refusals goes on; ""
-// otherwise (no failure, or one where Redis did not answer).
-func (t *trouble) refusal() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.since.IsZero() || !t.refused {
-		return ""
-	}
-	return t.why
-}
-
-// unhealthy says why the run of failures makes the instance unhealthy:
-// at once when Redis refused, after grace otherwise; "" when it does not.
-func (t *trouble) unhealthy(now time.Time, grace time.Duration) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	switch {
-	case t.since.IsZero():
-		return ""
-	case t.refused:
-		return t.why
-	case now.Sub(t.since) > grace:
-		return fmt.Sprintf("%s, for %s", t.why, now.Sub(t.since).Round(time.Second))
-	}
-	return ""
-}
 
 // describe says what a Redis error means: a short code for the metric, a
 // reason for the operator, and whether Redis refused outright (as opposed
@@ -136,43 +45,6 @@ func excerpt(s string) string {
 	return s
 }
 
-// noteLease and noteWrite record how the lease and the writes went, and
-// log a run of failures once a minute and its end once.
-func (w *Warmer) noteLease(err error) { w.note(&w.leaseTrouble, "lease", err) }
-func (w *Warmer) noteWrite(err error) { w.note(&w.writeTrouble, "writes", err) }
-
-func (w *Warmer) note(t *trouble, what string, err error) {
-	now := time.Now()
-	if err == nil {
-		if d := t.ok(now); d > 0 {
-			w.log.Info("redis takes the "+what+" again", "after", d.Round(time.Millisecond))
-		}
-		return
-	}
-	code, _, refused := describe(err)
-	if code == "acl" && w.noteDenied(what, err) {
-		t.failed(err, now) // noteDenied logs it, naming the command
-		w.m.redisFailures.WithLabelValues(what, code).Inc()
-		return
-	}
-	why, log, lasted := t.failed(err, now)
-	w.m.redisFailures.WithLabelValues(what, code).Inc()
-	if log {
-		msg := "redis: the writes fail; trying again (logged once a minute while it lasts)"
-		if what == "lease" {
-			msg = "redis: taking or renewing the lease fails; trying again (logged once a minute while it lasts)"
-		}
-		// A blip is a warning; a refusal, or a failure that outlasts the
-		// lease TTL, is an error.
-		level := slog.LevelWarn
-		if refused || lasted > w.cfg.LeaseTTL {
-			level = slog.LevelError
-		}
-		w.log.LogAttrs(context.Background(), level, msg,
-			slog.String("why", why), slog.Duration("for", lasted.Round(time.Millisecond)), slog.Any("err", err))
-	}
-}
-
 // Health reports whether this instance can do its job, and if not, why
 // (contract section 5): Redis answers, is not a replica, takes the lease
 // and, as writer, the writes, and does not evict the cache. It answers
@@ -180,23 +52,23 @@ func (w *Warmer) note(t *trouble, what string, err error) {
 // Redis that hangs does not hang the probe.
 func (w *Warmer) Health(context.Context) (ok bool, reason string) {
 	now := time.Now()
-	if why := w.deniedNow(now); why != "" {
+	if why := w.obs.deniedNow(now); why != "" {
 		return false, why
 	}
-	if d := w.seen.silence(now); d > w.silenceLimit() {
+	if d := w.obs.seen.silence(now); d > w.silenceLimit() {
 		return false, fmt.Sprintf("redis is unreachable: no answer for %s", d.Round(100*time.Millisecond))
 	}
-	if why := w.evicting.Load(); why != nil && w.leader.Load() {
+	if why := w.evicting.Load(); why != nil && w.keep.leading() {
 		return false, *why // the most telling of what a full Redis does
 	}
-	if why := w.leaseTrouble.unhealthy(now, w.cfg.LeaseTTL); why != "" {
+	if why := w.obs.lease.unhealthy(now, w.cfg.LeaseTTL); why != "" {
 		return false, why
 	}
-	if w.seen.isReplica() {
+	if w.obs.seen.isReplica() {
 		return false, "redis is a replica (read-only): no writes, no takeover"
 	}
-	if w.leader.Load() {
-		if why := w.writeTrouble.unhealthy(now, w.cfg.LeaseTTL); why != "" {
+	if w.keep.leading() {
+		if why := w.obs.writes.unhealthy(now, w.cfg.LeaseTTL); why != "" {
 			return false, why
 		}
 	}
@@ -234,7 +106,7 @@ type Status struct {
 func (w *Warmer) Status(ctx context.Context) Status {
 	s := Status{Role: w.Role(), LastReloads: map[keys.Kind]string{}}
 	s.Ready, s.Reason = w.Readiness(ctx)
-	_, beat, loaded := w.seen.meta()
+	_, beat, loaded := w.obs.seen.meta()
 	if !beat.IsZero() {
 		age := max(w.cfg.Clock.Now().Sub(beat), 0).Seconds()
 		s.HeartbeatAge = &age
@@ -245,7 +117,7 @@ func (w *Warmer) Status(ctx context.Context) Status {
 
 // Role returns "writer" or "standby".
 func (w *Warmer) Role() string {
-	if w.leader.Load() {
+	if w.keep.leading() {
 		return "writer"
 	}
 	return "standby"
@@ -263,17 +135,17 @@ func (w *Warmer) Ready(ctx context.Context) bool {
 // the lease keeper and the writer saw, never asking Redis.
 func (w *Warmer) Readiness(context.Context) (ready bool, reason string) {
 	now := time.Now()
-	if w.leader.Load() {
-		if why := w.deniedNow(now); why != "" {
+	if w.keep.leading() {
+		if why := w.obs.deniedNow(now); why != "" {
 			return false, why
 		}
-		if why := w.refused(); why != "" {
+		if why := w.keep.refused(); why != "" {
 			return false, "the writer's writes are refused: " + why
 		}
 		if !w.ready.Load() {
 			return false, "the first full load of cinemas, films and sessions is not in Redis yet"
 		}
-		if ago := w.seen.keptAgo(now); ago > w.keptWithin() {
+		if ago := w.obs.seen.keptAgo(now); ago > w.keptWithin() {
 			return false, fmt.Sprintf("the cache has not been kept for %s: no write or heartbeat went through", ago.Round(time.Second))
 		}
 		if why := w.evicting.Load(); why != nil {
@@ -291,7 +163,7 @@ func (w *Warmer) Readiness(context.Context) (ready bool, reason string) {
 		}
 		return true, ""
 	}
-	at, beat, loaded := w.seen.meta()
+	at, beat, loaded := w.obs.seen.meta()
 	switch {
 	case at.IsZero() || now.Sub(at) > w.keptWithin():
 		return false, "cannot read the cache's meta from redis"
@@ -302,7 +174,7 @@ func (w *Warmer) Readiness(context.Context) (ready bool, reason string) {
 	}
 	// By this process's clock, not the writer's stamp: two hosts' clocks
 	// may disagree by more than a lease TTL.
-	if still := w.seen.beatStill(now); still > w.keptWithin() {
+	if still := w.obs.seen.beatStill(now); still > w.keptWithin() {
 		return false, fmt.Sprintf("no writer keeps the cache: its heartbeat has not moved for %s", still.Round(time.Second))
 	}
 	return true, ""

@@ -189,10 +189,10 @@ func (r *rig) pause(w *Warmer) {
 	ttl := r.rdb.PTTL(r.ctx, key).Val()
 	r.stop(w) // releases the lease, which a frozen process would not
 	if ttl > 0 {
-		if err := r.rdb.Set(r.ctx, key, w.leaseValue(), ttl).Err(); err != nil {
+		if err := r.rdb.Set(r.ctx, key, w.keep.value, ttl).Err(); err != nil {
 			r.t.Fatal(err)
 		}
-		w.leader.Store(true)
+		w.keep.leader.Store(true)
 	}
 }
 

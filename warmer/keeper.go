@@ -1,13 +1,16 @@
 // The lease keeper: it takes and renews the lease and writes the
 // heartbeat on real time, in a goroutine of its own beside the writer's
-// loop (keepLease), and reads what the probes answer from (look). It
-// tells the loop what it found through atomics: leader, taken, lost.
+// loop (run), and reads what the probes answer from (look). The loop
+// asks it what it found (leading, tookLease, lostEpoch, metaWentMissing)
+// and tells it what the writes found (stepDown, cacheLost, metaMissing)
+// and which epoch to beat for (writing).
 package warmer
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,10 +31,29 @@ var (
 	clearScript = redis.NewScript(leaseClearLua)
 )
 
-// keeper is the lease keeper's own state. mu serialises leaseAndBeat
-// (the keeper's goroutine, the loop's step and Run's stop all call it)
-// and guards the rest, but renewedAt, which the lease_held gauge reads.
+// keeper is the lease keeper. mu serialises beat (the keeper's
+// goroutine, the loop's step and Run's release all call it) and guards
+// the times and flags under it; the atomics are what the others read.
 type keeper struct {
+	rdb      redis.UniversalClient
+	instance string
+	prefix   string
+	ttl      time.Duration // the lease's
+	every    time.Duration // the heartbeat's
+	clock    Clock         // the heartbeat's stamp
+	log      *slog.Logger
+	m        *Metrics
+	obs      *observer // told how the lease went, and what Redis is
+	store    *store    // writes the heartbeat, fenced on the epoch
+	value    string    // the lease's value while this process holds it
+
+	leader   atomic.Bool            // this instance holds the lease
+	taken    atomic.Bool            // the lease was just taken: read the cache before writing
+	lost     atomic.Pointer[string] // the epoch the heartbeat found gone from Redis
+	metaGone atomic.Bool            // P:meta was found missing: see restoreMeta
+	epoch    atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
+	replid   atomic.Pointer[string] // the replication id of the Redis written to, as last read
+
 	mu                  sync.Mutex
 	lastRenew, lastBeat time.Time    // real time
 	lastRole            time.Time    // real time ROLE was last asked
@@ -41,74 +63,117 @@ type keeper struct {
 	sharedID            bool         // said that another process has our id
 }
 
-// leaseAndBeat takes or renews the lease and, as writer, writes the heartbeat when
+// newKeeper returns the lease keeper of the instance, whose lease's
+// value is the instance id, a space and a token made for this process,
+// so two processes given the same --instance-id never both believe they
+// hold the lease.
+func newKeeper(cfg Config, obs *observer) *keeper {
+	k := &keeper{rdb: cfg.Redis, instance: cfg.InstanceID, prefix: cfg.Prefix, ttl: cfg.LeaseTTL, every: cfg.Heartbeat,
+		clock: cfg.Clock, log: cfg.Logger, m: cfg.Metrics, obs: obs, value: cfg.InstanceID + " " + newEpoch()}
+	k.store = &store{rdb: cfg.Redis, prefix: cfg.Prefix, lease: k.value, log: cfg.Logger, m: cfg.Metrics, obs: obs}
+	return k
+}
+
+// leading reports whether this instance holds the lease.
+func (k *keeper) leading() bool { return k.leader.Load() }
+
+// stepDown is the writer's word that a write found the lease gone; it
+// reports whether the keeper still thought it held it.
+func (k *keeper) stepDown() bool { return k.leader.Swap(false) }
+
+// tookLease reports, once, that the lease was taken since the last ask:
+// what the writer knew of the cache is stale.
+func (k *keeper) tookLease() bool { return k.taken.Swap(false) }
+
+// lostEpoch returns, once, the epoch the heartbeat found gone from Redis.
+func (k *keeper) lostEpoch() *string { return k.lost.Swap(nil) }
+
+// isLost reports whether epoch was found gone, without taking the news.
+func (k *keeper) isLost(epoch string) bool {
+	lost := k.lost.Load()
+	return lost != nil && *lost == epoch
+}
+
+// cacheLost is the writer's word that a write found epoch gone.
+func (k *keeper) cacheLost(epoch string) { k.lost.Store(&epoch) }
+
+// metaMissing is the writer's word that a write found P:meta missing.
+func (k *keeper) metaMissing() { k.metaGone.Store(true) }
+
+// metaWentMissing reports, once, that P:meta was found missing.
+func (k *keeper) metaWentMissing() bool { return k.metaGone.Swap(false) }
+
+// writing sets the epoch the heartbeat is written for; nil: none (standby).
+func (k *keeper) writing(epoch *string) { k.epoch.Store(epoch) }
+
+// beat takes or renews the lease and, as writer, writes the heartbeat when
 // they are due, then reads P:meta's heartbeat and reloads (and, now and
 // then, Redis's role) for the probes. It runs on real time.
-func (w *Warmer) leaseAndBeat(ctx context.Context) {
-	w.keep.mu.Lock()
-	defer w.keep.mu.Unlock()
+func (k *keeper) beat(ctx context.Context) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	now := time.Now()
 	answered := true
-	done := w.seen.ask()
+	done := k.obs.seen.ask()
 	defer func() { done(answered) }()
-	if !w.leader.Load() || now.Sub(w.keep.lastRenew) >= w.cfg.LeaseTTL/3 {
-		held, taken, holder, err := w.holdLease(ctx)
+	if !k.leader.Load() || now.Sub(k.lastRenew) >= k.ttl/3 {
+		held, taken, holder, err := k.hold(ctx)
 		if ctx.Err() == nil {
-			w.noteLease(err)
+			k.obs.noteLease(err)
 			up := 1.0
 			if err != nil {
 				if code, _, _ := describe(err); code == "unreachable" || code == "tls" {
 					up, answered = 0, false
 				}
 			}
-			w.m.redisUp.Set(up)
+			k.m.redisUp.Set(up)
 		}
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
-				w.m.errors.WithLabelValues("lease").Inc()
+				k.m.errors.WithLabelValues("lease").Inc()
 			}
 		case held:
-			w.keep.lastRenew, w.keep.standing = now, false
-			w.keep.renewedAt.Store(now.UnixNano())
+			k.lastRenew, k.standing = now, false
+			k.renewedAt.Store(now.UnixNano())
 			if taken {
-				w.taken.Store(true)
+				k.taken.Store(true)
 			}
-			if !w.leader.Swap(true) {
-				w.log.Info("took the lease; writing", "instance", w.cfg.InstanceID)
+			if !k.leader.Swap(true) {
+				k.log.Info("took the lease; writing", "instance", k.instance)
 			}
 		default:
-			if w.leader.Swap(false) {
-				w.log.Warn("lost the lease; standing by", "instance", w.cfg.InstanceID, "writer", holder)
-			} else if !w.keep.standing {
-				w.log.Info("another instance writes; standing by", "instance", w.cfg.InstanceID, "writer", holder)
+			if k.leader.Swap(false) {
+				k.log.Warn("lost the lease; standing by", "instance", k.instance, "writer", holder)
+			} else if !k.standing {
+				k.log.Info("another instance writes; standing by", "instance", k.instance, "writer", holder)
 			}
-			w.keep.standing = true
+			k.standing = true
 		}
 	}
-	epoch := w.epochSeen.Load()
-	if w.leader.Load() && epoch != nil && now.Sub(w.keep.lastBeat) >= w.cfg.Heartbeat {
-		err := w.heartbeat(ctx, *epoch)
+	epoch := k.epoch.Load()
+	if k.leader.Load() && epoch != nil && now.Sub(k.lastBeat) >= k.every {
+		err := k.heartbeat(ctx, *epoch)
 		switch {
 		case err == nil:
-			w.keep.lastBeat = now
-			w.m.heartbeat.Set(float64(now.Unix()))
+			k.lastBeat = now
+			k.m.heartbeat.Set(float64(now.Unix()))
 		case errors.Is(err, errCacheLost):
-			w.log.Warn("the cache is gone from Redis; rebuilding", "epoch", *epoch)
-			w.lost.Store(epoch)
+			k.log.Warn("the cache is gone from Redis; rebuilding", "epoch", *epoch)
+			k.lost.Store(epoch)
 		case errors.Is(err, errMetaGone):
-			w.metaGone.Store(true) // the next step finds out whether the cache went with it
+			k.metaGone.Store(true) // the next step finds out whether the cache went with it
 		case errors.Is(err, errLeaseGone):
-			w.keep.lastRenew = time.Time{} // take it again at the next leaseAndBeat
+			k.lastRenew = time.Time{} // take it again at the next beat
 		case ctx.Err() == nil:
-			w.m.errors.WithLabelValues("heartbeat").Inc() // noteWrite logged it
+			k.m.errors.WithLabelValues("heartbeat").Inc() // noteWrite logged it
 		}
 	}
 	// The writer's loop calls this too, at each step: what the probes
 	// read is looked at once every lookEvery, however often it steps.
-	if answered && ctx.Err() == nil && now.Sub(w.keep.lastLook) >= lookEvery {
-		w.keep.lastLook = now
-		answered = w.look(ctx, now)
+	if answered && ctx.Err() == nil && now.Sub(k.lastLook) >= lookEvery {
+		k.lastLook = now
+		answered = k.look(ctx, now)
 	}
 }
 
@@ -122,14 +187,14 @@ const roleEvery = 5 * time.Second
 // look reads P:meta's heartbeat and reloads for the probes and, every
 // roleEvery, whether Redis is a replica. It reports whether Redis
 // answered.
-func (w *Warmer) look(ctx context.Context, now time.Time) bool {
+func (k *keeper) look(ctx context.Context, now time.Time) bool {
 	fields := []string{keys.MetaHeartbeat}
-	for _, k := range keys.Kinds {
-		fields = append(fields, keys.Loaded(k))
+	for _, kind := range keys.Kinds {
+		fields = append(fields, keys.Loaded(kind))
 	}
-	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), fields...).Result()
+	vals, err := k.rdb.HMGet(ctx, keys.Meta(k.prefix), fields...).Result()
 	if err != nil {
-		w.noteDenied("read_meta", err)
+		k.obs.noteDenied("read_meta", err)
 		var rerr redis.Error
 		return errors.As(err, &rerr)
 	}
@@ -138,23 +203,23 @@ func (w *Warmer) look(ctx context.Context, now time.Time) bool {
 		beat, _ = time.Parse(time.RFC3339, v)
 	}
 	loaded := map[keys.Kind]string{}
-	for i, k := range keys.Kinds {
+	for i, kind := range keys.Kinds {
 		if v, ok := vals[i+1].(string); ok {
-			loaded[k] = v
+			loaded[kind] = v
 		}
 	}
-	w.seen.setMeta(beat, loaded)
-	if _, cluster := w.rdb.(*redis.ClusterClient); !cluster && now.Sub(w.keep.lastRole) >= roleEvery {
+	k.obs.seen.setMeta(beat, loaded)
+	if _, cluster := k.rdb.(*redis.ClusterClient); !cluster && now.Sub(k.lastRole) >= roleEvery {
 		// A replica answers reads; a warmer on one can neither write nor
 		// take over. (In a cluster, go-redis sends writes to masters.)
-		w.keep.lastRole = now
-		role, err := w.rdb.Do(ctx, "ROLE").Slice()
+		k.lastRole = now
+		role, err := k.rdb.Do(ctx, "ROLE").Slice()
 		if err == nil && len(role) > 0 {
-			w.seen.setReplica(role[0] != "master")
+			k.obs.seen.setReplica(role[0] != "master")
 		}
-		w.noteDenied("role", err)
-		if id, _, err := replID(ctx, w.rdb); err == nil {
-			w.replid.Store(&id)
+		k.obs.noteDenied("role", err)
+		if id, _, err := replID(ctx, k.rdb); err == nil {
+			k.replid.Store(&id)
 		}
 	}
 	return true
@@ -165,9 +230,9 @@ func (w *Warmer) look(ctx context.Context, now time.Time) bool {
 // takes its renewals and writes; 0 the moment Redis refuses either, the
 // lease goes, or a TTL passes without a renewal (Redis cut off: another
 // instance may hold it by now).
-func (w *Warmer) holds() float64 {
-	renewed := time.Unix(0, w.keep.renewedAt.Load())
-	if w.leader.Load() && w.refused() == "" && time.Since(renewed) < w.cfg.LeaseTTL {
+func (k *keeper) holds() float64 {
+	renewed := time.Unix(0, k.renewedAt.Load())
+	if k.leader.Load() && k.refused() == "" && time.Since(renewed) < k.ttl {
 		return 1
 	}
 	return 0
@@ -175,12 +240,12 @@ func (w *Warmer) holds() float64 {
 
 // refused says why Redis refuses this instance's lease renewals or, as
 // writer, its writes; "" when it does not.
-func (w *Warmer) refused() string {
-	if why := w.leaseTrouble.refusal(); why != "" {
+func (k *keeper) refused() string {
+	if why := k.obs.lease.refusal(); why != "" {
 		return why
 	}
-	if w.leader.Load() {
-		return w.writeTrouble.refusal()
+	if k.leader.Load() {
+		return k.obs.writes.refusal()
 	}
 	return ""
 }
@@ -188,24 +253,24 @@ func (w *Warmer) refused() string {
 // heartbeat refreshes P:meta heartbeat, in a write fenced on our epoch: if
 // Redis lost its data (a restart without persistence, a FLUSHALL) it
 // returns errCacheLost and the cache is rebuilt under a new epoch.
-func (w *Warmer) heartbeat(ctx context.Context, epoch string) error {
-	fields := []any{keys.MetaHeartbeat, stamp(w.cfg.Clock.Now()), keys.MetaWriter, w.cfg.InstanceID}
-	if id := w.replid.Load(); id != nil && *id != "" {
+func (k *keeper) heartbeat(ctx context.Context, epoch string) error {
+	fields := []any{keys.MetaHeartbeat, stamp(k.clock.Now()), keys.MetaWriter, k.instance}
+	if id := k.replid.Load(); id != nil && *id != "" {
 		fields = append(fields, keys.MetaReplID, *id)
 	}
-	return w.fenced(ctx, &guard{epoch: epoch, seq: -1}, func(pipe redis.Pipeliner) {
-		pipe.HSet(ctx, keys.Meta(w.cfg.Prefix), fields...)
+	return k.store.fenced(ctx, &guard{epoch: epoch, seq: -1}, func(pipe redis.Pipeliner) {
+		pipe.HSet(ctx, keys.Meta(k.prefix), fields...)
 	})
 }
 
-// keepLease renews the lease and writes the heartbeat on real time, beside
+// run renews the lease and writes the heartbeat on real time, beside
 // the writer's loop in a goroutine of its own, so neither waits for a
 // long reload.
 //
 // While Redis refuses or does not answer, the tries back off, doubling up
 // to 15 s: a rotated password or a full Redis does not mend in a second.
-func (w *Warmer) keepLease(ctx context.Context) {
-	every := min(w.cfg.LeaseTTL/4, time.Second)
+func (k *keeper) run(ctx context.Context) {
+	every := min(k.ttl/4, time.Second)
 	retry := &backoff.ExponentialBackOff{InitialInterval: 2 * every, Multiplier: 2, MaxInterval: max(15*time.Second, every)}
 	t := time.NewTimer(every)
 	defer t.Stop()
@@ -214,10 +279,10 @@ func (w *Warmer) keepLease(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			w.leaseAndBeat(ctx)
+			k.beat(ctx)
 		}
 		wait := every
-		if w.leaseTrouble.failing() {
+		if k.obs.lease.failing() {
 			wait = retry.NextBackOff()
 		} else {
 			retry.Reset()
@@ -226,43 +291,39 @@ func (w *Warmer) keepLease(ctx context.Context) {
 	}
 }
 
-// stop releases the lease after Run's last step.
-func (w *Warmer) stop() {
-	w.keep.mu.Lock()
-	defer w.keep.mu.Unlock()
-	if !w.leader.Load() {
+// release gives the lease up after Run's last step, so a standby takes
+// over at once.
+func (k *keeper) release() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.leader.Load() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := w.releaseLease(ctx); err != nil {
-		w.log.Warn("release lease", "err", err)
+	if err := k.releaseLease(ctx); err != nil {
+		k.log.Warn("release lease", "err", err)
 		return
 	}
-	w.leader.Store(false)
-	w.log.Info("released the lease")
+	k.leader.Store(false)
+	k.log.Info("released the lease")
 }
 
-// leaseValue is what P:lease holds while this process writes: its instance
-// id, a space and a token made when the process started, so two processes
-// given the same --instance-id never both believe they hold the lease.
-func (w *Warmer) leaseValue() string { return w.cfg.InstanceID + " " + w.token }
-
-// holdLease renews the lease when it is ours and takes it when it is free.
+// hold renews the lease when it is ours and takes it when it is free.
 // taken reports a lease that was not ours a moment ago: whatever we knew of
 // the cache before is stale. When another holds it, holder is its instance
 // id. A lease left by an earlier process with the same instance id is
 // another process's: it runs out by its TTL.
-func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, holder string, err error) {
-	key := keys.Lease(w.cfg.Prefix)
+func (k *keeper) hold(ctx context.Context) (held, taken bool, holder string, err error) {
+	key := keys.Lease(k.prefix)
 	if bug("skipfence") {
-		err := w.rdb.Set(ctx, key, w.leaseValue(), w.cfg.LeaseTTL).Err()
+		err := k.rdb.Set(ctx, key, k.value, k.ttl).Err()
 		return err == nil, false, "", err
 	}
-	n, err := renewScript.Run(ctx, w.rdb, []string{key}, w.leaseValue(), w.cfg.LeaseTTL.Milliseconds()).Int()
+	n, err := renewScript.Run(ctx, k.rdb, []string{key}, k.value, k.ttl.Milliseconds()).Int()
 	if isWrongType(err) {
-		if cleared, cerr := clearScript.Run(ctx, w.rdb, []string{key}).Int(); cerr == nil && cleared == 1 {
-			w.log.Warn("the lease key held another type; deleted it", "key", key)
+		if cleared, cerr := clearScript.Run(ctx, k.rdb, []string{key}).Int(); cerr == nil && cleared == 1 {
+			k.log.Warn("the lease key held another type; deleted it", "key", key)
 		}
 		n, err = 0, nil
 	}
@@ -272,24 +333,24 @@ func (w *Warmer) holdLease(ctx context.Context) (held, taken bool, holder string
 	if n == 1 {
 		return true, false, "", nil
 	}
-	ok, err := w.rdb.SetNX(ctx, key, w.leaseValue(), w.cfg.LeaseTTL).Result()
+	ok, err := k.rdb.SetNX(ctx, key, k.value, k.ttl).Result()
 	if err != nil {
 		return false, false, "", fmt.Errorf("take lease: %w", err)
 	}
 	if !ok {
-		value, _ := w.rdb.Get(ctx, key).Result()
+		value, _ := k.rdb.Get(ctx, key).Result()
 		holder, _, _ = strings.Cut(value, " ")
-		shared := holder == w.cfg.InstanceID
-		if shared && !w.keep.sharedID {
-			w.log.Warn("another process runs with this --instance-id and holds the lease; standing by (give each process its own id)",
-				"instance", w.cfg.InstanceID)
+		shared := holder == k.instance
+		if shared && !k.sharedID {
+			k.log.Warn("another process runs with this --instance-id and holds the lease; standing by (give each process its own id)",
+				"instance", k.instance)
 		}
-		w.keep.sharedID = shared
+		k.sharedID = shared
 	}
 	return ok, ok, holder, nil
 }
 
 // releaseLease gives the lease up so a standby takes over at once.
-func (w *Warmer) releaseLease(ctx context.Context) error {
-	return releaseScript.Run(ctx, w.rdb, []string{keys.Lease(w.cfg.Prefix)}, w.leaseValue()).Err()
+func (k *keeper) releaseLease(ctx context.Context) error {
+	return releaseScript.Run(ctx, k.rdb, []string{keys.Lease(k.prefix)}, k.value).Err()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -205,95 +204,4 @@ func deniedCommand(err error) string {
 		return strings.ToLower(m[1])
 	}
 	return ""
-}
-
-// denial is the last command Redis's ACLs denied the warmer while it
-// ran, for /healthz and a log line a minute.
-type denial struct {
-	mu     sync.Mutex
-	why    string
-	at     time.Time // real time it was last seen
-	logged time.Time
-	named  time.Time // when Preflight last ran to name a denied command
-}
-
-// deniedFor is how long /healthz goes on naming a denial after it was
-// last seen: a denied command fails each time it is tried, and some are
-// tried only now and then.
-const deniedFor = time.Minute
-
-// deniedRetry is how often step tries its work while a command is denied.
-const deniedRetry = 10 * time.Second
-
-// errDeniedWait: step waits for the next try while a command is denied.
-var errDeniedWait = errors.New("a command is denied; waiting to try again")
-
-// clearDenied forgets the last denial once a step went through and none
-// was seen for deniedRetry: the operator granted what was missing. (A
-// step that went through may not have needed the denied command.)
-func (w *Warmer) clearDenied() {
-	d := &w.denied
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.why != "" && time.Since(d.at) > deniedRetry {
-		d.why = ""
-		w.log.Info("no command has been denied lately; the ACL grants what the warmer needs again")
-	}
-}
-
-// noteDenied records err when it is an ACL denial, logs it once a
-// minute, and reports whether it was one. A denial inside a script does
-// not say which command it was: Preflight finds out, once a minute.
-func (w *Warmer) noteDenied(op string, err error) bool {
-	if err == nil {
-		return false
-	}
-	if code, _ := refusal(err); code != "acl" {
-		return false
-	}
-	de := &DeniedError{Command: deniedCommand(err), Err: err}
-	d := &w.denied
-	now := time.Now()
-	d.mu.Lock()
-	name := de.Command == "" && now.Sub(d.named) >= complainEvery
-	if name {
-		d.named = now
-		// Beside the caller, which may be the lease keeper: a preflight
-		// is a few round trips, and the lease must not wait on them.
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			var named *DeniedError
-			if errors.As(Preflight(ctx, w.rdb, w.cfg.Prefix, w.cfg.ShardedEvents), &named) {
-				d.mu.Lock()
-				d.why, d.at = named.Error(), time.Now()
-				d.mu.Unlock()
-			}
-		}()
-	}
-	if de.Command != "" || d.why == "" || now.Sub(d.at) > deniedFor {
-		d.why = de.Error()
-	}
-	d.at = now
-	why := d.why
-	log := d.logged.IsZero() || now.Sub(d.logged) >= complainEvery
-	if log {
-		d.logged = now
-	}
-	d.mu.Unlock()
-	if log {
-		w.log.Error("a command is denied (logged once a minute while it lasts)", "op", op, "why", why)
-	}
-	return true
-}
-
-// deniedNow says which denial /healthz reports, "" when none lately.
-func (w *Warmer) deniedNow(now time.Time) string {
-	d := &w.denied
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.why == "" || now.Sub(d.at) > deniedFor {
-		return ""
-	}
-	return d.why
 }

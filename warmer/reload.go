@@ -74,16 +74,14 @@ func (w *Warmer) fetchAsync(ctx context.Context, k keys.Kind, now time.Time) {
 			return fctx.Err() // the writer stopped taking the list in
 		}
 	}
-	w.fetchers.Add(1)
-	go func() {
-		defer w.fetchers.Done()
+	w.goAsk(func() {
 		defer cancel()
 		emit := func(rows []row) error {
 			return send(fetched{st: st, k: k, run: run, now: now, rows: rows})
 		}
 		l, err := w.fetch(fctx, st, k, now, zones, emit)
 		_ = send(fetched{st: st, k: k, run: run, now: now, l: l, err: err})
-	}()
+	})
 }
 
 // takeFetched takes in what was fetched in the background since the last step.

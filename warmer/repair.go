@@ -59,7 +59,7 @@ func (w *Warmer) repairIndexes(ctx context.Context, k keys.Kind) error {
 		return nil
 	}
 	wctx := context.WithoutCancel(ctx)
-	err = w.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
+	err = w.store.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
 		for _, f := range fixes {
 			if f.whole {
 				pipe.Del(wctx, f.want.key)

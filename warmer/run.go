@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vista-warmer/vista-warmer/keys"
 )
@@ -13,9 +14,9 @@ import (
 // Run is the warmer's one way to run, in production and in tests alike.
 // Its goroutines:
 //
-//   - the lease keeper (keepLease) renews the lease and writes the
+//   - the lease keeper (keeper.run) renews the lease and writes the
 //     heartbeat on real time;
-//   - the writer's loop (this goroutine) owns the writer's state and calls
+//   - the writer's loop (loop) owns the writer's state and calls
 //     step when something is due on the warmer's clock, when a list or a
 //     seat check's answer is in, when Settle or Reload asks, and at least
 //     every Tick;
@@ -45,20 +46,39 @@ type settle struct {
 // Run keeps the cache warm until ctx is done, then releases the lease so a
 // standby takes over at once. A write that has started when ctx ends is
 // finished, never cut in half.
+//
+// Its goroutines run as one group (errgroup): the lease keeper, the
+// writer's loop, and the fetchers and seat checkers the loop starts. Run
+// returns when all of them have.
 func (w *Warmer) Run(ctx context.Context) error {
 	if !w.running.CompareAndSwap(false, true) {
 		return errors.New("warmer: Run is running already")
 	}
 	defer w.running.Store(false)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		w.keepLease(ctx)
-	}()
-	defer wg.Wait()
-	defer w.fetchers.Wait()
+	w.group = new(errgroup.Group)
+	w.group.Go(func() error {
+		w.keep.run(ctx)
+		return nil
+	})
+	w.group.Go(func() error {
+		w.loop(ctx)
+		return nil
+	})
+	return w.group.Wait()
+}
 
+// goAsk runs f in Run's group: a fetch or a seat check, which hands what
+// it got to the loop, or gives up when ctx ends.
+func (w *Warmer) goAsk(f func()) {
+	w.group.Go(func() error {
+		f()
+		return nil
+	})
+}
+
+// loop is the writer's loop: it owns the writer's state, and steps until
+// ctx is done.
+func (w *Warmer) loop(ctx context.Context) {
 	// step runs when something is due (a check, an expiry, a reload), when
 	// a list or a seat check's answer is in, and at least every Tick, for
 	// what runs on real time (evictions, refusals waited out).
@@ -86,11 +106,11 @@ func (w *Warmer) Run(ctx context.Context) error {
 		for {
 			select {
 			case <-ctx.Done():
-				w.stop()
+				w.keep.release()
 				for _, q := range waiting {
 					q.done <- ctx.Err()
 				}
-				return nil
+				return
 			case <-tick.C:
 			case <-due:
 			case <-w.arrived:
@@ -149,7 +169,7 @@ func (w *Warmer) answerSettles(waiting []*settle, failure error) []*settle {
 	if !w.quiet() {
 		return waiting
 	}
-	standby := !w.leader.Load()
+	standby := !w.keep.leading()
 	for _, q := range waiting {
 		if q.kind != "" && q.err == nil && standby {
 			q.err = ErrStandby // the write found the lease or the cache moved
@@ -208,7 +228,7 @@ var ErrStandby = errors.New("standing by: another instance writes")
 // does, and waits for it to be written. It waits for Run to start, or
 // for ctx.
 func (w *Warmer) Reload(ctx context.Context, k keys.Kind) error {
-	if !w.leader.Load() {
+	if !w.keep.leading() {
 		return ErrStandby
 	}
 	return w.ask(ctx, &settle{kind: k})
@@ -239,7 +259,7 @@ func (w *Warmer) stepped(ctx context.Context, err error) {
 	switch {
 	case ctx.Err() != nil, errors.Is(err, errDeniedWait):
 	case err == nil:
-		w.clearDenied() // whatever was denied went through, or was granted since
+		w.obs.clearDenied() // whatever was denied went through, or was granted since
 		// A step that went through ends the runs of what every step does;
 		// a reload's and the checks' end when one of them goes through.
 		for _, r := range w.complaints.ok(now, func(op string) bool { return !strings.HasPrefix(op, "reload_") && op != "check" }) {

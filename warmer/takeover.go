@@ -46,7 +46,7 @@ func (w *Warmer) restoreMeta(ctx context.Context) error {
 	}
 	if n == 0 {
 		w.log.Warn("P:meta and the cache's indexes are gone from Redis; rebuilding", "epoch", w.st.epoch)
-		w.lost.Store(&w.st.epoch)
+		w.keep.cacheLost(w.st.epoch)
 		return nil
 	}
 	now := w.cfg.Clock.Now()
@@ -56,7 +56,7 @@ func (w *Warmer) restoreMeta(ctx context.Context) error {
 			fields = append(fields, keys.Loaded(k), at)
 		}
 	}
-	err = w.fenced(ctx, nil, func(pipe redis.Pipeliner) {
+	err = w.store.fenced(ctx, nil, func(pipe redis.Pipeliner) {
 		pipe.HSet(ctx, keys.Meta(p), fields...)
 	})
 	if err != nil {
@@ -85,7 +85,7 @@ func (w *Warmer) dropState() {
 	for _, k := range keys.Kinds {
 		w.m.dropHeld.WithLabelValues(string(k)).Set(0)
 	}
-	w.epochSeen.Store(nil)
+	w.keep.writing(nil)
 	w.ready.Store(false)
 	w.checksFailing.Store(nil) // of a term as writer that is over
 	w.m.setTiers(nil)          // a standby holds no sessions
@@ -206,7 +206,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	if adopt {
 		g = &guard{epoch: st.epoch, seq: st.seq} // nobody wrote since we read
 	}
-	err = w.fenced(ctx, g, func(pipe redis.Pipeliner) {
+	err = w.store.fenced(ctx, g, func(pipe redis.Pipeliner) {
 		m := keys.Meta(w.cfg.Prefix)
 		if badStream {
 			pipe.Del(ctx, stream)
@@ -236,7 +236,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 			return err
 		}
 	}
-	w.epochSeen.Store(&st.epoch)
+	w.keep.writing(&st.epoch)
 	w.ready.Store(st.kinds[keys.Cinemas].loaded && st.kinds[keys.Films].loaded && st.kinds[keys.Sessions].loaded)
 	n := len(st.cache[keys.Cinemas]) + len(st.cache[keys.Films]) + len(st.cache[keys.Sessions])
 	if adopt {

@@ -2,13 +2,16 @@
 // warm. One engine serves the three kinds, each described by a spec
 // (spec.go): it reloads a list (fetch.go), diffs it against what the cache
 // holds (diff.go, pure), writes the changes with their events in fenced
-// batches (write.go, index.go, fence.go), and checks each session again on a
-// schedule that tightens as its showtime nears (checks.go, schedule.go,
-// policy.go). Run (run.go) owns the goroutines: the lease keeper, the
+// batches through the fenced store (write.go, index.go; store, fence.go),
+// and checks each session again on a schedule that tightens as its
+// showtime nears (checks.go, schedule.go, policy.go). Run (run.go) owns
+// the goroutines, as one group: the lease keeper (keeper, keeper.go), the
 // writer's loop, the reloads fetched (reload.go) and the checks sent in
 // the background; the loop is woken by the schedule's next due time on
-// the warmer's clock, by what arrives, and by Settle. Tests and
-// benchmarks run it as production does.
+// the warmer's clock, by what arrives, and by Settle. The keeper and the
+// store tell the observer (observer.go) what they saw of Redis, and the
+// probes (health.go) read it. Tests and benchmarks run it as production
+// does.
 package warmer
 
 import (
@@ -22,6 +25,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
@@ -121,56 +125,44 @@ type Warmer struct {
 	// stepMu serialises step, and whatever reads or writes the writer's
 	// state (st) beside the loop.
 	stepMu sync.Mutex
-	// keep is the lease keeper's own state (keeper.go).
-	keep keeper
+	// The parts the writer's loop works with: the lease keeper
+	// (keeper.go), which runs beside it, the fenced store it writes
+	// through (fence.go), and what both saw of Redis (observer.go).
+	keep  *keeper
+	store *store
+	obs   *observer
 
-	leader     atomic.Bool            // this instance holds the lease
-	taken      atomic.Bool            // the lease was just taken: read the cache before writing
-	lost       atomic.Pointer[string] // the epoch the heartbeat found gone from Redis
 	ready      atomic.Bool
 	heldReason atomic.Pointer[string] // set while a drop is held back: why
 
-	// How the lease and the writes have gone lately, for /healthz.
-	leaseTrouble, writeTrouble trouble
 	// complaints keeps Run's log of failed steps to a line a minute.
 	complaints complaints
 	// knew is how many entries of each kind this process last held: an
 	// empty list on a build anew is judged against it. The loop's own.
 	knew map[keys.Kind]int
-	// denied is the last command Redis's ACLs denied, for /healthz;
-	// deniedTry when Step last tried while one was (the loop's own).
-	denied    denial
+	// deniedTry is when step last tried while a command was denied.
 	deniedTry time.Time
 	// evict watches Redis's evictions (evict.go); the loop owns it. evicting
 	// says why, for /healthz, while Redis evicts the cache's keys.
 	evict    eviction
 	evicting atomic.Pointer[string]
 
-	metaGone atomic.Bool // a write found P:meta missing: see restoreMeta
 	// checksFailing is set while every seat check fails: /readyz says so
 	// once it has lasted (see checksFailingFor).
 	checksFailing atomic.Pointer[checkFailure]
 	lastRebuild   time.Time // when takeOver last started a new epoch; the loop's
 	// rebuildWaitSaid: the wait for the next rebuild was logged.
 	rebuildWaitSaid bool
-	plainFence      atomic.Bool            // Redis cannot read script flags: see loadFence
-	epochSeen       atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
-
-	replid atomic.Pointer[string] // the replication id of the Redis written to, as last read
-	seen   seen                   // what the lease keeper saw, for the probes
-
-	// token tells this process from another given the same instance id.
-	token string
 
 	// Run fetches lists in the background of the writer's other work, so a slow or
 	// failing list never holds up a seat check: fetchers hand what they
-	// got to step through fetched, and Run waits for them when it stops.
-	fetched  chan fetched
-	answers  chan *ask
-	arrived  chan struct{} // wakes Run when a list is in
-	settles  chan *settle  // Settle's and Reload's requests to Run
-	running  atomic.Bool   // Run is running
-	fetchers sync.WaitGroup
+	// got to step through fetched, seat checkers through answers.
+	fetched chan fetched
+	answers chan *ask
+	arrived chan struct{}   // wakes the loop when a list or an answer is in
+	settles chan *settle    // Settle's and Reload's requests to the loop
+	running atomic.Bool     // Run is running
+	group   *errgroup.Group // Run's goroutines (goAsk)
 
 	st *state // the writer's state; nil on standby. Owned by the writer's loop (Run), which reads and writes it under stepMu.
 
@@ -277,10 +269,14 @@ func New(cfg Config) (*Warmer, error) {
 		return nil, fmt.Errorf("warmer: %w", err)
 	}
 	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
-		fields: names, specs: kindSpecs(names), token: newEpoch(), chunk: rowChunk,
+		fields: names, specs: kindSpecs(names), chunk: rowChunk,
 		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1), settles: make(chan *settle),
 		evict: eviction{seen: -1}, knew: map[keys.Kind]int{}}
-	w.m.leaseHeld.Set(w.holds)
+	w.obs = &observer{log: cfg.Logger, m: cfg.Metrics, leaseTTL: cfg.LeaseTTL,
+		preflight: func(ctx context.Context) error { return Preflight(ctx, cfg.Redis, cfg.Prefix, cfg.ShardedEvents) }}
+	w.keep = newKeeper(cfg, w.obs)
+	w.store = w.keep.store
+	w.m.leaseHeld.Set(w.keep.holds)
 	for _, k := range keys.Kinds {
 		spec := specs[k]
 		if spec == "" {
@@ -303,14 +299,14 @@ func New(cfg Config) (*Warmer, error) {
 func (w *Warmer) step(ctx context.Context) error {
 	w.stepMu.Lock()
 	defer w.stepMu.Unlock()
-	w.leaseAndBeat(ctx)
-	if !w.leader.Load() {
+	w.keep.beat(ctx)
+	if !w.keep.leading() {
 		if w.st != nil {
 			w.dropState()
 		}
 		return nil
 	}
-	if now := time.Now(); w.deniedNow(now) != "" {
+	if now := time.Now(); w.obs.deniedNow(now) != "" {
 		// Redis's ACLs deny a command the writer needs: every step would
 		// fail the same way, some after reading the whole cache. Once in
 		// deniedRetry, until the operator grants it.
@@ -320,9 +316,9 @@ func (w *Warmer) step(ctx context.Context) error {
 		w.deniedTry = now
 	}
 	w.lookAtEvictions(ctx)
-	lost := w.lost.Swap(nil)
+	lost := w.keep.lostEpoch()
 	rebuild := lost != nil && w.st != nil && *lost == w.st.epoch
-	taken := w.taken.Swap(false)
+	taken := w.keep.tookLease()
 	if taken && w.st != nil && !rebuild {
 		switch same, noMeta := w.unchanged(ctx); {
 		case same:
@@ -334,16 +330,16 @@ func (w *Warmer) step(ctx context.Context) error {
 		case noMeta:
 			// P:meta went too, and nobody has written one since: if the
 			// cache's indexes are there, restoreMeta writes it again.
-			w.metaGone.Store(true)
+			w.keep.metaMissing()
 			taken = false
 		}
 	}
-	if w.metaGone.Swap(false) && w.st != nil && !rebuild && !taken {
+	if w.keep.metaWentMissing() && w.st != nil && !rebuild && !taken {
 		if err := w.restoreMeta(ctx); err != nil {
 			return w.failed("restore_meta", err)
 		}
 	}
-	if lost := w.lost.Load(); lost != nil && w.st != nil && *lost == w.st.epoch {
+	if w.st != nil && w.keep.isLost(w.st.epoch) {
 		rebuild = true // restoreMeta found the cache gone
 	}
 	if taken || w.st == nil || rebuild {
@@ -370,7 +366,7 @@ func (w *Warmer) step(ctx context.Context) error {
 	if w.st == nil {
 		return nil // a write found the lease or the cache moved
 	}
-	if !w.writeTrouble.failing() && w.evict.headroom() {
+	if !w.obs.writes.failing() && w.evict.headroom() {
 		for _, k := range keys.Kinds {
 			if r := w.st.kinds[k]; r.awaitWrites {
 				w.log.Info("redis takes the writes again; reloading what it refused", "kind", k)
@@ -413,18 +409,18 @@ func (w *Warmer) failed(op string, err error) error {
 		return nil
 	case errors.Is(err, ErrLeaseLost):
 		w.dropState()
-		if w.leader.Swap(false) { // unless the lease keeper found it first, and said so
+		if w.keep.stepDown() { // unless the lease keeper found it first, and said so
 			w.log.Warn("lost the lease while writing; standing by", "op", op)
 		}
 		return nil
 	case errors.Is(err, errCacheLost):
 		if w.st != nil {
-			w.lost.Store(&w.st.epoch)
+			w.keep.cacheLost(w.st.epoch)
 		}
 		w.log.Warn("the cache is gone from Redis; rebuilding", "op", op)
 		return nil
 	case errors.Is(err, errMetaGone):
-		w.metaGone.Store(true) // the next step finds out whether the cache went with it
+		w.keep.metaMissing() // the next step finds out whether the cache went with it
 		return nil
 	case errors.Is(err, errLeaseGone):
 		return nil // nothing was written; the lease keeper takes the lease again
@@ -440,7 +436,7 @@ func (w *Warmer) failed(op string, err error) error {
 		return nil
 	}
 	w.m.errors.WithLabelValues(op).Inc()
-	w.noteDenied(op, err)
+	w.obs.noteDenied(op, err)
 	return &opError{op: op, err: err}
 }
 

@@ -657,8 +657,8 @@ func TestSameInstanceID(t *testing.T) {
 	if a.Role() != "writer" || b.Role() != "standby" {
 		t.Fatalf("roles %s, %s; want writer, standby", a.Role(), b.Role())
 	}
-	if holder := r.rdb.Get(r.ctx, keys.Lease(r.prefix)).Val(); holder != a.leaseValue() || holder == b.leaseValue() {
-		t.Errorf("P:lease = %q, want a's %q", holder, a.leaseValue())
+	if holder := r.rdb.Get(r.ctx, keys.Lease(r.prefix)).Val(); holder != a.keep.value || holder == b.keep.value {
+		t.Errorf("P:lease = %q, want a's %q", holder, a.keep.value)
 	}
 	if got := len(r.events()); got == n {
 		t.Error("the writer wrote nothing in five minutes")

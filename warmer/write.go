@@ -88,7 +88,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			b.pub = w.publisher(epoch, seq)
 			b.probes = make([]probe, len(b.changes))
 			g := &guard{epoch: epoch, seq: seq}
-			b.wr = w.prepareWrite(wctx, g, func(pipe redis.Pipeliner) {
+			b.wr = w.store.prepare(wctx, g, func(pipe redis.Pipeliner) {
 				ix := &indexBatch{}
 				for i, c := range b.changes {
 					b.probes[i] = w.queue(wctx, pipe, b.pub, ix, sp, c, at, quiet)
@@ -124,7 +124,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 		for i, g := range group {
 			wrs[i] = g.wr
 		}
-		done, err := w.run(wctx, wrs...)
+		done, err := w.store.run(wctx, wrs...)
 		for _, g := range group[:done] {
 			rewrite = append(rewrite, w.wrote(k, g)...)
 			if bug("hashafter") {
