@@ -186,11 +186,11 @@ func testChecksGoTogetherAcrossCinemas(t *testing.T, at time.Time) {
 	r.locked(w, func() {
 		cache := w.st.cache[keys.Sessions]
 		for id, rec := range cache { // nothing else due for a while
-			w.reschedule(id, rec, now.Add(time.Hour))
+			w.st.checker.reschedule(id, rec, now.Add(time.Hour))
 		}
-		w.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
-		w.reschedule(b.ID, cache[b.ID], now.Add(time.Second))
-		w.reschedule(c.ID, cache[c.ID], now.Add(4*time.Second)) // within half its interval (10 s or more)
+		w.st.checker.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
+		w.st.checker.reschedule(b.ID, cache[b.ID], now.Add(time.Second))
+		w.st.checker.reschedule(c.ID, cache[c.ID], now.Add(4*time.Second)) // within half its interval (10 s or more)
 	})
 	r.sim.ResetRequests()
 	r.clock.Add(time.Second)

@@ -334,7 +334,7 @@ func BenchmarkAnswerToEvent(b *testing.B) {
 		for _, s := range near {
 			sim.SetSeats(s.ID, 10+i%50)
 			w.stepMu.Lock()
-			w.reschedule(s.ID, w.st.cache[keys.Sessions][s.ID], clock.Now())
+			w.st.checker.reschedule(s.ID, w.st.cache[keys.Sessions][s.ID], clock.Now())
 			w.stepMu.Unlock()
 		}
 		b.StartTimer()

@@ -1,7 +1,10 @@
+// Seat checks as the writer's loop runs them: sessions past their grace
+// expire (expire), the due ones are asked for in the background
+// (sendChecks, send), and their answers are written (takeAnswers,
+// writeAnswers). What is due is the checker's (checker.go).
 package warmer
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -80,108 +83,6 @@ type ask struct {
 	waited time.Duration // for the upstream budget
 }
 
-// dueChecks takes from the schedule the sessions whose check is due at
-// now, and fills the last request with sessions due within half their
-// interval: they ride along with a request that goes anyway, one request
-// and not several a second apart, never more than half an interval early.
-// The requests come back nearest showtime first.
-func (w *Warmer) dueChecks(now time.Time) []*ask {
-	st := w.st
-	cache := st.cache[keys.Sessions]
-	taken := map[string]bool{}
-	due := map[string]time.Time{}
-	var ids []string
-	take := func(s slot) bool {
-		r := cache[s.id]
-		if taken[s.id] || st.inflight[s.id] || r == nil {
-			return true // a second entry for it, or one on its way: done
-		}
-		iv, inHorizon := w.cfg.Policy.Interval(now, r.showtime.time())
-		if !inHorizon {
-			// Not checked now. One looked at to fill a request keeps its
-			// place; one due whose showtime moved past the horizon is
-			// checked when it enters; one expired is the expiry's.
-			if s.time().After(now) {
-				return false
-			}
-			if next := w.cfg.Policy.NextCheck(now, r.showtime.time()); !next.IsZero() {
-				w.reschedule(s.id, r, next)
-			}
-			return true
-		}
-		if s.time().After(now.Add(iv / 2)) {
-			return false
-		}
-		taken[s.id] = true
-		ids = append(ids, s.id)
-		if !s.time().After(now) {
-			due[s.id] = s.time()
-		}
-		return true
-	}
-	for {
-		s, ok := st.checks.pop(now)
-		if !ok {
-			break
-		}
-		take(s)
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	if b := w.cfg.CheckBatch; b > 1 && len(ids)%b != 0 {
-		room := b - len(ids)%b
-		var back []slot
-		until := now.Add(w.cfg.Policy.longestInterval() / 2)
-		for look := 0; len(ids)%b != 0 && look < 2*room; look++ {
-			s, ok := st.checks.pop(until)
-			if !ok {
-				break
-			}
-			if !take(s) {
-				back = append(back, s)
-			}
-		}
-		for _, s := range back {
-			st.checks.push(s.time(), s.id)
-		}
-	}
-	// The nearest showtimes first: should the budget be short, they go
-	// out first and the far ones slip.
-	dist := func(id string) time.Duration { return absDur(cache[id].showtime.time().Sub(now)) }
-	slices.SortFunc(ids, func(a, b string) int {
-		if c := cmp.Compare(dist(a), dist(b)); c != 0 {
-			return c
-		}
-		return strings.Compare(a, b)
-	})
-	// Taken off the schedule: until its answer is written, a session is
-	// not asked for again, and the write puts it back (see place).
-	for _, id := range ids {
-		st.inflight[id] = true
-	}
-	var asks []*ask
-	for chunk := range slices.Chunk(ids, w.cfg.CheckBatch) {
-		a := &ask{st: st, ids: chunk, due: map[string]time.Time{}, asked: now, prio: now.Add(dist(chunk[0]))}
-		for _, id := range chunk {
-			if at, ok := due[id]; ok {
-				a.due[id] = at
-			}
-		}
-		asks = append(asks, a)
-	}
-	w.m.checksSent.WithLabelValues("due").Add(float64(len(due)))
-	w.m.checksSent.WithLabelValues("early").Add(float64(len(ids) - len(due)))
-	return asks
-}
-
-func absDur(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
-}
-
 // send makes one seat request.
 func (w *Warmer) send(ctx context.Context, a *ask) {
 	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
@@ -196,8 +97,8 @@ func (w *Warmer) send(ctx context.Context, a *ask) {
 // goroutine of its own; the writer's loop writes the answers when they come. The
 // upstream budget, not the warmer, decides how many are in flight.
 func (w *Warmer) sendChecks(ctx context.Context, now time.Time) {
-	for _, a := range w.dueChecks(now) {
-		w.st.asking[a] = true
+	for _, a := range w.st.checker.due(w.st, now) {
+		w.st.checker.sent(a)
 		w.goAsk(func() {
 			w.send(ctx, a)
 			select {
@@ -220,13 +121,13 @@ func (w *Warmer) sendChecks(ctx context.Context, now time.Time) {
 func (w *Warmer) takeAnswers(ctx context.Context) error {
 	var asks []*ask
 	if w.st != nil {
-		asks, w.st.lone = w.st.lone, nil
+		asks = w.st.checker.takeLone()
 	}
 	for {
 		select {
 		case a := <-w.answers:
 			if a.st == w.st {
-				delete(w.st.asking, a)
+				w.st.checker.answered(a)
 			}
 			asks = append(asks, a)
 			continue
@@ -237,8 +138,8 @@ func (w *Warmer) takeAnswers(ctx context.Context) error {
 	if w.st != nil {
 		ready := asks[:0]
 		for _, a := range asks {
-			if a.st == w.st && a.loneGone() && w.askedBefore(a) {
-				w.st.lone = append(w.st.lone, a)
+			if a.st == w.st && a.loneGone() && w.st.checker.askedBefore(a) {
+				w.st.checker.holdLone(a)
 				continue
 			}
 			ready = append(ready, a)
@@ -251,17 +152,6 @@ func (w *Warmer) takeAnswers(ctx context.Context) error {
 // loneGone reports whether an answer calls the one session asked for gone.
 func (a *ask) loneGone() bool {
 	return a.err == nil && len(a.ids) == 1 && len(a.seats) == 0 && len(a.gone) > 0
-}
-
-// askedBefore reports whether a check asked no later than a is still
-// unanswered.
-func (w *Warmer) askedBefore(a *ask) bool {
-	for b := range w.st.asking {
-		if !b.asked.After(a.asked) {
-			return true
-		}
-	}
-	return false
 }
 
 // writeAnswers writes what seat checks found: seats and status that changed, a
@@ -280,7 +170,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 	for _, a := range asks {
 		if a.st == w.st {
 			for _, id := range a.ids {
-				delete(w.st.inflight, id)
+				w.st.checker.written(id)
 				if r := cache[id]; r != nil {
 					before[id] = r.nextCheck
 				}
@@ -293,7 +183,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 		}
 		for id, t := range before {
 			if r := w.st.cache[keys.Sessions][id]; r != nil && !r.missing && r.nextCheck == t {
-				w.st.checks.push(t.time(), id)
+				w.st.checker.put(t.time(), id)
 			}
 		}
 	}()
@@ -310,7 +200,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 		if a.st != w.st {
 			continue // asked for a writer's state that has gone since
 		}
-		w.late(a)
+		w.st.checker.late(a, cache)
 		if a.err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -361,7 +251,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 				// either, until the drop is confirmed or dropped. (A drop
 				// held for seat checks' answers is judged answer by answer,
 				// below: one that finds sessions is believed.)
-				w.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime.time()))
+				w.st.checker.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime.time()))
 			case doubt:
 				// An answer that finds none of the sessions asked for is
 				// as suspect as an empty list: not believed on its own.
@@ -377,7 +267,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 		}
 		for _, id := range a.ids {
 			if old := cache[id]; old != nil && !answered[id] && !old.asOf.time().After(a.asked) {
-				w.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime.time()))
+				w.st.checker.reschedule(id, old, w.cfg.Policy.NextCheck(a.asked, old.showtime.time()))
 			}
 		}
 	}
@@ -391,7 +281,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 			// Redis refuses writes).
 			for _, c := range changes {
 				if r := w.st.cache[keys.Sessions][c.id]; r != nil && before[c.id] == r.nextCheck {
-					w.reschedule(c.id, r, w.cfg.Policy.NextCheck(w.cfg.Clock.Now(), r.showtime.time()))
+					w.st.checker.reschedule(c.id, r, w.cfg.Policy.NextCheck(w.cfg.Clock.Now(), r.showtime.time()))
 				}
 			}
 		}
@@ -408,43 +298,4 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 		}
 	}
 	return nil
-}
-
-// late records how late each due session of a request went out, by tier,
-// the wait for the upstream budget included.
-//
-// Lateness counts from the due time or from when this writer began to
-// keep the schedule (state.since), whichever is later: a check that fell
-// due while no warmer kept the cache (the warmer was stopped, a standby
-// had not yet taken over, the process was paused past its lease) is not
-// late by this writer's doing, and counting the downtime there would
-// raise the lateness alert after every restart. How long such a check had
-// been overdue when this writer began goes to vista_warmer_check_unkept_seconds,
-// so the metrics still say how long the cache went unchecked.
-func (w *Warmer) late(a *ask) {
-	cache := w.st.cache[keys.Sessions]
-	for id, at := range a.due {
-		r := cache[id]
-		if r == nil {
-			continue
-		}
-		tier := w.cfg.Policy.Tier(at, r.showtime.time())
-		from := at
-		if since := a.st.since; since.After(at) {
-			from = since
-			w.m.unkept.WithLabelValues(tier).Observe(since.Sub(at).Seconds())
-		}
-		late := max(a.asked.Sub(from), 0) + a.waited
-		w.m.lateness.WithLabelValues(tier).Observe(late.Seconds())
-		if a.waited > 0 && late > time.Second {
-			w.m.slipped.WithLabelValues(tier).Inc()
-		}
-	}
-}
-
-// reschedule moves a cached session's next check, in place: only the
-// schedule reads it until the next write.
-func (w *Warmer) reschedule(id string, r *record, at time.Time) {
-	r.nextCheck = instantOf(at)
-	w.st.checks.push(at, id)
 }

@@ -48,7 +48,7 @@ func (w *Warmer) doubt(id string, r *record, at time.Time) {
 		w.st.doubted[id] = at
 		w.m.checksDoubted.Inc()
 	}
-	w.reschedule(id, r, w.cfg.Policy.NextCheck(at, r.showtime.time()))
+	w.st.checker.reschedule(id, r, w.cfg.Policy.NextCheck(at, r.showtime.time()))
 }
 
 // judgeDoubts says once a minute how many sessions are doubted, and turns

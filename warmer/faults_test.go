@@ -359,8 +359,8 @@ func testChecksOfACinemaGoTogether(t *testing.T, at time.Time) {
 	r.step(w)
 	now := r.clock.Now()
 	cache := w.st.cache[keys.Sessions]
-	w.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
-	w.reschedule(b.ID, cache[b.ID], now.Add(3*time.Second)) // due within half a near interval of a
+	w.st.checker.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
+	w.st.checker.reschedule(b.ID, cache[b.ID], now.Add(3*time.Second)) // due within half a near interval of a
 	r.sim.ResetRequests()
 	r.clock.Add(time.Second)
 	r.step(w)

@@ -130,7 +130,7 @@ func (r *rig) checkNow(w *Warmer) {
 	r.t.Helper()
 	r.locked(w, func() {
 		for id, rec := range w.st.cache[keys.Sessions] {
-			w.reschedule(id, rec, r.clock.Now())
+			w.st.checker.reschedule(id, rec, r.clock.Now())
 		}
 	})
 	r.clock.Add(time.Second)

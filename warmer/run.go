@@ -209,7 +209,7 @@ func (w *Warmer) quiet() bool {
 			return false
 		}
 	}
-	return len(st.inflight) == 0
+	return st.checker.idle()
 }
 
 // Settle wakes Run and waits until it has done everything due by the
@@ -288,7 +288,7 @@ func (w *Warmer) nextDue() time.Time {
 			next = t
 		}
 	}
-	earliest(w.st.checks.next())
+	earliest(w.st.checker.next())
 	earliest(w.st.expiries.next())
 	for _, k := range keys.Kinds {
 		if need := w.specs[k].needs; w.st.kinds[k].fetching == nil && (need == "" || w.st.kinds[need].loaded) {

@@ -176,8 +176,8 @@ func (st *state) place(id string, prev, cur *record) {
 		return
 	}
 	st.shows.add(cur.showtime.time(), 1)
-	if prev == nil || prev.missing || prev.nextCheck != cur.nextCheck || st.inflight[id] {
-		st.checks.push(cur.nextCheck.time(), id)
+	if prev == nil || prev.missing || prev.nextCheck != cur.nextCheck || st.checker.asked(id) {
+		st.checker.put(cur.nextCheck.time(), id)
 	}
 }
 
@@ -191,10 +191,10 @@ func (st *state) unplace(r *record) {
 func (w *Warmer) schedule(st *state) {
 	grace := w.cfg.Policy.Grace
 	st.grace = grace
-	st.checks.valid = func(s slot) bool {
+	st.checker = newChecker(w.cfg.Policy, w.cfg.CheckBatch, w.m, func(s slot) bool {
 		r := st.cache[keys.Sessions][s.id]
 		return r != nil && !r.missing && r.nextCheck == s.at
-	}
+	})
 	st.expiries.valid = func(s slot) bool {
 		r := st.cache[keys.Sessions][s.id]
 		return r != nil && r.showtime != 0 && r.showtime+instant(grace) == s.at

@@ -146,14 +146,14 @@ func TestStepsLookOnlyAtWhatIsDue(t *testing.T) {
 	if sessions < 1000 {
 		t.Fatalf("%d sessions cached, want over 1000 for the test to mean something", sessions)
 	}
-	looked0 := w.st.checks.looked + w.st.expiries.looked
+	looked0 := w.st.checker.timeline.looked + w.st.expiries.looked
 	asked0 := ac.ids.Load()
 	const steps = 120
 	for range steps {
 		r.clock.Add(time.Second)
 		r.step(w)
 	}
-	looked := w.st.checks.looked + w.st.expiries.looked - looked0
+	looked := w.st.checker.timeline.looked + w.st.expiries.looked - looked0
 	asked := int(ac.ids.Load() - asked0)
 	expired := sessions - len(w.st.cache[keys.Sessions]) // no reload in the window: nothing is added
 	t.Logf("%d sessions cached; %d steps looked at %d schedule entries, asked for %d sessions and expired %d",
@@ -194,20 +194,20 @@ func TestRidersOutsideTheHorizonKeepTheirPlace(t *testing.T) {
 	now := r.clock.Now()
 	cache := w.st.cache[keys.Sessions]
 	for id, rec := range cache {
-		w.reschedule(id, rec, now.Add(time.Hour))
+		w.st.checker.reschedule(id, rec, now.Add(time.Hour))
 	}
-	w.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
+	w.st.checker.reschedule(a.ID, cache[a.ID], now.Add(time.Second))
 	// b is due to be looked at within the fill's reach, but is not in
 	// the horizon then.
-	w.reschedule(b.ID, cache[b.ID], now.Add(30*time.Second))
+	w.st.checker.reschedule(b.ID, cache[b.ID], now.Add(30*time.Second))
 	r.clock.Add(time.Second)
 	r.step(w)
 	if next := cache[b.ID].nextCheck.time(); next.IsZero() {
 		t.Fatalf("session %s lost its next check", b.ID)
 	}
 	found := false
-	for _, s := range w.st.checks.h {
-		found = found || (s.id == b.ID && w.st.checks.valid(s))
+	for _, s := range w.st.checker.timeline.h {
+		found = found || (s.id == b.ID && w.st.checker.timeline.valid(s))
 	}
 	if !found {
 		t.Errorf("session %s, outside the horizon, was dropped from the schedule when a request was filled", b.ID)
@@ -219,13 +219,13 @@ func TestHeapsDoNotGrowWithReloads(t *testing.T) {
 	r := newRig(t)
 	w := r.warmer("a")
 	r.step(w)
-	before := len(w.st.checks.h) + len(w.st.expiries.h)
+	before := len(w.st.checker.timeline.h) + len(w.st.expiries.h)
 	for range 5 {
 		if err := r.reload(w, keys.Sessions); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if after := len(w.st.checks.h) + len(w.st.expiries.h); after > before+10 {
+	if after := len(w.st.checker.timeline.h) + len(w.st.expiries.h); after > before+10 {
 		t.Errorf("five unchanged reloads grew the heaps from %d to %d entries", before, after)
 	}
 }
@@ -244,7 +244,7 @@ func TestMovedPastTheHorizonIsCheckedWhenItEnters(t *testing.T) {
 		moved = *cache[s.ID]
 		moved.showtime = instantOf(later)
 		cache[s.ID] = &moved // as a list moving its showtime, with the next check kept
-		w.reschedule(s.ID, &moved, r.clock.Now())
+		w.st.checker.reschedule(s.ID, &moved, r.clock.Now())
 	})
 	r.clock.Add(time.Second)
 	r.step(w)
@@ -253,8 +253,8 @@ func TestMovedPastTheHorizonIsCheckedWhenItEnters(t *testing.T) {
 		t.Fatalf("next check %v, want %v: when it enters the horizon", got, want)
 	}
 	found := false
-	for _, sl := range w.st.checks.h {
-		found = found || (sl.id == s.ID && w.st.checks.valid(sl))
+	for _, sl := range w.st.checker.timeline.h {
+		found = found || (sl.id == s.ID && w.st.checker.timeline.valid(sl))
 	}
 	if !found {
 		t.Errorf("session %s has no place in the schedule", s.ID)

@@ -124,8 +124,6 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 
 		checkRemoved: map[string]time.Time{},
 		doubted:      map[string]time.Time{},
-		inflight:     map[string]bool{},
-		asking:       map[*ask]bool{},
 	}
 	for _, k := range keys.Kinds {
 		st.kinds[k] = &reloader{}

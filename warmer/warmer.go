@@ -198,12 +198,10 @@ type state struct {
 	// The schedule (schedule.go): when each session is checked next and
 	// when it expires, and the sessions counted by showtime for the tier
 	// gauges, so that no step walks every session.
-	checks, expiries timeline
-	shows            showtimes
-	inflight         map[string]bool // sessions asked for whose answers are not written yet
-	asking           map[*ask]bool   // checks sent whose answers have not come
-	lone             []*ask          // answers calling their one session gone, waiting for earlier ones (takeAnswers)
-	grace            time.Duration   // the policy's, for the expiries
+	checker  *checker // the seat checks (checks.go)
+	expiries timeline
+	shows    showtimes
+	grace    time.Duration // the policy's, for the expiries
 	// since is when this writer began to keep the schedule (the warmer's
 	// clock): a check due before was no warmer's to make (see late).
 	since time.Time
@@ -392,7 +390,7 @@ func (w *Warmer) step(ctx context.Context) error {
 		w.sayRemovals()
 		w.m.setTiers(w.st.shows.tiers(w.cfg.Policy, now))
 		n := len(w.st.cache[keys.Sessions])
-		w.st.checks.compact(n)
+		w.st.checker.compact(n)
 		w.st.expiries.compact(n)
 	}
 	return nil

@@ -186,11 +186,11 @@ func TestSeatChangeIsOneRoundTrip(t *testing.T) {
 	// Only s is due, so the step sends one request and writes one batch.
 	cache := w.st.cache[keys.Sessions]
 	for id, rec := range cache {
-		w.reschedule(id, rec, r.clock.Now().Add(time.Hour))
+		w.st.checker.reschedule(id, rec, r.clock.Now().Add(time.Hour))
 	}
-	w.reschedule(s.ID, cache[s.ID], r.clock.Now())
+	w.st.checker.reschedule(s.ID, cache[s.ID], r.clock.Now())
 	w.writeAnswers(r.ctx, nil) // nothing: no round trip
-	asks := w.dueChecks(r.clock.Now())
+	asks := w.st.checker.due(w.st, r.clock.Now())
 	for _, a := range asks {
 		w.send(r.ctx, a)
 	}
