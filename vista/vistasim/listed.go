@@ -28,7 +28,7 @@ type SessionInfo struct {
 // the same order.
 func (s *Server) Sessions() []SessionInfo {
 	sn := s.snapshot()
-	rows := sn.listSessions(nil)
+	rows, _ := sn.listSessions(nil)
 	sn.fill(rows)
 	out := make([]SessionInfo, len(rows))
 	for i, r := range rows {

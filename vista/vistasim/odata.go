@@ -200,15 +200,14 @@ func newStreamWriter(w http.ResponseWriter) *streamWriter {
 	return &streamWriter{bufio.NewWriterSize(w, 64<<10)}
 }
 
-// writeList writes one page of rows as an OData feed; fill, when given,
-// completes the page's rows first. It fails only for a bad $select, and
-// then before writing anything.
-func writeList[R any](w io.Writer, r *http.Request, set string, q query, fs fieldSet[R], pageSize int, rows []R, fill func([]R)) error {
-	fields, err := fs.pick(q.sel)
-	if err != nil {
-		return err
-	}
-	total := len(rows)
+// page is the part of a list one request sends: rows[start:end] of the
+// first total (the list cut at $top).
+type page struct{ start, end, total int }
+
+// pageOf is the page of a list of n rows that q asks for, pageSize rows at
+// most (any number when pageSize is negative).
+func pageOf(n int, q query, pageSize int) page {
+	total := n
 	if q.top >= 0 {
 		total = min(total, q.skip+q.top)
 	}
@@ -217,7 +216,14 @@ func writeList[R any](w io.Writer, r *http.Request, set string, q query, fs fiel
 	if pageSize > 0 {
 		end = min(start+pageSize, total)
 	}
+	return page{start, end, total}
+}
 
+// writeList writes page pg of rows, with the fields $select picked, as an
+// OData feed, with an odata.nextLink when the list goes on; fill, when
+// given, completes the page's rows first.
+func writeList[R any](w io.Writer, r *http.Request, set string, q query, fields []field[R], pg page, rows []R, fill func([]R)) {
+	start, end, total := pg.start, pg.end, pg.total
 	if fill != nil {
 		fill(rows[start:end])
 	}
@@ -257,7 +263,7 @@ func writeList[R any](w io.Writer, r *http.Request, set string, q query, fs fiel
 		b = append(b, '}')
 		if len(b) >= 32<<10 {
 			if _, err := w.Write(b); err != nil {
-				return nil // the client has gone
+				return // the client has gone
 			}
 			b = b[:0]
 		}
@@ -269,7 +275,6 @@ func writeList[R any](w io.Writer, r *http.Request, set string, q query, fs fiel
 	}
 	b = append(b, '}')
 	w.Write(b)
-	return nil
 }
 
 // nextLink is the request's own URL with $skip set to where the next page

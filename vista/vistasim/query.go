@@ -1,37 +1,69 @@
-// OData query options: $select, $filter (only the seat checks' shape,
-// ID eq '...' or ...), $skip, $top and $format, read from a request's
-// query string.
+// OData query options: $select, $filter, $skip, $top and $format, read
+// from a request's query string.
+//
+// $filter takes two shapes, the seat check and the window query, and
+// nothing else; any other filter is answered 400 with an OData error:
+//
+//	ID eq '1001-196504' or ID eq '1003-196521'
+//	Showtime ge datetime'2026-11-25T18:00:00' and Showtime lt datetime'2026-11-25T19:20:00'
+//
+// The grammar, in ABNF. Keywords, property names and the datetime prefix
+// are case-sensitive, as in OData; spaces and tabs may stand between any
+// two tokens (none inside a literal, nor between datetime and its quote);
+// any term or run of terms may be wrapped in parentheses, nested freely,
+// as long as a filter joins only like terms with their one connective:
+//
+//	filter   = ids / window
+//	ids      = idterm *( "or" idterm )            ; 1 to Config.MaxFilterIDs ids
+//	idterm   = "ID" "eq" string
+//	string   = "'" *( char / "''" ) "'"            ; '' is a quote
+//	window   = cmp [ "and" cmp ]                  ; Sessions only
+//	cmp      = "Showtime" op datetime
+//	op       = "ge" / "gt" / "le" / "lt"
+//	datetime = "datetime'" date "T" hh ":" mm [ ":" ss [ "." 1*7DIGIT ] ] "'"
+//	date     = 4DIGIT "-" 2DIGIT "-" 2DIGIT        ; a real date, year 0001 on
+//	hh, mm, ss = 2DIGIT                           ; 00-23, 00-59, 00-59
+//
+// A window's datetimes are wall times with no zone: Showtime is compared
+// as each cinema's local wall time, the very text the rows' Showtime
+// field carries. A filter that mixes ID and Showtime terms, joins ID terms
+// with "and" or Showtime terms with "or", has more than two comparisons,
+// or names another property or operator, is refused.
 
 package vistasim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"iter"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
 // query is the OData options of a request.
 type query struct {
 	sel    []string // nil: every field
-	ids    []string // nil: no $filter
+	ids    []string // nil: no ID $filter
+	window []bound  // nil: no Showtime $filter; else 1 or 2 bounds, all to hold
 	skip   int
 	top    int // -1: none
 	selRaw string
 }
 
-// splitQuery yields the decoded keys of a raw query string.
-func splitQuery(raw string) iter.Seq[string] {
-	return func(yield func(string) bool) {
+// splitQuery yields the decoded keys of a raw query string, with their
+// values still escaped.
+func splitQuery(raw string) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
 		for part := range strings.SplitSeq(raw, "&") {
-			k, _, _ := strings.Cut(part, "=")
+			k, v, _ := strings.Cut(part, "=")
 			if dk, err := url.QueryUnescape(k); err == nil {
 				k = dk
 			}
-			if !yield(k) {
+			if !yield(k, v) {
 				return
 			}
 		}
@@ -63,14 +95,14 @@ func parseQuery(raw string, maxIDs int) (query, error) {
 				q.sel = append(q.sel, name)
 			}
 		case "$filter":
-			ids, err := parseFilter(val)
+			f, err := parseFilter(val)
 			if err != nil {
 				return q, fmt.Errorf("The query parameter '$filter' is not supported: %v", err)
 			}
-			if len(ids) > maxIDs {
-				return q, fmt.Errorf("The node count limit of '%d' has been exceeded: the filter names %d ids.", maxIDs, len(ids))
+			if len(f.ids) > maxIDs {
+				return q, fmt.Errorf("The node count limit of '%d' has been exceeded: the filter names %d ids.", maxIDs, len(f.ids))
 			}
-			q.ids = ids
+			q.ids, q.window = f.ids, f.window
 		case "$skip", "$top":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 0 {
@@ -92,23 +124,165 @@ func parseQuery(raw string, maxIDs int) (query, error) {
 	return q, nil
 }
 
-// parseFilter reads a filter of the one shape Vista's seat checks use,
-// `ID eq 'A' or ID eq 'B'`, with any spacing and parentheses. It returns
-// the ids named, in order, never nil.
-func parseFilter(s string) ([]string, error) {
+// filter is a parsed $filter: a seat check's ids or a window's bounds.
+type filter struct {
+	ids    []string // the ids named, in order; nil for a window
+	window []bound  // the Showtime comparisons; nil for a seat check
+}
+
+// parseFilter reads a filter of one of the two shapes of the grammar
+// above: the seat check's `ID eq 'A' or ID eq 'B'` or the window's
+// `Showtime ge datetime'…' and Showtime lt datetime'…'`.
+func parseFilter(s string) (filter, error) {
 	toks, err := tokenize(s)
 	if err != nil {
-		return nil, err
+		return filter{}, err
 	}
 	p := &filterParser{toks: toks}
-	ids := []string{}
-	if err := p.expr(&ids); err != nil {
-		return nil, err
+	if err := p.expr(); err != nil {
+		return filter{}, err
 	}
 	if p.pos != len(p.toks) {
-		return nil, fmt.Errorf("unexpected %q", p.toks[p.pos].text)
+		return filter{}, fmt.Errorf("unexpected %q", p.toks[p.pos].text)
 	}
-	return ids, nil
+	switch {
+	case len(p.ids) > 0 && len(p.window) > 0:
+		return filter{}, errors.New("a filter cannot mix ID and Showtime terms")
+	case len(p.ids) > 0 && p.and:
+		return filter{}, errors.New("ID terms may only be joined by 'or'")
+	case len(p.window) > 0 && p.or:
+		return filter{}, errors.New("Showtime comparisons may only be joined by 'and'")
+	case len(p.window) > 2:
+		return filter{}, fmt.Errorf("at most two Showtime comparisons are supported, not %d", len(p.window))
+	}
+	return filter{ids: p.ids, window: p.window}, nil
+}
+
+// mentionsShowtime reports whether a $filter names the property Showtime
+// outside its quoted literals: whether it is a window query, valid or not.
+func mentionsShowtime(s string) bool {
+	for i := 0; i < len(s); {
+		switch c := s[i]; {
+		case c == '\'':
+			i++
+			for i < len(s) {
+				if s[i] == '\'' {
+					if i+1 < len(s) && s[i+1] == '\'' {
+						i += 2
+						continue
+					}
+					break
+				}
+				i++
+			}
+			i++
+		case isWordByte(c):
+			j := i
+			for j < len(s) && isWordByte(s[j]) {
+				j++
+			}
+			if s[i:j] == "Showtime" {
+				return true
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return false
+}
+
+// cmpOp is a comparison a window's bound makes.
+type cmpOp uint8
+
+const (
+	opGE cmpOp = iota + 1
+	opGT
+	opLE
+	opLT
+)
+
+var cmpOps = map[string]cmpOp{"ge": opGE, "gt": opGT, "le": opLE, "lt": opLT}
+
+// bound is one Showtime comparison of a window: Showtime op datetime'…'.
+type bound struct {
+	op   cmpOp
+	wall [19]byte // the literal's wall time to the second, "2026-11-25T18:00:00"
+	frac int32    // and its fraction of a second, in nanoseconds
+}
+
+// holds reports whether a row's Showtime, a wall time in whole seconds
+// written as "2026-11-25T18:00:00", satisfies the bound. The fixed-width
+// text orders as the times do.
+func (b *bound) holds(showtime *[19]byte) bool {
+	c := bytes.Compare(showtime[:], b.wall[:])
+	if c == 0 && b.frac > 0 {
+		c = -1 // the row is on the literal's second, before its fraction
+	}
+	switch b.op {
+	case opGE:
+		return c >= 0
+	case opGT:
+		return c > 0
+	case opLE:
+		return c <= 0
+	case opLT:
+		return c < 0
+	}
+	return false
+}
+
+// parseDatetime reads the text of an OData v2 datetime literal:
+// yyyy-mm-ddThh:mm, yyyy-mm-ddThh:mm:ss or yyyy-mm-ddThh:mm:ss.f to
+// .fffffff, a real date and time of day.
+func parseDatetime(lit string) (wall [19]byte, frac int32, err error) {
+	bad := fmt.Errorf("unrecognized 'Edm.DateTime' literal 'datetime'%s'': want yyyy-mm-ddThh:mm, yyyy-mm-ddThh:mm:ss or yyyy-mm-ddThh:mm:ss.fffffff", lit)
+	n := len(lit)
+	if n != 16 && n != 19 && (n < 21 || n > 27) {
+		return wall, 0, bad
+	}
+	for i := range n {
+		c := lit[i]
+		var ok bool
+		switch i {
+		case 4, 7:
+			ok = c == '-'
+		case 10:
+			ok = c == 'T'
+		case 13, 16:
+			ok = c == ':'
+		case 19:
+			ok = c == '.'
+		default:
+			ok = c >= '0' && c <= '9'
+		}
+		if !ok {
+			return wall, 0, bad
+		}
+	}
+	num := func(i, j int) int {
+		v := 0
+		for _, c := range []byte(lit[i:j]) {
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	y, mo, d, h, mi, sec := num(0, 4), num(5, 7), num(8, 10), num(11, 13), num(14, 16), 0
+	if n >= 19 {
+		sec = num(17, 19)
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC)
+	if y < 1 || t.Year() != y || int(t.Month()) != mo || t.Day() != d || t.Hour() != h || t.Minute() != mi || t.Second() != sec {
+		return wall, 0, bad
+	}
+	appendWall(wall[:0], t)
+	if n > 20 {
+		frac = int32(num(20, n))
+		for range 9 - (n - 20) {
+			frac *= 10
+		}
+	}
+	return wall, frac, nil
 }
 
 type tokKind int
@@ -116,6 +290,7 @@ type tokKind int
 const (
 	tokWord tokKind = iota
 	tokString
+	tokDatetime // datetime'…': its text is what the quotes hold
 	tokOpen
 	tokClose
 )
@@ -123,6 +298,10 @@ const (
 type token struct {
 	kind tokKind
 	text string
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z'
 }
 
 func tokenize(s string) ([]token, error) {
@@ -138,29 +317,25 @@ func tokenize(s string) ([]token, error) {
 			toks = append(toks, token{tokClose, ")"})
 			i++
 		case c == '\'':
-			var b strings.Builder
-			i++
-			for {
-				if i >= len(s) {
-					return nil, errors.New("unterminated string")
-				}
-				if s[i] == '\'' {
-					if i+1 < len(s) && s[i+1] == '\'' {
-						b.WriteByte('\'')
-						i += 2
-						continue
-					}
-					i++
-					break
-				}
-				b.WriteByte(s[i])
-				i++
+			text, j, err := quoted(s, i)
+			if err != nil {
+				return nil, err
 			}
-			toks = append(toks, token{tokString, b.String()})
-		case c == '_' || c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z':
+			toks = append(toks, token{tokString, text})
+			i = j
+		case isWordByte(c):
 			j := i
-			for j < len(s) && (s[j] == '_' || s[j] >= '0' && s[j] <= '9' || s[j]|0x20 >= 'a' && s[j]|0x20 <= 'z') {
+			for j < len(s) && isWordByte(s[j]) {
 				j++
+			}
+			if s[i:j] == "datetime" && j < len(s) && s[j] == '\'' {
+				text, k, err := quoted(s, j)
+				if err != nil {
+					return nil, err
+				}
+				toks = append(toks, token{tokDatetime, text})
+				i = k
+				continue
 			}
 			toks = append(toks, token{tokWord, s[i:j]})
 			i = j
@@ -172,9 +347,37 @@ func tokenize(s string) ([]token, error) {
 	return toks, nil
 }
 
+// quoted reads the string literal that opens with the quote at s[i], a
+// doubled quote standing for one inside; it returns its text and where it
+// ends.
+func quoted(s string, i int) (string, int, error) {
+	var b strings.Builder
+	i++
+	for {
+		if i >= len(s) {
+			return "", 0, errors.New("unterminated string")
+		}
+		if s[i] == '\'' {
+			if i+1 < len(s) && s[i+1] == '\'' {
+				b.WriteByte('\'')
+				i += 2
+				continue
+			}
+			return b.String(), i + 1, nil
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+}
+
+// filterParser reads the terms of a filter and notes the connectives that
+// join them; parseFilter then checks that they make one of the shapes.
 type filterParser struct {
-	toks []token
-	pos  int
+	toks    []token
+	pos     int
+	ids     []string
+	window  []bound
+	and, or bool
 }
 
 func (p *filterParser) next() (token, bool) {
@@ -190,28 +393,36 @@ func (p *filterParser) peekWord(w string) bool {
 	return p.pos < len(p.toks) && p.toks[p.pos].kind == tokWord && p.toks[p.pos].text == w
 }
 
-// expr := term ("or" term)*
-func (p *filterParser) expr(ids *[]string) error {
-	if err := p.term(ids); err != nil {
+// expr := term (("and" | "or") term)*
+//
+// The shapes join like terms with one connective only, so precedence
+// between "and" and "or" never matters.
+func (p *filterParser) expr() error {
+	if err := p.term(); err != nil {
 		return err
 	}
-	for p.peekWord("or") {
+	for p.peekWord("or") || p.peekWord("and") {
+		if p.toks[p.pos].text == "or" {
+			p.or = true
+		} else {
+			p.and = true
+		}
 		p.pos++
-		if err := p.term(ids); err != nil {
+		if err := p.term(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// term := "(" expr ")" | "ID" "eq" string
-func (p *filterParser) term(ids *[]string) error {
+// term := "(" expr ")" | "ID" "eq" string | "Showtime" op datetime
+func (p *filterParser) term() error {
 	t, ok := p.next()
 	switch {
 	case !ok:
 		return errors.New("unexpected end")
 	case t.kind == tokOpen:
-		if err := p.expr(ids); err != nil {
+		if err := p.expr(); err != nil {
 			return err
 		}
 		if t, ok := p.next(); !ok || t.kind != tokClose {
@@ -227,7 +438,24 @@ func (p *filterParser) term(ids *[]string) error {
 		if !ok || v.kind != tokString {
 			return errors.New("'ID eq' must be followed by a quoted id")
 		}
-		*ids = append(*ids, v.text)
+		p.ids = append(p.ids, v.text)
+		return nil
+	case t.kind == tokWord && t.text == "Showtime":
+		o, ok := p.next()
+		op := cmpOps[o.text]
+		if !ok || o.kind != tokWord || op == 0 {
+			return errors.New("Showtime may only be compared with 'ge', 'gt', 'le' or 'lt'")
+		}
+		v, ok := p.next()
+		if !ok || v.kind != tokDatetime {
+			return fmt.Errorf("'Showtime %s' must be followed by a datetime'yyyy-mm-ddThh:mm:ss' literal", o.text)
+		}
+		b := bound{op: op}
+		var err error
+		if b.wall, b.frac, err = parseDatetime(v.text); err != nil {
+			return err
+		}
+		p.window = append(p.window, b)
 		return nil
 	}
 	return fmt.Errorf("unexpected %q", t.text)

@@ -2,6 +2,14 @@
 // OData.svc/Cinemas, OData.svc/ScheduledFilms and OData.svc/Sessions the way
 // Vista does, for tests, the demo and benchmarks.
 //
+// Sessions takes two $filter shapes (query.go has the grammar): the seat
+// check, `ID eq 'A' or ID eq 'B'`, and the window query, `Showtime ge
+// datetime'2026-11-25T18:00:00' and Showtime lt datetime'…'`, which lists
+// every session whose wall showtime lies in the window, all cinemas,
+// paged like the full list. Each shape is an endpoint of its own for the
+// counters and the failures, and Rows counts what each request cost the
+// server: the rows it scanned and the rows it returned.
+//
 // Everything it serves is a pure function of Config.Seed and the clock: the
 // schedule is generated from the seed, and the seats of a session, whether it
 // is published yet and whether it was cancelled are computed from the time of
@@ -66,8 +74,20 @@ type Config struct {
 	// refused with 400. Default 100.
 	MaxFilterIDs int
 	// MaxURLLength is the longest request URI (path and query) accepted;
-	// longer ones get 414. Default 4096.
+	// longer ones get 414, whatever the query's shape. Default 4096.
 	MaxURLLength int
+
+	// RefuseWindows answers every window query (a Sessions $filter that
+	// names Showtime) 400, as a WCF Data Services server that does not
+	// allow filtering on Showtime does: "The query parameter '$filter' is
+	// not supported: filtering on Showtime is not allowed."
+	RefuseWindows bool
+	// RowCost, when positive, is real time a request spends per row it
+	// scans and per row it returns (see Rows) before it answers: a window
+	// query, which scans every listed session, is then visibly slower than
+	// a seat check by id. The wait ends early, and nothing is answered,
+	// when the request's context is done. Default 0.
+	RowCost time.Duration
 
 	// LetterStatus sends a session's Status as the letter older servers
 	// use ("O" open, "X" cancelled) instead of the number of Vista's API
@@ -116,22 +136,25 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Endpoint names: the keys of Requests and the values of Failure.Endpoint.
+// Endpoint names: the keys of Requests and Rows and the values of
+// Failure.Endpoint.
 const (
 	EndpointCinemas  = "cinemas"  // OData.svc/Cinemas
 	EndpointFilms    = "films"    // OData.svc/ScheduledFilms
 	EndpointSessions = "sessions" // OData.svc/Sessions without $filter
-	EndpointSeats    = "seats"    // OData.svc/Sessions with $filter
+	EndpointSeats    = "seats"    // OData.svc/Sessions with a $filter that does not name Showtime (ID eq …)
+	EndpointWindow   = "window"   // OData.svc/Sessions with a $filter that names Showtime
 	EndpointOther    = "other"    // anything else (answered 404)
 )
 
-var endpoints = [...]string{EndpointCinemas, EndpointFilms, EndpointSessions, EndpointSeats, EndpointOther}
+var endpoints = [...]string{EndpointCinemas, EndpointFilms, EndpointSessions, EndpointSeats, EndpointWindow, EndpointOther}
 
 const (
 	epCinemas = iota
 	epFilms
 	epSessions
 	epSeats
+	epWindow
 	epOther
 )
 
@@ -156,7 +179,9 @@ type Server struct {
 	failMu   sync.Mutex
 	failures []*Failure
 
-	counts [len(endpoints)]atomic.Int64
+	counts   [len(endpoints)]atomic.Int64
+	scanned  [len(endpoints)]atomic.Int64
+	returned [len(endpoints)]atomic.Int64
 }
 
 // overrides are the hooks' changes. They are copied for each request, so
@@ -244,9 +269,41 @@ func (s *Server) Requests() map[string]int64 {
 	return m
 }
 
-// ResetRequests sets every counter to zero.
+// RowCount is what the requests to one endpoint cost the server.
+type RowCount struct {
+	// Requests is the number of requests, as Requests counts them.
+	Requests int64
+	// Scanned is the rows the server examined to answer them: every
+	// listed session for a full Sessions list or a window query, every
+	// listed cinema or film row for those lists (with or without a
+	// $filter), and one lookup per distinct id a seat check names. A
+	// request refused or failed on purpose before its rows are read scans
+	// none.
+	Scanned int64
+	// Returned is the rows written in the pages the requests sent: one
+	// page each, never more than Config.PageSize.
+	Returned int64
+}
+
+// Rows returns what each endpoint's requests have cost since New or
+// ResetRequests. Every Endpoint constant is a key.
+func (s *Server) Rows() map[string]RowCount {
+	m := make(map[string]RowCount, len(endpoints))
+	for i, name := range endpoints {
+		m[name] = RowCount{
+			Requests: s.counts[i].Load(),
+			Scanned:  s.scanned[i].Load(),
+			Returned: s.returned[i].Load(),
+		}
+	}
+	return m
+}
+
+// ResetRequests sets every counter, Requests' and Rows', to zero.
 func (s *Server) ResetRequests() {
 	for i := range s.counts {
 		s.counts[i].Store(0)
+		s.scanned[i].Store(0)
+		s.returned[i].Store(0)
 	}
 }

@@ -128,16 +128,41 @@ func putSessionRows(rows []sessionRow) {
 }
 
 // listSessions returns the sessions listed now, in Vista's order; with ids
-// (a $filter), only those. Their state is not filled in yet.
-func (sn *snapshot) listSessions(ids []string) []sessionRow {
+// (a $filter), only those. Their state is not filled in yet. It also
+// returns the rows it scanned: every listed session, or one lookup per id.
+func (sn *snapshot) listSessions(ids []string) ([]sessionRow, int) {
 	if ids != nil {
 		return sn.findSessions(ids)
 	}
+	rows := sn.scanSessions(nil)
+	return rows, len(rows)
+}
+
+// windowSessions returns the sessions listed now whose Showtime, the wall
+// time their row carries, satisfies every bound, in Vista's order, and the
+// rows it scanned: every listed session.
+func (sn *snapshot) windowSessions(window []bound) ([]sessionRow, int) {
+	scanned := 0
+	rows := sn.scanSessions(func(x *session) bool {
+		scanned++
+		for i := range window {
+			if !window[i].holds(&x.showtime) {
+				return false
+			}
+		}
+		return true
+	})
+	return rows, scanned
+}
+
+// scanSessions walks the listed sessions in Vista's order and returns
+// those keep keeps (all, when keep is nil).
+func (sn *snapshot) scanSessions(keep func(*session) bool) []sessionRow {
 	rows := *sessionRowPool.Get().(*[]sessionRow)
 	for _, day := range sn.days {
 		for _, list := range day {
 			for i := range list {
-				if x := &list[i]; sn.listed(x) {
+				if x := &list[i]; sn.listed(x) && (keep == nil || keep(x)) {
 					rows = append(rows, sessionRow{x: x})
 				}
 			}
@@ -146,8 +171,9 @@ func (sn *snapshot) listSessions(ids []string) []sessionRow {
 	return rows
 }
 
-// findSessions looks the ids up by the number they carry, without a scan.
-func (sn *snapshot) findSessions(ids []string) []sessionRow {
+// findSessions looks the ids up by the number they carry, without a scan;
+// it returns the rows found and the lookups made, one per distinct id.
+func (sn *snapshot) findSessions(ids []string) ([]sessionRow, int) {
 	s := sn.s
 	perDay := int32(s.cfg.Screens * s.cfg.ShowsPerDay)
 	var rows []sessionRow
@@ -166,7 +192,7 @@ func (sn *snapshot) findSessions(ids []string) []sessionRow {
 		}
 	}
 	slices.SortFunc(rows, func(a, b sessionRow) int { return int(sign(a.x.ord - b.x.ord)) })
-	return rows
+	return rows, len(seen)
 }
 
 func (sn *snapshot) lookup(id string, perDay int32) *session {
@@ -216,16 +242,23 @@ type cinemaRow struct {
 	name string
 }
 
-func (sn *snapshot) listCinemas(ids []string) []cinemaRow {
+// listCinemas returns the cinemas listed now (with ids, only those) and
+// the rows it scanned: every listed cinema.
+func (sn *snapshot) listCinemas(ids []string) ([]cinemaRow, int) {
 	want := idSet(ids)
 	var rows []cinemaRow
+	scanned := 0
 	for i, c := range sn.s.cinemas {
-		if sn.cinemaGone[i] || (want != nil && !want[c.ID]) {
+		if sn.cinemaGone[i] {
+			continue
+		}
+		scanned++
+		if want != nil && !want[c.ID] {
 			continue
 		}
 		rows = append(rows, cinemaRow{c: c, name: sn.cinemaName[i]})
 	}
-	return rows
+	return rows, scanned
 }
 
 // filmRow is one row of ScheduledFilms: a film at a cinema.
@@ -236,23 +269,30 @@ type filmRow struct {
 	title string
 }
 
-func (sn *snapshot) listFilms(ids []string) []filmRow {
+// listFilms returns the ScheduledFilms rows listed now (with ids, only
+// those) and the rows it scanned: every listed one.
+func (sn *snapshot) listFilms(ids []string) ([]filmRow, int) {
 	want := idSet(ids)
 	var rows []filmRow
+	scanned := 0
 	for ci, c := range sn.s.cinemas {
 		if sn.cinemaGone[ci] {
 			continue
 		}
 		for _, fi := range c.films {
+			if sn.filmGone[fi] {
+				continue
+			}
+			scanned++
 			f := sn.s.films[fi]
 			id := c.ID + "-" + f.ID
-			if sn.filmGone[fi] || (want != nil && !want[id]) {
+			if want != nil && !want[id] {
 				continue
 			}
 			rows = append(rows, filmRow{c: c, f: f, id: id, title: sn.filmTitle[fi]})
 		}
 	}
-	return rows
+	return rows, scanned
 }
 
 func idSet(ids []string) map[string]bool {

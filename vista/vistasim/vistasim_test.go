@@ -259,7 +259,11 @@ func TestParseFilter(t *testing.T) {
 		{"SeatsAvailable gt 0", nil},
 	}
 	for _, tt := range tests {
-		got, err := parseFilter(tt.in)
+		f, err := parseFilter(tt.in)
+		got := f.ids
+		if f.window != nil {
+			t.Errorf("parseFilter(%q): a window, want ids", tt.in)
+		}
 		if tt.want == nil {
 			if err == nil {
 				t.Errorf("parseFilter(%q) = %q, want an error", tt.in, got)
@@ -878,15 +882,16 @@ func TestRequests(t *testing.T) {
 	get(t, ts, base+"Sessions?$skip=500", auth...)
 	get(t, ts, seatsPath("1001-1"), auth...)
 	get(t, ts, base+"Sessions?%24filter=ID%20eq%20'x'", auth...)
+	get(t, ts, base+"Sessions?%24filter=Showtime%20ge%20datetime'2026-11-25T18:00'", auth...)
 	get(t, ts, base+"Nope", auth...)
 	s.Fail(Failure{Mode: FailStatus, Endpoint: EndpointCinemas})
 	get(t, ts, base+"Cinemas", auth...)
-	want := map[string]int64{"cinemas": 2, "films": 2, "sessions": 2, "seats": 2, "other": 1}
+	want := map[string]int64{"cinemas": 2, "films": 2, "sessions": 2, "seats": 2, "window": 1, "other": 1}
 	if got := s.Requests(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Requests() = %v, want %v", got, want)
 	}
 	s.ResetRequests()
-	if got := s.Requests(); fmt.Sprint(got) != fmt.Sprint(map[string]int64{"cinemas": 0, "films": 0, "sessions": 0, "seats": 0, "other": 0}) {
+	if got := s.Requests(); fmt.Sprint(got) != fmt.Sprint(map[string]int64{"cinemas": 0, "films": 0, "sessions": 0, "seats": 0, "window": 0, "other": 0}) {
 		t.Errorf("after ResetRequests: %v", got)
 	}
 }
