@@ -6,18 +6,21 @@
 //
 //	ID eq '1001-196504' or ID eq '1003-196521'
 //	Showtime ge datetime'2026-11-25T18:00:00' and Showtime lt datetime'2026-11-25T19:20:00'
+//	(Showtime ge datetime'2026-11-26T11:40:00' and Showtime lt datetime'2026-11-26T13:00:00') or (Showtime ge datetime'2026-11-26T19:40:00' and Showtime lt datetime'2026-11-26T23:00:00')
 //
 // The grammar, in ABNF. Keywords, property names and the datetime prefix
 // are case-sensitive, as in OData; spaces and tabs may stand between any
 // two tokens (none inside a literal, nor between datetime and its quote);
-// any term or run of terms may be wrapped in parentheses, nested freely,
-// as long as a filter joins only like terms with their one connective:
+// any term or run of terms may be wrapped in parentheses, nested freely.
+// "and" binds tighter than "or", as in OData, so that A and B or C and D
+// is (A and B) or (C and D):
 //
 //	filter   = ids / window
 //	ids      = idterm *( "or" idterm )            ; 1 to Config.MaxFilterIDs ids
 //	idterm   = "ID" "eq" string
 //	string   = "'" *( char / "''" ) "'"            ; '' is a quote
-//	window   = cmp [ "and" cmp ]                  ; Sessions only
+//	window   = group *( "or" group )              ; Sessions only; 1 to 100 groups
+//	group    = cmp [ "and" cmp ]
 //	cmp      = "Showtime" op datetime
 //	op       = "ge" / "gt" / "le" / "lt"
 //	datetime = "datetime'" date "T" hh ":" mm [ ":" ss [ "." 1*7DIGIT ] ] "'"
@@ -26,9 +29,13 @@
 //
 // A window's datetimes are wall times with no zone: Showtime is compared
 // as each cinema's local wall time, the very text the rows' Showtime
-// field carries. A filter that mixes ID and Showtime terms, joins ID terms
-// with "and" or Showtime terms with "or", has more than two comparisons,
-// or names another property or operator, is refused.
+// field carries. A row is in a window when every comparison of one of its
+// groups holds, whichever group: the answer is the union of the groups,
+// each row once, in the list's order. A filter that mixes ID and Showtime
+// terms, joins ID terms with "and", has a group of more than two
+// comparisons, puts an "or" inside an "and" (as in (A or B) and C), or
+// names another property or operator, is refused; so is a window of more
+// than 100 groups, as past the node count limit.
 
 package vistasim
 
@@ -46,9 +53,9 @@ import (
 
 // query is the OData options of a request.
 type query struct {
-	sel    []string // nil: every field
-	ids    []string // nil: no ID $filter
-	window []bound  // nil: no Showtime $filter; else 1 or 2 bounds, all to hold
+	sel    []string  // nil: every field
+	ids    []string  // nil: no ID $filter
+	window [][]bound // nil: no Showtime $filter; else its groups, see filter
 	skip   int
 	top    int // -1: none
 	selRaw string
@@ -102,6 +109,9 @@ func parseQuery(raw string, maxIDs int) (query, error) {
 			if len(f.ids) > maxIDs {
 				return q, fmt.Errorf("The node count limit of '%d' has been exceeded: the filter names %d ids.", maxIDs, len(f.ids))
 			}
+			if len(f.window) > maxWindowGroups {
+				return q, fmt.Errorf("The node count limit of '%d' has been exceeded: the filter names %d windows.", maxWindowGroups, len(f.window))
+			}
 			q.ids, q.window = f.ids, f.window
 		case "$skip", "$top":
 			n, err := strconv.Atoi(val)
@@ -124,38 +134,72 @@ func parseQuery(raw string, maxIDs int) (query, error) {
 	return q, nil
 }
 
-// filter is a parsed $filter: a seat check's ids or a window's bounds.
+// maxWindowGroups is the most groups, windows joined by "or", that a
+// window query may have.
+const maxWindowGroups = 100
+
+// filter is a parsed $filter: a seat check's ids or a window's groups.
 type filter struct {
-	ids    []string // the ids named, in order; nil for a window
-	window []bound  // the Showtime comparisons; nil for a seat check
+	ids []string // the ids named, in order; nil for a window
+	// window is the groups of Showtime comparisons, in order, each of one
+	// or two bounds: a row is in when all the bounds of any group hold.
+	// It is nil for a seat check.
+	window [][]bound
 }
 
 // parseFilter reads a filter of one of the two shapes of the grammar
 // above: the seat check's `ID eq 'A' or ID eq 'B'` or the window's
-// `Showtime ge datetime'…' and Showtime lt datetime'…'`.
+// `Showtime ge datetime'…' and Showtime lt datetime'…'`, one group or
+// several joined by "or".
 func parseFilter(s string) (filter, error) {
 	toks, err := tokenize(s)
 	if err != nil {
 		return filter{}, err
 	}
 	p := &filterParser{toks: toks}
-	if err := p.expr(); err != nil {
+	groups, err := p.or()
+	if err != nil {
 		return filter{}, err
 	}
 	if p.pos != len(p.toks) {
 		return filter{}, fmt.Errorf("unexpected %q", p.toks[p.pos].text)
 	}
-	switch {
-	case len(p.ids) > 0 && len(p.window) > 0:
-		return filter{}, errors.New("a filter cannot mix ID and Showtime terms")
-	case len(p.ids) > 0 && p.and:
-		return filter{}, errors.New("ID terms may only be joined by 'or'")
-	case len(p.window) > 0 && p.or:
-		return filter{}, errors.New("Showtime comparisons may only be joined by 'and'")
-	case len(p.window) > 2:
-		return filter{}, fmt.Errorf("at most two Showtime comparisons are supported, not %d", len(p.window))
+	var nIDs, nCmps int
+	for _, g := range groups {
+		for _, t := range g {
+			if t.isID {
+				nIDs++
+			} else {
+				nCmps++
+			}
+		}
 	}
-	return filter{ids: p.ids, window: p.window}, nil
+	var f filter
+	switch {
+	case nIDs > 0 && nCmps > 0:
+		return filter{}, errors.New("a filter cannot mix ID and Showtime terms")
+	case nIDs > 0:
+		f.ids = make([]string, 0, len(groups))
+		for _, g := range groups {
+			if len(g) > 1 {
+				return filter{}, errors.New("ID terms may only be joined by 'or'")
+			}
+			f.ids = append(f.ids, g[0].id)
+		}
+	default:
+		f.window = make([][]bound, 0, len(groups))
+		for _, g := range groups {
+			if len(g) > 2 {
+				return filter{}, fmt.Errorf("a window joins at most two Showtime comparisons with 'and', not %d", len(g))
+			}
+			bs := make([]bound, len(g))
+			for i, t := range g {
+				bs[i] = t.b
+			}
+			f.window = append(f.window, bs)
+		}
+	}
+	return f, nil
 }
 
 // mentionsShowtime reports whether a $filter names the property Showtime
@@ -370,14 +414,20 @@ func quoted(s string, i int) (string, int, error) {
 	}
 }
 
-// filterParser reads the terms of a filter and notes the connectives that
-// join them; parseFilter then checks that they make one of the shapes.
+// filterTerm is one comparison of a filter: ID eq '…' or Showtime op
+// datetime'…'.
+type filterTerm struct {
+	isID bool
+	id   string // the id of an ID term
+	b    bound  // the bound of a Showtime term
+}
+
+// filterParser reads a filter, with OData's precedence, as an "or" of
+// "and"s of terms; parseFilter then checks that they make one of the
+// shapes.
 type filterParser struct {
-	toks    []token
-	pos     int
-	ids     []string
-	window  []bound
-	and, or bool
+	toks []token
+	pos  int
 }
 
 func (p *filterParser) next() (token, bool) {
@@ -393,70 +443,91 @@ func (p *filterParser) peekWord(w string) bool {
 	return p.pos < len(p.toks) && p.toks[p.pos].kind == tokWord && p.toks[p.pos].text == w
 }
 
-// expr := term (("and" | "or") term)*
+// or := and ("or" and)*
 //
-// The shapes join like terms with one connective only, so precedence
-// between "and" and "or" never matters.
-func (p *filterParser) expr() error {
-	if err := p.term(); err != nil {
-		return err
+// It returns the "and"s it joins, each as its terms, in order; an "or"
+// within parentheses is flattened into the one around it.
+func (p *filterParser) or() ([][]filterTerm, error) {
+	groups, err := p.and()
+	if err != nil {
+		return nil, err
 	}
-	for p.peekWord("or") || p.peekWord("and") {
-		if p.toks[p.pos].text == "or" {
-			p.or = true
-		} else {
-			p.and = true
-		}
+	for p.peekWord("or") {
 		p.pos++
-		if err := p.term(); err != nil {
-			return err
+		more, err := p.and()
+		if err != nil {
+			return nil, err
 		}
+		groups = append(groups, more...)
 	}
-	return nil
+	return groups, nil
 }
 
-// term := "(" expr ")" | "ID" "eq" string | "Showtime" op datetime
-func (p *filterParser) term() error {
+// and := primary ("and" primary)*
+//
+// It returns one group, the terms it joins, unless it is a lone primary
+// that is an "or" in parentheses; an "or" joined by "and" to anything,
+// as in (A or B) and C, is not a shape the filters take.
+func (p *filterParser) and() ([][]filterTerm, error) {
+	groups, err := p.primary()
+	if err != nil {
+		return nil, err
+	}
+	for p.peekWord("and") {
+		p.pos++
+		more, err := p.primary()
+		if err != nil {
+			return nil, err
+		}
+		if len(groups) != 1 || len(more) != 1 {
+			return nil, errors.New("an 'or' inside an 'and' is not supported")
+		}
+		groups[0] = append(groups[0], more[0]...)
+	}
+	return groups, nil
+}
+
+// primary := "(" or ")" | "ID" "eq" string | "Showtime" op datetime
+func (p *filterParser) primary() ([][]filterTerm, error) {
 	t, ok := p.next()
 	switch {
 	case !ok:
-		return errors.New("unexpected end")
+		return nil, errors.New("unexpected end")
 	case t.kind == tokOpen:
-		if err := p.expr(); err != nil {
-			return err
+		groups, err := p.or()
+		if err != nil {
+			return nil, err
 		}
 		if t, ok := p.next(); !ok || t.kind != tokClose {
-			return errors.New("missing ')'")
+			return nil, errors.New("missing ')'")
 		}
-		return nil
+		return groups, nil
 	case t.kind == tokWord && t.text == "ID":
 		if !p.peekWord("eq") {
-			return errors.New("only 'ID eq' is supported")
+			return nil, errors.New("only 'ID eq' is supported")
 		}
 		p.pos++
 		v, ok := p.next()
 		if !ok || v.kind != tokString {
-			return errors.New("'ID eq' must be followed by a quoted id")
+			return nil, errors.New("'ID eq' must be followed by a quoted id")
 		}
-		p.ids = append(p.ids, v.text)
-		return nil
+		return [][]filterTerm{{{isID: true, id: v.text}}}, nil
 	case t.kind == tokWord && t.text == "Showtime":
 		o, ok := p.next()
 		op := cmpOps[o.text]
 		if !ok || o.kind != tokWord || op == 0 {
-			return errors.New("Showtime may only be compared with 'ge', 'gt', 'le' or 'lt'")
+			return nil, errors.New("Showtime may only be compared with 'ge', 'gt', 'le' or 'lt'")
 		}
 		v, ok := p.next()
 		if !ok || v.kind != tokDatetime {
-			return fmt.Errorf("'Showtime %s' must be followed by a datetime'yyyy-mm-ddThh:mm:ss' literal", o.text)
+			return nil, fmt.Errorf("'Showtime %s' must be followed by a datetime'yyyy-mm-ddThh:mm:ss' literal", o.text)
 		}
 		b := bound{op: op}
 		var err error
 		if b.wall, b.frac, err = parseDatetime(v.text); err != nil {
-			return err
+			return nil, err
 		}
-		p.window = append(p.window, b)
-		return nil
+		return [][]filterTerm{{{b: b}}}, nil
 	}
-	return fmt.Errorf("unexpected %q", t.text)
+	return nil, fmt.Errorf("unexpected %q", t.text)
 }

@@ -6,7 +6,10 @@
 // check, `ID eq 'A' or ID eq 'B'`, and the window query, `Showtime ge
 // datetime'2026-11-25T18:00:00' and Showtime lt datetime'…'`, which lists
 // every session whose wall showtime lies in the window, all cinemas,
-// paged like the full list. Each shape is an endpoint of its own for the
+// paged like the full list. A window query may ask for several windows
+// at once, joined by "or" (`(Showtime ge … and Showtime lt …) or
+// (Showtime ge … and Showtime lt …)`, up to 100), and lists the sessions
+// in any of them, each once. Each shape is an endpoint of its own for the
 // counters and the failures, and Rows counts what each request cost the
 // server: the rows it scanned and the rows it returned.
 //

@@ -139,20 +139,31 @@ func (sn *snapshot) listSessions(ids []string) ([]sessionRow, int) {
 }
 
 // windowSessions returns the sessions listed now whose Showtime, the wall
-// time their row carries, satisfies every bound, in Vista's order, and the
-// rows it scanned: every listed session.
-func (sn *snapshot) windowSessions(window []bound) ([]sessionRow, int) {
+// time their row carries, satisfies every bound of one group or more of
+// the window, each once, in Vista's order, and the rows it scanned: every
+// listed session, once, however many groups the window has.
+func (sn *snapshot) windowSessions(window [][]bound) ([]sessionRow, int) {
 	scanned := 0
 	rows := sn.scanSessions(func(x *session) bool {
 		scanned++
-		for i := range window {
-			if !window[i].holds(&x.showtime) {
-				return false
+		for _, group := range window {
+			if holdsAll(group, &x.showtime) {
+				return true
 			}
 		}
-		return true
+		return false
 	})
 	return rows, scanned
+}
+
+// holdsAll reports whether a Showtime satisfies every bound of a group.
+func holdsAll(group []bound, showtime *[19]byte) bool {
+	for i := range group {
+		if !group[i].holds(showtime) {
+			return false
+		}
+	}
+	return true
 }
 
 // scanSessions walks the listed sessions in Vista's order and returns

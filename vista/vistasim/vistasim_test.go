@@ -250,6 +250,8 @@ func TestParseFilter(t *testing.T) {
 		{"Id eq 'A'", nil},
 		{"Name eq 'A'", nil},
 		{"ID eq 'A' and ID eq 'B'", nil},
+		{"ID eq 'A' or ID eq 'B' and ID eq 'C'", nil},
+		{"(ID eq 'A' or ID eq 'B') and ID eq 'C'", nil},
 		{"ID eq 'A' or", nil},
 		{"ID eq 'A", nil},
 		{"(ID eq 'A'", nil},

@@ -68,22 +68,38 @@ func TestParseWindowFilter(t *testing.T) {
 	}
 	tests := []struct {
 		in   string
-		want []bound // nil: an error
+		want [][]bound // nil: an error
 	}{
 		{"Showtime ge datetime'2026-11-25T18:00:00' and Showtime lt datetime'2026-11-25T19:20:00'",
-			[]bound{w(opGE, "2026-11-25T18:00:00", 0), w(opLT, "2026-11-25T19:20:00", 0)}},
-		{"Showtime gt datetime'2026-11-25T18:00'", []bound{w(opGT, "2026-11-25T18:00:00", 0)}},
-		{"Showtime le datetime'2026-11-25T18:00:59'", []bound{w(opLE, "2026-11-25T18:00:59", 0)}},
-		{"Showtime lt datetime'2026-11-25T18:00:00.5'", []bound{w(opLT, "2026-11-25T18:00:00", 500_000_000)}},
-		{"Showtime lt datetime'2026-11-25T18:00:00.0000001'", []bound{w(opLT, "2026-11-25T18:00:00", 100)}},
-		{"Showtime lt datetime'2026-11-25T18:00:00.0000000'", []bound{w(opLT, "2026-11-25T18:00:00", 0)}},
+			[][]bound{{w(opGE, "2026-11-25T18:00:00", 0), w(opLT, "2026-11-25T19:20:00", 0)}}},
+		{"Showtime gt datetime'2026-11-25T18:00'", [][]bound{{w(opGT, "2026-11-25T18:00:00", 0)}}},
+		{"Showtime le datetime'2026-11-25T18:00:59'", [][]bound{{w(opLE, "2026-11-25T18:00:59", 0)}}},
+		{"Showtime lt datetime'2026-11-25T18:00:00.5'", [][]bound{{w(opLT, "2026-11-25T18:00:00", 500_000_000)}}},
+		{"Showtime lt datetime'2026-11-25T18:00:00.0000001'", [][]bound{{w(opLT, "2026-11-25T18:00:00", 100)}}},
+		{"Showtime lt datetime'2026-11-25T18:00:00.0000000'", [][]bound{{w(opLT, "2026-11-25T18:00:00", 0)}}},
 		{"  (Showtime   ge datetime'2026-11-25T18:00')and(  Showtime lt datetime'2026-11-25T19:20' ) ",
-			[]bound{w(opGE, "2026-11-25T18:00:00", 0), w(opLT, "2026-11-25T19:20:00", 0)}},
+			[][]bound{{w(opGE, "2026-11-25T18:00:00", 0), w(opLT, "2026-11-25T19:20:00", 0)}}},
 		{"((Showtime ge datetime'2026-11-25T18:00' and Showtime lt datetime'2026-11-25T19:20'))",
-			[]bound{w(opGE, "2026-11-25T18:00:00", 0), w(opLT, "2026-11-25T19:20:00", 0)}},
-		{"\tShowtime lt datetime'2028-02-29T23:59:59'", []bound{w(opLT, "2028-02-29T23:59:59", 0)}},
+			[][]bound{{w(opGE, "2026-11-25T18:00:00", 0), w(opLT, "2026-11-25T19:20:00", 0)}}},
+		{"\tShowtime lt datetime'2028-02-29T23:59:59'", [][]bound{{w(opLT, "2028-02-29T23:59:59", 0)}}},
 		{"Showtime ge datetime'2026-11-25T18:00' and Showtime ge datetime'2026-11-25T19:00'",
-			[]bound{w(opGE, "2026-11-25T18:00:00", 0), w(opGE, "2026-11-25T19:00:00", 0)}},
+			[][]bound{{w(opGE, "2026-11-25T18:00:00", 0), w(opGE, "2026-11-25T19:00:00", 0)}}},
+
+		// Several windows: groups joined by "or", "and" binding tighter.
+		{"Showtime ge datetime'2026-11-25T18:00' or Showtime lt datetime'2026-11-25T19:20'",
+			[][]bound{{w(opGE, "2026-11-25T18:00:00", 0)}, {w(opLT, "2026-11-25T19:20:00", 0)}}},
+		{"(Showtime ge datetime'2031-11-26T11:40:00' and Showtime lt datetime'2031-11-26T13:00:00') or (Showtime ge datetime'2031-11-26T19:40:00' and Showtime lt datetime'2031-11-26T23:00:00')",
+			[][]bound{{w(opGE, "2031-11-26T11:40:00", 0), w(opLT, "2031-11-26T13:00:00", 0)}, {w(opGE, "2031-11-26T19:40:00", 0), w(opLT, "2031-11-26T23:00:00", 0)}}},
+		{"Showtime ge datetime'2026-11-25T11:00' and Showtime lt datetime'2026-11-25T12:00' or Showtime ge datetime'2026-11-25T19:00' and Showtime lt datetime'2026-11-25T20:00'",
+			[][]bound{{w(opGE, "2026-11-25T11:00:00", 0), w(opLT, "2026-11-25T12:00:00", 0)}, {w(opGE, "2026-11-25T19:00:00", 0), w(opLT, "2026-11-25T20:00:00", 0)}}},
+		{"Showtime lt datetime'2026-11-25T11:00' or Showtime ge datetime'2026-11-25T19:00' and Showtime lt datetime'2026-11-25T20:00'",
+			[][]bound{{w(opLT, "2026-11-25T11:00:00", 0)}, {w(opGE, "2026-11-25T19:00:00", 0), w(opLT, "2026-11-25T20:00:00", 0)}}},
+		{"Showtime ge datetime'2026-11-25T19:00' and Showtime lt datetime'2026-11-25T20:00' or Showtime lt datetime'2026-11-25T11:00'",
+			[][]bound{{w(opGE, "2026-11-25T19:00:00", 0), w(opLT, "2026-11-25T20:00:00", 0)}, {w(opLT, "2026-11-25T11:00:00", 0)}}},
+		{"((Showtime ge datetime'2026-11-25T11:00') and (Showtime lt datetime'2026-11-25T12:00') or ((Showtime gt datetime'2026-11-26T11:00') or (Showtime le datetime'2026-11-24T12:00')))",
+			[][]bound{{w(opGE, "2026-11-25T11:00:00", 0), w(opLT, "2026-11-25T12:00:00", 0)}, {w(opGT, "2026-11-26T11:00:00", 0)}, {w(opLE, "2026-11-24T12:00:00", 0)}}},
+		{"(Showtime ge datetime'2026-11-25T11:00' and Showtime lt datetime'2026-11-25T12:00')or(Showtime ge datetime'2026-11-25T11:00' and Showtime lt datetime'2026-11-25T12:00')",
+			[][]bound{{w(opGE, "2026-11-25T11:00:00", 0), w(opLT, "2026-11-25T12:00:00", 0)}, {w(opGE, "2026-11-25T11:00:00", 0), w(opLT, "2026-11-25T12:00:00", 0)}}},
 
 		// Refused: other operators, properties, connectives, shapes.
 		{"Showtime eq datetime'2026-11-25T18:00'", nil},
@@ -91,8 +107,20 @@ func TestParseWindowFilter(t *testing.T) {
 		{"Showtime GE datetime'2026-11-25T18:00'", nil},
 		{"showtime ge datetime'2026-11-25T18:00'", nil},
 		{"SeatsAvailable gt 0", nil},
-		{"Showtime ge datetime'2026-11-25T18:00' or Showtime lt datetime'2026-11-25T19:20'", nil},
 		{"Showtime ge datetime'2026-11-25T18:00' and Showtime lt datetime'2026-11-25T19:20' and Showtime lt datetime'2026-11-25T19:00'", nil},
+		{"(Showtime ge datetime'2026-11-25T18:00' and Showtime lt datetime'2026-11-25T19:20') and Showtime lt datetime'2026-11-25T19:00'", nil},
+		{"Showtime lt datetime'2026-11-25T11:00' or Showtime ge datetime'2026-11-25T18:00' and Showtime lt datetime'2026-11-25T19:20' and Showtime lt datetime'2026-11-25T19:00'", nil},
+		{"(Showtime ge datetime'2026-11-25T18:00' or Showtime ge datetime'2026-11-25T19:00') and Showtime lt datetime'2026-11-25T19:20'", nil},
+		{"Showtime lt datetime'2026-11-25T19:20' and (Showtime ge datetime'2026-11-25T18:00' or Showtime ge datetime'2026-11-25T19:00')", nil},
+		{"Showtime ge datetime'2026-11-25T18:00' or", nil},
+		{"or Showtime ge datetime'2026-11-25T18:00'", nil},
+		{"Showtime ge datetime'2026-11-25T18:00' or or Showtime ge datetime'2026-11-25T19:00'", nil},
+		{"Showtime ge datetime'2026-11-25T18:00' or ()", nil},
+		{"Showtime ge datetime'2026-11-25T18:00' Showtime ge datetime'2026-11-25T19:00'", nil},
+		{"Showtime ge datetime'2026-11-25T18:00' OR Showtime ge datetime'2026-11-25T19:00'", nil},
+		{"Showtime ge datetime'2026-11-25T18:00' or ID eq '1001-1'", nil},
+		{"(Showtime ge datetime'2026-11-25T18:00' and Showtime lt datetime'2026-11-25T19:20') or ID eq '1001-1'", nil},
+		{"ID eq '1001-1' or ID eq '1001-2' or (Showtime ge datetime'2026-11-25T18:00' and Showtime lt datetime'2026-11-25T19:20')", nil},
 		{"Showtime ge datetime'2026-11-25T18:00' and ID eq '1001-1'", nil},
 		{"ID eq '1001-1' or Showtime ge datetime'2026-11-25T18:00'", nil},
 		{"(ID eq '1001-1') and (Showtime ge datetime'2026-11-25T18:00')", nil},
@@ -140,7 +168,7 @@ func TestParseWindowFilter(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || f.ids != nil || !slices.Equal(f.window, tt.want) {
+		if err != nil || f.ids != nil || !slices.EqualFunc(f.window, tt.want, slices.Equal[[]bound]) {
 			t.Errorf("parseFilter(%q) = %+v, %v; want window %+v", tt.in, f, err, tt.want)
 		}
 	}
@@ -469,7 +497,7 @@ func TestWindowBadFilters(t *testing.T) {
 	for _, filter := range []string{
 		"Showtime ge datetime'2026-11-25T18:00' and ID eq '" + id + "'",
 		"ID eq '" + id + "' or Showtime ge datetime'2026-11-25T18:00'",
-		"Showtime ge datetime'2026-11-25T18:00' or Showtime lt datetime'2026-11-25T19:00'",
+		"Showtime ge datetime'2026-11-25T18:00' and Showtime lt datetime'2026-11-25T19:00' and Showtime lt datetime'2026-11-25T18:30'",
 		"Showtime eq datetime'2026-11-25T18:00'",
 		"Showtime ge datetime'2026-11-25T18:00' and SeatsAvailable gt 0",
 		"Showtime ge datetime'2026-11-25T25:00'",
@@ -686,6 +714,358 @@ func TestRowCost(t *testing.T) {
 		}
 		if rc := s.Rows()[EndpointWindow]; rc.Scanned == 0 || rc.Returned != 0 {
 			t.Errorf("an abandoned window cost %+v, want its scan and nothing returned", rc)
+		}
+	})
+}
+
+// span is one window of wall time, [from, to), as the warmer asks for it.
+type span struct{ from, to string }
+
+// windowsFilter is the warmer's $filter for several windows at once: one
+// parenthesized group per window, joined by "or".
+func windowsFilter(spans ...span) string {
+	var groups []string
+	for _, sp := range spans {
+		groups = append(groups, "("+windowFilter(sp.from, sp.to)+")")
+	}
+	return strings.Join(groups, " or ")
+}
+
+// inSpans keeps the wall times in any of the spans, written to the second.
+func inSpans(spans ...span) func(w string) bool {
+	return func(w string) bool {
+		for _, sp := range spans {
+			if w >= sp.from && w < sp.to {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// Several windows in one query: the answer is the union of the windows,
+// each row once, in the list's order.
+func TestWindowGroups(t *testing.T) {
+	s, ts, _ := MustServer(t, Config{Seed: 5, ShowsPerDay: 8, PageSize: NoPaging})
+	all := s.Sessions()
+
+	// check asks for filter, escaped each way a client may, and wants
+	// exactly the ids of want, with the rows' fields, and one scan of the
+	// listed sessions per request whatever the number of groups.
+	check := func(t *testing.T, filter string, want []SessionInfo) {
+		t.Helper()
+		for _, esc := range []func(string) string{escapeAsClient, url.PathEscape, url.QueryEscape} {
+			path := base + "Sessions?" + seatSelect + "&$filter=" + esc(filter)
+			before := s.Rows()[EndpointWindow]
+			f := mustFeed(t, ts, path)
+			after := s.Rows()[EndpointWindow]
+			if got := ids(f.Value); !slices.Equal(got, infoIDs(want)) && !(len(got) == 0 && len(want) == 0) {
+				t.Fatalf("GET %s:\n ids %q\nwant %q", path, got, infoIDs(want))
+			}
+			for i, row := range f.Value {
+				x := want[i]
+				if len(row) != 4 || row["SeatsAvailable"] != float64(x.SeatsAvailable) ||
+					row["SoldoutStatus"] != float64(x.SoldoutStatus) || row["Status"] != float64(x.StatusCode) {
+					t.Fatalf("row %v, want %+v with exactly the $select's fields", row, x)
+				}
+			}
+			if f.NextLink != "" {
+				t.Errorf("unpaged windows have a nextLink %s", f.NextLink)
+			}
+			cost := RowCount{Requests: after.Requests - before.Requests, Scanned: after.Scanned - before.Scanned, Returned: after.Returned - before.Returned}
+			if wantCost := (RowCount{Requests: 1, Scanned: int64(len(all)), Returned: int64(len(want))}); cost != wantCost {
+				t.Errorf("GET %s cost %+v, want %+v: every listed session scanned once", path, cost, wantCost)
+			}
+		}
+	}
+	// nonEmpty fails the test when a span holds no session: it would
+	// prove nothing.
+	nonEmpty := func(t *testing.T, spans ...span) {
+		t.Helper()
+		for _, sp := range spans {
+			if len(inWindow(all, inSpans(sp))) == 0 {
+				t.Fatalf("no session in [%s, %s): the test needs some", sp.from, sp.to)
+			}
+		}
+	}
+
+	t.Run("two windows", func(t *testing.T) {
+		spans := []span{{"2026-11-26T11:40:00", "2026-11-26T13:00:00"}, {"2026-11-26T19:40:00", "2026-11-26T23:00:00"}}
+		nonEmpty(t, spans...)
+		want := inWindow(all, inSpans(spans...))
+		check(t, windowsFilter(spans...), want)
+		// The same windows, the other way round: the same rows, in the
+		// list's order.
+		check(t, windowsFilter(spans[1], spans[0]), want)
+	})
+
+	t.Run("three windows", func(t *testing.T) {
+		spans := []span{
+			{"2026-11-26T19:40:00", "2026-11-26T23:00:00"},
+			{"2026-11-27T11:40:00", "2026-11-27T13:00:00"},
+			{"2026-11-28T16:00:00", "2026-11-28T18:30:00"},
+		}
+		nonEmpty(t, spans...)
+		want := inWindow(all, inSpans(spans...))
+		check(t, windowsFilter(spans...), want)
+		// One bound a group, and groups of one bound next to groups of two.
+		lone := "Showtime lt datetime'2026-11-25T20:00' or (" + windowFilter(spans[1].from, spans[1].to) +
+			") or Showtime ge datetime'2026-12-05T18:00'"
+		check(t, lone, inWindow(all, func(w string) bool {
+			return w < "2026-11-25T20:00:00" || inSpans(spans[1])(w) || w >= "2026-12-05T18:00:00"
+		}))
+	})
+
+	t.Run("overlapping windows give each row once", func(t *testing.T) {
+		a, b := span{"2026-11-26T10:00:00", "2026-11-26T14:00:00"}, span{"2026-11-26T12:00:00", "2026-11-26T16:00:00"}
+		if len(inWindow(all, func(w string) bool { return inSpans(a)(w) && inSpans(b)(w) })) == 0 {
+			t.Fatal("the windows share no session: the test proves nothing")
+		}
+		want := inWindow(all, inSpans(span{a.from, b.to}))
+		check(t, windowsFilter(a, b), want)
+		check(t, windowsFilter(a, b, a, b), want)
+		inner := span{"2026-11-26T12:30:00", "2026-11-26T13:30:00"}
+		check(t, windowsFilter(a, inner), inWindow(all, inSpans(a)))
+		check(t, windowsFilter(inner, a), inWindow(all, inSpans(a)))
+	})
+
+	t.Run("and binds tighter than or", func(t *testing.T) {
+		a, b := span{"2026-11-26T11:40:00", "2026-11-26T13:00:00"}, span{"2026-11-26T19:40:00", "2026-11-26T23:00:00"}
+		nonEmpty(t, a, b)
+		// A and B or C and D is (A and B) or (C and D).
+		bare := windowFilter(a.from, a.to) + " or " + windowFilter(b.from, b.to)
+		check(t, bare, inWindow(all, inSpans(a, b)))
+		check(t, "("+bare+")", inWindow(all, inSpans(a, b)))
+
+		// A or B and C is A or (B and C), not (A or B) and C: read the
+		// second way, it would leave out the sessions after late, which
+		// are past b.to.
+		late := "2026-11-28T00:00:00"
+		filter := "Showtime ge datetime'" + late + "' or " + windowFilter(b.from, b.to)
+		want := inWindow(all, func(w string) bool { return w >= late || inSpans(b)(w) })
+		wrong := inWindow(all, func(w string) bool { return (w >= late || w >= b.from) && w < b.to })
+		if slices.Equal(infoIDs(want), infoIDs(wrong)) {
+			t.Fatal("both readings give the same rows: the test proves nothing")
+		}
+		check(t, filter, want)
+
+		// B and C or A is (B and C) or A, not B and (C or A): read the
+		// second way, it would leave out the sessions before early, which
+		// are before b.from.
+		early := "2026-11-26T09:00:00"
+		filter = windowFilter(b.from, b.to) + " or Showtime lt datetime'" + early + "'"
+		want = inWindow(all, func(w string) bool { return inSpans(b)(w) || w < early })
+		wrong = inWindow(all, func(w string) bool { return w >= b.from && (w < b.to || w < early) })
+		if slices.Equal(infoIDs(want), infoIDs(wrong)) {
+			t.Fatal("both readings give the same rows: the test proves nothing")
+		}
+		check(t, filter, want)
+	})
+
+	t.Run("parentheses", func(t *testing.T) {
+		a, b := span{"2026-11-26T11:40:00", "2026-11-26T13:00:00"}, span{"2026-11-26T19:40:00", "2026-11-26T23:00:00"}
+		want := inWindow(all, inSpans(a, b))
+		for _, filter := range []string{
+			"((" + windowFilter(a.from, a.to) + ") or (" + windowFilter(b.from, b.to) + "))",
+			"(Showtime ge datetime'" + a.from + "') and (Showtime lt datetime'" + a.to + "') or ((Showtime ge datetime'" + b.from + "') and Showtime lt datetime'" + b.to + "')",
+			"(" + windowFilter(a.from, a.to) + ")or(" + windowFilter(b.from, b.to) + ")",
+			"  ( ( " + windowFilter(a.from, a.to) + " ) )  or\t" + windowFilter(b.from, b.to) + " ",
+		} {
+			check(t, filter, want)
+		}
+	})
+
+	t.Run("windows with nothing in them", func(t *testing.T) {
+		a := span{"2026-11-26T11:40:00", "2026-11-26T13:00:00"}
+		check(t, windowsFilter(span{"2031-01-01T00:00:00", "2031-01-02T00:00:00"}, span{"2026-11-26T19:00:00", "2026-11-26T18:00:00"}), nil)
+		check(t, windowsFilter(span{"2031-01-01T00:00:00", "2031-01-02T00:00:00"}, a), inWindow(all, inSpans(a)))
+	})
+}
+
+// Paging a union of windows: every row once over the pages, in the list's
+// order, each nextLink keeping the $filter.
+func TestWindowGroupsPaging(t *testing.T) {
+	s, ts, _ := MustServer(t, Config{Seed: 5, ShowsPerDay: 8, PageSize: 7})
+	all := s.Sessions()
+	spans := []span{
+		{"2026-11-26T11:40:00", "2026-11-26T13:00:00"},
+		{"2026-11-26T19:40:00", "2026-11-26T23:00:00"},
+		{"2026-11-27T12:00:00", "2026-11-27T15:00:00"},
+	}
+	want := infoIDs(inWindow(all, inSpans(spans...)))
+	if len(want) < 30 {
+		t.Fatalf("%d sessions in the windows, want 30 or more", len(want))
+	}
+	for _, filter := range []string{
+		windowsFilter(spans...),
+		// Without parentheses, and overlapping the first window twice.
+		windowFilter(spans[0].from, spans[0].to) + " or " + windowFilter(spans[1].from, spans[1].to) + " or " +
+			windowFilter(spans[2].from, spans[2].to) + " or " + windowFilter("2026-11-26T12:00:00", "2026-11-26T12:40:00"),
+	} {
+		t.Run(filter, func(t *testing.T) {
+			s.ResetRequests()
+			var got []string
+			pages := 0
+			for next := windowPath(filter); next != ""; pages++ {
+				f := mustFeed(t, ts, next)
+				if len(f.Value) > 7 {
+					t.Fatalf("page of %d rows, PageSize 7", len(f.Value))
+				}
+				got = append(got, ids(f.Value)...)
+				if next = f.NextLink; next != "" {
+					u, err := url.Parse(next)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if q := u.Query(); q.Get("$filter") != filter || q.Get("$select") != strings.TrimPrefix(seatSelect, "$select=") {
+						t.Fatalf("nextLink %s lost the $filter or the $select", next)
+					}
+				}
+				if pages > 100 {
+					t.Fatal("nextLink never ends")
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("paged windows:\n %q\nwant %q", got, want)
+			}
+			if wantPages := (len(want) + 6) / 7; pages != wantPages {
+				t.Errorf("%d pages, want %d", pages, wantPages)
+			}
+			wantRows := RowCount{Requests: int64(pages), Scanned: int64(pages * len(all)), Returned: int64(len(want))}
+			if got := s.Rows()[EndpointWindow]; got != wantRows {
+				t.Errorf("Rows()[window] = %+v, want %+v (each page scans the list once)", got, wantRows)
+			}
+			if n := s.Requests()[EndpointSeats] + s.Requests()[EndpointSessions]; n != 0 {
+				t.Errorf("the windows' pages counted %d times as seat checks or lists", n)
+			}
+		})
+	}
+
+	t.Run("$top and $skip", func(t *testing.T) {
+		f := mustFeed(t, ts, windowPath(windowsFilter(spans...))+"&$skip=3&$top=5")
+		if got := ids(f.Value); !slices.Equal(got, want[3:8]) || f.NextLink != "" {
+			t.Errorf("$skip=3&$top=5: %q (next %q), want %q", got, f.NextLink, want[3:8])
+		}
+	})
+}
+
+// At most maxWindowGroups groups; each of one or two comparisons; no ID
+// terms among them.
+func TestWindowGroupsRefused(t *testing.T) {
+	s, ts, _ := MustServer(t, Config{Seed: 5, ShowsPerDay: 8, PageSize: NoPaging, MaxURLLength: 1 << 20})
+	all := s.Sessions()
+	// hours is n one-hour windows, one a day at 11:00, 12:00... 22:00
+	// wall time from the 26th.
+	hours := func(n int) []span {
+		var spans []span
+		for i := range n {
+			day := time.Date(2026, 11, 26+i/12, 11+i%12, 0, 0, 0, time.UTC)
+			spans = append(spans, span{day.Format(wallFormat), day.Add(time.Hour).Format(wallFormat)})
+		}
+		return spans
+	}
+
+	t.Run("100 windows", func(t *testing.T) {
+		spans := hours(maxWindowGroups)
+		want := inWindow(all, inSpans(spans...))
+		if len(want) == 0 {
+			t.Fatal("no session in the windows")
+		}
+		f := mustFeed(t, ts, windowPath(windowsFilter(spans...)))
+		if got := ids(f.Value); !slices.Equal(got, infoIDs(want)) {
+			t.Errorf("%d windows:\n %q\nwant %q", len(spans), got, infoIDs(want))
+		}
+	})
+
+	refused := func(t *testing.T, filter, msg string) {
+		t.Helper()
+		before := s.Rows()[EndpointWindow]
+		status, _, body := get(t, ts, windowPath(filter))
+		if status != http.StatusBadRequest || !json.Valid(body) || !bytes.Contains(body, []byte(`"odata.error"`)) ||
+			!bytes.Contains(body, []byte(msg)) {
+			t.Errorf("%.200s: status %d, body %s; want 400 with an OData error %q", filter, status, body, msg)
+		}
+		if got := s.Rows()[EndpointWindow]; got != (RowCount{Requests: before.Requests + 1, Scanned: before.Scanned, Returned: before.Returned}) {
+			t.Errorf("%.200s: Rows()[window] went from %+v to %+v, want one request and no rows", filter, before, got)
+		}
+	}
+
+	t.Run("101 windows", func(t *testing.T) {
+		refused(t, windowsFilter(hours(maxWindowGroups+1)...), "The node count limit of '100' has been exceeded: the filter names 101 windows.")
+		// Also when the groups are single comparisons.
+		var terms []string
+		for _, sp := range hours(maxWindowGroups + 1) {
+			terms = append(terms, "Showtime ge datetime'"+sp.from+"'")
+		}
+		refused(t, strings.Join(terms, " or "), "The node count limit of '100' has been exceeded")
+	})
+
+	const notSupported = "The query parameter '$filter' is not supported: "
+	a, b := span{"2026-11-26T11:40:00", "2026-11-26T13:00:00"}, span{"2026-11-26T19:40:00", "2026-11-26T23:00:00"}
+	id := all[0].ID
+	tests := []struct{ name, filter string }{
+		{"three comparisons in a group", windowFilter(a.from, a.to) + " or " + windowFilter(b.from, b.to) + " and Showtime lt datetime'2026-11-26T22:00'"},
+		{"three comparisons in parentheses", "(" + windowFilter(a.from, a.to) + ") or ((" + windowFilter(b.from, b.to) + ") and Showtime lt datetime'2026-11-26T22:00')"},
+		{"three comparisons in the first group", "Showtime ge datetime'2026-11-26T11:00' and " + windowFilter(a.from, a.to) + " or " + windowFilter(b.from, b.to)},
+		{"or inside and", "(Showtime ge datetime'" + a.from + "' or Showtime ge datetime'" + b.from + "') and Showtime lt datetime'" + b.to + "'"},
+		{"or inside and, on the right", "Showtime lt datetime'" + b.to + "' and (" + windowsFilter(a, b) + ")"},
+		{"mixed with ID", windowsFilter(a, b) + " or ID eq '" + id + "'"},
+		{"mixed with ID, first", "ID eq '" + id + "' or " + windowsFilter(a, b)},
+		{"mixed with one comparison", "Showtime ge datetime'" + a.from + "' or ID eq '" + id + "'"},
+		{"mixed with IDs in a group", "(ID eq '" + id + "' or ID eq '" + all[1].ID + "') or (" + windowFilter(a.from, a.to) + ")"},
+		{"ID in a group", "(" + windowFilter(a.from, a.to) + ") or (Showtime ge datetime'" + b.from + "' and ID eq '" + id + "')"},
+		{"another property in a group", "(" + windowFilter(a.from, a.to) + ") or (Showtime ge datetime'" + b.from + "' and SeatsAvailable gt 0)"},
+		{"a dangling or", windowsFilter(a, b) + " or"},
+		{"an empty group", windowsFilter(a, b) + " or ()"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { refused(t, tt.filter, notSupported) })
+	}
+	if n := s.Requests()[EndpointSeats]; n != 0 {
+		t.Errorf("%d refused filters counted as seat checks, want them all as windows", n)
+	}
+}
+
+// The URL limit, RefuseWindows and the failures of EndpointWindow apply to
+// several windows as to one.
+func TestWindowGroupsEndpoint(t *testing.T) {
+	spans := []span{{"2026-11-26T11:40:00", "2026-11-26T13:00:00"}, {"2026-11-26T19:40:00", "2026-11-26T23:00:00"}}
+	path := windowPath(windowsFilter(spans...))
+
+	t.Run("RefuseWindows", func(t *testing.T) {
+		s, ts, _ := MustServer(t, Config{RefuseWindows: true})
+		status, _, body := get(t, ts, path)
+		if status != http.StatusBadRequest || !bytes.Contains(body, []byte("filtering on Showtime is not allowed")) {
+			t.Errorf("status %d, body %s; want 400, Showtime not allowed", status, body)
+		}
+		if got := s.Rows()[EndpointWindow]; got != (RowCount{Requests: 1}) {
+			t.Errorf("Rows()[window] = %+v, want one request and no rows", got)
+		}
+	})
+
+	t.Run("failures", func(t *testing.T) {
+		s, ts, _ := MustServer(t, Config{ShowsPerDay: 8})
+		s.Fail(Failure{Mode: FailStatus, Status: 503, Endpoint: EndpointWindow})
+		if status, _, _ := get(t, ts, path); status != http.StatusServiceUnavailable {
+			t.Errorf("status %d, want the window's 503", status)
+		}
+		if f := mustFeed(t, ts, path); len(f.Value) == 0 {
+			t.Error("no rows once the failure is spent")
+		}
+		if got := s.Requests(); got[EndpointWindow] != 2 || got[EndpointSeats] != 0 || got[EndpointSessions] != 0 {
+			t.Errorf("Requests() = %v, want 2 windows", got)
+		}
+	})
+
+	t.Run("URL length", func(t *testing.T) {
+		s, ts, _ := MustServer(t, Config{ShowsPerDay: 8, MaxURLLength: len(path)})
+		mustFeed(t, ts, path)
+		long := windowPath(windowsFilter(append(spans, span{"2026-11-27T11:40:00", "2026-11-27T13:00:00"})...))
+		if status, _, body := get(t, ts, long); status != http.StatusRequestURITooLong || !json.Valid(body) {
+			t.Errorf("windows of %d bytes, limit %d: status %d, want 414", len(long), len(path), status)
+		}
+		if got := s.Rows()[EndpointWindow]; got.Requests != 2 || got.Scanned != int64(len(s.Sessions())) {
+			t.Errorf("Rows()[window] = %+v, want 2 requests and one scan: the 414 costs none", got)
 		}
 	})
 }
