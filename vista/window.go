@@ -20,44 +20,60 @@ var epWindow = endpoint{name: "window", entity: "Sessions", list: "sessions", on
 // Showtime as the cinema's wall time, which has no offset.
 const wallLayout = "2006-01-02T15:04:05"
 
+// Window is a span of wall time, [From, To): clock readings, whose
+// location is ignored, as Vista compares Showtime without a zone.
+type Window struct{ From, To time.Time }
+
 // SeatsBetween asks Vista for the seats and status of every session whose
-// Showtime, the cinema's wall time, lies in [from, to), with the $select
-// seat checks use now:
+// Showtime, the cinema's wall time, lies in one of windows, with the
+// $select seat checks use now, in one request (more when the windows make
+// a URL longer than MaxURLLength):
 //
 //	OData.svc/Sessions?$select=ID,SeatsAvailable,SoldoutStatus,Status
-//	  &$filter=Showtime ge datetime'…' and Showtime lt datetime'…'
+//	  &$filter=(Showtime ge datetime'…' and Showtime lt datetime'…')
+//	  or (Showtime ge datetime'…' and Showtime lt datetime'…')
 //
-// from and to are wall readings: their clock is sent, their location is
-// ignored, as Vista compares Showtime without a zone. A chain across zones
-// asks one window per group of zones (the warmer does, by the UTC offset
-// of the showtimes it holds), and the answer then holds every cinema's
-// sessions whose wall time lies in it. The answer is paged like the lists
-// and read whole.
+// A chain across zones asks one window per group of zones (the warmer
+// does, by the UTC offset of the showtimes it holds), and the answer then
+// holds every cinema's sessions whose wall time lies in one. The answer is
+// paged like the lists and read whole; a session in two requests' answers
+// is returned once.
 //
 // A session missing from the answer is not gone: it may have moved out
 // of the window, and only a seat check by id or a full list may say it is
 // gone.
 //
-// The request is made once, without retry, and waits for the Budget at
+// Each request is made once, without retry, and waits for the Budget at
 // ctx's priority (WithPriority). A server that refuses the shape answers
 // 400: err is then a *StatusError, and the caller falls back to seat
 // checks by id. Rows that cannot be read are left out and reported in a
 // RowErrors, with the rest returned.
-func (c *Client) SeatsBetween(ctx context.Context, from, to time.Time) ([]Seats, error) {
-	u, err := url.Parse(c.windowURL(c.sel.level.Load(), from, to))
-	if err != nil {
-		return nil, fmt.Errorf("vista %s: %w", epWindow.entity, err)
-	}
-	var seats []Seats
-	var rowErrs RowErrors
-	err = c.fetchList(ctx, epWindow, u, func(page []json.RawMessage, first int) error {
-		got, bad := decodeSeats(page, first)
-		seats = append(seats, got...)
-		rowErrs = append(rowErrs, bad...)
-		return nil
-	})
-	if err != nil {
-		return nil, err
+func (c *Client) SeatsBetween(ctx context.Context, windows ...Window) ([]Seats, error) {
+	var (
+		seats   []Seats
+		rowErrs RowErrors
+		seen    = map[string]bool{}
+	)
+	level := c.sel.level.Load()
+	for _, part := range c.windowRequests(level, windows) {
+		u, err := url.Parse(c.windowURL(level, part))
+		if err != nil {
+			return nil, fmt.Errorf("vista %s: %w", epWindow.entity, err)
+		}
+		err = c.fetchList(ctx, epWindow, u, func(page []json.RawMessage, first int) error {
+			got, bad := decodeSeats(page, first)
+			for _, s := range got {
+				if !seen[s.ID] {
+					seen[s.ID] = true
+					seats = append(seats, s)
+				}
+			}
+			rowErrs = append(rowErrs, bad...)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if len(rowErrs) > 0 {
 		return seats, rowErrs
@@ -65,12 +81,39 @@ func (c *Client) SeatsBetween(ctx context.Context, from, to time.Time) ([]Seats,
 	return seats, nil
 }
 
-// windowURL is the URL of a window query with the $select of level.
-func (c *Client) windowURL(level int32, from, to time.Time) string {
+// windowRequests splits windows into the groups one request can carry
+// within MaxURLLength.
+func (c *Client) windowRequests(level int32, windows []Window) [][]Window {
+	var parts [][]Window
+	var cur []Window
+	for _, w := range windows {
+		if len(cur) > 0 && len(c.windowURL(level, append(cur, w))) > c.maxURLLen {
+			parts = append(parts, cur)
+			cur = nil
+		}
+		cur = append(cur, w)
+	}
+	if len(cur) > 0 {
+		parts = append(parts, cur)
+	}
+	return parts
+}
+
+// windowURL is the URL of a window query for windows with the $select of
+// level.
+func (c *Client) windowURL(level int32, windows []Window) string {
 	var b strings.Builder
 	b.WriteString(c.listURL(epWindow).String())
 	b.WriteString("?" + seatSelects[level] + "&$filter=")
-	b.WriteString(queryEscape("Showtime ge datetime'" + from.Format(wallLayout) +
-		"' and Showtime lt datetime'" + to.Format(wallLayout) + "'"))
+	for i, w := range windows {
+		if i > 0 {
+			b.WriteString(seatOr)
+		}
+		term := "Showtime ge datetime'" + w.From.Format(wallLayout) + "' and Showtime lt datetime'" + w.To.Format(wallLayout) + "'"
+		if len(windows) > 1 {
+			term = "(" + term + ")"
+		}
+		b.WriteString(queryEscape(term))
+	}
 	return b.String()
 }
