@@ -24,10 +24,11 @@ type checker struct {
 	inflight map[string]bool // sessions asked for whose answers are not written yet
 	asking   map[*ask]bool   // checks sent whose answers have not come
 	lone     []*ask          // answers calling their one session gone, waiting for earlier ones (takeAnswers)
+	windows  []*sweep        // the window sweeps (window.go); none without window queries
 }
 
-func newChecker(policy Policy, batch int, m *Metrics, valid func(slot) bool) *checker {
-	c := &checker{policy: policy, batch: batch, m: m, inflight: map[string]bool{}, asking: map[*ask]bool{}}
+func newChecker(policy Policy, batch int, m *Metrics, windows []*sweep, valid func(slot) bool) *checker {
+	c := &checker{policy: policy, batch: batch, m: m, windows: windows, inflight: map[string]bool{}, asking: map[*ask]bool{}}
 	c.timeline.valid = valid
 	return c
 }
@@ -35,11 +36,24 @@ func newChecker(policy Policy, batch int, m *Metrics, valid func(slot) bool) *ch
 // put puts a session's next check on the timeline.
 func (c *checker) put(at time.Time, id string) { c.timeline.push(at, id) }
 
-// next is when the next check is due; zero when none is.
-func (c *checker) next() time.Time { return c.timeline.next() }
+// next is when the next check or window query is due; zero when none is.
+func (c *checker) next() time.Time {
+	next, sweep := c.timeline.next(), c.nextSweep()
+	if next.IsZero() || (!sweep.IsZero() && sweep.Before(next)) {
+		return sweep
+	}
+	return next
+}
 
-// idle reports whether no session is asked for.
-func (c *checker) idle() bool { return len(c.inflight) == 0 }
+// idle reports whether no session is asked for and no window is out.
+func (c *checker) idle() bool {
+	for _, s := range c.windows {
+		if s.flying {
+			return false
+		}
+	}
+	return len(c.inflight) == 0
+}
 
 // asked reports whether id is asked for, its answer not written yet.
 func (c *checker) asked(id string) bool { return c.inflight[id] }
@@ -80,6 +94,15 @@ func (c *checker) due(st *state, now time.Time) []*ask {
 		r := cache[s.id]
 		if taken[s.id] || c.inflight[s.id] || r == nil {
 			return true // a second entry for it, or one on its way: done
+		}
+		if until := c.sweptBy(s.id, now, r.showtime.time()); !until.IsZero() {
+			// A window sweep that is out or going out now reads it: its
+			// check by id waits for that answer, which confirms it.
+			if !s.time().After(now) {
+				c.reschedule(s.id, r, until)
+				return true
+			}
+			return false
 		}
 		iv, inHorizon := c.policy.Interval(now, r.showtime.time())
 		if !inHorizon {

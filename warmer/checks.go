@@ -77,6 +77,12 @@ type ask struct {
 	asked time.Time // on the warmer's clock
 	prio  time.Time // for the upstream budget: the most urgent session's
 
+	// A window query (window.go) instead: the sweep, the windows of wall
+	// time asked for, and the showtimes they cover.
+	window   *sweep
+	walls    []vista.Window
+	from, to time.Time
+
 	seats  []vista.Seats
 	gone   []string
 	err    error
@@ -89,7 +95,11 @@ func (w *Warmer) send(ctx context.Context, a *ask) {
 	defer cancel()
 	ticket := &vista.Ticket{}
 	cctx = vista.WithTicket(vista.WithPriority(cctx, a.prio), ticket)
-	a.seats, a.gone, a.err = w.cfg.Vista.CheckSeats(cctx, a.ids)
+	if a.window != nil {
+		a.seats, a.err = w.cfg.Vista.(WindowFetcher).SeatsBetween(cctx, a.walls...)
+	} else {
+		a.seats, a.gone, a.err = w.cfg.Vista.CheckSeats(cctx, a.ids)
+	}
 	a.waited = ticket.Waited()
 }
 
@@ -97,7 +107,12 @@ func (w *Warmer) send(ctx context.Context, a *ask) {
 // goroutine of its own; the writer's loop writes the answers when they come. The
 // upstream budget, not the warmer, decides how many are in flight.
 func (w *Warmer) sendChecks(ctx context.Context, now time.Time) {
-	for _, a := range w.st.checker.due(w.st, now) {
+	var asks []*ask
+	if w.st.kinds[keys.Sessions].loaded {
+		asks = w.st.checker.dueSweeps(w.st, now, w.st.offsets)
+	}
+	asks = append(asks, w.st.checker.due(w.st, now)...)
+	for _, a := range asks {
 		w.st.checker.sent(a)
 		w.goAsk(func() {
 			w.send(ctx, a)
@@ -200,6 +215,10 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 		if a.st != w.st {
 			continue // asked for a writer's state that has gone since
 		}
+		if a.window != nil {
+			changes = append(changes, w.takeSweep(a, cache)...)
+			continue
+		}
 		w.st.checker.late(a, cache)
 		if a.err != nil {
 			if ctx.Err() != nil {
@@ -298,4 +317,18 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 		}
 	}
 	return nil
+}
+
+// takeSweep notes a window query's answer and returns its changes.
+func (w *Warmer) takeSweep(a *ask, cache map[string]*record) []change {
+	refused, failing := w.st.checker.swept(a, w.cfg.Clock.Now())
+	switch {
+	case refused:
+		w.log.Warn("vista refuses window queries; seats are checked by id alone, and a window is tried again in an hour",
+			"window", a.window.name, "err", a.err)
+	case failing:
+		w.log.Warn("window queries fail; seats are checked by id alone while they back off",
+			"window", a.window.name, "err", a.err)
+	}
+	return w.st.checker.sweepChanges(a, cache, w.fields[keys.Sessions])
 }

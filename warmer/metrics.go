@@ -35,6 +35,7 @@ type Metrics struct {
 	unkept        *prometheus.HistogramVec
 	slipped       *prometheus.CounterVec
 	checksSent    *prometheus.CounterVec
+	sweeps        *prometheus.CounterVec
 
 	redisFailures *prometheus.CounterVec
 	fullReloads   *prometheus.CounterVec
@@ -153,6 +154,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vista_warmer_session_checks_total",
 			Help: "Sessions asked for in seat checks, by how: due (at or after their due time) or early (riding along within half their interval).",
 		}, []string{"how"}),
+		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vista_warmer_window_queries_total",
+			Help: "Window queries (the seats of every session in a span of showtimes) answered, by window (near: the grace and the horizon; later: the horizon to --later-horizon) and outcome: ok, refused (400: checks by id alone for an hour), failed.",
+		}, []string{"window", "outcome"}),
 		redisFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_redis_failures_total",
 			Help: "Redis operations that failed, by what (lease, writes) and why: oom (maxmemory), readonly (a replica), auth, acl, not_serving (LOADING, MASTERDOWN...), tls, unreachable, error.",
@@ -192,6 +197,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.checksSent.WithLabelValues("due")
 	m.checksSent.WithLabelValues("early")
+	for _, w := range []string{"near", "later"} {
+		for _, o := range []string{"ok", "refused", "failed"} {
+			m.sweeps.WithLabelValues(w, o)
+		}
+	}
 	m.checkRemovals.WithLabelValues(keys.ReasonGone)
 	m.checkRemovals.WithLabelValues(keys.ReasonCancelled)
 	for _, k := range keys.Kinds {
@@ -215,7 +225,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.changes, m.upstream, m.upstreamDur, m.redisWrite, m.events,
 			m.tiers, m.lastReload, m.leaseHeld, m.errors, m.badRows, m.duplicates, m.dropsHeld,
-			m.dropHeld, m.checkRemovals, m.checksDoubted, m.writes, m.repairs, m.lateness, m.unkept, m.slipped, m.checksSent, m.redisFailures, m.fullReloads, m.reloadTook, m.redisUp, m.heartbeat)
+			m.dropHeld, m.checkRemovals, m.checksDoubted, m.writes, m.repairs, m.lateness, m.unkept, m.slipped, m.checksSent, m.sweeps, m.redisFailures, m.fullReloads, m.reloadTook, m.redisUp, m.heartbeat)
 	}
 	return m
 }

@@ -13,17 +13,27 @@ type Policy struct {
 	NearInterval time.Duration // ...a session is checked this often
 	Base         time.Duration // the interval just outside the near window
 	Grace        time.Duration // a session is kept until showtime + Grace
+
+	// (v1.2) With window queries (Config.Windows), the sessions from
+	// Horizon to Later ahead are read whole every LaterInterval; the
+	// sessions within the horizon (and started within the grace) every
+	// NearInterval. Later at or below Horizon: no later sweep.
+	Later         time.Duration
+	LaterInterval time.Duration
 }
 
 // DefaultPolicy returns the contract's numbers: a 1h horizon, a 10m near
-// window checked every 10s, 60s just outside it, and 20m of grace.
+// window checked every 10s, 60s just outside it, and 20m of grace; with
+// window queries, the next 6h read every 2m.
 func DefaultPolicy() Policy {
 	return Policy{
-		Horizon:      time.Hour,
-		NearWindow:   10 * time.Minute,
-		NearInterval: 10 * time.Second,
-		Base:         time.Minute,
-		Grace:        20 * time.Minute,
+		Horizon:       time.Hour,
+		NearWindow:    10 * time.Minute,
+		NearInterval:  10 * time.Second,
+		Base:          time.Minute,
+		Grace:         20 * time.Minute,
+		Later:         6 * time.Hour,
+		LaterInterval: 2 * time.Minute,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/vista-warmer/vista-warmer/keys"
@@ -130,13 +131,7 @@ func (s *showtimes) add(t time.Time, d int) {
 
 // tiers counts the sessions in each of the policy's tiers at now.
 func (s *showtimes) tiers(p Policy, now time.Time) map[string]int {
-	if s.sorted == nil {
-		s.sorted = make([]int64, 0, len(s.n))
-		for k := range s.n {
-			s.sorted = append(s.sorted, k)
-		}
-		slices.Sort(s.sorted)
-	}
+	s.sort()
 	out := make(map[string]int, len(Tiers))
 	total := s.total
 	// Only the showtimes from grace ago to the horizon need a look; the
@@ -176,6 +171,7 @@ func (st *state) place(id string, prev, cur *record) {
 		return
 	}
 	st.shows.add(cur.showtime.time(), 1)
+	st.offsetShows(cur).add(cur.showtime.time(), 1)
 	if prev == nil || prev.missing || prev.nextCheck != cur.nextCheck || st.checker.asked(id) {
 		st.checker.put(cur.nextCheck.time(), id)
 	}
@@ -184,14 +180,61 @@ func (st *state) place(id string, prev, cur *record) {
 func (st *state) unplace(r *record) {
 	if r != nil && !r.missing {
 		st.shows.add(r.showtime.time(), -1)
+		st.offsetShows(r).add(r.showtime.time(), -1)
 	}
+}
+
+// offsetShows returns the showtimes counted for r's UTC offset, which its
+// showtime field carries (RFC 3339): the window sweeps ask Vista in wall
+// time, one window per offset.
+func (st *state) offsetShows(r *record) *showtimes {
+	off := 0
+	if v := r.vals.get(sShowtime); len(v) >= 6 && (v[len(v)-6] == '+' || v[len(v)-6] == '-') {
+		h, _ := strconv.Atoi(v[len(v)-5 : len(v)-3])
+		m, _ := strconv.Atoi(v[len(v)-2:])
+		off = h*3600 + m*60
+		if v[len(v)-6] == '-' {
+			off = -off
+		}
+	}
+	if st.offsets == nil {
+		st.offsets = map[int]*showtimes{}
+	}
+	s := st.offsets[off]
+	if s == nil {
+		s = &showtimes{}
+		st.offsets[off] = s
+	}
+	return s
+}
+
+// sort makes sorted again when a showtime came or went.
+func (s *showtimes) sort() {
+	if s.sorted == nil {
+		s.sorted = make([]int64, 0, len(s.n))
+		for k := range s.n {
+			s.sorted = append(s.sorted, k)
+		}
+		slices.Sort(s.sorted)
+	}
+}
+
+// within reports whether a showtime in [from, to) is counted.
+func (s *showtimes) within(from, to time.Time) bool {
+	s.sort()
+	i, _ := slices.BinarySearch(s.sorted, from.Unix())
+	return i < len(s.sorted) && s.sorted[i] < to.Unix()
 }
 
 // schedule sets up the schedule of a state whose cache was just read.
 func (w *Warmer) schedule(st *state) {
 	grace := w.cfg.Policy.Grace
 	st.grace = grace
-	st.checker = newChecker(w.cfg.Policy, w.cfg.CheckBatch, w.m, func(s slot) bool {
+	var windows []*sweep
+	if _, ok := w.cfg.Vista.(WindowFetcher); ok && w.cfg.Windows {
+		windows = w.cfg.Policy.sweeps()
+	}
+	st.checker = newChecker(w.cfg.Policy, w.cfg.CheckBatch, w.m, windows, func(s slot) bool {
 		r := st.cache[keys.Sessions][s.id]
 		return r != nil && !r.missing && r.nextCheck == s.at
 	})

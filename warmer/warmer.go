@@ -91,8 +91,12 @@ type Config struct {
 	// URL bound may make it fewer); default 50. 1 asks for each session on
 	// its own, as VistaStorage did, and then nothing rides along early.
 	CheckBatch int
-	Heartbeat  time.Duration // default 5s, or half the lease TTL when shorter; the contract wants at most 10s
-	Tick       time.Duration // how often Run steps at least, for what runs on real time; default 1s
+	// Windows (v1.2) reads the seats of every session near its showtime,
+	// and of the rest of the day, in window queries, when Vista
+	// implements WindowFetcher: see window.go and Policy.Later.
+	Windows   bool
+	Heartbeat time.Duration // default 5s, or half the lease TTL when shorter; the contract wants at most 10s
+	Tick      time.Duration // how often Run steps at least, for what runs on real time; default 1s
 
 	// AfterReload, when set, is called after each full reload that went
 	// through, on the writer's loop (the binary gives the
@@ -201,7 +205,8 @@ type state struct {
 	checker  *checker // the seat checks (checks.go)
 	expiries timeline
 	shows    showtimes
-	grace    time.Duration // the policy's, for the expiries
+	offsets  map[int]*showtimes // the same by UTC offset (seconds east), for the window sweeps
+	grace    time.Duration      // the policy's, for the expiries
 	// since is when this writer began to keep the schedule (the warmer's
 	// clock): a check due before was no warmer's to make (see late).
 	since time.Time

@@ -194,6 +194,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Fields:        cfg.Fields,
 		MaxDrop:       cfg.MaxDrop,
 		ShardedEvents: cfg.ShardedEvents,
+		Windows:       cfg.Windows,
 		Logger:        log,
 		Metrics:       metrics,
 		// A full sessions reload holds the old cache and the new list at
@@ -228,6 +229,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		"instance", cfg.InstanceID, "vista", vc.String(), "redis", redisShown, "prefix", cfg.Prefix,
 		"default_zone", zone.String(), "horizon", cfg.Policy.Horizon, "near_window", cfg.Policy.NearWindow,
 		"near_interval", cfg.Policy.NearInterval, "grace", cfg.Policy.Grace,
+		"window_queries", cfg.Windows, "later_horizon", cfg.Policy.Later, "later_interval", cfg.Policy.LaterInterval,
 		"cinemas_cron", cfg.CinemasCron, "films_cron", cfg.FilmsCron, "sessions_cron", cfg.SessionsCron,
 		"upstream_concurrency", cfg.UpstreamConcurrency, "upstream_rate", cfg.UpstreamRate)
 

@@ -41,6 +41,8 @@ type Config struct {
 	LogLevel  slog.Level
 
 	KeepRaw bool
+	// Windows: --window-queries; see warmer.Config.Windows.
+	Windows bool
 	Fields  vista.Fields
 	MaxDrop float64 // a share, 0 to 1; see warmer.Config.MaxDrop
 	// ShardedEvents: --events sharded; see warmer.Config.ShardedEvents.
@@ -147,6 +149,8 @@ func scheduleSettings(c *Config, set map[string]setting) error {
 		{"horizon", &p.Horizon, time.Second},
 		{"near-window", &p.NearWindow, time.Second},
 		{"near-interval", &p.NearInterval, time.Second},
+		{"later-horizon", &p.Later, 0},
+		{"later-interval", &p.LaterInterval, time.Second},
 		{"lease-ttl", &c.LeaseTTL, time.Second},
 	}
 	for _, d := range durations {
@@ -161,6 +165,9 @@ func scheduleSettings(c *Config, set map[string]setting) error {
 		return usagef("--near-interval must be at most %v, the interval just outside the near window (got %v)", p.Base, p.NearInterval)
 	}
 	c.Policy = p
+	if c.Windows, err = parseBool(set["window-queries"]); err != nil {
+		return err
+	}
 
 	ms := set["stream-maxlen"]
 	n, perr := strconv.ParseInt(strings.TrimSpace(ms.raw), 10, 64)

@@ -1,0 +1,223 @@
+// Window sweeps: the seats of every session in a span of showtimes, all
+// cinemas, in a request or a few (vista's SeatsBetween), asked again
+// every so often. A sweep is the cheap way to keep many sessions fresh:
+// the near sweep reads the sessions of the next hour (and those started
+// within the grace) every near interval, the later sweep the rest of the
+// day every few minutes. The checks by id stay as the floor under them:
+// a session a sweep reads is confirmed when its check by id is due, so
+// that check need not go out; one that no sweep reads (it moved, it is
+// gone, Vista refuses windows) is checked by id on the curve as before.
+// A sweep never removes anything: a session missing from a window may
+// have moved out of it.
+package warmer
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/vista-warmer/vista-warmer/vista"
+)
+
+// WindowFetcher is a Fetcher that can also ask for the seats of every
+// session whose showtime, as the cinema's wall time, lies in [from, to)
+// (a window query; from and to are wall readings). *vista.Client is one.
+type WindowFetcher interface {
+	SeatsBetween(ctx context.Context, windows ...vista.Window) ([]vista.Seats, error)
+}
+
+// sweep is one window swept again and again: showtimes in [now+from,
+// now+to), every every.
+type sweep struct {
+	name     string // "near" or "later": metrics and logs
+	from, to time.Duration
+	every    time.Duration
+	next     time.Time // when it goes out next, on the warmer's clock
+	flying   bool      // a sweep is out, its answer not written yet
+	off      time.Time // no sweep goes out before: Vista refused or failed
+	failures int       // in a row
+	refused  bool      // Vista refuses window queries (400): said once
+
+	// The last answer: the showtimes it covered and the sessions in it. A
+	// session it covered but lacked is checked by id when due: it may be
+	// gone, and a window never says so.
+	lastFrom, lastTo time.Time
+	lastSeen         map[string]bool
+}
+
+// sweepOff is how long sweeps stop after Vista refuses a window (400):
+// an hour, after which one is tried again (the $select may have been at
+// fault, and seat checks narrow it meanwhile).
+const sweepOff = time.Hour
+
+// sweepBackoff is how long sweeps stop after failures in a row: from a
+// minute after the third, doubling to 15 minutes. Meanwhile the checks by
+// id keep every session on its curve; what a failing window costs
+// upstream is bounded by one request a minute at most.
+func sweepBackoff(failures int) time.Duration {
+	if failures < 3 {
+		return 0
+	}
+	return min(time.Minute<<(failures-3), 15*time.Minute)
+}
+
+// sweeps returns the windows a policy sweeps: the near one over the grace
+// and the horizon, every near interval, and, when the policy reaches
+// further (Later), the later one from the horizon to there.
+func (p Policy) sweeps() []*sweep {
+	s := []*sweep{{name: "near", from: -p.Grace, to: p.Horizon, every: p.NearInterval}}
+	if p.Later > p.Horizon && p.LaterInterval > 0 {
+		s = append(s, &sweep{name: "later", from: p.Horizon, to: p.Later, every: p.LaterInterval})
+	}
+	return s
+}
+
+// dueSweeps returns the window queries due at now. Vista compares
+// showtimes as each cinema's wall time, so a sweep asks one window of wall
+// time per UTC offset among the showtimes it covers (offsets), with
+// windows that overlap merged, all in one request: a zone with no session
+// in the sweep's span costs nothing.
+func (c *checker) dueSweeps(st *state, now time.Time, offsets map[int]*showtimes) []*ask {
+	var asks []*ask
+	for _, s := range c.windows {
+		if s.flying || now.Before(s.next) || now.Before(s.off) {
+			continue
+		}
+		from, to := now.Add(s.from), now.Add(s.to)
+		s.next = now.Add(s.every)
+		walls := wallRanges(offsets, from, to)
+		if len(walls) == 0 {
+			continue
+		}
+		s.flying = true
+		asks = append(asks, &ask{st: st, window: s, walls: walls, asked: now, prio: now.Add(max(s.from, 0)),
+			from: from, to: to})
+	}
+	return asks
+}
+
+// wallRanges returns the windows of wall time that hold the showtimes in
+// [from, to) of every offset (seconds east of UTC) that has one, merged
+// where they overlap, in order, as times in UTC whose clock is the wall
+// reading.
+func wallRanges(offsets map[int]*showtimes, from, to time.Time) []vista.Window {
+	var walls []vista.Window
+	for off, shows := range offsets {
+		if shows.within(from, to) {
+			d := time.Duration(off) * time.Second
+			walls = append(walls, vista.Window{From: from.UTC().Add(d), To: to.UTC().Add(d)})
+		}
+	}
+	slices.SortFunc(walls, func(a, b vista.Window) int { return a.From.Compare(b.From) })
+	merged := walls[:0]
+	for _, r := range walls {
+		if n := len(merged); n > 0 && !r.From.After(merged[n-1].To) {
+			merged[n-1].To = maxTime(merged[n-1].To, r.To)
+			continue
+		}
+		merged = append(merged, r)
+	}
+	return merged
+}
+
+// sweptBy returns, for a session showing at showtime, when the window
+// sweep that reads it next has surely been answered: one sweep interval
+// from now, when a sweep covering it is out or due now, and the last went
+// through; else zero, and its check by id goes out as due.
+func (c *checker) sweptBy(id string, now, showtime time.Time) time.Time {
+	for _, s := range c.windows {
+		if s.failures > 0 || now.Before(s.off) || (!s.flying && now.Before(s.next)) {
+			continue
+		}
+		if d := showtime.Sub(now); d < s.from || d >= s.to {
+			continue
+		}
+		if !showtime.Before(s.lastFrom) && showtime.Before(s.lastTo) && !s.lastSeen[id] {
+			return time.Time{} // the last sweep lacked it
+		}
+		return now.Add(s.every)
+	}
+	return time.Time{}
+}
+
+// nextSweep is when the next window query is due; zero when none is.
+func (c *checker) nextSweep() time.Time {
+	var next time.Time
+	for _, s := range c.windows {
+		at := maxTime(s.next, s.off)
+		if !s.flying && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	return next
+}
+
+// swept notes a window's answer, and says what to log: a refusal once, a
+// run of failures when it turns the sweeps off.
+func (c *checker) swept(a *ask, now time.Time) (refused, failing bool) {
+	s := a.window
+	s.flying = false
+	var rowErrs vista.RowErrors
+	if a.err == nil || errors.As(a.err, &rowErrs) { // rows that could not be read are the list's to report
+		s.failures, s.refused = 0, false
+		s.lastFrom, s.lastTo = a.from, a.to
+		s.lastSeen = make(map[string]bool, len(a.seats))
+		for _, seat := range a.seats {
+			s.lastSeen[seat.ID] = true
+		}
+		c.m.sweeps.WithLabelValues(s.name, "ok").Inc()
+		return false, false
+	}
+	var se *vista.StatusError
+	if errors.As(a.err, &se) && se.StatusCode == http.StatusBadRequest {
+		s.off = now.Add(sweepOff)
+		c.m.sweeps.WithLabelValues(s.name, "refused").Inc()
+		said := s.refused
+		s.refused = true
+		return !said, false
+	}
+	s.failures++
+	c.m.sweeps.WithLabelValues(s.name, "failed").Inc()
+	if d := sweepBackoff(s.failures); d > 0 {
+		s.off = now.Add(d)
+		return false, s.failures == 3
+	}
+	return false, false
+}
+
+// sweepChanges turns a window's answer into changes: a session whose seats
+// or status moved is written at once, as a seat check's answer is; one
+// that did not is confirmed only when its check by id is due within the
+// next sweep (the confirmation that check would write), and otherwise
+// costs Redis nothing. A session the answer calls cancelled is checked by
+// id at once: a window never removes. Sessions the cache does not hold
+// are left to the full reload.
+func (c *checker) sweepChanges(a *ask, cache map[string]*record, fields []string) []change {
+	var changes []change
+	soon := a.asked.Add(a.window.every)
+	for _, s := range a.seats {
+		old := cache[s.ID]
+		if old == nil || old.missing || old.asOf.time().After(a.asked) {
+			continue
+		}
+		if s.Cancelled() {
+			if !c.asked(s.ID) {
+				c.reschedule(s.ID, old, a.asked)
+			}
+			continue
+		}
+		cur := withSeats(old, s)
+		ch := compare(fields, s.ID, old, cur)
+		if ch.op == opConfirm && (old.nextCheck.time().After(soon) || c.asked(s.ID)) {
+			continue // nothing new, and its check by id is not due
+		}
+		if next := c.policy.NextCheck(a.asked, old.showtime.time()); !next.IsZero() {
+			cur.nextCheck = instantOf(next)
+		}
+		cur.checked, cur.asOf = instantOf(a.asked), instantOf(a.asked)
+		changes = append(changes, ch)
+	}
+	return changes
+}
