@@ -41,13 +41,17 @@ import (
 type Policy struct {
 	Name       string
 	Policy     warmer.Policy
-	CheckBatch int // ids per seat check request; 1 asks one session at a time
+	CheckBatch int  // ids per seat check request; 1 asks one session at a time
+	Windows    bool // window queries (contract v1.2)
 }
 
-// Policies returns the project's policy and the two baselines.
+// Policies returns the project's policy and the three baselines.
 func Policies() []Policy {
 	return []Policy{
-		{Name: "warmer", Policy: warmer.DefaultPolicy(), CheckBatch: 50},
+		{Name: ours, Policy: warmer.DefaultPolicy(), CheckBatch: 50, Windows: true},
+		// The warmer before window queries (contract v1.1): checks by id
+		// alone, on the curve.
+		{Name: v11, Policy: warmer.DefaultPolicy(), CheckBatch: 50},
 		// VistaStorage, the library this project replaces: the same curve,
 		// one request per session check.
 		{Name: "per-session", Policy: warmer.DefaultPolicy(), CheckBatch: 1},
@@ -64,6 +68,9 @@ type Scenario struct {
 	Name string
 	// Latency, when set, is each request's answer time in virtual time.
 	Latency Latency
+	// RowCost, when set, is what each row a list or a window returns adds
+	// to its answer time: a request's latency grows with its rows.
+	RowCost time.Duration
 	// ListOutage, when set, is how long the full Sessions list fails (503)
 	// in the busiest hour of the part of the day played, from five minutes
 	// past that hour, so the hourly reload at ten past falls in it.
@@ -71,12 +78,13 @@ type Scenario struct {
 }
 
 // Scenarios returns the three scenarios: normal, Vista answering slowly
-// (median 150 ms, p99 2 s), and the Sessions list failing for 10 minutes in
+// (median 150 ms, p99 2 s, and 0.2 ms more for each row a list or a
+// window returns), and the Sessions list failing for 10 minutes in
 // the evening peak.
 func Scenarios() []Scenario {
 	return []Scenario{
 		{Name: "normal"},
-		{Name: "slow", Latency: LogNormal{Median: 150 * time.Millisecond, P99: 2 * time.Second}},
+		{Name: "slow", Latency: LogNormal{Median: 150 * time.Millisecond, P99: 2 * time.Second}, RowCost: 200 * time.Microsecond},
 		{Name: "list-fails", ListOutage: 10 * time.Minute},
 	}
 }
@@ -116,7 +124,12 @@ var Tier = [...]struct {
 	{"near window", -10 * time.Minute, 10 * time.Minute},
 	{"approaching", -time.Hour, -10*time.Minute - time.Millisecond},
 	{"started", 10*time.Minute + time.Millisecond, 20 * time.Minute},
+	{"later today", -6 * time.Hour, -time.Hour - time.Millisecond},
 }
+
+// truthFrom is how long before its showtime a session's changes are
+// found: the far end of the last tier.
+const truthFrom = 6 * time.Hour
 
 // Curve bounds: the plot's minutes relative to showtime, one bucket each.
 const (
@@ -133,11 +146,12 @@ type Result struct {
 	Curve      []time.Duration
 	Unresolved int // changes no reading came after before the run ended
 
-	Hours         float64 // virtual hours measured
-	Requests      int64   // HTTP requests to Vista, every endpoint, retries included
-	SeatRequests  int64   // of which seat checks
-	CheckIDs      int64   // ids asked in seat checks
-	RedisCommands int64   // sent by the warmer, each of a pipeline counted
+	Hours          float64 // virtual hours measured
+	Requests       int64   // HTTP requests to Vista, every endpoint, retries included
+	SeatRequests   int64   // of which seat checks by id
+	WindowRequests int64   // and window queries
+	CheckIDs       int64   // ids asked in seat checks
+	RedisCommands  int64   // sent by the warmer, each of a pipeline counted
 	// ServerCommands is what Redis ran for the warmer (INFO commandstats),
 	// the commands its scripts call included.
 	ServerCommands int64
@@ -229,9 +243,9 @@ func buildTruth(chain vistasim.Config, from, to time.Time) *truth {
 	tr := &truth{oracle: vistasim.New(chain), watch: map[string]bool{},
 		showtime: map[string]time.Time{}, changes: map[string][]time.Time{}}
 	lo := from.Add(-curveTo * time.Minute)
-	hi := to.Add(-curveFrom * time.Minute)
-	// A session is listed from at least an hour before its showtime until
-	// half an hour after: a list every half hour sees each.
+	hi := to.Add(truthFrom)
+	// A session is listed from days before its showtime until half an
+	// hour after: a list every half hour sees each.
 	for t := lo; t.Before(hi.Add(30 * time.Minute)); t = t.Add(30 * time.Minute) {
 		clock.Set(t)
 		for _, s := range tr.oracle.Sessions() {
@@ -246,7 +260,7 @@ func buildTruth(chain vistasim.Config, from, to time.Time) *truth {
 		if !st.Before(from) && st.Before(to) {
 			perHour[st.UTC().Truncate(time.Hour)]++
 		}
-		a := maxTime(from, st.Add(curveFrom*time.Minute))
+		a := maxTime(from, st.Add(-truthFrom))
 		b := minTime(to, st.Add(curveTo*time.Minute))
 		seats := func(t time.Time) int {
 			n, _ := tr.oracle.SeatsAt(id, t)
@@ -285,7 +299,7 @@ func runOne(ctx context.Context, o Options, tr *truth, sc Scenario, p Policy) (R
 	if err != nil {
 		return res, err
 	}
-	rec := newRecorder(client, clock, sc.Latency, tr.watch, chain.Seed)
+	rec := newRecorder(client, clock, sc.Latency, sc.RowCost, tr.watch, chain.Seed)
 
 	// A redis-server of the run's own: its command counts are the run's.
 	srvRedis, err := StartRedis(ctx)
@@ -307,6 +321,7 @@ func runOne(ctx context.Context, o Options, tr *truth, sc Scenario, p Policy) (R
 		LeaseTTL:     time.Hour,
 		Policy:       p.Policy,
 		CheckBatch:   p.CheckBatch,
+		Windows:      p.Windows,
 		SessionsCron: "10 * * * *",
 		// Run steps when the virtual clock passes what is due, and when
 		// it is settled after each tick.
@@ -331,7 +346,7 @@ func runOne(ctx context.Context, o Options, tr *truth, sc Scenario, p Policy) (R
 	failing := false
 	var (
 		measuring, measured bool
-		reqs0, seats0       int64
+		reqs0, seats0, win0 int64
 		ids0, cmds0         int64
 		server0             int64
 		sampled             int64 // commands the samples sent
@@ -357,7 +372,7 @@ func runOne(ctx context.Context, o Options, tr *truth, sc Scenario, p Policy) (R
 		}
 		if !measuring && !t.Before(o.From) {
 			measuring = true
-			reqs0, seats0 = requests(sim)
+			reqs0, seats0, win0 = requests(sim)
 			_, ids0 = rec.counts()
 			cmds0 = hook.n.Load()
 			if server0, err = serverCommands(ctx, look); err != nil {
@@ -366,9 +381,9 @@ func runOne(ctx context.Context, o Options, tr *truth, sc Scenario, p Policy) (R
 		}
 		if measuring && !measured && !t.Before(o.To) {
 			measured = true
-			reqs, seats := requests(sim)
+			reqs, seats, win := requests(sim)
 			_, ids := rec.counts()
-			res.Requests, res.SeatRequests = reqs-reqs0, seats-seats0
+			res.Requests, res.SeatRequests, res.WindowRequests = reqs-reqs0, seats-seats0, win-win0
 			res.CheckIDs, res.RedisCommands = ids-ids0, hook.n.Load()-cmds0
 			server, err := serverCommands(ctx, look)
 			if err != nil {
@@ -399,14 +414,17 @@ func runOne(ctx context.Context, o Options, tr *truth, sc Scenario, p Policy) (R
 	return res, nil
 }
 
-func requests(sim *vistasim.Server) (all, seats int64) {
+func requests(sim *vistasim.Server) (all, seats, windows int64) {
 	for ep, n := range sim.Requests() {
 		all += n
-		if ep == vistasim.EndpointSeats {
+		switch ep {
+		case vistasim.EndpointSeats:
 			seats = n
+		case vistasim.EndpointWindow:
+			windows = n
 		}
 	}
-	return all, seats
+	return all, seats, windows
 }
 
 // sample compares the seats in Redis of up to 25 sessions in their near

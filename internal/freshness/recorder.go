@@ -40,7 +40,8 @@ func (l LogNormal) Draw(r *rand.Rand) time.Duration {
 type recorder struct {
 	next    warmer.Fetcher
 	clock   *fakeclock.Clock
-	latency Latency // nil: answers take no virtual time
+	latency Latency       // nil: answers take no virtual time
+	rowCost time.Duration // added to a list's or a window's answer time per row
 	watch   map[string]bool
 
 	seed uint64
@@ -51,8 +52,8 @@ type recorder struct {
 	checks   int64 // seat check calls
 }
 
-func newRecorder(next warmer.Fetcher, clock *fakeclock.Clock, latency Latency, watch map[string]bool, seed uint64) *recorder {
-	return &recorder{next: next, clock: clock, latency: latency, watch: watch, seed: seed,
+func newRecorder(next warmer.Fetcher, clock *fakeclock.Clock, latency Latency, rowCost time.Duration, watch map[string]bool, seed uint64) *recorder {
+	return &recorder{next: next, clock: clock, latency: latency, rowCost: rowCost, watch: watch, seed: seed,
 		readings: map[string][]obs{}}
 }
 
@@ -83,6 +84,7 @@ func (r *recorder) Sessions(ctx context.Context, zones map[string]*time.Location
 	at := r.clock.Now()
 	l := r.draw("sessions", at)
 	list, err := r.next.Sessions(ctx, zones)
+	l += time.Duration(len(list)) * r.rowCost
 	var rowErrs vista.RowErrors
 	if err == nil || errors.As(err, &rowErrs) {
 		r.mu.Lock()
@@ -114,6 +116,26 @@ func (r *recorder) CheckSeats(ctx context.Context, ids []string) ([]vista.Seats,
 		}
 	}
 	return seats, gone, err
+}
+
+// SeatsBetween logs a reading of every watched session a window query
+// answered (a warmer.WindowFetcher).
+func (r *recorder) SeatsBetween(ctx context.Context, windows ...vista.Window) ([]vista.Seats, error) {
+	at := r.clock.Now()
+	l := r.draw("window", at)
+	seats, err := r.next.(warmer.WindowFetcher).SeatsBetween(ctx, windows...)
+	l += time.Duration(len(seats)) * r.rowCost
+	var rowErrs vista.RowErrors
+	if err == nil || errors.As(err, &rowErrs) {
+		r.mu.Lock()
+		for _, s := range seats {
+			if r.watch[s.ID] {
+				r.readings[s.ID] = append(r.readings[s.ID], obs{at: at, in: at.Add(l)})
+			}
+		}
+		r.mu.Unlock()
+	}
+	return seats, err
 }
 
 func (r *recorder) counts() (checks, ids int64) {

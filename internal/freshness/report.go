@@ -10,19 +10,27 @@ import (
 // The policies the targets compare.
 const (
 	ours       = "warmer"
+	v11        = "warmer-v1.1" // before window queries: checks by id alone
 	perSession = "per-session"
 	fixed      = "fixed"
+)
+
+// Targets of the table's PASS/FAIL lines besides the near window's.
+const (
+	approachingP99 = 15 * time.Second
+	approachingP50 = 6 * time.Second
+	laterP99       = 5 * time.Minute
 )
 
 // WriteTable writes the results as a markdown table, then the targets as
 // PASS/FAIL lines and the notes a reader needs to trust them.
 func WriteTable(w io.Writer, results []Result, nearTarget time.Duration) {
-	fmt.Fprintln(w, "| scenario | policy | near window p50 / p90 / p99 / max (s) | approaching p50 / p90 / p99 / max (s) | started p50 / p90 / p99 / max (s) | upstream req/h | seat checks/h | ids/check | ids/h | Redis cmd/h sent | Redis cmd/h run |")
-	fmt.Fprintln(w, "|---|---|---|---|---|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| scenario | policy | near window p50 / p90 / p99 / max (s) | approaching p50 / p90 / p99 / max (s) | started p50 / p90 / p99 / max (s) | later today p50 / p90 / p99 / max (s) | upstream req/h | window queries/h | seat checks/h | ids/check | ids/h | Redis cmd/h sent | Redis cmd/h run |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range results {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			r.Scenario, r.Policy, cell(r.Tiers[0]), cell(r.Tiers[1]), cell(r.Tiers[2]),
-			num(r.perHour(r.Requests)), num(r.perHour(r.SeatRequests)),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			r.Scenario, r.Policy, cell(r.Tiers[0]), cell(r.Tiers[1]), cell(r.Tiers[2]), cell(r.Tiers[3]),
+			num(r.perHour(r.Requests)), num(r.perHour(r.WindowRequests)), num(r.perHour(r.SeatRequests)),
 			ratio(r.CheckIDs, r.SeatRequests), num(r.perHour(r.CheckIDs)),
 			num(r.perHour(r.RedisCommands)), num(r.perHour(r.ServerCommands)))
 	}
@@ -34,6 +42,18 @@ func WriteTable(w io.Writer, results []Result, nearTarget time.Duration) {
 		}
 		p99 := us.Tiers[0].P99
 		verdict(w, p99 <= nearTarget, "%s: near-window staleness p99 %s s ≤ %s s (near interval + 1 s)", sc, secs(p99), secs(nearTarget))
+		ap := us.Tiers[1]
+		verdict(w, ap.N > 0 && ap.P99 <= approachingP99 && ap.P50 <= approachingP50,
+			"%s: approaching staleness p50 %s s ≤ %s s, p99 %s s ≤ %s s", sc, secs(ap.P50), secs(approachingP50), secs(ap.P99), secs(approachingP99))
+		lt := us.Tiers[3]
+		verdict(w, lt.N > 0 && lt.P99 <= laterP99, "%s: later-today staleness p99 %s s ≤ %s s", sc, secs(lt.P99), secs(laterP99))
+		if old := find(results, sc, v11); old != nil {
+			verdict(w, us.perHour(us.Requests) <= old.perHour(old.Requests),
+				"%s: upstream requests/h %s ≤ %s's %s", sc, num(us.perHour(us.Requests)), v11, num(old.perHour(old.Requests)))
+			verdict(w, us.ServerCommands <= 2*old.ServerCommands,
+				"%s: Redis commands run/h %s ≤ 2 × %s's %s (it is %.2f×)", sc, num(us.perHour(us.ServerCommands)), v11,
+				num(old.perHour(old.ServerCommands)), div(us.ServerCommands, old.ServerCommands))
+		}
 		if a != nil {
 			verdict(w, us.perHour(us.Requests)*20 <= a.perHour(a.Requests),
 				"%s: upstream requests/h %s ≤ 1/20 of per-session's %s (it is 1/%.1f)",
@@ -51,8 +71,8 @@ func WriteTable(w io.Writer, results []Result, nearTarget time.Duration) {
 // the comparison of Redis with the log, the outage, the steps.
 func WriteNotes(w io.Writer, results []Result) {
 	for _, r := range results {
-		fmt.Fprintf(w, "- %s/%s: %d near, %d approaching, %d started changes, %d unresolved; Redis sampled %d times, %d disagreed with the log; %d steps, %d step errors",
-			r.Scenario, r.Policy, r.Tiers[0].N, r.Tiers[1].N, r.Tiers[2].N, r.Unresolved, r.Sampled, r.Mismatched,
+		fmt.Fprintf(w, "- %s/%s: %d near, %d approaching, %d started, %d later-today changes, %d unresolved; Redis sampled %d times, %d disagreed with the log; %d steps, %d step errors",
+			r.Scenario, r.Policy, r.Tiers[0].N, r.Tiers[1].N, r.Tiers[2].N, r.Tiers[3].N, r.Unresolved, r.Sampled, r.Mismatched,
 			r.Steps, r.StepErrors)
 		if !r.Outage[0].IsZero() {
 			fmt.Fprintf(w, "; Sessions list failing %s–%s UTC", r.Outage[0].UTC().Format("15:04"), r.Outage[1].UTC().Format("15:04"))

@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string) error {
 	whole := fs.Bool("full-day", false, "measure the whole day (same as -from 0 -to 24h); about five times as long")
 	svg := fs.String("svg", "docs/freshness.svg", "where to write the plot; empty for none")
 	parallel := fs.Int("parallel", 3, "runs at once")
-	policies := fs.String("policies", "", "comma-separated policies to run (warmer, per-session, fixed); default all")
+	policies := fs.String("policies", "", "comma-separated policies to run (warmer, warmer-v1.1, per-session, fixed); default all")
 	scenarios := fs.String("scenarios", "", "comma-separated scenarios to run (normal, slow, list-fails); default all")
 	cinemas := fs.Int("cinemas", 0, "cinemas in the chain (default 300)")
 	if err := fs.Parse(args); err != nil {
