@@ -82,6 +82,7 @@ type ask struct {
 	window   *sweep
 	walls    []vista.Window
 	from, to time.Time
+	took     time.Duration // real time the window query took
 
 	seats  []vista.Seats
 	gone   []string
@@ -96,7 +97,9 @@ func (w *Warmer) send(ctx context.Context, a *ask) {
 	ticket := &vista.Ticket{}
 	cctx = vista.WithTicket(vista.WithPriority(cctx, a.prio), ticket)
 	if a.window != nil {
+		start := time.Now()
 		a.seats, a.err = w.cfg.Vista.(WindowFetcher).SeatsBetween(cctx, a.walls...)
+		a.took = time.Since(start)
 	} else {
 		a.seats, a.gone, a.err = w.cfg.Vista.CheckSeats(cctx, a.ids)
 	}
@@ -327,8 +330,8 @@ func (w *Warmer) takeSweep(a *ask, cache map[string]*record) []change {
 		w.log.Warn("vista refuses window queries; seats are checked by id alone, and a window is tried again in an hour",
 			"window", a.window.name, "err", a.err)
 	case failing:
-		w.log.Warn("window queries fail; seats are checked by id alone while they back off",
-			"window", a.window.name, "err", a.err)
+		w.log.Warn("window queries fail or answer slowly; seats are checked by id alone while they back off",
+			"window", a.window.name, "took", a.took.Round(time.Millisecond), "err", a.err)
 	}
 	return w.st.checker.sweepChanges(a, cache, w.fields[keys.Sessions])
 }

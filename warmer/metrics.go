@@ -156,7 +156,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"how"}),
 		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_window_queries_total",
-			Help: "Window queries (the seats of every session in a span of showtimes) answered, by window (near: the grace and the horizon; later: the horizon to --later-horizon) and outcome: ok, refused (400: checks by id alone for an hour), failed.",
+			Help: "Window queries (the seats of every session in a span of showtimes) answered, by window (near: the grace and the horizon; later: the horizon to --later-horizon) and outcome: ok, slow (longer than the sweep's interval: counts as a failure), refused (400: checks by id alone for an hour), failed.",
 		}, []string{"window", "outcome"}),
 		redisFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_redis_failures_total",
@@ -198,7 +198,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.checksSent.WithLabelValues("due")
 	m.checksSent.WithLabelValues("early")
 	for _, w := range []string{"near", "later"} {
-		for _, o := range []string{"ok", "refused", "failed"} {
+		for _, o := range []string{"ok", "slow", "refused", "failed"} {
 			m.sweeps.WithLabelValues(w, o)
 		}
 	}

@@ -36,6 +36,7 @@ type sweep struct {
 	every    time.Duration
 	next     time.Time // when it goes out next, on the warmer's clock
 	flying   bool      // a sweep is out, its answer not written yet
+	sentAt   time.Time // real time it went out
 	off      time.Time // no sweep goes out before: Vista refused or failed
 	failures int       // in a row
 	refused  bool      // Vista refuses window queries (400): said once
@@ -91,7 +92,7 @@ func (c *checker) dueSweeps(st *state, now time.Time, offsets map[int]*showtimes
 		if len(walls) == 0 {
 			continue
 		}
-		s.flying = true
+		s.flying, s.sentAt = true, time.Now()
 		asks = append(asks, &ask{st: st, window: s, walls: walls, asked: now, prio: now.Add(max(s.from, 0)),
 			from: from, to: to})
 	}
@@ -131,6 +132,9 @@ func (c *checker) sweptBy(id string, now, showtime time.Time) time.Time {
 		if s.failures > 0 || now.Before(s.off) || (!s.flying && now.Before(s.next)) {
 			continue
 		}
+		if s.flying && time.Since(s.sentAt) > s.every {
+			continue // slow: what it covers goes by id meanwhile
+		}
 		if d := showtime.Sub(now); d < s.from || d >= s.to {
 			continue
 		}
@@ -155,12 +159,24 @@ func (c *checker) nextSweep() time.Time {
 }
 
 // swept notes a window's answer, and says what to log: a refusal once, a
-// run of failures when it turns the sweeps off.
+// run of failures when it turns the sweeps off. An answer that took longer
+// than the sweep's interval counts as a failure, its rows read all the
+// same: a Vista that answers windows slowly is asked by id instead.
 func (c *checker) swept(a *ask, now time.Time) (refused, failing bool) {
 	s := a.window
 	s.flying = false
 	var rowErrs vista.RowErrors
-	if a.err == nil || errors.As(a.err, &rowErrs) { // rows that could not be read are the list's to report
+	answered := a.err == nil || errors.As(a.err, &rowErrs) // rows that could not be read are the list's to report
+	if answered && a.took > s.every {
+		s.failures++
+		c.m.sweeps.WithLabelValues(s.name, "slow").Inc()
+		if d := sweepBackoff(s.failures); d > 0 {
+			s.off = now.Add(d)
+			return false, s.failures == 3
+		}
+		return false, false
+	}
+	if answered {
 		s.failures, s.refused = 0, false
 		s.lastFrom, s.lastTo = a.from, a.to
 		s.lastSeen = make(map[string]bool, len(a.seats))

@@ -249,3 +249,36 @@ func TestWallRangesMergeOverlappingOffsets(t *testing.T) {
 		}
 	}
 }
+
+// A Vista that answers window queries more slowly than the sweep's
+// interval is asked by id instead: three slow answers in a row turn the
+// sweeps off for a minute, and the checks by id keep the near window on
+// its interval meanwhile.
+func TestSlowWindowsFallBackToChecksByID(t *testing.T) {
+	r := newRigWith(t, rigOptions{client: func(c *vista.Config) { c.Timeout = 10 * time.Second }})
+	w := r.windowed("a", func(c *Config) {
+		c.Policy = DefaultPolicy()
+		c.Policy.NearInterval = time.Second
+	})
+	r.step(w)
+	s := r.upcoming(3*time.Hour, 40*time.Hour)
+	r.clock.Set(s.Showtime.Add(-5 * time.Minute))
+	r.step(w)
+	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailSlow, Delay: 1200 * time.Millisecond, Endpoint: vistasim.EndpointWindow, Count: -1})
+	r.stepFor(w, 4*time.Second, time.Second) // three slow near sweeps
+	if got := testutil.ToFloat64(w.m.sweeps.WithLabelValues("near", "slow")); got < 3 {
+		t.Fatalf("window_queries_total{near,slow} = %v, want 3", got)
+	}
+	r.sim.ResetRequests()
+	seats := r.otherSeats(s.ID)
+	r.sim.SetSeats(s.ID, seats)
+	r.stepFor(w, 2*time.Second, time.Second)
+	if got := r.hash(keys.Sessions, s.ID)[keys.FieldSeatsAvailable]; got != strconv.Itoa(seats) {
+		t.Errorf("seats_available two near intervals after the change, windows slow = %q, want %d", got, seats)
+	}
+	reqs := r.sim.Requests()
+	if reqs[vistasim.EndpointWindow] != 0 || reqs[vistasim.EndpointSeats] == 0 {
+		t.Errorf("while windows are slow: %d window queries, %d checks by id; want none and some",
+			reqs[vistasim.EndpointWindow], reqs[vistasim.EndpointSeats])
+	}
+}
