@@ -53,7 +53,7 @@ bench:
 bench-memory:
 	$(GO) run ./internal/membench $(MEMBENCH_ARGS)
 
-## bench-freshness: how stale seats get in Redis and what it costs upstream, the warmer against two baselines on a simulated evening (FRESHNESS_ARGS=-full-day for all of it); about 5 minutes, needs redis-server; writes docs/freshness.svg
+## bench-freshness: how stale seats get in Redis and what it costs upstream, the warmer against three baselines on a simulated evening (FRESHNESS_ARGS=-full-day for all of it); about 10 minutes, needs redis-server; writes docs/freshness.svg
 bench-freshness:
 	$(GO) run ./internal/freshness/cmd/freshness $(FRESHNESS_ARGS)
 
