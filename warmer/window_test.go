@@ -17,6 +17,19 @@ func (r *rig) windowed(id string, tweak ...func(*Config)) *Warmer {
 	return r.warmer(id, append([]func(*Config){func(c *Config) { c.Windows = true }}, tweak...)...)
 }
 
+// windowedBefore loads a windowed warmer of the rig, then moves the clock
+// to before the showtime of a session at least ahead of the start, and
+// steps; it returns the warmer and that session.
+func (r *rig) windowedBefore(before, ahead time.Duration, tweak ...func(*Config)) (*Warmer, vistasim.SessionInfo) {
+	r.t.Helper()
+	w := r.windowed("a", tweak...)
+	r.step(w)
+	s := r.upcoming(ahead, 40*time.Hour)
+	r.clock.Set(s.Showtime.Add(-before))
+	r.step(w)
+	return w, s
+}
+
 // stepFor moves the clock by every until d has passed, settling w each
 // time.
 func (r *rig) stepFor(w *Warmer, d, every time.Duration) {
@@ -33,11 +46,7 @@ func (r *rig) stepFor(w *Warmer, d, every time.Duration) {
 // do not go out while every session is in the windows' answers.
 func TestWindowCarriesSeatsAtTheNearInterval(t *testing.T) {
 	r := newRig(t)
-	w := r.windowed("a")
-	r.step(w)
-	s := r.upcoming(3*time.Hour, 40*time.Hour)
-	r.clock.Set(s.Showtime.Add(-30 * time.Minute))
-	r.step(w)
+	w, s := r.windowedBefore(30*time.Minute, 3*time.Hour)
 	r.stepFor(w, 3*time.Minute, 10*time.Second) // every session's check is confirmed by a sweep
 
 	r.sim.ResetRequests()
@@ -76,11 +85,7 @@ func TestWindowCarriesSeatsAtTheNearInterval(t *testing.T) {
 // seat changes from the later sweep within its interval.
 func TestLaterSweepReadsTheRestOfTheDay(t *testing.T) {
 	r := newRig(t)
-	w := r.windowed("a")
-	r.step(w)
-	s := r.upcoming(6*time.Hour, 40*time.Hour)
-	r.clock.Set(s.Showtime.Add(-4 * time.Hour))
-	r.step(w)
+	w, s := r.windowedBefore(4*time.Hour, 6*time.Hour)
 	seats := r.otherSeats(s.ID)
 	r.sim.SetSeats(s.ID, seats)
 	r.stepFor(w, w.cfg.Policy.LaterInterval+10*time.Second, 10*time.Second)
@@ -126,11 +131,7 @@ func TestWindowNeverRemoves(t *testing.T) {
 // window an hour; the checks by id keep the seats fresh as before.
 func TestRefusedWindowsFallBackToChecksByID(t *testing.T) {
 	r := newRigWith(t, rigOptions{sim: func(c *vistasim.Config) { c.RefuseWindows = true }})
-	w := r.windowed("a")
-	r.step(w)
-	s := r.upcoming(3*time.Hour, 40*time.Hour)
-	r.clock.Set(s.Showtime.Add(-5 * time.Minute))
-	r.step(w)
+	w, s := r.windowedBefore(5*time.Minute, 3*time.Hour)
 	r.sim.ResetRequests()
 	seats := r.otherSeats(s.ID)
 	r.sim.SetSeats(s.ID, seats)
@@ -154,11 +155,7 @@ func TestRefusedWindowsFallBackToChecksByID(t *testing.T) {
 // minute, doubling; the checks by id carry on meanwhile.
 func TestFailingWindowsBackOff(t *testing.T) {
 	r := newRig(t)
-	w := r.windowed("a")
-	r.step(w)
-	s := r.upcoming(3*time.Hour, 40*time.Hour)
-	r.clock.Set(s.Showtime.Add(-8 * time.Minute))
-	r.step(w)
+	w, s := r.windowedBefore(8*time.Minute, 3*time.Hour)
 	r.sim.ResetRequests()
 	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailStatus, Status: 503, Endpoint: vistasim.EndpointWindow, Count: -1})
 	r.stepFor(w, 10*time.Minute, 10*time.Second)
@@ -256,14 +253,10 @@ func TestWallRangesMergeOverlappingOffsets(t *testing.T) {
 // its interval meanwhile.
 func TestSlowWindowsFallBackToChecksByID(t *testing.T) {
 	r := newRigWith(t, rigOptions{client: func(c *vista.Config) { c.Timeout = 10 * time.Second }})
-	w := r.windowed("a", func(c *Config) {
+	w, s := r.windowedBefore(5*time.Minute, 3*time.Hour, func(c *Config) {
 		c.Policy = DefaultPolicy()
 		c.Policy.NearInterval = time.Second
 	})
-	r.step(w)
-	s := r.upcoming(3*time.Hour, 40*time.Hour)
-	r.clock.Set(s.Showtime.Add(-5 * time.Minute))
-	r.step(w)
 	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailSlow, Delay: 1200 * time.Millisecond, Endpoint: vistasim.EndpointWindow, Count: -1})
 	r.stepFor(w, 4*time.Second, time.Second) // three slow near sweeps
 	if got := testutil.ToFloat64(w.m.sweeps.WithLabelValues("near", "slow")); got < 3 {
