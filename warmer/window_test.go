@@ -275,3 +275,20 @@ func TestSlowWindowsFallBackToChecksByID(t *testing.T) {
 			reqs[vistasim.EndpointWindow], reqs[vistasim.EndpointSeats])
 	}
 }
+
+// A session Vista moves into the near span, from hours ahead, is read by
+// the next near sweep by its new showtime, although the cache still holds
+// the old one until the next full reload.
+func TestSessionMovedIntoTheWindowIsRead(t *testing.T) {
+	r := newRig(t)
+	w, s := r.windowedBefore(30*time.Minute, 3*time.Hour)
+	r.stepFor(w, 30*time.Second, 10*time.Second)
+	far := r.upcoming(7*time.Hour, 40*time.Hour) // beyond every sweep
+	r.sim.MoveSession(far.ID, s.Showtime)
+	seats := r.otherSeats(far.ID)
+	r.sim.SetSeats(far.ID, seats)
+	r.stepFor(w, 10*time.Second, 10*time.Second)
+	if got := r.hash(keys.Sessions, far.ID)[keys.FieldSeatsAvailable]; got != strconv.Itoa(seats) {
+		t.Errorf("seats_available of a session moved into the next hour, a near interval later = %q, want %d", got, seats)
+	}
+}
