@@ -83,12 +83,15 @@ func NewBudget(concurrency int, perSecond float64) *Budget {
 // call is harmless). A context that ends stops the wait at once, with its
 // error and a nil release. A zero priority means none (see Budget).
 func (b *Budget) Acquire(ctx context.Context, priority time.Time) (release func(), err error) {
-	release, _, err = b.acquire(ctx, priority)
+	release, _, err = b.acquire(ctx, priority, false)
 	return release, err
 }
 
 // acquire is Acquire that also returns how long it waited, by b's clock.
-func (b *Budget) acquire(ctx context.Context, priority time.Time) (release func(), waited time.Duration, err error) {
+// A request that is a list's next page (unrated) is not held by the rate,
+// nor counts against it: only the slots and the pauses hold it, and a more
+// urgent waiter the rate holds does not start any later for it.
+func (b *Budget) acquire(ctx context.Context, priority time.Time, unrated bool) (release func(), waited time.Duration, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
@@ -101,7 +104,7 @@ func (b *Budget) acquire(ctx context.Context, priority time.Time) (release func(
 		priority = start.Add(NoPriorityDelay)
 	}
 	b.seq++
-	w := &waiter{priority: priority, seq: b.seq, ready: make(chan struct{})}
+	w := &waiter{priority: priority, seq: b.seq, unrated: unrated, ready: make(chan struct{})}
 	heap.Push(&b.waiters, w)
 	b.dispatch()
 	if w.granted {
@@ -217,13 +220,21 @@ func (b *Budget) Waiting() int {
 func (b *Budget) dispatch() {
 	for len(b.waiters) > 0 && b.inUse < b.limit {
 		now := b.now()
-		if at := maxTime(b.paused, b.next); now.Before(at) {
-			b.wakeAt(at, now)
+		if now.Before(b.paused) {
+			b.wakeAt(b.paused, now)
 			return
 		}
-		w := heap.Pop(&b.waiters).(*waiter)
+		w := b.waiters[0]
+		if now.Before(b.next) {
+			// The rate holds the first; a list's next page it does not.
+			if w = b.waiters.firstUnrated(); w == nil {
+				b.wakeAt(b.next, now)
+				return
+			}
+		}
+		heap.Remove(&b.waiters, w.index)
 		b.inUse++
-		if b.interval > 0 {
+		if b.interval > 0 && !w.unrated {
 			b.next = maxTime(b.next, now).Add(b.interval * time.Duration(b.slowFactor(now)))
 		}
 		w.granted = true
@@ -273,6 +284,7 @@ type waiter struct {
 	index    int           // in waitQueue
 	ready    chan struct{} // closed when granted
 	granted  bool          // under Budget.mu
+	unrated  bool          // a list's next page: not held by the rate
 }
 
 // waitQueue is a heap of waiters, the most urgent first.
@@ -302,9 +314,22 @@ func (q *waitQueue) Pop() any {
 	return w
 }
 
+// firstUnrated returns the most urgent waiter that the rate does not
+// hold, nil when none. The queue is short: a scan.
+func (q waitQueue) firstUnrated() *waiter {
+	var best *waiter
+	for i, w := range q {
+		if w.unrated && (best == nil || q.Less(i, best.index)) {
+			best = w
+		}
+	}
+	return best
+}
+
 type (
 	priorityKey struct{}
 	ticketKey   struct{}
+	nextPageKey struct{}
 )
 
 // WithPriority returns a context whose requests wait for the budget with
@@ -352,7 +377,8 @@ func (b *Budget) acquireFor(ctx context.Context) (release func(), err error) {
 	if !ok && t != nil {
 		priority = t.Priority
 	}
-	release, waited, err := b.acquire(ctx, priority)
+	_, unrated := ctx.Value(nextPageKey{}).(bool)
+	release, waited, err := b.acquire(ctx, priority, unrated)
 	if t != nil {
 		t.waited.Add(int64(waited))
 		if err == nil {
@@ -360,4 +386,11 @@ func (b *Budget) acquireFor(ctx context.Context) (release func(), err error) {
 		}
 	}
 	return release, err
+}
+
+// nextPage marks a request as a list's next page: one request in flight
+// per list is already the gentlest load there is, so the rate, which
+// bounds how many requests may burst, does not space its pages out.
+func nextPage(ctx context.Context) context.Context {
+	return context.WithValue(ctx, nextPageKey{}, true)
 }

@@ -161,7 +161,11 @@ func (c *Client) fetchList(ctx context.Context, ep endpoint, u *url.URL, each fu
 			return fmt.Errorf("vista %s: more than %d pages", ep.entity, maxPages)
 		}
 		seen[u.String()] = true
-		body, err := c.get(ctx, ep, u)
+		pctx := ctx
+		if pages > 0 {
+			pctx = nextPage(ctx)
+		}
+		body, err := c.get(pctx, ep, u)
 		if err != nil {
 			return err
 		}
