@@ -25,10 +25,12 @@ type checker struct {
 	asking   map[*ask]bool   // checks sent whose answers have not come
 	lone     []*ask          // answers calling their one session gone, waiting for earlier ones (takeAnswers)
 	windows  []*sweep        // the window sweeps (window.go); none without window queries
+	urgent   map[string]bool // checked by id at once, wherever the showtime: a sweep called it cancelled
 }
 
 func newChecker(policy Policy, batch int, m *Metrics, windows []*sweep, valid func(slot) bool) *checker {
-	c := &checker{policy: policy, batch: batch, m: m, windows: windows, inflight: map[string]bool{}, asking: map[*ask]bool{}}
+	c := &checker{policy: policy, batch: batch, m: m, windows: windows, inflight: map[string]bool{}, asking: map[*ask]bool{},
+		urgent: map[string]bool{}}
 	c.timeline.valid = valid
 	return c
 }
@@ -92,8 +94,18 @@ func (c *checker) due(st *state, now time.Time) []*ask {
 	var ids []string
 	take := func(s slot) bool {
 		r := cache[s.id]
+		if r == nil {
+			delete(c.urgent, s.id)
+		}
 		if taken[s.id] || c.inflight[s.id] || r == nil {
 			return true // a second entry for it, or one on its way: done
+		}
+		if c.urgent[s.id] && !s.time().After(now) {
+			delete(c.urgent, s.id)
+			taken[s.id] = true
+			ids = append(ids, s.id)
+			due[s.id] = s.time()
+			return true
 		}
 		if until := c.sweptBy(s.id, now, r.showtime.time()); !until.IsZero() {
 			// A window sweep that is out or going out now reads it: its

@@ -212,6 +212,21 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 			w.st.doubtAt = maxTime(w.st.doubtAt, a.asked)
 		}
 	}
+	// A session two answers of the batch give (a window query and a check
+	// by id may be out together) takes the one asked last.
+	last := map[string]time.Time{}
+	for _, a := range asks {
+		if a.st != w.st {
+			continue
+		}
+		for _, s := range a.seats {
+			last[s.ID] = maxTime(last[s.ID], a.asked)
+		}
+		for _, id := range a.gone {
+			last[id] = maxTime(last[id], a.asked)
+		}
+	}
+	newer := func(id string, asked time.Time) bool { return last[id].After(asked) }
 	var changes []change
 	gone := map[string]time.Time{}
 	for _, a := range asks {
@@ -219,7 +234,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 			continue // asked for a writer's state that has gone since
 		}
 		if a.window != nil {
-			changes = append(changes, w.takeSweep(a, cache)...)
+			changes = append(changes, w.takeSweep(a, cache, newer)...)
 			continue
 		}
 		w.st.checker.late(a, cache)
@@ -250,7 +265,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 			answered[s.ID] = true
 			old := cache[s.ID]
 			switch {
-			case old == nil, old.asOf.time().After(a.asked):
+			case old == nil, old.asOf.time().After(a.asked), newer(s.ID, a.asked):
 			case s.Cancelled():
 				changes = append(changes, removal(s.ID, old, keys.ReasonCancelled))
 				gone[s.ID] = a.asked
@@ -266,7 +281,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 			answered[id] = true
 			old := cache[id]
 			switch {
-			case old == nil, old.asOf.time().After(a.asked):
+			case old == nil, old.asOf.time().After(a.asked), newer(id, a.asked):
 			case w.st.kinds[keys.Sessions].held != nil && !w.st.kinds[keys.Sessions].held.checks:
 				// Vista's lists are in doubt (a drop is held back): a seat
 				// check that no longer finds a session is not believed
@@ -323,7 +338,9 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 }
 
 // takeSweep notes a window query's answer and returns its changes.
-func (w *Warmer) takeSweep(a *ask, cache map[string]*record) []change {
+func (w *Warmer) takeSweep(a *ask, cache map[string]*record, newer func(string, time.Time) bool) []change {
+	held := a.window.held
+	a.window.held = nil
 	refused, failing := w.st.checker.swept(a, w.cfg.Clock.Now())
 	switch {
 	case refused:
@@ -333,5 +350,5 @@ func (w *Warmer) takeSweep(a *ask, cache map[string]*record) []change {
 		w.log.Warn("window queries fail or answer slowly; seats are checked by id alone while they back off",
 			"window", a.window.name, "took", a.took.Round(time.Millisecond), "err", a.err)
 	}
-	return w.st.checker.sweepChanges(a, cache, w.fields[keys.Sessions])
+	return w.st.checker.sweepChanges(a, held, cache, w.fields[keys.Sessions], newer)
 }

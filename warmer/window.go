@@ -37,9 +37,14 @@ type sweep struct {
 	next     time.Time // when it goes out next, on the warmer's clock
 	flying   bool      // a sweep is out, its answer not written yet
 	sentAt   time.Time // real time it went out
-	off      time.Time // no sweep goes out before: Vista refused or failed
-	failures int       // in a row
-	refused  bool      // Vista refuses window queries (400): said once
+	// The sweep out: the showtimes it covers, and the sessions whose
+	// check by id it holds back (sweptBy) until its answer says whether it
+	// read them.
+	flyFrom, flyTo time.Time
+	held           map[string]bool
+	off            time.Time // no sweep goes out before: Vista refused or failed
+	failures       int       // in a row
+	refused        bool      // Vista refuses window queries (400): said once
 
 	// The last answer: the showtimes it covered and the sessions in it. A
 	// session it covered but lacked is checked by id when due: it may be
@@ -87,12 +92,16 @@ func (c *checker) dueSweeps(st *state, now time.Time, offsets map[int]*showtimes
 			continue
 		}
 		from, to := now.Add(s.from), now.Add(s.to)
-		s.next = now.Add(s.every)
+		// On the whole second, as the checks by id are (NextCheck): a
+		// session confirmed by this sweep falls due with the next one,
+		// not a fraction of a second before it.
+		s.next = now.Add(s.every).Truncate(time.Second)
 		walls := wallRanges(offsets, from, to)
 		if len(walls) == 0 {
 			continue
 		}
 		s.flying, s.sentAt = true, time.Now()
+		s.flyFrom, s.flyTo, s.held = from, to, map[string]bool{}
 		asks = append(asks, &ask{st: st, window: s, walls: walls, asked: now, prio: now.Add(max(s.from, 0)),
 			from: from, to: to})
 	}
@@ -123,24 +132,26 @@ func wallRanges(offsets map[int]*showtimes, from, to time.Time) []vista.Window {
 	return merged
 }
 
-// sweptBy returns, for a session showing at showtime, when the window
-// sweep that reads it next has surely been answered: one sweep interval
-// from now, when a sweep covering it is out or due now, and the last went
-// through; else zero, and its check by id goes out as due.
+// sweptBy returns, for a session showing at showtime whose check by id
+// is due, one sweep interval from now when a sweep out now covers it, and
+// notes that the sweep holds its check back; zero, and the check goes out
+// as due, when no sweep is out (none has gone, Vista refuses or fails
+// them), the one out is late, or the last answer lacked the session. The
+// sweeps due go out before the checks (sendChecks), so a sweep due now is
+// out by then. Its answer lets the check go at once if it did not read the
+// session (heldBack).
 func (c *checker) sweptBy(id string, now, showtime time.Time) time.Time {
 	for _, s := range c.windows {
-		if s.failures > 0 || now.Before(s.off) || (!s.flying && now.Before(s.next)) {
+		if !s.flying || s.failures > 0 || time.Since(s.sentAt) > s.every {
 			continue
 		}
-		if s.flying && time.Since(s.sentAt) > s.every {
-			continue // slow: what it covers goes by id meanwhile
-		}
-		if d := showtime.Sub(now); d < s.from || d >= s.to {
+		if showtime.Before(s.flyFrom) || !showtime.Before(s.flyTo) {
 			continue
 		}
 		if !showtime.Before(s.lastFrom) && showtime.Before(s.lastTo) && !s.lastSeen[id] {
 			return time.Time{} // the last sweep lacked it
 		}
+		s.held[id] = true
 		return now.Add(s.every)
 	}
 	return time.Time{}
@@ -205,28 +216,39 @@ func (c *checker) swept(a *ask, now time.Time) (refused, failing bool) {
 
 // sweepChanges turns a window's answer into changes: a session whose seats
 // or status moved is written at once, as a seat check's answer is; one
-// that did not is confirmed only when its check by id is due within the
-// next sweep (the confirmation that check would write), and otherwise
-// costs Redis nothing. A session the answer calls cancelled is checked by
-// id at once: a window never removes. Sessions the cache does not hold
-// are left to the full reload.
-func (c *checker) sweepChanges(a *ask, cache map[string]*record, fields []string) []change {
+// that did not is confirmed only when the sweep held its check by id back
+// or that check is due within the next sweep (the confirmation that check
+// would write), and otherwise costs Redis nothing. A session the answer
+// calls cancelled is checked by id at once, wherever its showtime: a
+// window never removes. Sessions the cache does not hold are left to the
+// full reload; a row that a newer answer of the same batch also gives
+// (newer) is left to that one.
+//
+// A session whose check the sweep held back and that the answer lacks (or
+// every one, when the sweep failed) is checked by id at once, so that no
+// session goes longer than its interval without a reading.
+func (c *checker) sweepChanges(a *ask, held map[string]bool, cache map[string]*record, fields []string, newer func(id string, asked time.Time) bool) []change {
 	var changes []change
 	soon := a.asked.Add(a.window.every)
 	for _, s := range a.seats {
 		old := cache[s.ID]
-		if old == nil || old.missing || old.asOf.time().After(a.asked) {
+		if old == nil || old.missing || old.asOf.time().After(a.asked) || newer(s.ID, a.asked) {
+			delete(held, s.ID)
 			continue
 		}
 		if s.Cancelled() {
 			if !c.asked(s.ID) {
 				c.reschedule(s.ID, old, a.asked)
+				c.urgent[s.ID] = true
 			}
+			delete(held, s.ID)
 			continue
 		}
 		cur := withSeats(old, s)
 		ch := compare(fields, s.ID, old, cur)
-		if ch.op == opConfirm && (old.nextCheck.time().After(soon) || c.asked(s.ID)) {
+		wasHeld := held[s.ID]
+		delete(held, s.ID)
+		if ch.op == opConfirm && !wasHeld && (old.nextCheck.time().After(soon) || c.asked(s.ID)) {
 			continue // nothing new, and its check by id is not due
 		}
 		if next := c.policy.NextCheck(a.asked, old.showtime.time()); !next.IsZero() {
@@ -234,6 +256,11 @@ func (c *checker) sweepChanges(a *ask, cache map[string]*record, fields []string
 		}
 		cur.checked, cur.asOf = instantOf(a.asked), instantOf(a.asked)
 		changes = append(changes, ch)
+	}
+	for id := range held { // held back, and not read: by id, now
+		if r := cache[id]; r != nil && !r.missing && !c.asked(id) {
+			c.reschedule(id, r, a.asked)
+		}
 	}
 	return changes
 }
