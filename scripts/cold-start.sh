@@ -63,3 +63,6 @@ end=$(date +%s.%N)
 sessions=$(redis-cli -p "$rport" zcard vista:sessions)
 cpu=$(redis-cli -p "$rport" info cpu | tr -d '\r' | sed -n 's/^used_cpu_user://p')
 echo "ready_s=$(echo "$end - $start" | bc) sessions=$sessions redis_cpu_user_s=$cpu"
+if [[ -n ${COLD_START_STATS:-} ]]; then
+	redis-cli -p "$rport" info commandstats | tr -d '\r' | grep -v '^#' | sort -t= -k3 -n -r | head -15
+fi
