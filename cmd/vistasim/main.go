@@ -71,11 +71,13 @@ func run(args []string) error {
 	days := fs.Int("days", 14, "days of sessions published")
 	page := fs.Int("page-size", 1000, "rows a page")
 	token := fs.String("token", "", "the connectapitoken required, if any")
+	refuseWindows := fs.Bool("refuse-windows", false, "answer window queries (a $filter on Showtime) with 400, as a server that does not allow them")
+	rowCost := fs.Duration("row-cost", 0, "what each row a request scans or returns adds to its answer time, e.g. 20us")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	sim := vistasim.New(vistasim.Config{Seed: *seed, Cinemas: *cinemas, Screens: *screens, ShowsPerDay: *shows,
-		Days: *days, PageSize: *page, Token: *token})
+		Days: *days, PageSize: *page, Token: *token, RefuseWindows: *refuseWindows, RowCost: *rowCost})
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
