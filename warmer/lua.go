@@ -12,8 +12,9 @@ var (
 	// the epoch and seq the write expects.
 	//go:embed lua/fence.lua
 	fenceLua string
-	// hashWriteLua defines hashwrite(a, b), the Lua function behind
-	// hashWriteCmd, for the arguments ARGV[a..b].
+	// hashWriteLua defines hashwrite(a, b) and hashnew(a, b), the Lua
+	// functions behind hashWriteCmd and hashNewCmd, for the arguments
+	// ARGV[a..b].
 	//go:embed lua/hashwrite.lua
 	hashWriteLua string
 	// runLua runs each command of ARGV after the fence.
@@ -32,8 +33,10 @@ var (
 )
 
 func init() {
-	// run.lua names the hash write by its command name; they must agree.
-	if !strings.Contains(runLua, "'"+hashWriteCmd+"'") {
-		panic("warmer/lua/run.lua does not name " + hashWriteCmd)
+	// run.lua names the hash writes by their command names; they must agree.
+	for _, name := range []string{hashWriteCmd, hashNewCmd} {
+		if !strings.Contains(runLua, "'"+name+"'") {
+			panic("warmer/lua/run.lua does not name " + name)
+		}
 	}
 }

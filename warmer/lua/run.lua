@@ -8,6 +8,8 @@ while i <= #ARGV do
 	if ARGV[i + 1] == 'vw.hashwrite' then
 		ok, res = pcall(hashwrite, i + 2, i + n)
 		out[#out + 1] = ok and res or 0
+	elseif ARGV[i + 1] == 'vw.hashnew' then
+		ok, res = pcall(hashnew, i + 2, i + n)
 	else
 		res = redis.pcall(unpack(ARGV, i + 1, i + n))
 		ok = type(res) ~= 'table' or not res.err
