@@ -269,16 +269,17 @@ func dedup(ids []string) []string {
 // seatURL is the URL of a seat check for ids with the $select of level,
 // as sent.
 func (c *Client) seatURL(level int32, ids []string) string {
-	var b strings.Builder
-	b.WriteString(c.listURL(epSeats).String())
-	b.WriteString("?" + seatSelects[level] + "&$filter=")
+	terms := make([]string, len(ids))
 	for i, id := range ids {
-		if i > 0 {
-			b.WriteString(seatOr)
-		}
-		b.WriteString(seatTerm(id))
+		terms[i] = seatTerm(id)
 	}
-	return b.String()
+	return c.filterURL(epSeats, level, terms)
+}
+
+// filterURL is the URL of a query of ep's entity set with the $select of
+// level and a $filter of terms, each escaped already, joined by or.
+func (c *Client) filterURL(ep endpoint, level int32, terms []string) string {
+	return c.listURL(ep).String() + "?" + seatSelects[level] + "&$filter=" + strings.Join(terms, seatOr)
 }
 
 var seatOr = queryEscape(" or ")
@@ -299,16 +300,23 @@ func queryEscape(s string) string {
 // MaxURLLength. An id too long to fit on its own goes alone: the server will
 // refuse it or answer it, and either way it costs only itself.
 func (c *Client) seatBatches(ids []string) [][]string {
-	prefix := len(c.seatURL(0, nil)) // the widest $select: the bound holds for all
+	// The widest $select: the bound holds for all.
+	return byURL(c.maxURLLen, len(c.seatURL(0, nil)), ids, seatTerm)
+}
+
+// byURL splits items into runs whose URL (prefix long, then each item's
+// escaped term, joined by or) stays within maxLen. An item too long to fit
+// on its own goes alone.
+func byURL[T any](maxLen, prefix int, items []T, term func(T) string) [][]T {
 	var (
-		batches [][]string
-		cur     []string
-		n       int
+		runs [][]T
+		cur  []T
+		n    int
 	)
-	for _, id := range ids {
-		l := len(seatTerm(id))
-		if len(cur) > 0 && n+len(seatOr)+l > c.maxURLLen {
-			batches = append(batches, cur)
+	for _, it := range items {
+		l := len(term(it))
+		if len(cur) > 0 && n+len(seatOr)+l > maxLen {
+			runs = append(runs, cur)
 			cur = nil
 		}
 		if len(cur) == 0 {
@@ -316,10 +324,10 @@ func (c *Client) seatBatches(ids []string) [][]string {
 		} else {
 			n += len(seatOr) + l
 		}
-		cur = append(cur, id)
+		cur = append(cur, it)
 	}
 	if len(cur) > 0 {
-		batches = append(batches, cur)
+		runs = append(runs, cur)
 	}
-	return batches
+	return runs
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -84,36 +83,26 @@ func (c *Client) SeatsBetween(ctx context.Context, windows ...Window) ([]Seats, 
 // windowRequests splits windows into the groups one request can carry
 // within MaxURLLength.
 func (c *Client) windowRequests(level int32, windows []Window) [][]Window {
-	var parts [][]Window
-	var cur []Window
-	for _, w := range windows {
-		if len(cur) > 0 && len(c.windowURL(level, append(cur, w))) > c.maxURLLen {
-			parts = append(parts, cur)
-			cur = nil
-		}
-		cur = append(cur, w)
-	}
-	if len(cur) > 0 {
-		parts = append(parts, cur)
-	}
-	return parts
+	return byURL(c.maxURLLen, len(c.filterURL(epWindow, level, nil)), windows, windowTerm)
 }
 
 // windowURL is the URL of a window query for windows with the $select of
-// level.
+// level: one window's term alone, several in parentheses joined by or.
 func (c *Client) windowURL(level int32, windows []Window) string {
-	var b strings.Builder
-	b.WriteString(c.listURL(epWindow).String())
-	b.WriteString("?" + seatSelects[level] + "&$filter=")
+	terms := make([]string, len(windows))
 	for i, w := range windows {
-		if i > 0 {
-			b.WriteString(seatOr)
-		}
-		term := "Showtime ge datetime'" + w.From.Format(wallLayout) + "' and Showtime lt datetime'" + w.To.Format(wallLayout) + "'"
-		if len(windows) > 1 {
-			term = "(" + term + ")"
-		}
-		b.WriteString(queryEscape(term))
+		terms[i] = windowTerm(w)
 	}
-	return b.String()
+	if len(windows) == 1 {
+		terms[0] = queryEscape(windowFilter(windows[0]))
+	}
+	return c.filterURL(epWindow, level, terms)
 }
+
+// windowFilter is the filter of one window, unescaped.
+func windowFilter(w Window) string {
+	return "Showtime ge datetime'" + w.From.Format(wallLayout) + "' and Showtime lt datetime'" + w.To.Format(wallLayout) + "'"
+}
+
+// windowTerm is one window's escaped term among several, in parentheses.
+func windowTerm(w Window) string { return queryEscape("(" + windowFilter(w) + ")") }

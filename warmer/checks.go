@@ -77,12 +77,11 @@ type ask struct {
 	asked time.Time // on the warmer's clock
 	prio  time.Time // for the upstream budget: the most urgent session's
 
-	// A window query (window.go) instead: the sweep, the windows of wall
-	// time asked for, and the showtimes they cover.
-	window   *sweep
-	walls    []vista.Window
-	from, to time.Time
-	took     time.Duration // real time the window query took
+	// A window query (window.go) instead: the sweep and the windows of
+	// wall time asked for.
+	window *sweep
+	walls  []vista.Window
+	took   time.Duration // real time the window query took
 
 	seats  []vista.Seats
 	gone   []string
@@ -214,16 +213,19 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 	}
 	// A session two answers of the batch give (a window query and a check
 	// by id may be out together) takes the one asked last.
-	last := map[string]time.Time{}
-	for _, a := range asks {
-		if a.st != w.st {
-			continue
-		}
-		for _, s := range a.seats {
-			last[s.ID] = maxTime(last[s.ID], a.asked)
-		}
-		for _, id := range a.gone {
-			last[id] = maxTime(last[id], a.asked)
+	var last map[string]time.Time // nil for a lone answer: nothing to order
+	if len(asks) > 1 {
+		last = map[string]time.Time{}
+		for _, a := range asks {
+			if a.st != w.st {
+				continue
+			}
+			for _, s := range a.seats {
+				last[s.ID] = maxTime(last[s.ID], a.asked)
+			}
+			for _, id := range a.gone {
+				last[id] = maxTime(last[id], a.asked)
+			}
 		}
 	}
 	newer := func(id string, asked time.Time) bool { return last[id].After(asked) }

@@ -81,11 +81,7 @@ func (l *readings) maxGap(id string, from time.Time) (gap time.Duration, at time
 func TestFailedSweepKeepsTheFloor(t *testing.T) {
 	r := newRig(t)
 	log := newReadings(r)
-	w := r.windowed("a", func(c *Config) { c.Vista = log })
-	r.step(w)
-	s := r.upcoming(3*time.Hour, 40*time.Hour)
-	r.clock.Set(s.Showtime.Add(-6 * time.Minute))
-	r.step(w)
+	w, s := r.windowedBefore(6*time.Minute, 3*time.Hour, func(c *Config) { c.Vista = log })
 	r.stepFor(w, time.Minute, time.Second)
 	from := r.clock.Now()
 	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailStatus, Status: 503, Endpoint: vistasim.EndpointWindow, Count: 1})
@@ -102,11 +98,7 @@ func TestFailedSweepKeepsTheFloor(t *testing.T) {
 func TestLackedSessionKeepsTheFloor(t *testing.T) {
 	r := newRig(t)
 	log := newReadings(r)
-	w := r.windowed("a", func(c *Config) { c.Vista = log })
-	r.step(w)
-	s := r.upcoming(3*time.Hour, 40*time.Hour)
-	r.clock.Set(s.Showtime.Add(-6 * time.Minute))
-	r.step(w)
+	w, s := r.windowedBefore(6*time.Minute, 3*time.Hour, func(c *Config) { c.Vista = log })
 	r.stepFor(w, time.Minute, time.Second)
 	from := r.clock.Now()
 	r.sim.MoveSession(s.ID, s.Showtime.Add(3*time.Hour)) // out of the near window, the cache does not know yet
@@ -160,11 +152,7 @@ func TestChecksByIDWhileSessionsUnloaded(t *testing.T) {
 func TestCancelledByLaterSweepCheckedAtOnce(t *testing.T) {
 	r := newRig(t)
 	log := newReadings(r)
-	w := r.windowed("a", func(c *Config) { c.Vista = log })
-	r.step(w)
-	s := r.upcoming(6*time.Hour, 40*time.Hour)
-	r.clock.Set(s.Showtime.Add(-4 * time.Hour))
-	r.step(w)
+	w, s := r.windowedBefore(4*time.Hour, 6*time.Hour, func(c *Config) { c.Vista = log })
 	n := len(r.events())
 	r.sim.Cancel(s.ID)
 	r.stepFor(w, w.cfg.Policy.LaterInterval+30*time.Second, 10*time.Second)
@@ -182,11 +170,7 @@ func TestCancelledByLaterSweepCheckedAtOnce(t *testing.T) {
 func TestSweepsKeepTheFloor(t *testing.T) {
 	r := newRig(t)
 	log := newReadings(r)
-	w := r.windowed("a", func(c *Config) { c.Vista = log })
-	r.step(w)
-	s := r.upcoming(3*time.Hour, 40*time.Hour)
-	r.clock.Set(s.Showtime.Add(-6 * time.Minute))
-	r.step(w)
+	w, s := r.windowedBefore(6*time.Minute, 3*time.Hour, func(c *Config) { c.Vista = log })
 	r.stepFor(w, time.Minute, time.Second)
 	from := r.clock.Now()
 	r.stepFor(w, time.Minute, time.Second)
@@ -201,11 +185,7 @@ func TestSweepsKeepTheFloor(t *testing.T) {
 func TestCancelledByNearSweepCheckedAtOnce(t *testing.T) {
 	r := newRig(t)
 	log := newReadings(r)
-	w := r.windowed("a", func(c *Config) { c.Vista = log })
-	r.step(w)
-	s := r.upcoming(3*time.Hour, 40*time.Hour)
-	r.clock.Set(s.Showtime.Add(-30 * time.Minute))
-	r.step(w)
+	w, s := r.windowedBefore(30*time.Minute, 3*time.Hour, func(c *Config) { c.Vista = log })
 	r.stepFor(w, time.Minute, 10*time.Second)
 	n := len(r.events())
 	log.mu.Lock()
@@ -245,7 +225,7 @@ func TestNewestAnswerInABatchWins(t *testing.T) {
 		if a := w.st.cache[keys.Sessions][s.ID].asOf.time(); !a.Before(byID.asked) {
 			t.Fatalf("cache asOf %v not before the check's ask %v", a, byID.asked)
 		}
-		win := &ask{st: w.st, window: sw, asked: now, from: now.Add(sw.from), to: now.Add(sw.to),
+		win := &ask{st: w.st, window: sw, asked: now,
 			seats: []vista.Seats{{ID: s.ID, SeatsAvailable: newer}}}
 		w.st.checker.inflight[s.ID] = true
 		// the window query, asked later, came in first

@@ -63,15 +63,18 @@ type keeper struct {
 	sharedID            bool         // said that another process has our id
 }
 
-// newKeeper returns the lease keeper of the instance, whose lease's
-// value is the instance id, a space and a token made for this process,
-// so two processes given the same --instance-id never both believe they
-// hold the lease.
-func newKeeper(cfg Config, obs *observer) *keeper {
-	k := &keeper{rdb: cfg.Redis, instance: cfg.InstanceID, prefix: cfg.Prefix, ttl: cfg.LeaseTTL, every: cfg.Heartbeat,
-		clock: cfg.Clock, log: cfg.Logger, m: cfg.Metrics, obs: obs, value: cfg.InstanceID + " " + newEpoch()}
-	k.store = &store{rdb: cfg.Redis, prefix: cfg.Prefix, lease: k.value, log: cfg.Logger, m: cfg.Metrics, obs: obs}
-	return k
+// leaseValue is what P:lease holds while this process writes: the
+// instance id, a space and a token made for this process, so two
+// processes given the same --instance-id never both believe they hold the
+// lease. The keeper takes the lease with it, and the store's writes are
+// fenced on it.
+func leaseValue(instance string) string { return instance + " " + newEpoch() }
+
+// newKeeper returns the lease keeper of the instance: it holds the lease
+// as value, and writes the heartbeat through store.
+func newKeeper(cfg Config, obs *observer, store *store, value string) *keeper {
+	return &keeper{rdb: cfg.Redis, instance: cfg.InstanceID, prefix: cfg.Prefix, ttl: cfg.LeaseTTL, every: cfg.Heartbeat,
+		clock: cfg.Clock, log: cfg.Logger, m: cfg.Metrics, obs: obs, store: store, value: value}
 }
 
 // leading reports whether this instance holds the lease.

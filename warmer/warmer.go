@@ -277,8 +277,9 @@ func New(cfg Config) (*Warmer, error) {
 		evict: eviction{seen: -1}, knew: map[keys.Kind]int{}}
 	w.obs = &observer{log: cfg.Logger, m: cfg.Metrics, leaseTTL: cfg.LeaseTTL,
 		preflight: func(ctx context.Context) error { return Preflight(ctx, cfg.Redis, cfg.Prefix, cfg.ShardedEvents) }}
-	w.keep = newKeeper(cfg, w.obs)
-	w.store = w.keep.store
+	lease := leaseValue(cfg.InstanceID)
+	w.store = &store{rdb: cfg.Redis, prefix: cfg.Prefix, lease: lease, log: cfg.Logger, m: cfg.Metrics, obs: w.obs}
+	w.keep = newKeeper(cfg, w.obs, w.store, lease)
 	w.m.leaseHeld.Set(w.keep.holds)
 	for _, k := range keys.Kinds {
 		spec := specs[k]

@@ -102,8 +102,7 @@ func (c *checker) dueSweeps(st *state, now time.Time, offsets map[int]*showtimes
 		}
 		s.flying, s.sentAt = true, time.Now()
 		s.flyFrom, s.flyTo, s.held = from, to, map[string]bool{}
-		asks = append(asks, &ask{st: st, window: s, walls: walls, asked: now, prio: now.Add(max(s.from, 0)),
-			from: from, to: to})
+		asks = append(asks, &ask{st: st, window: s, walls: walls, asked: now, prio: now.Add(max(s.from, 0))})
 	}
 	return asks
 }
@@ -139,7 +138,7 @@ func wallRanges(offsets map[int]*showtimes, from, to time.Time) []vista.Window {
 // them), the one out is late, or the last answer lacked the session. The
 // sweeps due go out before the checks (sendChecks), so a sweep due now is
 // out by then. Its answer lets the check go at once if it did not read the
-// session (heldBack).
+// session (sweepChanges).
 func (c *checker) sweptBy(id string, now, showtime time.Time) time.Time {
 	for _, s := range c.windows {
 		if !s.flying || s.failures > 0 || time.Since(s.sentAt) > s.every {
@@ -178,35 +177,29 @@ func (c *checker) swept(a *ask, now time.Time) (refused, failing bool) {
 	s.flying = false
 	var rowErrs vista.RowErrors
 	answered := a.err == nil || errors.As(a.err, &rowErrs) // rows that could not be read are the list's to report
-	if answered && a.took > s.every {
-		s.failures++
-		c.m.sweeps.WithLabelValues(s.name, "slow").Inc()
-		if d := sweepBackoff(s.failures); d > 0 {
-			s.off = now.Add(d)
-			return false, s.failures == 3
-		}
-		return false, false
-	}
-	if answered {
+	var se *vista.StatusError
+	switch {
+	case answered && a.took <= s.every:
 		s.failures, s.refused = 0, false
-		s.lastFrom, s.lastTo = a.from, a.to
+		s.lastFrom, s.lastTo = s.flyFrom, s.flyTo
 		s.lastSeen = make(map[string]bool, len(a.seats))
 		for _, seat := range a.seats {
 			s.lastSeen[seat.ID] = true
 		}
 		c.m.sweeps.WithLabelValues(s.name, "ok").Inc()
 		return false, false
-	}
-	var se *vista.StatusError
-	if errors.As(a.err, &se) && se.StatusCode == http.StatusBadRequest {
+	case !answered && errors.As(a.err, &se) && se.StatusCode == http.StatusBadRequest:
 		s.off = now.Add(sweepOff)
 		c.m.sweeps.WithLabelValues(s.name, "refused").Inc()
 		said := s.refused
 		s.refused = true
 		return !said, false
+	case answered:
+		c.m.sweeps.WithLabelValues(s.name, "slow").Inc()
+	default:
+		c.m.sweeps.WithLabelValues(s.name, "failed").Inc()
 	}
 	s.failures++
-	c.m.sweeps.WithLabelValues(s.name, "failed").Inc()
 	if d := sweepBackoff(s.failures); d > 0 {
 		s.off = now.Add(d)
 		return false, s.failures == 3
