@@ -7,7 +7,7 @@ DURATION ?= 2m
 SEED     ?= 1
 TOPOLOGY ?= both
 
-.PHONY: all help build run demo test lint bench bench-memory bench-freshness fuzz chaos chaos-bugs clean
+.PHONY: all help build run demo test lint bench bench-memory bench-events bench-freshness fuzz chaos chaos-bugs clean
 
 all: lint test build
 
@@ -43,15 +43,20 @@ lint:
 	if [ -n "$$sc" ]; then $$sc ./...; \
 	else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@latest); skipped"; fi
 
-## bench: the benchmarks (cold load, steady state, decoding), against a real redis-server, then bench-memory and bench-freshness
+## bench: the benchmarks (cold load, steady state, decoding), against a real redis-server, then bench-memory, bench-events and bench-freshness
 bench:
 	scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 	$(MAKE) bench-memory
+	$(MAKE) bench-events
 	$(MAKE) bench-freshness
 
 ## bench-memory: the warmer's RSS at 500k sessions (cold load, settled, reload), from outside; about 5 minutes, needs redis-server
 bench-memory:
 	$(GO) run ./internal/membench $(MEMBENCH_ARGS)
+
+## bench-events: from a seat check's answer leaving the simulated Vista to its event at a subscriber, p50/p90/p99/max against the 2 ms target, the warmer binary from outside (EVENTLAT_ARGS=-duration 5m); about 2.5 minutes, needs redis-server
+bench-events:
+	$(GO) run ./internal/eventlat $(EVENTLAT_ARGS)
 
 ## bench-freshness: how stale seats get in Redis and what it costs upstream, the warmer against three baselines on a simulated evening (FRESHNESS_ARGS=-full-day for all of it); about 10 minutes, needs redis-server; writes docs/freshness.svg
 bench-freshness:
