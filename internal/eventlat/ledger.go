@@ -21,6 +21,7 @@ type change struct {
 
 	answered time.Time // the flush of the first answer that carried seats for id
 	via      string    // that answer's endpoint: seats, window or sessions
+	rows     int       // the rows that answer carried, all sessions
 	received time.Time // the subscriber's receipt of its item event
 	done     bool
 }
@@ -30,6 +31,7 @@ type sample struct {
 	id, via  string
 	seats    int
 	round    int
+	rows     int // in the answer
 	changed  time.Time
 	answered time.Time
 	received time.Time
@@ -116,8 +118,8 @@ func (l *ledger) end(round int) {
 }
 
 // answer notes an answer flushed at at, from endpoint via, with the pool's
-// rows it carried.
-func (l *ledger) answer(at time.Time, via string, rows []row) {
+// rows it carried and the number of rows in all.
+func (l *ledger) answer(at time.Time, via string, rows []row, total int) {
 	if len(rows) == 0 {
 		return
 	}
@@ -128,7 +130,7 @@ func (l *ledger) answer(at time.Time, via string, rows []row) {
 		if c == nil || c.expired || !c.answered.IsZero() || c.seats != r.seats || !at.After(c.at) {
 			continue
 		}
-		c.answered, c.via = at, via
+		c.answered, c.via, c.rows = at, via, total
 		l.complete(c)
 	}
 }
@@ -161,7 +163,7 @@ func (l *ledger) complete(c *change) {
 		return
 	}
 	c.done = true
-	l.samples = append(l.samples, sample{id: c.id, via: c.via, seats: c.seats, round: c.round,
+	l.samples = append(l.samples, sample{id: c.id, via: c.via, seats: c.seats, round: c.round, rows: c.rows,
 		changed: c.at, answered: c.answered, received: c.received})
 	if l.left--; l.left == 0 {
 		close(l.roundOK)
@@ -175,26 +177,27 @@ func (l *ledger) snapshot() ([]sample, tally) {
 	return slices.Clone(l.samples), l.tally
 }
 
-// carried returns the rows of an OData Sessions answer whose ID is in pool.
+// carried returns the rows of an OData Sessions answer whose ID is in pool,
+// and how many rows it holds in all.
 // It scans for the keys rather than decoding the JSON: it runs in the
 // benchmark's process, on the cores the warmer and Redis use while they
 // handle this very answer, and a page may hold a thousand rows. The
 // simulator writes each row's fields in one order, ID first and no
 // object nested, so a row's SeatsAvailable lies between its ID and the
 // next row's.
-func carried(body []byte, pool map[string]bool) []row {
+func carried(body []byte, pool map[string]bool) (out []row, total int) {
 	const idKey, seatsKey = `"ID":"`, `"SeatsAvailable":`
-	var out []row
 	for {
 		i := bytes.Index(body, []byte(idKey))
 		if i < 0 {
-			return out
+			return out, total
 		}
 		body = body[i+len(idKey):]
 		j := bytes.IndexByte(body, '"')
 		if j < 0 {
-			return out
+			return out, total
 		}
+		total++
 		id := body[:j]
 		body = body[j+1:]
 		if !pool[string(id)] {

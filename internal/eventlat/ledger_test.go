@@ -3,6 +3,7 @@ package main
 import (
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +33,10 @@ func TestCarried(t *testing.T) {
 		if rec.Code != 200 {
 			t.Fatalf("GET %s: %d %s", url, rec.Code, rec.Body)
 		}
-		got := carried(rec.Body.Bytes(), pool)
+		got, total := carried(rec.Body.Bytes(), pool)
+		if total < len(want) {
+			t.Errorf("carried(%s): %d rows in all, want %d or more", url, total, len(want))
+		}
 		slices.SortFunc(got, func(x, y row) int { return x.seats - y.seats })
 		if !slices.Equal(got, want) {
 			t.Errorf("carried(%s) = %v, want %v", url, got, want)
@@ -50,8 +54,8 @@ func TestLedger(t *testing.T) {
 	l := newLedger([]string{"a", "b", "c"})
 	ok := l.begin(1, at(0), []row{{"a", 10}, {"b", 20}, {"c", 30}})
 
-	l.answer(at(5), "window", []row{{"a", 11}, {"b", 20}}) // a: the old value
-	l.answer(at(6), "seats", []row{{"a", 10}, {"b", 20}})  // b: the second answer carrying it
+	l.answer(at(5), "window", []row{{"a", 11}, {"b", 20}}, 300) // a: the old value
+	l.answer(at(6), "seats", []row{{"a", 10}, {"b", 20}}, 2)    // b: the second answer carrying it
 	l.event(at(8), seatsEvent("a", 10))
 	l.event(at(9), seatsEvent("b", 20))
 	l.event(at(9), seatsEvent("b", 20))  // a second event for the same change
@@ -67,7 +71,7 @@ func TestLedger(t *testing.T) {
 	// Round 2: the event comes before its answer is noted.
 	ok = l.begin(2, at(100), []row{{"a", 9}})
 	l.event(at(103), seatsEvent("a", 9))
-	l.answer(at(102), "seats", []row{{"a", 9}})
+	l.answer(at(102), "seats", []row{{"a", 9}}, 1)
 	select {
 	case <-ok:
 	default:
@@ -105,5 +109,21 @@ func TestQuantile(t *testing.T) {
 	}
 	if got := quantile(nil, .99); got != 0 {
 		t.Errorf("quantile(nil, .99) = %v, want 0", got)
+	}
+}
+
+// TestMonitorLine reads lines as redis-server 7.0 writes them to MONITOR.
+func TestMonitorLine(t *testing.T) {
+	line := []byte(`+1796418864.085224 [0 lua] "PUBLISH" "vista:events:sessions" "{\"seq\":17,\"epoch\":\"k3x9\",\"kind\":\"sessions\",\"event\":\"item\",\"id\":\"1001-14164\",\"seats_available\":42,\"changed\":[\"seats_available\"],\"at\":\"2026-11-25T17:00:00Z\"}"` + "\r\n")
+	ts, src, cmd, args, ok := monitorLine(line)
+	if !ok || ts != 1796418864085224 || src != "lua" || cmd != "PUBLISH" || !strings.HasPrefix(string(args), `"vista:events:sessions" "{`) {
+		t.Fatalf("monitorLine = %d, %q, %q, %.30q, %v", ts, src, cmd, args, ok)
+	}
+	if r, ok := eventRow(args); !ok || r != (row{"1001-14164", 42}) {
+		t.Errorf("eventRow = %v, %v, want {1001-14164 42}, true", r, ok)
+	}
+	ts, src, cmd, _, ok = monitorLine([]byte(`+1796418864.085130 [0 127.0.0.1:59158] "evalsha" "4f1c" "3"` + "\r\n"))
+	if !ok || ts != 1796418864085130 || src != "127.0.0.1:59158" || cmd != "EVALSHA" {
+		t.Errorf("monitorLine(evalsha) = %d, %q, %q, %v", ts, src, cmd, ok)
 	}
 }
