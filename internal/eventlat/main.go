@@ -442,6 +442,8 @@ func report(out io.Writer, in reportIn) {
 		verdict = "FAIL"
 	}
 	fmt.Fprintf(out, "\n%s: p99 %s over %d samples, target ≤ %s\n", verdict, ms(quantile(checks, .99)), len(checks), ms(target))
+	fmt.Fprintf(out, "the samples came in %d answers: the changes one answer carries are written by one script, so its samples rise and fall together\n",
+		answers(in.samples))
 	if in.split {
 		fmt.Fprintln(out, "(with -split, Redis feeds every command to MONITOR: the scripts are slower than without it)")
 	}
@@ -476,6 +478,17 @@ func report(out io.Writer, in reportIn) {
 		}
 	}
 	fmt.Fprintf(out, "files: %s/samples.csv, %s/warmer.log\n", in.out, in.out)
+}
+
+// answers counts the answers of checks that carried the samples.
+func answers(samples []sample) int {
+	seen := map[time.Time]bool{}
+	for _, s := range samples {
+		if s.via != "sessions" {
+			seen[s.answered] = true
+		}
+	}
+	return len(seen)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
