@@ -1,7 +1,9 @@
 // The fenced store: a batch of changes and their events becomes one
 // script call (prepare, run) that Redis runs only while the lease is
 // this writer's and P:meta is as it expects (fence); what Redis answers
-// is told apart here (fenceError, RefusedError). The Lua is in lua/.
+// is told apart here (fenceError, RefusedError). The Lua is in lua/. A
+// batch that creates many hashes and only creates them goes as a fenced
+// MULTI/EXEC instead (bulk.go).
 package warmer
 
 import (
@@ -53,6 +55,7 @@ type store struct {
 	m      *Metrics
 	obs    *observer   // told how each write went
 	plain  atomic.Bool // Redis cannot read script flags: see load
+	noBulk atomic.Bool // an ACL denies transactions: see bulk.go
 }
 
 // guard is what a fenced write expects of P:meta besides the lease: the
@@ -67,7 +70,8 @@ type guard struct {
 // both first, in the same atomic step as the writes, so a writer that was
 // paused past its lease, and even one that got the lease back after
 // another wrote, changes nothing when it wakes. It is one round trip,
-// where WATCH, the reads and MULTI/EXEC took three.
+// where WATCH, the reads and MULTI/EXEC take three; only a bulk write
+// (bulk.go) goes that way, for the Redis CPU it saves.
 //
 // The pipeline given to queue is never sent: its commands are read back
 // and handed to the script. hashWrites adds a command of the script's own
@@ -83,6 +87,7 @@ func (s *store) fenced(ctx context.Context, g *guard, queue func(redis.Pipeliner
 type write struct {
 	argv    []any
 	replies []*redis.Cmd // the hash writes' commands, whose replies run sets
+	tx      [][]any      // the commands as a transaction, for a bulk write (bulk.go); else nil
 }
 
 // prepare queues a fenced write's commands and makes them the script's
@@ -114,6 +119,7 @@ func (s *store) prepare(ctx context.Context, g *guard, queue func(redis.Pipeline
 			wr.replies = append(wr.replies, c.(*redis.Cmd))
 		}
 	}
+	wr.tx = bulkCommands(cmds)
 	return wr
 }
 
@@ -131,7 +137,7 @@ func (s *store) run(ctx context.Context, wrs ...*write) (int, error) {
 	if len(wrs) == 0 {
 		return 0, nil
 	}
-	done, err := s.runScripts(ctx, wrs)
+	done, err := s.runAll(ctx, wrs)
 	switch {
 	case redisTrouble(err):
 		s.obs.noteWrite(err)
@@ -143,6 +149,50 @@ func (s *store) run(ctx context.Context, wrs ...*write) (int, error) {
 		s.obs.noteWrite(nil) // the fence said no: Redis answers, and the lease keeper finds out the rest
 	}
 	return done, err
+}
+
+// runAll runs the writes in order: a bulk write as a transaction, the
+// writes between bulk ones as scripts in one round trip.
+func (s *store) runAll(ctx context.Context, wrs []*write) (int, error) {
+	done := 0
+	for done < len(wrs) {
+		if wr := wrs[done]; wr.tx != nil && !s.noBulk.Load() {
+			if err := s.runBulk(ctx, wr); err != nil {
+				return done, err
+			}
+			done++
+			continue
+		}
+		n := 1
+		for done+n < len(wrs) && (wrs[done+n].tx == nil || s.noBulk.Load()) {
+			n++
+		}
+		ran, err := s.runScripts(ctx, wrs[done:done+n])
+		done += ran
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// runBulk runs a bulk write as a transaction; one that Redis aborted
+// bulkTries times, or whose transaction an ACL denies, goes as the script.
+func (s *store) runBulk(ctx context.Context, wr *write) error {
+	var err error
+	for range bulkTries {
+		if err = s.transact(ctx, wr); !errors.Is(err, errBulkAborted) {
+			break
+		}
+	}
+	if bulkDenied(err) && s.noBulk.CompareAndSwap(false, true) {
+		s.log.Warn("redis denies the warmer transactions (ACL); large writes go as the script, at more Redis CPU: "+
+			"grant the warmer's user +watch +unwatch +multi +exec", "err", err)
+	}
+	if errors.Is(err, errBulkAborted) || bulkDenied(err) {
+		_, err = s.runScripts(ctx, []*write{wr})
+	}
+	return err
 }
 
 func (s *store) runScripts(ctx context.Context, wrs []*write) (int, error) {

@@ -16,7 +16,9 @@ import (
 // Commands lists every Redis command the warmer sends, itself or inside
 // its scripts, as ACL rules name them. docs/operations.md's ACL line for the
 // warmer grants each (a test reads it), and Preflight tries each at
-// start, so a user that lacks one is told at once, by name.
+// start, so a user that lacks one is told at once, by name; all but the
+// transaction's (WATCH, UNWATCH, MULTI, EXEC), without which large writes
+// go as the script (bulk.go) and the log says so.
 var Commands = []string{
 	"ping", "info", "role", "evalsha", "eval", "script|load",
 	"get", "set", "del", "type", "exists", "pexpire", "expireat",
@@ -24,6 +26,7 @@ var Commands = []string{
 	"zadd", "zrem", "zrange", "zremrangebyscore", "zcard",
 	"sadd", "srem", "smembers", "scard",
 	"xadd", "publish", "spublish",
+	"watch", "unwatch", "multi", "exec",
 }
 
 // preflightScript runs each command the warmer's scripts run, on scratch

@@ -1,0 +1,195 @@
+// The fenced store's second way in: a write that only creates hashes and
+// indexes them (a cold load, a reload that finds many new sessions) goes
+// as MULTI/EXEC under WATCH rather than as the script. Redis runs plain
+// commands for less CPU than the script's calls of the same commands:
+// every argument of a script becomes a Lua string first, and every
+// redis.call converts them again. On a cold load of 100k sessions that
+// was a third more Redis CPU than plain pipelined writes; as a
+// transaction it is within a few percent of them. The price is round
+// trips (WATCH, the fence's reads, MULTI/EXEC: three where the script
+// takes one), which only a large write can afford; so a write goes this
+// way only when it creates at least bulkHashes hashes and has no command
+// of the script's own that must read before it writes (hashWriteCmd).
+package warmer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/keys"
+)
+
+// bulkHashes is the fewest new hashes a write goes as a transaction for.
+const bulkHashes = 16
+
+// bulkTries is how often a transaction is tried before its write goes as
+// the script: one is aborted when a key it watches changes between the
+// fence's reads and EXEC, which the lease keeper's own renewal can do.
+const bulkTries = 3
+
+// bulkCommands returns a write's commands as a transaction sends them, or
+// nil when the write is not one for a transaction (see the file's
+// comment). The hashNewCmds become what hashnew in lua/hashwrite.lua
+// runs: one DEL of all their keys, where the first of them was, then an
+// HSET and an EXPIREAT for each. One DEL of many keys costs Redis a
+// fraction of a DEL each; the keys are distinct (a batch changes an
+// entity once), and nothing between the first new hash and the others
+// touches them.
+func bulkCommands(cmds []redis.Cmder) [][]any {
+	news := 0
+	for _, c := range cmds {
+		switch c.Args()[0] {
+		case hashWriteCmd:
+			return nil
+		case hashNewCmd:
+			news++
+		}
+	}
+	if news < bulkHashes {
+		return nil
+	}
+	out := make([][]any, 0, len(cmds)+news+1)
+	var del []any
+	for _, c := range cmds {
+		args := c.Args()
+		if args[0] != hashNewCmd {
+			out = append(out, args)
+			continue
+		}
+		key, expireAt := args[1], args[2]
+		if del == nil {
+			del = make([]any, 1, news+1)
+			del[0] = "del"
+			out = append(out, nil) // the DEL, filled in below
+		}
+		del = append(del, key)
+		out = append(out, append([]any{"hset", key}, args[3:]...))
+		if expireAt != "" {
+			out = append(out, []any{"expireat", key, expireAt})
+		}
+	}
+	for i := range out {
+		if out[i] == nil {
+			out[i] = del
+			break
+		}
+	}
+	return out
+}
+
+// errBulkAborted is a transaction Redis did not run because a key it
+// watched changed before EXEC.
+var errBulkAborted = errors.New("the transaction was aborted: the lease or P:meta changed before EXEC")
+
+// transact runs a bulk write as MULTI/EXEC, fenced as the script fences:
+// it WATCHes the lease and P:meta, reads them, checks them as fence.lua
+// does, and only then queues the commands. Redis runs none of them if
+// either key changed after WATCH (another writer took the lease, the
+// lease expired, P:meta moved): so a writer that is no longer the writer
+// changes nothing, as with the script.
+//
+// Its errors are the script's: the fence's own, a *RefusedError when Redis
+// refused the transaction as a whole (nothing ran), errWrite otherwise;
+// and errBulkAborted.
+func (s *store) transact(ctx context.Context, wr *write) error {
+	lease, meta := keys.Lease(s.prefix), keys.Meta(s.prefix)
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		if !bug("skipfence") {
+			var holder *redis.StringCmd
+			var m *redis.SliceCmd
+			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+				holder = p.Get(ctx, lease)
+				m = p.HMGet(ctx, meta, keys.MetaEpoch, keys.MetaSeq)
+				return nil
+			})
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			if err := fenceCheck(holder, m, wr.argv[0].(string), wr.argv[1].(string), wr.argv[2].(string)); err != nil {
+				return err
+			}
+		}
+		cmds, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, args := range wr.tx {
+				p.Do(ctx, args...)
+			}
+			return nil
+		})
+		if err != nil && redis.HasErrorPrefix(err, "EXECABORT") {
+			// Redis refused a command as it was queued (OOM, READONLY,
+			// an ACL): that command's error says why; none ran.
+			for _, c := range cmds {
+				if c.Err() != nil {
+					return fmt.Errorf("%w (%w)", c.Err(), err)
+				}
+			}
+		}
+		return err
+	}, lease, meta)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, redis.TxFailedErr):
+		return errBulkAborted
+	}
+	if fe := (*fenceErr)(nil); errors.As(err, &fe) {
+		return fe.err
+	}
+	return fenceError(err)
+}
+
+// fenceErr carries the fence's finding out of Watch's function.
+type fenceErr struct{ err error }
+
+func (e *fenceErr) Error() string { return e.err.Error() }
+
+// fenceCheck is fence.lua in Go, on what a transaction read under WATCH:
+// the lease's holder must be ours; unless epoch is "", P:meta must hold
+// it, and unless seq is "-1", that seq.
+func fenceCheck(holder *redis.StringCmd, m *redis.SliceCmd, ours, epoch, seq string) error {
+	h, err := holder.Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return &fenceErr{errLeaseGone}
+	case err != nil:
+		return err
+	case h != ours:
+		return &fenceErr{ErrLeaseLost}
+	}
+	if epoch == "" {
+		return nil
+	}
+	vals, err := m.Result()
+	if err != nil {
+		return err
+	}
+	have, _ := vals[0].(string)
+	switch {
+	case vals[0] == nil:
+		return &fenceErr{errMetaGone}
+	case have != epoch:
+		return &fenceErr{errCacheLost}
+	}
+	if n, _ := vals[1].(string); seq != "-1" && n != seq {
+		return &fenceErr{errStale}
+	}
+	return nil
+}
+
+// bulkDenied reports whether err is an ACL's refusal of the transaction's
+// own commands (WATCH, MULTI, EXEC), which the script does not need.
+func bulkDenied(err error) bool {
+	code, _ := refusal(err)
+	if code != "acl" {
+		return false
+	}
+	switch strings.ToLower(deniedCommand(err)) {
+	case "watch", "multi", "exec", "unwatch", "discard":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,241 @@
+package warmer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
+)
+
+// bulkStore is the fenced store of a warmer that is not run, over rdb,
+// with the lease held by it and P:meta at epoch e1, seq 5.
+func bulkStore(t *testing.T, rdb *redis.Client, prefix string, log *slog.Logger) *store {
+	t.Helper()
+	client, err := vista.New(vista.Config{BaseURL: "http://127.0.0.1:1/", Zones: vista.Zones{Default: time.UTC}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Config{Redis: rdb, Vista: client, Prefix: prefix, InstanceID: "a", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := rdb.Set(ctx, keys.Lease(prefix), w.store.lease, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.HSet(ctx, keys.Meta(prefix), keys.MetaEpoch, "e1", keys.MetaSeq, 5)
+	return w.store
+}
+
+// newHashes queues n new hashes under prefix and an index entry for each.
+func newHashes(prefix string, n int) func(redis.Pipeliner) {
+	return func(pipe redis.Pipeliner) {
+		ctx := context.Background()
+		var ix []any
+		for i := range n {
+			key := keys.Entity(prefix, keys.Sessions, fmt.Sprint(i))
+			pipe.Do(ctx, hashNewCmd, key, "4102444800", "id", fmt.Sprint(i), "state", "open")
+			ix = append(ix, float64(n-i), fmt.Sprint(i))
+		}
+		byScore(ix)
+		pipe.Do(ctx, append([]any{"zadd", keys.Index(prefix, keys.Sessions)}, ix...)...)
+		pipe.HSet(ctx, keys.Meta(prefix), keys.MetaSeq, 6)
+	}
+}
+
+// A bulk write (MULTI/EXEC under WATCH) is fenced as the script is: the
+// same state of the lease and P:meta lets both through or stops both with
+// the same error, and one that is stopped writes nothing.
+func TestBulkWritesAreFencedAsTheScriptIs(t *testing.T) {
+	rdb, prefix := MustRedis(t)
+	s := bulkStore(t, rdb, prefix, nil)
+	ctx := context.Background()
+	lease, meta := keys.Lease(prefix), keys.Meta(prefix)
+	ours := s.lease
+	tests := []struct {
+		name  string
+		setup func()
+		g     *guard
+		want  error
+	}{
+		{"the lease ours, P:meta as expected", func() {}, &guard{epoch: "e1", seq: 5}, nil},
+		{"no P:meta check", func() {}, nil, nil},
+		{"any seq", func() { rdb.HSet(ctx, meta, keys.MetaSeq, 9) }, &guard{epoch: "e1", seq: -1}, nil},
+		{"another's lease", func() { rdb.Set(ctx, lease, "b 1", time.Minute) }, &guard{epoch: "e1", seq: 5}, ErrLeaseLost},
+		{"no lease", func() { rdb.Del(ctx, lease) }, &guard{epoch: "e1", seq: 5}, errLeaseGone},
+		{"no P:meta", func() { rdb.Del(ctx, meta) }, &guard{epoch: "e1", seq: 5}, errMetaGone},
+		{"another epoch", func() { rdb.HSet(ctx, meta, keys.MetaEpoch, "e2") }, &guard{epoch: "e1", seq: 5}, errCacheLost},
+		{"another seq", func() { rdb.HSet(ctx, meta, keys.MetaSeq, 4) }, &guard{epoch: "e1", seq: 5}, errStale},
+	}
+	for _, tt := range tests {
+		for _, n := range []int{1, bulkHashes} { // the script, a transaction
+			t.Run(fmt.Sprintf("%s/%d hashes", tt.name, n), func(t *testing.T) {
+				rdb.Set(ctx, lease, ours, time.Minute)
+				rdb.Del(ctx, meta, keys.Index(prefix, keys.Sessions), keys.Entity(prefix, keys.Sessions, "0"))
+				rdb.HSet(ctx, meta, keys.MetaEpoch, "e1", keys.MetaSeq, 5)
+				tt.setup()
+				wr := s.prepare(ctx, tt.g, newHashes(prefix, n))
+				if bulk := wr.tx != nil; bulk != (n >= bulkHashes) {
+					t.Fatalf("%d new hashes went as a transaction: %v", n, bulk)
+				}
+				_, err := s.run(ctx, wr)
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("write = %v, want %v", err, tt.want)
+				}
+				h, _ := rdb.HGetAll(ctx, keys.Entity(prefix, keys.Sessions, "0")).Result()
+				z, _ := rdb.ZCard(ctx, keys.Index(prefix, keys.Sessions)).Result()
+				if written := tt.want == nil; (len(h) > 0) != written || (z == int64(n)) != written {
+					t.Errorf("hash %v and %d index entries after a write that answered %v", h, z, err)
+				}
+				if tt.want == nil {
+					if ttl := rdb.TTL(ctx, keys.Entity(prefix, keys.Sessions, "0")).Val(); ttl <= 0 {
+						t.Errorf("TTL %v, want the EXPIREAT given", ttl)
+					}
+				}
+			})
+		}
+	}
+}
+
+// A new hash replaces whatever its key held, in a transaction as in the
+// script: no field of an earlier epoch's hash stays, and another type goes.
+func TestBulkWriteReplacesWhatItsKeysHeld(t *testing.T) {
+	rdb, prefix := MustRedis(t)
+	s := bulkStore(t, rdb, prefix, nil)
+	ctx := context.Background()
+	rdb.HSet(ctx, keys.Entity(prefix, keys.Sessions, "0"), "stale", "x", "id", "old")
+	rdb.Set(ctx, keys.Entity(prefix, keys.Sessions, "1"), "a string", 0)
+	wr := s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes))
+	if wr.tx == nil {
+		t.Fatal("not a transaction")
+	}
+	if _, err := s.run(ctx, wr); err != nil {
+		t.Fatal(err)
+	}
+	if h := rdb.HGetAll(ctx, keys.Entity(prefix, keys.Sessions, "0")).Val(); h["stale"] != "" || h["id"] != "0" {
+		t.Errorf("hash 0 = %v, want only the new fields", h)
+	}
+	if typ := rdb.Type(ctx, keys.Entity(prefix, keys.Sessions, "1")).Val(); typ != "hash" {
+		t.Errorf("key 1 is a %s", typ)
+	}
+}
+
+// touchBeforeExec is a go-redis hook that runs touch before each MULTI it
+// sees go out, as another client would between the fence's reads and EXEC.
+type touchBeforeExec struct {
+	touch func()
+	n     atomic.Int32
+}
+
+func (h *touchBeforeExec) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *touchBeforeExec) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *touchBeforeExec) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && strings.EqualFold(cmds[0].Name(), "multi") {
+			h.n.Add(1)
+			h.touch()
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A transaction that Redis aborts because the lease or P:meta changed after
+// the fence read them writes nothing; the write is tried again and the
+// fence then says what changed. A change that leaves the fence as it was
+// (the lease keeper renewing the lease) costs only the try.
+func TestBulkWriteAbortedByAChangeBeforeExec(t *testing.T) {
+	ctx := context.Background()
+	t.Run("another takes the lease", func(t *testing.T) {
+		rdb, prefix := MustRedis(t)
+		other := redis.NewClient(rdb.Options())
+		defer other.Close()
+		s := bulkStore(t, rdb, prefix, nil)
+		rdb.AddHook(&touchBeforeExec{touch: func() { other.Set(ctx, keys.Lease(prefix), "b 1", time.Minute) }})
+		_, err := s.run(ctx, s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes)))
+		if !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("write = %v, want %v", err, ErrLeaseLost)
+		}
+		if n := other.Exists(ctx, keys.Entity(prefix, keys.Sessions, "0")).Val(); n != 0 {
+			t.Error("the aborted transaction wrote")
+		}
+	})
+	t.Run("our own renewal", func(t *testing.T) {
+		rdb, prefix := MustRedis(t)
+		other := redis.NewClient(rdb.Options())
+		defer other.Close()
+		s := bulkStore(t, rdb, prefix, nil)
+		h := &touchBeforeExec{}
+		h.touch = func() {
+			if h.n.Load() == 1 {
+				other.PExpire(ctx, keys.Lease(prefix), time.Minute)
+			}
+		}
+		rdb.AddHook(h)
+		if _, err := s.run(ctx, s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes))); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.n.Load(); got != 2 {
+			t.Errorf("%d transactions sent, want 2: the aborted one and its second try", got)
+		}
+		if n := other.ZCard(ctx, keys.Index(prefix, keys.Sessions)).Val(); n != bulkHashes {
+			t.Errorf("%d index entries, want %d", n, bulkHashes)
+		}
+	})
+	t.Run("always touched: the script", func(t *testing.T) {
+		rdb, prefix := MustRedis(t)
+		other := redis.NewClient(rdb.Options())
+		defer other.Close()
+		s := bulkStore(t, rdb, prefix, nil)
+		h := &touchBeforeExec{touch: func() { other.PExpire(ctx, keys.Lease(prefix), time.Minute) }}
+		rdb.AddHook(h)
+		if _, err := s.run(ctx, s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes))); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.n.Load(); got != bulkTries {
+			t.Errorf("%d transactions sent, want %d", got, bulkTries)
+		}
+		if n := other.ZCard(ctx, keys.Index(prefix, keys.Sessions)).Val(); n != bulkHashes {
+			t.Errorf("%d index entries, want %d: the script wrote them", n, bulkHashes)
+		}
+	})
+}
+
+// A user whose ACL grants the warmer's commands of old but not WATCH,
+// MULTI and EXEC still gets its large writes, through the script, and the
+// log says once what to grant.
+func TestBulkWriteWithoutTransactionsGoesAsTheScript(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{
+		"user old on >pw ~* &* +@all -watch -multi -exec",
+	}})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "old", Password: "pw"})
+	defer rdb.Close()
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	s := bulkStore(t, rdb, "vista", log)
+	ctx := context.Background()
+	for i := range 2 {
+		wr := s.prepare(ctx, &guard{epoch: "e1", seq: int64(5 + i)}, func(p redis.Pipeliner) {
+			newHashes("vista", bulkHashes)(p)
+			p.HSet(ctx, keys.Meta("vista"), keys.MetaSeq, 6+i)
+		})
+		if _, err := s.run(ctx, wr); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if n := rdb.ZCard(ctx, keys.Index("vista", keys.Sessions)).Val(); n != bulkHashes {
+		t.Errorf("%d index entries, want %d", n, bulkHashes)
+	}
+	if n := len(logs.lines("+watch +unwatch +multi +exec")); n != 1 {
+		t.Errorf("%d log lines name the commands to grant, want 1", n)
+	}
+}
