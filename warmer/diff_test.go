@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
 )
 
 // The diff of a list against the cache, without Redis.
@@ -181,5 +182,29 @@ func TestPlanSkipsWhatExpiredSinceTheList(t *testing.T) {
 	got := summary(plan(sp, p, map[string]*record{}, l, nil, now))
 	if len(got) != 1 || !strings.HasPrefix(got[0], "added new") {
 		t.Errorf("plan = %q, want only the addition of new", got)
+	}
+}
+
+// seatsSame says "nothing new" exactly when withSeats and compare would
+// find a confirmation, for every field a seat answer carries or lacks.
+func TestSeatsSameAgreesWithCompare(t *testing.T) {
+	old := session("1001-1", time.Date(2031, 3, 4, 20, 0, 0, 0, time.UTC), "41")
+	fields := baseFields[keys.Sessions]
+	for _, seats := range []int{41, 40, 141} {
+		for _, soldout := range []int{0, 1} {
+			for _, st := range []struct {
+				status string
+				state  keys.State
+			}{{"0", keys.StateOpen}, {"1", keys.StateOpen}, {"0", keys.StateClosed}} {
+				for _, has := range [][2]bool{{true, true}, {false, true}, {true, false}, {false, false}} {
+					s := vista.Seats{ID: "1001-1", SeatsAvailable: seats, SoldoutStatus: soldout, Status: st.status, State: st.state,
+						HasSoldoutStatus: has[0], HasStatus: has[1]}
+					want := compare(fields, s.ID, old, withSeats(old, s)).op == opConfirm
+					if got := seatsSame(old, s); got != want {
+						t.Errorf("seatsSame(%+v) = %v, compare says %v", s, got, want)
+					}
+				}
+			}
+		}
 	}
 }

@@ -252,6 +252,20 @@ func (w *Warmer) nExtra(k keys.Kind) int {
 // withSeats returns a copy of a cached session record with the answer of a
 // seat check applied. What the answer did not carry (a server without
 // Status, say) stays as the cache has it.
+// seatsSame reports whether s says what old holds: withSeats(old, s)
+// would change nothing. It reads the four fields where they are packed,
+// which a window answer's hundreds of rows, nearly all the same as
+// before, can afford between Vista's answer and the event.
+func seatsSame(old *record, s vista.Seats) bool {
+	if old.vals.get(sSeatsAvailable) != strconv.Itoa(s.SeatsAvailable) {
+		return false
+	}
+	if s.HasSoldoutStatus && old.vals.get(sSoldoutStatus) != strconv.Itoa(s.SoldoutStatus) {
+		return false
+	}
+	return !s.HasStatus || old.vals.get(sStatus) == s.Status && old.vals.get(sState) == string(s.State)
+}
+
 func withSeats(old *record, s vista.Seats) *record {
 	cur := *old
 	vals := old.vals.all()

@@ -237,13 +237,13 @@ func (c *checker) sweepChanges(a *ask, held map[string]bool, cache map[string]*r
 			delete(held, s.ID)
 			continue
 		}
-		cur := withSeats(old, s)
-		ch := compare(fields, s.ID, old, cur)
 		wasHeld := held[s.ID]
 		delete(held, s.ID)
-		if ch.op == opConfirm && !wasHeld && (old.nextCheck.time().After(soon) || c.asked(s.ID)) {
+		if !wasHeld && seatsSame(old, s) && (old.nextCheck.time().After(soon) || c.asked(s.ID)) {
 			continue // nothing new, and its check by id is not due
 		}
+		cur := withSeats(old, s)
+		ch := compare(fields, s.ID, old, cur)
 		if next := c.policy.NextCheck(a.asked, old.showtime.time()); !next.IsZero() {
 			cur.nextCheck = instantOf(next)
 		}
