@@ -2,6 +2,7 @@ package warmer
 
 import (
 	"context"
+	"flag"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -24,8 +25,13 @@ import (
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
+// benchCinemas is how many cinemas the benchmarks' simulated Vista has:
+// 113 make about 100k sessions, 565 about 500k (go test -bench ColdLoad
+// -args -bench-cinemas 565).
+var benchCinemas = flag.Int("bench-cinemas", 113, "cinemas of the benchmarks' simulated Vista (14 screens, 5 shows a day, 14 days: 884 sessions each)")
+
 // bigVista is a simulated Vista of about 100k sessions: 113 cinemas of 14
-// screens, five shows a day, two weeks ahead.
+// screens, five shows a day, two weeks ahead (see benchCinemas).
 func bigVista(b *testing.B, clock *testkit.Clock) (*vista.Client, *vistasim.Server) {
 	return bigVistaBehind(b, clock, func(h http.Handler) http.Handler { return h })
 }
@@ -34,7 +40,7 @@ func bigVista(b *testing.B, clock *testkit.Clock) (*vista.Client, *vistasim.Serv
 func bigVistaBehind(b *testing.B, clock *testkit.Clock, front func(http.Handler) http.Handler) (*vista.Client, *vistasim.Server) {
 	sim := vistasim.New(vistasim.Config{
 		Seed: 1, Clock: clock.Now,
-		Cinemas: 113, Films: 40, Screens: 14, ShowsPerDay: 5, Days: 14,
+		Cinemas: *benchCinemas, Films: 40, Screens: 14, ShowsPerDay: 5, Days: 14,
 	})
 	srv := httptest.NewServer(front(sim))
 	b.Cleanup(srv.Close)
