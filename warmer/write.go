@@ -70,7 +70,9 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 
 	// The batches are prepared one ahead, by a goroutine that reads the
 	// changes and nothing the loop below writes; each expects the seq the
-	// one before it leaves.
+	// one before it leaves. A single batch (a seat answer's, a sweep's)
+	// is prepared here: there is nothing to overlap it with, and the hop
+	// to a goroutine and back would delay its events.
 	ready := make(chan *batch, 2)
 	stop, done := make(chan struct{}), make(chan struct{})
 	defer func() {
@@ -78,7 +80,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 		<-done // it reads the writer's state, which an error may drop
 	}()
 	epoch, seq, at := w.st.epoch, w.st.seq, stamp(now)
-	go func() {
+	prepare := func() {
 		defer close(done)
 		defer close(ready)
 		for start := 0; start < len(changes); {
@@ -105,7 +107,12 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 				return
 			}
 		}
-	}()
+	}
+	if len(changes) <= w.cfg.BatchSize {
+		prepare() // one batch: ready holds it
+	} else {
+		go prepare()
+	}
 
 	var rewrite []change
 	for b := range ready {
