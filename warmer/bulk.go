@@ -87,14 +87,19 @@ var errBulkAborted = errors.New("the transaction was aborted: the lease or P:met
 
 // transact runs a bulk write as MULTI/EXEC, fenced as the script fences:
 // it WATCHes the lease and P:meta, reads them, checks them as fence.lua
-// does, and only then queues the commands. Redis runs none of them if
-// either key changed after WATCH (another writer took the lease, the
-// lease expired, P:meta moved): so a writer that is no longer the writer
-// changes nothing, as with the script.
+// does, and only then opens the transaction. Redis runs none of its
+// commands if either key changed after WATCH (another writer took the
+// lease, the lease expired, P:meta moved): so a writer that is no longer
+// the writer changes nothing, as with the script.
 //
-// Its errors are the script's: the fence's own, a *RefusedError when Redis
-// refused the transaction as a whole (nothing ran), errWrite otherwise;
-// and errBulkAborted.
+// MULTI goes alone, and the commands only once Redis took it: were it
+// refused (an ACL, a busy Redis) with the commands behind it in the same
+// write, Redis would run them one by one, outside any transaction and
+// any fence.
+//
+// Its errors are the script's: the fence's own; a *RefusedError when
+// Redis refused a command as it was queued, so that EXEC ran nothing;
+// errWrite when EXEC ran the commands and one failed; and errBulkAborted.
 func (s *store) transact(ctx context.Context, wr *write) error {
 	lease, meta := keys.Lease(s.prefix), keys.Meta(s.prefix)
 	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -113,22 +118,19 @@ func (s *store) transact(ctx context.Context, wr *write) error {
 				return err
 			}
 		}
-		cmds, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			for _, args := range wr.tx {
-				p.Do(ctx, args...)
+		if err := tx.Process(ctx, redis.NewStatusCmd(ctx, "multi")); err != nil {
+			return err // nothing queued, nothing sent after it
+		}
+		queued := make([]*redis.Cmd, len(wr.tx))
+		var exec *redis.Cmd
+		_, _ = tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, args := range wr.tx {
+				queued[i] = p.Do(ctx, args...)
 			}
+			exec = p.Do(ctx, "exec")
 			return nil
 		})
-		if err != nil && redis.HasErrorPrefix(err, "EXECABORT") {
-			// Redis refused a command as it was queued (OOM, READONLY,
-			// an ACL): that command's error says why; none ran.
-			for _, c := range cmds {
-				if c.Err() != nil {
-					return fmt.Errorf("%w (%w)", c.Err(), err)
-				}
-			}
-		}
-		return err
+		return execOutcome(ctx, tx, queued, exec)
 	}, lease, meta)
 	switch {
 	case err == nil:
@@ -139,7 +141,47 @@ func (s *store) transact(ctx context.Context, wr *write) error {
 	if fe := (*fenceErr)(nil); errors.As(err, &fe) {
 		return fe.err
 	}
+	if errors.Is(err, errWrite) {
+		return err
+	}
 	return fenceError(err)
+}
+
+// execOutcome reads what Redis answered to a transaction's commands and
+// its EXEC: nil when EXEC ran them all; redis.TxFailedErr when a watched
+// key changed and nothing ran; a command's refusal as it was queued
+// (nothing ran); errWrite when EXEC ran them and one failed, or when it
+// cannot be told whether EXEC ran.
+func execOutcome(ctx context.Context, tx *redis.Tx, queued []*redis.Cmd, exec *redis.Cmd) error {
+	res, err := exec.Slice()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return redis.TxFailedErr
+	case err != nil && redis.HasErrorPrefix(err, "EXECABORT"):
+		// Redis refused a command as it was queued (OOM, READONLY, an
+		// ACL): that command's error says why; none ran.
+		for _, c := range queued {
+			if c.Err() != nil {
+				return fmt.Errorf("%w (%w)", c.Err(), err)
+			}
+		}
+		return err
+	case err != nil:
+		var rerr redis.Error
+		if errors.As(err, &rerr) {
+			// Redis refused EXEC itself (an ACL): the connection is still
+			// in the transaction, which DISCARD ends; nothing ran.
+			_ = tx.Process(ctx, redis.NewStatusCmd(ctx, "discard"))
+			return err
+		}
+		return fmt.Errorf("%w: %w", errWrite, err) // the connection failed: EXEC may have run
+	}
+	for _, r := range res {
+		if e, ok := r.(error); ok {
+			return fmt.Errorf("%w: %w", errWrite, e) // it ran, and this command failed
+		}
+	}
+	return nil
 }
 
 // fenceErr carries the fence's finding out of Watch's function.

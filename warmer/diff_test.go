@@ -203,6 +203,14 @@ func TestSeatsSameAgreesWithCompare(t *testing.T) {
 					if got := seatsSame(old, s); got != want {
 						t.Errorf("seatsSame(%+v) = %v, compare says %v", s, got, want)
 					}
+					// A hash that lacked fields: never "the same", so the
+					// sweep writes it through compare.
+					lacking := *old
+					lacking.absent = make([]bool, len(fields))
+					lacking.absent[sState] = true
+					if seatsSame(&lacking, s) {
+						t.Errorf("seatsSame(%+v) of a record lacking state = true", s)
+					}
 				}
 			}
 		}

@@ -56,6 +56,7 @@ type store struct {
 	obs    *observer   // told how each write went
 	plain  atomic.Bool // Redis cannot read script flags: see load
 	noBulk atomic.Bool // an ACL denies transactions: see bulk.go
+	is7    atomic.Bool // Redis read the script's flags: it is 7 or later (see canBulk)
 }
 
 // guard is what a fenced write expects of P:meta besides the lease: the
@@ -156,7 +157,7 @@ func (s *store) run(ctx context.Context, wrs ...*write) (int, error) {
 func (s *store) runAll(ctx context.Context, wrs []*write) (int, error) {
 	done := 0
 	for done < len(wrs) {
-		if wr := wrs[done]; wr.tx != nil && !s.noBulk.Load() {
+		if wr := wrs[done]; wr.tx != nil && s.canBulk(ctx) {
 			if err := s.runBulk(ctx, wr); err != nil {
 				return done, err
 			}
@@ -164,7 +165,7 @@ func (s *store) runAll(ctx context.Context, wrs []*write) (int, error) {
 			continue
 		}
 		n := 1
-		for done+n < len(wrs) && (wrs[done+n].tx == nil || s.noBulk.Load()) {
+		for done+n < len(wrs) && (wrs[done+n].tx == nil || !s.canBulk(ctx)) {
 			n++
 		}
 		ran, err := s.runScripts(ctx, wrs[done:done+n])
@@ -283,7 +284,27 @@ func (s *store) load(ctx context.Context) error {
 		s.plain.Store(true)
 		err = s.script().Load(ctx, s.rdb).Err()
 	}
+	if err == nil && !s.plain.Load() {
+		s.is7.Store(true)
+	}
 	return err
+}
+
+// canBulk reports whether a bulk write may go as a transaction: not where
+// an ACL denies one, and only on Redis 7 or later, where a watched key
+// that expires, even one not yet deleted, aborts EXEC (before 6.0.9 it
+// did not; before 7.0, not one expired but not yet deleted): the lease
+// running out between the fence's reads and EXEC must stop the writes,
+// as the script's own check does. Whether Redis is 7 it learns by
+// loading the script with its flags, once.
+func (s *store) canBulk(ctx context.Context) bool {
+	if s.noBulk.Load() || s.plain.Load() {
+		return false
+	}
+	if !s.is7.Load() {
+		_ = s.load(ctx) // sets is7 or plain; on another error, the script goes and this is asked again
+	}
+	return s.is7.Load()
 }
 
 // fenceError names what the fence script found; an answer by which Redis

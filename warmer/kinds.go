@@ -249,14 +249,16 @@ func (w *Warmer) nExtra(k keys.Kind) int {
 	return len(w.fields[k]) - len(baseFields[k])
 }
 
-// withSeats returns a copy of a cached session record with the answer of a
-// seat check applied. What the answer did not carry (a server without
-// Status, say) stays as the cache has it.
 // seatsSame reports whether s says what old holds: withSeats(old, s)
 // would change nothing. It reads the four fields where they are packed,
 // which a window answer's hundreds of rows, nearly all the same as
-// before, can afford between Vista's answer and the event.
+// before, can afford between Vista's answer and the event. A record
+// whose hash lacked fields (old.absent) is never the same: compare
+// decides for it.
 func seatsSame(old *record, s vista.Seats) bool {
+	if old.absent != nil {
+		return false
+	}
 	if old.vals.get(sSeatsAvailable) != strconv.Itoa(s.SeatsAvailable) {
 		return false
 	}
@@ -266,6 +268,9 @@ func seatsSame(old *record, s vista.Seats) bool {
 	return !s.HasStatus || old.vals.get(sStatus) == s.Status && old.vals.get(sState) == string(s.State)
 }
 
+// withSeats returns a copy of a cached session record with the answer of a
+// seat check applied. What the answer did not carry (a server without
+// Status, say) stays as the cache has it.
 func withSeats(old *record, s vista.Seats) *record {
 	cur := *old
 	vals := old.vals.all()
