@@ -70,7 +70,9 @@ func (w *Warmer) Run(ctx context.Context) error {
 // goAsk runs f in Run's group: a fetch or a seat check, which hands what
 // it got to the loop, or gives up when ctx ends.
 func (w *Warmer) goAsk(f func()) {
+	w.asking.Add(1)
 	w.group.Go(func() error {
+		defer w.asking.Add(-1)
 		f()
 		return nil
 	})
@@ -162,11 +164,15 @@ func (w *Warmer) after(d time.Duration) <-chan time.Time {
 // answerSettles answers the requests waiting, with the first failure of
 // the steps since Settle last returned, once the writer has nothing in
 // flight: no list being fetched or taken in, no seat check unanswered.
+// After a failed step it answers as soon as nothing more can arrive:
+// what did arrive waits for the next step, which after a failure the
+// loop takes only at the tick or when the clock moves, and a Settle
+// that waited for it would wait that long.
 func (w *Warmer) answerSettles(waiting []*settle, failure error) []*settle {
 	for _, q := range waiting {
 		q.err = failure
 	}
-	if !w.quiet() {
+	if !w.quiet() && (failure == nil || w.asking.Load() > 0) {
 		return waiting
 	}
 	standby := !w.keep.leading()

@@ -167,6 +167,7 @@ type Warmer struct {
 	settles chan *settle    // Settle's and Reload's requests to the loop
 	running atomic.Bool     // Run is running
 	group   *errgroup.Group // Run's goroutines (goAsk)
+	asking  atomic.Int64    // goAsk's goroutines not yet done: what may still arrive
 
 	st *state // the writer's state; nil on standby. Owned by the writer's loop (Run), which reads and writes it under stepMu.
 
