@@ -4,12 +4,13 @@
 // commands for less CPU than the script's calls of the same commands:
 // every argument of a script becomes a Lua string first, and every
 // redis.call converts them again. On a cold load of 100k sessions that
-// was a third more Redis CPU than plain pipelined writes; as a
-// transaction it is within a few percent of them. The price is round
-// trips (WATCH, the fence's reads, MULTI/EXEC: three where the script
+// was 1.4-1.5 times the Redis CPU of plain pipelined writes; as a
+// transaction it is 1.1-1.2 times. The price is round trips (WATCH, the
+// fence's reads, MULTI, the commands and EXEC: four where the script
 // takes one), which only a large write can afford; so a write goes this
 // way only when it creates at least bulkHashes hashes and has no command
-// of the script's own that must read before it writes (hashWriteCmd).
+// of the script's own that must read before it writes (hashWriteCmd),
+// and only on Redis 7 or later (see canBulk).
 package warmer
 
 import (
