@@ -76,6 +76,18 @@ func (l *readings) maxGap(id string, from time.Time) (gap time.Duration, at time
 	return gap, at
 }
 
+// keptTheFloor fails t when session s, from from on, went longer than its
+// interval on the curve (plus a second) without a reading; why says what
+// the test did to the sweeps.
+func (l *readings) keptTheFloor(t *testing.T, w *Warmer, s vistasim.SessionInfo, from time.Time, why string) {
+	t.Helper()
+	iv, _ := w.cfg.Policy.Interval(w.cfg.Clock.Now(), s.Showtime)
+	if gap, at := l.maxGap(s.ID, from.Add(-iv)); gap > iv+time.Second {
+		t.Errorf("session %s (near, interval %v) went %v without a reading from %v (%s); the curve is the floor",
+			s.ID, iv, gap, at.Sub(from), why)
+	}
+}
+
 // A near sweep that fails (a single 503) lets the checks by id it held
 // back go at once: no session goes longer than its interval unread.
 func TestFailedSweepKeepsTheFloor(t *testing.T) {
@@ -86,11 +98,7 @@ func TestFailedSweepKeepsTheFloor(t *testing.T) {
 	from := r.clock.Now()
 	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailStatus, Status: 503, Endpoint: vistasim.EndpointWindow, Count: 1})
 	r.stepFor(w, time.Minute, time.Second)
-	iv, _ := w.cfg.Policy.Interval(r.clock.Now(), s.Showtime)
-	if gap, at := log.maxGap(s.ID, from.Add(-iv)); gap > iv+time.Second {
-		t.Errorf("session %s (near, interval %v) went %v without a reading from %v (one window query failed); the curve is the floor",
-			s.ID, iv, gap, at.Sub(from))
-	}
+	log.keptTheFloor(t, w, s, from, "one window query failed")
 }
 
 // A sweep that lacks a session (it moved in Vista) lets the check by id it
@@ -103,11 +111,7 @@ func TestLackedSessionKeepsTheFloor(t *testing.T) {
 	from := r.clock.Now()
 	r.sim.MoveSession(s.ID, s.Showtime.Add(3*time.Hour)) // out of the near window, the cache does not know yet
 	r.stepFor(w, time.Minute, time.Second)
-	iv, _ := w.cfg.Policy.Interval(r.clock.Now(), s.Showtime)
-	if gap, at := log.maxGap(s.ID, from.Add(-iv)); gap > iv+time.Second {
-		t.Errorf("session %s (near, interval %v) went %v without a reading from %v (the sweeps lack it: moved); the curve is the floor",
-			s.ID, iv, gap, at.Sub(from))
-	}
+	log.keptTheFloor(t, w, s, from, "the sweeps lack it: moved")
 }
 
 // Until the sessions' first full load in an epoch goes through, no sweep
@@ -174,10 +178,7 @@ func TestSweepsKeepTheFloor(t *testing.T) {
 	r.stepFor(w, time.Minute, time.Second)
 	from := r.clock.Now()
 	r.stepFor(w, time.Minute, time.Second)
-	iv, _ := w.cfg.Policy.Interval(r.clock.Now(), s.Showtime)
-	if gap, at := log.maxGap(s.ID, from.Add(-iv)); gap > iv+time.Second {
-		t.Errorf("gap %v at %v", gap, at.Sub(from))
-	}
+	log.keptTheFloor(t, w, s, from, "no failure")
 }
 
 // The same within the horizon: a near sweep that finds a session

@@ -53,6 +53,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vista-warmer/vista-warmer/internal/outside"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/keys"
@@ -131,17 +133,17 @@ func run(ctx context.Context, o opts) error {
 	go simSrv.Serve(simLn)
 	defer simSrv.Close()
 
-	redisPort, err := freePort()
+	redisPort, err := outside.FreePort()
 	if err != nil {
 		return err
 	}
-	rs, err := start(exec.Command("redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
+	rs, err := outside.Start(exec.Command("redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", tmp))
 	if err != nil {
 		return fmt.Errorf("redis-server: %w", err)
 	}
-	defer rs.stop()
-	if err := waitRedis(ctx, redisPort); err != nil {
+	defer rs.Stop()
+	if err := outside.WaitListening(ctx, redisPort); err != nil {
 		return err
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", redisPort)})
@@ -182,7 +184,7 @@ func run(ctx context.Context, o opts) error {
 		}
 	}()
 
-	httpPort, err := freePort()
+	httpPort, err := outside.FreePort()
 	if err != nil {
 		return err
 	}
@@ -199,12 +201,12 @@ func run(ctx context.Context, o opts) error {
 		"--instance-id", "eventlat")
 	warmer.Stdout, warmer.Stderr = logf, logf
 	began := time.Now()
-	w, err := start(warmer)
+	w, err := outside.Start(warmer)
 	if err != nil {
 		return err
 	}
-	defer w.stop()
-	if err := waitFor(ctx, w, logf.Name(), "/readyz 200", 2*time.Minute, func() bool { return get(base+"/readyz") == nil }); err != nil {
+	defer w.Stop()
+	if err := waitFor(ctx, w, logf.Name(), "/readyz 200", 2*time.Minute, func() bool { return outside.Get(base+"/readyz") == nil }); err != nil {
 		return err
 	}
 	fmt.Printf("eventlat: %d sessions listed by the simulator (%d cinemas), %d moved to 5–50 min ahead, %d changed a round; warmer ready after %.1fs\n",
@@ -235,8 +237,8 @@ func run(ctx context.Context, o opts) error {
 		select {
 		case <-ok:
 		case <-time.After(o.roundLimit):
-		case <-w.done:
-			return fmt.Errorf("the warmer exited: %v (see %s)", w.err, logf.Name())
+		case <-w.Done:
+			return fmt.Errorf("the warmer exited: %v (see %s)", w.Err, logf.Name())
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -588,12 +590,10 @@ func commandStats(ctx context.Context, rdb *redis.Client) map[string]cmdStat {
 	return m
 }
 
-var client = &http.Client{Timeout: 5 * time.Second}
-
 // scrape reads every series of /metrics whose value parses.
 func scrape(base string) map[string]float64 {
 	m := map[string]float64{}
-	resp, err := client.Get(base + "/metrics")
+	resp, err := outside.Client.Get(base + "/metrics")
 	if err != nil {
 		return m
 	}
@@ -616,23 +616,9 @@ func scrape(base string) map[string]float64 {
 	return m
 }
 
-// get reports an error unless url answers 200.
-func get(url string) error {
-	resp, err := client.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return errors.New(resp.Status)
-	}
-	return nil
-}
-
 // waitFor polls cond every 100 ms until it holds, the warmer exits, ctx
 // ends or limit passes.
-func waitFor(ctx context.Context, w *proc, log, what string, limit time.Duration, cond func() bool) error {
+func waitFor(ctx context.Context, w *outside.Proc, log, what string, limit time.Duration, cond func() bool) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	deadline := time.After(limit)
@@ -640,65 +626,12 @@ func waitFor(ctx context.Context, w *proc, log, what string, limit time.Duration
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-w.done:
-			return fmt.Errorf("the warmer exited while waiting for %s: %v (see %s)", what, w.err, log)
+		case <-w.Done:
+			return fmt.Errorf("the warmer exited while waiting for %s: %v (see %s)", what, w.Err, log)
 		case <-deadline:
 			return fmt.Errorf("no %s within %v (see %s)", what, limit, log)
 		case <-t.C:
 		}
 	}
 	return nil
-}
-
-// ---- processes ----
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitRedis(ctx context.Context, port int) error {
-	for range 100 {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			return c.Close()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return errors.New("redis-server did not listen")
-}
-
-// proc is a child process and its end.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it has exited
-	err  error
-}
-
-func start(cmd *exec.Cmd) (*proc, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // should eventlat itself be killed
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	return p, nil
-}
-
-// stop asks the process to stop, and kills it after 10 s.
-func (p *proc) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
 }

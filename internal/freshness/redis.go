@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vista-warmer/vista-warmer/internal/outside"
+
 	"github.com/redis/go-redis/v9"
 )
 
@@ -34,7 +36,7 @@ func StartRedis(ctx context.Context) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start redis: %w", err)
 	}
-	port, err := freePort()
+	port, err := outside.FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start redis: %w", err)
@@ -66,15 +68,6 @@ func (r *Redis) Close() error {
 	err := r.cmd.Process.Kill()
 	r.cmd.Wait()
 	return errors.Join(err, os.RemoveAll(r.dir))
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // countHook counts the commands a client sends, each command of a

@@ -37,6 +37,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vista-warmer/vista-warmer/internal/outside"
+
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
@@ -104,17 +106,17 @@ func run(ctx context.Context, o opts) error {
 	defer simSrv.Close()
 	listed := len(sim.Sessions())
 
-	redisPort, err := freePort()
+	redisPort, err := outside.FreePort()
 	if err != nil {
 		return err
 	}
 	redisCmd := exec.Command("redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", tmp)
-	redis, err := start(redisCmd)
+	redis, err := outside.Start(redisCmd)
 	if err != nil {
 		return fmt.Errorf("redis-server: %w", err)
 	}
-	defer redis.stop()
+	defer redis.Stop()
 
 	httpPort, pprofPort := mustFreePort(), mustFreePort()
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
@@ -135,15 +137,15 @@ func run(ctx context.Context, o opts) error {
 		warmer.Env = append(warmer.Env, "GOMEMLIMIT="+o.memLimit)
 	}
 	warmer.Stdout, warmer.Stderr = logf, logf
-	if err := waitRedis(ctx, redisPort); err != nil {
+	if err := outside.WaitListening(ctx, redisPort); err != nil {
 		return err
 	}
 	began := time.Now()
-	w, err := start(warmer)
+	w, err := outside.Start(warmer)
 	if err != nil {
 		return err
 	}
-	defer w.stop()
+	defer w.Stop()
 
 	s := &sampler{pid: warmer.Process.Pid, start: began}
 	csv, err := os.Create(filepath.Join(o.out, o.label+"-rss.csv"))
@@ -165,8 +167,8 @@ func run(ctx context.Context, o opts) error {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-w.done:
-				return fmt.Errorf("the warmer exited while waiting for %s: %v (see %s)", what, w.err, logf.Name())
+			case <-w.Done:
+				return fmt.Errorf("the warmer exited while waiting for %s: %v (see %s)", what, w.Err, logf.Name())
 			case <-deadline:
 				return fmt.Errorf("no %s within %v", what, limit)
 			case <-t.C:
@@ -178,7 +180,7 @@ func run(ctx context.Context, o opts) error {
 	fmt.Printf("membench %s: %d cinemas, %d sessions listed, %d pages of 1000; cores %d\n",
 		o.label, o.cinemas, listed, (listed+999)/1000, runtime.NumCPU())
 	s.setPhase("cold")
-	if err := wait("ready", 10*time.Minute, func() bool { return get(base+"/readyz") == nil }); err != nil {
+	if err := wait("ready", 10*time.Minute, func() bool { return outside.Get(base+"/readyz") == nil }); err != nil {
 		return err
 	}
 	ready := time.Since(began)
@@ -342,25 +344,9 @@ func procStatus(pid int) (rss, hwm int64, err error) {
 	return rss, hwm, sc.Err()
 }
 
-var client = &http.Client{Timeout: 5 * time.Second}
-
-// get reports an error unless url answers 200.
-func get(url string) error {
-	resp, err := client.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return errors.New(resp.Status)
-	}
-	return nil
-}
-
 // metric returns the value of one series of /metrics, as text.
 func metric(base, series string) string {
-	resp, err := client.Get(base + "/metrics")
+	resp, err := outside.Client.Get(base + "/metrics")
 	if err != nil {
 		return ""
 	}
@@ -400,7 +386,7 @@ func sessionsHeld(base string) int {
 }
 
 func saveProfile(port int, query, path string) {
-	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?%s", port, query))
+	resp, err := outside.Client.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?%s", port, query))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "membench: heap profile:", err)
 		return
@@ -418,61 +404,10 @@ func saveProfile(port int, query, path string) {
 
 func mb(b int64) string { return fmt.Sprintf("%.0f MB", float64(b)/1e6) }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func mustFreePort() int {
-	p, err := freePort()
+	p, err := outside.FreePort()
 	if err != nil {
 		panic(err)
 	}
 	return p
-}
-
-func waitRedis(ctx context.Context, port int) error {
-	for range 100 {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			return c.Close()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return errors.New("redis-server did not listen")
-}
-
-// proc is a child process and its end.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it has exited
-	err  error
-}
-
-func start(cmd *exec.Cmd) (*proc, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // should membench itself be killed
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	return p, nil
-}
-
-// stop asks the process to stop, and kills it after 10 s.
-func (p *proc) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -411,33 +412,14 @@ func TestWindowPaging(t *testing.T) {
 	for _, sel := range []string{seatSelect, "$select=ID,SeatsAvailable,SoldoutStatus", "$select=ID,SeatsAvailable"} {
 		t.Run(sel, func(t *testing.T) {
 			s.ResetRequests()
-			var got []string
-			pages := 0
-			for next := base + "Sessions?" + sel + "&$filter=" + escapeAsClient(filter); next != ""; pages++ {
-				f := mustFeed(t, ts, next)
-				if len(f.Value) > 7 {
-					t.Fatalf("page of %d rows, PageSize 7", len(f.Value))
-				}
-				wantKeys := len(strings.Split(strings.TrimPrefix(sel, "$select="), ","))
-				for _, row := range f.Value {
-					if len(row) != wantKeys {
-						t.Fatalf("row %v: want the %d fields of %s", row, wantKeys, sel)
-					}
-				}
-				got = append(got, ids(f.Value)...)
-				if next = f.NextLink; next != "" {
-					u, err := url.Parse(next)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if q := u.Query(); q.Get("$filter") != filter || q.Get("$select") != strings.TrimPrefix(sel, "$select=") {
-						t.Fatalf("nextLink %s lost the $filter or the $select", next)
-					}
-				}
-				if pages > 100 {
-					t.Fatal("nextLink never ends")
+			rows, pages := windowPages(t, ts, base+"Sessions?"+sel+"&$filter="+escapeAsClient(filter), filter, sel)
+			wantKeys := len(strings.Split(strings.TrimPrefix(sel, "$select="), ","))
+			for _, row := range rows {
+				if len(row) != wantKeys {
+					t.Fatalf("row %v: want the %d fields of %s", row, wantKeys, sel)
 				}
 			}
+			got := ids(rows)
 			if !slices.Equal(got, want) {
 				t.Errorf("paged window:\n %q\nwant %q", got, want)
 			}
@@ -904,27 +886,8 @@ func TestWindowGroupsPaging(t *testing.T) {
 	} {
 		t.Run(filter, func(t *testing.T) {
 			s.ResetRequests()
-			var got []string
-			pages := 0
-			for next := windowPath(filter); next != ""; pages++ {
-				f := mustFeed(t, ts, next)
-				if len(f.Value) > 7 {
-					t.Fatalf("page of %d rows, PageSize 7", len(f.Value))
-				}
-				got = append(got, ids(f.Value)...)
-				if next = f.NextLink; next != "" {
-					u, err := url.Parse(next)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if q := u.Query(); q.Get("$filter") != filter || q.Get("$select") != strings.TrimPrefix(seatSelect, "$select=") {
-						t.Fatalf("nextLink %s lost the $filter or the $select", next)
-					}
-				}
-				if pages > 100 {
-					t.Fatal("nextLink never ends")
-				}
-			}
+			rows, pages := windowPages(t, ts, windowPath(filter), filter, seatSelect)
+			got := ids(rows)
 			if !slices.Equal(got, want) {
 				t.Errorf("paged windows:\n %q\nwant %q", got, want)
 			}
@@ -1068,4 +1031,32 @@ func TestWindowGroupsEndpoint(t *testing.T) {
 			t.Errorf("Rows()[window] = %+v, want 2 requests and one scan: the 414 costs none", got)
 		}
 	})
+}
+
+// windowPages reads a window query from path to its last page, in pages
+// of at most 7 rows (the tests' PageSize), each nextLink keeping the
+// $filter and the $select (sel, with its "$select="), and returns the
+// rows and the number of pages.
+func windowPages(t *testing.T, ts *httptest.Server, path, filter, sel string) (rows []map[string]any, pages int) {
+	t.Helper()
+	for next := path; next != ""; pages++ {
+		f := mustFeed(t, ts, next)
+		if len(f.Value) > 7 {
+			t.Fatalf("page of %d rows, PageSize 7", len(f.Value))
+		}
+		rows = append(rows, f.Value...)
+		if next = f.NextLink; next != "" {
+			u, err := url.Parse(next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q := u.Query(); q.Get("$filter") != filter || q.Get("$select") != strings.TrimPrefix(sel, "$select=") {
+				t.Fatalf("nextLink %s lost the $filter or the $select", next)
+			}
+		}
+		if pages > 100 {
+			t.Fatal("nextLink never ends")
+		}
+	}
+	return rows, pages
 }
