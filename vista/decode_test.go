@@ -491,3 +491,42 @@ func TestCheckID(t *testing.T) {
 		}
 	}
 }
+
+// TestRowsOfChangingShape decodes rows whose member names change from
+// one row to the next (order, case, duplicates, fields absent or null,
+// escaped names) in one list and each row alone: a row read after others
+// must read as it does on its own, whatever get remembered from them.
+func TestRowsOfChangingShape(t *testing.T) {
+	rows := []json.RawMessage{
+		json.RawMessage(`{"ID":"a","SeatsAvailable":1,"SoldoutStatus":0,"Status":"O"}`),
+		json.RawMessage(`{"ID":"b","SeatsAvailable":2,"SoldoutStatus":0,"Status":"O"}`),
+		json.RawMessage(`{"SeatsAvailable":3,"ID":"c","SoldoutStatus":0,"Status":"O"}`),
+		json.RawMessage(`{"ID":"d","seatsavailable":4,"SoldoutStatus":0,"Status":"O"}`),
+		json.RawMessage(`{"ID":"e","seatsavailable":5,"SoldoutStatus":0,"Status":"O"}`),
+		json.RawMessage(`{"ID":"f","SeatsAvailable":6,"SoldoutStatus":0,"Status":"O","SeatsAvailable":66}`),
+		json.RawMessage(`{"ID":"g","SeatsAvailable":7,"SoldoutStatus":0,"Status":"O","SeatsAvailable":77}`),
+		json.RawMessage(`{"ID":"h","SeatsAvailable":8}`),
+		json.RawMessage(`{"ID":"i","SeatsAvailable":null,"SoldoutStatus":1,"Status":"C"}`),
+		json.RawMessage(`{"ID":"j","Seats\u0041vailable":10,"SoldoutStatus":0,"Status":"O"}`),
+		json.RawMessage(`{"ID":"k","SEATSAVAILABLE":11,"SeatsAvailable":12,"SoldoutStatus":0,"Status":"O"}`),
+		json.RawMessage(`{"ID":"l","SeatsAvailable":13,"SoldoutStatus":0,"Status":"O"}`),
+		json.RawMessage(`{"ID":"m","SeatsUnlimited":14,"SoldoutStatus":0,"Status":"O"}`),
+	}
+	got, errs := decodeSeats(rows, 0)
+	if len(errs) > 0 || len(got) != len(rows) {
+		t.Fatalf("decodeSeats: %d rows, errors %v; want %d rows", len(got), errs, len(rows))
+	}
+	for i, raw := range rows {
+		alone, errs := decodeSeats([]json.RawMessage{raw}, i)
+		if len(errs) > 0 || len(alone) != 1 {
+			t.Fatalf("row %d alone: %v", i, errs)
+		}
+		if got[i] != alone[0] {
+			t.Errorf("row %d in the list = %+v, alone %+v", i, got[i], alone[0])
+		}
+	}
+	if got[5].SeatsAvailable != 66 || got[6].SeatsAvailable != 77 || got[10].SeatsAvailable != 12 || got[3].SeatsAvailable != 4 || got[12].SeatsAvailable != 0 {
+		t.Errorf("duplicates, case and a name alike: seats %d %d %d %d %d, want 66 77 12 4 0",
+			got[5].SeatsAvailable, got[6].SeatsAvailable, got[10].SeatsAvailable, got[3].SeatsAvailable, got[12].SeatsAvailable)
+	}
+}

@@ -25,6 +25,14 @@ type row struct {
 	id      string
 	members []member
 
+	// Where get found each field, for rows named as the one it was
+	// found in: a list's rows are nearly always alike, and get scanned
+	// every member for every field it read. names are that row's member
+	// names, copied (a page's buffer may be reused); at maps a field to
+	// its member's index, or -1 when the row lacks it.
+	names [][]byte
+	at    map[string]int
+
 	// reads, when not nil, records every field a decoder reads and how it
 	// reads it: "id", "text", "number", "integer", "integer-text",
 	// "strings", "date", "datetime" or "status". A test checks them
@@ -42,7 +50,34 @@ func (r *row) load(index int, raw json.RawMessage) *DecodeError {
 	if r.members, ok = objectMembers(r.members[:0], b); !ok {
 		return &DecodeError{List: r.list, Index: index, Err: fmt.Errorf("row is not an object: %s", excerpt(string(b)))}
 	}
+	r.sameNames()
 	return nil
+}
+
+// sameNames keeps where get found the fields if the row's member names
+// are the ones they were found in, name for name in order, and forgets
+// them otherwise.
+func (r *row) sameNames() {
+	if len(r.names) == len(r.members) {
+		same := true
+		for i, m := range r.members {
+			if !bytes.Equal(m.name, r.names[i]) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	if r.at == nil {
+		r.at = make(map[string]int, 32)
+	}
+	clear(r.at)
+	r.names = r.names[:0]
+	for _, m := range r.members {
+		r.names = append(r.names, bytes.Clone(m.name))
+	}
 }
 
 // decodeRows decodes each of rows with one and appends the entities to out
@@ -81,25 +116,39 @@ func (r *row) fail(field string, err error) *DecodeError {
 // get finds a field by Vista's spelling, or failing that by a case-insensitive
 // match, as encoding/json would. null counts as absent.
 func (r *row) get(field string) (json.RawMessage, bool) {
-	var v []byte
-	ok := false
-	for _, m := range r.members { // the last duplicate wins, as in encoding/json
-		if nameIs(m.name, field, false) {
-			v, ok = m.value, true
+	i, known := r.at[field]
+	if !known {
+		i = r.find(field)
+		if r.at != nil {
+			r.at[field] = i
 		}
 	}
-	if !ok {
-		for _, m := range r.members {
-			if nameIs(m.name, field, true) {
-				v, ok = m.value, true
-			}
-		}
+	if i < 0 {
+		return nil, false
 	}
-	v = bytes.TrimSpace(v)
-	if !ok || len(v) == 0 || string(v) == "null" {
+	v := bytes.TrimSpace(r.members[i].value)
+	if len(v) == 0 || string(v) == "null" {
 		return nil, false
 	}
 	return v, true
+}
+
+// find returns the index of the member get reads for field, or -1.
+func (r *row) find(field string) int {
+	at := -1
+	for i, m := range r.members { // the last duplicate wins, as in encoding/json
+		if nameIs(m.name, field, false) {
+			at = i
+		}
+	}
+	if at < 0 {
+		for i, m := range r.members {
+			if nameIs(m.name, field, true) {
+				at = i
+			}
+		}
+	}
+	return at
 }
 
 // idField reads an identifier that Vista sends as a string or as a number
