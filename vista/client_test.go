@@ -1316,3 +1316,30 @@ func TestBodyBound(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestReadBody reads answers whose stated length is right, too short, too
+// long or absent, under a limit: the bytes are the body's (cut at the
+// limit) whatever the length said.
+func TestReadBody(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789"), 100) // 1000 bytes
+	for _, c := range []struct {
+		name         string
+		said, limit  int64
+		want, gotCap int
+	}{
+		{"right", 1000, 2001, 1000, 1000 + bytes.MinRead},
+		{"too short", 10, 2001, 1000, 0},
+		{"too long", 5000, 9001, 1000, 5000 + bytes.MinRead},
+		{"absent", -1, 2001, 1000, 0},
+		{"over the limit", 1000, 501, 501, 0},
+		{"said over the limit", 3000, 501, 501, 0},
+	} {
+		got, err := readBody(bytes.NewReader(body), c.said, c.limit)
+		if err != nil || !bytes.Equal(got, body[:c.want]) {
+			t.Errorf("%s: %d bytes, %v; want the first %d", c.name, len(got), err, c.want)
+		}
+		if c.gotCap > 0 && cap(got) != c.gotCap {
+			t.Errorf("%s: read into %d bytes, want one buffer of %d", c.name, cap(got), c.gotCap)
+		}
+	}
+}
