@@ -1,5 +1,6 @@
 // The fenced store's second way in: a write that only creates hashes and
-// indexes them (a cold load, a reload that finds many new sessions) goes
+// indexes them (a cold load, a reload that finds many new sessions, a
+// build's indexes written whole) goes
 // as MULTI/EXEC under WATCH rather than as the script. Redis runs plain
 // commands for less CPU than the script's calls of the same commands:
 // every argument of a script becomes a Lua string first, and every
@@ -8,9 +9,10 @@
 // transaction it is 1.1-1.2 times. The price is round trips (WATCH, the
 // fence's reads, MULTI, the commands and EXEC: four where the script
 // takes one), which only a large write can afford; so a write goes this
-// way only when it creates at least bulkHashes hashes and has no command
-// of the script's own that must read before it writes (hashWriteCmd),
-// and only on Redis 7 or later (see canBulk).
+// way only when it creates at least bulkHashes hashes or carries at least
+// bulkArgs arguments, has no command of the script's own that must read
+// before it writes (hashWriteCmd), and only on Redis 7 or later (see
+// canBulk).
 package warmer
 
 import (
@@ -27,6 +29,11 @@ import (
 // bulkHashes is the fewest new hashes a write goes as a transaction for.
 const bulkHashes = 16
 
+// bulkArgs is the fewest arguments a write of no new hash goes as a
+// transaction for: a build's indexes written whole (writeIndexes), a
+// thousand entries and more.
+const bulkArgs = 2048
+
 // bulkTries is how often a transaction is tried before its write goes as
 // the script: one is aborted when a key it watches changes between the
 // fence's reads and EXEC, which the lease keeper's own renewal can do.
@@ -41,7 +48,7 @@ const bulkTries = 3
 // entity once), and nothing between the first new hash and the others
 // touches them.
 func bulkCommands(cmds []redis.Cmder) [][]any {
-	news := 0
+	news, args := 0, 0
 	for _, c := range cmds {
 		switch c.Args()[0] {
 		case hashWriteCmd:
@@ -49,8 +56,9 @@ func bulkCommands(cmds []redis.Cmder) [][]any {
 		case hashNewCmd:
 			news++
 		}
+		args += len(c.Args())
 	}
-	if news < bulkHashes {
+	if news < bulkHashes && args < bulkArgs {
 		return nil
 	}
 	out := make([][]any, 0, len(cmds)+news+1)

@@ -256,3 +256,57 @@ func TestBulkWriteWithoutTransactionsGoesAsTheScript(t *testing.T) {
 		})
 	}
 }
+
+// A write of index entries alone goes as a transaction once it carries
+// bulkArgs arguments (a build's indexes, writeIndexes), fenced as any:
+// another's lease stops it whole.
+func TestLargeIndexWritesGoAsTransactions(t *testing.T) {
+	rdb, prefix := MustRedis(t)
+	s := bulkStore(t, rdb, prefix, nil)
+	ctx := context.Background()
+	index := keys.Index(prefix, keys.Sessions)
+	entries := func(n int) func(redis.Pipeliner) {
+		return func(pipe redis.Pipeliner) {
+			args := []any{"zadd", index}
+			for i := range n {
+				args = append(args, float64(i), fmt.Sprint(i))
+			}
+			pipe.Do(ctx, args...)
+		}
+	}
+	if wr := s.prepare(ctx, &guard{epoch: "e1", seq: 5}, entries(100)); wr.tx != nil {
+		t.Errorf("100 index entries went as a transaction")
+	}
+	big := bulkArgs / 2
+	for _, c := range []struct {
+		lease string
+		want  error
+		card  int64
+	}{{s.lease, nil, int64(big)}, {"b 1", ErrLeaseLost, 0}} {
+		rdb.Del(ctx, index)
+		rdb.Set(ctx, keys.Lease(prefix), c.lease, time.Minute)
+		rdb.HSet(ctx, keys.Meta(prefix), keys.MetaEpoch, "e1", keys.MetaSeq, 5)
+		wr := s.prepare(ctx, &guard{epoch: "e1", seq: 5}, entries(big))
+		if wr.tx == nil {
+			t.Fatalf("%d index entries went as the script", big)
+		}
+		if _, err := s.run(ctx, wr); !errors.Is(err, c.want) {
+			t.Errorf("lease %q: write = %v, want %v", c.lease, err, c.want)
+		}
+		if n := rdb.ZCard(ctx, index).Val(); n != c.card {
+			t.Errorf("lease %q: %d entries, want %d", c.lease, n, c.card)
+		}
+	}
+	// Where transactions cannot go (Redis 6, an ACL), the script takes
+	// the commands of a build's indexes, each as large as writeIndexes
+	// makes them.
+	rdb.Del(ctx, index)
+	rdb.Set(ctx, keys.Lease(prefix), s.lease, time.Minute)
+	s.noBulk.Store(true)
+	if _, err := s.run(ctx, s.prepare(ctx, &guard{epoch: "e1", seq: 5}, entries(indexCmdEntries))); err != nil {
+		t.Fatalf("the script: %v", err)
+	}
+	if n := rdb.ZCard(ctx, index).Val(); n != indexCmdEntries {
+		t.Errorf("the script wrote %d entries, want %d", n, indexCmdEntries)
+	}
+}

@@ -3,6 +3,7 @@ package warmer
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,58 +18,123 @@ import (
 // second page held back here), the sessions its first page brought are
 // checked when they come due.
 func TestChecksGoOutWhileTheListStreams(t *testing.T) {
-	var holding atomic.Bool
-	release := make(chan struct{})
-	var checks atomic.Int32 // seat requests (by id or by window) while the list is held
+	r, held := newHeldListRig(t)
+	w := r.warmer("a")
+	w.chunk = 40 // a page a chunk: written as it comes, as 5,000 rows of a big list are
+	r.run(w)
+	// The build lists its sessions in the index once its list is in
+	// (writeIndexes): the first page shows as hashes.
+	var written []string
+	testkit.Eventually(t, 10*time.Second, "the first page of sessions written while the second is held", func() bool {
+		written = written[:0]
+		iter := r.rdb.Scan(r.ctx, 0, keys.Entity(r.prefix, keys.Sessions, "*"), 1000).Iterator()
+		for iter.Next(r.ctx) {
+			written = append(written, iter.Val())
+		}
+		return held.holding.Load() && len(written) > 0
+	})
+	if n := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); n != 0 {
+		t.Errorf("the index lists %d sessions of a build whose list is not in", n)
+	}
+	// The first session the first page brought comes due: the clock moves
+	// to within the horizon of its showtime.
+	var first time.Time
+	for _, key := range written {
+		at, err := time.Parse(time.RFC3339, r.rdb.HGet(r.ctx, key, "showtime").Val())
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	due := first.Add(-w.cfg.Policy.Horizon + time.Minute)
+	if now := r.clock.Now(); due.After(now) {
+		r.clock.Add(due.Sub(now))
+	} else {
+		r.clock.Add(w.cfg.Policy.Base)
+	}
+	testkit.Eventually(t, 10*time.Second, "a seat check while the list is held", func() bool { return held.checks.Load() > 0 })
+	held.let()
+	r.step(w)
+	if n := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); n != int64(len(r.sim.Sessions())) {
+		t.Errorf("%d sessions indexed after the list came whole, want %d", n, len(r.sim.Sessions()))
+	}
+}
+
+// heldList holds back the second page of the sessions list until let,
+// and counts the seat requests (by id or by window) made meanwhile.
+type heldList struct {
+	holding atomic.Bool
+	checks  atomic.Int32
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *heldList) let() { h.once.Do(func() { close(h.release) }) }
+
+// newHeldListRig is a rig whose Vista holds back the second page of the
+// sessions list (heldList). The held page does not time out meanwhile,
+// nor is it asked again.
+func newHeldListRig(t *testing.T) (*rig, *heldList) {
+	held := &heldList{release: make(chan struct{})}
 	front := func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			q := req.URL.Query()
 			if strings.HasSuffix(req.URL.Path, "/Sessions") {
 				switch {
 				case strings.Contains(q.Get("$filter"), "ID eq"), strings.Contains(q.Get("$filter"), "Showtime"):
-					if holding.Load() {
-						checks.Add(1)
+					if held.holding.Load() {
+						held.checks.Add(1)
 					}
 				case q.Get("$skip") != "" && q.Get("$skip") != "0":
-					if holding.CompareAndSwap(false, true) {
-						<-release // the second page: held until the test has seen what it wants
+					if held.holding.CompareAndSwap(false, true) {
+						<-held.release
 					}
 				}
 			}
 			h.ServeHTTP(w, req)
 		})
 	}
-	// The held page must not time out meanwhile, nor be asked again.
 	r := newRigWith(t, rigOptions{front: front, client: func(c *vista.Config) { c.Timeout = time.Minute }})
-	defer func() {
-		if holding.Load() {
-			select {
-			case <-release:
-			default:
-				close(release)
-			}
-		}
-	}()
+	t.Cleanup(held.let)
+	return r, held
+}
+
+// A build lists its sessions in its indexes a batch at a time (here 30),
+// not as each page's rows are written: while the second page is held,
+// the index lists the first page's 40 sessions, written as one batch.
+// Once the list is in, every index (the sessions', each cinema's and
+// film's) agrees with the cache.
+func TestBuildListsItsSessionsInBatches(t *testing.T) {
+	r, held := newHeldListRig(t)
 	w := r.warmer("a")
-	w.chunk = 40 // a page a chunk: written as it comes, as 5,000 rows of a big list are
+	w.chunk, w.indexEvery = 40, 30
 	r.run(w)
 	index := keys.Index(r.prefix, keys.Sessions)
-	testkit.Eventually(t, 10*time.Second, "the first page of sessions written while the second is held", func() bool {
-		return holding.Load() && r.rdb.ZCard(r.ctx, index).Val() > 0
+	testkit.Eventually(t, 10*time.Second, "the first page listed while the second is held", func() bool {
+		return held.holding.Load() && r.rdb.ZCard(r.ctx, index).Val() > 0
 	})
-	// The first session the first page brought comes due: the clock moves
-	// to within the horizon of its showtime.
-	first := r.rdb.ZRangeWithScores(r.ctx, index, 0, 0).Val()[0]
-	due := time.Unix(int64(first.Score), 0).Add(-w.cfg.Policy.Horizon + time.Minute)
-	if now := r.clock.Now(); due.After(now) {
-		r.clock.Add(due.Sub(now))
-	} else {
-		r.clock.Add(w.cfg.Policy.Base)
+	if n := r.rdb.ZCard(r.ctx, index).Val(); n != 40 {
+		t.Errorf("the index lists %d sessions while the second page is held, want the first page's 40", n)
 	}
-	testkit.Eventually(t, 10*time.Second, "a seat check while the list is held", func() bool { return checks.Load() > 0 })
-	close(release)
+	held.let()
 	r.step(w)
 	if n := r.rdb.ZCard(r.ctx, index).Val(); n != int64(len(r.sim.Sessions())) {
 		t.Errorf("%d sessions indexed after the list came whole, want %d", n, len(r.sim.Sessions()))
+	}
+	w.stepMu.Lock()
+	defer w.stepMu.Unlock()
+	if n := len(w.st.kinds[keys.Sessions].unindexed); n != 0 {
+		t.Errorf("%d sessions left unindexed after the list", n)
+	}
+	for _, k := range keys.Kinds {
+		fixes, err := w.indexFixes(r.ctx, w.indexWants(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fixes {
+			t.Errorf("%s: %s lacks %d and has %d too many", k, f.want.key, len(f.add), len(f.remove))
+		}
 	}
 }

@@ -68,6 +68,11 @@ func (w *Warmer) writeRows(ctx context.Context, k keys.Kind, rows []row, keep ma
 		if err := w.apply(ctx, k, changes, now); err != nil {
 			return err
 		}
+		if len(w.st.kinds[k].unindexed) >= w.indexEvery {
+			if err := w.writeIndexes(ctx, k); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -102,6 +107,11 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 		return err
 	}
 	removed := countOp(gone, opRemove)
+	if len(w.st.kinds[k].unindexed) > 0 {
+		if err := w.writeIndexes(ctx, k); err != nil {
+			return err
+		}
+	}
 	if sp.expires {
 		if err := w.sweepIndexes(ctx, now); err != nil {
 			return err
@@ -109,7 +119,8 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	}
 	// The indexes are checked against the cache after each reload, but
 	// for a build from nothing: takeOver has just checked them all, and
-	// every entry since is the build's own. The next reload checks them.
+	// writeIndexes has just listed the build's entities. The next reload
+	// checks them.
 	if !w.st.kinds[k].quiet {
 		if err := w.repairIndexes(ctx, k); err != nil {
 			return err

@@ -280,6 +280,9 @@ func (w *Warmer) sweep(ctx context.Context) (int, error) {
 		if w.st == nil {
 			return n, nil // a write found the lease or the cache moved
 		}
+		if w.st.kinds[k].quiet {
+			continue // a build lists what it wrote later (writeIndexes)
+		}
 		if err := w.repairIndexes(ctx, k); err != nil {
 			return n, err
 		}

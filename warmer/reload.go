@@ -30,6 +30,9 @@ type reloader struct {
 	awaitWrites bool
 	fetching    *fetchRun // the list being fetched, if one is
 	intake      *intake   // the list being taken in, chunk by chunk
+	// unindexed are the entities a build from nothing wrote that its
+	// indexes do not list yet (writeIndexes).
+	unindexed []string
 }
 
 // fetched is what a fetcher got, for the writer's state it began in: a
@@ -124,6 +127,14 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 	st.kinds[k].intake = nil
 	if w.st != st {
 		return w.failed("reload_"+string(k), err)
+	}
+	if f.err != nil && len(st.kinds[k].unindexed) > 0 {
+		// A build whose list Vista failed: what it wrote is listed now,
+		// not when a list goes through. (A write that failed leaves it
+		// to the next list: Redis would likely refuse this one too.)
+		if ierr := w.writeIndexes(ctx, k); ierr != nil {
+			w.log.Warn("a failed build's sessions are not indexed yet; the next list's will be", "kind", k, "err", ierr)
+		}
 	}
 	if err != nil {
 		// Try again with a backoff counted from the failure, which may

@@ -179,6 +179,9 @@ type Warmer struct {
 	}
 
 	chunk int // rows of a list diffed and written at a time: rowChunk, less in tests
+	// indexEvery is how many unindexed entities a build lists at a time
+	// (writeIndexes): indexEvery, less in tests.
+	indexEvery int
 }
 
 // state is what the writer knows of the cache it writes.
@@ -273,7 +276,7 @@ func New(cfg Config) (*Warmer, error) {
 		return nil, fmt.Errorf("warmer: %w", err)
 	}
 	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
-		fields: names, specs: kindSpecs(names), chunk: rowChunk,
+		fields: names, specs: kindSpecs(names), chunk: rowChunk, indexEvery: indexEvery,
 		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1), settles: make(chan *settle),
 		evict: eviction{seen: -1}, knew: map[keys.Kind]int{}}
 	w.obs = &observer{log: cfg.Logger, m: cfg.Metrics, leaseTTL: cfg.LeaseTTL,

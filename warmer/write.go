@@ -52,6 +52,7 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 
 // batch is one batch of changes, ready to send.
 type batch struct {
+	quiet   bool // its entities' index entries are left to writeIndexes
 	changes []change
 	pub     *publisher
 	probes  []probe
@@ -84,7 +85,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 		defer close(done)
 		defer close(ready)
 		for start := 0; start < len(changes); {
-			b := &batch{changes: changes[start:min(start+w.cfg.BatchSize, len(changes))]}
+			b := &batch{quiet: quiet, changes: changes[start:min(start+w.cfg.BatchSize, len(changes))]}
 			start += len(b.changes)
 			b.end = start
 			b.pub = w.publisher(epoch, seq)
@@ -193,6 +194,9 @@ func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 			c.cur.rawSum = checksum(c.cur.raw) // written whole: with raw only if the change had it
 		}
 		c.cur.raw = "" // written; its checksum is enough from here on
+		if b.quiet && c.op == opAdd {
+			w.st.kinds[k].unindexed = append(w.st.kinds[k].unindexed, c.id)
+		}
 		if sp.checked {
 			w.st.unplace(cache[c.id])
 			w.st.place(c.id, cache[c.id], c.cur)
@@ -300,8 +304,8 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 		if c.old != nil { // listed by an index, its hash gone: out of wherever it was
 			w.unindex(ix, sp, change{id: c.id, old: c.old})
 		}
-		w.index(ix, sp, c.id, c.cur)
-		if !quiet {
+		if !quiet { // a build lists its entities later (writeIndexes)
+			w.index(ix, sp, c.id, c.cur)
 			pub.publish(ctx, pipe, itemEvent(sp, c, at))
 		}
 		return probe{}
