@@ -9,10 +9,10 @@
 // transaction it is 1.1-1.2 times. The price is round trips (WATCH, the
 // fence's reads, MULTI, the commands and EXEC: four where the script
 // takes one), which only a large write can afford; so a write goes this
-// way only when it creates at least bulkHashes hashes or carries at least
-// bulkArgs arguments, has no command of the script's own that must read
-// before it writes (hashWriteCmd), and only on Redis 7 or later (see
-// canBulk).
+// way only when it creates at least bulkHashes hashes (and has no command
+// of the script's own that must read before it writes, hashWriteCmd) or
+// adds at least bulkArgs arguments' worth of index entries and nothing
+// else, and only on Redis 7 or later (see canBulk).
 package warmer
 
 import (
@@ -29,8 +29,8 @@ import (
 // bulkHashes is the fewest new hashes a write goes as a transaction for.
 const bulkHashes = 16
 
-// bulkArgs is the fewest arguments a write of no new hash goes as a
-// transaction for: a build's indexes written whole (writeIndexes), a
+// bulkArgs is the fewest arguments a write of index entries alone (ZADD,
+// SADD) goes as a transaction for: a build's indexes (writeIndexes), a
 // thousand entries and more.
 const bulkArgs = 2048
 
@@ -48,17 +48,19 @@ const bulkTries = 3
 // entity once), and nothing between the first new hash and the others
 // touches them.
 func bulkCommands(cmds []redis.Cmder) [][]any {
-	news, args := 0, 0
+	news, args, adds := 0, 0, 0
 	for _, c := range cmds {
 		switch c.Args()[0] {
 		case hashWriteCmd:
 			return nil
 		case hashNewCmd:
 			news++
+		case "zadd", "sadd":
+			adds++
 		}
 		args += len(c.Args())
 	}
-	if news < bulkHashes && args < bulkArgs {
+	if news < bulkHashes && (args < bulkArgs || adds < len(cmds)) {
 		return nil
 	}
 	out := make([][]any, 0, len(cmds)+news+1)

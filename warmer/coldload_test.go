@@ -26,11 +26,7 @@ func TestChecksGoOutWhileTheListStreams(t *testing.T) {
 	// (writeIndexes): the first page shows as hashes.
 	var written []string
 	testkit.Eventually(t, 10*time.Second, "the first page of sessions written while the second is held", func() bool {
-		written = written[:0]
-		iter := r.rdb.Scan(r.ctx, 0, keys.Entity(r.prefix, keys.Sessions, "*"), 1000).Iterator()
-		for iter.Next(r.ctx) {
-			written = append(written, iter.Val())
-		}
+		written = sessionKeys(r)
 		return held.holding.Load() && len(written) > 0
 	})
 	if n := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); n != 0 {
@@ -137,4 +133,97 @@ func TestBuildListsItsSessionsInBatches(t *testing.T) {
 			t.Errorf("%s: %s lacks %d and has %d too many", k, f.want.key, len(f.add), len(f.remove))
 		}
 	}
+}
+
+// A build that stops halfway (here its process, while the list's second
+// page is held) leaves hashes no index lists yet. The next writer finds
+// them: a session Vista dropped meanwhile goes, the others are listed;
+// no hash is left that no index lists.
+func TestATakeoverFindsWhatAHalfBuildLeftUnlisted(t *testing.T) {
+	r, held := newHeldListRig(t)
+	a := r.warmer("a")
+	a.chunk = 40
+	r.run(a)
+	var written []string
+	testkit.Eventually(t, 10*time.Second, "the first page of sessions written while the second is held", func() bool {
+		written = sessionKeys(r)
+		return held.holding.Load() && len(written) > 0
+	})
+	r.stop(a) // as a process that ends: nothing more of its build is written
+	gone := strings.TrimPrefix(written[0], keys.Entity(r.prefix, keys.Sessions, ""))
+	r.sim.Remove(gone)
+	held.let()
+
+	b := r.warmer("b")
+	r.step(b)
+	if h := r.hash(keys.Sessions, gone); len(h) != 0 {
+		t.Errorf("the session Vista dropped while no build ran is still cached: %v", h)
+	}
+	index := keys.Index(r.prefix, keys.Sessions)
+	if n, all := r.rdb.ZCard(r.ctx, index).Val(), len(sessionKeys(r)); n != int64(all) || all != len(r.sim.Sessions()) {
+		t.Errorf("%d sessions indexed, %d hashes, %d sessions listed by Vista", n, all, len(r.sim.Sessions()))
+	}
+	r.locked(b, func() {
+		for _, k := range keys.Kinds {
+			fixes, err := b.indexFixes(r.ctx, b.indexWants(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range fixes {
+				t.Errorf("%s: %s lacks %d and has %d too many", k, f.want.key, len(f.add), len(f.remove))
+			}
+		}
+	})
+}
+
+// sessionKeys lists the session hashes under r's prefix.
+func sessionKeys(r *rig) []string {
+	var ks []string
+	iter := r.rdb.Scan(r.ctx, 0, keys.Entity(r.prefix, keys.Sessions, "*"), 1000).Iterator()
+	for iter.Next(r.ctx) {
+		ks = append(ks, iter.Val())
+	}
+	return ks
+}
+
+// Redis evicts an index and a hash while a build's list still streams:
+// the eviction sweep writes the hash again and mends the index, the
+// build's unlisted entities aside, and once the list is in every index
+// agrees with the cache.
+func TestAnIndexEvictedDuringABuildIsMended(t *testing.T) {
+	r, held := newHeldListRig(t)
+	w := r.warmer("a")
+	w.chunk, w.indexEvery = 40, 30
+	r.run(w)
+	index := keys.Index(r.prefix, keys.Sessions)
+	testkit.Eventually(t, 10*time.Second, "the first page listed while the second is held", func() bool {
+		return held.holding.Load() && r.rdb.ZCard(r.ctx, index).Val() > 0
+	})
+	first := r.rdb.ZRange(r.ctx, index, 0, 0).Val()[0]
+	r.rdb.Del(r.ctx, index, keys.Entity(r.prefix, keys.Sessions, first))
+	r.locked(w, func() {
+		w.evict.dirty = true
+		if err := w.mendEvicted(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if h := r.hash(keys.Sessions, first); h["id"] != first {
+		t.Errorf("the evicted session was not written again: %v", h)
+	}
+	if n := r.rdb.ZCard(r.ctx, index).Val(); n != 40 {
+		t.Errorf("the evicted index lists %d sessions after the sweep, want the first page's 40", n)
+	}
+	held.let()
+	r.step(w)
+	r.locked(w, func() {
+		for _, k := range keys.Kinds {
+			fixes, err := w.indexFixes(r.ctx, w.indexWants(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range fixes {
+				t.Errorf("%s: %s lacks %d and has %d too many", k, f.want.key, len(f.add), len(f.remove))
+			}
+		}
+	})
 }

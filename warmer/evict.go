@@ -201,7 +201,7 @@ func (w *Warmer) sampleLost(ctx context.Context) (bool, error) {
 	p := w.cfg.Prefix
 	ks := []string{keys.Meta(p)}
 	for _, k := range keys.Kinds {
-		if len(w.st.cache[k]) > 0 {
+		if len(w.st.cache[k]) > len(w.st.kinds[k].unindexed) { // a build's index may not be there yet
 			ks = append(ks, keys.Index(p, k))
 		}
 		n := 0
@@ -280,8 +280,13 @@ func (w *Warmer) sweep(ctx context.Context) (int, error) {
 		if w.st == nil {
 			return n, nil // a write found the lease or the cache moved
 		}
-		if w.st.kinds[k].quiet {
-			continue // a build lists what it wrote later (writeIndexes)
+		if len(w.st.kinds[k].unindexed) > 0 {
+			// A build's entities not listed yet are not an index that
+			// lost them: listed first, so that the mending below finds
+			// only what Redis evicted.
+			if err := w.writeIndexes(ctx, k); err != nil {
+				return n, err
+			}
 		}
 		if err := w.repairIndexes(ctx, k); err != nil {
 			return n, err

@@ -134,7 +134,7 @@ func (ix *indexBatch) commands(per int) [][]any {
 // A build from nothing writes no index entry while its list comes in
 // (queue leaves them out while the kind is quiet, and wrote notes the
 // entities as unindexed), and lists them in its indexes a hundred
-// thousand at a time, when its list is in, and when its list fails
+// thousand at a time, when its list is in, and when Vista fails its list
 // (writeIndexes): each key's entries in score order, many to one key, so
 // that Redis inserts each next to the one before it instead of searching
 // the whole sorted set for its place. At 500k sessions the index entries
@@ -143,7 +143,10 @@ func (ix *indexBatch) commands(per int) [][]any {
 // build's hashes before its indexes list them, while the cache is not
 // ready (/readyz, P:meta's loaded:sessions), before its full_reload
 // event; an entity that moves or goes meanwhile leaves or takes its
-// index entries at once, as always.
+// index entries at once, as always. What only memory knows is lost with
+// the writer's state: a writer that takes over a build finds its hashes
+// by SCAN (readUnlisted), and an eviction sweep lists them before it
+// mends the indexes.
 const (
 	// indexEvery is how many unindexed entities a build lists at a time.
 	indexEvery = 100_000

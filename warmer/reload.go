@@ -133,7 +133,7 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		// not when a list goes through. (A write that failed leaves it
 		// to the next list: Redis would likely refuse this one too.)
 		if ierr := w.writeIndexes(ctx, k); ierr != nil {
-			w.log.Warn("a failed build's sessions are not indexed yet; the next list's will be", "kind", k, "err", ierr)
+			err = errors.Join(err, ierr) // a fence's answer counts as any write's
 		}
 	}
 	if err != nil {

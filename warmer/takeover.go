@@ -9,6 +9,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +45,11 @@ func (w *Warmer) restoreMeta(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read indexes: %w", err)
 	}
-	if n == 0 {
+	building := false // a build's first entities, not listed yet: no index to find
+	for _, k := range keys.Kinds {
+		building = building || len(w.st.kinds[k].unindexed) > 0
+	}
+	if n == 0 && !building {
 		w.log.Warn("P:meta and the cache's indexes are gone from Redis; rebuilding", "epoch", w.st.epoch)
 		w.keep.cacheLost(w.st.epoch)
 		return nil
@@ -195,6 +200,14 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 			return fmt.Errorf("read %s: %w", k, err)
 		}
 		st.cache[k] = c
+		if st.kinds[k].quiet {
+			// A build lists what it wrote in steps (writeIndexes): one
+			// that stopped halfway left hashes no index lists. They are
+			// the cache's too, to be listed, or removed by the list.
+			if st.kinds[k].unindexed, err = w.readUnlisted(ctx, k, c); err != nil {
+				return fmt.Errorf("read %s: %w", k, err)
+			}
+		}
 	}
 	for id, r := range st.cache[keys.Sessions] {
 		st.place(id, nil, r)
@@ -249,6 +262,70 @@ func newEpoch() string {
 	b := make([]byte, 5)
 	rand.Read(b)
 	return strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// readUnlisted adds to cache the hashes of a kind that its index does not
+// list, found by SCAN, and returns their ids. On a cluster, every key of
+// the prefix is in the slot of its hash tag, so the SCAN goes to that
+// slot's master.
+func (w *Warmer) readUnlisted(ctx context.Context, k keys.Kind, cache map[string]*record) ([]string, error) {
+	p := w.cfg.Prefix
+	var scanner redis.Cmdable = w.rdb
+	if cc, ok := w.rdb.(*redis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, keys.Meta(p))
+		if err != nil {
+			return nil, err
+		}
+		scanner = node
+	}
+	pattern := globEscape(keys.Entity(p, k, "")) + "*"
+	head := len(keys.Entity(p, k, ""))
+	var ids []string
+	iter := scanner.Scan(ctx, 0, pattern, 1000).Iterator()
+	for iter.Next(ctx) {
+		if id := iter.Val()[head:]; cache[id] == nil && vista.CheckID(id) == nil {
+			ids = append(ids, id)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, err
+	}
+	var found []string
+	for part := range slices.Chunk(ids, 1000) {
+		cmds := make([]*redis.MapStringStringCmd, len(part))
+		_, err := w.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for i, id := range part {
+				cmds[i] = pipe.HGetAll(ctx, keys.Entity(p, k, id))
+			}
+			return nil
+		})
+		var rerr redis.Error
+		if err != nil && !errors.As(err, &rerr) {
+			return nil, err
+		}
+		for i, id := range part {
+			if h := cmds[i].Val(); cmds[i].Err() == nil && h[keys.FieldID] == id {
+				cache[id] = w.recordFromHash(k, h)
+				found = append(found, id)
+			}
+		}
+	}
+	if len(found) > 0 {
+		w.log.Info("found hashes a build wrote and no index lists yet; they are listed with the build", "kind", k, "count", len(found))
+	}
+	return found, nil
+}
+
+// globEscape escapes what SCAN's MATCH reads as a pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // readCache reads what Redis holds of a kind, through its index, in
