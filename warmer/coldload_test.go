@@ -103,14 +103,8 @@ func newHeldListRig(t *testing.T) (*rig, *heldList) {
 // Once the list is in, every index (the sessions', each cinema's and
 // film's) agrees with the cache.
 func TestBuildListsItsSessionsInBatches(t *testing.T) {
-	r, held := newHeldListRig(t)
-	w := r.warmer("a")
-	w.chunk, w.indexEvery = 40, 30
-	r.run(w)
+	r, held, w := firstPageListed(t)
 	index := keys.Index(r.prefix, keys.Sessions)
-	testkit.Eventually(t, 10*time.Second, "the first page listed while the second is held", func() bool {
-		return held.holding.Load() && r.rdb.ZCard(r.ctx, index).Val() > 0
-	})
 	if n := r.rdb.ZCard(r.ctx, index).Val(); n != 40 {
 		t.Errorf("the index lists %d sessions while the second page is held, want the first page's 40", n)
 	}
@@ -119,20 +113,12 @@ func TestBuildListsItsSessionsInBatches(t *testing.T) {
 	if n := r.rdb.ZCard(r.ctx, index).Val(); n != int64(len(r.sim.Sessions())) {
 		t.Errorf("%d sessions indexed after the list came whole, want %d", n, len(r.sim.Sessions()))
 	}
-	w.stepMu.Lock()
-	defer w.stepMu.Unlock()
-	if n := len(w.st.kinds[keys.Sessions].unindexed); n != 0 {
-		t.Errorf("%d sessions left unindexed after the list", n)
-	}
-	for _, k := range keys.Kinds {
-		fixes, err := w.indexFixes(r.ctx, w.indexWants(k))
-		if err != nil {
-			t.Fatal(err)
+	r.locked(w, func() {
+		if n := len(w.st.kinds[keys.Sessions].unindexed); n != 0 {
+			t.Errorf("%d sessions left unindexed after the list", n)
 		}
-		for _, f := range fixes {
-			t.Errorf("%s: %s lacks %d and has %d too many", k, f.want.key, len(f.add), len(f.remove))
-		}
-	}
+	})
+	indexesAgree(r, w)
 }
 
 // A build that stops halfway (here its process, while the list's second
@@ -163,14 +149,35 @@ func TestATakeoverFindsWhatAHalfBuildLeftUnlisted(t *testing.T) {
 	if n, all := r.rdb.ZCard(r.ctx, index).Val(), len(sessionKeys(r)); n != int64(all) || all != len(r.sim.Sessions()) {
 		t.Errorf("%d sessions indexed, %d hashes, %d sessions listed by Vista", n, all, len(r.sim.Sessions()))
 	}
-	r.locked(b, func() {
+	indexesAgree(r, b)
+}
+
+// firstPageListed runs a build whose sessions list's second page is held,
+// listing its sessions 30 at a time and writing 40 rows at a time, until
+// its index lists the first page's.
+func firstPageListed(t *testing.T) (*rig, *heldList, *Warmer) {
+	r, held := newHeldListRig(t)
+	w := r.warmer("a")
+	w.chunk, w.indexEvery = 40, 30
+	r.run(w)
+	testkit.Eventually(t, 10*time.Second, "the first page listed while the second is held", func() bool {
+		return held.holding.Load() && r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val() > 0
+	})
+	return r, held, w
+}
+
+// indexesAgree fails the test for every index of w's cache that lacks
+// an entry the cache holds, or has one it does not.
+func indexesAgree(r *rig, w *Warmer) {
+	r.t.Helper()
+	r.locked(w, func() {
 		for _, k := range keys.Kinds {
-			fixes, err := b.indexFixes(r.ctx, b.indexWants(k))
+			fixes, err := w.indexFixes(r.ctx, w.indexWants(k))
 			if err != nil {
-				t.Fatal(err)
+				r.t.Fatal(err)
 			}
 			for _, f := range fixes {
-				t.Errorf("%s: %s lacks %d and has %d too many", k, f.want.key, len(f.add), len(f.remove))
+				r.t.Errorf("%s: %s lacks %d and has %d too many", k, f.want.key, len(f.add), len(f.remove))
 			}
 		}
 	})
@@ -191,14 +198,8 @@ func sessionKeys(r *rig) []string {
 // build's unlisted entities aside, and once the list is in every index
 // agrees with the cache.
 func TestAnIndexEvictedDuringABuildIsMended(t *testing.T) {
-	r, held := newHeldListRig(t)
-	w := r.warmer("a")
-	w.chunk, w.indexEvery = 40, 30
-	r.run(w)
+	r, held, w := firstPageListed(t)
 	index := keys.Index(r.prefix, keys.Sessions)
-	testkit.Eventually(t, 10*time.Second, "the first page listed while the second is held", func() bool {
-		return held.holding.Load() && r.rdb.ZCard(r.ctx, index).Val() > 0
-	})
 	first := r.rdb.ZRange(r.ctx, index, 0, 0).Val()[0]
 	r.rdb.Del(r.ctx, index, keys.Entity(r.prefix, keys.Sessions, first))
 	r.locked(w, func() {
@@ -215,15 +216,5 @@ func TestAnIndexEvictedDuringABuildIsMended(t *testing.T) {
 	}
 	held.let()
 	r.step(w)
-	r.locked(w, func() {
-		for _, k := range keys.Kinds {
-			fixes, err := w.indexFixes(r.ctx, w.indexWants(k))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range fixes {
-				t.Errorf("%s: %s lacks %d and has %d too many", k, f.want.key, len(f.add), len(f.remove))
-			}
-		}
-	})
+	indexesAgree(r, w)
 }

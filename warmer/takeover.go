@@ -292,15 +292,8 @@ func (w *Warmer) readUnlisted(ctx context.Context, k keys.Kind, cache map[string
 	}
 	var found []string
 	for part := range slices.Chunk(ids, 1000) {
-		cmds := make([]*redis.MapStringStringCmd, len(part))
-		_, err := w.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for i, id := range part {
-				cmds[i] = pipe.HGetAll(ctx, keys.Entity(p, k, id))
-			}
-			return nil
-		})
-		var rerr redis.Error
-		if err != nil && !errors.As(err, &rerr) {
+		cmds, err := w.readHashes(ctx, k, part)
+		if err != nil {
 			return nil, err
 		}
 		for i, id := range part {
@@ -314,6 +307,24 @@ func (w *Warmer) readUnlisted(ctx context.Context, k keys.Kind, cache map[string
 		w.log.Info("found hashes a build wrote and no index lists yet; they are listed with the build", "kind", k, "count", len(found))
 	}
 	return found, nil
+}
+
+// readHashes reads the hashes of a kind's ids in one pipeline. A key that
+// answers with an error (WRONGTYPE) is the caller's to judge, by its
+// command's Err.
+func (w *Warmer) readHashes(ctx context.Context, k keys.Kind, ids []string) ([]*redis.MapStringStringCmd, error) {
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	_, err := w.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = pipe.HGetAll(ctx, keys.Entity(w.cfg.Prefix, k, id))
+		}
+		return nil
+	})
+	var rerr redis.Error
+	if err != nil && !errors.As(err, &rerr) {
+		return nil, err
+	}
+	return cmds, nil
 }
 
 // globEscape escapes what SCAN's MATCH reads as a pattern.
@@ -357,18 +368,9 @@ func (w *Warmer) readCache(ctx context.Context, k keys.Kind) (map[string]*record
 		return nil, fmt.Errorf("read %s: %w", k, err)
 	}
 	cache := make(map[string]*record, len(ids))
-	const chunk = 1000
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		cmds := make([]*redis.MapStringStringCmd, len(part))
-		_, err := w.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for i, id := range part {
-				cmds[i] = pipe.HGetAll(ctx, keys.Entity(p, k, id))
-			}
-			return nil
-		})
-		var rerr redis.Error
-		if err != nil && !errors.As(err, &rerr) {
+	for part := range slices.Chunk(ids, 1000) {
+		cmds, err := w.readHashes(ctx, k, part)
+		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", k, err)
 		}
 		// A key that answers with an error (not a hash: WRONGTYPE) reads as
