@@ -1,13 +1,19 @@
 package warmer
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vista-warmer/vista-warmer/internal/redistest"
 	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
@@ -217,4 +223,49 @@ func TestAnIndexEvictedDuringABuildIsMended(t *testing.T) {
 	held.let()
 	r.step(w)
 	indexesAgree(r, w)
+}
+
+// A writer whose ACL lacks SCAN (a line from before it was on the
+// warmer's) takes over a build all the same, without finding what the
+// build left unlisted, and the log says once what to grant; with SCAN it
+// finds the hash no index lists, and only that one.
+func TestReadUnlistedWithoutScan(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{
+		"user with on >pw ~* &* +@all",
+		"user without on >pw ~* &* +@all -scan",
+	}})
+	ctx := context.Background()
+	for _, user := range []string{"with", "without"} {
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: user, Password: "pw"})
+		defer rdb.Close()
+		logs := &logBuffer{}
+		client, err := vista.New(vista.Config{BaseURL: "http://127.0.0.1:1/", Zones: vista.Zones{Default: time.UTC}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := New(Config{Redis: rdb, Vista: client, Prefix: user, InstanceID: "a", Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb.HSet(ctx, keys.Entity(user, keys.Cinemas, "1001"), "id", "1001", "name", "Odeon")
+		rdb.HSet(ctx, keys.Entity(user, keys.Cinemas, "1002"), "id", "1002", "name", "Rex")
+		cache := map[string]*record{"1002": {}} // listed by the index
+		for range 2 {
+			found, err := w.readUnlisted(ctx, keys.Cinemas, cache)
+			if err != nil {
+				t.Fatalf("%s SCAN: %v", user, err)
+			}
+			want := []string{"1001"}
+			if user == "without" {
+				want = nil
+			}
+			if !slices.Equal(found, want) {
+				t.Errorf("%s SCAN: found %v, want %v", user, found, want)
+			}
+			delete(cache, "1001")
+		}
+		if n, want := len(logs.lines("+scan")), map[string]int{"with": 0, "without": 1}[user]; n != want {
+			t.Errorf("%s SCAN: %d log lines name +scan, want %d", user, n, want)
+		}
+	}
 }

@@ -18,7 +18,9 @@ import (
 // warmer grants each (a test reads it), and Preflight tries each at
 // start, so a user that lacks one is told at once, by name; all but the
 // transaction's (WATCH, UNWATCH, MULTI, EXEC), without which large writes
-// go as the script (bulk.go) and the log says so.
+// go as the script (bulk.go) and the log says so, and SCAN, without which
+// a writer that takes over a build stopped halfway cannot find the hashes
+// it wrote and no index lists yet (readUnlisted), and the log says so.
 var Commands = []string{
 	"ping", "info", "role", "evalsha", "eval", "script|load",
 	"get", "set", "del", "type", "exists", "pexpire", "expireat",
@@ -26,7 +28,7 @@ var Commands = []string{
 	"zadd", "zrem", "zrange", "zremrangebyscore", "zcard",
 	"sadd", "srem", "smembers", "scard",
 	"xadd", "publish", "spublish",
-	"watch", "unwatch", "multi", "exec",
+	"watch", "unwatch", "multi", "exec", "scan",
 }
 
 // preflightScript runs each command the warmer's scripts run, on scratch

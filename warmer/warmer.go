@@ -182,6 +182,8 @@ type Warmer struct {
 	// indexEvery is how many unindexed entities a build lists at a time
 	// (writeIndexes): indexEvery, less in tests.
 	indexEvery int
+	// noScan: an ACL denies SCAN, said once (readUnlisted).
+	noScan atomic.Bool
 }
 
 // state is what the writer knows of the cache it writes.
