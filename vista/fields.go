@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -58,17 +59,8 @@ func (r *row) load(index int, raw json.RawMessage) *DecodeError {
 // are the ones they were found in, name for name in order, and forgets
 // them otherwise.
 func (r *row) sameNames() {
-	if len(r.names) == len(r.members) {
-		same := true
-		for i, m := range r.members {
-			if !bytes.Equal(m.name, r.names[i]) {
-				same = false
-				break
-			}
-		}
-		if same {
-			return
-		}
+	if slices.EqualFunc(r.members, r.names, func(m member, name []byte) bool { return bytes.Equal(m.name, name) }) {
+		return
 	}
 	if r.at == nil {
 		r.at = make(map[string]int, 32)

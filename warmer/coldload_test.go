@@ -249,9 +249,10 @@ func TestReadUnlistedWithoutScan(t *testing.T) {
 		}
 		rdb.HSet(ctx, keys.Entity(user, keys.Cinemas, "1001"), "id", "1001", "name", "Odeon")
 		rdb.HSet(ctx, keys.Entity(user, keys.Cinemas, "1002"), "id", "1002", "name", "Rex")
-		cache := map[string]*record{"1002": {}} // listed by the index
+		cache := map[keys.Kind]map[string]*record{keys.Cinemas: {"1002": {}}} // listed by the index
 		for range 2 {
-			found, err := w.readUnlisted(ctx, keys.Cinemas, cache)
+			unlisted, err := w.readUnlisted(ctx, cache, []keys.Kind{keys.Cinemas})
+			found := unlisted[keys.Cinemas]
 			if err != nil {
 				t.Fatalf("%s SCAN: %v", user, err)
 			}
@@ -262,7 +263,7 @@ func TestReadUnlistedWithoutScan(t *testing.T) {
 			if !slices.Equal(found, want) {
 				t.Errorf("%s SCAN: found %v, want %v", user, found, want)
 			}
-			delete(cache, "1001")
+			delete(cache[keys.Cinemas], "1001")
 		}
 		if n, want := len(logs.lines("+scan")), map[string]int{"with": 0, "without": 1}[user]; n != want {
 			t.Errorf("%s SCAN: %d log lines name +scan, want %d", user, n, want)

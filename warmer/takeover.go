@@ -200,13 +200,23 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 			return fmt.Errorf("read %s: %w", k, err)
 		}
 		st.cache[k] = c
+	}
+	// A build lists what it wrote in steps (writeIndexes): one that
+	// stopped halfway left hashes no index lists. They are the cache's
+	// too, to be listed, or removed by the list.
+	var building []keys.Kind
+	for _, k := range keys.Kinds {
 		if st.kinds[k].quiet {
-			// A build lists what it wrote in steps (writeIndexes): one
-			// that stopped halfway left hashes no index lists. They are
-			// the cache's too, to be listed, or removed by the list.
-			if st.kinds[k].unindexed, err = w.readUnlisted(ctx, k, c); err != nil {
-				return fmt.Errorf("read %s: %w", k, err)
-			}
+			building = append(building, k)
+		}
+	}
+	if len(building) > 0 {
+		unlisted, err := w.readUnlisted(ctx, st.cache, building)
+		if err != nil {
+			return fmt.Errorf("read what a build left unlisted: %w", err)
+		}
+		for k, ids := range unlisted {
+			st.kinds[k].unindexed = ids
 		}
 	}
 	for id, r := range st.cache[keys.Sessions] {
@@ -264,11 +274,11 @@ func newEpoch() string {
 	return strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }
 
-// readUnlisted adds to cache the hashes of a kind that its index does not
-// list, found by SCAN, and returns their ids. On a cluster, every key of
-// the prefix is in the slot of its hash tag, so the SCAN goes to that
-// slot's master.
-func (w *Warmer) readUnlisted(ctx context.Context, k keys.Kind, cache map[string]*record) ([]string, error) {
+// readUnlisted adds to cache the hashes of kinds that their indexes do not
+// list, found by one SCAN of the prefix, and returns their ids by kind.
+// On a cluster, every key of the prefix is in the slot of its hash tag,
+// so the SCAN goes to that slot's master.
+func (w *Warmer) readUnlisted(ctx context.Context, cache map[keys.Kind]map[string]*record, kinds []keys.Kind) (map[keys.Kind][]string, error) {
 	p := w.cfg.Prefix
 	var scanner redis.Cmdable = w.rdb
 	if cc, ok := w.rdb.(*redis.ClusterClient); ok {
@@ -278,13 +288,13 @@ func (w *Warmer) readUnlisted(ctx context.Context, k keys.Kind, cache map[string
 		}
 		scanner = node
 	}
-	pattern := globEscape(keys.Entity(p, k, "")) + "*"
-	head := len(keys.Entity(p, k, ""))
-	var ids []string
-	iter := scanner.Scan(ctx, 0, pattern, 1000).Iterator()
+	ids := map[keys.Kind][]string{}
+	iter := scanner.Scan(ctx, 0, globEscape(p+":")+"*", 1000).Iterator()
 	for iter.Next(ctx) {
-		if id := iter.Val()[head:]; cache[id] == nil && vista.CheckID(id) == nil {
-			ids = append(ids, id)
+		for _, k := range kinds {
+			if id, ok := strings.CutPrefix(iter.Val(), keys.Entity(p, k, "")); ok && cache[k][id] == nil && vista.CheckID(id) == nil {
+				ids[k] = append(ids[k], id)
+			}
 		}
 	}
 	if err := iter.Err(); err != nil {
@@ -293,27 +303,29 @@ func (w *Warmer) readUnlisted(ctx context.Context, k keys.Kind, cache map[string
 			// takeover goes on without, as it did before.
 			if w.noScan.CompareAndSwap(false, true) {
 				w.log.Warn("redis denies the warmer SCAN (ACL); a build that stopped halfway may leave hashes no index lists: grant the warmer's user +scan",
-					"kind", k, "err", err)
+					"err", err)
 			}
 			return nil, nil
 		}
 		return nil, err
 	}
-	var found []string
-	for part := range slices.Chunk(ids, 1000) {
-		cmds, err := w.readHashes(ctx, k, part)
-		if err != nil {
-			return nil, err
-		}
-		for i, id := range part {
-			if h := cmds[i].Val(); cmds[i].Err() == nil && h[keys.FieldID] == id {
-				cache[id] = w.recordFromHash(k, h)
-				found = append(found, id)
+	found := map[keys.Kind][]string{}
+	for k, kids := range ids {
+		for part := range slices.Chunk(kids, 1000) {
+			cmds, err := w.readHashes(ctx, k, part)
+			if err != nil {
+				return nil, err
+			}
+			for i, id := range part {
+				if h := cmds[i].Val(); cmds[i].Err() == nil && h[keys.FieldID] == id {
+					cache[k][id] = w.recordFromHash(k, h)
+					found[k] = append(found[k], id)
+				}
 			}
 		}
-	}
-	if len(found) > 0 {
-		w.log.Info("found hashes a build wrote and no index lists yet; they are listed with the build", "kind", k, "count", len(found))
+		if n := len(found[k]); n > 0 {
+			w.log.Info("found hashes a build wrote and no index lists yet; they are listed with the build", "kind", k, "count", n)
+		}
 	}
 	return found, nil
 }

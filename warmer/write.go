@@ -52,7 +52,6 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 
 // batch is one batch of changes, ready to send.
 type batch struct {
-	quiet   bool // its entities' index entries are left to writeIndexes
 	changes []change
 	pub     *publisher
 	probes  []probe
@@ -85,7 +84,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 		defer close(done)
 		defer close(ready)
 		for start := 0; start < len(changes); {
-			b := &batch{quiet: quiet, changes: changes[start:min(start+w.cfg.BatchSize, len(changes))]}
+			b := &batch{changes: changes[start:min(start+w.cfg.BatchSize, len(changes))]}
 			start += len(b.changes)
 			b.end = start
 			b.pub = w.publisher(epoch, seq)
@@ -193,8 +192,8 @@ func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 			w.m.repairs.WithLabelValues(string(k), repairHash).Inc()
 			c.cur.rawSum = checksum(c.cur.raw) // written whole: with raw only if the change had it
 		}
-		c.cur.raw = "" // written; its checksum is enough from here on
-		if b.quiet && c.op == opAdd {
+		c.cur.raw = ""                            // written; its checksum is enough from here on
+		if w.st.kinds[k].quiet && c.op == opAdd { // queue left out its index entries
 			w.st.kinds[k].unindexed = append(w.st.kinds[k].unindexed, c.id)
 		}
 		if sp.checked {
