@@ -141,13 +141,13 @@ func (s *store) run(ctx context.Context, wrs ...*write) (int, error) {
 	done, err := s.runAll(ctx, wrs)
 	switch {
 	case redisTrouble(err):
-		s.obs.noteWrite(err)
+		s.obs.noteWrite(err, start)
 	case err == nil:
 		s.obs.seen.keep(time.Now())
 		s.m.writes.Add(float64(done))
-		s.obs.noteWrite(nil)
+		s.obs.noteWrite(nil, start)
 	default:
-		s.obs.noteWrite(nil) // the fence said no: Redis answers, and the lease keeper finds out the rest
+		s.obs.noteWrite(nil, start) // the fence said no: Redis answers, and the lease keeper finds out the rest
 	}
 	return done, err
 }

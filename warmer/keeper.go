@@ -122,14 +122,12 @@ func (k *keeper) beat(ctx context.Context) {
 	if !k.leader.Load() || now.Sub(k.lastRenew) >= k.ttl/3 {
 		held, taken, holder, err := k.hold(ctx)
 		if ctx.Err() == nil {
-			k.obs.noteLease(err)
-			up := 1.0
+			k.obs.noteLease(err, now)
 			if err != nil {
 				if code, _, _ := describe(err); code == "unreachable" || code == "tls" {
-					up, answered = 0, false
+					answered = false
 				}
 			}
-			k.m.redisUp.Set(up)
 		}
 		switch {
 		case err != nil:
@@ -201,6 +199,7 @@ func (k *keeper) look(ctx context.Context, now time.Time) bool {
 		var rerr redis.Error
 		return errors.As(err, &rerr)
 	}
+	k.obs.granted("read_meta")
 	var beat time.Time
 	if v, ok := vals[0].(string); ok {
 		beat, _ = time.Parse(time.RFC3339, v)
@@ -219,6 +218,7 @@ func (k *keeper) look(ctx context.Context, now time.Time) bool {
 		role, err := k.rdb.Do(ctx, "ROLE").Slice()
 		if err == nil && len(role) > 0 {
 			k.obs.seen.setReplica(role[0] != "master")
+			k.obs.granted("role")
 		}
 		k.obs.noteDenied("role", err)
 		if id, _, err := replID(ctx, k.rdb); err == nil {
@@ -331,7 +331,10 @@ func (k *keeper) hold(ctx context.Context) (held, taken bool, holder string, err
 		n, err = 0, nil
 	}
 	if err != nil {
-		return false, false, "", fmt.Errorf("renew lease: %w", err)
+		if k.leader.Load() {
+			return false, false, "", fmt.Errorf("renew lease: %w", err)
+		}
+		return false, false, "", fmt.Errorf("take lease: %w", err)
 	}
 	if n == 1 {
 		return true, false, "", nil

@@ -20,7 +20,7 @@ type Metrics struct {
 	events      *prometheus.CounterVec
 	tiers       *prometheus.GaugeVec
 	lastReload  *prometheus.GaugeVec
-	leaseHeld   *heldGauge
+	leaseHeld   *funcGauge
 	errors      *prometheus.CounterVec
 	badRows     *prometheus.CounterVec
 	duplicates  *prometheus.CounterVec
@@ -40,7 +40,7 @@ type Metrics struct {
 	redisFailures *prometheus.CounterVec
 	fullReloads   *prometheus.CounterVec
 	reloadTook    *prometheus.HistogramVec
-	redisUp       prometheus.Gauge
+	redisUp       *funcGauge
 	heartbeat     prometheus.Gauge
 }
 
@@ -99,7 +99,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vista_warmer_last_reload_timestamp_seconds",
 			Help: "Unix time of the last successful full reload, by kind.",
 		}, []string{"kind"}),
-		leaseHeld: newHeldGauge("vista_warmer_lease_held", "1 while this instance holds the lease and writes, 0 on standby."),
+		leaseHeld: newFuncGauge("vista_warmer_lease_held", "1 while this instance holds the lease and writes, 0 on standby."),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vista_warmer_errors_total",
 			Help: "Failed operations, by operation (take_over, reload_cinemas, reload_films, reload_sessions, expire, check, heartbeat, lease, restore_meta); every series exists from the start at 0.",
@@ -176,10 +176,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "vista_warmer_heartbeat_timestamp_seconds",
 		Help: "When this instance, as writer, last wrote P:meta's heartbeat (Unix seconds); 0 before it has.",
 	})
-	m.redisUp = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "vista_warmer_redis_up",
-		Help: "1 while Redis answered the last lease renewal or take, 0 when it did not.",
-	})
+	m.redisUp = newFuncGauge("vista_warmer_redis_up",
+		"1 while Redis answers the lease keeper; 0 once a try of its got no answer, or one has waited for half the lease TTL (as /healthz says).")
 	for _, op := range errorOps {
 		m.errors.WithLabelValues(op)
 	}
@@ -246,26 +244,25 @@ func (m *Metrics) setTiers(counts map[string]int) {
 	}
 }
 
-// heldGauge is vista_warmer_lease_held, read when scraped: a writer cut
-// off from Redis cannot learn that it lost the lease, so it stops saying
-// it holds one once a lease TTL has passed since its last renewal, even
-// while its lease keeper waits on Redis.
-type heldGauge struct {
+// funcGauge is a gauge read when scraped, from what the parts saw:
+// vista_warmer_lease_held and vista_warmer_redis_up. A writer cut off from
+// Redis cannot learn that it lost the lease, and its lease keeper may wait
+// on Redis for long: a value read when scraped says so while it waits.
+type funcGauge struct {
 	desc *prometheus.Desc
 	val  atomic.Value // func() float64
 }
 
-func newHeldGauge(name, help string) *heldGauge {
-	g := &heldGauge{desc: prometheus.NewDesc(name, help, nil, nil)}
+func newFuncGauge(name, help string) *funcGauge {
+	g := &funcGauge{desc: prometheus.NewDesc(name, help, nil, nil)}
 	g.val.Store(func() float64 { return 0 })
 	return g
 }
 
-// Set makes the gauge read f when scraped.
-func (g *heldGauge) Set(f func() float64) { g.val.Store(f) }
+func (g *funcGauge) Set(f func() float64) { g.val.Store(f) }
 
-func (g *heldGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+func (g *funcGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
 
-func (g *heldGauge) Collect(ch chan<- prometheus.Metric) {
+func (g *funcGauge) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, g.val.Load().(func() float64)())
 }

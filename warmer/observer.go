@@ -43,10 +43,12 @@ type trouble struct {
 // complainEvery is how often a run of the same failures is logged.
 const complainEvery = time.Minute
 
-// failed notes a failure, and reports whether to log it now: the first of
-// a run at once, then once a minute while the run lasts, whatever its
-// reason says meanwhile. lasted is how long the run has gone on.
-func (t *trouble) failed(err error, now time.Time) (why string, log bool, lasted time.Duration) {
+// failed notes a failure of a try that began at began, and reports
+// whether to log it now: the first of a run at once, then once a minute
+// while the run lasts, whatever its reason says meanwhile. lasted is how
+// long the run has gone on: a run starts when its first failed try began,
+// so a Redis that kept the try waiting for its timeout counts from then.
+func (t *trouble) failed(err error, began, now time.Time) (why string, log bool, lasted time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	_, why, refused := describe(err)
@@ -54,7 +56,7 @@ func (t *trouble) failed(err error, now time.Time) (why string, log bool, lasted
 		// A new run; logged at once unless the last was logged less
 		// than a minute ago (Redis at its limit takes a write, refuses
 		// the next: one line a minute, not one a flip).
-		t.since = now
+		t.since = began
 	}
 	t.why, t.refused = why, refused
 	if !t.logged.IsZero() && now.Sub(t.logged) < complainEvery {
@@ -117,26 +119,28 @@ func (t *trouble) unhealthy(now time.Time, grace time.Duration) string {
 	return ""
 }
 
-// noteLease and noteWrite record how the lease and the writes went, and
-// log a run of failures once a minute and its end once.
-func (o *observer) noteLease(err error) { o.note(&o.lease, "lease", err) }
-func (o *observer) noteWrite(err error) { o.note(&o.writes, "writes", err) }
+// noteLease and noteWrite record how a try of the lease or the writes
+// that began at began went, and log a run of failures once a minute and
+// its end once.
+func (o *observer) noteLease(err error, began time.Time) { o.note(&o.lease, "lease", err, began) }
+func (o *observer) noteWrite(err error, began time.Time) { o.note(&o.writes, "writes", err, began) }
 
-func (o *observer) note(t *trouble, what string, err error) {
+func (o *observer) note(t *trouble, what string, err error, began time.Time) {
 	now := time.Now()
 	if err == nil {
 		if d := t.ok(now); d > 0 {
 			o.log.Info("redis takes the "+what+" again", "after", d.Round(time.Millisecond))
 		}
+		o.granted(what)
 		return
 	}
 	code, _, refused := describe(err)
 	if code == "acl" && o.noteDenied(what, err) {
-		t.failed(err, now) // noteDenied logs it, naming the command
+		t.failed(err, began, now) // noteDenied logs it, naming the command
 		o.m.redisFailures.WithLabelValues(what, code).Inc()
 		return
 	}
-	why, log, lasted := t.failed(err, now)
+	why, log, lasted := t.failed(err, began, now)
 	o.m.redisFailures.WithLabelValues(what, code).Inc()
 	if log {
 		msg := "redis: the writes fail; trying again (logged once a minute while it lasts)"
@@ -159,7 +163,9 @@ func (o *observer) note(t *trouble, what string, err error) {
 type denial struct {
 	mu     sync.Mutex
 	why    string
-	at     time.Time // real time it was last seen
+	ops    map[string]bool // the operations denied since it began
+	retry  bool            // one of ops went through since: step tries again now
+	at     time.Time       // real time it was last seen
 	logged time.Time
 	named  time.Time // when Preflight last ran to name a denied command
 }
@@ -175,17 +181,43 @@ const deniedRetry = 10 * time.Second
 // errDeniedWait: step waits for the next try while a command is denied.
 var errDeniedWait = errors.New("a command is denied; waiting to try again")
 
-// clearDenied forgets the last denial once a step went through and none
-// was seen for deniedRetry: the operator granted what was missing. (A
-// step that went through may not have needed the denied command.)
-func (o *observer) clearDenied() {
+// keeperOps are the operations the lease keeper and the fenced store
+// try, each over and over, and report how they went; a step's operations
+// are the others.
+var keeperOps = map[string]bool{"lease": true, "writes": true, "read_meta": true, "role": true, "info": true}
+
+// granted notes that op went through: a denial of op is over, and once
+// every operation denied lately has gone through, the operator granted
+// what was missing, and /healthz no longer names it. A step that went
+// through (op "step") ends its operations' denials.
+func (o *observer) granted(op string) {
 	d := &o.denied
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.why != "" && time.Since(d.at) > deniedRetry {
-		d.why = ""
-		o.log.Info("no command has been denied lately; the ACL grants what the warmer needs again")
+	if d.why == "" {
+		return
 	}
+	for denied := range d.ops {
+		if denied == op || op == "step" && !keeperOps[denied] {
+			delete(d.ops, denied)
+			d.retry = true
+		}
+	}
+	if len(d.ops) == 0 {
+		d.why, d.retry = "", false
+		o.log.Info("no command is denied any more; the ACL grants what the warmer needs again")
+	}
+}
+
+// retryNow reports, once, that an operation denied lately went through:
+// step tries its work again at once, not deniedRetry after its last try.
+func (o *observer) retryNow() bool {
+	d := &o.denied
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.retry
+	d.retry = false
+	return r
 }
 
 // noteDenied records err when it is an ACL denial, logs it once a
@@ -218,10 +250,14 @@ func (o *observer) noteDenied(op string, err error) bool {
 			}
 		}()
 	}
+	if d.why == "" || now.Sub(d.at) > deniedFor {
+		d.ops = map[string]bool{} // a new run of denials
+	}
 	if de.Command != "" || d.why == "" || now.Sub(d.at) > deniedFor {
 		d.why = de.Error()
 	}
 	d.at = now
+	d.ops[op] = true
 	why := d.why
 	log := d.logged.IsZero() || now.Sub(d.logged) >= complainEvery
 	if log {

@@ -56,6 +56,21 @@ func (s *seen) silence(now time.Time) time.Duration {
 	return now.Sub(s.unheard)
 }
 
+// reachable reports whether Redis answers the keeper: its last round
+// trip was answered, and the one in flight (if any) has not waited for
+// limit. Before the keeper's first round trip, it is not.
+func (s *seen) reachable(now time.Time, limit time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.answered.IsZero():
+		return false
+	case s.asking.IsZero():
+		return s.unheard.IsZero() // the last round trip was answered
+	}
+	return now.Sub(s.unheard) <= limit
+}
+
 func (s *seen) setReplica(v bool) {
 	s.mu.Lock()
 	s.replica = v

@@ -287,6 +287,12 @@ func New(cfg Config) (*Warmer, error) {
 	w.store = &store{rdb: cfg.Redis, prefix: cfg.Prefix, lease: lease, log: cfg.Logger, m: cfg.Metrics, obs: w.obs}
 	w.keep = newKeeper(cfg, w.obs, w.store, lease)
 	w.m.leaseHeld.Set(w.keep.holds)
+	w.m.redisUp.Set(func() float64 {
+		if w.obs.seen.reachable(time.Now(), w.silenceLimit()) {
+			return 1
+		}
+		return 0
+	})
 	for _, k := range keys.Kinds {
 		spec := specs[k]
 		if spec == "" {
@@ -320,7 +326,7 @@ func (w *Warmer) step(ctx context.Context) error {
 		// Redis's ACLs deny a command the writer needs: every step would
 		// fail the same way, some after reading the whole cache. Once in
 		// deniedRetry, until the operator grants it.
-		if now.Sub(w.deniedTry) < deniedRetry {
+		if now.Sub(w.deniedTry) < deniedRetry && !w.obs.retryNow() {
 			return errDeniedWait
 		}
 		w.deniedTry = now

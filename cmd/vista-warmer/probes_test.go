@@ -55,6 +55,11 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 			case path == "/healthz" && code == http.StatusServiceUnavailable && healthDown == 0:
 				healthDown = at
 				t.Logf("/healthz 503 %v after redis hung: %s", at.Round(100*time.Millisecond), strings.TrimSpace(body))
+				// The metric says what /healthz says, by the same rule,
+				// not once the keeper's round trip times out.
+				if _, metrics, _ := probe("/metrics"); !strings.Contains(metrics, "\nvista_warmer_redis_up 0\n") {
+					t.Errorf("/healthz says redis is unreachable, but vista_warmer_redis_up is not 0")
+				}
 			case path == "/readyz" && code == http.StatusServiceUnavailable && readyDown == 0:
 				readyDown = at
 				t.Logf("/readyz 503 %v after redis hung: %s", at.Round(100*time.Millisecond), strings.TrimSpace(body))
@@ -88,7 +93,8 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 	testkit.Eventually(t, 30*time.Second, "/healthz and /readyz 200 once redis answers", func() bool {
 		hc, _, _ := probe("/healthz")
 		rc, _, _ := probe("/readyz")
-		return hc == http.StatusOK && rc == http.StatusOK
+		_, metrics, _ := probe("/metrics")
+		return hc == http.StatusOK && rc == http.StatusOK && strings.Contains(metrics, "\nvista_warmer_redis_up 1\n")
 	})
 }
 
