@@ -352,5 +352,8 @@ func (w *Warmer) takeSweep(a *ask, cache map[string]*record, newer func(string, 
 		w.log.Warn("window queries fail or answer slowly; seats are checked by id alone while they back off",
 			"window", a.window.name, "took", a.took.Round(time.Millisecond), "err", a.err)
 	}
+	for _, s := range a.seats {
+		delete(w.st.doubted, s.ID) // found: whatever a check by id said of it before
+	}
 	return w.st.checker.sweepChanges(a, held, cache, w.fields[keys.Sessions], newer)
 }

@@ -64,6 +64,40 @@ func TestSeatChecksThatFindNothingRemoveNothing(t *testing.T) {
 	}
 }
 
+// Vista answers everything empty for a while, window queries included:
+// the doubt grows into a held drop. Once Vista answers again, a window
+// answer that finds a doubted session ends its doubt as a check by id
+// does, so the held drop goes within a sweep of the later window (2 min),
+// not when each session's check by id comes round.
+func TestWindowAnswersEndTheDoubt(t *testing.T) {
+	r := newRigWith(t, rigOptions{sim: func(c *vistasim.Config) { c.Cinemas, c.Screens, c.ShowsPerDay = 8, 4, 8 }})
+	w := r.windowed("a", func(c *Config) { c.CheckBatch = 3 })
+	r.step(w)
+	s := r.upcoming(2*time.Hour, 40*time.Hour)
+	r.clock.Set(s.Showtime.Add(-50 * time.Minute))
+	r.step(w)
+
+	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailEmpty, Count: -1}) // every request
+	for range 60 {
+		r.clock.Add(10 * time.Second)
+		r.step(w)
+	}
+	if ready, why := w.Readiness(r.ctx); ready || !strings.Contains(why, "holding back a drop of sessions") {
+		t.Fatalf("Readiness with every answer empty = %v %q, want a held drop (the test needs it)", ready, why)
+	}
+	r.sim.ClearFailures()
+	for range 15 { // 2.5 min: every window swept again
+		r.clock.Add(10 * time.Second)
+		r.step(w)
+	}
+	if len(w.st.doubted) != 0 {
+		t.Errorf("%d sessions still doubted 2.5 min after Vista answered again, though the windows found them", len(w.st.doubted))
+	}
+	if ready, why := w.Readiness(r.ctx); !ready {
+		t.Errorf("Readiness 2.5 min after Vista answered again = %v %q", ready, why)
+	}
+}
+
 // A session Vista really dropped is removed at its next check as before,
 // when the answer found the others asked with it.
 func TestSeatCheckStillRemovesWhatVistaDropped(t *testing.T) {
