@@ -72,9 +72,14 @@ type eviction struct {
 	grew   time.Time // when evicted_keys last grew
 	dirty  bool      // keys were evicted since the last sweep began
 	swept  time.Time // when the last sweep ran
-	mem    memory
-	said   bool      // the evictions were logged
-	saidAt time.Time // when, last
+	// sampled is when sampleLost last looked between sweeps.
+	sampled time.Time
+	// retried is when a reload Redis refused or evicted from under last
+	// went again before its retry (step).
+	retried time.Time
+	mem     memory
+	said    bool      // the evictions were logged
+	saidAt  time.Time // when, last
 	// whole is the most used_memory seen while Redis held the cache
 	// without evicting: what a rebuild needs room for.
 	whole int64
@@ -164,6 +169,16 @@ func (w *Warmer) mendEvicted(ctx context.Context) error {
 		return nil
 	}
 	if now.Sub(ev.swept) < evictSweep || (!ev.mem.room() && now.Sub(ev.swept) < evictSweepFull) {
+		// Too soon to write back what went (into a full LRU Redis that
+		// only evicts something else), not too soon to say so: /healthz
+		// and /readyz tell of a cache Redis evicts from the look that
+		// finds it, not from the next sweep.
+		if w.evicting.Load() == nil && now.Sub(ev.sampled) >= evictLook {
+			ev.sampled = now
+			if lost, err := w.sampleLost(ctx); err == nil && lost {
+				w.setEvicting(fmt.Sprintf("redis evicts keys of the cache (%s); they are written again once it has room", ev.mem))
+			}
+		}
 		return nil
 	}
 	ev.swept, ev.dirty = now, false
@@ -239,7 +254,11 @@ const evictSample = 100
 func (w *Warmer) stoppedEvicting() {
 	w.setEvicting("")
 	if w.evict.said {
-		w.log.Info("the cache is whole again; redis no longer evicts its keys")
+		if w.ready.Load() {
+			w.log.Info("the cache is whole again; redis no longer evicts its keys")
+		} else {
+			w.log.Info("redis no longer evicts the cache's keys; the cache is whole once its build is in")
+		}
 		w.evict.said = false
 	}
 }

@@ -25,8 +25,9 @@ type reloader struct {
 	// emptySince is when an empty list on a build anew was first refused
 	// (judgeEmptyBuild).
 	emptySince time.Time
-	// awaitWrites: Redis refused the reload's writes; it goes again as
-	// soon as Redis takes writes.
+	// awaitWrites: Redis refused the reload's writes, or evicted the
+	// lease or P:meta from under them; it goes again as soon as Redis
+	// takes writes and has room.
 	awaitWrites bool
 	fetching    *fetchRun // the list being fetched, if one is
 	intake      *intake   // the list being taken in, chunk by chunk
@@ -145,11 +146,13 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		if errors.Is(err, errEmptyBuild) {
 			st.kinds[k].next = failedAt.Add(emptyBuildRetry)
 		}
-		if errors.As(err, new(*RefusedError)) {
-			// Redis refused the writes (out of memory, read-only): the
-			// reload goes again as soon as a write goes through and Redis
-			// has a tenth of its memory free, not at the next retry or
-			// cron; a Redis that hovers at its limit waits the retry out.
+		if errors.As(err, new(*RefusedError)) || errors.Is(err, errLeaseGone) || errors.Is(err, errMetaGone) {
+			// Redis refused the writes (out of memory, read-only), or
+			// lost the lease key or P:meta from under them (evicted):
+			// the reload goes again as soon as a write goes through and
+			// Redis has a tenth of its memory free, not at the next
+			// retry or cron; a Redis that hovers at its limit waits the
+			// retry out.
 			st.kinds[k].awaitWrites = true
 		}
 		return w.failed("reload_"+string(k), err)

@@ -382,11 +382,16 @@ func (w *Warmer) step(ctx context.Context) error {
 	if w.st == nil {
 		return nil // a write found the lease or the cache moved
 	}
-	if !w.obs.writes.failing() && w.evict.headroom() {
+	if !w.obs.writes.failing() && w.evict.headroom() && time.Since(w.evict.grew) >= evictSweep && time.Since(w.evict.retried) >= evictSweep {
+		// Redis takes writes, has room, and has evicted nothing for a
+		// while: a reload it refused, or whose lease or P:meta it
+		// evicted, goes again now, once in evictSweep at most. (While
+		// it evicts, the retry waits.)
 		for _, k := range keys.Kinds {
 			if r := w.st.kinds[k]; r.awaitWrites {
 				w.log.Info("redis takes the writes again; reloading what it refused", "kind", k)
 				r.next, r.awaitWrites = now, false
+				w.evict.retried = time.Now()
 			}
 		}
 	}
