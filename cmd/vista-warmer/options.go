@@ -258,10 +258,13 @@ Flags:
 	b.WriteString(`  -h, --help
         show this help
 
-HTTP (on --listen): /metrics (Prometheus), /healthz (200 while Redis answers),
-/readyz (200 once the first full load of all three lists is in Redis, on a
-standby too; 503 while a drop is held back, see --max-drop; the body says
-{"role": "writer"|"standby", "ready": true|false, "reason": "..." when not}).
+HTTP (on --listen): /metrics (Prometheus); /healthz (200 while this instance can
+do its job: Redis answers, is no replica, takes the lease and the writes, grants
+every command and does not evict the cache; else 503 and why); /readyz (200 once
+the first full load of all three lists is in Redis and while the cache is kept,
+on a standby too; 503 and why while a drop is held back, see --max-drop, or the
+cache is not kept; the body is {"role", "ready", "reason", "heartbeat_age_seconds",
+"last_reloads"}). Both answer from what the warmer saw, never waiting on Redis.
 
 Examples:
   vista-warmer --vista-url https://connect.example.com/WSVistaWebClient/ --redis-url redis://127.0.0.1:6379/0
