@@ -111,6 +111,11 @@ func (c *checker) due(st *state, now time.Time) []*ask {
 			// A window sweep that is out or going out now reads it: its
 			// check by id waits for that answer, which confirms it.
 			if !s.time().After(now) {
+				if st.since.After(s.time()) {
+					// Due while no warmer ran: the sweep is its check, and
+					// how long it went unchecked counts as late() counts it.
+					c.m.unkept.WithLabelValues(c.policy.Tier(s.time(), r.showtime.time())).Observe(st.since.Sub(s.time()).Seconds())
+				}
 				c.reschedule(s.id, r, until)
 				return true
 			}

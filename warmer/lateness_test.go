@@ -67,11 +67,11 @@ func newLateRig(t *testing.T) *lateRig {
 	return &lateRig{rig: r, show: s.Showtime}
 }
 
-func (r *lateRig) warmerWithMetrics(id string) (*Warmer, *prometheus.Registry) {
+func (r *lateRig) warmerWithMetrics(id string, tweak ...func(*Config)) (*Warmer, *prometheus.Registry) {
 	r.t.Helper()
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	return r.warmer(id, func(c *Config) { c.Metrics = m }), reg
+	return r.warmer(id, append([]func(*Config){func(c *Config) { c.Metrics = m }}, tweak...)...), reg
 }
 
 // run steps w every second for d on the rig's clock.
@@ -127,6 +127,35 @@ func TestRestartIsNotLateness(t *testing.T) {
 	}
 	if got := readCheckTimes(t, reg2, "vista_warmer_check_unkept_seconds"); got.count != unkept.count {
 		t.Errorf("unkept near checks = %d after checks late while the warmer ran, want %d as before", got.count, unkept.count)
+	}
+}
+
+// With window queries on (the default), the restarted warmer's first
+// sweep reads the near sessions before any check by id falls due: the
+// sweep is their check, and the five minutes they went unchecked count in
+// vista_warmer_check_unkept_seconds all the same (they counted nowhere).
+func TestRestartWithWindowsCountsUnkept(t *testing.T) {
+	r := newLateRig(t)
+	windows := func(c *Config) { c.Windows = true }
+	first, _ := r.warmerWithMetrics("a", windows)
+	r.step(first)
+	r.run(first, time.Minute)
+	r.stop(first)
+
+	const stopped = 5 * time.Minute
+	r.clock.Add(stopped)
+	second, reg := r.warmerWithMetrics("b", windows)
+	r.step(second)
+	unkept := readCheckTimes(t, reg, "vista_warmer_check_unkept_seconds")
+	if unkept.count == 0 || unkept.sum < float64(unkept.count)*(stopped-10*time.Second).Seconds() || unkept.sum > float64(unkept.count)*stopped.Seconds() {
+		t.Errorf("unkept near checks after a %v stop, windows on = %d, %.0f s in all; want some, each 290 to 300 s", stopped, unkept.count, unkept.sum)
+	}
+	r.run(second, time.Minute)
+	if late := readCheckTimes(t, reg, "vista_warmer_check_lateness_seconds"); late.over[1] != 0 {
+		t.Errorf("near checks after the restart, windows on: %d more than 1 s late; want none", late.over[1])
+	}
+	if got := readCheckTimes(t, reg, "vista_warmer_check_unkept_seconds"); got.count != unkept.count {
+		t.Errorf("unkept near checks = %d a minute after the restart, want %d: each counted once", got.count, unkept.count)
 	}
 }
 
