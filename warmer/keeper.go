@@ -122,7 +122,14 @@ func (k *keeper) beat(ctx context.Context) {
 	if !k.leader.Load() || now.Sub(k.lastRenew) >= k.ttl/3 {
 		held, taken, holder, err := k.hold(ctx)
 		if ctx.Err() == nil {
-			k.obs.noteLease(err, now)
+			// A failure counts from the first round trip Redis left
+			// unanswered (a read for the probes, say), not only from
+			// this renewal: that is when Redis went.
+			began := now
+			if u := k.obs.seen.unheardSince(); err != nil && !u.IsZero() && u.Before(began) {
+				began = u
+			}
+			k.obs.noteLease(err, began)
 			if err != nil {
 				if code, _, _ := describe(err); code == "unreachable" || code == "tls" {
 					answered = false
@@ -197,7 +204,20 @@ func (k *keeper) look(ctx context.Context, now time.Time) bool {
 	if err != nil {
 		k.obs.noteDenied("read_meta", err)
 		var rerr redis.Error
-		return errors.As(err, &rerr)
+		if errors.As(err, &rerr) {
+			return true
+		}
+		if ctx.Err() == nil {
+			// No answer: the lease keeper's run of failures begins here
+			// (and is logged), not at the next renewal, which may come
+			// only once go-redis's timeouts have run out.
+			began := now
+			if u := k.obs.seen.unheardSince(); !u.IsZero() && u.Before(began) {
+				began = u
+			}
+			k.obs.noteLease(fmt.Errorf("read meta: %w", err), began)
+		}
+		return false
 	}
 	k.obs.granted("read_meta")
 	var beat time.Time

@@ -145,7 +145,7 @@ func (o *observer) note(t *trouble, what string, err error, began time.Time) {
 	if log {
 		msg := "redis: the writes fail; trying again (logged once a minute while it lasts)"
 		if what == "lease" {
-			msg = "redis: taking or renewing the lease fails; trying again (logged once a minute while it lasts)"
+			msg = "redis: the lease keeper's requests fail (the lease, the reads for the probes); trying again (logged once a minute while it lasts)"
 		}
 		// A blip is a warning; a refusal, or a failure that outlasts the
 		// lease TTL, is an error.

@@ -71,6 +71,15 @@ func (s *seen) reachable(now time.Time, limit time.Duration) bool {
 	return now.Sub(s.unheard) <= limit
 }
 
+// unheardSince is when the first of the keeper's round trips that Redis
+// has not answered began, the one in flight included; zero when the last
+// was answered.
+func (s *seen) unheardSince() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unheard
+}
+
 func (s *seen) setReplica(v bool) {
 	s.mu.Lock()
 	s.replica = v

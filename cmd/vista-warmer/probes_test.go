@@ -89,6 +89,7 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 		t.Errorf("/readyz said ready at %v after redis hung, over twice the lease TTL without a write (first 503 at %v)", readyLate, readyDown)
 	}
 
+	hung := time.Since(held)
 	proxy.Heal()
 	testkit.Eventually(t, 30*time.Second, "/healthz and /readyz 200 once redis answers", func() bool {
 		hc, _, _ := probe("/healthz")
@@ -96,6 +97,19 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 		_, metrics, _ := probe("/metrics")
 		return hc == http.StatusOK && rc == http.StatusOK && strings.Contains(metrics, "\nvista_warmer_redis_up 1\n")
 	})
+	// The log says how long Redis was gone: from its first unanswered
+	// round trip, not from the first renewal that failed.
+	testkit.Eventually(t, 10*time.Second, "the lease's recovery logged", func() bool {
+		return strings.Contains(logs.String(), "redis takes the lease again")
+	})
+	line := logs.String()[strings.Index(logs.String(), "redis takes the lease again"):]
+	line = line[:strings.IndexByte(line, '\n')]
+	_, after, _ := strings.Cut(line, "after=")
+	after, _, _ = strings.Cut(after, " ")
+	t.Logf("%s (hung %v)", line, hung.Round(100*time.Millisecond))
+	if d, err := time.ParseDuration(after); err != nil || d < hung-ttl/2 {
+		t.Errorf("the log says %q of a hang of %v, want about the hang", line, hung.Round(100*time.Millisecond))
+	}
 }
 
 // When the writer's Redis becomes a replica (a failover seen through a

@@ -193,7 +193,7 @@ func TestCredentialsRefused(t *testing.T) {
 	// take-over's reads. Each says so once, at once, and not again
 	// within the minute.
 	time.Sleep(8 * time.Second)
-	if n := strings.Count(logs.String(), "redis: taking or renewing the lease fails"); n != 1 {
+	if n := strings.Count(logs.String(), "redis: the lease keeper's requests fail"); n != 1 {
 		t.Errorf("the refused lease was logged %d times, want once:\n%s", n, logs)
 	}
 	said := map[string]int{}
