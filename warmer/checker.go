@@ -111,11 +111,16 @@ func (c *checker) due(st *state, now time.Time) []*ask {
 			// A window sweep that is out or going out now reads it: its
 			// check by id waits for that answer, which confirms it.
 			if !s.time().After(now) {
-				if st.since.After(s.time()) {
-					// Due while no warmer ran: the sweep is its check, and
-					// how long it went unchecked counts as late() counts it.
-					c.m.unkept.WithLabelValues(c.policy.Tier(s.time(), r.showtime.time())).Observe(st.since.Sub(s.time()).Seconds())
+				// The sweep is its check: how late it is taken up, and how
+				// long it went unchecked while no warmer ran, count as
+				// late() counts a check by id's, so that the lateness
+				// alert has data with window queries on.
+				tier, from := c.policy.Tier(s.time(), r.showtime.time()), s.time()
+				if st.since.After(from) {
+					c.m.unkept.WithLabelValues(tier).Observe(st.since.Sub(from).Seconds())
+					from = st.since
 				}
+				c.m.lateness.WithLabelValues(tier).Observe(max(now.Sub(from), 0).Seconds())
 				c.reschedule(s.id, r, until)
 				return true
 			}
