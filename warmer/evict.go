@@ -108,7 +108,6 @@ func (w *Warmer) lookAtEvictions(ctx context.Context) {
 		w.obs.noteDenied("info", err)
 		return // the lease keeper and the writes say what is wrong with Redis
 	}
-	w.obs.granted("info")
 	ev.note(m, now, w.ready.Load() && w.evicting.Load() == nil)
 }
 

@@ -58,6 +58,7 @@ type keeper struct {
 	lastRenew, lastBeat time.Time    // real time
 	lastRole            time.Time    // real time ROLE was last asked
 	lastLook            time.Time    // real time P:meta was last read for the probes
+	lastRecheck         time.Time    // real time recheckDenied last ran
 	renewedAt           atomic.Int64 // lastRenew, for the lease_held gauge (Unix ns)
 	standing            bool         // said that we stand by
 	sharedID            bool         // said that another process has our id
@@ -177,6 +178,10 @@ func (k *keeper) beat(ctx context.Context) {
 			k.m.errors.WithLabelValues("heartbeat").Inc() // noteWrite logged it
 		}
 	}
+	if answered && ctx.Err() == nil && now.Sub(k.lastRecheck) >= recheckEvery {
+		k.lastRecheck = now
+		k.obs.recheckDenied(ctx) // nothing while no denial is said
+	}
 	// The writer's loop calls this too, at each step: what the probes
 	// read is looked at once every lookEvery, however often it steps.
 	if answered && ctx.Err() == nil && now.Sub(k.lastLook) >= lookEvery {
@@ -219,7 +224,6 @@ func (k *keeper) look(ctx context.Context, now time.Time) bool {
 		}
 		return false
 	}
-	k.obs.granted("read_meta")
 	var beat time.Time
 	if v, ok := vals[0].(string); ok {
 		beat, _ = time.Parse(time.RFC3339, v)
@@ -238,7 +242,6 @@ func (k *keeper) look(ctx context.Context, now time.Time) bool {
 		role, err := k.rdb.Do(ctx, "ROLE").Slice()
 		if err == nil && len(role) > 0 {
 			k.obs.seen.setReplica(role[0] != "master")
-			k.obs.granted("role")
 		}
 		k.obs.noteDenied("role", err)
 		if id, _, err := replID(ctx, k.rdb); err == nil {

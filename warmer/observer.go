@@ -131,7 +131,6 @@ func (o *observer) note(t *trouble, what string, err error, began time.Time) {
 		if d := t.ok(now); d > 0 {
 			o.log.Info("redis takes the "+what+" again", "after", d.Round(time.Millisecond))
 		}
-		o.granted(what)
 		return
 	}
 	code, _, refused := describe(err)
@@ -163,9 +162,8 @@ func (o *observer) note(t *trouble, what string, err error, began time.Time) {
 type denial struct {
 	mu     sync.Mutex
 	why    string
-	ops    map[string]bool // the operations denied since it began
-	retry  bool            // one of ops went through since: step tries again now
-	at     time.Time       // real time it was last seen
+	retry  bool      // it was found over: step tries its work again now
+	at     time.Time // real time it was last seen
 	logged time.Time
 	named  time.Time // when Preflight last ran to name a denied command
 }
@@ -181,36 +179,38 @@ const deniedRetry = 10 * time.Second
 // errDeniedWait: step waits for the next try while a command is denied.
 var errDeniedWait = errors.New("a command is denied; waiting to try again")
 
-// keeperOps are the operations the lease keeper and the fenced store
-// try, each over and over, and report how they went; a step's operations
-// are the others.
-var keeperOps = map[string]bool{"lease": true, "writes": true, "read_meta": true, "role": true, "info": true}
-
-// granted notes that op went through: a denial of op is over, and once
-// every operation denied lately has gone through, the operator granted
-// what was missing, and /healthz no longer names it. A step that went
-// through (op "step") ends its operations' denials.
-func (o *observer) granted(op string) {
+// recheckDenied tries, with Preflight, every command the warmer sends,
+// while a denial is said: none denied means the operator granted what
+// was missing, and the denial is over at once (not when the operation
+// that met it happens to go again, which for a reload may be a minute);
+// one still denied is named. The lease keeper calls it, every
+// recheckEvery at most, on writer and standby alike.
+func (o *observer) recheckDenied(ctx context.Context) {
+	if o.deniedNow(time.Now()) == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err := o.preflight(ctx)
+	var named *DeniedError
 	d := &o.denied
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.why == "" {
-		return
-	}
-	for denied := range d.ops {
-		if denied == op || op == "step" && !keeperOps[denied] {
-			delete(d.ops, denied)
-			d.retry = true
-		}
-	}
-	if len(d.ops) == 0 {
-		d.why, d.retry = "", false
+	switch {
+	case err == nil && d.why != "":
+		d.why, d.retry = "", true
 		o.log.Info("no command is denied any more; the ACL grants what the warmer needs again")
+	case errors.As(err, &named) && d.why != "":
+		d.why, d.at = named.Error(), time.Now()
 	}
 }
 
-// retryNow reports, once, that an operation denied lately went through:
-// step tries its work again at once, not deniedRetry after its last try.
+// recheckEvery is how often recheckDenied tries the commands while a
+// denial is said.
+const recheckEvery = 2 * time.Second
+
+// retryNow reports, once, that a denial was found over: step tries its
+// work again at once, not deniedRetry after its last try.
 func (o *observer) retryNow() bool {
 	d := &o.denied
 	d.mu.Lock()
@@ -245,19 +245,17 @@ func (o *observer) noteDenied(op string, err error) bool {
 			var named *DeniedError
 			if errors.As(o.preflight(ctx), &named) {
 				d.mu.Lock()
-				d.why, d.at = named.Error(), time.Now()
+				if d.why != "" { // not found over meanwhile
+					d.why, d.at = named.Error(), time.Now()
+				}
 				d.mu.Unlock()
 			}
 		}()
-	}
-	if d.why == "" || now.Sub(d.at) > deniedFor {
-		d.ops = map[string]bool{} // a new run of denials
 	}
 	if de.Command != "" || d.why == "" || now.Sub(d.at) > deniedFor {
 		d.why = de.Error()
 	}
 	d.at = now
-	d.ops[op] = true
 	why := d.why
 	log := d.logged.IsZero() || now.Sub(d.logged) >= complainEvery
 	if log {

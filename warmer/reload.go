@@ -146,9 +146,10 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		if errors.Is(err, errEmptyBuild) {
 			st.kinds[k].next = failedAt.Add(emptyBuildRetry)
 		}
-		if errors.As(err, new(*RefusedError)) || errors.Is(err, errLeaseGone) || errors.Is(err, errMetaGone) {
-			// Redis refused the writes (out of memory, read-only), or
-			// lost the lease key or P:meta from under them (evicted):
+		if code, _ := refusal(err); code == "acl" || errors.As(err, new(*RefusedError)) || errors.Is(err, errLeaseGone) || errors.Is(err, errMetaGone) {
+			// Redis refused the writes (out of memory, read-only, a
+			// command the ACL denies), or lost the lease key or P:meta
+			// from under them (evicted):
 			// the reload goes again as soon as a write goes through and
 			// Redis has a tenth of its memory free, not at the next
 			// retry or cron; a Redis that hovers at its limit waits the
@@ -158,6 +159,7 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		return w.failed("reload_"+string(k), err)
 	}
 	st.retry(k).Reset()
+	st.kinds[k].awaitWrites = false // went through: nothing to go again for
 	w.reloaded(k, f.now)
 	return nil
 }

@@ -265,7 +265,6 @@ func (w *Warmer) stepped(ctx context.Context, err error) {
 	switch {
 	case ctx.Err() != nil, errors.Is(err, errDeniedWait):
 	case err == nil:
-		w.obs.granted("step") // what a step was denied went through: granted since
 		// A step that went through ends the runs of what every step does;
 		// a reload's and the checks' end when one of them goes through.
 		for _, r := range w.complaints.ok(now, func(op string) bool { return !strings.HasPrefix(op, "reload_") && op != "check" }) {

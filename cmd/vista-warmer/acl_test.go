@@ -119,6 +119,43 @@ func TestDeniedCommandWhileRunning(t *testing.T) {
 	}
 }
 
+// A command only the cache's writes send (XADD, in the write script)
+// denied while the heartbeat's HSET goes through: the denial is said for
+// as long as it lasts, not taken back because other writes go through;
+// granted, it is over within seconds.
+func TestDeniedWriteCommandIsSaidWhileItLasts(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{"user u on >pw ~* &* +@all"}})
+	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://u:pw@" + srv.Addr(), "--listen", "127.0.0.1:0",
+		"--lease-ttl", "2s"}, nil)
+	waitReady(t, m, logs)
+	admin := srv.Client(t, &redis.Options{})
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "u", "-xadd").Err(); err != nil {
+		t.Fatal(err)
+	}
+	denied := len(logs.String())
+	testkit.Eventually(t, 30*time.Second, "/healthz 503 naming XADD", func() bool {
+		code, body := get(t, m, "/healthz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "XADD")
+	})
+	healthy := 0
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		if code, _ := get(t, m, "/healthz"); code == http.StatusOK {
+			healthy++
+		}
+	}
+	if healthy > 0 || strings.Contains(logs.String()[denied:], "no command is denied any more") {
+		t.Errorf("/healthz said 200 at %d looks in 20 s while XADD was denied, or the log said the denial was over:\n%s", healthy, logs.String()[denied:])
+	}
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "u", "+xadd").Err(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, deniedRetry-2*time.Second, "/healthz and /readyz 200 once XADD is granted again", func() bool {
+		hc, _ := get(t, m, "/healthz")
+		rc, _ := get(t, m, "/readyz")
+		return hc == http.StatusOK && rc == http.StatusOK
+	})
+}
+
 // deniedRetry is how long the warmer waits between tries of a step while
 // a command is denied (warmer.deniedRetry).
 const deniedRetry = 10 * time.Second

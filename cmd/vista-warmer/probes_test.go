@@ -38,7 +38,7 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 	}
 
 	proxy.Hold(redistest.ToServer, redistest.ToClient)
-	held := time.Now()
+	held, logged := time.Now(), len(logs.String())
 	slow, answers := 0, 0
 	var healthDown, readyDown time.Duration
 	var readyLate, flaps []string
@@ -99,10 +99,11 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 	})
 	// The log says how long Redis was gone: from its first unanswered
 	// round trip, not from the first renewal that failed.
+	since := func() string { return logs.String()[logged:] }
 	testkit.Eventually(t, 10*time.Second, "the lease's recovery logged", func() bool {
-		return strings.Contains(logs.String(), "redis takes the lease again")
+		return strings.Contains(since(), "redis takes the lease again")
 	})
-	line := logs.String()[strings.Index(logs.String(), "redis takes the lease again"):]
+	line := since()[strings.Index(since(), "redis takes the lease again"):]
 	line = line[:strings.IndexByte(line, '\n')]
 	_, after, _ := strings.Cut(line, "after=")
 	after, _, _ = strings.Cut(after, " ")

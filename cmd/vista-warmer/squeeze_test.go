@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
@@ -70,6 +71,11 @@ func TestSqueezedAtOnceIsWholeOnceRedisHasRoom(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Logf("whole %v after redis had room again", time.Since(lifted).Round(100*time.Millisecond))
+	testkit.Eventually(t, 30*time.Second, "/healthz and /readyz 200 once the cache is whole", func() bool {
+		hc, _ := get(t, m, "/healthz")
+		rc, _ := get(t, m, "/readyz")
+		return hc == http.StatusOK && rc == http.StatusOK
+	})
 }
 
 // wholeCache reports whether the cache under prefix is whole: P:meta
