@@ -157,6 +157,38 @@ func (o *observer) note(t *trouble, what string, err error, began time.Time) {
 	}
 }
 
+// watchSilence logs a Redis that leaves the lease keeper waiting for
+// longer than limit, as /healthz says it: at once, then once a minute
+// while it lasts, and its end once, with how long it lasted. A request
+// that hangs fails only when go-redis's timeouts and retries run out, if
+// at all (a retry may go through once Redis answers), so the silence is
+// watched on its own, from what the keeper saw.
+func (o *observer) watchSilence(ctx context.Context, limit time.Duration) {
+	t := time.NewTicker(min(limit/4, 250*time.Millisecond))
+	defer t.Stop()
+	var began, said time.Time // the silence being told of; when it was last logged
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		d := o.seen.silence(now)
+		switch {
+		case d > limit && began.IsZero():
+			began, said = now.Add(-d), now
+			o.log.Warn("redis does not answer; waiting (logged once a minute while it lasts)", "for", d.Round(100*time.Millisecond))
+		case d > limit && now.Sub(said) >= complainEvery:
+			said = now
+			o.log.Warn("redis does not answer; waiting (logged once a minute while it lasts)", "for", now.Sub(began).Round(100*time.Millisecond))
+		case d == 0 && !began.IsZero():
+			o.log.Info("redis answers again", "after", now.Sub(began).Round(100*time.Millisecond))
+			began = time.Time{}
+		}
+	}
+}
+
 // denial is the last command Redis's ACLs denied the warmer while it
 // ran, for /healthz and a log line a minute.
 type denial struct {

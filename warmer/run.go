@@ -61,6 +61,10 @@ func (w *Warmer) Run(ctx context.Context) error {
 		return nil
 	})
 	w.group.Go(func() error {
+		w.obs.watchSilence(ctx, w.silenceLimit())
+		return nil
+	})
+	w.group.Go(func() error {
 		w.loop(ctx)
 		return nil
 	})

@@ -97,18 +97,20 @@ func TestProbesWhileRedisHangs(t *testing.T) {
 		_, metrics, _ := probe("/metrics")
 		return hc == http.StatusOK && rc == http.StatusOK && strings.Contains(metrics, "\nvista_warmer_redis_up 1\n")
 	})
-	// The log says how long Redis was gone: from its first unanswered
-	// round trip, not from the first renewal that failed.
+	// The log says Redis does not answer, and then how long it was gone:
+	// from its first unanswered round trip, whether or not a request
+	// failed meanwhile (go-redis retries one that hangs, and the retry may
+	// go through once Redis answers).
 	since := func() string { return logs.String()[logged:] }
-	testkit.Eventually(t, 10*time.Second, "the lease's recovery logged", func() bool {
-		return strings.Contains(since(), "redis takes the lease again")
+	testkit.Eventually(t, 10*time.Second, "the silence and its end logged", func() bool {
+		return strings.Contains(since(), "redis does not answer") && strings.Contains(since(), "redis answers again")
 	})
-	line := since()[strings.Index(since(), "redis takes the lease again"):]
+	line := since()[strings.Index(since(), "redis answers again"):]
 	line = line[:strings.IndexByte(line, '\n')]
 	_, after, _ := strings.Cut(line, "after=")
 	after, _, _ = strings.Cut(after, " ")
 	t.Logf("%s (hung %v)", line, hung.Round(100*time.Millisecond))
-	if d, err := time.ParseDuration(after); err != nil || d < hung-ttl/2 {
+	if d, err := time.ParseDuration(after); err != nil || d < hung-ttl {
 		t.Errorf("the log says %q of a hang of %v, want about the hang", line, hung.Round(100*time.Millisecond))
 	}
 }
