@@ -231,6 +231,7 @@ func (o *observer) recheckDenied(ctx context.Context) {
 	switch {
 	case err == nil && d.why != "":
 		d.why, d.retry = "", true
+		d.logged = time.Time{} // the next denial is news: logged at once
 		o.log.Info("no command is denied any more; the ACL grants what the warmer needs again")
 	case errors.As(err, &named) && d.why != "":
 		d.why, d.at = named.Error(), time.Now()

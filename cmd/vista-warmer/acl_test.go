@@ -117,6 +117,14 @@ func TestDeniedCommandWhileRunning(t *testing.T) {
 	if n := strings.Count(logs.String()[granted:], "no command is denied any more"); n != 1 {
 		t.Errorf("the grant was logged %d times, want once:\n%s", n, logs.String()[granted:])
 	}
+	// Denied again within the minute: news again, logged at once.
+	again := len(logs.String())
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "u", "-hset").Err(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 15*time.Second, "the second denial logged", func() bool {
+		return strings.Contains(logs.String()[again:], "a command is denied")
+	})
 }
 
 // A command only the cache's writes send (XADD, in the write script)
