@@ -82,19 +82,10 @@ func TestDocsACLGrantsEveryCommand(t *testing.T) {
 // A command denied while the warmer runs (an operator tightened the ACL)
 // makes /healthz 503 naming it, and the log says so once a minute.
 func TestDeniedCommandWhileRunning(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{Config: []string{"user u on >pw ~* &* +@all"}})
-	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://u:pw@" + srv.Addr(), "--listen", "127.0.0.1:0",
-		"--lease-ttl", "2s"}, nil)
-	waitReady(t, m, logs)
-	admin := srv.Client(t, &redis.Options{})
-	if err := admin.Do(context.Background(), "ACL", "SETUSER", "u", "-hset").Err(); err != nil {
-		t.Fatal(err)
-	}
+	m, logs, setUser := runningAsUser(t)
+	setUser("-hset")
 	denied := len(logs.String())
-	testkit.Eventually(t, 15*time.Second, "/healthz 503 naming HSET", func() bool {
-		code, body := get(t, m, "/healthz")
-		return code == http.StatusServiceUnavailable && strings.Contains(body, "command HSET")
-	})
+	waitDenied(t, m, "HSET", 15*time.Second)
 	time.Sleep(5 * time.Second) // a heartbeat and writes a second, each denied
 	if n := strings.Count(logs.String()[denied:], "a command is denied"); n != 1 {
 		t.Errorf("the denial was logged %d times, want once:\n%s", n, logs.String()[denied:])
@@ -105,9 +96,7 @@ func TestDeniedCommandWhileRunning(t *testing.T) {
 	// Granted again: healthy and ready again as soon as what was denied
 	// goes through (a heartbeat, a step), without waiting out the ten
 	// seconds between a denied step's tries.
-	if err := admin.Do(context.Background(), "ACL", "SETUSER", "u", "+hset").Err(); err != nil {
-		t.Fatal(err)
-	}
+	setUser("+hset")
 	granted := len(logs.String())
 	testkit.Eventually(t, deniedRetry-2*time.Second, "/healthz and /readyz 200 once HSET is granted again", func() bool {
 		hc, _ := get(t, m, "/healthz")
@@ -119,9 +108,7 @@ func TestDeniedCommandWhileRunning(t *testing.T) {
 	}
 	// Denied again within the minute: news again, logged at once.
 	again := len(logs.String())
-	if err := admin.Do(context.Background(), "ACL", "SETUSER", "u", "-hset").Err(); err != nil {
-		t.Fatal(err)
-	}
+	setUser("-hset")
 	testkit.Eventually(t, 15*time.Second, "the second denial logged", func() bool {
 		return strings.Contains(logs.String()[again:], "a command is denied")
 	})
@@ -132,19 +119,10 @@ func TestDeniedCommandWhileRunning(t *testing.T) {
 // as long as it lasts, not taken back because other writes go through;
 // granted, it is over within seconds.
 func TestDeniedWriteCommandIsSaidWhileItLasts(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{Config: []string{"user u on >pw ~* &* +@all"}})
-	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://u:pw@" + srv.Addr(), "--listen", "127.0.0.1:0",
-		"--lease-ttl", "2s"}, nil)
-	waitReady(t, m, logs)
-	admin := srv.Client(t, &redis.Options{})
-	if err := admin.Do(context.Background(), "ACL", "SETUSER", "u", "-xadd").Err(); err != nil {
-		t.Fatal(err)
-	}
+	m, logs, setUser := runningAsUser(t)
+	setUser("-xadd")
 	denied := len(logs.String())
-	testkit.Eventually(t, 30*time.Second, "/healthz 503 naming XADD", func() bool {
-		code, body := get(t, m, "/healthz")
-		return code == http.StatusServiceUnavailable && strings.Contains(body, "XADD")
-	})
+	waitDenied(t, m, "XADD", 30*time.Second)
 	healthy := 0
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
 		if code, _ := get(t, m, "/healthz"); code == http.StatusOK {
@@ -154,13 +132,38 @@ func TestDeniedWriteCommandIsSaidWhileItLasts(t *testing.T) {
 	if healthy > 0 || strings.Contains(logs.String()[denied:], "no command is denied any more") {
 		t.Errorf("/healthz said 200 at %d looks in 20 s while XADD was denied, or the log said the denial was over:\n%s", healthy, logs.String()[denied:])
 	}
-	if err := admin.Do(context.Background(), "ACL", "SETUSER", "u", "+xadd").Err(); err != nil {
-		t.Fatal(err)
-	}
+	setUser("+xadd")
 	testkit.Eventually(t, deniedRetry-2*time.Second, "/healthz and /readyz 200 once XADD is granted again", func() bool {
 		hc, _ := get(t, m, "/healthz")
 		rc, _ := get(t, m, "/readyz")
 		return hc == http.StatusOK && rc == http.StatusOK
+	})
+}
+
+// runningAsUser starts the demo warmer as ACL user u, granted every
+// command, and returns it with setUser, which changes u's rules as an
+// operator would (e.g. "-hset").
+func runningAsUser(t *testing.T) (*Main, *syncBuffer, func(rule string)) {
+	t.Helper()
+	srv := redistest.Start(t, redistest.Options{Config: []string{"user u on >pw ~* &* +@all"}})
+	m, logs := MustStart(t, []string{"--demo", "--redis-url", "redis://u:pw@" + srv.Addr(), "--listen", "127.0.0.1:0",
+		"--lease-ttl", "2s"}, nil)
+	waitReady(t, m, logs)
+	admin := srv.Client(t, &redis.Options{})
+	return m, logs, func(rule string) {
+		t.Helper()
+		if err := admin.Do(context.Background(), "ACL", "SETUSER", "u", rule).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitDenied waits until /healthz is 503 naming the command denied.
+func waitDenied(t *testing.T, m *Main, command string, within time.Duration) {
+	t.Helper()
+	testkit.Eventually(t, within, "/healthz 503 naming "+command, func() bool {
+		code, body := get(t, m, "/healthz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "command "+command)
 	})
 }
 
