@@ -111,16 +111,10 @@ func (c *checker) due(st *state, now time.Time) []*ask {
 			// A window sweep that is out or going out now reads it: its
 			// check by id waits for that answer, which confirms it.
 			if !s.time().After(now) {
-				// The sweep is its check: how late it is taken up, and how
-				// long it went unchecked while no warmer ran, count as
-				// late() counts a check by id's, so that the lateness
-				// alert has data with window queries on.
-				tier, from := c.policy.Tier(s.time(), r.showtime.time()), s.time()
-				if st.since.After(from) {
-					c.m.unkept.WithLabelValues(tier).Observe(st.since.Sub(from).Seconds())
-					from = st.since
-				}
-				c.m.lateness.WithLabelValues(tier).Observe(max(now.Sub(from), 0).Seconds())
+				// The sweep is its check: counted as a check by id's is
+				// (late), so that the lateness alert has data with window
+				// queries on.
+				c.count(c.policy.Tier(s.time(), r.showtime.time()), s.time(), st.since, now, 0)
 				c.reschedule(s.id, r, until)
 				return true
 			}
@@ -241,17 +235,25 @@ func (c *checker) late(a *ask, cache map[string]*record) {
 			continue
 		}
 		tier := c.policy.Tier(at, r.showtime.time())
-		from := at
-		if since := a.st.since; since.After(at) {
-			from = since
-			c.m.unkept.WithLabelValues(tier).Observe(since.Sub(at).Seconds())
-		}
-		late := max(a.asked.Sub(from), 0) + a.waited
-		c.m.lateness.WithLabelValues(tier).Observe(late.Seconds())
-		if a.waited > 0 && late > time.Second {
+		if late := c.count(tier, at, a.st.since, a.asked, a.waited); a.waited > 0 && late > time.Second {
 			c.m.slipped.WithLabelValues(tier).Inc()
 		}
 	}
+}
+
+// count observes a check of tier that fell due at due and went out at
+// sent after waited for the upstream budget, for a writer that began at
+// since: the time it went unchecked before since as unkept, the rest as
+// lateness, which it returns.
+func (c *checker) count(tier string, due, since, sent time.Time, waited time.Duration) time.Duration {
+	from := due
+	if since.After(due) {
+		c.m.unkept.WithLabelValues(tier).Observe(since.Sub(due).Seconds())
+		from = since
+	}
+	late := max(sent.Sub(from), 0) + waited
+	c.m.lateness.WithLabelValues(tier).Observe(late.Seconds())
+	return late
 }
 
 // reschedule moves a cached session's next check, in place: only the

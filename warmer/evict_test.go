@@ -1,14 +1,11 @@
 package warmer
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
@@ -40,14 +37,14 @@ func TestEvictedCacheIsWholeOnceRedisHasRoom(t *testing.T) {
 			r.step(w)
 
 			for range tt.times {
-				testkit.Eventually(t, 10*time.Second, "the cache whole", func() bool { whole, _ := cacheWhole(t, r.rdb, r.prefix); return whole })
+				testkit.Eventually(t, 10*time.Second, "the cache whole", func() bool { whole, _ := testkit.CacheWhole(t, r.rdb, r.prefix); return whole })
 				mem, err := readMemory(r.ctx, r.rdb)
 				if err != nil {
 					t.Fatal(err)
 				}
 				r.rdb.ConfigSet(r.ctx, "maxmemory", strconv.FormatInt(mem.used-50_000, 10))
 				for i := 0; ; i++ {
-					if whole, _ := cacheWhole(t, r.rdb, r.prefix); !whole {
+					if whole, _ := testkit.CacheWhole(t, r.rdb, r.prefix); !whole {
 						break
 					}
 					if i == 5000 {
@@ -87,7 +84,7 @@ func TestEvictedCacheIsWholeOnceRedisHasRoom(t *testing.T) {
 			lifted := time.Now()
 			var last string
 			for {
-				whole, why := cacheWhole(t, r.rdb, r.prefix)
+				whole, why := testkit.CacheWhole(t, r.rdb, r.prefix)
 				if whole {
 					break
 				}
@@ -107,48 +104,6 @@ func TestEvictedCacheIsWholeOnceRedisHasRoom(t *testing.T) {
 			}
 		})
 	}
-}
-
-// cacheWhole reports whether the cache under prefix is whole: P:meta there,
-// each kind's index naming exactly the hashes there are, and none missing.
-func cacheWhole(t *testing.T, rdb *redis.Client, prefix string) (bool, string) {
-	t.Helper()
-	ctx := context.Background()
-	if n, _ := rdb.Exists(ctx, keys.Meta(prefix)).Result(); n == 0 {
-		return false, "no P:meta"
-	}
-	for _, k := range keys.Kinds {
-		var ids []string
-		var err error
-		if k == keys.Sessions {
-			ids, err = rdb.ZRange(ctx, keys.Index(prefix, k), 0, -1).Result()
-		} else {
-			ids, err = rdb.SMembers(ctx, keys.Index(prefix, k)).Result()
-		}
-		if err != nil {
-			return false, err.Error()
-		}
-		if len(ids) == 0 {
-			return false, "index of " + string(k) + " empty"
-		}
-		missing := 0
-		for _, id := range ids {
-			if n, _ := rdb.Exists(ctx, keys.Entity(prefix, k, id)).Result(); n == 0 {
-				missing++
-			}
-		}
-		hashes := 0
-		iter := rdb.Scan(ctx, 0, keys.Entity(prefix, k, "*"), 1000).Iterator()
-		for iter.Next(ctx) {
-			if typ, _ := rdb.Type(ctx, iter.Val()).Result(); typ == "hash" {
-				hashes++
-			}
-		}
-		if missing > 0 || hashes != len(ids) {
-			return false, strconv.Itoa(len(ids)) + " " + string(k) + " indexed, " + strconv.Itoa(missing) + " of them without a hash, " + strconv.Itoa(hashes) + " hashes"
-		}
-	}
-	return true, ""
 }
 
 // A sessions reload that Redis refused (out of memory, noeviction) goes
@@ -199,7 +154,7 @@ func TestOthersEvictionsLeaveTheWriterHealthy(t *testing.T) {
 		m, _ := readMemory(r.ctx, r.rdb)
 		return m.evicted > 0
 	})
-	if whole, why := cacheWhole(t, r.rdb, r.prefix); !whole {
+	if whole, why := testkit.CacheWhole(t, r.rdb, r.prefix); !whole {
 		t.Fatalf("the cache lost keys to others' evictions (%s): the test needs it whole", why)
 	}
 	// Two sweep periods: the writer looks, and finds the cache whole.

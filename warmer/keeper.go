@@ -123,12 +123,11 @@ func (k *keeper) beat(ctx context.Context) {
 	if !k.leader.Load() || now.Sub(k.lastRenew) >= k.ttl/3 {
 		held, taken, holder, err := k.hold(ctx)
 		if ctx.Err() == nil {
-			// A failure counts from the first round trip Redis left
-			// unanswered (a read for the probes, say), not only from
-			// this renewal: that is when Redis went.
+			// A failure counts from when Redis went quiet, not only
+			// from this renewal.
 			began := now
-			if u := k.obs.seen.unheardSince(); err != nil && !u.IsZero() && u.Before(began) {
-				began = u
+			if err != nil {
+				began = k.obs.seen.wentAt(now)
 			}
 			k.obs.noteLease(err, began)
 			if err != nil {
@@ -216,11 +215,7 @@ func (k *keeper) look(ctx context.Context, now time.Time) bool {
 			// No answer: the lease keeper's run of failures begins here
 			// (and is logged), not at the next renewal, which may come
 			// only once go-redis's timeouts have run out.
-			began := now
-			if u := k.obs.seen.unheardSince(); !u.IsZero() && u.Before(began) {
-				began = u
-			}
-			k.obs.noteLease(fmt.Errorf("read meta: %w", err), began)
+			k.obs.noteLease(fmt.Errorf("read meta: %w", err), k.obs.seen.wentAt(now))
 		}
 		return false
 	}

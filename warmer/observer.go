@@ -176,10 +176,10 @@ func (o *observer) watchSilence(ctx context.Context, limit time.Duration) {
 		now := time.Now()
 		d := o.seen.silence(now)
 		switch {
-		case d > limit && began.IsZero():
-			began, said = now.Add(-d), now
-			o.log.Warn("redis does not answer; waiting (logged once a minute while it lasts)", "for", d.Round(100*time.Millisecond))
-		case d > limit && now.Sub(said) >= complainEvery:
+		case d > limit && (began.IsZero() || now.Sub(said) >= complainEvery):
+			if began.IsZero() {
+				began = now.Add(-d)
+			}
 			said = now
 			o.log.Warn("redis does not answer; waiting (logged once a minute while it lasts)", "for", now.Sub(began).Round(100*time.Millisecond))
 		case d == 0 && !began.IsZero():

@@ -149,11 +149,10 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		if code, _ := refusal(err); code == "acl" || errors.As(err, new(*RefusedError)) || errors.Is(err, errLeaseGone) || errors.Is(err, errMetaGone) {
 			// Redis refused the writes (out of memory, read-only, a
 			// command the ACL denies), or lost the lease key or P:meta
-			// from under them (evicted):
-			// the reload goes again as soon as a write goes through and
-			// Redis has a tenth of its memory free, not at the next
-			// retry or cron; a Redis that hovers at its limit waits the
-			// retry out.
+			// from under them (evicted): the reload goes again as soon
+			// as a write goes through and Redis has a tenth of its
+			// memory free, not at the next retry or cron; a Redis that
+			// hovers at its limit waits the retry out.
 			st.kinds[k].awaitWrites = true
 		}
 		return w.failed("reload_"+string(k), err)

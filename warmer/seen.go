@@ -71,13 +71,16 @@ func (s *seen) reachable(now time.Time, limit time.Duration) bool {
 	return now.Sub(s.unheard) <= limit
 }
 
-// unheardSince is when the first of the keeper's round trips that Redis
-// has not answered began, the one in flight included; zero when the last
-// was answered.
-func (s *seen) unheardSince() time.Time {
+// wentAt is when Redis went quiet, for a failure seen now: the start of
+// the first of the keeper's round trips it has not answered (a read for
+// the probes, say), or now when there is none before it.
+func (s *seen) wentAt(now time.Time) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.unheard
+	if !s.unheard.IsZero() && s.unheard.Before(now) {
+		return s.unheard
+	}
+	return now
 }
 
 func (s *seen) setReplica(v bool) {

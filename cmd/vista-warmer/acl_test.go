@@ -93,9 +93,9 @@ func TestDeniedCommandWhileRunning(t *testing.T) {
 	if code, body := get(t, m, "/readyz"); code == http.StatusOK {
 		t.Errorf("/readyz = %d %s while every write is denied, want not ready", code, body)
 	}
-	// Granted again: healthy and ready again as soon as what was denied
-	// goes through (a heartbeat, a step), without waiting out the ten
-	// seconds between a denied step's tries.
+	// Granted again: healthy and ready again as soon as the warmer's
+	// next try of its commands finds none denied, without waiting out
+	// the ten seconds between a denied step's tries.
 	setUser("+hset")
 	granted := len(logs.String())
 	testkit.Eventually(t, deniedRetry-2*time.Second, "/healthz and /readyz 200 once HSET is granted again", func() bool {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
 	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
@@ -40,7 +38,7 @@ func TestSqueezedAtOnceIsWholeOnceRedisHasRoom(t *testing.T) {
 	for time.Since(squeezed) < 20*time.Second {
 		hc, hb := get(t, m, "/healthz")
 		rc, _ := get(t, m, "/readyz")
-		whole, _ := wholeCache(ctx, rdb, "vista")
+		whole, _ := testkit.CacheWhole(t, rdb, "vista")
 		if hc != http.StatusOK && unhealthy == 0 {
 			unhealthy = time.Since(squeezed)
 			t.Logf("/healthz %d %v into the squeeze: %s", hc, unhealthy.Round(100*time.Millisecond), hb)
@@ -61,7 +59,7 @@ func TestSqueezedAtOnceIsWholeOnceRedisHasRoom(t *testing.T) {
 	}
 	lifted := time.Now()
 	for {
-		whole, why := wholeCache(ctx, rdb, "vista")
+		whole, why := testkit.CacheWhole(t, rdb, "vista")
 		if whole {
 			break
 		}
@@ -76,32 +74,4 @@ func TestSqueezedAtOnceIsWholeOnceRedisHasRoom(t *testing.T) {
 		rc, _ := get(t, m, "/readyz")
 		return hc == http.StatusOK && rc == http.StatusOK
 	})
-}
-
-// wholeCache reports whether the cache under prefix is whole: P:meta
-// there, and each kind's index naming exactly the hashes there are.
-func wholeCache(ctx context.Context, rdb *redis.Client, prefix string) (bool, string) {
-	const check = `
-local p = ARGV[1]
-if redis.call('EXISTS', p .. ':meta') == 0 then return 'no P:meta' end
-for _, k in ipairs({'cinema', 'film', 'session'}) do
-  local ids
-  if k == 'session' then ids = redis.call('ZRANGE', p .. ':sessions', 0, -1)
-  else ids = redis.call('SMEMBERS', p .. ':' .. k .. 's') end
-  if #ids == 0 then return k .. 's: index empty' end
-  for _, id in ipairs(ids) do
-    if redis.call('EXISTS', p .. ':' .. k .. ':' .. id) == 0 then return k .. ' ' .. id .. ' indexed without a hash' end
-  end
-  local hashes = 0
-  for _, key in ipairs(redis.call('KEYS', p .. ':' .. k .. ':*')) do
-    if redis.call('TYPE', key).ok == 'hash' then hashes = hashes + 1 end
-  end
-  if hashes ~= #ids then return k .. 's: ' .. #ids .. ' indexed, ' .. hashes .. ' hashes' end
-end
-return ''`
-	why, err := rdb.Eval(ctx, check, nil, prefix).Text()
-	if err != nil {
-		return false, err.Error()
-	}
-	return why == "", why
 }

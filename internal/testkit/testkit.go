@@ -10,12 +10,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/fakeclock"
+	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 // Clock is a clock a test moves by hand (see fakeclock).
@@ -75,4 +77,46 @@ func MustRedis(tb testing.TB) (*redis.Client, string) {
 		rdb.Close()
 	})
 	return rdb, prefix
+}
+
+// CacheWhole reports whether the cache under prefix is whole: P:meta there,
+// each kind's index naming exactly the hashes there are, and none missing.
+func CacheWhole(t testing.TB, rdb *redis.Client, prefix string) (bool, string) {
+	t.Helper()
+	ctx := context.Background()
+	if n, _ := rdb.Exists(ctx, keys.Meta(prefix)).Result(); n == 0 {
+		return false, "no P:meta"
+	}
+	for _, k := range keys.Kinds {
+		var ids []string
+		var err error
+		if k == keys.Sessions {
+			ids, err = rdb.ZRange(ctx, keys.Index(prefix, k), 0, -1).Result()
+		} else {
+			ids, err = rdb.SMembers(ctx, keys.Index(prefix, k)).Result()
+		}
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(ids) == 0 {
+			return false, "index of " + string(k) + " empty"
+		}
+		missing := 0
+		for _, id := range ids {
+			if n, _ := rdb.Exists(ctx, keys.Entity(prefix, k, id)).Result(); n == 0 {
+				missing++
+			}
+		}
+		hashes := 0
+		iter := rdb.Scan(ctx, 0, keys.Entity(prefix, k, "*"), 1000).Iterator()
+		for iter.Next(ctx) {
+			if typ, _ := rdb.Type(ctx, iter.Val()).Result(); typ == "hash" {
+				hashes++
+			}
+		}
+		if missing > 0 || hashes != len(ids) {
+			return false, strconv.Itoa(len(ids)) + " " + string(k) + " indexed, " + strconv.Itoa(missing) + " of them without a hash, " + strconv.Itoa(hashes) + " hashes"
+		}
+	}
+	return true, ""
 }
