@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,9 +24,10 @@ type observer struct {
 	// ACLs deny (Preflight on the warmer's Redis).
 	preflight func(context.Context) error
 
-	seen          seen    // Redis's answers, role and P:meta, as last seen
-	denied        denial  // the last command the ACLs denied
-	lease, writes trouble // runs of failed lease renewals and fenced writes
+	seen          seen        // Redis's answers, role and P:meta, as last seen
+	denied        denial      // the last command the ACLs denied
+	lease, writes trouble     // runs of failed lease renewals and fenced writes
+	rechecking    atomic.Bool // recheckDenied's tries are under way
 }
 
 // trouble is a run of failures of one kind of Redis operation: the lease
@@ -216,11 +218,19 @@ var errDeniedWait = errors.New("a command is denied; waiting to try again")
 // was missing, and the denial is over at once (not when the operation
 // that met it happens to go again, which for a reload may be a minute);
 // one still denied is named. The lease keeper calls it, every
-// recheckEvery at most, on writer and standby alike.
+// recheckEvery at most, on writer and standby alike; the tries go beside
+// it, as noteDenied's do, so that the lease never waits on them.
 func (o *observer) recheckDenied(ctx context.Context) {
-	if o.deniedNow(time.Now()) == "" {
+	if o.deniedNow(time.Now()) == "" || !o.rechecking.CompareAndSwap(false, true) {
 		return
 	}
+	go func() {
+		defer o.rechecking.Store(false)
+		o.recheck(ctx)
+	}()
+}
+
+func (o *observer) recheck(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	err := o.preflight(ctx)
