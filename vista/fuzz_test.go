@@ -25,6 +25,9 @@ func addFixtures(f *testing.F, names ...string) {
 // when the envelope is refused (which must then be a *DecodeError at -1).
 func checkPage(t *testing.T, list string, body []byte) []json.RawMessage {
 	p, err := decodePage(list, body)
+	if err == nil && !json.Valid(body) {
+		t.Fatalf("decodePage read a page that is not JSON by encoding/json's rules")
+	}
 	if err != nil {
 		de, ok := err.(*DecodeError)
 		if !ok || de.Index != -1 || de.List != list || de.Error() == "" {

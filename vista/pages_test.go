@@ -15,6 +15,26 @@ import (
 	"weak"
 )
 
+// TestPagesValidAsEncodingJSONSays: a page is read only if it is JSON by
+// encoding/json's rules, whoever checks it first; one that is not fails
+// whole, with encoding/json's syntax error saying where.
+func TestPagesValidAsEncodingJSONSays(t *testing.T) {
+	values := []string{
+		`"\xff"`, "\"\xff\xfe\"", `"\u00e9\ud800"`, `-0`, `1.5e+3`, `0.0E-0`, `{"a":[]}`, `[]`, `null`, `true`, "\"\u2028\"",
+		`01`, `1.`, `.5`, `-`, `1e`, `+1`, `"a\qb"`, "\"a\x01b\"", `"\u12"`, `tru`, `nul`, `[1,]`, `{"a":1,}`, `{"a"}`, `{a:1}`, `"a`, `'a'`, `NaN`,
+	}
+	for _, v := range values {
+		for _, body := range []string{`{"value":[` + v + `]}`, `{"value":[{"ID":` + v + `}]}`, `{"value":[]}` + v} {
+			_, err := decodePage("sessions", []byte(body))
+			if valid := json.Valid([]byte(body)); valid != (err == nil) {
+				t.Errorf("decodePage(%q) = %v; encoding/json.Valid says %v", body, err, valid)
+			} else if se := (*json.SyntaxError)(nil); !valid && !errors.As(err, &se) {
+				t.Errorf("decodePage(%q) = %v, want a *json.SyntaxError", body, err)
+			}
+		}
+	}
+}
+
 // TestPageRowsOwnTheirBytes: the rows of a page, and so the Raw of what is
 // decoded from them, do not keep the page's body alive.
 func TestPageRowsOwnTheirBytes(t *testing.T) {
