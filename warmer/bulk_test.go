@@ -41,14 +41,13 @@ func bulkStore(t *testing.T, rdb *redis.Client, prefix string, log *slog.Logger)
 func newHashes(prefix string, n int) func(redis.Pipeliner) {
 	return func(pipe redis.Pipeliner) {
 		ctx := context.Background()
-		var ix []any
+		ix := []any{"zadd", keys.Index(prefix, keys.Sessions)}
 		for i := range n {
 			key := keys.Entity(prefix, keys.Sessions, fmt.Sprint(i))
 			pipe.Do(ctx, hashNewCmd, key, "4102444800", "id", fmt.Sprint(i), "state", "open")
-			ix = append(ix, float64(n-i), fmt.Sprint(i))
+			ix = append(ix, n-i, fmt.Sprint(i))
 		}
-		byScore(ix)
-		pipe.Do(ctx, append([]any{"zadd", keys.Index(prefix, keys.Sessions)}, ix...)...)
+		pipe.Do(ctx, ix...)
 		pipe.HSet(ctx, keys.Meta(prefix), keys.MetaSeq, 6)
 	}
 }

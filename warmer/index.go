@@ -10,20 +10,23 @@ import (
 	"slices"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/vista-warmer/vista-warmer/keys"
 )
 
 func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 	p := w.cfg.Prefix
+	own := ix.key(sp.kind, -1, "", !sp.sorted, func() string { return keys.Index(p, sp.kind) })
 	if !sp.sorted {
-		ix.add(keys.Index(p, sp.kind), true, 0, id)
+		own.add(0, id)
 		return
 	}
-	score := float64(r.showtime.time().Unix())
-	ix.add(keys.Index(p, sp.kind), false, score, id)
+	score := r.showtime.time().Unix()
+	own.add(score, id)
 	for _, o := range sp.owners {
 		if owner := r.vals.get(o.field); owner != "" {
-			ix.add(o.key(p, owner), false, score, id)
+			ix.key(sp.kind, o.field, owner, false, func() string { return o.key(p, owner) }).add(score, id)
 		}
 	}
 }
@@ -34,11 +37,10 @@ func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 // which the sweep covers for all at once.
 func (w *Warmer) unindex(ix *indexBatch, sp *spec, c change) {
 	p := w.cfg.Prefix
+	ix.key(sp.kind, -1, "", !sp.sorted, func() string { return keys.Index(p, sp.kind) }).rem(c.id)
 	if !sp.sorted {
-		ix.rem(keys.Index(p, sp.kind), true, c.id)
 		return
 	}
-	ix.rem(keys.Index(p, sp.kind), false, c.id)
 	r := c.old
 	if r == nil || (r.missing && c.reason == keys.ReasonExpired) {
 		return
@@ -46,10 +48,10 @@ func (w *Warmer) unindex(ix *indexBatch, sp *spec, c change) {
 	for _, o := range sp.owners {
 		if r.missing {
 			for owner := range w.st.cache[o.kind] {
-				ix.rem(o.key(p, owner), false, c.id)
+				ix.key(sp.kind, o.field, owner, false, func() string { return o.key(p, owner) }).rem(c.id)
 			}
 		} else if owner := r.vals.get(o.field); owner != "" {
-			ix.rem(o.key(p, owner), false, c.id)
+			ix.key(sp.kind, o.field, owner, false, func() string { return o.key(p, owner) }).rem(c.id)
 		}
 	}
 }
@@ -58,33 +60,50 @@ func (w *Warmer) unindex(ix *indexBatch, sp *spec, c change) {
 // takes one ZADD (or SADD) of all its new members, not one per entry:
 // that cost Redis more than the hashes themselves.
 type indexBatch struct {
-	order      []string // keys, in the order they came
-	adds, rems map[string][]any
-	set        map[string]bool // a set (SADD, SREM), not a sorted set
+	keys  []*indexKey // in the order they came
+	known map[indexRef]*indexKey
 }
 
-func (ix *indexBatch) note(key string, set bool) {
-	if ix.set == nil {
-		ix.adds, ix.rems, ix.set = map[string][]any{}, map[string][]any{}, map[string]bool{}
-	}
-	if _, ok := ix.set[key]; !ok {
-		ix.order = append(ix.order, key)
-		ix.set[key] = set
-	}
+// indexRef names an index key without making its name: a kind's own
+// index (field -1), or the index of the owner whose id a record's field
+// holds. A cold load of 100k sessions asks for 300k of them.
+type indexRef struct {
+	kind  keys.Kind
+	field int
+	owner string
 }
 
-func (ix *indexBatch) add(key string, set bool, score float64, id string) {
-	ix.note(key, set)
-	if set {
-		ix.adds[key] = append(ix.adds[key], id)
-	} else {
-		ix.adds[key] = append(ix.adds[key], score, id)
-	}
+// indexKey is what a batch writes to one index key.
+type indexKey struct {
+	name string
+	set  bool        // a set (SADD, SREM), not a sorted set
+	adds []indexItem // by score once commands sorts them
+	rems []any
 }
 
-func (ix *indexBatch) rem(key string, set bool, id string) {
-	ix.note(key, set)
-	ix.rems[key] = append(ix.rems[key], id)
+// indexItem is an entry of a sorted set (score and id) or of a set (id).
+type indexItem struct {
+	score int64
+	id    string
+}
+
+func (k *indexKey) add(score int64, id string) { k.adds = append(k.adds, indexItem{score, id}) }
+func (k *indexKey) rem(id string)              { k.rems = append(k.rems, id) }
+
+// key returns the batch's writes to the index ref names; name makes its
+// key the first time.
+func (ix *indexBatch) key(kind keys.Kind, field int, owner string, set bool, name func() string) *indexKey {
+	ref := indexRef{kind, field, owner}
+	if k := ix.known[ref]; k != nil {
+		return k
+	}
+	if ix.known == nil {
+		ix.known = map[indexRef]*indexKey{}
+	}
+	k := &indexKey{name: name(), set: set}
+	ix.known[ref] = k
+	ix.keys = append(ix.keys, k)
+	return k
 }
 
 // flush queues the removals, then the additions: an entry that moves
@@ -96,36 +115,43 @@ func (ix *indexBatch) flush(ctx context.Context, pipe redis.Pipeliner) {
 }
 
 // commands returns what flush queues: the removals, then the additions,
-// a sorted set's sorted by score; with per > 0, each key's additions go
-// as commands of at most per members.
+// a sorted set's in score order (byScore); with per > 0, each key's
+// additions go as commands of at most per members.
 func (ix *indexBatch) commands(per int) [][]any {
 	var out [][]any
-	for _, key := range ix.order {
-		if m := ix.rems[key]; len(m) > 0 {
+	for _, k := range ix.keys {
+		if len(k.rems) > 0 {
 			cmd := "zrem"
-			if ix.set[key] {
+			if k.set {
 				cmd = "srem"
 			}
-			out = append(out, append([]any{cmd, key}, m...))
+			out = append(out, append([]any{cmd, k.name}, k.rems...))
 		}
 	}
-	for _, key := range ix.order {
-		m := ix.adds[key]
-		if len(m) == 0 {
+	for _, k := range ix.keys {
+		if len(k.adds) == 0 {
 			continue
 		}
 		cmd, step := "zadd", 2
-		if ix.set[key] {
+		if k.set {
 			cmd, step = "sadd", 1
 		} else {
-			byScore(m)
+			byScore(k.adds)
 		}
-		size := len(m)
+		size := len(k.adds)
 		if per > 0 {
-			size = per * step
+			size = per
 		}
-		for part := range slices.Chunk(m, size) {
-			out = append(out, append([]any{cmd, key}, part...))
+		for part := range slices.Chunk(k.adds, size) {
+			args := make([]any, 0, 2+step*len(part))
+			args = append(args, cmd, k.name)
+			for _, e := range part {
+				if !k.set {
+					args = append(args, e.score)
+				}
+				args = append(args, e.id)
+			}
+			out = append(out, args)
 		}
 	}
 	return out
@@ -171,8 +197,13 @@ func (w *Warmer) writeIndexes(ctx context.Context, k keys.Kind) error {
 		}
 	}
 	cmds := ix.commands(indexCmdEntries)
-	wctx := context.WithoutCancel(ctx)
-	for len(cmds) > 0 {
+	wctx, guard := context.WithoutCancel(ctx), w.guard()
+	// Two writes in flight: Redis runs one while the next is made ready
+	// and sent. They only add entries, so their order does not matter;
+	// after a failure no more go.
+	g, failed := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for len(cmds) > 0 && failed.Err() == nil {
 		n, args := 0, 0
 		for n < len(cmds) && (n == 0 || args+len(cmds[n]) <= 2*indexWriteEntries) {
 			args += len(cmds[n])
@@ -180,35 +211,29 @@ func (w *Warmer) writeIndexes(ctx context.Context, k keys.Kind) error {
 		}
 		group := cmds[:n]
 		cmds = cmds[n:]
-		err := w.store.fenced(wctx, w.guard(), func(pipe redis.Pipeliner) {
-			for _, c := range group {
-				pipe.Do(wctx, c...)
-			}
+		g.Go(func() error {
+			return w.store.fenced(wctx, guard, func(pipe redis.Pipeliner) {
+				for _, c := range group {
+					pipe.Do(wctx, c...)
+				}
+			})
 		})
-		if err != nil {
-			return fmt.Errorf("write %s indexes: %w", k, err)
-		}
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("write %s indexes: %w", k, err)
+	}
+	if len(cmds) > 0 {
+		return fmt.Errorf("write %s indexes: %w", k, ctx.Err()) // ended before all were sent
 	}
 	r.unindexed = nil
 	return nil
 }
 
-// byScore sorts ZADD's score and member pairs by score. Redis inserts
-// them into the sorted set one after the other: in order, each starts
-// its search where the one before left the set's skip list in the CPU's
+// byScore sorts a sorted set's entries by score. Redis inserts them
+// into the sorted set one after the other: in order, each starts its
+// search where the one before left the set's skip list in the CPU's
 // cache. A cold load's index entries, in the order Vista lists sessions,
 // cost Redis four times the CPU of the same entries in order.
-func byScore(pairs []any) {
-	type pair struct {
-		score float64
-		id    any
-	}
-	ps := make([]pair, len(pairs)/2)
-	for i := range ps {
-		ps[i] = pair{pairs[2*i].(float64), pairs[2*i+1]}
-	}
-	slices.SortFunc(ps, func(a, b pair) int { return cmp.Compare(a.score, b.score) })
-	for i, p := range ps {
-		pairs[2*i], pairs[2*i+1] = p.score, p.id
-	}
+func byScore(items []indexItem) {
+	slices.SortFunc(items, func(a, b indexItem) int { return cmp.Compare(a.score, b.score) })
 }
