@@ -1334,12 +1334,73 @@ func TestReadBody(t *testing.T) {
 		{"over the limit", 1000, 501, 501, 0},
 		{"said over the limit", 3000, 501, 501, 0},
 	} {
-		got, err := readBody(bytes.NewReader(body), c.said, c.limit)
+		got, err := readBody(bytes.NewReader(body), c.said, c.limit, nil)
 		if err != nil || !bytes.Equal(got, body[:c.want]) {
 			t.Errorf("%s: %d bytes, %v; want the first %d", c.name, len(got), err, c.want)
 		}
 		if c.gotCap > 0 && cap(got) != c.gotCap {
 			t.Errorf("%s: read into %d bytes, want one buffer of %d", c.name, cap(got), c.gotCap)
+		}
+		// Into the page before's buffer, whatever it held, when it has
+		// room: of any stated length, or none.
+		before := bytes.Repeat([]byte("x"), 3000)
+		got, err = readBody(bytes.NewReader(body), c.said, c.limit, before[:0])
+		if err != nil || !bytes.Equal(got, body[:c.want]) {
+			t.Errorf("%s, into a used buffer: %d bytes, %v; want the first %d", c.name, len(got), err, c.want)
+		}
+		if c.said < 3000-bytes.MinRead && &got[0] != &before[0] {
+			t.Errorf("%s: read into a new buffer though the one given had room", c.name)
+		}
+	}
+}
+
+// TestListPagesShareNoBytes: a list's pages are read into one buffer, so
+// what the rows of a page became must not share its bytes: sessions
+// kept from the first page (with their Raw) are as they were after the
+// last page was read over them.
+func TestListPagesShareNoBytes(t *testing.T) {
+	const pages = 3
+	row := func(p, i int) string {
+		return fmt.Sprintf(`{"ID":"100%d-%d","CinemaId":"100%d","ScheduledFilmId":"HO%d","Showtime":"2031-07-0%dT1%d:00:00","SeatsAvailable":%d,"ScreenName":"Screen %d%d"}`,
+			p, i, p, p*10+i, p+1, i, p*100+i, p, i)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		var rows []string
+		for i := range 5 - p { // later pages shorter: their bytes land over the first's
+			rows = append(rows, row(p, i))
+		}
+		next := ""
+		if p+1 < pages {
+			next = fmt.Sprintf(`,"odata.nextLink":"Sessions?page=%d"`, p+1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.(http.Flusher).Flush() // streamed: no Content-Length
+		fmt.Fprintf(w, `{"value":[%s]%s}`, strings.Join(rows, ","), next)
+	}))
+	defer srv.Close()
+	c := mustClient(t, Config{BaseURL: srv.URL, KeepRaw: true, Zones: Zones{Default: time.UTC}})
+	var kept []Session
+	err := c.SessionPages(t.Context(), nil, func(s []Session) error {
+		kept = append(kept, s...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, ids []string
+	for p := range pages {
+		for i := range 5 - p {
+			want = append(want, row(p, i))
+			ids = append(ids, fmt.Sprintf("100%d-%d", p, i))
+		}
+	}
+	if len(kept) != len(want) {
+		t.Fatalf("%d sessions, want %d", len(kept), len(want))
+	}
+	for i, s := range kept {
+		if string(s.Raw) != want[i] || s.ID != ids[i] {
+			t.Errorf("session %d: ID %s, Raw %s; want %s, %s", i, s.ID, s.Raw, ids[i], want[i])
 		}
 	}
 }

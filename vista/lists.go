@@ -156,6 +156,10 @@ func rawOrNot[T any](keep bool, one func(*row, json.RawMessage) (T, *DecodeError
 func (c *Client) fetchList(ctx context.Context, ep endpoint, u *url.URL, each func(rows []json.RawMessage, first int) error) error {
 	seen := make(map[string]bool)
 	first := 0
+	// The page's body is read into the one before's: nothing keeps it
+	// (a page's rows are copies, see page), and a list of 500 pages then
+	// makes one buffer, not 500.
+	var body []byte
 	for pages := 0; ; pages++ {
 		if pages == maxPages {
 			return fmt.Errorf("vista %s: more than %d pages", ep.entity, maxPages)
@@ -165,8 +169,8 @@ func (c *Client) fetchList(ctx context.Context, ep endpoint, u *url.URL, each fu
 		if pages > 0 {
 			pctx = nextPage(ctx)
 		}
-		body, err := c.get(pctx, ep, u)
-		if err != nil {
+		var err error
+		if body, err = c.get(pctx, ep, u, body); err != nil {
 			return err
 		}
 		p, err := decodePage(ep.list, body)
