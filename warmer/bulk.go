@@ -125,7 +125,7 @@ func (s *store) transact(ctx context.Context, wr *write) error {
 			if err != nil && !errors.Is(err, redis.Nil) {
 				return err
 			}
-			if err := fenceCheck(holder, m, wr.argv[0].(string), wr.argv[1].(string), wr.argv[2].(string)); err != nil {
+			if err := fenceCheck(holder, m, wr.lease, wr.epoch, wr.seq); err != nil {
 				return err
 			}
 		}

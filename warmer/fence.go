@@ -86,13 +86,38 @@ func (s *store) fenced(ctx context.Context, g *guard, queue func(redis.Pipeliner
 
 // write is a fenced write made ready to send.
 type write struct {
-	argv    []any
-	replies []*redis.Cmd // the hash writes' commands, whose replies run sets
-	tx      [][]any      // the commands as a transaction, for a bulk write (bulk.go); else nil
+	lease, epoch, seq string        // what the fence expects: see fence.lua
+	cmds              []redis.Cmder // the commands
+	args              []any         // argv's, once made
+	replies           []*redis.Cmd  // the hash writes' commands, whose replies run sets
+	tx                [][]any       // the commands as a transaction, for a bulk write (bulk.go); else nil
+}
+
+// argv is the write's arguments to the fence script: what the fence
+// expects, then each command's length and arguments. prepare makes them
+// for a write that goes as the script; a bulk write, which goes as a
+// transaction, only if it falls back to the script.
+func (wr *write) argv() []any {
+	if wr.args != nil {
+		return wr.args
+	}
+	n := 3
+	for _, c := range wr.cmds {
+		n += 1 + len(c.Args())
+	}
+	argv := make([]any, 0, n)
+	argv = append(argv, wr.lease, wr.epoch, wr.seq)
+	for _, c := range wr.cmds {
+		args := c.Args()
+		argv = append(argv, len(args))
+		argv = append(argv, args...)
+	}
+	wr.args = argv
+	return argv
 }
 
 // prepare queues a fenced write's commands and makes them the script's
-// arguments. It reads nothing of Redis, so apply prepares a batch while
+// arguments or a transaction's commands. It reads nothing of Redis, so apply prepares a batch while
 // Redis runs the one before.
 func (s *store) prepare(ctx context.Context, g *guard, queue func(redis.Pipeliner)) *write {
 	pipe := s.rdb.Pipeline()
@@ -106,21 +131,15 @@ func (s *store) prepare(ctx context.Context, g *guard, queue func(redis.Pipeline
 			seq = strconv.FormatInt(g.seq, 10)
 		}
 	}
-	n := 3
+	wr := &write{lease: s.lease, epoch: epoch, seq: seq, cmds: cmds}
 	for _, c := range cmds {
-		n += 1 + len(c.Args())
-	}
-	wr := &write{argv: make([]any, 0, n)}
-	wr.argv = append(wr.argv, s.lease, epoch, seq)
-	for _, c := range cmds {
-		args := c.Args()
-		wr.argv = append(wr.argv, len(args))
-		wr.argv = append(wr.argv, args...)
-		if name, _ := args[0].(string); name == hashWriteCmd {
+		if name, _ := c.Args()[0].(string); name == hashWriteCmd {
 			wr.replies = append(wr.replies, c.(*redis.Cmd))
 		}
 	}
-	wr.tx = bulkCommands(cmds)
+	if wr.tx = bulkCommands(cmds); wr.tx == nil {
+		wr.argv() // here, while Redis runs the write before
+	}
 	return wr
 }
 
@@ -207,7 +226,7 @@ func (s *store) runScripts(ctx context.Context, wrs []*write) (int, error) {
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, 0, len(wrs)-done)
 		for _, wr := range wrs[done:] {
-			cmds = append(cmds, script.EvalSha(ctx, pipe, fenceKeys, wr.argv...))
+			cmds = append(cmds, script.EvalSha(ctx, pipe, fenceKeys, wr.argv()...))
 		}
 		_, execErr := pipe.Exec(ctx) // each command's error is read below
 		for i, cmd := range cmds {
