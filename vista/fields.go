@@ -78,6 +78,7 @@ func (r *row) sameNames() {
 func decodeRows[T any](out []T, errs RowErrors, list string, rows []json.RawMessage, first int,
 	one func(r *row, raw json.RawMessage) (T, *DecodeError)) ([]T, RowErrors) {
 	r := &row{list: list, members: make([]member, 0, 32)}
+	out = slices.Grow(out, len(rows)) // a session is 250 bytes: a page's, grown by append, cost twice their room
 	for i, raw := range rows {
 		derr := r.load(first+i, raw)
 		var v T
