@@ -1404,3 +1404,43 @@ func TestListPagesShareNoBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestSeatAnswerOverPages: a seat check's answer that comes in pages is
+// read whole, though each page is read into the buffer of the one before
+// (a seat check keeps its rows until the last page is in).
+func TestSeatAnswerOverPages(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		var rows []string
+		for i := range 4 - p { // later pages shorter: their bytes land over the first's
+			rows = append(rows, fmt.Sprintf(`{"ID":"1001-%d%d","SeatsAvailable":%d,"SoldoutStatus":0,"Status":"Open"}`, p, i, 10*p+i))
+		}
+		next := ""
+		if p < 2 {
+			next = fmt.Sprintf(`,"odata.nextLink":"Sessions?page=%d"`, p+1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.(http.Flusher).Flush() // streamed: no Content-Length
+		fmt.Fprintf(w, `{"value":[%s]%s}`, strings.Join(rows, ","), next)
+	}))
+	defer srv.Close()
+	c := mustClient(t, Config{BaseURL: srv.URL})
+	var ids []string
+	want := map[string]int{}
+	for p := range 3 {
+		for i := range 4 - p {
+			id := fmt.Sprintf("1001-%d%d", p, i)
+			ids = append(ids, id)
+			want[id] = 10*p + i
+		}
+	}
+	seats, gone, err := c.CheckSeats(t.Context(), ids)
+	if err != nil || len(gone) != 0 || len(seats) != len(ids) {
+		t.Fatalf("CheckSeats = %d seats, gone %v, %v; want %d seats", len(seats), gone, err, len(ids))
+	}
+	for _, s := range seats {
+		if n, ok := want[s.ID]; !ok || s.SeatsAvailable != n {
+			t.Errorf("seats %s: %d, want %d", s.ID, s.SeatsAvailable, n)
+		}
+	}
+}
