@@ -71,14 +71,14 @@ func bulkCommands(cmds []redis.Cmder) [][]any {
 			out = append(out, args)
 			continue
 		}
-		key, expireAt := args[1], args[2]
+		expireAt, key := args[1], args[3]
 		if del == nil {
 			del = make([]any, 1, news+1)
 			del[0] = "del"
 			out = append(out, nil) // the DEL, filled in below
 		}
 		del = append(del, key)
-		out = append(out, append([]any{"hset", key}, args[3:]...))
+		out = append(out, args[2:]) // hset, key, fields: no copy
 		if expireAt != "" {
 			out = append(out, []any{"expireat", key, expireAt})
 		}

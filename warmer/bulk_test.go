@@ -44,7 +44,7 @@ func newHashes(prefix string, n int) func(redis.Pipeliner) {
 		ix := []any{"zadd", keys.Index(prefix, keys.Sessions)}
 		for i := range n {
 			key := keys.Entity(prefix, keys.Sessions, fmt.Sprint(i))
-			pipe.Do(ctx, hashNewCmd, key, "4102444800", "id", fmt.Sprint(i), "state", "open")
+			pipe.Do(ctx, hashNewCmd, "4102444800", "hset", key, "id", fmt.Sprint(i), "state", "open")
 			ix = append(ix, n-i, fmt.Sprint(i))
 		}
 		pipe.Do(ctx, ix...)

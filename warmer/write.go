@@ -246,8 +246,9 @@ const hashWriteCmd = "vw.hashwrite"
 // deletes whatever the key held, writes the fields and sets the expiry
 // (EXPIREAT in Unix seconds, or "" for none), in one call of the script's
 // rather than three: a cold load writes one for every entity. Its
-// arguments: the key, the expiry, then field and value pairs. It answers
-// nothing of its own.
+// arguments: the expiry, the word hset, the key, then field and value
+// pairs; from hset on, they are the HSET a transaction sends as they are
+// (bulkCommands). It answers nothing of its own.
 const hashNewCmd = "vw.hashnew"
 
 // hashWrite queues one hash's write and returns its probe.
@@ -287,7 +288,7 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 	}
 	if c.op == opAdd {
 		args := make([]any, 0, 2*len(names)+10)
-		args = append(args, hashNewCmd, key, expireAt)
+		args = append(args, hashNewCmd, expireAt, "hset", key)
 		for i, name := range sp.args {
 			args = append(args, name, vals[i])
 		}

@@ -24,11 +24,11 @@ local function hashwrite(a, b)
 end
 -- hashnew: a new entity's hash, written whole in one call (see hashNewCmd):
 -- whatever an earlier epoch left under its key goes, then its fields, then
--- its expiry. ARGV[a] is the key, ARGV[a + 1] EXPIREAT ('' for none), the
--- rest up to ARGV[b] field and value pairs.
+-- its expiry. ARGV[a] is EXPIREAT ('' for none), ARGV[a + 1] the word
+-- hset, ARGV[a + 2] the key, the rest up to ARGV[b] field and value pairs.
 local function hashnew(a, b)
-	local key, expireat = ARGV[a], ARGV[a + 1]
+	local expireat, key = ARGV[a], ARGV[a + 2]
 	redis.call('DEL', key)
-	redis.call('HSET', key, unpack(ARGV, a + 2, b))
+	redis.call('HSET', key, unpack(ARGV, a + 3, b))
 	if expireat ~= '' then redis.call('EXPIREAT', key, expireat) end
 end
