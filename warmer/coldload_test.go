@@ -127,6 +127,52 @@ func TestBuildListsItsSessionsInBatches(t *testing.T) {
 	indexesAgree(r, w)
 }
 
+// A build's index writes go two at a time (here one key's entries a
+// write, some forty writes): every index agrees with the cache once the
+// list is in.
+func TestIndexWritesInFlightListEverything(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	w.indexWrite = 1 // every command a write of its own
+	r.step(w)
+	if n, all := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(), len(r.sim.Sessions()); n != int64(all) {
+		t.Errorf("%d sessions indexed, want %d", n, all)
+	}
+	r.locked(w, func() {
+		if n := len(w.st.kinds[keys.Sessions].unindexed); n != 0 {
+			t.Errorf("%d sessions left unindexed", n)
+		}
+	})
+	indexesAgree(r, w)
+}
+
+// A build's index writes go whole when the warmer is asked to stop
+// meanwhile, as every write does: an index listed halfway is work for
+// the next writer's SCAN.
+func TestIndexWritesGoWholeWhenAskedToStop(t *testing.T) {
+	r, held := newHeldListRig(t)
+	w := r.warmer("a")
+	w.chunk, w.indexEvery, w.indexWrite = 40, 1000, 1
+	r.run(w)
+	testkit.Eventually(t, 10*time.Second, "the first page of sessions written while the second is held", func() bool {
+		return held.holding.Load() && len(sessionKeys(r)) > 0
+	})
+	ended, cancel := context.WithCancel(r.ctx)
+	cancel()
+	r.locked(w, func() {
+		unindexed := len(w.st.kinds[keys.Sessions].unindexed)
+		if unindexed == 0 {
+			t.Fatal("nothing unindexed while the list is held")
+		}
+		if err := w.writeIndexes(ended, keys.Sessions); err != nil {
+			t.Errorf("writeIndexes with its context ended: %v", err)
+		}
+		if n := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); n != int64(unindexed) {
+			t.Errorf("the index lists %d sessions, want the %d written", n, unindexed)
+		}
+	})
+}
+
 // A build that stops halfway (here its process, while the list's second
 // page is held) leaves hashes no index lists yet. The next writer finds
 // them: a session Vista dropped meanwhile goes, the others are listed;

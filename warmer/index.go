@@ -199,19 +199,23 @@ func (w *Warmer) writeIndexes(ctx context.Context, k keys.Kind) error {
 	cmds := ix.commands(indexCmdEntries)
 	wctx, guard := context.WithoutCancel(ctx), w.guard()
 	// Two writes in flight: Redis runs one while the next is made ready
-	// and sent. They only add entries, so their order does not matter;
-	// after a failure no more go.
-	g, failed := errgroup.WithContext(ctx)
+	// and sent. They only add entries, so their order does not matter.
+	// Like every write, they go whole whatever ctx says; after a failure
+	// no more go, and the first to fail says why.
+	g, failed := errgroup.WithContext(wctx)
 	g.SetLimit(2)
 	for len(cmds) > 0 && failed.Err() == nil {
 		n, args := 0, 0
-		for n < len(cmds) && (n == 0 || args+len(cmds[n]) <= 2*indexWriteEntries) {
+		for n < len(cmds) && (n == 0 || args+len(cmds[n]) <= 2*w.indexWrite) {
 			args += len(cmds[n])
 			n++
 		}
 		group := cmds[:n]
 		cmds = cmds[n:]
 		g.Go(func() error {
+			if failed.Err() != nil {
+				return nil // one failed while this waited for its turn
+			}
 			return w.store.fenced(wctx, guard, func(pipe redis.Pipeliner) {
 				for _, c := range group {
 					pipe.Do(wctx, c...)
@@ -221,9 +225,6 @@ func (w *Warmer) writeIndexes(ctx context.Context, k keys.Kind) error {
 	}
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("write %s indexes: %w", k, err)
-	}
-	if len(cmds) > 0 {
-		return fmt.Errorf("write %s indexes: %w", k, ctx.Err()) // ended before all were sent
 	}
 	r.unindexed = nil
 	return nil
