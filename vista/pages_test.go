@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -19,7 +20,9 @@ import (
 // encoding/json's rules, whoever checks it first; one that is not fails
 // whole, with encoding/json's syntax error saying where.
 func TestPagesValidAsEncodingJSONSays(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 	values := []string{
+		deep(9998), deep(9999), `{"a":` + deep(9998) + `}`, `"[[[[` + strings.Repeat("[", 20000) + `"`,
 		`"\xff"`, "\"\xff\xfe\"", `"\u00e9\ud800"`, `-0`, `1.5e+3`, `0.0E-0`, `{"a":[]}`, `[]`, `null`, `true`, "\"\u2028\"",
 		`01`, `1.`, `.5`, `-`, `1e`, `+1`, `"a\qb"`, "\"a\x01b\"", `"\u12"`, `tru`, `nul`, `[1,]`, `{"a":1,}`, `{"a"}`, `{a:1}`, `"a`, `'a'`, `NaN`,
 	}
@@ -32,6 +35,19 @@ func TestPagesValidAsEncodingJSONSays(t *testing.T) {
 				t.Errorf("decodePage(%q) = %v, want a *json.SyntaxError", body, err)
 			}
 		}
+	}
+}
+
+// TestNestedBeyondAnyLimit: an answer that only opens arrays, deeper
+// than any stack, is refused as encoding/json refuses it, not with a
+// stack overflow (which no recover catches). The test's stack is kept
+// small, so that it fails that way at once if the check is ever deep.
+func TestNestedBeyondAnyLimit(t *testing.T) {
+	defer debug.SetMaxStack(debug.SetMaxStack(16 << 20))
+	body := []byte(`{"value":[` + strings.Repeat("[", 1<<20))
+	_, err := decodePage("sessions", body)
+	if se := (*json.SyntaxError)(nil); !errors.As(err, &se) {
+		t.Errorf("decodePage of a page nested a million deep = %v, want a *json.SyntaxError", err)
 	}
 }
 
