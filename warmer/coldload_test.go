@@ -2,6 +2,7 @@ package warmer
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -169,6 +170,32 @@ func TestIndexWritesGoWholeWhenAskedToStop(t *testing.T) {
 		}
 		if n := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); n != int64(unindexed) {
 			t.Errorf("the index lists %d sessions, want the %d written", n, unindexed)
+		}
+	})
+}
+
+// A build's index writes that the fence stops (another writer took the
+// lease) return the fence's error, list nothing, and leave the build's
+// entities to be listed, whichever of the writes in flight failed first.
+func TestIndexWritesStoppedByTheFence(t *testing.T) {
+	r, held := newHeldListRig(t)
+	w := r.warmer("a")
+	w.chunk, w.indexEvery, w.indexWrite = 40, 1000, 1
+	r.run(w)
+	testkit.Eventually(t, 10*time.Second, "the first page of sessions written while the second is held", func() bool {
+		return held.holding.Load() && len(sessionKeys(r)) > 0
+	})
+	r.locked(w, func() {
+		unindexed := len(w.st.kinds[keys.Sessions].unindexed)
+		r.rdb.Set(r.ctx, keys.Lease(r.prefix), "b 1", time.Minute)
+		if err := w.writeIndexes(r.ctx, keys.Sessions); !errors.Is(err, ErrLeaseLost) {
+			t.Errorf("writeIndexes with another's lease = %v, want ErrLeaseLost", err)
+		}
+		if n := r.rdb.Exists(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); n != 0 {
+			t.Errorf("the sessions index was written under another's lease")
+		}
+		if n := len(w.st.kinds[keys.Sessions].unindexed); n != unindexed || n == 0 {
+			t.Errorf("%d sessions left to list, want the %d written", n, unindexed)
 		}
 	})
 }
