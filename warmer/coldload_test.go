@@ -147,10 +147,11 @@ func TestIndexWritesInFlightListEverything(t *testing.T) {
 	indexesAgree(r, w)
 }
 
-// A build's index writes go whole when the warmer is asked to stop
-// meanwhile, as every write does: an index listed halfway is work for
-// the next writer's SCAN.
-func TestIndexWritesGoWholeWhenAskedToStop(t *testing.T) {
+// firstPageUnlisted runs a build whose sessions list's second page is
+// held, writing 40 rows at a time and listing none of them before the
+// list is in, one index command a write, until the first page's hashes
+// are written.
+func firstPageUnlisted(t *testing.T) (*rig, *Warmer) {
 	r, held := newHeldListRig(t)
 	w := r.warmer("a")
 	w.chunk, w.indexEvery, w.indexWrite = 40, 1000, 1
@@ -158,6 +159,14 @@ func TestIndexWritesGoWholeWhenAskedToStop(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "the first page of sessions written while the second is held", func() bool {
 		return held.holding.Load() && len(sessionKeys(r)) > 0
 	})
+	return r, w
+}
+
+// A build's index writes go whole when the warmer is asked to stop
+// meanwhile, as every write does: an index listed halfway is work for
+// the next writer's SCAN.
+func TestIndexWritesGoWholeWhenAskedToStop(t *testing.T) {
+	r, w := firstPageUnlisted(t)
 	ended, cancel := context.WithCancel(r.ctx)
 	cancel()
 	r.locked(w, func() {
@@ -178,13 +187,7 @@ func TestIndexWritesGoWholeWhenAskedToStop(t *testing.T) {
 // lease) return the fence's error, list nothing, and leave the build's
 // entities to be listed, whichever of the writes in flight failed first.
 func TestIndexWritesStoppedByTheFence(t *testing.T) {
-	r, held := newHeldListRig(t)
-	w := r.warmer("a")
-	w.chunk, w.indexEvery, w.indexWrite = 40, 1000, 1
-	r.run(w)
-	testkit.Eventually(t, 10*time.Second, "the first page of sessions written while the second is held", func() bool {
-		return held.holding.Load() && len(sessionKeys(r)) > 0
-	})
+	r, w := firstPageUnlisted(t)
 	r.locked(w, func() {
 		unindexed := len(w.st.kinds[keys.Sessions].unindexed)
 		r.rdb.Set(r.ctx, keys.Lease(r.prefix), "b 1", time.Minute)
