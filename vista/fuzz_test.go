@@ -147,24 +147,6 @@ func FuzzDecodeCinemas(f *testing.F) {
 // FuzzScanners feeds the JSON scanners bytes that were never validated: the
 // decoders only hand them valid JSON, but no input may make them panic or
 // hand out a slice outside their input.
-// FuzzSkipString: on valid JSON, skipString ends a string where
-// encoding/json does.
-func FuzzSkipString(f *testing.F) {
-	for _, seed := range []string{`"a"`, `"a\"b"`, `"a\\"`, `"a\\\"b"`, `"\\\\"`, `""`, `"\u0022"`, `"x\/y\n"`} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var v string
-		if json.Unmarshal([]byte(s), &v) != nil || len(s) == 0 || s[0] != '"' || strings.TrimSpace(s) != s {
-			return // not one JSON string, alone
-		}
-		b := []byte(s + `,"z"]`)
-		if got := skipString(b, 0); got != len(s) {
-			t.Fatalf("skipString(%q) = %d, want %d", b, got, len(s))
-		}
-	})
-}
-
 func FuzzScanners(f *testing.F) {
 	for _, seed := range []string{`{"a":1,"b":[1,{"c":"}"}]}`, `[1,"x\"",{}]`, `{"a`, `[`, `{"a":}`, `"\`, ``} {
 		f.Add([]byte(seed))
@@ -183,5 +165,23 @@ func FuzzScanners(f *testing.F) {
 			}
 		}
 		(&row{list: "sessions"}).load(0, b)
+	})
+}
+
+// FuzzSkipString: on valid JSON, skipString ends a string where
+// encoding/json does.
+func FuzzSkipString(f *testing.F) {
+	for _, seed := range []string{`"a"`, `"a\"b"`, `"a\\"`, `"a\\\"b"`, `"\\\\"`, `""`, `"\u0022"`, `"x\/y\n"`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var v string
+		if json.Unmarshal([]byte(s), &v) != nil || len(s) == 0 || s[0] != '"' || strings.TrimSpace(s) != s {
+			return // not one JSON string, alone
+		}
+		b := []byte(s + `,"z"]`)
+		if got := skipString(b, 0); got != len(s) {
+			t.Fatalf("skipString(%q) = %d, want %d", b, got, len(s))
+		}
 	})
 }

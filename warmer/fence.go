@@ -117,8 +117,8 @@ func (wr *write) argv() []any {
 }
 
 // prepare queues a fenced write's commands and makes them the script's
-// arguments or a transaction's commands. It reads nothing of Redis, so apply prepares a batch while
-// Redis runs the one before.
+// arguments or a transaction's commands. It reads nothing of Redis, so
+// apply prepares a batch while Redis runs the one before.
 func (s *store) prepare(ctx context.Context, g *guard, queue func(redis.Pipeliner)) *write {
 	pipe := s.rdb.Pipeline()
 	queue(pipe)

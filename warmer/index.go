@@ -17,7 +17,7 @@ import (
 
 func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 	p := w.cfg.Prefix
-	own := ix.key(sp.kind, -1, "", !sp.sorted, func() string { return keys.Index(p, sp.kind) })
+	own := ix.own(p, sp)
 	if !sp.sorted {
 		own.add(0, id)
 		return
@@ -26,7 +26,7 @@ func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 	own.add(score, id)
 	for _, o := range sp.owners {
 		if owner := r.vals.get(o.field); owner != "" {
-			ix.key(sp.kind, o.field, owner, false, func() string { return o.key(p, owner) }).add(score, id)
+			ix.owner(p, sp, o, owner).add(score, id)
 		}
 	}
 }
@@ -37,7 +37,7 @@ func (w *Warmer) index(ix *indexBatch, sp *spec, id string, r *record) {
 // which the sweep covers for all at once.
 func (w *Warmer) unindex(ix *indexBatch, sp *spec, c change) {
 	p := w.cfg.Prefix
-	ix.key(sp.kind, -1, "", !sp.sorted, func() string { return keys.Index(p, sp.kind) }).rem(c.id)
+	ix.own(p, sp).rem(c.id)
 	if !sp.sorted {
 		return
 	}
@@ -48,10 +48,10 @@ func (w *Warmer) unindex(ix *indexBatch, sp *spec, c change) {
 	for _, o := range sp.owners {
 		if r.missing {
 			for owner := range w.st.cache[o.kind] {
-				ix.key(sp.kind, o.field, owner, false, func() string { return o.key(p, owner) }).rem(c.id)
+				ix.owner(p, sp, o, owner).rem(c.id)
 			}
 		} else if owner := r.vals.get(o.field); owner != "" {
-			ix.key(sp.kind, o.field, owner, false, func() string { return o.key(p, owner) }).rem(c.id)
+			ix.owner(p, sp, o, owner).rem(c.id)
 		}
 	}
 }
@@ -90,10 +90,20 @@ type indexItem struct {
 func (k *indexKey) add(score int64, id string) { k.adds = append(k.adds, indexItem{score, id}) }
 func (k *indexKey) rem(id string)              { k.rems = append(k.rems, id) }
 
+// own returns the batch's writes to sp's kind's own index.
+func (ix *indexBatch) own(prefix string, sp *spec) *indexKey {
+	return ix.key(indexRef{sp.kind, -1, ""}, !sp.sorted, func() string { return keys.Index(prefix, sp.kind) })
+}
+
+// owner returns the batch's writes to the index of sp's kind that the
+// owner o of that id keeps.
+func (ix *indexBatch) owner(prefix string, sp *spec, o owner, id string) *indexKey {
+	return ix.key(indexRef{sp.kind, o.field, id}, false, func() string { return o.key(prefix, id) })
+}
+
 // key returns the batch's writes to the index ref names; name makes its
 // key the first time.
-func (ix *indexBatch) key(kind keys.Kind, field int, owner string, set bool, name func() string) *indexKey {
-	ref := indexRef{kind, field, owner}
+func (ix *indexBatch) key(ref indexRef, set bool, name func() string) *indexKey {
 	if k := ix.known[ref]; k != nil {
 		return k
 	}
