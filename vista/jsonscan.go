@@ -11,6 +11,11 @@ package vista
 // and 1.20 s into a struct of the fields read (2.5×, and it cannot read the
 // operator's extra fields); the bar for keeping them was 1.5×.
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // member is one name/value pair of a JSON object, both as raw bytes; the
 // name is still quoted.
 type member struct {
@@ -78,8 +83,25 @@ func skipSpace(b []byte, i int) int {
 }
 
 // skipString returns the index after the string that starts at b[i].
+// Most of a page's bytes are inside strings, and a page is scanned
+// three times (decodePage, then each row), so it looks at eight bytes
+// a step for the two it stops at. Six runs each, alternately (Xeon,
+// 2026-12-06), medians: BenchmarkDecodeReload/scanner 0.57 → 0.49 s,
+// BenchmarkDecodeWindowAnswer 0.41 → 0.32 ms. (bytes.IndexByte, a call
+// for each string, made the window answer slower: a sweep's strings
+// are short.)
 func skipString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
+		for i+8 <= len(b) {
+			if m := quoteOrBackslash(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		switch b[i] {
 		case '\\':
 			i++
@@ -88,6 +110,16 @@ func skipString(b []byte, i int) int {
 		}
 	}
 	return len(b)
+}
+
+// quoteOrBackslash has the high bit set in the byte of x (read little
+// endian) that is the first '"' or '\\', and maybe in later bytes; zero
+// when there is none. (The classic test for a zero byte, on x XOR each:
+// a borrow can only mark bytes after a true match.)
+func quoteOrBackslash(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, s := x^(ones*'"'), x^(ones*'\\')
+	return ((q-ones)&^q | (s-ones)&^s) & highs
 }
 
 // skipValue returns the index after the value that starts at b[i].
