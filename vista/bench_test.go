@@ -1,6 +1,7 @@
 package vista
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -165,7 +166,7 @@ func decodePageStd(list string, body []byte) (page, error) {
 		return fail(fmt.Errorf("value %w", errNotArray))
 	}
 	var err error
-	if p.next, err = link(top, "odata.nextLink"); err != nil {
+	if p.next, err = link(map[string]member{"odata.nextLink": {value: bytes.TrimSpace(top["odata.nextLink"])}}, "odata.nextLink"); err != nil {
 		return fail(err)
 	}
 	return p, nil

@@ -48,7 +48,7 @@ func (r *row) load(index int, raw json.RawMessage) *DecodeError {
 	r.index, r.id = index, ""
 	b := bytes.TrimSpace(raw)
 	var ok bool
-	if r.members, ok = objectMembers(r.members[:0], b); !ok {
+	if r.members, ok = objectMembers(r.members[:0], b, false); !ok {
 		return &DecodeError{List: r.list, Index: index, Err: fmt.Errorf("row is not an object: %s", excerpt(string(b)))}
 	}
 	r.sameNames()

@@ -17,14 +17,19 @@ import (
 )
 
 // member is one name/value pair of a JSON object, both as raw bytes; the
-// name is still quoted.
+// name is still quoted. elems are the elements of a value that is an
+// array, when objectMembers was asked for them.
 type member struct {
 	name, value []byte
+	elems       [][]byte
 }
 
 // objectMembers appends the members of the object b to dst. It reports false
-// when b is not an object.
-func objectMembers(dst []member, b []byte) ([]member, bool) {
+// when b is not an object. With arrays, it finds the elements of the
+// members whose values are arrays in the same scan: a page's rows are
+// its one big array, and finding where it ends and then where each row
+// ends read every byte of the page twice.
+func objectMembers(dst []member, b []byte, arrays bool) ([]member, bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return dst, false
@@ -41,11 +46,16 @@ func objectMembers(dst []member, b []byte) ([]member, bool) {
 			return dst, false
 		}
 		start := skipSpace(b, i+1)
-		end = skipValue(b, start)
+		var elems [][]byte
+		if arrays && start < len(b) && b[start] == '[' {
+			elems, end = arrayAt(nil, b, start)
+		} else {
+			end = skipValue(b, start)
+		}
 		if end <= start {
 			return dst, false
 		}
-		dst = append(dst, member{name: name, value: b[start:end]})
+		dst = append(dst, member{name: name, value: b[start:end], elems: elems})
 		i = skipSpace(b, end)
 		if i < len(b) && b[i] == ',' {
 			i = skipSpace(b, i+1)
@@ -56,15 +66,21 @@ func objectMembers(dst []member, b []byte) ([]member, bool) {
 
 // arrayElements appends the elements of the array b to dst.
 func arrayElements(dst [][]byte, b []byte) ([][]byte, bool) {
-	i := skipSpace(b, 0)
+	dst, end := arrayAt(dst, b, skipSpace(b, 0))
+	return dst, end >= 0
+}
+
+// arrayAt appends the elements of the array that starts at b[i] to dst,
+// and returns the index after the array, or -1 when there is none.
+func arrayAt(dst [][]byte, b []byte, i int) ([][]byte, int) {
 	if i >= len(b) || b[i] != '[' {
-		return dst, false
+		return dst, -1
 	}
 	i = skipSpace(b, i+1)
 	for i < len(b) && b[i] != ']' {
 		end := skipValue(b, i)
 		if end <= i {
-			return dst, false
+			return dst, -1
 		}
 		dst = append(dst, b[i:end])
 		i = skipSpace(b, end)
@@ -72,7 +88,10 @@ func arrayElements(dst [][]byte, b []byte) ([][]byte, bool) {
 			i = skipSpace(b, i+1)
 		}
 	}
-	return dst, i < len(b)
+	if i >= len(b) {
+		return dst, -1
+	}
+	return dst, i + 1
 }
 
 func skipSpace(b []byte, i int) int {

@@ -96,19 +96,18 @@ func decodePage(list string, body []byte) (page, error) {
 		err error
 	)
 	switch value, d := top["value"], top["d"]; {
-	case value != nil:
+	case value.value != nil:
 		if p.rows, err = rawArray(value); err != nil {
 			return fail(fmt.Errorf("value %w", err))
 		}
-	case d != nil:
-		d = bytes.TrimSpace(d)
-		if len(d) > 0 && d[0] == '[' {
+	case d.value != nil:
+		if d.value[0] == '[' {
 			if p.rows, err = rawArray(d); err != nil {
 				return fail(fmt.Errorf("d %w", err))
 			}
 			break
 		}
-		inner, ok := objectMap(d)
+		inner, ok := objectMap(d.value)
 		if !ok {
 			return fail(fmt.Errorf("d %w", errNotObject))
 		}
@@ -137,8 +136,8 @@ func decodePage(list string, body []byte) (page, error) {
 }
 
 // link reads a next-page link: a string, or null for none.
-func link(m map[string]json.RawMessage, key string) (string, error) {
-	v := bytes.TrimSpace(m[key])
+func link(m map[string]member, key string) (string, error) {
+	v := m[key].value
 	if len(v) == 0 || string(v) == "null" {
 		return "", nil
 	}
@@ -149,35 +148,31 @@ func link(m map[string]json.RawMessage, key string) (string, error) {
 	return strings.TrimSpace(s), nil
 }
 
-func rawArray(b json.RawMessage) ([]json.RawMessage, error) {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '[' {
+// rawArray returns a copy of each element of m's value, an array.
+func rawArray(m member) ([]json.RawMessage, error) {
+	if len(m.value) == 0 || m.value[0] != '[' {
 		return nil, errNotArray
 	}
-	elems, ok := arrayElements(nil, b)
-	if !ok {
-		return nil, errNotArray
-	}
-	rows := make([]json.RawMessage, len(elems))
-	for i, e := range elems {
+	rows := make([]json.RawMessage, len(m.elems))
+	for i, e := range m.elems {
 		rows[i] = bytes.Clone(e)
 	}
 	return rows, nil
 }
 
-// objectMap returns the members of a valid JSON object by name; a later
-// duplicate wins, as with encoding/json. It reports false for anything
-// else, null included.
-func objectMap(b []byte) (map[string]json.RawMessage, bool) {
-	ms, ok := objectMembers(nil, b)
+// objectMap returns the members of a valid JSON object by name, with the
+// elements of those that are arrays; a later duplicate wins, as with
+// encoding/json. It reports false for anything else, null included.
+func objectMap(b []byte) (map[string]member, bool) {
+	ms, ok := objectMembers(nil, b, true)
 	if !ok {
 		return nil, false
 	}
-	m := make(map[string]json.RawMessage, len(ms))
+	m := make(map[string]member, len(ms))
 	for _, mb := range ms {
 		var name string
 		if unquote(mb.name, &name) == nil {
-			m[name] = mb.value
+			m[name] = mb
 		}
 	}
 	return m, true
