@@ -50,6 +50,14 @@ func (r *recorder) keep(cmd redis.Cmder) {
 		return
 	}
 	args := slices.Clone(cmd.Args())
+	for i, a := range args { // values the writer passes by pointer, as go-redis writes them
+		switch p := a.(type) {
+		case *string:
+			args[i] = *p
+		case *int64:
+			args[i] = *p
+		}
+	}
 	if inner, ok := fencedCommands(args); ok {
 		r.cmds = append(r.cmds, inner...)
 		return
