@@ -203,6 +203,43 @@ func TestIndexWritesStoppedByTheFence(t *testing.T) {
 	})
 }
 
+// One of a build's index writes in flight that Redis refuses (here a
+// cinema's index key holds a string) fails writeIndexes while the others
+// go through: the build's entities all stay to be listed, and the next
+// writeIndexes, once Redis takes the write, lists every one of them.
+func TestIndexWritesOneRefusedOthersThrough(t *testing.T) {
+	r, w := firstPageUnlisted(t)
+	r.locked(w, func() {
+		unindexed := len(w.st.kinds[keys.Sessions].unindexed)
+		if unindexed == 0 {
+			t.Fatal("nothing unindexed while the list is held")
+		}
+		cinema := w.st.cache[keys.Sessions][w.st.kinds[keys.Sessions].unindexed[0]].vals.get(sCinemaID)
+		bad := keys.CinemaSessions(r.prefix, cinema)
+		r.rdb.Set(r.ctx, bad, "not an index", 0)
+		err := w.writeIndexes(r.ctx, keys.Sessions)
+		if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+			t.Errorf("writeIndexes with %s a string = %v, want Redis's WRONGTYPE", bad, err)
+		}
+		if n := len(w.st.kinds[keys.Sessions].unindexed); n != unindexed {
+			t.Errorf("%d sessions left to list after the failure, want all %d", n, unindexed)
+		}
+		if n := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); n == 0 {
+			t.Errorf("no write went through beside the refused one")
+		}
+		r.rdb.Del(r.ctx, bad)
+		if err := w.writeIndexes(r.ctx, keys.Sessions); err != nil {
+			t.Fatalf("writeIndexes again: %v", err)
+		}
+		if n := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); n != int64(unindexed) {
+			t.Errorf("the index lists %d sessions, want the %d written", n, unindexed)
+		}
+		if n := r.rdb.ZCard(r.ctx, bad).Val(); n == 0 {
+			t.Errorf("%s lists nothing after the second writeIndexes", bad)
+		}
+	})
+}
+
 // A build that stops halfway (here its process, while the list's second
 // page is held) leaves hashes no index lists yet. The next writer finds
 // them: a session Vista dropped meanwhile goes, the others are listed;
