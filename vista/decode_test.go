@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/vista-warmer/vista-warmer/keys"
 )
@@ -488,6 +490,35 @@ func TestCheckID(t *testing.T) {
 	for _, id := range []string{"", " ", "1001 ", "a\tb", "a\nb", "1001:sessions", "{vista}", "a}", "a\x7fb", "a\u00a0b", "a\u2028b", "\xff", strings.Repeat("9", 129)} {
 		if err := CheckID(id); !errors.Is(err, ErrUnsafeID) {
 			t.Errorf("CheckID(%q) = %v, want ErrUnsafeID", id, err)
+		}
+	}
+}
+
+// TestCheckIDPlainAgrees holds CheckID, which passes ids of printable
+// ASCII with a look at each byte, to the rune-by-rune rule, on every
+// string of one and two bytes and at the length limit.
+func TestCheckIDPlainAgrees(t *testing.T) {
+	byRune := func(id string) bool {
+		if id == "" || len(id) > MaxIDBytes || !utf8.ValidString(id) {
+			return false
+		}
+		for _, r := range id {
+			if r == ':' || r == '{' || r == '}' || unicode.IsSpace(r) || unicode.IsControl(r) {
+				return false
+			}
+		}
+		return true
+	}
+	ids := []string{"", strings.Repeat("a", MaxIDBytes), strings.Repeat("a", MaxIDBytes+1), "aü", "a\u0085"}
+	for a := range 256 {
+		ids = append(ids, string([]byte{byte(a)}))
+		for b := range 256 {
+			ids = append(ids, string([]byte{byte(a), byte(b)}))
+		}
+	}
+	for _, id := range ids {
+		if got, want := CheckID(id) == nil, byRune(id); got != want {
+			t.Fatalf("CheckID(%q) passes: %v, want %v", id, got, want)
 		}
 	}
 }
