@@ -103,8 +103,8 @@ func skipSpace(b []byte, i int) int {
 
 // skipString returns the index after the string that starts at b[i].
 // Most of a page's bytes are inside strings, and a page is scanned
-// three times (decodePage, then each row), so it looks at eight bytes
-// a step for the two it stops at. Six runs each, alternately (Xeon,
+// twice (decodePage, then each row), so it looks at eight bytes a step
+// for the two it stops at. Six runs each, alternately (Xeon,
 // 2026-12-06), medians: BenchmarkDecodeReload/scanner 0.57 → 0.49 s,
 // BenchmarkDecodeWindowAnswer 0.41 → 0.32 ms. (bytes.IndexByte, a call
 // for each string, made the window answer slower: a sweep's strings
