@@ -523,6 +523,41 @@ func TestCheckIDPlainAgrees(t *testing.T) {
 	}
 }
 
+// TestFieldsAskedInAnotherOrder: get remembers where it found each
+// field by the order a decoder asks for them; a decoder that asks for
+// the same fields of same-named rows in another order still reads each
+// field's own value.
+func TestFieldsAskedInAnotherOrder(t *testing.T) {
+	var rows []json.RawMessage
+	for i := range 6 {
+		rows = append(rows, json.RawMessage(fmt.Sprintf(`{"A":"a%d","B":"b%d","C":"c%d"}`, i, i, i)))
+	}
+	orders := [][]string{{"A", "B", "C"}, {"C", "A"}, {"B", "C", "A"}, {"A", "B", "C"}, {"B"}, {"C", "B", "A"}}
+	got, errs := decodeRows(nil, nil, "test", rows, 0, func(r *row, _ json.RawMessage) (string, *DecodeError) {
+		var read []string
+		for _, f := range orders[r.index] {
+			v, derr := r.text(f)
+			if derr != nil {
+				return "", derr
+			}
+			read = append(read, f+"="+v)
+		}
+		return strings.Join(read, " "), nil
+	})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	for i, line := range got {
+		var want []string
+		for _, f := range orders[i] {
+			want = append(want, fmt.Sprintf("%s=%s%d", f, strings.ToLower(f), i))
+		}
+		if line != strings.Join(want, " ") {
+			t.Errorf("row %d read %q, want %q", i, line, strings.Join(want, " "))
+		}
+	}
+}
+
 // TestRowsOfChangingShape decodes rows whose member names change from
 // one row to the next (order, case, duplicates, fields absent or null,
 // escaped names) in one list and each row alone: a row read after others

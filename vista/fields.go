@@ -30,9 +30,16 @@ type row struct {
 	// found in: a list's rows are nearly always alike, and get scanned
 	// every member for every field it read. names are that row's member
 	// names, copied (a page's buffer may be reused); at maps a field to
-	// its member's index, or -1 when the row lacks it.
-	names [][]byte
-	at    map[string]int
+	// its member's index, or -1 when the row lacks it. A decoder asks
+	// for the same fields in the same order row after row: byCall keeps
+	// them in that order, so that get finds a field by a comparison with
+	// the one it was asked for at the same call of the row before, not
+	// by hashing its name (the map was a twentieth of decoding a sweep's
+	// answer); call counts get's calls in this row.
+	names  [][]byte
+	at     map[string]int
+	byCall []fieldAt
+	call   int
 
 	// reads, when not nil, records every field a decoder reads and how it
 	// reads it: "id", "text", "number", "integer", "integer-text",
@@ -41,11 +48,17 @@ type row struct {
 	reads map[string]string
 }
 
+// fieldAt is where get found a field: its member's index, or -1.
+type fieldAt struct {
+	field string
+	at    int
+}
+
 // load makes r the row at index of its list, read from raw as a JSON
 // object; it reuses r's members, so that a list costs one row, not one per
 // entity. A row that is not an object is a DecodeError with an empty Field.
 func (r *row) load(index int, raw json.RawMessage) *DecodeError {
-	r.index, r.id = index, ""
+	r.index, r.id, r.call = index, "", 0
 	b := bytes.TrimSpace(raw)
 	var ok bool
 	if r.members, ok = objectMembers(r.members[:0], b, false); !ok {
@@ -66,6 +79,7 @@ func (r *row) sameNames() {
 		r.at = make(map[string]int, 32)
 	}
 	clear(r.at)
+	r.byCall = r.byCall[:0]
 	r.names = r.names[:0]
 	for _, m := range r.members {
 		r.names = append(r.names, bytes.Clone(m.name))
@@ -109,13 +123,22 @@ func (r *row) fail(field string, err error) *DecodeError {
 // get finds a field by Vista's spelling, or failing that by a case-insensitive
 // match, as encoding/json would. null counts as absent.
 func (r *row) get(field string) (json.RawMessage, bool) {
-	i, known := r.at[field]
-	if !known {
-		i = r.find(field)
-		if r.at != nil {
-			r.at[field] = i
+	var i int
+	if c := r.call; c < len(r.byCall) && r.byCall[c].field == field {
+		i = r.byCall[c].at
+	} else {
+		var known bool
+		if i, known = r.at[field]; !known {
+			i = r.find(field)
+			if r.at != nil {
+				r.at[field] = i
+			}
+		}
+		if r.at != nil && c == len(r.byCall) {
+			r.byCall = append(r.byCall, fieldAt{field: field, at: i})
 		}
 	}
+	r.call++
 	if i < 0 {
 		return nil, false
 	}
