@@ -168,8 +168,18 @@ func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 	w.committed(b.pub)
 	w.st.mu.Lock() // a list fetched in the background may be reading the maps
 	defer w.st.mu.Unlock()
+	// Counted once a batch for each outcome: a labelled counter hashes
+	// its labels at every lookup, and a cold load counts 100k changes.
+	var byOp [opRemove + 1]int
+	defer func() {
+		for o, n := range byOp {
+			if n > 0 {
+				w.m.changes.WithLabelValues(string(k), change{op: op(o)}.outcome()).Add(float64(n))
+			}
+		}
+	}()
 	for i, c := range b.changes {
-		w.m.changes.WithLabelValues(string(k), c.outcome()).Inc()
+		byOp[c.op]++
 		if c.op == opRemove {
 			if sp.checked {
 				w.st.unplace(cache[c.id])
