@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
@@ -381,5 +383,29 @@ func TestReadUnlistedWithoutScan(t *testing.T) {
 		if n, want := len(logs.lines("+scan")), map[string]int{"with": 0, "without": 1}[user]; n != want {
 			t.Errorf("%s SCAN: %d log lines name +scan, want %d", user, n, want)
 		}
+	}
+}
+
+// vista_warmer_changes_total counts every change a write takes in, by
+// kind and outcome, however many a batch carries: each session of a cold
+// load once as added (several batches here), then the one Vista dropped
+// as removed.
+func TestChangesCountedByOutcome(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a", func(c *Config) { c.BatchSize = 7 })
+	count := func(out string) int {
+		return int(testutil.ToFloat64(w.m.changes.WithLabelValues(string(keys.Sessions), out)))
+	}
+	r.step(w)
+	sessions := r.sim.Sessions()
+	if n := count(outAdded); n != len(sessions) {
+		t.Errorf("%d sessions counted added by a cold load of %d", n, len(sessions))
+	}
+	r.sim.Remove(sessions[0].ID)
+	if err := r.reload(w, keys.Sessions); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := count(outRemoved), count(outAdded); n != 1 || m != len(sessions) {
+		t.Errorf("after a reload that drops one session: %d counted removed, %d added; want 1 and %d", n, m, len(sessions))
 	}
 }
