@@ -209,19 +209,22 @@ func FuzzSkipString(f *testing.F) {
 	})
 }
 
-// TestSkipStringEightAtATime holds skipString, which looks at eight bytes
-// a step, to the byte-at-a-time scan it replaced, from every start in
-// random bytes that are mostly quotes, backslashes and their neighbours
-// (in value and with the high bit set), of every length around the
-// eight-byte steps.
+// TestSkipStringEightAtATime holds skipString, which looks at eight
+// bytes a step, to a byte-at-a-time scan for the closing quote, from
+// every start in random bytes that are mostly quotes, backslashes and
+// their neighbours (in value and with the high bit set), of every
+// length around the eight-byte steps.
 func TestSkipStringEightAtATime(t *testing.T) {
 	byteWise := func(b []byte, i int) int {
-		for i++; i < len(b); i++ {
-			switch b[i] {
-			case '\\':
-				i++
-			case '"':
-				return i + 1
+		escaped := false
+		for j := i + 1; j < len(b); j++ {
+			switch {
+			case escaped:
+				escaped = false
+			case b[j] == '\\':
+				escaped = true
+			case b[j] == '"':
+				return j + 1
 			}
 		}
 		return len(b)
