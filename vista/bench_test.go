@@ -166,7 +166,7 @@ func decodePageStd(list string, body []byte) (page, error) {
 		return fail(fmt.Errorf("value %w", errNotArray))
 	}
 	var err error
-	if p.next, err = link(map[string]member{"odata.nextLink": {value: bytes.TrimSpace(top["odata.nextLink"])}}, "odata.nextLink"); err != nil {
+	if p.next, err = link(bytes.TrimSpace(top["odata.nextLink"]), "odata.nextLink"); err != nil {
 		return fail(err)
 	}
 	return p, nil

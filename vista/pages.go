@@ -118,7 +118,7 @@ func decodePage(list string, body []byte) (page, error) {
 		if p.rows, err = rawArray(results); err != nil {
 			return fail(fmt.Errorf("d.results %w", err))
 		}
-		if p.next, err = link(inner, "__next"); err != nil {
+		if p.next, err = link(inner["__next"].value, "__next"); err != nil {
 			return fail(fmt.Errorf("d.%w", err))
 		}
 	default:
@@ -128,16 +128,16 @@ func decodePage(list string, body []byte) (page, error) {
 		if p.next != "" {
 			break
 		}
-		if p.next, err = link(top, k); err != nil {
+		if p.next, err = link(top[k].value, k); err != nil {
 			return fail(err)
 		}
 	}
 	return p, nil
 }
 
-// link reads a next-page link: a string, or null for none.
-func link(m map[string]member, key string) (string, error) {
-	v := m[key].value
+// link reads a next-page link, the value v of the member key: a string,
+// or null or nothing for none.
+func link(v []byte, key string) (string, error) {
 	if len(v) == 0 || string(v) == "null" {
 		return "", nil
 	}

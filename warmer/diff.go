@@ -29,8 +29,9 @@ type change struct {
 	reason  string // removals only
 }
 
-func (c change) outcome() string {
-	switch c.op {
+// outcome is what vista_warmer_changes_total calls a change of this op.
+func (o op) outcome() string {
+	switch o {
 	case opAdd:
 		return outAdded
 	case opUpdate:

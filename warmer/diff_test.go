@@ -32,7 +32,7 @@ func session(id string, show time.Time, seats string) *record {
 func summary(changes []change) []string {
 	var out []string
 	for _, c := range changes {
-		s := c.outcome() + " " + c.id
+		s := c.op.outcome() + " " + c.id
 		if len(c.changed) > 0 {
 			s += " [" + strings.Join(c.changed, ",") + "]"
 		}

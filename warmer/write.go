@@ -174,7 +174,7 @@ func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 	defer func() {
 		for o, n := range byOp {
 			if n > 0 {
-				w.m.changes.WithLabelValues(string(k), change{op: op(o)}.outcome()).Add(float64(n))
+				w.m.changes.WithLabelValues(string(k), op(o).outcome()).Add(float64(n))
 			}
 		}
 	}()
