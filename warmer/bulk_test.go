@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -129,7 +130,7 @@ func TestBulkWriteReplacesWhatItsKeysHeld(t *testing.T) {
 	}
 }
 
-// touchBeforeExec is a go-redis hook that runs touch before each MULTI it
+// touchBeforeExec is a go-redis hook that runs touch before each EXEC it
 // sees go out, as another client would between the fence's reads and EXEC.
 type touchBeforeExec struct {
 	touch func()
@@ -139,15 +140,116 @@ type touchBeforeExec struct {
 func (h *touchBeforeExec) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h *touchBeforeExec) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if strings.EqualFold(cmd.Name(), "multi") {
-			h.n.Add(1)
-			h.touch()
-		}
+		h.before([]redis.Cmder{cmd})
 		return next(ctx, cmd)
 	}
 }
 func (h *touchBeforeExec) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.before(cmds)
+		return next(ctx, cmds)
+	}
+}
+func (h *touchBeforeExec) before(cmds []redis.Cmder) {
+	for _, c := range cmds {
+		if strings.EqualFold(c.Name(), "exec") {
+			h.n.Add(1)
+			h.touch()
+		}
+	}
+}
+
+// roundTrips is a go-redis hook that counts the round trips a client
+// makes (a pipeline is one) and the commands it sends by name.
+type roundTrips struct {
+	mu    sync.Mutex
+	trips int
+	names map[string]int
+}
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.count([]redis.Cmder{cmd})
+		return next(ctx, cmd)
+	}
+}
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.count(cmds)
+		return next(ctx, cmds)
+	}
+}
+func (h *roundTrips) count(cmds []redis.Cmder) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.trips++
+	if h.names == nil {
+		h.names = map[string]int{}
+	}
+	for _, c := range cmds {
+		h.names[strings.ToLower(c.Name())]++
+	}
+}
+
+// A bulk write takes two round trips, the fence's and the commands', and
+// leaves its connection with nothing watched whether the fence lets it
+// through or not: EXEC or DISCARD ends the WATCH, and no UNWATCH goes.
+// A Redis Cluster client takes a round trip more (see onOneConn).
+func TestBulkWriteTakesTwoRoundTrips(t *testing.T) {
+	rdb, prefix := MustRedis(t)
+	s := bulkStore(t, rdb, prefix, nil)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name  string
+		lease string
+		want  error
+		last  string // the command that ends the WATCH
+	}{{"the fence lets it through", s.lease, nil, "exec"}, {"the fence says no", "b 1", ErrLeaseLost, "discard"}} {
+		t.Run(c.name, func(t *testing.T) {
+			rdb.Set(ctx, keys.Lease(prefix), c.lease, time.Minute)
+			rdb.HSet(ctx, keys.Meta(prefix), keys.MetaEpoch, "e1", keys.MetaSeq, 5)
+			wr := s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes))
+			if wr.tx == nil || !s.canBulk(ctx) {
+				t.Fatal("not a transaction")
+			}
+			h := &roundTrips{}
+			opt := *rdb.Options()
+			opt.PoolSize = 1 // the write's connection is the one asked below
+			conn := redis.NewClient(&opt)
+			defer conn.Close()
+			conn.Ping(ctx) // the connection's own handshake is not the write's
+			conn.AddHook(h)
+			s.rdb = conn
+			if _, err := s.run(ctx, wr); !errors.Is(err, c.want) {
+				t.Fatalf("write = %v, want %v", err, c.want)
+			}
+			if h.trips != 2 || h.names["unwatch"] != 0 || h.names["watch"] != 1 || h.names[c.last] != 1 {
+				t.Errorf("%d round trips sending %v, want 2, one WATCH, one %s and no UNWATCH", h.trips, h.names, strings.ToUpper(c.last))
+			}
+			// Nothing stays watched on the connection, nor is a
+			// transaction left open: Redis flags a client d whose watched
+			// key changed, and x in a MULTI.
+			rdb.HSet(ctx, keys.Meta(prefix), "touched", 1)
+			info, err := conn.Do(ctx, "client", "info").Text()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if flags := clientField(info, "flags"); flags == "" || strings.ContainsAny(flags, "dx") {
+				t.Errorf("CLIENT INFO after the write: %q", info)
+			}
+		})
+	}
+}
+
+// clientField is a field of CLIENT INFO's answer.
+func clientField(info, name string) string {
+	for _, f := range strings.Fields(info) {
+		if v, ok := strings.CutPrefix(f, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // A transaction that Redis aborts because the lease or P:meta changed after

@@ -71,7 +71,7 @@ type guard struct {
 // both first, in the same atomic step as the writes, so a writer that was
 // paused past its lease, and even one that got the lease back after
 // another wrote, changes nothing when it wakes. It is one round trip,
-// where WATCH, the reads, MULTI and EXEC take four; only a bulk write
+// where a fenced MULTI/EXEC takes two; only a bulk write
 // (bulk.go) goes that way, for the Redis CPU it saves.
 //
 // The pipeline given to queue is never sent: its commands are read back
