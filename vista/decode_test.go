@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -594,5 +596,43 @@ func TestRowsOfChangingShape(t *testing.T) {
 	if got[5].SeatsAvailable != 66 || got[6].SeatsAvailable != 77 || got[10].SeatsAvailable != 12 || got[3].SeatsAvailable != 4 || got[12].SeatsAvailable != 0 {
 		t.Errorf("duplicates, case and a name alike: seats %d %d %d %d %d, want 66 77 12 4 0",
 			got[5].SeatsAvailable, got[6].SeatsAvailable, got[10].SeatsAvailable, got[3].SeatsAvailable, got[12].SeatsAvailable)
+	}
+}
+
+// TestPlainWholeAgrees: the byte loop that reads a plain number reads
+// what parseWhole reads of the same text, and leaves to it whatever it
+// cannot read exactly (a sign, a fraction, an exponent, 19 digits and
+// more, which may not fit an int).
+func TestPlainWholeAgrees(t *testing.T) {
+	texts := []string{"", "-", "0", "-0", "7", "66", "-66", "007", "1.0", "1e3", "+5", " 5", "5 ",
+		"999999999999999999", "-999999999999999999", "1000000000000000000", "9223372036854775807",
+		"9223372036854775808", "-9223372036854775808", "12a", "1-2"}
+	for range 2000 { // random numbers of 1 to 20 digits, some negative
+		s := strconv.FormatUint(rand.Uint64()|1<<63, 10) // 19 or 20 digits
+		s = s[:1+rand.IntN(len(s))]
+		if rand.IntN(2) == 0 {
+			s = "-" + s
+		}
+		texts = append(texts, s)
+	}
+	for _, s := range texts {
+		n, ok := plainWhole([]byte(s))
+		if !ok {
+			continue
+		}
+		want, err := parseWhole(s)
+		if err != nil || n != want || !isNumber([]byte(s)) {
+			t.Errorf("plainWhole(%q) = %d; parseWhole: %d, %v", s, n, want, err)
+		}
+	}
+	for _, s := range []string{"0", "-0", "66", "-66", "999999999999999999"} {
+		if _, ok := plainWhole([]byte(s)); !ok {
+			t.Errorf("plainWhole(%q) left it to parseWhole", s)
+		}
+	}
+	for _, s := range []string{"1000000000000000000", "9223372036854775808", "1.5", "1e3", "007", "-", ""} {
+		if n, ok := plainWhole([]byte(s)); ok {
+			t.Errorf("plainWhole(%q) = %d, want it left to parseWhole", s, n)
+		}
 	}
 }

@@ -183,7 +183,8 @@ func (r *row) idField(field string, required, key bool) (string, *DecodeError) {
 	var s string
 	switch {
 	case v[0] == '"':
-		if err := unquote(v, &s); err != nil {
+		var err error
+		if s, err = unquote(v); err != nil {
 			return "", r.fail(field, err)
 		}
 	case isNumber(v):
@@ -222,7 +223,8 @@ func (r *row) text(field string) (string, *DecodeError) {
 	var s string
 	switch {
 	case v[0] == '"':
-		if err := unquote(v, &s); err != nil {
+		var err error
+		if s, err = unquote(v); err != nil {
 			return "", r.fail(field, err)
 		}
 	case isNumber(v):
@@ -279,10 +281,13 @@ func (r *row) whole(field string) (int, *DecodeError) {
 	if !ok {
 		return 0, nil
 	}
+	if n, ok := plainWhole(v); ok {
+		return n, nil
+	}
 	text := string(v)
 	if v[0] == '"' {
-		var s string
-		if err := unquote(v, &s); err != nil {
+		s, err := unquote(v)
+		if err != nil {
 			return 0, r.fail(field, err)
 		}
 		text = strings.TrimSpace(s)
@@ -308,6 +313,30 @@ func parseWhole(s string) (int, error) {
 		return 0, errors.New("not a whole number")
 	}
 	return int(f), nil
+}
+
+// plainWhole reads a JSON number of at most 18 digits, no sign but a
+// minus, no fraction and no exponent (seats: 66), without making a
+// string of it; false sends anything else the long way (parseWhole).
+func plainWhole(v []byte) (int, bool) {
+	digits := v
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	n := 0
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if len(digits) < len(v) {
+		n = -n
+	}
+	return n, true
 }
 
 // strs reads an array of strings; null or absent is empty, null elements
@@ -336,8 +365,11 @@ func (r *row) strs(field string) ([]string, *DecodeError) {
 		if string(e) == "null" {
 			continue
 		}
-		var s string
-		if len(e) == 0 || e[0] != '"' || unquote(e, &s) != nil {
+		if len(e) == 0 || e[0] != '"' {
+			return nil, bad()
+		}
+		s, err := unquote(e)
+		if err != nil {
 			return nil, bad()
 		}
 		if n += len(s) + 1; n > MaxTextBytes+1 {
@@ -358,7 +390,8 @@ func (r *row) status(field string) (text string, state keys.State, present bool,
 	}
 	switch {
 	case v[0] == '"':
-		if err := unquote(v, &text); err != nil {
+		var err error
+		if text, err = unquote(v); err != nil {
 			return "", "", false, r.fail(field, err)
 		}
 		if len(text) > MaxTextBytes {
@@ -388,7 +421,8 @@ func (r *row) extra(field string) (string, *DecodeError) {
 	var s string
 	switch v[0] {
 	case '"':
-		if err := unquote(v, &s); err != nil {
+		var err error
+		if s, err = unquote(v); err != nil {
 			return "", r.fail(field, err)
 		}
 	case '{', '[':
@@ -451,8 +485,8 @@ func nameIs(quoted []byte, field string, fold bool) bool {
 // escapedNameIs is nameIs's slow path, apart so that the fast one keeps its
 // variables on the stack.
 func escapedNameIs(quoted []byte, field string, fold bool) bool {
-	var name string
-	if unquote(quoted, &name) != nil {
+	name, err := unquote(quoted)
+	if err != nil {
 		return false
 	}
 	if fold {
@@ -489,15 +523,19 @@ func equalFoldASCII(b []byte, s string) bool {
 // part of its row. Most of Vista's strings hold no escape and valid UTF-8:
 // those are sliced out directly, which halves the cost of decoding a large
 // session list; the rest go through encoding/json.
-func unquote(v []byte, s *string) error {
+func unquote(v []byte) (string, error) {
 	if n := len(v); n >= 2 && v[0] == '"' && v[n-1] == '"' {
 		inner := v[1 : n-1]
 		if bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) {
-			*s = string(inner)
-			return nil
+			return string(inner), nil
 		}
 	}
-	return json.Unmarshal(v, s)
+	// Only here does the string escape to the heap: a string that a
+	// caller passed by pointer to json.Unmarshal was an allocation of its
+	// own on every call, fast or not.
+	var s string
+	err := json.Unmarshal(v, &s)
+	return s, err
 }
 
 // isNumber reports whether v, already known to be one valid JSON value, is a

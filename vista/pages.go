@@ -170,8 +170,7 @@ func objectMap(b []byte) (map[string]member, bool) {
 	}
 	m := make(map[string]member, len(ms))
 	for _, mb := range ms {
-		var name string
-		if unquote(mb.name, &name) == nil {
+		if name, err := unquote(mb.name); err == nil {
 			m[name] = mb
 		}
 	}
