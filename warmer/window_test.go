@@ -1,11 +1,16 @@
 package warmer
 
 import (
+	"context"
+	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
@@ -290,5 +295,92 @@ func TestSessionMovedIntoTheWindowIsRead(t *testing.T) {
 	r.stepFor(w, 10*time.Second, 10*time.Second)
 	if got := r.hash(keys.Sessions, far.ID)[keys.FieldSeatsAvailable]; got != strconv.Itoa(seats) {
 		t.Errorf("seats_available of a session moved into the next hour, a near interval later = %q, want %d", got, seats)
+	}
+}
+
+// scriptCalls is a go-redis hook that keeps the commands of each fenced
+// write (a call of the fence script) apart, in the order they went.
+type scriptCalls struct {
+	mu    sync.Mutex
+	calls [][][]any
+}
+
+func (h *scriptCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *scriptCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.keep([]redis.Cmder{cmd})
+		return next(ctx, cmd)
+	}
+}
+func (h *scriptCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.keep(cmds)
+		return next(ctx, cmds)
+	}
+}
+func (h *scriptCalls) keep(cmds []redis.Cmder) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range cmds {
+		if inner, ok := fencedCommands(c.Args()); ok {
+			h.calls = append(h.calls, inner)
+		}
+	}
+}
+
+// A sweep's answer that changes a session and confirms others writes the
+// change, and its event, first, in a write of its own: the event does not
+// wait for Redis to run the confirmations, which follow in the next write.
+func TestSweepNewsGoBeforeItsConfirmations(t *testing.T) {
+	r := newRig(t)
+	w, s := r.windowedBefore(5*time.Minute, 3*time.Hour)
+	r.stepFor(w, 30*time.Second, 10*time.Second)
+	// Every other session's check by id falls due between the next sweep
+	// and the one after it: the next sweep confirms them all.
+	r.locked(w, func() {
+		for id, rec := range w.st.cache[keys.Sessions] {
+			if id != s.ID {
+				w.st.checker.reschedule(id, rec, r.clock.Now().Add(15*time.Second))
+			}
+		}
+	})
+	h := &scriptCalls{}
+	r.rdb.AddHook(h)
+	r.sim.SetSeats(s.ID, r.otherSeats(s.ID))
+	r.clock.Add(10 * time.Second)
+	r.step(w)
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	first, confirms := -1, 0
+	for i, call := range h.calls {
+		for _, args := range call {
+			switch name := fmt.Sprint(args[0]); {
+			case name == "publish" && first < 0 && strings.Contains(fmt.Sprintf("%s", args[2]), s.ID):
+				first = i
+			case name == hashWriteCmd && fmt.Sprint(args[1]) != keys.Entity(r.prefix, keys.Sessions, s.ID):
+				if i == first {
+					t.Errorf("the write that announces %s also confirms %s", s.ID, args[1])
+				}
+				if first >= 0 && i > first {
+					confirms++
+				}
+			}
+		}
+	}
+	if first < 0 {
+		t.Errorf("no write announced %s", s.ID)
+	}
+	if confirms == 0 {
+		t.Errorf("no confirmation written after the change: the near sweep confirms the sessions whose check is due")
+	}
+	if t.Failed() {
+		for i, call := range h.calls {
+			var names []string
+			for _, a := range call {
+				names = append(names, fmt.Sprint(a[0]))
+			}
+			t.Logf("write %d: %v", i, names)
+		}
 	}
 }

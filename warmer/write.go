@@ -39,15 +39,47 @@ func (w *Warmer) committed(pub *publisher) {
 // Redis took it. The next batch is made ready while Redis runs one, so the
 // warmer's work and Redis's overlap; they go to Redis one after the other.
 // A batch that has started is finished even when ctx ends; the next is not.
+//
+// The changes that are news (additions, updates, removals) go first, in
+// writes of their own, and the confirmations after them: a sweep's answer
+// confirms hundreds of sessions for every few it changes, and their
+// events would otherwise wait for Redis to run all of it (and for the
+// warmer to make it ready).
 func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now time.Time) error {
-	for len(changes) > 0 {
-		rewrite, err := w.applyOnce(ctx, k, changes, now)
-		if err != nil {
-			return err
+	news, confirms := newsFirst(changes)
+	for _, part := range [][]change{news, confirms} {
+		for len(part) > 0 {
+			rewrite, err := w.applyOnce(ctx, k, part, now)
+			if err != nil {
+				return err
+			}
+			part = rewrite
 		}
-		changes = rewrite
 	}
 	return nil
+}
+
+// newsFirst splits changes into those that change something and the
+// confirmations, each in the order given; it copies nothing when changes
+// hold only one of them.
+func newsFirst(changes []change) (news, confirms []change) {
+	n := countOp(changes, opConfirm)
+	switch n {
+	case 0:
+		return changes, nil
+	case len(changes):
+		return nil, changes
+	}
+	news = make([]change, 0, len(changes)-n)
+	confirms = make([]change, 0, n)
+	for _, c := range changes {
+		if c.op == opConfirm {
+			confirms = append(confirms, c)
+		} else {
+			news = append(news, c)
+		}
+	}
+	return news, confirms
 }
 
 // batch is one batch of changes, ready to send.
