@@ -1,7 +1,9 @@
 package warmer
 
 import (
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -212,6 +214,18 @@ func TestSeatsSameAgreesWithCompare(t *testing.T) {
 						t.Errorf("seatsSame(%+v) of a record lacking state = true", s)
 					}
 				}
+			}
+		}
+	}
+}
+
+// isInt agrees with comparing strconv.Itoa's text, on numbers and on
+// texts that read as the same number but are not written so.
+func TestIsIntIsItoa(t *testing.T) {
+	for _, n := range []int{0, 1, -1, 9, 10, 66, -66, 1 << 40, math.MaxInt64, math.MinInt64} {
+		for _, s := range []string{strconv.Itoa(n), strconv.Itoa(n) + " ", "0" + strconv.Itoa(n), "+" + strconv.Itoa(n), "", "x"} {
+			if got, want := isInt(s, n), s == strconv.Itoa(n); got != want {
+				t.Errorf("isInt(%q, %d) = %v, want %v", s, n, got, want)
 			}
 		}
 	}

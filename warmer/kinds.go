@@ -259,13 +259,20 @@ func seatsSame(old *record, s vista.Seats) bool {
 	if old.absent != nil {
 		return false
 	}
-	if old.vals.get(sSeatsAvailable) != strconv.Itoa(s.SeatsAvailable) {
+	if !isInt(old.vals.get(sSeatsAvailable), s.SeatsAvailable) {
 		return false
 	}
-	if s.HasSoldoutStatus && old.vals.get(sSoldoutStatus) != strconv.Itoa(s.SoldoutStatus) {
+	if s.HasSoldoutStatus && !isInt(old.vals.get(sSoldoutStatus), s.SoldoutStatus) {
 		return false
 	}
 	return !s.HasStatus || old.vals.get(sStatus) == s.Status && old.vals.get(sState) == string(s.State)
+}
+
+// isInt reports whether s is n as strconv.Itoa writes it, without making
+// a string of n: a sweep asks it of every row of its answer.
+func isInt(s string, n int) bool {
+	var b [20]byte
+	return string(strconv.AppendInt(b[:0], int64(n), 10)) == s
 }
 
 // withSeats returns a copy of a cached session record with the answer of a

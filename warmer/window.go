@@ -239,11 +239,18 @@ func (c *checker) sweepChanges(a *ask, held map[string]bool, cache map[string]*r
 		}
 		wasHeld := held[s.ID]
 		delete(held, s.ID)
-		if !wasHeld && seatsSame(old, s) && (old.nextCheck.time().After(soon) || c.asked(s.ID)) {
+		same := seatsSame(old, s)
+		if !wasHeld && same && (old.nextCheck.time().After(soon) || c.asked(s.ID)) {
 			continue // nothing new, and its check by id is not due
 		}
-		cur := withSeats(old, s)
-		ch := compare(fields, s.ID, old, cur)
+		var ch change
+		if same { // a confirmation: the record's fields as they are
+			cur := *old
+			ch = change{op: opConfirm, id: s.ID, old: old, cur: &cur}
+		} else {
+			ch = compare(fields, s.ID, old, withSeats(old, s))
+		}
+		cur := ch.cur
 		if next := c.policy.NextCheck(a.asked, old.showtime.time()); !next.IsZero() {
 			cur.nextCheck = instantOf(next)
 		}
