@@ -359,19 +359,24 @@ func (w *Warmer) queue(ctx context.Context, pipe redis.Pipeliner, pub *publisher
 
 	// A confirmation or an update: set what changed (or only the
 	// bookkeeping), fill in the fields the hash lacked, drop stray ones.
+	// Names and values go as an addition's do: the names boxed once for
+	// all writes (sp.args), the values as pointers into vals.
 	set := make([]any, 0, 16)
 	var whole []any
+	if c.op == opUpdate {
+		whole = make([]any, 0, 2*len(names)+2)
+	}
 	for i, name := range names {
 		switch {
 		case c.op == opUpdate && slices.Contains(c.changed, name),
 			c.old != nil && c.old.absent != nil && c.old.absent[i]:
-			v := vals[i]
+			v := any(&vals[i])
 			if bug("hashafter") && c.op == opUpdate && c.old != nil {
 				v = c.old.vals.all()[i] // the new value comes later (hashAfter)
 			}
-			set = append(set, name, v)
+			set = append(set, sp.args[i], v)
 		case c.op == opUpdate:
-			whole = append(whole, name, vals[i])
+			whole = append(whole, sp.args[i], &vals[i])
 		}
 	}
 	set = append(set, fUpdatedAt, at)
