@@ -120,6 +120,7 @@ func TestPacked(t *testing.T) {
 		{""},
 		{"a", "", "ccc"},
 		{strings.Repeat("x", 300), "é", "\x00\x01", ""},
+		{"a", "b", "c", "d", "e"},
 	} {
 		p := pack(fields)
 		if got := p.all(); len(fields) > 0 && !slices.Equal(got, fields) {
@@ -132,6 +133,18 @@ func TestPacked(t *testing.T) {
 		}
 		if got := p.get(len(fields)); got != "" {
 			t.Errorf("past the last field: %q", got)
+		}
+		for _, at := range [][]int{{0}, {len(fields)}, {2, 0}, {3, 1, 3, 0}, {0, 1, 2, 3, 4}} {
+			out := make([]string, len(at))
+			for j := range out {
+				out[j] = "left over"
+			}
+			p.getEach(at, out)
+			for j, i := range at {
+				if out[j] != p.get(i) {
+					t.Errorf("pack(%q).getEach(%v)[%d] = %q, get(%d) = %q", fields, at, j, out[j], i, p.get(i))
+				}
+			}
 		}
 		if len(fields) > 1 {
 			if got := p.with(1, "new").all(); got[1] != "new" || got[0] != fields[0] || len(got) != len(fields) {

@@ -259,13 +259,15 @@ func seatsSame(old *record, s vista.Seats) bool {
 	if old.absent != nil {
 		return false
 	}
-	if !isInt(old.vals.get(sSeatsAvailable), s.SeatsAvailable) {
+	var v [4]string
+	old.vals.getEach([]int{sSeatsAvailable, sSoldoutStatus, sStatus, sState}, v[:])
+	if !isInt(v[0], s.SeatsAvailable) {
 		return false
 	}
-	if s.HasSoldoutStatus && !isInt(old.vals.get(sSoldoutStatus), s.SoldoutStatus) {
+	if s.HasSoldoutStatus && !isInt(v[1], s.SoldoutStatus) {
 		return false
 	}
-	return !s.HasStatus || old.vals.get(sStatus) == s.Status && old.vals.get(sState) == string(s.State)
+	return !s.HasStatus || v[2] == s.Status && v[3] == string(s.State)
 }
 
 // isInt reports whether s is n as strconv.Itoa writes it, without making

@@ -35,7 +35,7 @@ func (p packed) get(i int) string {
 		if s == "" {
 			return ""
 		}
-		n, w := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+		n, w := uvarint(s)
 		s = s[w:]
 		if i == 0 {
 			return s[:n]
@@ -45,18 +45,46 @@ func (p packed) get(i int) string {
 	}
 }
 
+// getEach sets out[j] to field at[j] ("" past the last), in one walk:
+// a sweep reads four fields of every session it answers for.
+func (p packed) getEach(at []int, out []string) {
+	clear(out)
+	s, left := string(p), len(at)
+	for i := 0; s != "" && left > 0; i++ {
+		n, w := uvarint(s)
+		s = s[w:]
+		for j, a := range at {
+			if a == i {
+				out[j] = s[:n]
+				left--
+			}
+		}
+		s = s[n:]
+	}
+}
+
 // all returns the fields.
 func (p packed) all() []string {
 	out := make([]string, 0, 16) // every kind's fields fit
 
 	s := string(p)
 	for s != "" {
-		n, w := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+		n, w := uvarint(s)
 		s = s[w:]
 		out = append(out, s[:n])
 		s = s[n:]
 	}
 	return out
+}
+
+// uvarint reads the length at the start of s: its value and its size.
+// Most fields are shorter than 128 bytes, a length of one byte.
+func uvarint(s string) (n, w int) {
+	if s[0] < 0x80 {
+		return int(s[0]), 1
+	}
+	v, w := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+	return int(v), w
 }
 
 // with returns p with field i set to v.
