@@ -107,14 +107,12 @@ func (c *checker) due(st *state, now time.Time) []*ask {
 			due[s.id] = s.time()
 			return true
 		}
-		if until := c.sweptBy(s.id, now, r.showtime.time()); !until.IsZero() {
+		if until := c.sweptBy(s.id, s.time(), now, r.showtime.time()); !until.IsZero() {
 			// A window sweep that is out or going out now reads it: its
-			// check by id waits for that answer, which confirms it.
+			// check by id waits for that answer, which confirms it, and
+			// counts it as a check by id's is (late), so that the
+			// lateness alert has data with window queries on.
 			if !s.time().After(now) {
-				// The sweep is its check: counted as a check by id's is
-				// (late), so that the lateness alert has data with window
-				// queries on.
-				c.count(c.policy.Tier(s.time(), r.showtime.time()), s.time(), st.since, now, 0)
 				c.reschedule(s.id, r, until)
 				return true
 			}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
@@ -192,4 +193,66 @@ func TestPausePastTheLeaseIsNotLateness(t *testing.T) {
 	if unkept.count == 0 || unkept.over[120] != unkept.count {
 		t.Errorf("unkept near checks after a 3 m pause = %d, %d over 120 s; want all of them over 120 s", unkept.count, unkept.over[120])
 	}
+}
+
+// A check by id that a sweep took up counts as a check once: when the
+// sweep's answer reads the session, or, when the sweep fails, when the
+// check goes by id after all, from the time it fell due. (It counted at
+// once when the sweep went out, and again when a failed sweep sent it
+// by id.)
+func TestFailedSweepCountsItsChecksOnce(t *testing.T) {
+	r := newLateRig(t)
+	w, reg := r.warmerWithMetrics("a", func(c *Config) { c.Windows = true })
+	r.step(w)
+	r.run(w, time.Minute) // the sweeps take the near checks up
+	late0, due0 := allObservations(t, reg, "vista_warmer_check_lateness_seconds"), dueChecks(t, reg)
+	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailStatus, Status: 503, Endpoint: vistasim.EndpointWindow, Count: -1})
+	r.run(w, time.Minute)
+	late, due := allObservations(t, reg, "vista_warmer_check_lateness_seconds")-late0, dueChecks(t, reg)-due0
+	if late == 0 || late != due {
+		t.Errorf("a minute of failing sweeps: %d checks counted in the lateness, %d sessions checked by id when due; want as many, more than none", late, due)
+	}
+	if n := testutil.ToFloat64(w.m.sweeps.WithLabelValues("near", "failed")); n == 0 {
+		t.Error("no near sweep failed")
+	}
+}
+
+// allObservations is the count of a histogram's observations, all series.
+func allObservations(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
+}
+
+// dueChecks is vista_warmer_session_checks_total{how="due"}.
+func dueChecks(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "vista_warmer_session_checks_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "how" && l.GetValue() == "due" {
+					return uint64(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -39,9 +39,9 @@ type sweep struct {
 	sentAt   time.Time // real time it went out
 	// The sweep out: the showtimes it covers, and the sessions whose
 	// check by id it holds back (sweptBy) until its answer says whether it
-	// read them.
+	// read them, with when that check is due.
 	flyFrom, flyTo time.Time
-	held           map[string]bool
+	held           map[string]time.Time
 	off            time.Time // no sweep goes out before: Vista refused or failed
 	failures       int       // in a row
 	refused        bool      // Vista refuses window queries (400): said once
@@ -101,7 +101,7 @@ func (c *checker) dueSweeps(st *state, now time.Time, offsets map[int]*showtimes
 			continue
 		}
 		s.flying, s.sentAt = true, time.Now()
-		s.flyFrom, s.flyTo, s.held = from, to, map[string]bool{}
+		s.flyFrom, s.flyTo, s.held = from, to, map[string]time.Time{}
 		asks = append(asks, &ask{st: st, window: s, walls: walls, asked: now, prio: now.Add(max(s.from, 0))})
 	}
 	return asks
@@ -132,14 +132,14 @@ func wallRanges(offsets map[int]*showtimes, from, to time.Time) []vista.Window {
 }
 
 // sweptBy returns, for a session showing at showtime whose check by id
-// is due, one sweep interval from now when a sweep out now covers it, and
-// notes that the sweep holds its check back; zero, and the check goes out
+// is due at due, one sweep interval from now when a sweep out now covers
+// it, and notes that the sweep holds its check back; zero, and the check goes out
 // as due, when no sweep is out (none has gone, Vista refuses or fails
 // them), the one out is late, or the last answer lacked the session. The
 // sweeps due go out before the checks (sendChecks), so a sweep due now is
 // out by then. Its answer lets the check go at once if it did not read the
 // session (sweepChanges).
-func (c *checker) sweptBy(id string, now, showtime time.Time) time.Time {
+func (c *checker) sweptBy(id string, due, now, showtime time.Time) time.Time {
 	for _, s := range c.windows {
 		if !s.flying || s.failures > 0 || time.Since(s.sentAt) > s.every {
 			continue
@@ -150,7 +150,7 @@ func (c *checker) sweptBy(id string, now, showtime time.Time) time.Time {
 		if !showtime.Before(s.lastFrom) && showtime.Before(s.lastTo) && !s.lastSeen[id] {
 			return time.Time{} // the last sweep lacked it
 		}
-		s.held[id] = true
+		s.held[id] = due
 		return now.Add(s.every)
 	}
 	return time.Time{}
@@ -217,12 +217,23 @@ func (c *checker) swept(a *ask, now time.Time) (refused, failing bool) {
 // full reload; a row that a newer answer of the same batch also gives
 // (newer) is left to that one.
 //
-// A session whose check the sweep held back and that the answer lacks (or
-// every one, when the sweep failed) is checked by id at once, so that no
-// session goes longer than its interval without a reading.
-func (c *checker) sweepChanges(a *ask, held map[string]bool, cache map[string]*record, fields []string, newer func(id string, asked time.Time) bool) []change {
+// A check by id that fell due and that the sweep took up is counted as a
+// check (lateness) once the answer read its session: the sweep was its
+// check. One the answer lacks (or every one, when the sweep failed) is
+// checked by id at once, from the time it fell due, so that no session
+// goes longer than its interval without a reading and its lateness
+// counts once, from then.
+func (c *checker) sweepChanges(a *ask, held map[string]time.Time, cache map[string]*record, fields []string, newer func(id string, asked time.Time) bool) []change {
 	var changes []change
 	soon := a.asked.Add(a.window.every)
+	// byID sends a held check by id now, due as it was.
+	byID := func(id string, r *record) {
+		at := a.asked
+		if due, ok := held[id]; ok && due.Before(at) {
+			at = due
+		}
+		c.reschedule(id, r, at)
+	}
 	for _, s := range a.seats {
 		old := cache[s.ID]
 		if old == nil || old.missing || old.asOf.time().After(a.asked) || newer(s.ID, a.asked) {
@@ -231,17 +242,20 @@ func (c *checker) sweepChanges(a *ask, held map[string]bool, cache map[string]*r
 		}
 		if s.Cancelled() {
 			if !c.asked(s.ID) {
-				c.reschedule(s.ID, old, a.asked)
+				byID(s.ID, old)
 				c.urgent[s.ID] = true
 			}
 			delete(held, s.ID)
 			continue
 		}
-		wasHeld := held[s.ID]
+		due, wasHeld := held[s.ID]
 		delete(held, s.ID)
 		same := seatsSame(old, s)
 		if !wasHeld && same && (old.nextCheck.time().After(soon) || c.asked(s.ID)) {
 			continue // nothing new, and its check by id is not due
+		}
+		if wasHeld && !due.After(a.asked) {
+			c.count(c.policy.Tier(due, old.showtime.time()), due, a.st.since, a.asked, 0)
 		}
 		var ch change
 		if same { // a confirmation: the record's fields as they are
@@ -259,7 +273,7 @@ func (c *checker) sweepChanges(a *ask, held map[string]bool, cache map[string]*r
 	}
 	for id := range held { // held back, and not read: by id, now
 		if r := cache[id]; r != nil && !r.missing && !c.asked(id) {
-			c.reschedule(id, r, a.asked)
+			byID(id, r)
 		}
 	}
 	return changes
