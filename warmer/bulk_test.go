@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -130,65 +129,20 @@ func TestBulkWriteReplacesWhatItsKeysHeld(t *testing.T) {
 	}
 }
 
-// touchBeforeExec is a go-redis hook that runs touch before each EXEC it
-// sees go out, as another client would between the fence's reads and EXEC.
+// touchBeforeExec runs touch before each EXEC it sees go out, as another
+// client would between the fence's reads and EXEC; add it with
+// rdb.AddHook(seeCommands(h.before)).
 type touchBeforeExec struct {
 	touch func()
 	n     atomic.Int32
 }
 
-func (h *touchBeforeExec) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *touchBeforeExec) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.before([]redis.Cmder{cmd})
-		return next(ctx, cmd)
-	}
-}
-func (h *touchBeforeExec) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.before(cmds)
-		return next(ctx, cmds)
-	}
-}
 func (h *touchBeforeExec) before(cmds []redis.Cmder) {
 	for _, c := range cmds {
 		if strings.EqualFold(c.Name(), "exec") {
 			h.n.Add(1)
 			h.touch()
 		}
-	}
-}
-
-// roundTrips is a go-redis hook that counts the round trips a client
-// makes (a pipeline is one) and the commands it sends by name.
-type roundTrips struct {
-	mu    sync.Mutex
-	trips int
-	names map[string]int
-}
-
-func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.count([]redis.Cmder{cmd})
-		return next(ctx, cmd)
-	}
-}
-func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.count(cmds)
-		return next(ctx, cmds)
-	}
-}
-func (h *roundTrips) count(cmds []redis.Cmder) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.trips++
-	if h.names == nil {
-		h.names = map[string]int{}
-	}
-	for _, c := range cmds {
-		h.names[strings.ToLower(c.Name())]++
 	}
 }
 
@@ -219,7 +173,7 @@ func TestBulkWriteTakesTwoRoundTrips(t *testing.T) {
 			conn := redis.NewClient(&opt)
 			defer conn.Close()
 			conn.Ping(ctx) // the connection's own handshake is not the write's
-			conn.AddHook(h)
+			conn.AddHook(seeCommands(h.see))
 			s.rdb = conn
 			if _, err := s.run(ctx, wr); !errors.Is(err, c.want) {
 				t.Fatalf("write = %v, want %v", err, c.want)
@@ -263,7 +217,8 @@ func TestBulkWriteAbortedByAChangeBeforeExec(t *testing.T) {
 		other := redis.NewClient(rdb.Options())
 		defer other.Close()
 		s := bulkStore(t, rdb, prefix, nil)
-		rdb.AddHook(&touchBeforeExec{touch: func() { other.Set(ctx, keys.Lease(prefix), "b 1", time.Minute) }})
+		h := &touchBeforeExec{touch: func() { other.Set(ctx, keys.Lease(prefix), "b 1", time.Minute) }}
+		rdb.AddHook(seeCommands(h.before))
 		_, err := s.run(ctx, s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes)))
 		if !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("write = %v, want %v", err, ErrLeaseLost)
@@ -283,7 +238,7 @@ func TestBulkWriteAbortedByAChangeBeforeExec(t *testing.T) {
 				other.PExpire(ctx, keys.Lease(prefix), time.Minute)
 			}
 		}
-		rdb.AddHook(h)
+		rdb.AddHook(seeCommands(h.before))
 		if _, err := s.run(ctx, s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes))); err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +255,7 @@ func TestBulkWriteAbortedByAChangeBeforeExec(t *testing.T) {
 		defer other.Close()
 		s := bulkStore(t, rdb, prefix, nil)
 		h := &touchBeforeExec{touch: func() { other.PExpire(ctx, keys.Lease(prefix), time.Minute) }}
-		rdb.AddHook(h)
+		rdb.AddHook(seeCommands(h.before))
 		if _, err := s.run(ctx, s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes))); err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,6 @@
 package warmer
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -298,26 +297,14 @@ func TestSessionMovedIntoTheWindowIsRead(t *testing.T) {
 	}
 }
 
-// scriptCalls is a go-redis hook that keeps the commands of each fenced
-// write (a call of the fence script) apart, in the order they went.
+// scriptCalls keeps the commands of each fenced write (a call of the
+// fence script) apart, in the order they went; add it with
+// rdb.AddHook(seeCommands(h.keep)).
 type scriptCalls struct {
 	mu    sync.Mutex
 	calls [][][]any
 }
 
-func (h *scriptCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *scriptCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.keep([]redis.Cmder{cmd})
-		return next(ctx, cmd)
-	}
-}
-func (h *scriptCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.keep(cmds)
-		return next(ctx, cmds)
-	}
-}
 func (h *scriptCalls) keep(cmds []redis.Cmder) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -345,7 +332,7 @@ func TestSweepNewsGoBeforeItsConfirmations(t *testing.T) {
 		}
 	})
 	h := &scriptCalls{}
-	r.rdb.AddHook(h)
+	r.rdb.AddHook(seeCommands(h.keep))
 	r.sim.SetSeats(s.ID, r.otherSeats(s.ID))
 	r.clock.Add(10 * time.Second)
 	r.step(w)

@@ -15,29 +15,17 @@ import (
 	"github.com/vista-warmer/vista-warmer/keys"
 )
 
-// recorder is a go-redis hook that keeps every command sent, including
-// those inside pipelines and transactions.
+// recorder keeps every command sent, including those inside pipelines
+// and transactions; add it with rdb.AddHook(seeCommands(rec.see)).
 type recorder struct {
 	mu   sync.Mutex
 	on   bool
 	cmds [][]any
 }
 
-func (r *recorder) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (r *recorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.keep(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (r *recorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			r.keep(c)
-		}
-		return next(ctx, cmds)
+func (r *recorder) see(cmds []redis.Cmder) {
+	for _, c := range cmds {
+		r.keep(c)
 	}
 }
 
@@ -92,7 +80,7 @@ func (r *recorder) start() {
 func TestUnchangedReloadWritesNoData(t *testing.T) {
 	r := newRig(t)
 	rec := &recorder{}
-	r.rdb.AddHook(rec)
+	r.rdb.AddHook(seeCommands(rec.see))
 	w := r.warmer("a")
 	r.step(w)
 
@@ -149,35 +137,48 @@ func TestUnchangedReloadWritesNoData(t *testing.T) {
 	}
 }
 
-// trips is a go-redis hook that counts round trips: single commands and
-// pipelines.
-type trips struct {
-	mu sync.Mutex
-	n  int
-}
+// seeCommands is a go-redis hook that shows each round trip's commands
+// (a command alone, or all of a pipeline's) before they go.
+type seeCommands func(cmds []redis.Cmder)
 
-func (h *trips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *trips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (f seeCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f seeCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.mu.Lock()
-		h.n++
-		h.mu.Unlock()
+		f([]redis.Cmder{cmd})
 		return next(ctx, cmd)
 	}
 }
-func (h *trips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (f seeCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.mu.Lock()
-		h.n++
-		h.mu.Unlock()
+		f(cmds)
 		return next(ctx, cmds)
 	}
 }
 
-func (h *trips) count() int {
+// roundTrips counts the round trips a client makes and the commands it
+// sends by name; add it with rdb.AddHook(seeCommands(h.see)).
+type roundTrips struct {
+	mu    sync.Mutex
+	trips int
+	names map[string]int
+}
+
+func (h *roundTrips) see(cmds []redis.Cmder) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.n
+	h.trips++
+	if h.names == nil {
+		h.names = map[string]int{}
+	}
+	for _, c := range cmds {
+		h.names[strings.ToLower(c.Name())]++
+	}
+}
+
+func (h *roundTrips) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.trips
 }
 
 // TestSeatChangeIsOneRoundTrip: a seat check's change reaches Redis, with
@@ -186,8 +187,8 @@ func TestSeatChangeIsOneRoundTrip(t *testing.T) {
 	r := newRig(t)
 	w := r.warmer("a")
 	s := r.nearSession(w)
-	h := &trips{}
-	r.rdb.AddHook(h)
+	h := &roundTrips{}
+	r.rdb.AddHook(seeCommands(h.see))
 	n := len(r.events())
 	r.sim.SetSeats(s.ID, 4)
 	before := h.count()
