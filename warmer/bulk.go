@@ -104,11 +104,22 @@ var errBulkAborted = errors.New("the transaction was aborted: the lease or P:met
 // changes nothing, as with the script.
 //
 // It takes two round trips: WATCH, the fence's reads and MULTI in one;
-// the commands and EXEC, or DISCARD when the fence said no, in the other.
-// EXEC and DISCARD both end the WATCH, so no UNWATCH follows. The
-// commands go only once Redis took MULTI: were it refused (an ACL, a busy
-// Redis) with the commands behind it in the same write, Redis would run
-// them one by one, outside any transaction and any fence.
+// the commands and EXEC in the other, or, when the fence said no, an
+// EXEC of nothing (EXEC ends the WATCH, and it is a command the warmer
+// is granted; DISCARD is not). No UNWATCH follows. The commands go only
+// once Redis took MULTI: were it refused (an ACL, a busy Redis) with the
+// commands behind it in the same write, Redis would run them one by one,
+// outside any transaction and any fence.
+//
+// Each round trip starts with an UNWATCH, which changes nothing there
+// (before the WATCH; queued inside the transaction, which has unwatched
+// its keys by the time it runs the queue) but is an answer go-redis
+// never takes for a reason to send the round trip again: it retries a
+// pipeline whose first command Redis refused with LOADING, TRYAGAIN or
+// the like, and a second WATCH inside the MULTI of the first try, or
+// the commands sent again after Redis aborted the transaction, would
+// run outside it. UNWATCH names no key, so no Cluster node redirects it,
+// and Redis takes it while loading, stale or busy.
 //
 // Its errors are the script's: the fence's own; a *RefusedError when
 // Redis refused a command as it was queued, so that EXEC ran nothing;
@@ -120,6 +131,7 @@ func (s *store) transact(ctx context.Context, wr *write) error {
 		var holder *redis.StringCmd
 		var m *redis.SliceCmd
 		_, _ = tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+			_ = p.Process(ctx, redis.NewStatusCmd(ctx, "unwatch"))
 			watch = redis.NewStatusCmd(ctx, "watch", lease, meta)
 			_ = p.Process(ctx, watch)
 			if !bug("skipfence") {
@@ -138,12 +150,13 @@ func (s *store) transact(ctx context.Context, wr *write) error {
 			return firstErr(watch.Err(), err)
 		}
 		if err := firstErr(watch.Err(), s.fenceOf(holder, m, wr)); err != nil {
-			_ = tx.Process(ctx, redis.NewStatusCmd(ctx, "discard")) // ends the WATCH too
+			endTx(ctx, tx)
 			return err
 		}
 		queued := make([]*redis.Cmd, len(wr.tx))
 		var exec *redis.Cmd
 		_, _ = tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+			_ = p.Process(ctx, redis.NewStatusCmd(ctx, "unwatch"))
 			for i, args := range wr.tx {
 				queued[i] = p.Do(ctx, args...)
 			}
@@ -165,6 +178,14 @@ func (s *store) transact(ctx context.Context, wr *write) error {
 		return err
 	}
 	return fenceError(err)
+}
+
+// endTx ends a transaction that queued nothing, with its WATCH: EXEC runs
+// nothing; where an ACL refuses EXEC, DISCARD.
+func endTx(ctx context.Context, tx *redis.Tx) {
+	if err := tx.Process(ctx, redis.NewCmd(ctx, "exec")); err != nil && !errors.Is(err, redis.Nil) {
+		_ = tx.Process(ctx, redis.NewStatusCmd(ctx, "discard"))
+	}
 }
 
 // fenceOf checks what the fence's reads found (fenceCheck); with the
@@ -190,7 +211,8 @@ func firstErr(errs ...error) error {
 // fence's: one slot), as a go-redis transaction whose WATCH fn sends
 // itself, in its first round trip. A Redis Cluster client only hands out
 // such a connection with the keys WATCHed first, in a round trip of its
-// own; fn's WATCH of them again changes nothing.
+// own, and sends an UNWATCH when fn is done, in another: fn's WATCH of
+// them again changes nothing.
 func (s *store) onOneConn(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
 	if c, ok := s.rdb.(*redis.Client); ok { // a single Redis, or Sentinel's master
 		return c.Watch(ctx, fn)

@@ -158,15 +158,17 @@ func (f seeCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // roundTrips counts the round trips a client makes and the commands it
 // sends by name; add it with rdb.AddHook(seeCommands(h.see)).
 type roundTrips struct {
-	mu    sync.Mutex
-	trips int
-	names map[string]int
+	mu     sync.Mutex
+	trips  int
+	names  map[string]int
+	firsts []string // each round trip's first command
 }
 
 func (h *roundTrips) see(cmds []redis.Cmder) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.trips++
+	h.firsts = append(h.firsts, strings.ToLower(cmds[0].Name()))
 	if h.names == nil {
 		h.names = map[string]int{}
 	}
