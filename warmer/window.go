@@ -39,7 +39,8 @@ type sweep struct {
 	sentAt   time.Time // real time it went out
 	// The sweep out: the showtimes it covers, and the sessions whose
 	// check by id it holds back (sweptBy) until its answer says whether it
-	// read them, with when that check is due.
+	// read them, with when that check fell due if the sweep took it up
+	// (zero for one looked at before it was due).
 	flyFrom, flyTo time.Time
 	held           map[string]time.Time
 	off            time.Time // no sweep goes out before: Vista refused or failed
@@ -133,13 +134,14 @@ func wallRanges(offsets map[int]*showtimes, from, to time.Time) []vista.Window {
 
 // sweptBy returns, for a session showing at showtime whose check by id
 // is due at due, one sweep interval from now when a sweep out now covers
-// it, and notes that the sweep holds its check back; zero, and the check goes out
+// it, and notes that the sweep holds its check back, and that it takes
+// the check up (taking: it is due now); zero, and the check goes out
 // as due, when no sweep is out (none has gone, Vista refuses or fails
 // them), the one out is late, or the last answer lacked the session. The
 // sweeps due go out before the checks (sendChecks), so a sweep due now is
 // out by then. Its answer lets the check go at once if it did not read the
 // session (sweepChanges).
-func (c *checker) sweptBy(id string, due, now, showtime time.Time) time.Time {
+func (c *checker) sweptBy(id string, due, now, showtime time.Time, taking bool) time.Time {
 	for _, s := range c.windows {
 		if !s.flying || s.failures > 0 || time.Since(s.sentAt) > s.every {
 			continue
@@ -150,7 +152,11 @@ func (c *checker) sweptBy(id string, due, now, showtime time.Time) time.Time {
 		if !showtime.Before(s.lastFrom) && showtime.Before(s.lastTo) && !s.lastSeen[id] {
 			return time.Time{} // the last sweep lacked it
 		}
-		s.held[id] = due
+		if taking {
+			s.held[id] = due
+		} else if _, ok := s.held[id]; !ok {
+			s.held[id] = time.Time{}
+		}
 		return now.Add(s.every)
 	}
 	return time.Time{}
@@ -219,17 +225,19 @@ func (c *checker) swept(a *ask, now time.Time) (refused, failing bool) {
 //
 // A check by id that fell due and that the sweep took up is counted as a
 // check (lateness) once the answer read its session: the sweep was its
-// check. One the answer lacks (or every one, when the sweep failed) is
-// checked by id at once, from the time it fell due, so that no session
-// goes longer than its interval without a reading and its lateness
-// counts once, from then.
+// check, asked when it went out (a check that fell due while the sweep
+// was out is on time). A session whose check the sweep held back and that
+// the answer lacks (or every one, when the sweep failed) is checked by id
+// at once, so that no session goes longer than its interval without a
+// reading; a check the sweep took up goes due as it fell due, so that
+// its lateness counts once, from then.
 func (c *checker) sweepChanges(a *ask, held map[string]time.Time, cache map[string]*record, fields []string, newer func(id string, asked time.Time) bool) []change {
 	var changes []change
 	soon := a.asked.Add(a.window.every)
-	// byID sends a held check by id now, due as it was.
+	// byID sends a held check by id now, due as it fell due.
 	byID := func(id string, r *record) {
 		at := a.asked
-		if due, ok := held[id]; ok && due.Before(at) {
+		if due := held[id]; !due.IsZero() {
 			at = due
 		}
 		c.reschedule(id, r, at)
@@ -254,7 +262,7 @@ func (c *checker) sweepChanges(a *ask, held map[string]time.Time, cache map[stri
 		if !wasHeld && same && (old.nextCheck.time().After(soon) || c.asked(s.ID)) {
 			continue // nothing new, and its check by id is not due
 		}
-		if wasHeld && !due.After(a.asked) {
+		if !due.IsZero() {
 			c.count(c.policy.Tier(due, old.showtime.time()), due, a.st.since, a.asked, 0)
 		}
 		var ch change
