@@ -243,3 +243,21 @@ func TestIsIntIsItoa(t *testing.T) {
 		}
 	}
 }
+
+// newsFirst puts the news before the confirmations, each in its order,
+// and drops a confirmation of an entity the news change.
+func TestNewsFirst(t *testing.T) {
+	c := func(o op, id string) change { return change{op: o, id: id} }
+	news, confirms := newsFirst([]change{c(opConfirm, "a"), c(opUpdate, "b"), c(opConfirm, "c"), c(opRemove, "d"),
+		c(opConfirm, "d"), c(opAdd, "e"), c(opConfirm, "b")})
+	if got, want := summary(news), []string{"updated b", "removed d", "added e"}; !slices.Equal(got, want) {
+		t.Errorf("news %v, want %v", got, want)
+	}
+	if got, want := summary(confirms), []string{"unchanged a", "unchanged c"}; !slices.Equal(got, want) {
+		t.Errorf("confirmations %v, want %v", got, want)
+	}
+	only := []change{c(opConfirm, "a"), c(opConfirm, "b")}
+	if news, confirms := newsFirst(only); news != nil || len(confirms) != 2 {
+		t.Errorf("confirmations alone: %v, %v", summary(news), summary(confirms))
+	}
+}

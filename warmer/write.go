@@ -61,7 +61,11 @@ func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now t
 
 // newsFirst splits changes into those that change something and the
 // confirmations, each in the order given; it copies nothing when changes
-// hold only one of them.
+// hold only one of them. A confirmation of an entity that the news also
+// change is dropped: two answers asked at the same instant (a sweep and
+// a check by id that went out together) may both give a session, and
+// the confirmation, written after, would undo the news in the cache, or
+// write back whole a session the news removed.
 func newsFirst(changes []change) (news, confirms []change) {
 	n := countOp(changes, opConfirm)
 	switch n {
@@ -72,11 +76,16 @@ func newsFirst(changes []change) (news, confirms []change) {
 	}
 	news = make([]change, 0, len(changes)-n)
 	confirms = make([]change, 0, n)
+	changed := make(map[string]bool, len(changes)-n)
 	for _, c := range changes {
-		if c.op == opConfirm {
-			confirms = append(confirms, c)
-		} else {
+		if c.op != opConfirm {
 			news = append(news, c)
+			changed[c.id] = true
+		}
+	}
+	for _, c := range changes {
+		if c.op == opConfirm && !changed[c.id] {
+			confirms = append(confirms, c)
 		}
 	}
 	return news, confirms
