@@ -1,6 +1,7 @@
 package warmer
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -255,4 +256,59 @@ func dueChecks(t *testing.T, reg *prometheus.Registry) uint64 {
 		}
 	}
 	return 0
+}
+
+// A sweep that stays out past its interval lets the check it took up go
+// by id; when the sweep then fails, the session read by id since is left
+// on the schedule that reading gave it, not sent again as overdue from
+// the time it first fell due (it was, with half a minute of lateness).
+func TestLateFailedSweepLeavesAReadSessionAlone(t *testing.T) {
+	p := DefaultPolicy()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	t0 := time.Date(2031, 3, 14, 16, 0, 0, 0, time.UTC)
+	cache := map[string]*record{}
+	st := &state{cache: map[keys.Kind]map[string]*record{keys.Sessions: cache}, since: t0.Add(-time.Hour)}
+	windows := p.sweeps()
+	c := newChecker(p, 48, m, windows, func(s slot) bool { r := cache[s.id]; return r != nil && r.nextCheck == s.at })
+	st.checker = c
+	r := &record{showtime: instantOf(t0.Add(30 * time.Minute)), nextCheck: instantOf(t0.Add(2 * time.Second))}
+	cache["s1"] = r
+	c.put(r.nextCheck.time(), "s1")
+
+	near := windows[0]
+	near.flying, near.sentAt = true, time.Now() // the near sweep goes out at t0
+	near.flyFrom, near.flyTo, near.held = t0.Add(near.from), t0.Add(near.to), map[string]time.Time{}
+	sweep := &ask{st: st, window: near, asked: t0}
+	if asks := c.due(st, t0.Add(2*time.Second)); len(asks) != 0 { // s1 falls due: the sweep takes it up
+		t.Fatalf("%d checks by id while the sweep is out", len(asks))
+	}
+	near.sentAt = time.Now().Add(-near.every - time.Second) // the sweep is late
+	asks := c.due(st, t0.Add(12*time.Second))
+	if len(asks) != 1 {
+		t.Fatalf("%d checks by id once the sweep is late, want 1", len(asks))
+	}
+	// Its answer is written.
+	c.written("s1")
+	c.late(asks[0], cache)
+	read := t0.Add(12 * time.Second)
+	next := p.NextCheck(read, r.showtime.time())
+	r.nextCheck, r.checked, r.asOf = instantOf(next), instantOf(read), instantOf(read)
+	c.put(next, "s1")
+	before := allObservations(t, reg, "vista_warmer_check_lateness_seconds")
+
+	sweep.err = errors.New("timeout") // the sweep fails at t0+30s
+	held := near.held
+	near.held = nil
+	c.swept(sweep, t0.Add(30*time.Second))
+	c.sweepChanges(sweep, held, cache, nil, func(string, time.Time) bool { return false })
+	if got := r.nextCheck.time(); !got.Equal(next) {
+		t.Errorf("s1's next check after the failed sweep: %v, want %v, as its reading at +12s set it", got.Sub(t0), next.Sub(t0))
+	}
+	if asks := c.due(st, t0.Add(31*time.Second)); len(asks) != 0 {
+		t.Errorf("s1 asked again by id at +31s, due %v", asks[0].due)
+	}
+	if n := allObservations(t, reg, "vista_warmer_check_lateness_seconds"); n != before {
+		t.Errorf("%d more lateness observations after the failed sweep, want none", n-before)
+	}
 }

@@ -224,46 +224,38 @@ func (c *checker) swept(a *ask, now time.Time) (refused, failing bool) {
 // (newer) is left to that one.
 //
 // A check by id that fell due and that the sweep took up is counted as a
-// check (lateness) once the answer read its session: the sweep was its
-// check, asked when it went out (a check that fell due while the sweep
-// was out is on time). A session whose check the sweep held back and that
-// the answer lacks (or every one, when the sweep failed) is checked by id
-// at once, so that no session goes longer than its interval without a
-// reading; a check the sweep took up goes due as it fell due, so that
-// its lateness counts once, from then.
+// check (lateness) once the answer reads its session, whatever is made of
+// the row: the sweep was its check, asked when it went out (a check that
+// fell due while the sweep was out is on time). One the answer lacks (or
+// every one, when the sweep failed) goes by id at once, due as it fell
+// due, so that no session goes longer than its interval without a reading
+// and its lateness counts once, from then; unless the session was read
+// since the sweep went out (a check by id went when the sweep was late)
+// or is being asked for now. A session the sweep only looked at before
+// its check was due keeps its place on the schedule.
 func (c *checker) sweepChanges(a *ask, held map[string]time.Time, cache map[string]*record, fields []string, newer func(id string, asked time.Time) bool) []change {
 	var changes []change
 	soon := a.asked.Add(a.window.every)
-	// byID sends a held check by id now, due as it fell due.
-	byID := func(id string, r *record) {
-		at := a.asked
-		if due := held[id]; !due.IsZero() {
-			at = due
-		}
-		c.reschedule(id, r, at)
-	}
 	for _, s := range a.seats {
 		old := cache[s.ID]
+		due, wasHeld := held[s.ID]
+		delete(held, s.ID)
+		if !due.IsZero() && old != nil {
+			c.count(c.policy.Tier(due, old.showtime.time()), due, a.st.since, a.asked, 0)
+		}
 		if old == nil || old.missing || old.asOf.time().After(a.asked) || newer(s.ID, a.asked) {
-			delete(held, s.ID)
 			continue
 		}
 		if s.Cancelled() {
 			if !c.asked(s.ID) {
-				byID(s.ID, old)
+				c.reschedule(s.ID, old, a.asked)
 				c.urgent[s.ID] = true
 			}
-			delete(held, s.ID)
 			continue
 		}
-		due, wasHeld := held[s.ID]
-		delete(held, s.ID)
 		same := seatsSame(old, s)
 		if !wasHeld && same && (old.nextCheck.time().After(soon) || c.asked(s.ID)) {
 			continue // nothing new, and its check by id is not due
-		}
-		if !due.IsZero() {
-			c.count(c.policy.Tier(due, old.showtime.time()), due, a.st.since, a.asked, 0)
 		}
 		var ch change
 		if same { // a confirmation: the record's fields as they are
@@ -279,10 +271,12 @@ func (c *checker) sweepChanges(a *ask, held map[string]time.Time, cache map[stri
 		cur.checked, cur.asOf = instantOf(a.asked), instantOf(a.asked)
 		changes = append(changes, ch)
 	}
-	for id := range held { // held back, and not read: by id, now
-		if r := cache[id]; r != nil && !r.missing && !c.asked(id) {
-			byID(id, r)
+	for id, due := range held { // held back, and not read
+		r := cache[id]
+		if r == nil || r.missing || c.asked(id) || r.asOf.time().After(a.asked) || due.IsZero() {
+			continue // gone, being asked for, read since, or not yet due: its own schedule
 		}
+		c.reschedule(id, r, due) // by id, now
 	}
 	return changes
 }
