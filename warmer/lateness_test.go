@@ -10,6 +10,7 @@ import (
 
 	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
+	"github.com/vista-warmer/vista-warmer/vista"
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
@@ -310,5 +311,39 @@ func TestLateFailedSweepLeavesAReadSessionAlone(t *testing.T) {
 	}
 	if n := allObservations(t, reg, "vista_warmer_check_lateness_seconds"); n != before {
 		t.Errorf("%d more lateness observations after the failed sweep, want none", n-before)
+	}
+}
+
+// A check that falls due while a sweep is out is taken up by it, and
+// counts when its answer reads the session: on time, as the sweep had
+// asked before the check fell due.
+func TestCheckDueDuringASweepCountsOnTime(t *testing.T) {
+	p := DefaultPolicy()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	t0 := time.Date(2031, 3, 14, 16, 0, 0, 0, time.UTC)
+	r := session("1001-1", t0.Add(5*time.Minute), "41") // in the near tier
+	r.nextCheck = instantOf(t0.Add(2 * time.Second))
+	cache := map[string]*record{"1001-1": r}
+	st := &state{cache: map[keys.Kind]map[string]*record{keys.Sessions: cache}, since: t0.Add(-time.Hour)}
+	windows := p.sweeps()
+	c := newChecker(p, 48, m, windows, func(s slot) bool { r := cache[s.id]; return r != nil && r.nextCheck == s.at })
+	st.checker = c
+	c.put(r.nextCheck.time(), "1001-1")
+	near := windows[0]
+	near.flying, near.sentAt = true, time.Now() // the near sweep goes out at t0
+	near.flyFrom, near.flyTo, near.held = t0.Add(near.from), t0.Add(near.to), map[string]time.Time{}
+	if asks := c.due(st, t0.Add(2*time.Second)); len(asks) != 0 {
+		t.Fatalf("%d checks by id while the sweep is out", len(asks))
+	}
+	sweep := &ask{st: st, window: near, asked: t0,
+		seats: []vista.Seats{{ID: "1001-1", SeatsAvailable: 41, HasSoldoutStatus: true, HasStatus: true, Status: "0", State: keys.StateOpen}}}
+	held := near.held
+	near.held = nil
+	c.swept(sweep, t0.Add(3*time.Second))
+	c.sweepChanges(sweep, held, cache, baseFields[keys.Sessions], func(string, time.Time) bool { return false })
+	late := readCheckTimes(t, reg, "vista_warmer_check_lateness_seconds")
+	if late.count != 1 || late.sum != 0 {
+		t.Errorf("lateness after the sweep read the session: %d observations, %v s in all; want 1, on time", late.count, late.sum)
 	}
 }
