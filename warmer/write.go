@@ -42,9 +42,9 @@ func (w *Warmer) committed(pub *publisher) {
 //
 // The changes that are news (additions, updates, removals) go first, in
 // writes of their own, and the confirmations after them: a sweep's answer
-// confirms hundreds of sessions for every few it changes, and their
-// events would otherwise wait for Redis to run all of it (and for the
-// warmer to make it ready).
+// confirms many sessions for the few it changes, and the changes' events
+// would otherwise wait for the warmer to make all of it ready and for
+// Redis to run it.
 func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now time.Time) error {
 	news, confirms := newsFirst(changes)
 	for _, part := range [][]change{news, confirms} {
