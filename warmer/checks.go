@@ -212,23 +212,32 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 		}
 	}
 	// A session two answers of the batch give (a window query and a check
-	// by id may be out together) takes the one asked last.
-	var last map[string]time.Time // nil for a lone answer: nothing to order
+	// by id may be out together) takes the one asked last; of two asked at
+	// the same instant (a sweep and a check by id sent together, for a
+	// session the last sweep lacked), the one that found it, the first of
+	// those: it is written once, with one event.
+	var taker map[string]*ask // nil for a lone answer: nothing to order
 	if len(asks) > 1 {
-		last = map[string]time.Time{}
+		taker = map[string]*ask{}
+		take := func(id string, a *ask, found bool) {
+			t := taker[id]
+			if t == nil || a.asked.After(t.asked) || a.asked.Equal(t.asked) && found && !slices.ContainsFunc(t.seats, func(s vista.Seats) bool { return s.ID == id }) {
+				taker[id] = a
+			}
+		}
 		for _, a := range asks {
 			if a.st != w.st {
 				continue
 			}
 			for _, s := range a.seats {
-				last[s.ID] = maxTime(last[s.ID], a.asked)
+				take(s.ID, a, true)
 			}
 			for _, id := range a.gone {
-				last[id] = maxTime(last[id], a.asked)
+				take(id, a, false)
 			}
 		}
 	}
-	newer := func(id string, asked time.Time) bool { return last[id].After(asked) }
+	newer := func(id string, a *ask) bool { t := taker[id]; return t != nil && t != a }
 	var changes []change
 	gone := map[string]time.Time{}
 	for _, a := range asks {
@@ -267,7 +276,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 			answered[s.ID] = true
 			old := cache[s.ID]
 			switch {
-			case old == nil, old.asOf.time().After(a.asked), newer(s.ID, a.asked):
+			case old == nil, old.asOf.time().After(a.asked), newer(s.ID, a):
 			case s.Cancelled():
 				changes = append(changes, removal(s.ID, old, keys.ReasonCancelled))
 				gone[s.ID] = a.asked
@@ -283,7 +292,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 			answered[id] = true
 			old := cache[id]
 			switch {
-			case old == nil, old.asOf.time().After(a.asked), newer(id, a.asked):
+			case old == nil, old.asOf.time().After(a.asked), newer(id, a):
 			case w.st.kinds[keys.Sessions].held != nil && !w.st.kinds[keys.Sessions].held.checks:
 				// Vista's lists are in doubt (a drop is held back): a seat
 				// check that no longer finds a session is not believed
@@ -340,7 +349,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 }
 
 // takeSweep notes a window query's answer and returns its changes.
-func (w *Warmer) takeSweep(a *ask, cache map[string]*record, newer func(string, time.Time) bool) []change {
+func (w *Warmer) takeSweep(a *ask, cache map[string]*record, newer func(string, *ask) bool) []change {
 	held := a.window.held
 	a.window.held = nil
 	refused, failing := w.st.checker.swept(a, w.cfg.Clock.Now())

@@ -302,7 +302,7 @@ func TestLateFailedSweepLeavesAReadSessionAlone(t *testing.T) {
 	held := near.held
 	near.held = nil
 	c.swept(sweep, t0.Add(30*time.Second))
-	c.sweepChanges(sweep, held, cache, nil, func(string, time.Time) bool { return false })
+	c.sweepChanges(sweep, held, cache, nil, func(string, *ask) bool { return false })
 	if got := r.nextCheck.time(); !got.Equal(next) {
 		t.Errorf("s1's next check after the failed sweep: %v, want %v, as its reading at +12s set it", got.Sub(t0), next.Sub(t0))
 	}
@@ -341,7 +341,7 @@ func TestCheckDueDuringASweepCountsOnTime(t *testing.T) {
 	held := near.held
 	near.held = nil
 	c.swept(sweep, t0.Add(3*time.Second))
-	c.sweepChanges(sweep, held, cache, baseFields[keys.Sessions], func(string, time.Time) bool { return false })
+	c.sweepChanges(sweep, held, cache, baseFields[keys.Sessions], func(string, *ask) bool { return false })
 	late := readCheckTimes(t, reg, "vista_warmer_check_lateness_seconds")
 	if late.count != 1 || late.sum != 0 {
 		t.Errorf("lateness after the sweep read the session: %d observations, %v s in all; want 1, on time", late.count, late.sum)

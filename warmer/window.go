@@ -220,8 +220,8 @@ func (c *checker) swept(a *ask, now time.Time) (refused, failing bool) {
 // would write), and otherwise costs Redis nothing. A session the answer
 // calls cancelled is checked by id at once, wherever its showtime: a
 // window never removes. Sessions the cache does not hold are left to the
-// full reload; a row that a newer answer of the same batch also gives
-// (newer) is left to that one.
+// full reload; a row that another answer of the same batch takes (newer:
+// one asked later, or at the same instant and first) is left to that one.
 //
 // A check by id that fell due and that the sweep took up is counted as a
 // check (lateness) once the answer reads its session, whatever is made of
@@ -233,7 +233,7 @@ func (c *checker) swept(a *ask, now time.Time) (refused, failing bool) {
 // since the sweep went out (a check by id went when the sweep was late)
 // or is being asked for now. A session the sweep only looked at before
 // its check was due keeps its place on the schedule.
-func (c *checker) sweepChanges(a *ask, held map[string]time.Time, cache map[string]*record, fields []string, newer func(id string, asked time.Time) bool) []change {
+func (c *checker) sweepChanges(a *ask, held map[string]time.Time, cache map[string]*record, fields []string, newer func(id string, a *ask) bool) []change {
 	var changes []change
 	soon := a.asked.Add(a.window.every)
 	for _, s := range a.seats {
@@ -243,7 +243,7 @@ func (c *checker) sweepChanges(a *ask, held map[string]time.Time, cache map[stri
 		if !due.IsZero() && old != nil {
 			c.count(c.policy.Tier(due, old.showtime.time()), due, a.st.since, a.asked, 0)
 		}
-		if old == nil || old.missing || old.asOf.time().After(a.asked) || newer(s.ID, a.asked) {
+		if old == nil || old.missing || old.asOf.time().After(a.asked) || newer(s.ID, a) {
 			continue
 		}
 		if s.Cancelled() {

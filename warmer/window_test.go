@@ -2,6 +2,7 @@ package warmer
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -369,5 +370,53 @@ func TestSweepNewsGoBeforeItsConfirmations(t *testing.T) {
 			}
 			t.Logf("write %d: %v", i, names)
 		}
+	}
+}
+
+// A sweep and a check by id sent at the same instant (for a session the
+// last sweep lacked) may both give the session: it is written once, with
+// one event; and where one of them calls it gone, the one that found it
+// is taken, as a window never removes and the other saw it.
+func TestTwoAnswersOfOneInstantWriteOnce(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		byID   func(s vista.Seats) ([]vista.Seats, []string)
+		events string // the session's events, by kind
+	}{
+		{"both find it", func(s vista.Seats) ([]vista.Seats, []string) { return []vista.Seats{s}, nil }, "item"},
+		{"the check by id calls it gone", func(s vista.Seats) ([]vista.Seats, []string) { return nil, []string{s.ID} }, "item"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			w, s := r.windowedBefore(20*time.Minute, 3*time.Hour)
+			seats := vista.Seats{ID: s.ID, SeatsAvailable: r.otherSeats(s.ID), HasSoldoutStatus: true, HasStatus: true, Status: "0", State: keys.StateOpen}
+			n := len(r.events())
+			r.locked(w, func() {
+				now := r.clock.Now()
+				found, gone := c.byID(seats)
+				byID := &ask{st: w.st, ids: []string{s.ID}, due: map[string]time.Time{}, asked: now, seats: found, gone: gone}
+				sweep := &ask{st: w.st, window: w.st.checker.windows[0], asked: now, seats: []vista.Seats{seats}}
+				for _, order := range [][]*ask{{byID, sweep}, {sweep, byID}} {
+					if err := w.writeAnswers(r.ctx, order); err != nil {
+						t.Fatal(err)
+					}
+					seats.SeatsAvailable++ // the next order writes a change again
+					sweep.seats[0].SeatsAvailable = seats.SeatsAvailable
+					if byID.seats != nil {
+						byID.seats[0].SeatsAvailable = seats.SeatsAvailable
+					}
+				}
+			})
+			var kinds []string
+			for _, ev := range forID(r.eventsSince(n), s.ID) {
+				kinds = append(kinds, ev.Event)
+			}
+			if want := []string{c.events, c.events}; !slices.Equal(kinds, want) {
+				t.Errorf("events of %s after two batches of two answers: %v, want %v (one a batch)", s.ID, kinds, want)
+			}
+			if got := r.hash(keys.Sessions, s.ID)[keys.FieldSeatsAvailable]; got != strconv.Itoa(seats.SeatsAvailable-1) {
+				t.Errorf("seats_available = %q, want %d", got, seats.SeatsAvailable-1)
+			}
+		})
 	}
 }
