@@ -216,13 +216,17 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 	// the same instant (a sweep and a check by id sent together, for a
 	// session the last sweep lacked), the one that found it, the first of
 	// those: it is written once, with one event.
-	var taker map[string]*ask // nil for a lone answer: nothing to order
+	type taken struct {
+		a     *ask
+		found bool // it gave the session's seats, not that it is gone
+	}
+	var taker map[string]taken // nil for a lone answer: nothing to order
 	if len(asks) > 1 {
-		taker = map[string]*ask{}
+		taker = map[string]taken{}
 		take := func(id string, a *ask, found bool) {
-			t := taker[id]
-			if t == nil || a.asked.After(t.asked) || a.asked.Equal(t.asked) && found && !slices.ContainsFunc(t.seats, func(s vista.Seats) bool { return s.ID == id }) {
-				taker[id] = a
+			t, ok := taker[id]
+			if !ok || a.asked.After(t.a.asked) || a.asked.Equal(t.a.asked) && found && !t.found {
+				taker[id] = taken{a, found}
 			}
 		}
 		for _, a := range asks {
@@ -237,7 +241,7 @@ func (w *Warmer) writeAnswers(ctx context.Context, asks []*ask) error {
 			}
 		}
 	}
-	newer := func(id string, a *ask) bool { t := taker[id]; return t != nil && t != a }
+	newer := func(id string, a *ask) bool { t, ok := taker[id]; return ok && t.a != a }
 	var changes []change
 	gone := map[string]time.Time{}
 	for _, a := range asks {

@@ -259,8 +259,8 @@ func seatsSame(old *record, s vista.Seats) bool {
 	if old.absent != nil {
 		return false
 	}
-	var v [4]string
-	old.vals.getEach([]int{sSeatsAvailable, sSoldoutStatus, sStatus, sState}, v[:])
+	var v [len(seatFields)]string
+	old.vals.getEach(seatFields[:], v[:])
 	if !isInt(v[0], s.SeatsAvailable) {
 		return false
 	}
@@ -269,6 +269,10 @@ func seatsSame(old *record, s vista.Seats) bool {
 	}
 	return !s.HasStatus || v[2] == s.Status && v[3] == string(s.State)
 }
+
+// seatFields are the positions of a session's fields that a seat check
+// reads, in the order vista.Seats gives them.
+var seatFields = [...]int{sSeatsAvailable, sSoldoutStatus, sStatus, sState}
 
 // isInt reports whether s is n as strconv.Itoa writes it, without making
 // a string of n: a sweep asks it of every row of its answer.

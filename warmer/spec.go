@@ -87,7 +87,7 @@ func kindSpecs(fields map[keys.Kind][]string) map[keys.Kind]*spec {
 				{kind: keys.Cinemas, field: sCinemaID, key: keys.CinemaSessions},
 				{kind: keys.Films, field: sFilmID, key: keys.FilmSessions},
 			},
-			live:  []int{sSeatsAvailable, sSoldoutStatus, sStatus, sState},
+			live:  seatFields[:],
 			needs: keys.Cinemas,
 			list:  listSessions,
 			extras: func(ev *keys.Event, r *record) {
