@@ -8,8 +8,8 @@
 // was 1.4-1.5 times the Redis CPU of plain pipelined writes; as a
 // transaction it is 1.1-1.2 times. The price is a round trip (WATCH, the
 // fence's reads and MULTI; then the commands and EXEC: two where the
-// script takes one), which only a large write can afford; so a write goes this
-// way only when it creates at least bulkHashes hashes (and has no command
+// script takes one; a run of such writes one more in all, see transact),
+// which only a large write can afford; so a write goes this way only when it creates at least bulkHashes hashes (and has no command
 // of the script's own that must read before it writes, hashWriteCmd) or
 // adds at least bulkArgs arguments' worth of index entries and nothing
 // else, and only on Redis 7 or later (see canBulk).
@@ -96,20 +96,25 @@ func bulkCommands(cmds []redis.Cmder) [][]any {
 // watched changed before EXEC.
 var errBulkAborted = errors.New("the transaction was aborted: the lease or P:meta changed before EXEC")
 
-// transact runs a bulk write as MULTI/EXEC, fenced as the script fences:
-// it WATCHes the lease and P:meta, reads them, checks them as fence.lua
-// does, and only then sends the commands. Redis runs none of them if
-// either key changed after WATCH (another writer took the lease, the
-// lease expired, P:meta moved): so a writer that is no longer the writer
-// changes nothing, as with the script.
+// transact runs bulk writes, in order, each as MULTI/EXEC fenced as the
+// script fences: it WATCHes the lease and P:meta, reads them, checks them
+// as fence.lua does, and only then sends the commands. Redis runs none of
+// them if either key changed after WATCH (another writer took the lease,
+// the lease expired, P:meta moved): so a writer that is no longer the
+// writer changes nothing, as with the script.
 //
-// It takes two round trips: WATCH, the fence's reads and MULTI in one;
-// the commands and EXEC in the other, or, when the fence said no, an
-// EXEC of nothing (EXEC ends the WATCH, and it is a command the warmer
-// is granted; DISCARD is not). No UNWATCH follows. The commands go only
-// once Redis took MULTI: were it refused (an ACL, a busy Redis) with the
-// commands behind it in the same write, Redis would run them one by one,
-// outside any transaction and any fence.
+// A write takes one round trip, and the first one more: WATCH, the
+// fence's reads and MULTI of the first write in one; then, for each, its
+// commands and EXEC together with the WATCH, the fence's reads and MULTI
+// of the next. The next write's reads run after EXEC, so they see the
+// seq it left. A cold load of 100k sessions is some 200 writes, and each
+// round trip saved is one in which Redis would wait on the warmer.
+// When the fence says no, an EXEC of nothing ends the transaction (EXEC
+// ends the WATCH, and it is a command the warmer is granted; DISCARD is
+// not). No UNWATCH round trip follows. The commands go only once Redis
+// took MULTI: were it refused (an ACL, a busy Redis) with the commands
+// behind it in the same write, Redis would run them one by one, outside
+// any transaction and any fence.
 //
 // Each round trip starts with an UNWATCH, which changes nothing there
 // (before the WATCH; queued inside the transaction, which has unwatched
@@ -121,80 +126,123 @@ var errBulkAborted = errors.New("the transaction was aborted: the lease or P:met
 // run outside it. UNWATCH names no key, so no Cluster node redirects it,
 // and Redis takes it while loading, stale or busy.
 //
-// Its errors are the script's: the fence's own; a *RefusedError when
-// Redis refused a command as it was queued, so that EXEC ran nothing;
-// errWrite when EXEC ran the commands and one failed; and errBulkAborted.
-func (s *store) transact(ctx context.Context, wr *write) error {
+// It returns how many of wrs Redis ran, and why the next did not run:
+// the fence's own errors; a *RefusedError when Redis refused a command
+// as it was queued, so that EXEC ran nothing; errWrite when EXEC ran the
+// commands and one failed; and errBulkAborted.
+func (s *store) transact(ctx context.Context, wrs []*write) (int, error) {
 	lease, meta := keys.Lease(s.prefix), keys.Meta(s.prefix)
+	done := 0
 	err := s.onOneConn(ctx, func(tx *redis.Tx) error {
-		var watch, multi *redis.StatusCmd
-		var holder *redis.StringCmd
-		var m *redis.SliceCmd
+		var open *opening
 		_, _ = tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 			_ = p.Process(ctx, redis.NewStatusCmd(ctx, "unwatch"))
-			watch = redis.NewStatusCmd(ctx, "watch", lease, meta)
-			_ = p.Process(ctx, watch)
-			if !bug("skipfence") {
-				holder = p.Get(ctx, lease)
-				m = p.HMGet(ctx, meta, keys.MetaEpoch, keys.MetaSeq)
-			}
-			multi = redis.NewStatusCmd(ctx, "multi")
-			_ = p.Process(ctx, multi)
+			open = s.open(ctx, p)
 			return nil
 		})
-		if err := multi.Err(); err != nil {
-			// No transaction is open, and nothing was queued; the WATCH
-			// may stand, and a later transaction on this connection would
-			// be aborted by it.
-			_ = tx.Process(ctx, redis.NewStatusCmd(ctx, "unwatch"))
-			return firstErr(watch.Err(), err)
-		}
-		if err := firstErr(watch.Err(), s.fenceOf(holder, m, wr)); err != nil {
-			endTx(ctx, tx)
-			return err
-		}
-		queued := make([]*redis.Cmd, len(wr.tx))
-		var exec *redis.Cmd
-		_, _ = tx.Pipelined(ctx, func(p redis.Pipeliner) error {
-			_ = p.Process(ctx, redis.NewStatusCmd(ctx, "unwatch"))
-			for i, args := range wr.tx {
-				queued[i] = p.Do(ctx, args...)
+		for i, wr := range wrs {
+			if err := open.check(ctx, tx, wr); err != nil {
+				return err
 			}
-			exec = p.Do(ctx, "exec")
-			return nil
-		})
-		return execOutcome(ctx, tx, queued, exec)
+			queued := make([]*redis.Cmd, len(wr.tx))
+			var exec *redis.Cmd
+			var next *opening
+			_, _ = tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+				_ = p.Process(ctx, redis.NewStatusCmd(ctx, "unwatch"))
+				for i, args := range wr.tx {
+					queued[i] = p.Do(ctx, args...)
+				}
+				exec = p.Do(ctx, "exec")
+				if i+1 < len(wrs) {
+					next = s.open(ctx, p)
+				}
+				return nil
+			})
+			if err := execOutcome(ctx, tx, queued, exec); err != nil {
+				if next != nil {
+					next.end(ctx, tx)
+				}
+				return err
+			}
+			done++
+			open = next
+		}
+		return nil
 	}, lease, meta)
 	switch {
 	case err == nil:
-		return nil
+		return done, nil
 	case errors.Is(err, redis.TxFailedErr):
-		return errBulkAborted
+		return done, errBulkAborted
 	}
 	if fe := (*fenceErr)(nil); errors.As(err, &fe) {
-		return fe.err
+		return done, fe.err
 	}
 	if errors.Is(err, errWrite) {
-		return err
+		return done, err
 	}
-	return fenceError(err)
+	return done, fenceError(err)
 }
 
-// endTx ends a transaction that queued nothing, with its WATCH: EXEC runs
-// nothing; where an ACL refuses EXEC, DISCARD.
-func endTx(ctx context.Context, tx *redis.Tx) {
+// opening is a transaction asked for: its WATCH, the fence's reads and
+// its MULTI, as Redis answered them.
+type opening struct {
+	watch, multi *redis.StatusCmd
+	holder       *redis.StringCmd // nil: the fence skipped (a chaos build's bug)
+	m            *redis.SliceCmd
+}
+
+// open queues what opens a transaction: WATCH of the lease and P:meta,
+// the fence's reads of them, and MULTI.
+func (s *store) open(ctx context.Context, p redis.Pipeliner) *opening {
+	lease, meta := keys.Lease(s.prefix), keys.Meta(s.prefix)
+	o := &opening{watch: redis.NewStatusCmd(ctx, "watch", lease, meta)}
+	_ = p.Process(ctx, o.watch)
+	if !bug("skipfence") {
+		o.holder = p.Get(ctx, lease)
+		o.m = p.HMGet(ctx, meta, keys.MetaEpoch, keys.MetaSeq)
+	}
+	o.multi = redis.NewStatusCmd(ctx, "multi")
+	_ = p.Process(ctx, o.multi)
+	return o
+}
+
+// check says whether wr's commands may go into the transaction opened:
+// Redis took MULTI, and the fence's reads are as wr expects. When they
+// may not, it ends what was opened.
+func (o *opening) check(ctx context.Context, tx *redis.Tx, wr *write) error {
+	if err := o.multi.Err(); err != nil {
+		// No transaction is open, and nothing was queued; the WATCH
+		// may stand, and a later transaction on this connection would
+		// be aborted by it.
+		o.end(ctx, tx)
+		return firstErr(o.watch.Err(), err)
+	}
+	if err := o.watch.Err(); err != nil {
+		o.end(ctx, tx)
+		return err
+	}
+	if o.holder == nil {
+		return nil
+	}
+	if err := fenceCheck(o.holder, o.m, wr.lease, wr.epoch, wr.seq); err != nil {
+		o.end(ctx, tx)
+		return err
+	}
+	return nil
+}
+
+// end ends what was opened with nothing queued: the transaction with an
+// EXEC of nothing (where an ACL refuses EXEC, DISCARD); when Redis did
+// not take MULTI, the WATCH with an UNWATCH.
+func (o *opening) end(ctx context.Context, tx *redis.Tx) {
+	if o.multi.Err() != nil {
+		_ = tx.Process(ctx, redis.NewStatusCmd(ctx, "unwatch"))
+		return
+	}
 	if err := tx.Process(ctx, redis.NewCmd(ctx, "exec")); err != nil && !errors.Is(err, redis.Nil) {
 		_ = tx.Process(ctx, redis.NewStatusCmd(ctx, "discard"))
 	}
-}
-
-// fenceOf checks what the fence's reads found (fenceCheck); with the
-// fence skipped on purpose (a chaos build's bug), nothing was read.
-func (s *store) fenceOf(holder *redis.StringCmd, m *redis.SliceCmd, wr *write) error {
-	if holder == nil {
-		return nil
-	}
-	return fenceCheck(holder, m, wr.lease, wr.epoch, wr.seq)
 }
 
 // firstErr returns the first of errs that is not nil.

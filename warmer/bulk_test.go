@@ -40,17 +40,55 @@ func bulkStore(t *testing.T, rdb *redis.Client, prefix string, log *slog.Logger)
 
 // newHashes queues n new hashes under prefix and an index entry for each.
 func newHashes(prefix string, n int) func(redis.Pipeliner) {
+	return moreHashes(prefix, 0, n, 6)
+}
+
+// moreHashes queues n new hashes under prefix, ids from on, an index
+// entry for each, and P:meta's seq set to seq.
+func moreHashes(prefix string, from, n int, seq int64) func(redis.Pipeliner) {
 	return func(pipe redis.Pipeliner) {
 		ctx := context.Background()
 		ix := []any{"zadd", keys.Index(prefix, keys.Sessions)}
-		for i := range n {
+		for i := from; i < from+n; i++ {
 			key := keys.Entity(prefix, keys.Sessions, fmt.Sprint(i))
 			pipe.Do(ctx, hashNewCmd, "4102444800", "hset", key, "id", fmt.Sprint(i), "state", "open")
 			ix = append(ix, n-i, fmt.Sprint(i))
 		}
 		pipe.Do(ctx, ix...)
-		pipe.HSet(ctx, keys.Meta(prefix), keys.MetaSeq, 6)
+		pipe.HSet(ctx, keys.Meta(prefix), keys.MetaSeq, seq)
 	}
+}
+
+// chain prepares n bulk writes of bulkHashes new hashes each, the first
+// expecting seq 5 and each the seq the one before leaves; skew is added
+// to what the last one expects.
+func chain(t *testing.T, s *store, prefix string, n int, skew int64) []*write {
+	t.Helper()
+	wrs := make([]*write, n)
+	for i := range wrs {
+		seq := int64(5 + i)
+		if i == n-1 {
+			seq += skew
+		}
+		wrs[i] = s.prepare(context.Background(), &guard{epoch: "e1", seq: seq}, moreHashes(prefix, i*bulkHashes, bulkHashes, int64(6+i)))
+		if wrs[i].tx == nil {
+			t.Fatal("not a transaction")
+		}
+	}
+	return wrs
+}
+
+// written counts the hashes of a chain's writes there are under prefix,
+// write by write.
+func written(t *testing.T, rdb *redis.Client, prefix string, n int) []int64 {
+	t.Helper()
+	out := make([]int64, n)
+	for i := range out {
+		for j := range bulkHashes {
+			out[i] += rdb.Exists(context.Background(), keys.Entity(prefix, keys.Sessions, fmt.Sprint(i*bulkHashes+j))).Val()
+		}
+	}
+	return out
 }
 
 // A bulk write (MULTI/EXEC under WATCH) is fenced as the script is: the
@@ -148,22 +186,37 @@ func (h *touchBeforeExec) before(cmds []redis.Cmder) {
 }
 
 // A bulk write takes two round trips, the fence's and the commands', and
-// leaves its connection with nothing watched and no transaction open,
-// whether the fence lets it through or not: an EXEC ends the WATCH (of
-// nothing, when the fence said no), and no UNWATCH round trip follows.
-// It holds for a user granted exactly the commands the warmer sends
-// (Commands, the ACL line of docs/operations.md), which may not DISCARD.
-// A Redis Cluster client takes two round trips more (see onOneConn).
+// each write after it in the same run one more: its WATCH, fence reads
+// and MULTI go with the commands and EXEC of the write before. The
+// connection is left with nothing watched and no transaction open,
+// whether the fence lets the writes through, stops the first, or stops
+// one further on (the writes before it stay written): an EXEC ends the
+// WATCH (of nothing, when the fence said no), and no UNWATCH round trip
+// follows. It holds for a user granted exactly the commands the warmer
+// sends (Commands, the ACL line of docs/operations.md), which may not
+// DISCARD. A Redis Cluster client takes two round trips more (see
+// onOneConn).
 func TestBulkWriteTakesTwoRoundTrips(t *testing.T) {
 	acl := "user w on >pw ~* &* -@all +@connection +" + strings.Join(Commands, " +")
 	srv := redistest.Start(t, redistest.Options{Config: []string{acl}})
 	ctx := context.Background()
 	for _, user := range []string{"default", "w"} {
 		for _, c := range []struct {
-			name  string
-			lease string
-			want  error
-		}{{"the fence lets it through", "", nil}, {"the fence says no", "b 1", ErrLeaseLost}} {
+			name   string
+			writes int
+			lease  string
+			skew   int64 // the last write expects a seq this far off
+			want   error
+			done   int
+			trips  int
+			execs  int
+		}{
+			{"one, the fence lets it through", 1, "", 0, nil, 1, 2, 1},
+			{"one, the fence says no", 1, "b 1", 0, ErrLeaseLost, 0, 2, 1},
+			{"three, the fence lets them through", 3, "", 0, nil, 3, 4, 3},
+			{"three, the fence says no to the first", 3, "b 1", 0, ErrLeaseLost, 0, 2, 1},
+			{"three, the fence says no to the third", 3, "", 1, errStale, 2, 4, 3},
+		} {
 			t.Run(user+"/"+c.name, func(t *testing.T) {
 				opt := &redis.Options{Addr: srv.Addr(), PoolSize: 1} // the write's connection is the one asked below
 				if user != "default" {
@@ -176,23 +229,33 @@ func TestBulkWriteTakesTwoRoundTrips(t *testing.T) {
 				if c.lease != "" {
 					conn.Set(ctx, keys.Lease(prefix), c.lease, time.Minute)
 				}
-				wr := s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes))
-				if wr.tx == nil || !s.canBulk(ctx) {
-					t.Fatal("not a transaction")
+				wrs := chain(t, s, prefix, c.writes, c.skew)
+				if !s.canBulk(ctx) {
+					t.Fatal("no transactions")
 				}
 				h := &roundTrips{}
 				conn.AddHook(seeCommands(h.see))
-				if _, err := s.run(ctx, wr); !errors.Is(err, c.want) {
-					t.Fatalf("write = %v, want %v", err, c.want)
+				done, err := s.run(ctx, wrs...)
+				if !errors.Is(err, c.want) || done != c.done {
+					t.Fatalf("write = %d, %v, want %d, %v", done, err, c.done, c.want)
 				}
-				if h.trips != 2 || h.names["watch"] != 1 || h.names["exec"] != 1 || h.names["discard"] != 0 {
-					t.Errorf("%d round trips sending %v, want 2, one WATCH and one EXEC", h.trips, h.names)
+				if h.trips != c.trips || h.names["watch"] != c.execs || h.names["exec"] != c.execs || h.names["discard"] != 0 {
+					t.Errorf("%d round trips sending %v, want %d, with %d WATCH and EXEC", h.trips, h.names, c.trips, c.execs)
 				}
 				// go-redis sends a pipeline again when Redis refuses its
 				// first command with LOADING, TRYAGAIN and the like: an
 				// UNWATCH, which no such answer refuses, goes first.
-				if c.want == nil && !slices.Equal(h.firsts, []string{"unwatch", "unwatch"}) {
+				if c.want == nil && (len(h.firsts) != c.trips || slices.ContainsFunc(h.firsts, func(n string) bool { return n != "unwatch" })) {
 					t.Errorf("the round trips began with %v, want UNWATCH each", h.firsts)
+				}
+				for i, n := range written(t, conn, prefix, c.writes) {
+					want := int64(bulkHashes)
+					if i >= c.done {
+						want = 0 // stopped by the fence
+					}
+					if n != want {
+						t.Errorf("write %d: %d of its hashes there, want %d", i, n, want)
+					}
 				}
 				// Nothing stays watched on the connection, nor is a
 				// transaction left open: Redis flags a client d whose
@@ -269,6 +332,54 @@ func TestBulkWriteAbortedByAChangeBeforeExec(t *testing.T) {
 			t.Errorf("%d index entries, want %d", n, bulkHashes)
 		}
 	})
+	t.Run("in a chain, another takes the lease", func(t *testing.T) {
+		rdb, prefix := MustRedis(t)
+		other := redis.NewClient(rdb.Options())
+		defer other.Close()
+		s := bulkStore(t, rdb, prefix, nil)
+		h := &touchBeforeExec{}
+		h.touch = func() {
+			if h.n.Load() == 2 {
+				other.Set(ctx, keys.Lease(prefix), "b 1", time.Minute)
+			}
+		}
+		rdb.AddHook(seeCommands(h.before))
+		done, err := s.run(ctx, chain(t, s, prefix, 3, 0)...)
+		if done != 1 || !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("write = %d, %v, want 1, %v", done, err, ErrLeaseLost)
+		}
+		if got := written(t, other, prefix, 3); !slices.Equal(got, []int64{bulkHashes, 0, 0}) {
+			t.Errorf("hashes written, write by write: %v", got)
+		}
+	})
+	t.Run("in a chain, our own renewal", func(t *testing.T) {
+		rdb, prefix := MustRedis(t)
+		other := redis.NewClient(rdb.Options())
+		defer other.Close()
+		s := bulkStore(t, rdb, prefix, nil)
+		h := &touchBeforeExec{}
+		h.touch = func() {
+			if h.n.Load() == 2 {
+				other.PExpire(ctx, keys.Lease(prefix), time.Minute)
+			}
+		}
+		rdb.AddHook(seeCommands(h.before))
+		if done, err := s.run(ctx, chain(t, s, prefix, 3, 0)...); done != 3 || err != nil {
+			t.Fatalf("write = %d, %v", done, err)
+		}
+		// The first EXEC, the second (aborted), the one that ends the
+		// third's transaction opened behind it, and the second and third
+		// tried again.
+		if got := h.n.Load(); got != 5 {
+			t.Errorf("%d EXECs sent, want 5", got)
+		}
+		if got := written(t, other, prefix, 3); !slices.Equal(got, []int64{bulkHashes, bulkHashes, bulkHashes}) {
+			t.Errorf("hashes written, write by write: %v", got)
+		}
+		if seq := other.HGet(ctx, keys.Meta(prefix), keys.MetaSeq).Val(); seq != "8" {
+			t.Errorf("P:meta seq %s, want 8", seq)
+		}
+	})
 	t.Run("always touched: the script", func(t *testing.T) {
 		rdb, prefix := MustRedis(t)
 		other := redis.NewClient(rdb.Options())
@@ -301,35 +412,43 @@ func TestBulkWriteWithoutTransactionsGoesAsTheScript(t *testing.T) {
 	}
 	srv := redistest.Start(t, redistest.Options{Config: users})
 	for i, denied := range denials {
-		t.Run(denied, func(t *testing.T) {
-			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: fmt.Sprintf("u%d", i), Password: "pw"})
-			defer rdb.Close()
-			logs := &logBuffer{}
-			prefix := fmt.Sprintf("t%d", i)
-			s := bulkStore(t, rdb, prefix, slog.New(slog.NewTextHandler(logs, nil)))
-			ctx := context.Background()
-			for i := range 2 {
-				wr := s.prepare(ctx, &guard{epoch: "e1", seq: int64(5 + i)}, func(p redis.Pipeliner) {
-					newHashes(prefix, bulkHashes)(p)
-					p.HSet(ctx, keys.Meta(prefix), keys.MetaSeq, 6+i)
-				})
-				if _, err := s.run(ctx, wr); err != nil {
-					t.Fatalf("write %d: %v", i, err)
+		for _, together := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/in one run: %v", denied, together), func(t *testing.T) {
+				rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: fmt.Sprintf("u%d", i), Password: "pw"})
+				defer rdb.Close()
+				logs := &logBuffer{}
+				prefix := fmt.Sprintf("t%d%v", i, together)
+				s := bulkStore(t, rdb, prefix, slog.New(slog.NewTextHandler(logs, nil)))
+				ctx := context.Background()
+				wrs := chain(t, s, prefix, 3, 0)
+				if together {
+					if done, err := s.run(ctx, wrs...); done != 3 || err != nil {
+						t.Fatalf("write = %d, %v", done, err)
+					}
+				} else {
+					for i, wr := range wrs {
+						if _, err := s.run(ctx, wr); err != nil {
+							t.Fatalf("write %d: %v", i, err)
+						}
+					}
 				}
-			}
-			if n := rdb.ZCard(ctx, keys.Index(prefix, keys.Sessions)).Val(); n != bulkHashes {
-				t.Errorf("%d index entries, want %d", n, bulkHashes)
-			}
-			if n := len(logs.lines("+watch +unwatch +multi +exec")); n != 1 {
-				t.Errorf("%d log lines name the commands to grant, want 1", n)
-			}
-			// Commands that ran outside the transaction would have moved
-			// seq before the script's fence read it: the write would have
-			// failed as stale.
-			if seq := rdb.HGet(ctx, keys.Meta(prefix), keys.MetaSeq).Val(); seq != "7" {
-				t.Errorf("P:meta seq %s, want 7", seq)
-			}
-		})
+				if got := written(t, rdb, prefix, 3); !slices.Equal(got, []int64{bulkHashes, bulkHashes, bulkHashes}) {
+					t.Errorf("hashes written, write by write: %v", got)
+				}
+				if n := rdb.ZCard(ctx, keys.Index(prefix, keys.Sessions)).Val(); n != 3*bulkHashes {
+					t.Errorf("%d index entries, want %d", n, 3*bulkHashes)
+				}
+				if n := len(logs.lines("+watch +unwatch +multi +exec")); n != 1 {
+					t.Errorf("%d log lines name the commands to grant, want 1", n)
+				}
+				// Commands that ran outside the transaction would have moved
+				// seq before the script's fence read it: the write would have
+				// failed as stale.
+				if seq := rdb.HGet(ctx, keys.Meta(prefix), keys.MetaSeq).Val(); seq != "8" {
+					t.Errorf("P:meta seq %s, want 8", seq)
+				}
+			})
+		}
 	}
 }
 

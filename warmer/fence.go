@@ -171,19 +171,25 @@ func (s *store) run(ctx context.Context, wrs ...*write) (int, error) {
 	return done, err
 }
 
-// runAll runs the writes in order: a bulk write as a transaction, the
-// writes between bulk ones as scripts in one round trip.
+// runAll runs the writes in order: bulk writes as transactions, one
+// after another on one connection (see transact), the writes between
+// bulk ones as scripts in one round trip.
 func (s *store) runAll(ctx context.Context, wrs []*write) (int, error) {
 	done := 0
 	for done < len(wrs) {
-		if wr := wrs[done]; wr.tx != nil && s.canBulk(ctx) {
-			if err := s.runBulk(ctx, wr); err != nil {
+		n := 0
+		for done+n < len(wrs) && wrs[done+n].tx != nil && s.canBulk(ctx) {
+			n++
+		}
+		if n > 0 {
+			ran, err := s.runBulk(ctx, wrs[done:done+n])
+			done += ran
+			if err != nil {
 				return done, err
 			}
-			done++
 			continue
 		}
-		n := 1
+		n = 1
 		for done+n < len(wrs) && (wrs[done+n].tx == nil || !s.canBulk(ctx)) {
 			n++
 		}
@@ -196,23 +202,35 @@ func (s *store) runAll(ctx context.Context, wrs []*write) (int, error) {
 	return done, nil
 }
 
-// runBulk runs a bulk write as a transaction; one that Redis aborted
-// bulkTries times, or whose transaction an ACL denies, goes as the script.
-func (s *store) runBulk(ctx context.Context, wr *write) error {
-	var err error
-	for range bulkTries {
-		if err = s.transact(ctx, wr); !errors.Is(err, errBulkAborted) {
-			break
+// runBulk runs bulk writes as transactions, and returns how many ran. A
+// write that Redis aborted bulkTries times, or whose transaction an ACL
+// denies, goes as the script; the writes after it are left to runAll.
+func (s *store) runBulk(ctx context.Context, wrs []*write) (int, error) {
+	done, tries := 0, 0
+	for done < len(wrs) {
+		ran, err := s.transact(ctx, wrs[done:])
+		if ran > 0 {
+			done, tries = done+ran, 0
 		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, errBulkAborted) {
+			if tries++; tries < bulkTries {
+				continue
+			}
+		}
+		if bulkDenied(err) && s.noBulk.CompareAndSwap(false, true) {
+			s.log.Warn("redis denies the warmer transactions (ACL); large writes go as the script, at more Redis CPU: "+
+				"grant the warmer's user +watch +unwatch +multi +exec", "err", err)
+		}
+		if errors.Is(err, errBulkAborted) || bulkDenied(err) {
+			ran, err := s.runScripts(ctx, wrs[done:done+1])
+			return done + ran, err
+		}
+		return done, err
 	}
-	if bulkDenied(err) && s.noBulk.CompareAndSwap(false, true) {
-		s.log.Warn("redis denies the warmer transactions (ACL); large writes go as the script, at more Redis CPU: "+
-			"grant the warmer's user +watch +unwatch +multi +exec", "err", err)
-	}
-	if errors.Is(err, errBulkAborted) || bulkDenied(err) {
-		_, err = s.runScripts(ctx, []*write{wr})
-	}
-	return err
+	return done, nil
 }
 
 func (s *store) runScripts(ctx context.Context, wrs []*write) (int, error) {
