@@ -3,6 +3,7 @@
 package vista
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,7 +42,7 @@ func (c *Client) Cinemas(ctx context.Context) ([]Cinema, error) {
 		cinemas []Cinema
 		rowErrs RowErrors
 	)
-	one := rawOrNot(c.keepRaw, cinemaDecoder(c.resolve, c.fields.Cinemas), func(v *Cinema) { v.Raw = nil })
+	one := rawOrNot(c.keepRaw, cinemaDecoder(c.resolve, c.fields.Cinemas), func(v *Cinema) *json.RawMessage { return &v.Raw })
 	err := c.fetchList(ctx, epCinemas, c.listURL(epCinemas), func(rows []json.RawMessage, first int) error {
 		cinemas, rowErrs = decodeRows(cinemas, rowErrs, epCinemas.list, rows, first, one)
 		return nil
@@ -66,7 +67,7 @@ func (c *Client) Films(ctx context.Context) ([]Film, error) {
 		filmRows []filmRow
 		rowErrs  RowErrors
 	)
-	one := rawOrNot(c.keepRaw, filmDecoder(c.fields.Films), func(v *filmRow) { v.film.Raw = nil })
+	one := rawOrNot(c.keepRaw, filmDecoder(c.fields.Films), func(v *filmRow) *json.RawMessage { return &v.film.Raw })
 	err := c.fetchList(ctx, epFilms, c.listURL(epFilms), func(rows []json.RawMessage, first int) error {
 		filmRows, rowErrs = decodeRows(filmRows, rowErrs, epFilms.list, rows, first, one)
 		return nil
@@ -114,7 +115,7 @@ func (c *Client) SessionPages(ctx context.Context, zones map[string]*time.Locati
 		return loc
 	}
 	var rowErrs RowErrors
-	one := rawOrNot(c.keepRaw, sessionDecoder(zone, c.fields.Sessions), func(v *Session) { v.Raw = nil })
+	one := rawOrNot(c.keepRaw, sessionDecoder(zone, c.fields.Sessions), func(v *Session) *json.RawMessage { return &v.Raw })
 	err := c.fetchList(ctx, epSessions, c.listURL(epSessions), func(rows []json.RawMessage, first int) error {
 		var page []Session
 		page, rowErrs = decodeRows(page, rowErrs, epSessions.list, rows, first, one)
@@ -134,31 +135,36 @@ func rowErrors(r RowErrors) error {
 	return r
 }
 
-// rawOrNot returns a row decoder that keeps the row's Raw only with keep.
-func rawOrNot[T any](keep bool, one func(*row, json.RawMessage) (T, *DecodeError), drop func(*T)) func(*row, json.RawMessage) (T, *DecodeError) {
-	if keep {
-		return one
-	}
-	return func(r *row, raw json.RawMessage) (T, *DecodeError) {
-		v, err := one(r, raw)
-		drop(&v)
+// rawOrNot returns a row decoder that keeps the row's Raw only with keep,
+// as a copy: the row is a slice of the page's answer, whose buffer the
+// next page is read into (see fetchList).
+func rawOrNot[T any](keep bool, one func(*row, json.RawMessage) (T, *DecodeError), raw func(*T) *json.RawMessage) func(*row, json.RawMessage) (T, *DecodeError) {
+	return func(r *row, b json.RawMessage) (T, *DecodeError) {
+		v, err := one(r, b)
+		if keep {
+			*raw(&v) = bytes.Clone(*raw(&v))
+		} else {
+			*raw(&v) = nil
+		}
 		return v, err
 	}
 }
 
 // fetchList reads every page of a list, starting at u, and hands each
 // page's rows to each as soon as the page is read, with the index of the
-// first of them in the whole list. The page's bytes are dropped before the
-// next page is asked for, so that a list of any length holds one page at a
-// time, and each should keep only what it decodes. After an error the caller
+// first of them in the whole list. The rows are slices of the page's
+// answer, and the next page is read into the same buffer: they are good
+// only until each returns, so that a list of any length holds one page
+// at a time (and, at 100k sessions, the warmer does not copy 100 MB of
+// rows a load). each must copy what it keeps. After an error the caller
 // must drop what each was given: a partial list reads as entities that
 // disappeared.
 func (c *Client) fetchList(ctx context.Context, ep endpoint, u *url.URL, each func(rows []json.RawMessage, first int) error) error {
 	seen := make(map[string]bool)
 	first := 0
 	// The page's body is read into the one before's: nothing keeps it
-	// (a page's rows are copies, see page), and a list of 500 pages then
-	// makes one buffer, not 500.
+	// (each copies what it keeps), and a list of 500 pages then makes one
+	// buffer, not 500.
 	var body []byte
 	for pages := 0; ; pages++ {
 		if pages == maxPages {

@@ -12,9 +12,8 @@ import (
 	segjson "github.com/segmentio/encoding/json"
 )
 
-// page is one answer of an OData list: its rows and the link to the next page.
-// Each row is a copy of its bytes, not a slice of the answer: what a decoder
-// keeps of a row (Raw) must not keep the whole page alive.
+// page is one answer of an OData list: its rows and the link to the next
+// page. Each row is a slice of the answer (see fetchList).
 type page struct {
 	rows []json.RawMessage
 	next string
@@ -148,14 +147,14 @@ func link(v []byte, key string) (string, error) {
 	return strings.TrimSpace(s), nil
 }
 
-// rawArray returns a copy of each element of m's value, an array.
+// rawArray returns the elements of m's value, an array.
 func rawArray(m member) ([]json.RawMessage, error) {
 	if len(m.value) == 0 || m.value[0] != '[' {
 		return nil, errNotArray
 	}
 	rows := make([]json.RawMessage, len(m.elems))
 	for i, e := range m.elems {
-		rows[i] = bytes.Clone(e)
+		rows[i] = e
 	}
 	return rows, nil
 }

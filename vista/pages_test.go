@@ -51,8 +51,8 @@ func TestNestedBeyondAnyLimit(t *testing.T) {
 	}
 }
 
-// TestPageRowsOwnTheirBytes: the rows of a page, and so the Raw of what is
-// decoded from them, do not keep the page's body alive.
+// TestPageRowsOwnTheirBytes: the Raw of what is decoded from a page's
+// rows (kept with KeepRaw) does not keep the page's body alive.
 func TestPageRowsOwnTheirBytes(t *testing.T) {
 	body := []byte(`{"value":[{"ID":"a","CinemaId":"1","Showtime":"2026-07-01T10:00:00"}],` +
 		`"odata.nextLink":"Sessions?$skip=1","padding":"` + strings.Repeat("x", 1<<16) + `"}`)
@@ -60,7 +60,8 @@ func TestPageRowsOwnTheirBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, errs := decodeSessions(p.rows, 0, func(string) *time.Location { return time.UTC }, nil)
+	one := rawOrNot(true, sessionDecoder(func(string) *time.Location { return time.UTC }, nil), func(v *Session) *json.RawMessage { return &v.Raw })
+	got, errs := decodeRows(nil, nil, "sessions", p.rows, 0, one)
 	if len(got) != 1 || len(errs) != 0 {
 		t.Fatalf("decodeSessions = %d sessions, %v; want 1", len(got), errs)
 	}

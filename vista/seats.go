@@ -4,6 +4,7 @@
 package vista
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -248,7 +249,13 @@ func (c *Client) fetchSeats(ctx context.Context, level int32, batch []string) ([
 		return nil, fmt.Errorf("vista %s: %w", epSeats.entity, err)
 	}
 	var rows []json.RawMessage
-	if err := c.fetchList(ctx, epSeats, u, func(page []json.RawMessage, _ int) error { rows = append(rows, page...); return nil }); err != nil {
+	err = c.fetchList(ctx, epSeats, u, func(page []json.RawMessage, _ int) error {
+		for _, r := range page {
+			rows = append(rows, bytes.Clone(r)) // kept past the page (see fetchList)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return rows, nil
