@@ -3,6 +3,7 @@ package warmer
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,5 +214,60 @@ func TestSeatChangeIsOneRoundTrip(t *testing.T) {
 	}
 	if evs := forID(r.eventsSince(n), s.ID); len(evs) != 1 || *evs[0].SeatsAvailable != 4 {
 		t.Errorf("events for %s: %+v, want one item with 4 seats", s.ID, evs)
+	}
+}
+
+// An update of a hash Redis lost writes it whole from the fields packed
+// into one argument (packField), whatever bytes they hold: colons and
+// digits where the lengths go, empty values, newlines, bytes that are
+// not UTF-8, a value longer than nine bytes. A hash that is there takes
+// only the fields set, and a write without the rest (a confirmation)
+// creates nothing.
+func TestLostHashWrittenWholeFromItsPackedFields(t *testing.T) {
+	rdb, prefix := MustRedis(t)
+	s := bulkStore(t, rdb, prefix, nil)
+	ctx := context.Background()
+	rest := []string{
+		"id", "1001-7",
+		"screen_name", "12:Screen 1:2",
+		"attributes", "",
+		"status", "3D\r\n:1",
+		"raw", "\xff\xfe" + strings.Repeat("x", 300),
+		"10:", ":",
+	}
+	var packed []byte
+	for _, f := range rest {
+		packed = packField(packed, f)
+	}
+	lost, there, none := keys.Entity(prefix, keys.Sessions, "7"), keys.Entity(prefix, keys.Sessions, "8"), keys.Entity(prefix, keys.Sessions, "9")
+	rdb.HSet(ctx, there, "id", "1001-8", "seats_available", "3")
+	var probes []probe
+	wr := s.prepare(ctx, nil, func(pipe redis.Pipeliner) {
+		set := []any{"seats_available", "41"}
+		probes = append(probes,
+			hashWrite(ctx, pipe, lost, "4102444800", set, nil, string(packed)),
+			hashWrite(ctx, pipe, there, "4102444800", set, nil, string(packed)),
+			hashWrite(ctx, pipe, none, "", set, nil, ""))
+	})
+	if _, err := s.run(ctx, wr); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int64{hashRewritten, hashWritten, hashVanished} {
+		if got := probes[i].outcome(); got != want {
+			t.Errorf("write %d answered %d, want %d", i, got, want)
+		}
+	}
+	want := map[string]string{"seats_available": "41"}
+	for i := 0; i < len(rest); i += 2 {
+		want[rest[i]] = rest[i+1]
+	}
+	if got := rdb.HGetAll(ctx, lost).Val(); !maps.Equal(got, want) {
+		t.Errorf("the lost hash written whole: %q, want %q", got, want)
+	}
+	if got := rdb.HGetAll(ctx, there).Val(); !maps.Equal(got, map[string]string{"id": "1001-8", "seats_available": "41"}) {
+		t.Errorf("the hash that was there: %q", got)
+	}
+	if rdb.Exists(ctx, none).Val() != 0 {
+		t.Error("a write without the rest of the hash created it")
 	}
 }
