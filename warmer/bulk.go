@@ -1,18 +1,19 @@
 // The fenced store's second way in: a write that only creates hashes and
 // indexes them (a cold load, a reload that finds many new sessions, a
-// build's indexes written whole) goes
-// as MULTI/EXEC under WATCH rather than as the script. Redis runs plain
-// commands for less CPU than the script's calls of the same commands:
-// every argument of a script becomes a Lua string first, and every
-// redis.call converts them again. On a cold load of 100k sessions that
-// was 1.4-1.5 times the Redis CPU of plain pipelined writes; as a
-// transaction it is 1.1-1.2 times. The price is a round trip (WATCH, the
-// fence's reads and MULTI; then the commands and EXEC: two where the
-// script takes one; a run of such writes one more in all, see transact),
-// which only a large write can afford; so a write goes this way only when it creates at least bulkHashes hashes (and has no command
-// of the script's own that must read before it writes, hashWriteCmd) or
-// adds at least bulkArgs arguments' worth of index entries and nothing
-// else, and only on Redis 7 or later (see canBulk).
+// build's indexes written whole) goes as MULTI/EXEC under WATCH rather
+// than as the script. Redis runs plain commands for less CPU than the
+// script's calls of the same commands: every argument of a script
+// becomes a Lua string first, and every redis.call converts them again.
+// On a cold load of 100k sessions that was 1.4-1.5 times the Redis CPU
+// of plain pipelined writes; as a transaction it is 1.1-1.2 times. The
+// price is a round trip (WATCH, the fence's reads and MULTI; then the
+// commands and EXEC: two where the script takes one; a run of such
+// writes one more in all, see transact), which only a large write can
+// afford; so a write goes this way only when it creates at least
+// bulkHashes hashes (and has no command of the script's own that must
+// read before it writes, hashWriteCmd) or adds at least bulkArgs
+// arguments' worth of index entries and nothing else, and only on Redis
+// 7 or later (see canBulk).
 package warmer
 
 import (
@@ -275,6 +276,14 @@ func (s *store) onOneConn(ctx context.Context, fn func(*redis.Tx) error, keys ..
 // cannot be told whether EXEC ran.
 func execOutcome(ctx context.Context, tx *redis.Tx, queued []*redis.Cmd, exec *redis.Cmd) error {
 	res, err := exec.Slice()
+	var rerr redis.Error
+	if v, ok := exec.Val().([]any); ok && err != nil && !errors.As(err, &rerr) {
+		// EXEC's answer was read, and the connection failed on a later
+		// reply of its round trip (the next write's opening, see
+		// transact): go-redis gives every command not yet answered that
+		// error, EXEC included. It ran.
+		res, err = v, nil
+	}
 	switch {
 	case errors.Is(err, redis.Nil):
 		return redis.TxFailedErr
@@ -288,7 +297,6 @@ func execOutcome(ctx context.Context, tx *redis.Tx, queued []*redis.Cmd, exec *r
 		}
 		return err
 	case err != nil:
-		var rerr redis.Error
 		if errors.As(err, &rerr) {
 			// Redis refused EXEC itself (an ACL): the connection is still
 			// in the transaction, which DISCARD ends; nothing ran.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -503,5 +504,29 @@ func TestLargeIndexWritesGoAsTransactions(t *testing.T) {
 	}
 	if n := rdb.ZCard(ctx, index).Val(); n != indexCmdEntries {
 		t.Errorf("the script wrote %d entries, want %d", n, indexCmdEntries)
+	}
+}
+
+// A transaction whose EXEC was answered ran, though the connection failed
+// on a later reply of the same round trip (the next write's opening): go-
+// redis then gives EXEC that error too. One whose EXEC got no answer may
+// have run or not.
+func TestExecAnsweredRanThoughTheConnectionFailedAfter(t *testing.T) {
+	ctx := context.Background()
+	answered := redis.NewCmd(ctx, "exec")
+	answered.SetVal([]any{int64(1), int64(1)})
+	answered.SetErr(io.EOF)
+	if err := execOutcome(ctx, nil, nil, answered); err != nil {
+		t.Errorf("EXEC answered, then EOF: %v, want nil", err)
+	}
+	unanswered := redis.NewCmd(ctx, "exec")
+	unanswered.SetErr(io.EOF)
+	if err := execOutcome(ctx, nil, nil, unanswered); !errors.Is(err, errWrite) {
+		t.Errorf("EXEC unanswered: %v, want errWrite", err)
+	}
+	failed := redis.NewCmd(ctx, "exec")
+	failed.SetVal([]any{int64(1), errors.New("WRONGTYPE Operation against a key holding the wrong kind of value")})
+	if err := execOutcome(ctx, nil, nil, failed); !errors.Is(err, errWrite) {
+		t.Errorf("EXEC answered with a command's error: %v, want errWrite", err)
 	}
 }

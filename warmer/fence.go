@@ -143,8 +143,9 @@ func (s *store) prepare(ctx context.Context, g *guard, queue func(redis.Pipeline
 	return wr
 }
 
-// run sends prepared writes in one round trip, in order, and sets their
-// hash writes' replies. Each is fenced on its own, and expects the seq the
+// run sends prepared writes in order, and sets their hash writes'
+// replies: scripts in one round trip, transactions in one each and one
+// more (see runAll). Each is fenced on its own, and expects the seq the
 // one before leaves: one that fails its fence writes nothing and fails all
 // after it. It returns the first error, with how many writes went in
 // before it. A write that failed otherwise (a command's error) ran its
