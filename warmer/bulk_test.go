@@ -296,13 +296,10 @@ func clientField(info, name string) string {
 // (the lease keeper renewing the lease) costs only the try.
 func TestBulkWriteAbortedByAChangeBeforeExec(t *testing.T) {
 	ctx := context.Background()
+	takeLease := func(other *redis.Client, prefix string) { other.Set(ctx, keys.Lease(prefix), "b 1", time.Minute) }
+	renew := func(other *redis.Client, prefix string) { other.PExpire(ctx, keys.Lease(prefix), time.Minute) }
 	t.Run("another takes the lease", func(t *testing.T) {
-		rdb, prefix := MustRedis(t)
-		other := redis.NewClient(rdb.Options())
-		defer other.Close()
-		s := bulkStore(t, rdb, prefix, nil)
-		h := &touchBeforeExec{touch: func() { other.Set(ctx, keys.Lease(prefix), "b 1", time.Minute) }}
-		rdb.AddHook(seeCommands(h.before))
+		s, other, prefix, _ := touchingBeforeExec(t, 0, takeLease)
 		_, err := s.run(ctx, s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes)))
 		if !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("write = %v, want %v", err, ErrLeaseLost)
@@ -312,17 +309,7 @@ func TestBulkWriteAbortedByAChangeBeforeExec(t *testing.T) {
 		}
 	})
 	t.Run("our own renewal", func(t *testing.T) {
-		rdb, prefix := MustRedis(t)
-		other := redis.NewClient(rdb.Options())
-		defer other.Close()
-		s := bulkStore(t, rdb, prefix, nil)
-		h := &touchBeforeExec{}
-		h.touch = func() {
-			if h.n.Load() == 1 {
-				other.PExpire(ctx, keys.Lease(prefix), time.Minute)
-			}
-		}
-		rdb.AddHook(seeCommands(h.before))
+		s, other, prefix, h := touchingBeforeExec(t, 1, renew)
 		if _, err := s.run(ctx, s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes))); err != nil {
 			t.Fatal(err)
 		}
@@ -334,17 +321,7 @@ func TestBulkWriteAbortedByAChangeBeforeExec(t *testing.T) {
 		}
 	})
 	t.Run("in a chain, another takes the lease", func(t *testing.T) {
-		rdb, prefix := MustRedis(t)
-		other := redis.NewClient(rdb.Options())
-		defer other.Close()
-		s := bulkStore(t, rdb, prefix, nil)
-		h := &touchBeforeExec{}
-		h.touch = func() {
-			if h.n.Load() == 2 {
-				other.Set(ctx, keys.Lease(prefix), "b 1", time.Minute)
-			}
-		}
-		rdb.AddHook(seeCommands(h.before))
+		s, other, prefix, _ := touchingBeforeExec(t, 2, takeLease)
 		done, err := s.run(ctx, chain(t, s, prefix, 3, 0)...)
 		if done != 1 || !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("write = %d, %v, want 1, %v", done, err, ErrLeaseLost)
@@ -354,17 +331,7 @@ func TestBulkWriteAbortedByAChangeBeforeExec(t *testing.T) {
 		}
 	})
 	t.Run("in a chain, our own renewal", func(t *testing.T) {
-		rdb, prefix := MustRedis(t)
-		other := redis.NewClient(rdb.Options())
-		defer other.Close()
-		s := bulkStore(t, rdb, prefix, nil)
-		h := &touchBeforeExec{}
-		h.touch = func() {
-			if h.n.Load() == 2 {
-				other.PExpire(ctx, keys.Lease(prefix), time.Minute)
-			}
-		}
-		rdb.AddHook(seeCommands(h.before))
+		s, other, prefix, h := touchingBeforeExec(t, 2, renew)
 		if done, err := s.run(ctx, chain(t, s, prefix, 3, 0)...); done != 3 || err != nil {
 			t.Fatalf("write = %d, %v", done, err)
 		}
@@ -382,12 +349,7 @@ func TestBulkWriteAbortedByAChangeBeforeExec(t *testing.T) {
 		}
 	})
 	t.Run("always touched: the script", func(t *testing.T) {
-		rdb, prefix := MustRedis(t)
-		other := redis.NewClient(rdb.Options())
-		defer other.Close()
-		s := bulkStore(t, rdb, prefix, nil)
-		h := &touchBeforeExec{touch: func() { other.PExpire(ctx, keys.Lease(prefix), time.Minute) }}
-		rdb.AddHook(seeCommands(h.before))
+		s, other, prefix, h := touchingBeforeExec(t, 0, renew)
 		if _, err := s.run(ctx, s.prepare(ctx, &guard{epoch: "e1", seq: 5}, newHashes(prefix, bulkHashes))); err != nil {
 			t.Fatal(err)
 		}
@@ -398,6 +360,24 @@ func TestBulkWriteAbortedByAChangeBeforeExec(t *testing.T) {
 			t.Errorf("%d index entries, want %d: the script wrote them", n, bulkHashes)
 		}
 	})
+}
+
+// touchingBeforeExec returns a store on a Redis client of the test's own
+// that runs touch, with another client, before the nth EXEC it sends
+// (before each when n is 0), that other client, and the store's prefix.
+func touchingBeforeExec(t *testing.T, n int32, touch func(other *redis.Client, prefix string)) (*store, *redis.Client, string, *touchBeforeExec) {
+	rdb, prefix := MustRedis(t)
+	other := redis.NewClient(rdb.Options())
+	t.Cleanup(func() { other.Close() })
+	s := bulkStore(t, rdb, prefix, nil)
+	h := &touchBeforeExec{}
+	h.touch = func() {
+		if n == 0 || h.n.Load() == n {
+			touch(other, prefix)
+		}
+	}
+	rdb.AddHook(seeCommands(h.before))
+	return s, other, prefix, h
 }
 
 // A user whose ACL grants the warmer's commands of old but not WATCH,
