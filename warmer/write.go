@@ -117,9 +117,9 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 
 	// The batches are prepared ahead (up to batchesAhead), by a goroutine
 	// that reads the changes and nothing the loop below writes; each
-	// expects the seq the one before it leaves. A single batch (a seat answer's, a sweep's)
-	// is prepared here: there is nothing to overlap it with, and the hop
-	// to a goroutine and back would delay its events.
+	// expects the seq the one before it leaves. A single batch (a seat
+	// answer's, a sweep's) is prepared here: there is nothing to overlap
+	// it with, and the hop to a goroutine and back would delay its events.
 	ready := make(chan *batch, batchesAhead)
 	stop, done := make(chan struct{}), make(chan struct{})
 	defer func() {
