@@ -298,8 +298,10 @@ func execOutcome(ctx context.Context, tx *redis.Tx, queued []*redis.Cmd, exec *r
 		return err
 	case err != nil:
 		if errors.As(err, &rerr) {
-			// Redis refused EXEC itself (an ACL): the connection is still
-			// in the transaction, which DISCARD ends; nothing ran.
+			// Redis refused EXEC with an error of its own; nothing ran.
+			// (Redis 7 answers an EXEC it refuses for an ACL or BUSY with
+			// EXECABORT, and ends the transaction itself; DISCARD ends it
+			// wherever it is still open.)
 			_ = tx.Process(ctx, redis.NewStatusCmd(ctx, "discard"))
 			return err
 		}
