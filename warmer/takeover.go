@@ -261,7 +261,10 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 	w.ready.Store(st.kinds[keys.Cinemas].loaded && st.kinds[keys.Films].loaded && st.kinds[keys.Sessions].loaded)
 	n := len(st.cache[keys.Cinemas]) + len(st.cache[keys.Films]) + len(st.cache[keys.Sessions])
 	if adopt {
-		w.log.Info("adopted the cache", "epoch", st.epoch, "seq", st.seq, "entities", n)
+		// With the replication ids the adoption was judged on: a failover
+		// that lost writes and went unseen shows in them afterwards.
+		w.log.Info("adopted the cache", "epoch", st.epoch, "seq", st.seq, "entities", n,
+			"replid", rid, "replid_written", meta[keys.MetaReplID], "promoted_from", promotedFrom)
 	} else {
 		w.log.Info("building the cache from nothing", "epoch", st.epoch, "entities_found", n)
 	}
