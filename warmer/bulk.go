@@ -212,30 +212,20 @@ func (s *store) open(ctx context.Context, p redis.Pipeliner) *opening {
 // Redis took MULTI, and the fence's reads are as wr expects. When they
 // may not, it ends what was opened.
 func (o *opening) check(ctx context.Context, tx *redis.Tx, wr *write) error {
-	if err := o.multi.Err(); err != nil {
-		// No transaction is open, and nothing was queued; the WATCH
-		// may stand, and a later transaction on this connection would
-		// be aborted by it.
+	err := firstErr(o.watch.Err(), o.multi.Err())
+	if err == nil && o.holder != nil {
+		err = fenceCheck(o.holder, o.m, wr.lease, wr.epoch, wr.seq)
+	}
+	if err != nil {
 		o.end(ctx, tx)
-		return firstErr(o.watch.Err(), err)
 	}
-	if err := o.watch.Err(); err != nil {
-		o.end(ctx, tx)
-		return err
-	}
-	if o.holder == nil {
-		return nil
-	}
-	if err := fenceCheck(o.holder, o.m, wr.lease, wr.epoch, wr.seq); err != nil {
-		o.end(ctx, tx)
-		return err
-	}
-	return nil
+	return err
 }
 
 // end ends what was opened with nothing queued: the transaction with an
 // EXEC of nothing (where an ACL refuses EXEC, DISCARD); when Redis did
-// not take MULTI, the WATCH with an UNWATCH.
+// not take MULTI, the WATCH with an UNWATCH (a WATCH left standing would
+// abort a later transaction on this connection).
 func (o *opening) end(ctx context.Context, tx *redis.Tx) {
 	if o.multi.Err() != nil {
 		_ = tx.Process(ctx, redis.NewStatusCmd(ctx, "unwatch"))

@@ -107,7 +107,7 @@ func (c *checker) due(st *state, now time.Time) []*ask {
 			due[s.id] = s.time()
 			return true
 		}
-		if until := c.sweptBy(s.id, s.time(), now, r.showtime.time(), !s.time().After(now)); !until.IsZero() {
+		if until := c.sweptBy(s.id, s.time(), now, r.showtime.time()); !until.IsZero() {
 			// A window sweep that is out or going out now reads it: its
 			// check by id waits for that answer, which confirms it, and
 			// counts it as a check by id's is (late), so that the

@@ -135,13 +135,13 @@ func wallRanges(offsets map[int]*showtimes, from, to time.Time) []vista.Window {
 // sweptBy returns, for a session showing at showtime whose check by id
 // is due at due, one sweep interval from now when a sweep out now covers
 // it, and notes that the sweep holds its check back, and that it takes
-// the check up (taking: it is due now); zero, and the check goes out
+// the check up when it is due by now; zero, and the check goes out
 // as due, when no sweep is out (none has gone, Vista refuses or fails
 // them), the one out is late, or the last answer lacked the session. The
 // sweeps due go out before the checks (sendChecks), so a sweep due now is
 // out by then. Its answer lets the check go at once if it did not read the
 // session (sweepChanges).
-func (c *checker) sweptBy(id string, due, now, showtime time.Time, taking bool) time.Time {
+func (c *checker) sweptBy(id string, due, now, showtime time.Time) time.Time {
 	for _, s := range c.windows {
 		if !s.flying || s.failures > 0 || time.Since(s.sentAt) > s.every {
 			continue
@@ -152,7 +152,7 @@ func (c *checker) sweptBy(id string, due, now, showtime time.Time, taking bool) 
 		if !showtime.Before(s.lastFrom) && showtime.Before(s.lastTo) && !s.lastSeen[id] {
 			return time.Time{} // the last sweep lacked it
 		}
-		if taking {
+		if !due.After(now) { // taken up
 			s.held[id] = due
 		} else if _, ok := s.held[id]; !ok {
 			s.held[id] = time.Time{}
