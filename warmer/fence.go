@@ -57,6 +57,10 @@ type store struct {
 	plain  atomic.Bool // Redis cannot read script flags: see load
 	noBulk atomic.Bool // an ACL denies transactions: see bulk.go
 	is7    atomic.Bool // Redis read the script's flags: it is 7 or later (see canBulk)
+
+	home  atomic.Pointer[string] // the replication id of the Redis the epoch is written to (home.go)
+	dials atomic.Uint32          // the client's dials (pool misses) when home was last checked
+	moved atomic.Bool            // a write found the connections on another Redis: see movedAway
 }
 
 // guard is what a fenced write expects of P:meta besides the lease: the
@@ -176,6 +180,9 @@ func (s *store) run(ctx context.Context, wrs ...*write) (int, error) {
 // after another on one connection (see transact), the writes between
 // bulk ones as scripts in one round trip.
 func (s *store) runAll(ctx context.Context, wrs []*write) (int, error) {
+	if err := s.checkHome(ctx); err != nil {
+		return 0, err
+	}
 	done := 0
 	for done < len(wrs) {
 		n := 0

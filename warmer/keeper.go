@@ -52,7 +52,6 @@ type keeper struct {
 	lost     atomic.Pointer[string] // the epoch the heartbeat found gone from Redis
 	metaGone atomic.Bool            // P:meta was found missing: see restoreMeta
 	epoch    atomic.Pointer[string] // the epoch the writer works in, for the heartbeat
-	replid   atomic.Pointer[string] // the replication id of the Redis written to, as last read
 
 	mu                  sync.Mutex
 	lastRenew, lastBeat time.Time    // real time
@@ -239,9 +238,6 @@ func (k *keeper) look(ctx context.Context, now time.Time) bool {
 			k.obs.seen.setReplica(role[0] != "master")
 		}
 		k.obs.noteDenied("role", err)
-		if id, _, err := replID(ctx, k.rdb); err == nil {
-			k.replid.Store(&id)
-		}
 	}
 	return true
 }
@@ -273,11 +269,13 @@ func (k *keeper) refused() string {
 
 // heartbeat refreshes P:meta heartbeat, in a write fenced on our epoch: if
 // Redis lost its data (a restart without persistence, a FLUSHALL) it
-// returns errCacheLost and the cache is rebuilt under a new epoch.
+// returns errCacheLost and the cache is rebuilt under a new epoch. It
+// writes the replication id the epoch is written to (home.go) too, which
+// a restart from Redis's own files changes.
 func (k *keeper) heartbeat(ctx context.Context, epoch string) error {
 	fields := []any{keys.MetaHeartbeat, stamp(k.clock.Now()), keys.MetaWriter, k.instance}
-	if id := k.replid.Load(); id != nil && *id != "" {
-		fields = append(fields, keys.MetaReplID, *id)
+	if id := k.store.homeID(); id != "" {
+		fields = append(fields, keys.MetaReplID, id)
 	}
 	return k.store.fenced(ctx, &guard{epoch: epoch, seq: -1}, func(pipe redis.Pipeliner) {
 		pipe.HSet(ctx, keys.Meta(k.prefix), fields...)

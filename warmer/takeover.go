@@ -86,6 +86,7 @@ func (w *Warmer) dropState() {
 		}
 	}
 	w.st = nil
+	w.store.leaveHome()
 	w.heldReason.Store(nil)
 	for _, k := range keys.Kinds {
 		w.m.dropHeld.WithLabelValues(string(k)).Set(0)
@@ -137,7 +138,7 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 
 	seq, seqErr := strconv.ParseInt(meta[keys.MetaSeq], 10, 64)
 	adopt := meta[keys.MetaSchema] == Schema && meta[keys.MetaEpoch] != "" && seqErr == nil && !rebuild
-	rid, promotedFrom, _ := replID(ctx, w.rdb)
+	rid, promotedFrom := w.store.settleHome(ctx)
 	if adopt && promotedFrom != "" && meta[keys.MetaReplID] != "" && meta[keys.MetaReplID] != rid {
 		// This Redis is a replica a failover promoted, and the cache was
 		// last taken over under another replication id: written to the

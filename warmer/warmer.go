@@ -333,6 +333,11 @@ func (w *Warmer) step(ctx context.Context) error {
 		w.deniedTry = now
 	}
 	w.lookAtEvictions(ctx)
+	if w.st != nil && w.store.movedAway() {
+		if err := w.moved(ctx); err != nil {
+			return w.failed("new_epoch", err)
+		}
+	}
 	lost := w.keep.lostEpoch()
 	rebuild := lost != nil && w.st != nil && *lost == w.st.epoch
 	taken := w.keep.tookLease()
@@ -448,6 +453,8 @@ func (w *Warmer) failed(op string, err error) error {
 		return nil // nothing was written; the lease keeper takes the lease again
 	case errors.Is(err, errRebuildWait):
 		return nil
+	case errors.Is(err, errMoved):
+		return nil // nothing was written; the next step goes on there (moved)
 	case errors.As(err, new(*RefusedError)):
 		// Redis refused the write before running any of it (out of
 		// memory, read-only, credentials): the cache is as the writer
