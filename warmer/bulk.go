@@ -44,7 +44,8 @@ const bulkTries = 3
 // nil when the write is not one for a transaction (see the file's
 // comment). The hashNewCmds become what hashnew in lua/hashwrite.lua
 // runs: one DEL of all their keys, where the first of them was, then an
-// HSET and an EXPIREAT for each. One DEL of many keys costs Redis a
+// HSET and an EXPIREAT for each; the hashFreshCmds, the HSET and
+// EXPIREAT only. One DEL of many keys costs Redis a
 // fraction of a DEL each; the keys are distinct (a batch changes an
 // entity once), and nothing between the first new hash and the others
 // touches them.
@@ -54,7 +55,7 @@ func bulkCommands(cmds []redis.Cmder) [][]any {
 		switch c.Args()[0] {
 		case hashWriteCmd:
 			return nil
-		case hashNewCmd:
+		case hashNewCmd, hashFreshCmd:
 			news++
 		case "zadd", "sadd":
 			adds++
@@ -68,17 +69,19 @@ func bulkCommands(cmds []redis.Cmder) [][]any {
 	var del []any
 	for _, c := range cmds {
 		args := c.Args()
-		if args[0] != hashNewCmd {
+		if args[0] != hashNewCmd && args[0] != hashFreshCmd {
 			out = append(out, args)
 			continue
 		}
 		expireAt, key := args[1], args[3]
-		if del == nil {
-			del = make([]any, 1, news+1)
-			del[0] = "del"
-			out = append(out, nil) // the DEL, filled in below
+		if args[0] == hashNewCmd { // a fresh one's key holds nothing to delete
+			if del == nil {
+				del = make([]any, 1, news+1)
+				del[0] = "del"
+				out = append(out, nil) // the DEL, filled in below
+			}
+			del = append(del, key)
 		}
-		del = append(del, key)
 		out = append(out, args[2:]) // hset, key, fields: no copy
 		if expireAt != "" {
 			out = append(out, []any{"expireat", key, expireAt})

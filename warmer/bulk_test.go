@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
+	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
 )
@@ -508,5 +509,78 @@ func TestExecAnsweredRanThoughTheConnectionFailedAfter(t *testing.T) {
 	failed.SetVal([]any{int64(1), errors.New("WRONGTYPE Operation against a key holding the wrong kind of value")})
 	if err := execOutcome(ctx, nil, nil, failed); !errors.Is(err, errWrite) {
 		t.Errorf("EXEC answered with a command's error: %v, want errWrite", err)
+	}
+}
+
+// A build from nothing deletes a key before it writes the entity's hash
+// only where Redis may hold something there: where the build's SCAN found
+// keys of the kind (another epoch's, left unlisted or not ours), a new
+// hash replaces what its key held; into a Redis that held no key of the
+// kind, the DELs of keys that are not there (a tenth of a cold load's
+// Redis time) are not sent. So in a transaction and in the script.
+func TestBuildDeletesOnlyWhereRedisHeldKeys(t *testing.T) {
+	for _, script := range []bool{false, true} {
+		name := "transactions"
+		if script {
+			name = "script"
+		}
+		t.Run(name, func(t *testing.T) {
+			for _, leftover := range []bool{false, true} {
+				r := newRig(t)
+				var stale string
+				if leftover {
+					// Not the session's (its id field says another), so
+					// the build does not take it for one it wrote.
+					stale = keys.Entity(r.prefix, keys.Sessions, r.sim.Sessions()[0].ID)
+					r.rdb.HSet(r.ctx, stale, "id", "another", "stale", "x")
+				}
+				w := r.warmer("a")
+				if script {
+					w.store.noBulk.Store(true)
+				}
+				var dels, news, fresh atomic.Int32
+				r.rdb.AddHook(seeCommands(func(cmds []redis.Cmder) {
+					for _, c := range cmds {
+						args := c.Args()
+						switch {
+						case args[0] == "del" || args[0] == "DEL":
+							dels.Add(1)
+						case args[0] == "evalsha" || args[0] == "eval":
+							for _, a := range args {
+								switch a {
+								case hashNewCmd:
+									news.Add(1)
+								case hashFreshCmd:
+									fresh.Add(1)
+								}
+							}
+						}
+					}
+				}))
+				r.step(w)
+				n := int32(len(r.sim.Sessions()) + len(r.sim.FilmIDs()) + len(r.sim.CinemaIDs()))
+				switch {
+				case leftover:
+					h := r.hash(keys.Sessions, r.sim.Sessions()[0].ID)
+					if h["stale"] != "" || h["id"] != r.sim.Sessions()[0].ID {
+						t.Errorf("with a key of the kind there: the session's hash = %v, want only its own fields", h)
+					}
+					if dels.Load() == 0 && news.Load() == 0 {
+						t.Error("with a key of the kind there: no DEL sent, and no new hash that deletes first")
+					}
+				case script:
+					if news.Load() != 0 || fresh.Load() == 0 {
+						t.Errorf("into an empty Redis: %d new hashes that delete first, %d that do not; want none and all", news.Load(), fresh.Load())
+					}
+				default:
+					if dels.Load() != 0 {
+						t.Errorf("into an empty Redis: %d DELs sent for %d entities, want none", dels.Load(), n)
+					}
+				}
+				if whole, why := testkit.CacheWhole(t, r.rdb, r.prefix); !whole {
+					t.Errorf("leftover %v: the cache is not whole: %s", leftover, why)
+				}
+			}
+		})
 	}
 }

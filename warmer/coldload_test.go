@@ -366,7 +366,7 @@ func TestReadUnlistedWithoutScan(t *testing.T) {
 		rdb.HSet(ctx, keys.Entity(user, keys.Cinemas, "1002"), "id", "1002", "name", "Rex")
 		cache := map[keys.Kind]map[string]*record{keys.Cinemas: {"1002": {}}} // listed by the index
 		for range 2 {
-			unlisted, err := w.readUnlisted(ctx, cache, []keys.Kind{keys.Cinemas})
+			unlisted, _, err := w.readUnlisted(ctx, cache, []keys.Kind{keys.Cinemas})
 			found := unlisted[keys.Cinemas]
 			if err != nil {
 				t.Fatalf("%s SCAN: %v", user, err)

@@ -12,9 +12,9 @@ var (
 	// the epoch and seq the write expects.
 	//go:embed lua/fence.lua
 	fenceLua string
-	// hashWriteLua defines hashwrite(a, b) and hashnew(a, b), the Lua
-	// functions behind hashWriteCmd and hashNewCmd, for the arguments
-	// ARGV[a..b].
+	// hashWriteLua defines hashwrite(a, b) and hashnew(a, b, clear), the
+	// Lua functions behind hashWriteCmd, hashNewCmd and hashFreshCmd, for
+	// the arguments ARGV[a..b].
 	//go:embed lua/hashwrite.lua
 	hashWriteLua string
 	// runLua runs each command of ARGV after the fence.
@@ -34,7 +34,7 @@ var (
 
 func init() {
 	// run.lua names the hash writes by their command names; they must agree.
-	for _, name := range []string{hashWriteCmd, hashNewCmd} {
+	for _, name := range []string{hashWriteCmd, hashNewCmd, hashFreshCmd} {
 		if !strings.Contains(runLua, "'"+name+"'") {
 			panic("warmer/lua/run.lua does not name " + name)
 		}

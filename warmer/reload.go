@@ -34,6 +34,10 @@ type reloader struct {
 	// unindexed are the entities a build from nothing wrote that its
 	// indexes do not list yet (writeIndexes).
 	unindexed []string
+	// fresh: Redis held no key of the kind when its build began
+	// (readUnlisted saw none), so the build's new hashes need no DEL
+	// before they are written (hashFreshCmd).
+	fresh bool
 }
 
 // fetched is what a fetcher got, for the writer's state it began in: a

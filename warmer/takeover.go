@@ -212,12 +212,15 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 		}
 	}
 	if len(building) > 0 {
-		unlisted, err := w.readUnlisted(ctx, st.cache, building)
+		unlisted, none, err := w.readUnlisted(ctx, st.cache, building)
 		if err != nil {
 			return fmt.Errorf("read what a build left unlisted: %w", err)
 		}
 		for k, ids := range unlisted {
 			st.kinds[k].unindexed = ids
+		}
+		for _, k := range building {
+			st.kinds[k].fresh = none[k] && len(st.cache[k]) == 0
 		}
 	}
 	for id, r := range st.cache[keys.Sessions] {
@@ -282,21 +285,32 @@ func newEpoch() string {
 // list, found by one SCAN of the prefix, and returns their ids by kind.
 // On a cluster, every key of the prefix is in the slot of its hash tag,
 // so the SCAN goes to that slot's master.
-func (w *Warmer) readUnlisted(ctx context.Context, cache map[keys.Kind]map[string]*record, kinds []keys.Kind) (map[keys.Kind][]string, error) {
+//
+// none reports the kinds Redis holds no key of at all, under the kind's
+// part of the prefix (P:session:, …); nil when it could not look.
+func (w *Warmer) readUnlisted(ctx context.Context, cache map[keys.Kind]map[string]*record, kinds []keys.Kind) (found map[keys.Kind][]string, none map[keys.Kind]bool, err error) {
 	p := w.cfg.Prefix
 	var scanner redis.Cmdable = w.rdb
 	if cc, ok := w.rdb.(*redis.ClusterClient); ok {
 		node, err := cc.MasterForKey(ctx, keys.Meta(p))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		scanner = node
 	}
 	ids := map[keys.Kind][]string{}
+	none = map[keys.Kind]bool{}
+	for _, k := range kinds {
+		none[k] = true
+	}
 	iter := scanner.Scan(ctx, 0, globEscape(p+":")+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		for _, k := range kinds {
-			if id, ok := strings.CutPrefix(iter.Val(), keys.Entity(p, k, "")); ok && cache[k][id] == nil && vista.CheckID(id) == nil {
+			id, ok := strings.CutPrefix(iter.Val(), keys.Entity(p, k, ""))
+			if ok {
+				none[k] = false
+			}
+			if ok && cache[k][id] == nil && vista.CheckID(id) == nil {
 				ids[k] = append(ids[k], id)
 			}
 		}
@@ -309,16 +323,16 @@ func (w *Warmer) readUnlisted(ctx context.Context, cache map[keys.Kind]map[strin
 				w.log.Warn("redis denies the warmer SCAN (ACL); a build that stopped halfway may leave hashes no index lists: grant the warmer's user +scan",
 					"err", err)
 			}
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	found := map[keys.Kind][]string{}
+	found = map[keys.Kind][]string{}
 	for k, kids := range ids {
 		for part := range slices.Chunk(kids, 1000) {
 			cmds, err := w.readHashes(ctx, k, part)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			for i, id := range part {
 				if h := cmds[i].Val(); cmds[i].Err() == nil && h[keys.FieldID] == id {
@@ -331,7 +345,7 @@ func (w *Warmer) readUnlisted(ctx context.Context, cache map[keys.Kind]map[strin
 			w.log.Info("found hashes a build wrote and no index lists yet; they are listed with the build", "kind", k, "count", n)
 		}
 	}
-	return found, nil
+	return found, none, nil
 }
 
 // readHashes reads the hashes of a kind's ids in one pipeline. A key that

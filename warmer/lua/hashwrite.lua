@@ -31,12 +31,13 @@ local function hashwrite(a, b)
 	return r
 end
 -- hashnew: a new entity's hash, written whole in one call (see hashNewCmd):
--- whatever an earlier epoch left under its key goes, then its fields, then
+-- whatever an earlier epoch left under its key goes (unless clear is
+-- false: hashFreshCmd, a key that holds nothing), then its fields, then
 -- its expiry. ARGV[a] is EXPIREAT ('' for none), ARGV[a + 1] the word
 -- hset, ARGV[a + 2] the key, the rest up to ARGV[b] field and value pairs.
-local function hashnew(a, b)
+local function hashnew(a, b, clear)
 	local expireat, key = ARGV[a], ARGV[a + 2]
-	redis.call('DEL', key)
+	if clear then redis.call('DEL', key) end
 	redis.call('HSET', key, unpack(ARGV, a + 3, b))
 	if expireat ~= '' then redis.call('EXPIREAT', key, expireat) end
 end

@@ -9,7 +9,9 @@ while i <= #ARGV do
 		ok, res = pcall(hashwrite, i + 2, i + n)
 		out[#out + 1] = ok and res or 0
 	elseif ARGV[i + 1] == 'vw.hashnew' then
-		ok, res = pcall(hashnew, i + 2, i + n)
+		ok, res = pcall(hashnew, i + 2, i + n, true)
+	elseif ARGV[i + 1] == 'vw.hashfresh' then
+		ok, res = pcall(hashnew, i + 2, i + n, false)
 	else
 		res = redis.pcall(unpack(ARGV, i + 1, i + n))
 		ok = type(res) ~= 'table' or not res.err
