@@ -97,7 +97,8 @@ func (c *Client) Sessions(ctx context.Context, zones map[string]*time.Location) 
 
 // SessionPages reads OData.svc/Sessions as Sessions does, but hands each
 // page's sessions to each as soon as the page is decoded, so the whole
-// list is never held at once. each may keep what it is given. An error of
+// list is never held at once. The slice each is given is the next page's
+// too: each may keep its sessions (copies of them), not the slice. An error of
 // each stops the read (no further page is fetched) and is returned; the
 // rows that could not be read come back at the end as RowErrors, as from
 // Sessions.
@@ -116,9 +117,9 @@ func (c *Client) SessionPages(ctx context.Context, zones map[string]*time.Locati
 	}
 	var rowErrs RowErrors
 	one := rawOrNot(c.keepRaw, sessionDecoder(zone, c.fields.Sessions), func(v *Session) *json.RawMessage { return &v.Raw })
+	var page []Session // one page's room, 250 kB at 1,000 rows, for every page
 	err := c.fetchList(ctx, epSessions, c.listURL(epSessions), func(rows []json.RawMessage, first int) error {
-		var page []Session
-		page, rowErrs = decodeRows(page, rowErrs, epSessions.list, rows, first, one)
+		page, rowErrs = decodeRows(page[:0], rowErrs, epSessions.list, rows, first, one)
 		return each(page)
 	})
 	if err != nil {
