@@ -45,6 +45,11 @@ func TestSentinelFailover(t *testing.T) {
 
 	// The master dies; the sentinels promote the replica. The warmer
 	// writes there within the lease TTL and a few seconds.
+	epoch := metaOf(master)["epoch"]
+	testkit.Eventually(t, 10*time.Second, "the replica has every write", func() bool {
+		return metaOf(r.Replica.Client(t, nil))["seq"] == metaOf(master)["seq"]
+	})
+	builds := strings.Count(logs.String(), "building the cache")
 	r.Master.Stop()
 	replica := r.Replica.Client(t, nil)
 	ctx := context.Background()
@@ -77,6 +82,15 @@ func TestSentinelFailover(t *testing.T) {
 	})
 	if code, body := get(t, m, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d %s after the failover", code, body)
+	}
+	// The replica had every write: the cache goes on there, under a new
+	// epoch (the old master may come back without the writes made here),
+	// and is not built again.
+	if now := metaOf(replica)["epoch"]; now == epoch || now == "" {
+		t.Errorf("epoch on the new master = %q, want a new one (was %s)", now, epoch)
+	}
+	if got := strings.Count(logs.String(), "building the cache"); got != builds {
+		t.Errorf("the cache was built anew after the failover, though the replica had every write:\n%s", logs)
 	}
 	if testing.Verbose() {
 		t.Log(logs)
