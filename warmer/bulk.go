@@ -194,6 +194,7 @@ type opening struct {
 	watch, multi *redis.StatusCmd
 	holder       *redis.StringCmd // nil: the fence skipped (a chaos build's bug)
 	m            *redis.SliceCmd
+	info         *redis.StringCmd // INFO replication, where the store knows its home; else nil
 }
 
 // open queues what opens a transaction: WATCH of the lease and P:meta,
@@ -205,6 +206,9 @@ func (s *store) open(ctx context.Context, p redis.Pipeliner) *opening {
 	if !bug("skipfence") {
 		o.holder = p.Get(ctx, lease)
 		o.m = p.HMGet(ctx, meta, keys.MetaEpoch, keys.MetaSeq)
+		if s.homeID() != "" {
+			o.info = p.Info(ctx, "replication")
+		}
 	}
 	o.multi = redis.NewStatusCmd(ctx, "multi")
 	_ = p.Process(ctx, o.multi)
@@ -218,6 +222,9 @@ func (o *opening) check(ctx context.Context, tx *redis.Tx, wr *write) error {
 	err := firstErr(o.watch.Err(), o.multi.Err())
 	if err == nil && o.holder != nil {
 		err = fenceCheck(o.holder, o.m, wr.lease, wr.epoch, wr.seq)
+	}
+	if err == nil && o.holder != nil && wr.replid != "" {
+		err = homeCheck(o.info, wr.replid)
 	}
 	if err != nil {
 		o.end(ctx, tx)

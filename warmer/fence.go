@@ -59,8 +59,7 @@ type store struct {
 	is7    atomic.Bool // Redis read the script's flags: it is 7 or later (see canBulk)
 
 	home  atomic.Pointer[string] // the replication id of the Redis the epoch is written to (home.go)
-	dials atomic.Uint32          // the client's dials (pool misses) when home was last checked
-	moved atomic.Bool            // a write found the connections on another Redis: see movedAway
+	moved atomic.Bool            // a write found the writer on another Redis: see movedAway
 }
 
 // guard is what a fenced write expects of P:meta besides the lease: the
@@ -91,6 +90,7 @@ func (s *store) fenced(ctx context.Context, g *guard, queue func(redis.Pipeliner
 // write is a fenced write made ready to send.
 type write struct {
 	lease, epoch, seq string        // what the fence expects: see fence.lua
+	replid            string        // the replication id the Redis must have; "": any (home.go)
 	cmds              []redis.Cmder // the commands
 	args              []any         // argv's, once made
 	replies           []*redis.Cmd  // the hash writes' commands, whose replies run sets
@@ -105,12 +105,12 @@ func (wr *write) argv() []any {
 	if wr.args != nil {
 		return wr.args
 	}
-	n := 3
+	n := 4
 	for _, c := range wr.cmds {
 		n += 1 + len(c.Args())
 	}
 	argv := make([]any, 0, n)
-	argv = append(argv, wr.lease, wr.epoch, wr.seq)
+	argv = append(argv, wr.lease, wr.epoch, wr.seq, wr.replid)
 	for _, c := range wr.cmds {
 		args := c.Args()
 		argv = append(argv, len(args))
@@ -135,7 +135,7 @@ func (s *store) prepare(ctx context.Context, g *guard, queue func(redis.Pipeline
 			seq = strconv.FormatInt(g.seq, 10)
 		}
 	}
-	wr := &write{lease: s.lease, epoch: epoch, seq: seq, cmds: cmds}
+	wr := &write{lease: s.lease, epoch: epoch, seq: seq, replid: s.homeID(), cmds: cmds}
 	for _, c := range cmds {
 		if name, _ := c.Args()[0].(string); name == hashWriteCmd {
 			wr.replies = append(wr.replies, c.(*redis.Cmd))
@@ -163,6 +163,9 @@ func (s *store) run(ctx context.Context, wrs ...*write) (int, error) {
 		return 0, nil
 	}
 	done, err := s.runAll(ctx, wrs)
+	if errors.Is(err, errMoved) {
+		s.movedTo(ctx, wrs[done].replid)
+	}
 	switch {
 	case redisTrouble(err):
 		s.obs.noteWrite(err, start)
@@ -180,9 +183,6 @@ func (s *store) run(ctx context.Context, wrs ...*write) (int, error) {
 // after another on one connection (see transact), the writes between
 // bulk ones as scripts in one round trip.
 func (s *store) runAll(ctx context.Context, wrs []*write) (int, error) {
-	if err := s.checkHome(ctx); err != nil {
-		return 0, err
-	}
 	done := 0
 	for done < len(wrs) {
 		n := 0
@@ -367,6 +367,8 @@ func fenceError(err error) error {
 		return errLeaseGone
 	case strings.HasPrefix(msg, "VWFENCE seq"):
 		return errStale
+	case strings.HasPrefix(msg, "VWFENCE moved"):
+		return errMoved
 	}
 	code, why := refusal(err)
 	switch {
@@ -435,7 +437,8 @@ func refusal(err error) (code, why string) {
 // fenceScript checks the fence, then runs the commands of ARGV.
 //
 // KEYS: the lease, P:meta. ARGV: the lease's value as ours, the epoch
-// P:meta must hold ("": no P:meta check), the seq it must hold ("-1": any);
+// P:meta must hold ("": no P:meta check), the seq it must hold ("-1": any),
+// the replication id Redis must have ("": any; see home.go);
 // then each command as its number of arguments and the arguments, its
 // name first. A hashWriteCmd is run here (see hashWriteSource) and its
 // reply returned, one per such command, in order; the other commands'

@@ -1,44 +1,49 @@
 // The Redis an epoch is written to. takeOver judges the Redis it finds
-// (a replica a failover promoted starts a new epoch); after that, the
-// store checks before a write that its connections still reach that
-// Redis. A failover hands a writer's new connections to a promoted
-// replica without its lease or P:meta telling: they were replicated. Its
-// writes there, under the old epoch, would be lost if the old master came
-// back without them, and another writer that adopted the cache there would
-// hand out their seqs again with other data.
+// (a replica a failover promoted starts a new epoch) and makes its
+// replication id the epoch's home; every fenced write after that carries
+// the id, and Redis runs it only while its own master_replid is that one
+// (fence.lua, homeCheck). A failover hands a writer's connections to a
+// promoted replica without its lease or P:meta telling: they were
+// replicated. Its writes there, under the old epoch, would be lost if the
+// old master came back without them, and another writer that adopted the
+// cache there would hand out their seqs again with other data.
 package warmer
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vista-warmer/vista-warmer/keys"
 )
 
-// errMoved: the writer's connections reach a Redis of another
-// replication history than the one its epoch is written to, a replica a
-// failover promoted. Nothing was written; the writer goes on there under
-// a new epoch (newEpochHere), or takes the cache over again.
-var errMoved = errors.New("redis is a replica promoted since this writer took the cache over (a failover)")
+// errMoved: Redis's replication id is not the one the writer's epoch is
+// written to: a replica a failover promoted (or a Redis restarted from its
+// own files). Nothing was written; the next step goes on there (moved).
+var errMoved = errors.New("redis has another replication id than the one this epoch is written to (a failover?)")
 
-// settleHome reads the replication id of the Redis the writer's
-// connections reach, and the one it had before a failover promoted it
-// ("" when none did), and makes it the Redis the epoch is written to.
-// With none to read (a cluster, a Redis that does not say), writes are
-// not checked.
+// settleHome reads the replication id of the Redis the writer writes to,
+// and the one it had before a failover promoted it ("" when none did),
+// and makes it the epoch's home. With none to read (a cluster, whose
+// nodes each have their own; a Redis that does not say), writes are not
+// checked.
 func (s *store) settleHome(ctx context.Context) (id, before string) {
-	dials := s.rdb.PoolStats().Misses
 	id, before, err := replID(ctx, s.rdb)
 	if err != nil || id == "" {
 		s.home.Store(nil)
 		return "", ""
 	}
-	s.dials.Store(dials)
-	s.home.Store(&id)
+	s.setHome(id)
 	return id, before
+}
+
+// setHome makes id the epoch's home: the writes after carry it.
+func (s *store) setHome(id string) {
+	s.home.Store(&id)
+	s.moved.Store(false)
 }
 
 // leaveHome: the writer stands by, and nothing it writes is checked.
@@ -46,11 +51,6 @@ func (s *store) leaveHome() {
 	s.home.Store(nil)
 	s.moved.Store(false)
 }
-
-// movedAway reports, once, that a write found the writer's connections
-// on a Redis other than its epoch's (the heartbeat's too, which the
-// lease keeper writes): the writer takes the cache over again.
-func (s *store) movedAway() bool { return s.moved.Swap(false) }
 
 // homeID is the replication id of the Redis the epoch is written to, or
 // "" where it is not known.
@@ -61,98 +61,126 @@ func (s *store) homeID() string {
 	return ""
 }
 
-// checkHome makes sure, before a write, that the writer's connections
-// still reach the Redis its epoch is written to. It asks Redis only when
-// the client dialed since it last asked: a failover reaches the writer as
-// new connections (go-redis's Sentinel client drops those to the old
-// master; a plain client redials an address whose server changed). A
-// Redis restarted from its own files has a new replication id, but was
-// promoted from nothing: it keeps the epoch, as takeOver does.
-func (s *store) checkHome(ctx context.Context) error {
-	home := s.home.Load()
-	if home == nil {
-		return nil
+// movedTo notes that Redis refused a write carrying replid, the home it
+// was made for, as not its own, and says so once a move.
+func (s *store) movedTo(ctx context.Context, replid string) {
+	if replid != s.homeID() || s.moved.Swap(true) {
+		return // made before the writer settled elsewhere, or said already
 	}
-	dials := s.rdb.PoolStats().Misses
-	if dials == s.dials.Load() {
-		return nil
-	}
-	id, before, err := replID(ctx, s.rdb)
-	if err != nil {
-		if errors.As(err, new(redis.Error)) {
-			s.dials.Store(dials) // Redis answers, but does not say: nothing to check
-			return nil
-		}
-		return fmt.Errorf("%w: read the replication id: %w", errWrite, err)
-	}
-	s.dials.Store(dials)
-	switch {
-	case id == "" || id == *home:
-		return nil
-	case before == "":
-		s.log.Info("redis restarted from its own files since the last write (a new replication id, promoted from none); the epoch goes on",
-			"replid_was", *home, "replid", id)
-		s.home.Store(&id)
-		return nil
-	}
-	if !s.moved.Swap(true) { // said once, whichever write finds it first
-		s.log.Warn("redis is a replica promoted since this writer took the cache over (a failover); nothing written there yet, the cache goes on there under a new epoch",
-			"replid_written", *home, "replid", id, "promoted_from", before)
-	}
-	return fmt.Errorf("%w (replication id %s, was %s)", errMoved, id, *home)
+	id, before, _ := replID(ctx, s.rdb)
+	s.log.Warn("redis has another replication id than the one this writer's epoch is written to (a failover?); nothing written there, the next step goes on there",
+		"replid_written", replid, "replid", id, "promoted_from", before)
 }
 
-// moved goes on after a failover moved the writer to a promoted Redis
-// (checkHome). Where P:meta still holds the writer's epoch and seq, the
-// Redis has every write the writer made: the cache goes on there under a
-// new epoch (newEpochHere). Anything else is taken over again, as a
-// writer coming to that Redis would.
+// movedAway reports, once, that a write found Redis's replication id
+// changed (a write of the writer's, or the lease keeper's heartbeat).
+func (s *store) movedAway() bool { return s.moved.Swap(false) }
+
+// homeCheck is fence.lua's replication id check in Go, on a
+// transaction's INFO replication: Redis's master_replid must be want.
+func homeCheck(info *redis.StringCmd, want string) error {
+	if info == nil {
+		return &fenceErr{errMoved} // opened before the epoch had a home: not for this write
+	}
+	text, err := info.Result()
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(text, "master_replid:"+want+"\r") {
+		return &fenceErr{errMoved}
+	}
+	return nil
+}
+
+// moved goes on after a write found Redis's replication id changed. A
+// Redis restarted from its own files (promoted from none) keeps the epoch,
+// as takeOver does. On a replica a failover promoted, where P:meta still
+// holds the writer's epoch and seq, the Redis has every write the writer
+// made: the cache goes on there under a new epoch (newEpochHere).
+// Anything else is taken over again, as a writer coming to that Redis
+// would. Until one of these is done, every write is refused (the writes
+// carry the old id), and a failure leaves it for the next step.
 func (w *Warmer) moved(ctx context.Context) error {
-	if same, _ := w.unchanged(ctx); !same {
-		w.log.Warn("redis, promoted by a failover, is not as this writer left the cache; taking it over again", "epoch", w.st.epoch, "seq", w.st.seq)
+	id, before, err := replID(ctx, w.rdb)
+	if err != nil {
+		w.store.moved.Store(true)
+		return fmt.Errorf("read the replication id: %w", err)
+	}
+	home := w.store.homeID()
+	switch {
+	case id == "" || id == home:
+		return nil // the writer settled here since that write
+	case before == "":
+		w.log.Info("redis restarted from its own files (a new replication id, promoted from none); the epoch goes on",
+			"epoch", w.st.epoch, "replid_was", home, "replid", id)
+		w.store.setHome(id)
+		return nil
+	}
+	epoch, seq, err := w.metaNow(ctx)
+	if err != nil {
+		w.store.moved.Store(true)
+		return fmt.Errorf("read meta: %w", err)
+	}
+	if epoch != w.st.epoch || seq != w.st.seq {
+		w.log.Warn("redis, promoted by a failover, lacks writes of this writer; taking the cache over again",
+			"epoch", w.st.epoch, "seq", w.st.seq, "seq_there", seq, "replid", id, "promoted_from", before)
 		w.dropState()
 		return nil
 	}
-	return w.newEpochHere(ctx)
+	return w.newEpochHere(ctx, id, before)
+}
+
+// metaNow reads P:meta's epoch and seq ("" and -1 where missing).
+func (w *Warmer) metaNow(ctx context.Context) (epoch string, seq int64, err error) {
+	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), keys.MetaEpoch, keys.MetaSeq).Result()
+	if err != nil {
+		return "", 0, err
+	}
+	epoch, _ = vals[0].(string)
+	seq = -1
+	if v, ok := vals[1].(string); ok {
+		fmt.Sscan(v, &seq)
+	}
+	return epoch, seq, nil
 }
 
 // newEpochHere starts a new epoch over the cache the writer holds, on a
-// Redis a failover promoted that has all of it. Its keys stay, and each
-// kind whose load is done sends one full_reload under the new epoch, as
-// a build from nothing ends: readers re-read the keys, and none of the
-// old epoch's seqs is handed out here, where the old master, if named
-// again, may lack the last of them. A kind still being built sends its
-// full_reload when its load ends, as before. Nothing is asked of Vista,
-// and the cache stays ready.
-func (w *Warmer) newEpochHere(ctx context.Context) error {
-	id, before, _ := replID(ctx, w.rdb)
+// Redis a failover promoted (replication id id) that has all of it. Its
+// keys stay, and each kind whose load is done sends one full_reload under
+// the new epoch, as a build from nothing ends: readers re-read the keys,
+// and none of the old epoch's seqs is handed out here, where the old
+// master, if named again, may lack the last of them. A kind still being
+// built sends its full_reload when its load ends, as before. Nothing is
+// asked of Vista, and the cache stays ready.
+func (w *Warmer) newEpochHere(ctx context.Context, id, before string) error {
 	now := w.cfg.Clock.Now()
 	pub := w.publisher(newEpoch(), 0)
-	err := w.store.fenced(ctx, w.guard(), func(pipe redis.Pipeliner) {
+	wr := w.store.prepare(ctx, w.guard(), func(pipe redis.Pipeliner) {
 		for _, k := range keys.Kinds {
 			if !w.st.kinds[k].quiet {
 				count := w.count(k)
 				pub.publish(ctx, pipe, keys.Event{Kind: k, Event: keys.EventFullReload, Count: &count, At: stamp(now)})
 			}
 		}
-		fields := []any{keys.MetaEpoch, pub.epoch, keys.MetaSeq, pub.seq, keys.MetaWriter, w.cfg.InstanceID, keys.MetaHeartbeat, stamp(now)}
-		if id != "" {
-			fields = append(fields, keys.MetaReplID, id)
-		}
-		pipe.HSet(ctx, keys.Meta(w.cfg.Prefix), fields...)
+		pipe.HSet(ctx, keys.Meta(w.cfg.Prefix), keys.MetaEpoch, pub.epoch, keys.MetaSeq, pub.seq,
+			keys.MetaWriter, w.cfg.InstanceID, keys.MetaHeartbeat, stamp(now), keys.MetaReplID, id)
 	})
-	if err != nil {
-		w.store.moved.Store(true) // the next step tries again; nothing else is written meanwhile
+	wr.replid = id
+	wr.args = nil // made again, with the new id
+	if wr.tx == nil {
+		wr.argv()
+	}
+	if _, err := w.store.run(ctx, wr); err != nil {
+		w.store.moved.Store(true) // the next step tries again; the writes meanwhile carry the old id, and are refused
 		return fmt.Errorf("start a new epoch: %w", err)
 	}
-	if id != "" {
-		w.store.home.Store(&id)
-	}
+	w.store.setHome(id)
 	was := w.st.epoch
-	w.st.epoch = pub.epoch
+	epoch := pub.epoch
+	w.st.epoch = epoch
 	w.committed(pub)
-	w.keep.writing(&w.st.epoch)
+	w.keep.writing(&epoch) // a copy: the lease keeper reads it on its own goroutine
 	w.log.Warn("redis was promoted by a failover and has every write of this writer; the cache goes on there under a new epoch",
-		"epoch", pub.epoch, "epoch_was", was, "replid", id, "promoted_from", before)
+		"epoch", epoch, "epoch_was", was, "replid", id, "promoted_from", before)
 	return nil
 }

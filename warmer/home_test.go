@@ -2,6 +2,7 @@ package warmer
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -192,4 +193,64 @@ func TestWriterOnARestartedRedisKeepsItsEpoch(t *testing.T) {
 	}
 	idAfter, _, _ := replID(r.ctx, r.rdb)
 	t.Logf("replication id %s before the restart, %s after", idBefore, idAfter)
+}
+
+// Once Redis's replication id is not the epoch's home, every write is
+// refused, as a script and as a transaction, the second as the first,
+// until the writer's loop has gone on there: none reaches the promoted
+// replica under the old epoch.
+func TestWritesOnAPromotedReplicaAreRefusedUntilTheWriterGoesOn(t *testing.T) {
+	master := redistest.Start(t, redistest.Options{Config: []string{"repl-diskless-sync-delay 0"}})
+	replica := redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.Port)}})
+	var target atomic.Pointer[string]
+	addr := master.Addr()
+	target.Store(&addr)
+	r := newRig(t)
+	r.rdb, r.prefix = movable(t, &target), "vista"
+	w := r.warmer("a")
+	r.step(w)
+	onMaster := master.Client(t, nil)
+	if err := onMaster.Do(r.ctx, "WAIT", 1, 10000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	onReplica := replica.Client(t, nil)
+	if err := onReplica.Do(r.ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	addr = replica.Addr()
+	target.Store(&addr)
+	if err := onMaster.Do(r.ctx, "CLIENT", "KILL", "TYPE", "normal").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.locked(w, func() {
+		for i := range 2 {
+			err := w.store.fenced(r.ctx, w.guard(), func(pipe redis.Pipeliner) {
+				pipe.HSet(r.ctx, keys.Meta(r.prefix), "probe", i)
+			})
+			if !errors.Is(err, errMoved) {
+				t.Errorf("script write %d on the promoted replica: %v, want errMoved", i, err)
+			}
+			wr := w.store.prepare(r.ctx, w.guard(), moreHashes(r.prefix, 1000, bulkHashes, w.st.seq))
+			if wr.tx == nil {
+				t.Fatal("not a transaction")
+			}
+			if _, err := w.store.run(r.ctx, wr); !errors.Is(err, errMoved) {
+				t.Errorf("transaction %d on the promoted replica: %v, want errMoved", i, err)
+			}
+		}
+	})
+	if got := onReplica.HGet(r.ctx, keys.Meta(r.prefix), "probe").Val(); got != "" {
+		t.Errorf("a write under the old epoch reached the promoted replica: P:meta probe = %q", got)
+	}
+	if n := onReplica.Exists(r.ctx, keys.Entity(r.prefix, keys.Sessions, "1000")).Val(); n != 0 {
+		t.Error("a transaction under the old epoch reached the promoted replica")
+	}
+	r.step(w)
+	r.locked(w, func() {
+		if err := w.store.fenced(r.ctx, w.guard(), func(pipe redis.Pipeliner) {
+			pipe.HSet(r.ctx, keys.Meta(r.prefix), "probe", "after")
+		}); err != nil {
+			t.Errorf("a write once the writer went on there: %v", err)
+		}
+	})
 }

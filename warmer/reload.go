@@ -150,13 +150,14 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 		if errors.Is(err, errEmptyBuild) {
 			st.kinds[k].next = failedAt.Add(emptyBuildRetry)
 		}
-		if code, _ := refusal(err); code == "acl" || errors.As(err, new(*RefusedError)) || errors.Is(err, errLeaseGone) || errors.Is(err, errMetaGone) {
+		if code, _ := refusal(err); code == "acl" || errors.As(err, new(*RefusedError)) || errors.Is(err, errLeaseGone) || errors.Is(err, errMetaGone) || errors.Is(err, errMoved) {
 			// Redis refused the writes (out of memory, read-only, a
 			// command the ACL denies), or lost the lease key or P:meta
 			// from under them (evicted): the reload goes again as soon
 			// as a write goes through and Redis has a tenth of its
 			// memory free, not at the next retry or cron; a Redis that
-			// hovers at its limit waits the retry out.
+			// hovers at its limit waits the retry out. So too when a
+			// failover moved the writer (errMoved): once it goes on there.
 			st.kinds[k].awaitWrites = true
 		}
 		return w.failed("reload_"+string(k), err)

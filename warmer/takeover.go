@@ -261,7 +261,8 @@ func (w *Warmer) takeOver(ctx context.Context, rebuild bool) error {
 			return err
 		}
 	}
-	w.keep.writing(&st.epoch)
+	epoch := st.epoch
+	w.keep.writing(&epoch) // a copy: the lease keeper reads it on its own goroutine, and newEpochHere changes st's
 	w.ready.Store(st.kinds[keys.Cinemas].loaded && st.kinds[keys.Films].loaded && st.kinds[keys.Sessions].loaded)
 	n := len(st.cache[keys.Cinemas]) + len(st.cache[keys.Films]) + len(st.cache[keys.Sessions])
 	if adopt {

@@ -189,6 +189,12 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			}
 		}
 		if err != nil {
+			// Writes after the one that failed may have run (scripts in
+			// one round trip, a build's all expecting one seq): a key of
+			// the kind may be there now without the writer knowing.
+			if w.st != nil {
+				w.st.kinds[k].fresh = false
+			}
 			return nil, fmt.Errorf("write %s: %w", k, err)
 		}
 		// A long write (a reload of 100k sessions takes seconds) does

@@ -55,16 +55,16 @@ func (r *recorder) keep(cmd redis.Cmder) {
 }
 
 // fencedCommands reads the commands out of a call of fenceScript:
-// EVALSHA sha 2 lease meta holder epoch seq, then each command as its
-// number of arguments and the arguments.
+// EVALSHA sha 2 lease meta holder epoch seq replid, then each command as
+// its number of arguments and the arguments.
 func fencedCommands(args []any) ([][]any, bool) {
 	name := strings.ToLower(fmt.Sprint(args[0]))
-	if (name != "evalsha" && name != "eval") || len(args) < 8 || fmt.Sprint(args[2]) != "2" ||
+	if (name != "evalsha" && name != "eval") || len(args) < 9 || fmt.Sprint(args[2]) != "2" ||
 		!strings.HasSuffix(fmt.Sprint(args[3]), ":lease") {
 		return nil, false
 	}
 	var cmds [][]any
-	for i := 8; i < len(args); {
+	for i := 9; i < len(args); {
 		n, _ := strconv.Atoi(fmt.Sprint(args[i]))
 		cmds = append(cmds, args[i+1:i+1+n])
 		i += 1 + n

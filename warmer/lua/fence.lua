@@ -1,4 +1,4 @@
--- fence: the write goes on only while the lease is the writer's and P:meta is as it expects (see fenceScript).
+-- fence: the write goes on only while the lease is the writer's, P:meta is as it expects and Redis is the one its epoch is written to (see fenceScript).
 local holder = redis.call('GET', KEYS[1])
 if holder == false then
 	return redis.error_reply('VWFENCE nolease')
@@ -17,4 +17,9 @@ if ARGV[2] ~= '' then
 	if ARGV[3] ~= '-1' and m[2] ~= ARGV[3] then
 		return redis.error_reply('VWFENCE seq')
 	end
+end
+-- ARGV[4]: the replication id of the Redis the epoch is written to ('': no
+-- check); a replica promoted by a failover has another (see home.go).
+if ARGV[4] ~= '' and not string.find(redis.call('INFO', 'replication'), 'master_replid:' .. ARGV[4] .. '\r', 1, true) then
+	return redis.error_reply('VWFENCE moved')
 end

@@ -1,7 +1,7 @@
 -- run: each command of ARGV after the fence, as MULTI/EXEC would; the first error is the answer.
 local out = {}
 local failed
-local i = 4
+local i = 5
 while i <= #ARGV do
 	local n = tonumber(ARGV[i])
 	local ok, res
