@@ -17,18 +17,58 @@ import (
 	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
-// movable is a client that dials whichever server target names, as
-// go-redis's Sentinel client dials the master the sentinels name: a
-// failover reaches its user as new connections, to another server.
-func movable(t *testing.T, target *atomic.Pointer[string]) *redis.Client {
+// failover is a master and its replica, and a warmer "a" that built the
+// cache on the master through a client that dials whichever of the two
+// target names, as go-redis's Sentinel client dials the master the
+// sentinels name: a failover reaches the writer as new connections, to
+// another server.
+type failover struct {
+	r                   *rig
+	w                   *Warmer
+	master, replica     *redistest.Server
+	onMaster, onReplica *redis.Client
+	target              atomic.Pointer[string]
+}
+
+// promoted starts the failover's servers and warmer, and promotes the
+// replica once it has every write; the writer still reaches the old
+// master until move.
+func promoted(t *testing.T) *failover {
+	f := &failover{
+		master: redistest.Start(t, redistest.Options{Config: []string{"repl-diskless-sync-delay 0"}}),
+	}
+	f.replica = redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(f.master.Port)}})
+	addr := f.master.Addr()
+	f.target.Store(&addr)
 	c := redis.NewClient(&redis.Options{
 		Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, network, *target.Load())
+			return d.DialContext(ctx, network, *f.target.Load())
 		},
 	})
 	t.Cleanup(func() { c.Close() })
-	return c
+	f.r = newRig(t)
+	f.r.rdb, f.r.prefix = c, "vista"
+	f.w = f.r.warmer("a")
+	f.r.step(f.w)
+	f.onMaster, f.onReplica = f.master.Client(t, nil), f.replica.Client(t, nil)
+	if err := f.onMaster.Do(f.r.ctx, "WAIT", 1, 10000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.onReplica.Do(f.r.ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// move cuts the writer's connections to the old master; it dials the
+// promoted replica.
+func (f *failover) move(t *testing.T) {
+	addr := f.replica.Addr()
+	f.target.Store(&addr)
+	if err := f.onMaster.Do(f.r.ctx, "CLIENT", "KILL", "TYPE", "normal").Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // The failover the robustness suite found (sentinel, seed 1): the writer's
@@ -51,26 +91,11 @@ func TestWriterMovedToAPromotedReplicaStartsANewEpoch(t *testing.T) {
 		{name: "the last write did not reach it", lacks: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			master := redistest.Start(t, redistest.Options{Config: []string{"repl-diskless-sync-delay 0"}})
-			replica := redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.Port)}})
-			var target atomic.Pointer[string]
-			addr := master.Addr()
-			target.Store(&addr)
-			r := newRig(t)
-			r.rdb, r.prefix = movable(t, &target), "vista"
-			w := r.warmer("a")
-			r.step(w)
-			onMaster := master.Client(t, nil)
-			if err := onMaster.Do(r.ctx, "WAIT", 1, 10000).Err(); err != nil {
-				t.Fatal(err)
-			}
-
-			// The failover: the replica is promoted, the writer's
-			// connections to the old master are cut, and it dials the new.
-			onReplica := replica.Client(t, nil)
-			if err := onReplica.Do(r.ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
-				t.Fatal(err)
-			}
+			// The failover: the replica is promoted; then (move) the
+			// writer's connections to the old master are cut, and it
+			// dials the new.
+			f := promoted(t)
+			r, w, onReplica := f.r, f.w, f.onReplica
 			before := r.meta() // what the promoted replica has
 			s := r.upcoming(time.Hour, 3*time.Hour)
 			if c.lacks {
@@ -82,11 +107,7 @@ func TestWriterMovedToAPromotedReplicaStartsANewEpoch(t *testing.T) {
 					t.Fatal("the old master took no write after the replica's promotion: the test needs one")
 				}
 			}
-			addr = replica.Addr()
-			target.Store(&addr)
-			if err := onMaster.Do(r.ctx, "CLIENT", "KILL", "TYPE", "normal").Err(); err != nil {
-				t.Fatal(err)
-			}
+			f.move(t)
 			if c.lapsed {
 				// It lapsed during the failover; the lease keeper takes
 				// it again, and P:meta says nobody wrote meanwhile.
@@ -200,28 +221,9 @@ func TestWriterOnARestartedRedisKeepsItsEpoch(t *testing.T) {
 // until the writer's loop has gone on there: none reaches the promoted
 // replica under the old epoch.
 func TestWritesOnAPromotedReplicaAreRefusedUntilTheWriterGoesOn(t *testing.T) {
-	master := redistest.Start(t, redistest.Options{Config: []string{"repl-diskless-sync-delay 0"}})
-	replica := redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.Port)}})
-	var target atomic.Pointer[string]
-	addr := master.Addr()
-	target.Store(&addr)
-	r := newRig(t)
-	r.rdb, r.prefix = movable(t, &target), "vista"
-	w := r.warmer("a")
-	r.step(w)
-	onMaster := master.Client(t, nil)
-	if err := onMaster.Do(r.ctx, "WAIT", 1, 10000).Err(); err != nil {
-		t.Fatal(err)
-	}
-	onReplica := replica.Client(t, nil)
-	if err := onReplica.Do(r.ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
-		t.Fatal(err)
-	}
-	addr = replica.Addr()
-	target.Store(&addr)
-	if err := onMaster.Do(r.ctx, "CLIENT", "KILL", "TYPE", "normal").Err(); err != nil {
-		t.Fatal(err)
-	}
+	f := promoted(t)
+	f.move(t)
+	r, w, onReplica := f.r, f.w, f.onReplica
 	r.locked(w, func() {
 		for i := range 2 {
 			err := w.store.fenced(r.ctx, w.guard(), func(pipe redis.Pipeliner) {
