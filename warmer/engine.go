@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +24,19 @@ func (w *Warmer) zones() map[string]*time.Location {
 		}
 	}
 	return z
+}
+
+// zoneKey names the zones z gives each cinema, so that a sessions list
+// read with other zones is known to be out of date.
+func zoneKey(z map[string]*time.Location) string {
+	var b strings.Builder
+	for _, id := range slices.Sorted(maps.Keys(z)) {
+		b.WriteString(id)
+		b.WriteByte('=')
+		b.WriteString(z[id].String())
+		b.WriteByte(';')
+	}
+	return b.String()
 }
 
 func (w *Warmer) expired(now, showtime time.Time) bool {

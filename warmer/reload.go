@@ -34,6 +34,9 @@ type reloader struct {
 	// unindexed are the entities a build from nothing wrote that its
 	// indexes do not list yet (writeIndexes).
 	unindexed []string
+	// zones: of the sessions' reloader, the cinemas' zones its last
+	// list was read with (zoneKey).
+	zones string
 	// fresh: Redis held no key of the kind when its build began
 	// (readUnlisted saw none), so the build's new hashes need no DEL
 	// before they are written (hashFreshCmd).
@@ -67,6 +70,9 @@ type fetchRun struct {
 func (w *Warmer) fetchAsync(ctx context.Context, k keys.Kind, now time.Time) {
 	w.loading(k)
 	st, zones := w.st, w.zones()
+	if k == keys.Sessions {
+		st.kinds[k].zones = zoneKey(zones)
+	}
 	fctx, cancel := context.WithCancel(ctx)
 	run := &fetchRun{cancel: cancel}
 	st.kinds[k].fetching = run
@@ -185,6 +191,16 @@ func (w *Warmer) reloaded(k keys.Kind, now time.Time) {
 	next := w.schedules[k].Next(now)
 	if h := w.st.kinds[k].held; h != nil {
 		next = minTime(next, maxTime(now, h.at.Add(ConfirmDropAfter)))
+	}
+	sessions := w.st.kinds[keys.Sessions]
+	if (k == keys.Cinemas || k == keys.Sessions) && sessions.zones != zoneKey(w.zones()) {
+		// The sessions' wall times were read in zones the cinemas no
+		// longer give (a build that found the cinema list empty read
+		// them all in the default zone): they are read again at once.
+		sessions.next = now
+		if k == keys.Sessions {
+			next = now
+		}
 	}
 	w.st.kinds[k].next = next
 	w.worksAgain("reload_" + string(k))

@@ -711,3 +711,38 @@ func TestReloadRetryCountsFromTheFailure(t *testing.T) {
 		r.clock.Add(time.Second)
 	}
 }
+
+// A build that found Vista's cinema list empty (a fault, a Vista being
+// set up) read the sessions' wall times in the default zone: a session of
+// a cinema elsewhere sits hours off, or is taken for past. Once the
+// cinemas come back with their zones, the sessions are read again at
+// once, not at their next reload (the robustness suite, sentinel seed 2:
+// one cinema's sessions missing for 30 s).
+func TestSessionsReadAgainOnceTheirCinemasZonesAreKnown(t *testing.T) {
+	r := newRig(t)
+	r.sim.Fail(vistasim.Failure{Mode: vistasim.FailEmpty, Endpoint: vistasim.EndpointCinemas, Count: -1})
+	w := r.warmer("a")
+	r.step(w)
+	var s vistasim.SessionInfo
+	for _, x := range r.sim.Sessions() {
+		if _, off := x.Showtime.Zone(); off != 0 && x.Showtime.After(r.clock.Now().Add(time.Hour)) {
+			s = x
+			break
+		}
+	}
+	if s.ID == "" {
+		t.Fatal("no session of a cinema outside UTC: the test needs one")
+	}
+	want := s.Showtime.Format(time.RFC3339)
+	if got := r.hash(keys.Sessions, s.ID)["showtime"]; got == want {
+		t.Fatalf("showtime of %s = %s with no cinema known: the test needs it read in the default zone", s.ID, got)
+	}
+	r.sim.ClearFailures()
+	if err := r.reload(w, keys.Cinemas); err != nil {
+		t.Fatal(err)
+	}
+	r.step(w)
+	if got := r.hash(keys.Sessions, s.ID)["showtime"]; got != want {
+		t.Errorf("showtime of %s = %q once its cinema's zone is known, want %s", s.ID, got, want)
+	}
+}
