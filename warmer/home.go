@@ -130,20 +130,6 @@ func (w *Warmer) moved(ctx context.Context) error {
 	return w.newEpochHere(ctx, id, before)
 }
 
-// metaNow reads P:meta's epoch and seq ("" and -1 where missing).
-func (w *Warmer) metaNow(ctx context.Context) (epoch string, seq int64, err error) {
-	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), keys.MetaEpoch, keys.MetaSeq).Result()
-	if err != nil {
-		return "", 0, err
-	}
-	epoch, _ = vals[0].(string)
-	seq = -1
-	if v, ok := vals[1].(string); ok {
-		fmt.Sscan(v, &seq)
-	}
-	return epoch, seq, nil
-}
-
 // newEpochHere starts a new epoch over the cache the writer holds, on a
 // Redis a failover promoted (replication id id) that has all of it. Its
 // keys stay, and each kind whose load is done sends one full_reload under

@@ -192,17 +192,13 @@ func (w *Warmer) reloaded(k keys.Kind, now time.Time) {
 	if h := w.st.kinds[k].held; h != nil {
 		next = minTime(next, maxTime(now, h.at.Add(ConfirmDropAfter)))
 	}
-	sessions := w.st.kinds[keys.Sessions]
-	if (k == keys.Cinemas || k == keys.Sessions) && sessions.zones != zoneKey(w.zones()) {
+	w.st.kinds[k].next = next
+	if sessions := w.st.kinds[keys.Sessions]; (k == keys.Cinemas || k == keys.Sessions) && sessions.zones != zoneKey(w.zones()) {
 		// The sessions' wall times were read in zones the cinemas no
 		// longer give (a build that found the cinema list empty read
 		// them all in the default zone): they are read again at once.
 		sessions.next = now
-		if k == keys.Sessions {
-			next = now
-		}
 	}
-	w.st.kinds[k].next = next
 	w.worksAgain("reload_" + string(k))
 	if w.cfg.AfterReload != nil {
 		w.cfg.AfterReload(k)

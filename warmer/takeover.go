@@ -23,16 +23,31 @@ import (
 // nobody wrote since this writer's last write.
 // noMeta reports that P:meta holds no epoch at all.
 func (w *Warmer) unchanged(ctx context.Context) (same, noMeta bool) {
-	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), keys.MetaEpoch, keys.MetaSeq).Result()
-	if err != nil || len(vals) != 2 {
+	epoch, seq, err := w.metaNow(ctx)
+	if err != nil {
 		return false, false
 	}
-	epoch, ok := vals[0].(string)
-	if !ok {
+	if epoch == "" {
 		return false, true
 	}
-	seq, _ := vals[1].(string)
-	return epoch == w.st.epoch && seq == strconv.FormatInt(w.st.seq, 10), false
+	return epoch == w.st.epoch && seq == w.st.seq, false
+}
+
+// metaNow reads P:meta's epoch and seq: "" where there is no epoch, -1
+// where there is no seq to read.
+func (w *Warmer) metaNow(ctx context.Context) (epoch string, seq int64, err error) {
+	vals, err := w.rdb.HMGet(ctx, keys.Meta(w.cfg.Prefix), keys.MetaEpoch, keys.MetaSeq).Result()
+	if err != nil {
+		return "", 0, err
+	}
+	epoch, _ = vals[0].(string)
+	seq = -1
+	if v, ok := vals[1].(string); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			seq = n
+		}
+	}
+	return epoch, seq, nil
 }
 
 // restoreMeta writes P:meta again when it went missing (evicted under
