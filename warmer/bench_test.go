@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +33,16 @@ import (
 // 113 make about 100k sessions, 565 about 500k (go test -bench ColdLoad
 // -args -bench-cinemas 565).
 var benchCinemas = flag.Int("bench-cinemas", 113, "cinemas of the benchmarks' simulated Vista (14 screens, 5 shows a day, 14 days: 884 sessions each)")
+
+// loadProfile and loadTrace name files for a CPU profile and an
+// execution trace of BenchmarkColdLoad's first load alone:
+// -test.cpuprofile and -test.trace also take in the simulator making its
+// pages and the plain writes the loads are compared with. The trace
+// shows where the loop waits (go tool trace, "Goroutine analysis").
+var (
+	loadProfile = flag.String("load-cpuprofile", "", "write a CPU profile of BenchmarkColdLoad's first load alone to this file")
+	loadTrace   = flag.String("load-trace", "", "write an execution trace of BenchmarkColdLoad's first load alone to this file")
+)
 
 // bigVista is a simulated Vista of about 100k sessions: 113 cinemas of 14
 // screens, five shows a day, two weeks ahead (see benchCinemas).
@@ -88,6 +102,7 @@ func BenchmarkColdLoad(b *testing.B) {
 		}
 		cpu0 := redisCPUSeconds(b, rdb)
 		own0 := ownCPUSeconds()
+		profiling := startLoadProfile(b, i)
 		b.StartTimer()
 		start := time.Now()
 		stop := running(b, w)
@@ -96,6 +111,7 @@ func BenchmarkColdLoad(b *testing.B) {
 		}
 		took += time.Since(start)
 		b.StopTimer()
+		profiling()
 		redisCPU += redisCPUSeconds(b, rdb) - cpu0
 		ownCPU += ownCPUSeconds() - own0
 		sessions = w.count(keys.Sessions)
@@ -116,6 +132,34 @@ func BenchmarkColdLoad(b *testing.B) {
 	b.ReportMetric(plainCPU/float64(b.N), "plain-redis-cpu-s/op")
 	b.ReportMetric(redisCPU/plainCPU, "redis-cpu/plain")
 	b.ReportMetric(took.Seconds()/plainCPU, "ready/plain-redis-cpu")
+}
+
+// startLoadProfile starts what -load-cpuprofile and -load-trace ask
+// for, for the first load, and returns what stops it.
+func startLoadProfile(b *testing.B, load int) func() {
+	var stops []func() error
+	start := func(name string, begin func(io.Writer) error, end func()) {
+		if name == "" || load > 0 {
+			return
+		}
+		f, err := os.Create(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := begin(f); err != nil {
+			b.Fatalf("%s: %v (not with -test.cpuprofile or -test.trace)", name, err)
+		}
+		stops = append(stops, func() error { end(); return f.Close() })
+	}
+	start(*loadProfile, pprof.StartCPUProfile, pprof.StopCPUProfile)
+	start(*loadTrace, trace.Start, trace.Stop)
+	return func() {
+		for _, stop := range stops {
+			if err := stop(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }
 
 // plainWrites writes what the warmer wrote under prefix again, under a
