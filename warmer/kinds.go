@@ -234,11 +234,30 @@ func (w *Warmer) filmRecord(f vista.Film) *record {
 }
 
 func (w *Warmer) sessionRecord(s vista.Session) *record {
+	var buf [512]byte // a session packs to about 150 bytes
+	b := appendPacked(buf[:0], s.ID)
+	b = appendPacked(b, s.CinemaID)
+	b = appendPacked(b, s.FilmID)
+	b = appendPacked(b, s.SessionID)
+	var at [40]byte
+	b = appendPacked(b, string(s.Showtime.AppendFormat(at[:0], time.RFC3339)))
+	b = appendPacked(b, s.BusinessDate)
+	b = appendPacked(b, s.ScreenName)
+	b = appendPackedInt(b, s.ScreenNumber)
+	b = appendPackedInt(b, s.SeatsAvailable)
+	b = appendPackedInt(b, s.SoldoutStatus)
+	b = appendPacked(b, s.Status)
+	b = appendPacked(b, string(s.State))
+	b = appendPackedJoined(b, s.Attributes, ',')
+	for i := range w.nExtra(keys.Sessions) {
+		v := ""
+		if i < len(s.Extra) {
+			v = s.Extra[i]
+		}
+		b = appendPacked(b, v)
+	}
 	return &record{
-		vals: pack(withExtra([]string{s.ID, s.CinemaID, s.FilmID, s.SessionID, s.Showtime.Format(time.RFC3339),
-			s.BusinessDate, s.ScreenName, strconv.Itoa(s.ScreenNumber), strconv.Itoa(s.SeatsAvailable),
-			strconv.Itoa(s.SoldoutStatus), s.Status, string(s.State), strings.Join(s.Attributes, ",")},
-			s.Extra, w.nExtra(keys.Sessions))),
+		vals:     packed(b),
 		raw:      rawOf(s.Raw, w.cfg.KeepRaw),
 		showtime: instantOf(s.Showtime),
 	}
