@@ -211,7 +211,16 @@ func (w *Warmer) fetch(ctx context.Context, st *state, k keys.Kind, now time.Tim
 	if emit != nil {
 		l.emit, l.chunk, l.waiting, l.repeated = emit, w.chunk, map[string]int{}, map[string]bool{}
 	}
+	cached := false
 	if st != nil {
+		st.mu.RLock()
+		cached = len(st.cache[k]) > 0
+		st.mu.RUnlock()
+	}
+	// A list into an empty cache (a build from nothing) has nothing to
+	// take from it: what the writer caches meanwhile is this list's own
+	// earlier rows, and a row naming one again is a duplicate (seen).
+	if cached {
 		cache := st.cache[k]
 		l.cached = func(id string) *record {
 			st.mu.RLock()

@@ -263,8 +263,9 @@ func (w *Warmer) wrote(k keys.Kind, b *batch) []change {
 			w.st.kinds[k].unindexed = append(w.st.kinds[k].unindexed, c.id)
 		}
 		if sp.checked {
-			w.st.unplace(cache[c.id])
-			w.st.place(c.id, cache[c.id], c.cur)
+			prev := cache[c.id] // once: at 500k sessions each lookup misses the CPU's cache
+			w.st.unplace(prev)
+			w.st.place(c.id, prev, c.cur)
 		}
 		cache[c.id] = c.cur
 	}
