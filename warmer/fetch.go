@@ -200,7 +200,8 @@ func (l *listing) rest() []row {
 //
 // st, when not nil, is the writer's state whose cache a row that says what
 // the cache holds already is taken from, so that a reload holds a new
-// record only for what changed.
+// record only for what changed; a list into an empty cache takes nothing
+// from it.
 //
 // emit, when not nil, is handed the list's rows chunk by chunk while the
 // rest is fetched (see listing.flush); the listing returned then holds
