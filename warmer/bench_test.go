@@ -35,13 +35,14 @@ import (
 var benchCinemas = flag.Int("bench-cinemas", 113, "cinemas of the benchmarks' simulated Vista (14 screens, 5 shows a day, 14 days: 884 sessions each)")
 
 // loadProfile and loadTrace name files for a CPU profile and an
-// execution trace of BenchmarkColdLoad's first load alone:
-// -test.cpuprofile and -test.trace also take in the simulator making its
-// pages and the plain writes the loads are compared with. The trace
-// shows where the loop waits (go tool trace, "Goroutine analysis").
+// execution trace of BenchmarkColdLoad's first load alone (of its last
+// run: -benchtime 3x runs it with b.N 1, then 3): -test.cpuprofile and
+// -test.trace also take in the simulator making its pages and the plain
+// writes the loads are compared with. The trace shows where the loop
+// waits (go tool trace, "Goroutine analysis").
 var (
-	loadProfile = flag.String("load-cpuprofile", "", "write a CPU profile of BenchmarkColdLoad's first load alone to this file")
-	loadTrace   = flag.String("load-trace", "", "write an execution trace of BenchmarkColdLoad's first load alone to this file")
+	loadProfile = flag.String("load-cpuprofile", "", "write a CPU profile of BenchmarkColdLoad's first load (of its last run) alone to this file")
+	loadTrace   = flag.String("load-trace", "", "write an execution trace of BenchmarkColdLoad's first load (of its last run) alone to this file")
 )
 
 // bigVista is a simulated Vista of about 100k sessions: 113 cinemas of 14
@@ -135,9 +136,18 @@ func BenchmarkColdLoad(b *testing.B) {
 }
 
 // startLoadProfile starts what -load-cpuprofile and -load-trace ask
-// for, for the first load, and returns what stops it.
+// for, for the first load, and returns what stops it; a benchmark that
+// fails meanwhile stops it too, and the files keep what was written.
 func startLoadProfile(b *testing.B, load int) func() {
 	var stops []func() error
+	stopAll := sync.OnceFunc(func() {
+		for _, stop := range stops {
+			if err := stop(); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+	b.Cleanup(stopAll)
 	start := func(name string, begin func(io.Writer) error, end func()) {
 		if name == "" || load > 0 {
 			return
@@ -147,19 +157,14 @@ func startLoadProfile(b *testing.B, load int) func() {
 			b.Fatal(err)
 		}
 		if err := begin(f); err != nil {
+			f.Close()
 			b.Fatalf("%s: %v (not with -test.cpuprofile or -test.trace)", name, err)
 		}
 		stops = append(stops, func() error { end(); return f.Close() })
 	}
 	start(*loadProfile, pprof.StartCPUProfile, pprof.StopCPUProfile)
 	start(*loadTrace, trace.Start, trace.Stop)
-	return func() {
-		for _, stop := range stops {
-			if err := stop(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	return stopAll
 }
 
 // plainWrites writes what the warmer wrote under prefix again, under a

@@ -196,7 +196,8 @@ func (l *listing) rest() []row {
 
 // fetch reads one whole list of a kind from Vista, at the clock's now;
 // zones gives the sessions' cinemas their zones. It reads nothing of the
-// writer's state, so Run has it run in the background of the writer's other work.
+// writer's state but st's cache, under its lock, so Run has it run in the
+// background of the writer's other work.
 //
 // st, when not nil, is the writer's state whose cache a row that says what
 // the cache holds already is taken from, so that a reload holds a new

@@ -33,6 +33,8 @@ func TestSessionRecordPacksEachField(t *testing.T) {
 		{"empty strings", 0, func(s *vista.Session) { s.ScreenName, s.Status, s.State, s.BusinessDate = "", "", "", "" }},
 		{"extra fields as asked", 2, func(s *vista.Session) { s.Extra = []string{"true", ";WWW;"} }},
 		{"fewer extra values than asked", 3, func(s *vista.Session) { s.Extra = []string{"x"} }},
+		{"more extra values than asked", 1, func(s *vista.Session) { s.Extra = []string{"x", "y", "z"} }},
+		{"bytes that are not UTF-8", 0, func(s *vista.Session) { s.ScreenName = "\xff\xfe" }},
 		{"a long value", 1, func(s *vista.Session) { s.Extra = []string{strings.Repeat("é", 400)} }},
 	}
 	for _, c := range cases {
