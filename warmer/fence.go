@@ -63,10 +63,13 @@ type store struct {
 }
 
 // guard is what a fenced write expects of P:meta besides the lease: the
-// epoch it writes in and, unless seq is negative, the last seq written.
+// epoch it writes in and, unless seq is negative, the last seq written;
+// and the replication id Redis must have, where not the store's home
+// (a new epoch's first write, on the Redis it makes its home).
 type guard struct {
 	epoch string
 	seq   int64
+	home  string
 }
 
 // fenced runs the commands queue queues as one script that Redis runs
@@ -128,14 +131,17 @@ func (s *store) prepare(ctx context.Context, g *guard, queue func(redis.Pipeline
 	queue(pipe)
 	cmds := pipe.Cmds()
 	pipe.Discard()
-	epoch, seq := "", "-1"
+	epoch, seq, replid := "", "-1", s.homeID()
 	if g != nil {
 		epoch = g.epoch
 		if g.seq >= 0 {
 			seq = strconv.FormatInt(g.seq, 10)
 		}
+		if g.home != "" {
+			replid = g.home
+		}
 	}
-	wr := &write{lease: s.lease, epoch: epoch, seq: seq, replid: s.homeID(), cmds: cmds}
+	wr := &write{lease: s.lease, epoch: epoch, seq: seq, replid: replid, cmds: cmds}
 	for _, c := range cmds {
 		if name, _ := c.Args()[0].(string); name == hashWriteCmd {
 			wr.replies = append(wr.replies, c.(*redis.Cmd))

@@ -141,7 +141,9 @@ func (w *Warmer) moved(ctx context.Context) error {
 func (w *Warmer) newEpochHere(ctx context.Context, id, before string) error {
 	now := w.cfg.Clock.Now()
 	pub := w.publisher(newEpoch(), 0)
-	wr := w.store.prepare(ctx, w.guard(), func(pipe redis.Pipeliner) {
+	g := w.guard()
+	g.home = id // refused anywhere else; the store's home is still the old one
+	err := w.store.fenced(ctx, g, func(pipe redis.Pipeliner) {
 		for _, k := range keys.Kinds {
 			if !w.st.kinds[k].quiet {
 				count := w.count(k)
@@ -151,12 +153,7 @@ func (w *Warmer) newEpochHere(ctx context.Context, id, before string) error {
 		pipe.HSet(ctx, keys.Meta(w.cfg.Prefix), keys.MetaEpoch, pub.epoch, keys.MetaSeq, pub.seq,
 			keys.MetaWriter, w.cfg.InstanceID, keys.MetaHeartbeat, stamp(now), keys.MetaReplID, id)
 	})
-	wr.replid = id
-	wr.args = nil // made again, with the new id
-	if wr.tx == nil {
-		wr.argv()
-	}
-	if _, err := w.store.run(ctx, wr); err != nil {
+	if err != nil {
 		w.store.moved.Store(true) // the next step tries again; the writes meanwhile carry the old id, and are refused
 		return fmt.Errorf("start a new epoch: %w", err)
 	}

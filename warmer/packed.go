@@ -30,9 +30,10 @@ func pack(fields []string) packed {
 }
 
 // A record is also packed field by field into a buffer of the caller's
-// (appendPacked, appendPackedInt, appendPackedJoined), with no string made for a field that Vista
-// sent as a number or a list: at 500k sessions those strings, and the
-// slice pack takes, were a tenth of what a cold load allocated.
+// (appendPacked, appendPackedInt, appendPackedJoined), with no string
+// made for a field that Vista sent as a number or a list: at 500k
+// sessions those strings, and the slice pack takes, were a tenth of what
+// a cold load allocated.
 
 // appendPacked appends field f to b, as pack does.
 func appendPacked(b []byte, f string) []byte {
