@@ -1,6 +1,8 @@
 package warmer
 
 import (
+	"iter"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -167,12 +169,22 @@ func rowChanges(sp *spec, p Policy, cache map[string]*record, rows []row, keep m
 
 // goneChanges is what the list says left the cache: the removals.
 func goneChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now time.Time) []change {
+	return goneAmong(sp, p, cache, l, maps.Keys(cache), now)
+}
+
+// goneAmong is goneChanges of the entities ids names: those of the cache
+// that may have left it.
+func goneAmong(sp *spec, p Policy, cache map[string]*record, l *listing, ids iter.Seq[string], now time.Time) []change {
 	var changes []change
-	for id := range cache {
+	for id := range ids {
+		old := cache[id]
+		if old == nil {
+			continue
+		}
 		if _, ok := l.recs[id]; ok || l.keep[id] {
 			continue
 		}
-		switch old := cache[id]; {
+		switch {
 		case l.cancelled[id]:
 			changes = append(changes, removal(id, old, keys.ReasonCancelled))
 		case l.expired[id]:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -709,6 +710,46 @@ func TestDuplicateRows(t *testing.T) {
 	}
 	if lines := logs.lines("more than once"); len(lines) != 1 || !strings.Contains(lines[0], "duplicates=2") {
 		t.Errorf("log: %q, want one line counting 2", lines)
+	}
+}
+
+// TestABuildTakesBackWhatALaterRowCancels: a build from nothing writes
+// its list as it comes, so a row may be in Redis before a later row of
+// the same id says otherwise. A session that the later row calls
+// cancelled is gone once the build is in, hash and index entry; one that
+// the later row lists again stays, as the later row has it.
+func TestABuildTakesBackWhatALaterRowCancels(t *testing.T) {
+	in := &injector{}
+	r := newRigWith(t, rigOptions{front: in.front})
+	w := r.warmer("a")
+	w.chunk = 1 // every row handed over as it comes, before the rows appended to the last page
+	cancelled := r.upcoming(2*time.Hour, 40*time.Hour)
+	var again vistasim.SessionInfo
+	for _, s := range r.sim.Sessions() {
+		if s.ID != cancelled.ID && s.Status != "X" && s.Showtime.Sub(r.clock.Now()) > 2*time.Hour {
+			again = s
+			break
+		}
+	}
+	row := func(s vistasim.SessionInfo, more string) string {
+		wall := s.Showtime.Format("2006-01-02T15:04:05") // in the cinema's zone
+		return `{"ID":"` + s.ID + `","CinemaId":"` + s.CinemaID + `","ScheduledFilmId":"` + s.FilmID + `","Showtime":"` + wall + `",` + more + `}`
+	}
+	in.set("Sessions", row(cancelled, `"SeatsAvailable":3,"Status":"C"`), row(again, `"SeatsAvailable":7`))
+	r.step(w)
+
+	if h := r.hash(keys.Sessions, cancelled.ID); len(h) != 0 {
+		t.Errorf("the session a later row cancelled is in Redis after the build: %v", h)
+	}
+	index := keys.Index(r.prefix, keys.Sessions)
+	if err := r.rdb.ZScore(r.ctx, index, cancelled.ID).Err(); !errors.Is(err, redis.Nil) {
+		t.Errorf("the index lists the session a later row cancelled (ZSCORE: %v)", err)
+	}
+	if got := r.hash(keys.Sessions, again.ID)["seats_available"]; got != "7" {
+		t.Errorf("seats_available = %q for the session listed again, want the later row's 7", got)
+	}
+	if err := r.rdb.ZScore(r.ctx, index, again.ID).Err(); err != nil {
+		t.Errorf("the index does not list the session listed again: %v", err)
 	}
 }
 
