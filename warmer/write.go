@@ -163,8 +163,22 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 	}
 
 	var rewrite []change
+	// ran is the last group Redis ran, not yet taken into the cache: it
+	// is taken in while Redis runs the next, so that Redis does not wait
+	// for the warmer's bookkeeping between the groups of a long write.
+	var ran []*batch
+	takeRan := func() {
+		for _, g := range ran {
+			rewrite = append(rewrite, w.wrote(k, g)...)
+			if bug("hashafter") {
+				w.hashAfter(wctx, sp, g)
+			}
+		}
+		ran = nil
+	}
 	for b := range ready {
 		if err := ctx.Err(); err != nil {
+			takeRan()
 			return nil, err
 		}
 		// The batches ready go together: as scripts, in one round trip,
@@ -181,14 +195,26 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 		for i, g := range group {
 			wrs[i] = g.wr
 		}
-		done, err := w.store.run(wctx, wrs...)
-		for _, g := range group[:done] {
-			rewrite = append(rewrite, w.wrote(k, g)...)
-			if bug("hashafter") {
-				w.hashAfter(wctx, sp, g)
-			}
+		var done int
+		var err error
+		if ran == nil {
+			// Nothing to take in meanwhile (the first group; a seat
+			// answer's one batch): no hop to another goroutine.
+			done, err = w.store.run(wctx, wrs...)
+		} else {
+			// The store is the goroutine's alone until it is done; the
+			// cache and the rest of the state, this one's.
+			finished := make(chan struct{})
+			go func() {
+				defer close(finished)
+				done, err = w.store.run(wctx, wrs...)
+			}()
+			takeRan()
+			<-finished
 		}
+		ran = group[:done]
 		if err != nil {
+			takeRan()
 			// Writes after the one that failed may have run (scripts in
 			// one round trip, a build's all expecting one seq): a key of
 			// the kind may be there now without the writer knowing.
@@ -206,6 +232,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			progress = time.Now()
 		}
 	}
+	takeRan()
 	return rewrite, nil
 }
 
