@@ -12,16 +12,15 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/vista-warmer/vista-warmer/warmer"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if os.Getenv("GOGC") == "" {
-		// The cache is one large, long-lived heap: collecting at half
-		// again its size, not twice it, keeps a reload of 500k sessions
-		// within a few hundred MB. GOGC set in the environment wins.
-		debug.SetGCPercent(50)
+		debug.SetGCPercent(warmer.GCPercent) // GOGC set in the environment wins
 	}
 
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
