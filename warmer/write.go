@@ -210,6 +210,11 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 				done, err = w.store.run(wctx, wrs...)
 			}()
 			takeRan()
+			// A long write (a reload of 100k sessions takes seconds)
+			// does not hold up the seat checks that come due meanwhile:
+			// they go out now, judged on the cache as it stands, and
+			// their answers are written after it.
+			w.sendChecks(ctx, w.cfg.Clock.Now())
 			<-finished
 		}
 		ran = group[:done]
@@ -223,16 +228,13 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			}
 			return nil, fmt.Errorf("write %s: %w", k, err)
 		}
-		// A long write (a reload of 100k sessions takes seconds) does
-		// not hold up the seat checks that come due meanwhile: they go
-		// out now, and their answers are written after it.
-		w.sendChecks(ctx, w.cfg.Clock.Now())
 		if end := group[len(group)-1].end; writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && end < len(changes) {
 			w.log.Info("writing", "kind", k, "done", end, "of", len(changes))
 			progress = time.Now()
 		}
 	}
 	takeRan()
+	w.sendChecks(ctx, w.cfg.Clock.Now())
 	return rewrite, nil
 }
 
