@@ -721,7 +721,8 @@ func TestDuplicateRows(t *testing.T) {
 func TestABuildTakesBackWhatALaterRowCancels(t *testing.T) {
 	in := &injector{}
 	r := newRigWith(t, rigOptions{front: in.front})
-	w := r.warmer("a")
+	m := NewMetrics(nil)
+	w := r.warmer("a", withMetrics(m))
 	w.chunk = 1 // every row handed over as it comes, before the rows appended to the last page
 	cancelled := r.upcoming(2*time.Hour, 40*time.Hour)
 	var again vistasim.SessionInfo
@@ -738,6 +739,11 @@ func TestABuildTakesBackWhatALaterRowCancels(t *testing.T) {
 	in.set("Sessions", row(cancelled, `"SeatsAvailable":3,"Status":"C"`), row(again, `"SeatsAvailable":7`))
 	r.step(w)
 
+	// Written first, then removed: else the later row met the earlier
+	// one before either was handed over, and the test tests nothing.
+	if got := testutil.ToFloat64(m.changes.WithLabelValues("sessions", outRemoved)); got != 1 {
+		t.Errorf("%v sessions removed by the build, want 1: the cancelled one, written from its first row", got)
+	}
 	if h := r.hash(keys.Sessions, cancelled.ID); len(h) != 0 {
 		t.Errorf("the session a later row cancelled is in Redis after the build: %v", h)
 	}
