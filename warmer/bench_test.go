@@ -46,10 +46,10 @@ var (
 	loadTrace   = flag.String("load-trace", "", "write an execution trace of BenchmarkColdLoad's first load (of its last run) alone to this file")
 )
 
-// gcAsTheBinary runs the benchmark's garbage collector as the binary
-// runs its own (GCPercent) unless GOGC is set, until the benchmark ends:
-// at Go's default, a cold load of 500k sessions took about a tenth less of the
-// warmer's CPU than the binary spends on it.
+// gcAsTheBinary runs the benchmark's garbage collector at the binary's
+// setting (GCPercent) unless GOGC is set, until the benchmark ends: at
+// Go's default, a cold load of 500k sessions took about a tenth less of
+// the warmer's CPU than at the binary's.
 func gcAsTheBinary(b *testing.B) {
 	if os.Getenv("GOGC") == "" {
 		old := debug.SetGCPercent(GCPercent)
