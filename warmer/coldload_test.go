@@ -1,9 +1,11 @@
 package warmer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -147,6 +149,42 @@ func TestIndexWritesInFlightListEverything(t *testing.T) {
 		}
 	})
 	indexesAgree(r, w)
+}
+
+// A build gathers a large step of its index entries in two halves at
+// once (listUnindexed; here every step of more than one entity): once the
+// list is in, every index agrees with the cache, and each sorted set's
+// additions went in score order.
+func TestIndexStepsGatheredInHalvesListEverything(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a")
+	w.chunk, w.indexEvery, w.indexHalves = 40, 50, 2
+	r.step(w)
+	if n, all := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(), len(r.sim.Sessions()); n != int64(all) {
+		t.Errorf("%d sessions indexed, want %d", n, all)
+	}
+	indexesAgree(r, w)
+
+	r.locked(w, func() {
+		sp, cache := w.specs[keys.Sessions], w.st.cache[keys.Sessions]
+		// In id order, each cinema's sessions are in one half: the
+		// merge takes keys that only one half has, and both halves' of
+		// the rest.
+		ids := slices.Sorted(maps.Keys(cache))
+		halves := w.listUnindexed(sp, cache, ids)
+		entries := 0
+		for _, k := range halves.keys {
+			entries += len(k.adds)
+			if !k.set && !slices.IsSortedFunc(k.adds, func(a, b indexItem) int { return cmp.Compare(a.score, b.score) }) {
+				t.Errorf("%s: the halves' additions are not in score order", k.name)
+			}
+		}
+		// Each session is in the sessions' index and in its cinema's and
+		// its film's.
+		if want := len(ids) * (1 + len(sp.owners)); entries != want {
+			t.Errorf("%d index entries gathered for %d sessions, want %d", entries, len(ids), want)
+		}
+	})
 }
 
 // firstPageUnlisted runs a build whose sessions list's second page is

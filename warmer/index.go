@@ -75,6 +75,7 @@ type indexRef struct {
 
 // indexKey is what a batch writes to one index key.
 type indexKey struct {
+	ref  indexRef
 	name string
 	set  bool        // a set (SADD, SREM), not a sorted set
 	adds []indexItem // by score once commands sorts them
@@ -110,7 +111,7 @@ func (ix *indexBatch) key(ref indexRef, set bool, name func() string) *indexKey 
 	if ix.known == nil {
 		ix.known = map[indexRef]*indexKey{}
 	}
-	k := &indexKey{name: name(), set: set}
+	k := &indexKey{ref: ref, name: name(), set: set}
 	ix.known[ref] = k
 	ix.keys = append(ix.keys, k)
 	return k
@@ -199,19 +200,16 @@ const (
 	// them carries: Redis runs a write whole, and serves no reader
 	// meanwhile.
 	indexWriteEntries = 50_000
+	// indexHalvesFrom is the fewest unindexed entities listUnindexed
+	// gathers in two halves at once.
+	indexHalvesFrom = 20_000
 )
 
 // writeIndexes lists a kind's unindexed entities in its indexes, those
 // still in the cache, as they are now.
 func (w *Warmer) writeIndexes(ctx context.Context, k keys.Kind) error {
 	sp, cache, r := w.specs[k], w.st.cache[k], w.st.kinds[k]
-	ix := &indexBatch{}
-	for _, id := range r.unindexed {
-		if rec := cache[id]; rec != nil && !rec.missing {
-			w.index(ix, sp, id, rec)
-		}
-	}
-	cmds := ix.commands(indexCmdEntries)
+	cmds := w.listUnindexed(sp, cache, r.unindexed).commands(indexCmdEntries)
 	wctx, guard := context.WithoutCancel(ctx), w.guard()
 	// Two writes in flight: Redis runs one while the next is made ready
 	// and sent. They only add entries, so their order does not matter.
@@ -243,6 +241,80 @@ func (w *Warmer) writeIndexes(ctx context.Context, k keys.Kind) error {
 	}
 	r.unindexed = nil
 	return nil
+}
+
+// listUnindexed gathers the index entries of the unindexed entities ids
+// that are still in the cache, as they are now, each sorted set's in
+// score order. Redis waits for it: a step of 100k sessions took 35–44 ms
+// to read from the cache and 18 ms to sort, on one core. So a large step
+// is gathered in two halves at once, each sorted, then merged. Both only
+// read the cache, which nothing writes meanwhile: the loop, its one
+// writer, is here.
+func (w *Warmer) listUnindexed(sp *spec, cache map[string]*record, ids []string) *indexBatch {
+	gather := func(ids []string) *indexBatch {
+		ix := &indexBatch{}
+		for _, id := range ids {
+			if rec := cache[id]; rec != nil && !rec.missing {
+				w.index(ix, sp, id, rec)
+			}
+		}
+		for _, k := range ix.keys {
+			if !k.set {
+				byScore(k.adds)
+			}
+		}
+		return ix
+	}
+	if len(ids) < w.indexHalves {
+		return gather(ids)
+	}
+	half := len(ids) / 2
+	var second *indexBatch
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		second = gather(ids[half:])
+	}()
+	first := gather(ids[:half])
+	<-done
+	first.merge(second)
+	return first
+}
+
+// merge adds o's writes to ix's, keeping each sorted set's additions in
+// score order where both kept them so.
+func (ix *indexBatch) merge(o *indexBatch) {
+	for _, ok := range o.keys {
+		k := ix.known[ok.ref]
+		if k == nil {
+			if ix.known == nil {
+				ix.known = map[indexRef]*indexKey{}
+			}
+			ix.known[ok.ref] = ok
+			ix.keys = append(ix.keys, ok)
+			continue
+		}
+		k.rems = append(k.rems, ok.rems...)
+		if k.set {
+			k.adds = append(k.adds, ok.adds...)
+		} else {
+			k.adds = mergeByScore(k.adds, ok.adds)
+		}
+	}
+}
+
+// mergeByScore merges two sorted sets' entries, each in score order, into
+// one in score order.
+func mergeByScore(a, b []indexItem) []indexItem {
+	out := make([]indexItem, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if b[0].score < a[0].score {
+			out, b = append(out, b[0]), b[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // byScore sorts a sorted set's entries by score. Redis inserts them

@@ -187,8 +187,10 @@ type Warmer struct {
 	chunk int // rows of a list diffed and written at a time: rowChunk, less in tests
 	// indexEvery is how many unindexed entities a build lists at a time
 	// (writeIndexes): indexEvery, less in tests; indexWrite about how many
-	// entries one write of them carries: indexWriteEntries, less in tests.
-	indexEvery, indexWrite int
+	// entries one write of them carries: indexWriteEntries, less in tests;
+	// indexHalves the fewest it gathers in two halves at once
+	// (listUnindexed): indexHalvesFrom, less in tests.
+	indexEvery, indexWrite, indexHalves int
 	// noScan: an ACL denies SCAN, said once (readUnlisted).
 	noScan atomic.Bool
 }
@@ -285,7 +287,7 @@ func New(cfg Config) (*Warmer, error) {
 		return nil, fmt.Errorf("warmer: %w", err)
 	}
 	w := &Warmer{cfg: cfg, rdb: cfg.Redis, log: cfg.Logger, m: cfg.Metrics, schedules: map[keys.Kind]cron.Schedule{},
-		fields: names, specs: kindSpecs(names), chunk: rowChunk, indexEvery: indexEvery, indexWrite: indexWriteEntries,
+		fields: names, specs: kindSpecs(names), chunk: rowChunk, indexEvery: indexEvery, indexWrite: indexWriteEntries, indexHalves: indexHalvesFrom,
 		fetched: make(chan fetched, len(keys.Kinds)), answers: make(chan *ask, 64), arrived: make(chan struct{}, 1), settles: make(chan *settle),
 		evict: eviction{seen: -1}, knew: map[keys.Kind]int{}}
 	w.obs = &observer{log: cfg.Logger, m: cfg.Metrics, leaseTTL: cfg.LeaseTTL,
