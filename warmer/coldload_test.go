@@ -152,9 +152,10 @@ func TestIndexWritesInFlightListEverything(t *testing.T) {
 }
 
 // A build gathers a large step of its index entries in two halves at
-// once (listUnindexed; here every step of more than one entity): once the
-// list is in, every index agrees with the cache, and each sorted set's
-// additions went in score order.
+// once (listUnindexed; here every step of more than one entity, which in
+// this small Vista is the one step at the list's end): once the list is
+// in, every index agrees with the cache, and each sorted set's additions
+// go in score order.
 func TestIndexStepsGatheredInHalvesListEverything(t *testing.T) {
 	r := newRig(t)
 	w := r.warmer("a")
@@ -167,9 +168,10 @@ func TestIndexStepsGatheredInHalvesListEverything(t *testing.T) {
 
 	r.locked(w, func() {
 		sp, cache := w.specs[keys.Sessions], w.st.cache[keys.Sessions]
-		// In id order, each cinema's sessions are in one half: the
-		// merge takes keys that only one half has, and both halves' of
-		// the rest.
+		// In id order (cinema first), the first cinema's sessions are
+		// all in the first half and the last's in the second: the merge
+		// takes keys that only one half has, and both halves' of the
+		// rest. TestMergeIndexBatches covers its cases one by one.
 		ids := slices.Sorted(maps.Keys(cache))
 		halves := w.listUnindexed(sp, cache, ids)
 		entries := 0
@@ -185,6 +187,80 @@ func TestIndexStepsGatheredInHalvesListEverything(t *testing.T) {
 			t.Errorf("%d index entries gathered for %d sessions, want %d", entries, len(ids), want)
 		}
 	})
+}
+
+// TestMergeIndexBatches: two halves of an index step merge into what one
+// batch of both would write: a key only one half has, from either half;
+// a sorted set's additions in score order, ties included; a set's in the
+// order they came; removals kept.
+func TestMergeIndexBatches(t *testing.T) {
+	ref := func(owner string) indexRef { return indexRef{keys.Sessions, 1, owner} }
+	batch := func(ks ...*indexKey) *indexBatch {
+		ix := &indexBatch{}
+		for _, k := range ks {
+			ix.key(k.ref, k.set, func() string { return k.name })
+			got := ix.known[k.ref]
+			got.adds, got.rems = k.adds, k.rems
+		}
+		return ix
+	}
+	items := func(pairs ...any) []indexItem {
+		var out []indexItem
+		for i := 0; i < len(pairs); i += 2 {
+			out = append(out, indexItem{int64(pairs[i].(int)), pairs[i+1].(string)})
+		}
+		return out
+	}
+	both := func() (*indexBatch, *indexBatch) {
+		first := batch(
+			&indexKey{ref: ref("a"), name: "A", adds: items(1, "a1", 5, "a5", 9, "a9"), rems: []any{"x"}},
+			&indexKey{ref: ref("s"), name: "S", set: true, adds: items(0, "s2", 0, "s1")},
+		)
+		second := batch(
+			&indexKey{ref: ref("a"), name: "A", adds: items(0, "b0", 5, "b5", 10, "b10"), rems: []any{"y"}},
+			&indexKey{ref: ref("b"), name: "B", adds: items(3, "c3")},
+			&indexKey{ref: ref("t"), name: "T", set: true, adds: items(0, "t1")},
+			&indexKey{ref: ref("s"), name: "S", set: true, adds: items(0, "s3")},
+		)
+		return first, second
+	}
+	first, second := both()
+	first.merge(second)
+	want := map[string]struct {
+		adds []indexItem
+		rems []any
+	}{
+		"A": {items(0, "b0", 1, "a1", 5, "a5", 5, "b5", 9, "a9", 10, "b10"), []any{"x", "y"}},
+		"S": {items(0, "s2", 0, "s1", 0, "s3"), nil},
+		"B": {items(3, "c3"), nil},
+		"T": {items(0, "t1"), nil},
+	}
+	var names []string
+	for _, k := range first.keys {
+		names = append(names, k.name)
+		w, ok := want[k.name]
+		if !ok {
+			t.Errorf("merged key %s, not asked for", k.name)
+			continue
+		}
+		if !slices.Equal(k.adds, w.adds) || !slices.Equal(k.rems, w.rems) {
+			t.Errorf("%s: adds %v rems %v, want %v and %v", k.name, k.adds, k.rems, w.adds, w.rems)
+		}
+		if first.known[k.ref] != k {
+			t.Errorf("%s: not known by its ref after the merge", k.name)
+		}
+	}
+	if !slices.Equal(names, []string{"A", "S", "B", "T"}) {
+		t.Errorf("keys in the order %v, want the first half's, then those only the second has", names)
+	}
+
+	// A first half with nothing (every entity of it gone from the cache).
+	_, second = both()
+	empty := &indexBatch{}
+	empty.merge(second)
+	if len(empty.keys) != len(second.keys) || empty.known[ref("b")] == nil {
+		t.Errorf("an empty first half took %d keys of %d", len(empty.keys), len(second.keys))
+	}
 }
 
 // firstPageUnlisted runs a build whose sessions list's second page is

@@ -295,9 +295,11 @@ func (ix *indexBatch) merge(o *indexBatch) {
 			continue
 		}
 		k.rems = append(k.rems, ok.rems...)
-		if k.set {
+		switch {
+		case len(ok.adds) == 0:
+		case k.set:
 			k.adds = append(k.adds, ok.adds...)
-		} else {
+		default:
 			k.adds = mergeByScore(k.adds, ok.adds)
 		}
 	}
