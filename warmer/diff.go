@@ -93,7 +93,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func plan(sp *spec, p Policy, cache map[string]*record, l *listing, removed map[string]time.Time, now time.Time) []change {
 	rows := mergeChecks(sp, p, cache, l.rest(), l.now, removed)
 	dropCheckRemoved(sp, l, removed)
-	return append(rowChanges(sp, p, cache, rows, l.keep, now), goneChanges(sp, p, cache, l, now)...)
+	return append(rowChanges(sp, p, cache, rows, l.keep, now), goneChanges(sp, p, cache, l, maps.Keys(cache), now)...)
 }
 
 // mergeChecks readies rows of a list listed at listed for the diff (see plan):
@@ -167,14 +167,9 @@ func rowChanges(sp *spec, p Policy, cache map[string]*record, rows []row, keep m
 	return changes
 }
 
-// goneChanges is what the list says left the cache: the removals.
-func goneChanges(sp *spec, p Policy, cache map[string]*record, l *listing, now time.Time) []change {
-	return goneAmong(sp, p, cache, l, maps.Keys(cache), now)
-}
-
-// goneAmong is goneChanges of the entities ids names: those of the cache
-// that may have left it.
-func goneAmong(sp *spec, p Policy, cache map[string]*record, l *listing, ids iter.Seq[string], now time.Time) []change {
+// goneChanges is what the list says left the cache, of the entities ids
+// names (those that may have: all of the cache, or fewer): the removals.
+func goneChanges(sp *spec, p Policy, cache map[string]*record, l *listing, ids iter.Seq[string], now time.Time) []change {
 	var changes []change
 	for id := range ids {
 		old := cache[id]

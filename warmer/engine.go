@@ -128,7 +128,7 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	if in.total == 0 {
 		mayHaveLeft = maps.Keys(l.repeated)
 	}
-	gone, held := w.judgeDrop(k, goneAmong(sp, p, cache, l, mayHaveLeft, now), l.repeated, in.total, now)
+	gone, held := w.judgeDrop(k, goneChanges(sp, p, cache, l, mayHaveLeft, now), l.repeated, in.total, now)
 	if err := w.apply(ctx, k, gone, now); err != nil {
 		return err
 	}

@@ -204,13 +204,17 @@ func diff(names []string, old, cur *record) []string {
 // client handed over.
 func withExtra(vals []string, extra []string, n int) []string {
 	for i := range n {
-		v := ""
-		if i < len(extra) {
-			v = extra[i]
-		}
-		vals = append(vals, v)
+		vals = append(vals, extraAt(extra, i))
 	}
 	return vals
+}
+
+// extraAt is the i-th extra value Vista sent, "" past the last.
+func extraAt(extra []string, i int) string {
+	if i < len(extra) {
+		return extra[i]
+	}
+	return ""
 }
 
 func (w *Warmer) cinemaRecord(c vista.Cinema) *record {
@@ -250,11 +254,7 @@ func (w *Warmer) sessionRecord(s vista.Session) *record {
 	b = appendPacked(b, string(s.State))
 	b = appendPackedJoined(b, s.Attributes, ',')
 	for i := range w.nExtra(keys.Sessions) {
-		v := ""
-		if i < len(s.Extra) {
-			v = s.Extra[i]
-		}
-		b = appendPacked(b, v)
+		b = appendPacked(b, extraAt(s.Extra, i))
 	}
 	return &record{
 		vals:     packed(b),

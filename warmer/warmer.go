@@ -56,7 +56,8 @@ const Schema = "1"
 // GCPercent is the GOGC the binary runs with unless GOGC is set: the
 // cache is one large, long-lived heap, and collecting at half again its
 // size, not twice it, keeps a reload of 500k sessions within a few
-// hundred MB. The benchmarks of loads and reloads run with it too.
+// hundred MB. The benchmarks of loads, reloads and steady checks run
+// with it too (gcAsTheBinary).
 const GCPercent = 50
 
 // Config configures a Warmer. Redis, Vista and InstanceID are required; the
