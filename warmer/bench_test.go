@@ -107,6 +107,7 @@ func BenchmarkColdLoad(b *testing.B) {
 	sessions := 0
 	var took time.Duration
 	var redisCPU, ownCPU, plainCPU float64
+	streamed := 0
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		rdb, prefix := MustRedis(b)
@@ -133,6 +134,7 @@ func BenchmarkColdLoad(b *testing.B) {
 			b.Fatalf("the index lists %d sessions of the %d loaded", n, sessions)
 		}
 		stop()
+		streamed += w.streamed // the loop's, which stop ended
 		plainCPU += plainWrites(b, rdb, prefix)
 		b.StartTimer()
 	}
@@ -146,6 +148,7 @@ func BenchmarkColdLoad(b *testing.B) {
 	b.ReportMetric(plainCPU/float64(b.N), "plain-redis-cpu-s/op")
 	b.ReportMetric(redisCPU/plainCPU, "redis-cpu/plain")
 	b.ReportMetric(took.Seconds()/plainCPU, "ready/plain-redis-cpu")
+	b.ReportMetric(float64(streamed)/float64(b.N), "streamed-chunks/op")
 }
 
 // startLoadProfile starts what -load-cpuprofile and -load-trace ask

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -18,10 +19,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vista-warmer/vista-warmer/internal/clocktest"
 	"github.com/vista-warmer/vista-warmer/internal/redistest"
 	"github.com/vista-warmer/vista-warmer/internal/testkit"
 	"github.com/vista-warmer/vista-warmer/keys"
 	"github.com/vista-warmer/vista-warmer/vista"
+	"github.com/vista-warmer/vista-warmer/vista/vistasim"
 )
 
 // No seat check waits for a session whose row is not yet in, nor for the
@@ -67,6 +70,117 @@ func TestChecksGoOutWhileTheListStreams(t *testing.T) {
 	if n := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(); n != int64(len(r.sim.Sessions())) {
 		t.Errorf("%d sessions indexed after the list came whole, want %d", n, len(r.sim.Sessions()))
 	}
+}
+
+// A build from nothing writes the chunks of its list that are in as one
+// stream of batches, without a pause between them: here the first page
+// is held until the loop is held too, so that three chunks wait for the
+// loop when it takes the first, and the stream takes the two behind it.
+// What the build wrote is what its list said, counted and indexed.
+func TestABuildStreamsTheChunksThatAreIn(t *testing.T) {
+	var holding atomic.Bool
+	release := make(chan struct{})
+	var once sync.Once
+	let := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(let)
+	front := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			q := req.URL.Query()
+			first := q.Get("$skip") == "" || q.Get("$skip") == "0"
+			check := strings.Contains(q.Get("$filter"), "ID eq") || strings.Contains(q.Get("$filter"), "Showtime")
+			if strings.HasSuffix(req.URL.Path, "/Sessions") && first && !check && holding.CompareAndSwap(false, true) {
+				<-release
+			}
+			h.ServeHTTP(w, req)
+		})
+	}
+	r := newRigWith(t, rigOptions{front: front, sim: func(c *vistasim.Config) { c.Days = 14 }})
+	logs := &logBuffer{}
+	w := r.warmer("a", func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
+	w.chunk = 40 // a page a chunk, two batches of 25
+	listed := len(r.sim.Sessions())
+	if pages := (listed + 39) / 40; pages < 6 {
+		t.Fatalf("the simulator lists %d sessions, %d pages: too few for a stream", listed, pages)
+	}
+	r.run(w)
+	testkit.Eventually(t, 10*time.Second, "the first page of sessions held", holding.Load)
+	r.locked(w, func() {
+		let()
+		testkit.Eventually(t, 10*time.Second, "three chunks waiting for the loop", func() bool { return len(w.fetched) == cap(w.fetched) })
+	})
+	r.step(w)
+
+	var streamed int
+	r.locked(w, func() { streamed = w.streamed })
+	if streamed < 2 {
+		t.Errorf("the build streamed %d chunks, want at least the 2 that waited behind the first", streamed)
+	}
+	if n, all := r.rdb.ZCard(r.ctx, keys.Index(r.prefix, keys.Sessions)).Val(), len(sessionKeys(r)); n != int64(listed) || all != listed {
+		t.Errorf("%d sessions indexed, %d hashes, %d listed by Vista", n, all, listed)
+	}
+	indexesAgree(r, w)
+	lines := logs.lines("msg=reloaded kind=sessions")
+	if want := fmt.Sprintf("added=%d ", listed); len(lines) != 1 || !strings.Contains(lines[0], want) {
+		t.Errorf("log: %q, want one line with %s", lines, want)
+	}
+}
+
+// A chunk that names an id an earlier chunk handed over says so
+// (fetched.again), and a build's stream sets such a chunk aside for the
+// loop's next turn, where it is diffed once the earlier chunk is in the
+// cache, rather than diff it while that chunk's writes may still run. So
+// too a message of another list, or the list's end.
+func TestAChunkNamingAnIdAgainIsNotStreamed(t *testing.T) {
+	now := clocktest.Start
+	l := newListing(keys.Sessions, now)
+	var flags []bool
+	l.emit = func(rows []row, again bool) error {
+		flags = append(flags, again)
+		return nil
+	}
+	l.chunk, l.waiting, l.repeated = 2, map[string]int{}, map[string]bool{}
+	page := func(ids ...string) {
+		for _, id := range ids {
+			l.seen(id)
+			l.take(id, session(id, now.Add(3*time.Hour), "10"))
+		}
+		if err := l.flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page("a", "b")
+	page("c", "a")
+	page("d", "e")
+	if want := []bool{false, true, false}; !slices.Equal(flags, want) {
+		t.Errorf("the chunks said again = %v, want %v", flags, want)
+	}
+
+	r := newRig(t)
+	w := r.warmer("a")
+	r.step(w)
+	r.locked(w, func() {
+		st, k := w.st, keys.Sessions
+		run := &fetchRun{cancel: func() {}}
+		st.kinds[k].intake, st.kinds[k].fetching = &intake{}, run // a build from nothing, under way
+		defer func() { st.kinds[k].intake, st.kinds[k].fetching, w.aside = nil, nil, nil }()
+		more := w.buildStream(r.ctx, k, run)
+		rows := func(id string) []row { return []row{{id, session(id, now.Add(3*time.Hour), "10")}} }
+		for _, f := range []fetched{
+			{st: st, k: k, run: run, now: now, rows: rows("x1"), again: true},
+			{st: st, k: keys.Films, run: run, now: now, rows: rows("x2")},
+			{st: st, k: k, run: run, now: now, l: l},
+		} {
+			w.fetched <- f
+			if _, ok := more(); ok || w.aside == nil || w.aside.rows == nil && w.aside.l == nil || w.aside.k != f.k || w.aside.again != f.again {
+				t.Errorf("the stream took %+v, or did not set it aside (aside %+v)", f, w.aside)
+			}
+			w.aside = nil
+		}
+		w.fetched <- fetched{st: st, k: k, run: run, now: now, rows: rows("x3")}
+		if pt, ok := more(); !ok || len(pt.changes) != 1 || pt.changes[0].id != "x3" || pt.changes[0].op != opAdd || w.aside != nil {
+			t.Errorf("the stream gave %v, %v for the next chunk of the list (aside %+v), want the addition of x3", pt.changes, ok, w.aside)
+		}
+	})
 }
 
 // heldList holds back the second page of the sessions list until let,

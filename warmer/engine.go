@@ -68,18 +68,23 @@ func (w *Warmer) intakeOf(k keys.Kind) *intake {
 
 // writeRows writes rows of a list of a kind, listed when Vista sent them, as
 // they come: the additions, updates and confirmations. What left the
-// cache is for commit to judge, once the whole list is in.
-func (w *Warmer) writeRows(ctx context.Context, k keys.Kind, rows []row, keep map[string]bool, listed time.Time) error {
-	in := w.intakeOf(k)
+// cache is for commit to judge, once the whole list is in. more, when not
+// nil, gives the changes of the list's next chunks to write after these
+// with no pause (see buildStream).
+func (w *Warmer) writeRows(ctx context.Context, k keys.Kind, rows []row, keep map[string]bool, listed time.Time, more func() (part, bool)) error {
+	// The intake begins with the list's first chunk, even one of no rows.
+	w.intakeOf(k)
 	now := w.cfg.Clock.Now() // when it goes into Redis
-	sp, p, cache := w.specs[k], w.cfg.Policy, w.st.cache[k]
 	// A chunk at a time, so that a list of 500k sessions never has a
 	// change made for each at once.
-	for part := range slices.Chunk(mergeChecks(sp, p, cache, rows, listed, w.st.checkRemoved), w.chunk) {
-		changes := rowChanges(sp, p, cache, part, keep, now)
-		in.added += countOp(changes, opAdd)
-		in.updated += countOp(changes, opUpdate)
-		if err := w.apply(ctx, k, changes, now); err != nil {
+	parts := slices.Collect(slices.Chunk(mergeChecks(w.specs[k], w.cfg.Policy, w.st.cache[k], rows, listed, w.st.checkRemoved), w.chunk))
+	for i, rows := range parts {
+		changes := w.rowChanges(k, rows, keep, now)
+		then := more // after the last part only
+		if i < len(parts)-1 {
+			then = nil
+		}
+		if err := w.applyMore(ctx, k, changes, now, then); err != nil {
 			return err
 		}
 		if len(w.st.kinds[k].unindexed) >= w.indexEvery {
@@ -91,6 +96,59 @@ func (w *Warmer) writeRows(ctx context.Context, k keys.Kind, rows []row, keep ma
 	return nil
 }
 
+// rowChanges diffs rows of a list of a kind against the cache, and counts
+// the additions and updates in the list's intake.
+func (w *Warmer) rowChanges(k keys.Kind, rows []row, keep map[string]bool, now time.Time) []change {
+	in := w.intakeOf(k)
+	changes := rowChanges(w.specs[k], w.cfg.Policy, w.st.cache[k], rows, keep, now)
+	in.added += countOp(changes, opAdd)
+	in.updated += countOp(changes, opUpdate)
+	return changes
+}
+
+// streamFor bounds how long a build's writes go on from chunk to chunk of
+// its list without the loop's other work (expiries, the lease's turns,
+// the answers of seat checks, which also end a stream at once).
+const streamFor = time.Second
+
+// buildStream returns, for a build from nothing (the kind's cache empty
+// when its list's intake began), what gives the write of a chunk of the
+// list the next chunk's changes while Redis still runs the first's last
+// writes, so that Redis does not wait between them for the last writes'
+// bookkeeping, the next chunk's diff and its first batch to be made
+// ready. It takes the next message of the fetchers if it is in, and diffs
+// it, if it is the next chunk of the same list and names no id an
+// earlier chunk had (fetched.again): only then do its changes read
+// nothing of the cache that the writes still running change. Anything
+// else it sets aside for takeFetched, and the stream ends. So does it
+// when a seat check's answer is waiting, the build's next index step is
+// due, or the stream has gone on for streamFor. nil: not a build.
+func (w *Warmer) buildStream(ctx context.Context, k keys.Kind, run *fetchRun) func() (part, bool) {
+	if w.intakeOf(k).total > 0 {
+		return nil
+	}
+	st, began := w.st, time.Now()
+	return func() (part, bool) {
+		if ctx.Err() != nil || w.st != st || len(w.answers) > 0 || len(st.kinds[k].unindexed) >= w.indexEvery || time.Since(began) > streamFor {
+			return part{}, false
+		}
+		var f fetched
+		select {
+		case f = <-w.fetched:
+		default:
+			return part{}, false // not in yet
+		}
+		if f.st != st || f.k != k || f.run != run || st.kinds[k].fetching != run || f.l != nil || f.err != nil || f.again {
+			w.aside = &f
+			return part{}, false
+		}
+		now := w.cfg.Clock.Now()
+		rows := mergeChecks(w.specs[k], w.cfg.Policy, st.cache[k], f.rows, f.now, st.checkRemoved)
+		w.streamed++
+		return part{changes: w.rowChanges(k, rows, nil, now), now: now}, true
+	}
+}
+
 // commit takes a whole list Vista sent into the cache: it writes what of
 // it take did not write ahead, judges the drop, applies the removals,
 // mends the indexes and announces the reload.
@@ -100,7 +158,7 @@ func (w *Warmer) commit(ctx context.Context, k keys.Kind, l *listing) error {
 	if err := w.judgeEmptyBuild(k, l); err != nil {
 		return err
 	}
-	if err := w.writeRows(ctx, k, l.rest(), l.keep, l.now); err != nil {
+	if err := w.writeRows(ctx, k, l.rest(), l.keep, l.now, nil); err != nil {
 		return err
 	}
 	in := w.st.kinds[k].intake

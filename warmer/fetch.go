@@ -42,7 +42,7 @@ type listing struct {
 	// repeated holds the ids of rows already handed over that the list
 	// named once more (see seen): the last row of each is written at
 	// the end, with the rest of pending.
-	emit     func([]row) error
+	emit     func(rows []row, again bool) error
 	chunk    int
 	pending  []row
 	handed   bool           // a chunk went to the writer
@@ -147,19 +147,26 @@ func (l *listing) put(id string, r *record) {
 
 // flush hands the rows taken since the last chunk to the writer once
 // there are l.chunk of them. The listers call it after each page, so a
-// long list is written while its later pages are still on the way.
+// long list is written while its later pages are still on the way. It
+// says whether the chunk names an id again that an earlier chunk handed
+// over: the writer then takes the earlier chunk in whole before it diffs
+// this one (see writeRows).
 func (l *listing) flush() error {
 	if l.emit == nil || len(l.pending) < l.chunk {
 		return nil
 	}
 	chunk := l.current(l.pending)
+	again := false
 	for _, r := range chunk {
-		delete(l.repeated, r.id)
+		if l.repeated[r.id] {
+			again = true
+			delete(l.repeated, r.id)
+		}
 	}
 	l.pending = nil
 	clear(l.waiting)
 	l.handed = true
-	return l.emit(chunk)
+	return l.emit(chunk, again)
 }
 
 // current keeps the rows of a chunk that the list has not named again
@@ -207,7 +214,7 @@ func (l *listing) rest() []row {
 // emit, when not nil, is handed the list's rows chunk by chunk while the
 // rest is fetched (see listing.flush); the listing returned then holds
 // the whole list, of which listing.rest is what emit was not handed.
-func (w *Warmer) fetch(ctx context.Context, st *state, k keys.Kind, now time.Time, zones map[string]*time.Location, emit func([]row) error) (*listing, error) {
+func (w *Warmer) fetch(ctx context.Context, st *state, k keys.Kind, now time.Time, zones map[string]*time.Location, emit func(rows []row, again bool) error) (*listing, error) {
 	l := &listing{recs: map[string]*record{}, cancelled: map[string]bool{}, expired: map[string]bool{}, keep: map[string]bool{},
 		began: time.Now(), now: now, kind: k}
 	if emit != nil {

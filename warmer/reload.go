@@ -52,8 +52,11 @@ type fetched struct {
 	run  *fetchRun
 	now  time.Time // when the list was asked for, on the warmer's clock
 	rows []row
-	l    *listing // set on the last message, unless err is
-	err  error
+	// again: rows names an id that an earlier message's rows had (a list
+	// that names an id twice, chunks apart).
+	again bool
+	l     *listing // set on the last message, unless err is
+	err   error
 }
 
 // fetchRun is one fetch of a list, which its writer can call off.
@@ -90,8 +93,8 @@ func (w *Warmer) fetchAsync(ctx context.Context, k keys.Kind, now time.Time) {
 	}
 	w.goAsk(func() {
 		defer cancel()
-		emit := func(rows []row) error {
-			return send(fetched{st: st, k: k, run: run, now: now, rows: rows})
+		emit := func(rows []row, again bool) error {
+			return send(fetched{st: st, k: k, run: run, now: now, rows: rows, again: again})
 		}
 		l, err := w.fetch(fctx, st, k, now, zones, emit)
 		_ = send(fetched{st: st, k: k, run: run, now: now, l: l, err: err})
@@ -101,14 +104,35 @@ func (w *Warmer) fetchAsync(ctx context.Context, k keys.Kind, now time.Time) {
 // takeFetched takes in what was fetched in the background since the last step.
 func (w *Warmer) takeFetched(ctx context.Context) error {
 	for {
-		select {
-		case f := <-w.fetched:
-			if err := w.takeIn(ctx, f); err != nil {
-				return err
-			}
-		default:
+		f, ok := w.nextFetched()
+		if !ok {
 			return nil
 		}
+		if err := w.takeIn(ctx, f); err != nil {
+			if w.aside != nil {
+				// The step ends here; the next takes it in.
+				select {
+				case w.arrived <- struct{}{}:
+				default:
+				}
+			}
+			return err
+		}
+	}
+}
+
+// nextFetched returns the next message of the fetchers, if one is in:
+// the one set aside first.
+func (w *Warmer) nextFetched() (fetched, bool) {
+	if f := w.aside; f != nil {
+		w.aside = nil
+		return *f, true
+	}
+	select {
+	case f := <-w.fetched:
+		return f, true
+	default:
+		return fetched{}, false
 	}
 }
 
@@ -127,7 +151,11 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 	case f.err != nil:
 		err = f.err
 	case f.l == nil:
-		if err = w.writeRows(ctx, k, f.rows, nil, f.now); err == nil {
+		var more func() (part, bool)
+		if !f.again {
+			more = w.buildStream(ctx, k, f.run)
+		}
+		if err = w.writeRows(ctx, k, f.rows, nil, f.now, more); err == nil {
 			return nil // the rest of the list is on its way
 		}
 	default:

@@ -169,12 +169,18 @@ type Warmer struct {
 	// failing list never holds up a seat check: fetchers hand what they
 	// got to step through fetched, seat checkers through answers.
 	fetched chan fetched
-	answers chan *ask
-	arrived chan struct{}   // wakes the loop when a list or an answer is in
-	settles chan *settle    // Settle's and Reload's requests to the loop
-	running atomic.Bool     // Run is running
-	group   *errgroup.Group // Run's goroutines (goAsk)
-	asking  atomic.Int64    // goAsk's goroutines not yet done: what may still arrive
+	// aside is a message of fetched that a build's write took early and
+	// left for takeFetched (see buildStream): it goes before the others.
+	aside *fetched
+	// streamed counts the chunks build streams wrote, in all: the tests
+	// and the benchmarks read it.
+	streamed int
+	answers  chan *ask
+	arrived  chan struct{}   // wakes the loop when a list or an answer is in
+	settles  chan *settle    // Settle's and Reload's requests to the loop
+	running  atomic.Bool     // Run is running
+	group    *errgroup.Group // Run's goroutines (goAsk)
+	asking   atomic.Int64    // goAsk's goroutines not yet done: what may still arrive
 
 	st *state // the writer's state; nil on standby. Owned by the writer's loop (Run), which reads and writes it under stepMu.
 

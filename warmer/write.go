@@ -46,14 +46,34 @@ func (w *Warmer) committed(pub *publisher) {
 // would otherwise wait for the warmer to make all of it ready and for
 // Redis to run it.
 func (w *Warmer) apply(ctx context.Context, k keys.Kind, changes []change, now time.Time) error {
+	return w.applyMore(ctx, k, changes, now, nil)
+}
+
+// part is changes to write, made at now.
+type part struct {
+	changes []change
+	now     time.Time
+}
+
+// applyMore is apply, and then, when more is not nil and changes are all
+// news, the parts more gives, as long as it gives them, in the same run
+// of batches: the first of them is made ready, and may go to Redis,
+// before the last of changes is taken into the cache. more is called on
+// the loop (it may read the cache) while Redis runs a batch, and must
+// give changes that touch none of the entities of changes or of the
+// parts before.
+func (w *Warmer) applyMore(ctx context.Context, k keys.Kind, changes []change, now time.Time, more func() (part, bool)) error {
 	news, confirms := newsFirst(changes)
-	for _, part := range [][]change{news, confirms} {
-		for len(part) > 0 {
-			rewrite, err := w.applyOnce(ctx, k, part, now)
+	if len(news) == 0 || len(confirms) > 0 {
+		more = nil
+	}
+	for _, changes := range [][]change{news, confirms} {
+		for len(changes) > 0 {
+			rewrite, err := w.applyOnce(ctx, k, part{changes, now}, more)
 			if err != nil {
 				return err
 			}
-			part = rewrite
+			changes, more = rewrite, nil
 		}
 	}
 	return nil
@@ -108,12 +128,13 @@ type batch struct {
 
 // applyOnce writes changes, and returns the entities it found gone from
 // Redis, to be written again whole.
-func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, now time.Time) ([]change, error) {
+func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, first part, more func() (part, bool)) ([]change, error) {
 	how := writing{quiet: w.st.kinds[k].quiet}
 	how.fresh = how.quiet && w.st.kinds[k].fresh
 	sp := w.specs[k]
 	wctx := context.WithoutCancel(ctx)
-	writes := len(changes) - countOp(changes, opConfirm)
+	changes := first.changes
+	total, writes := len(changes), len(changes)-countOp(changes, opConfirm)
 	progress := time.Now()
 
 	// The batches are prepared ahead (up to batchesAhead), by a goroutine
@@ -121,42 +142,78 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 	// expects the seq the one before it leaves. A single batch (a seat
 	// answer's, a sweep's) is prepared here: there is nothing to overlap
 	// it with, and the hop to a goroutine and back would delay its events.
+	// It takes the changes part by part from feed, which the loop below
+	// closes when more has no more to give.
 	ready := make(chan *batch, batchesAhead)
+	feed := make(chan part, 1)
+	feed <- first
 	stop, done := make(chan struct{}), make(chan struct{})
 	defer func() {
 		close(stop)
 		<-done // it reads the writer's state, which an error may drop
 	}()
-	epoch, seq, at := w.st.epoch, w.st.seq, stamp(now)
+	epoch, seq := w.st.epoch, w.st.seq
 	prepare := func() {
 		defer close(done)
 		defer close(ready)
-		for start := 0; start < len(changes); {
-			b := &batch{changes: changes[start:min(start+w.cfg.BatchSize, len(changes))]}
-			start += len(b.changes)
-			b.end = start
-			b.pub = w.publisher(epoch, seq)
-			b.probes = make([]probe, len(b.changes))
-			g := &guard{epoch: epoch, seq: seq}
-			b.wr = w.store.prepare(wctx, g, func(pipe redis.Pipeliner) {
-				ix := &indexBatch{}
-				for i, c := range b.changes {
-					b.probes[i] = w.queue(wctx, pipe, b.pub, ix, sp, c, at, how)
-				}
-				ix.flush(wctx, pipe)
-				if b.pub.seq != seq {
-					pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), keys.MetaSeq, b.pub.seq)
-				}
-			})
-			seq = b.pub.seq
+		end := 0
+		for {
+			var pt part
 			select {
-			case ready <- b:
+			case p, ok := <-feed:
+				if !ok {
+					return
+				}
+				pt = p
 			case <-stop:
 				return
 			}
+			at := stamp(pt.now)
+			for start := 0; start < len(pt.changes); {
+				b := &batch{changes: pt.changes[start:min(start+w.cfg.BatchSize, len(pt.changes))]}
+				start += len(b.changes)
+				end += len(b.changes)
+				b.end = end
+				b.pub = w.publisher(epoch, seq)
+				b.probes = make([]probe, len(b.changes))
+				g := &guard{epoch: epoch, seq: seq}
+				b.wr = w.store.prepare(wctx, g, func(pipe redis.Pipeliner) {
+					ix := &indexBatch{}
+					for i, c := range b.changes {
+						b.probes[i] = w.queue(wctx, pipe, b.pub, ix, sp, c, at, how)
+					}
+					ix.flush(wctx, pipe)
+					if b.pub.seq != seq {
+						pipe.HSet(wctx, keys.Meta(w.cfg.Prefix), keys.MetaSeq, b.pub.seq)
+					}
+				})
+				seq = b.pub.seq
+				select {
+				case ready <- b:
+				case <-stop:
+					return
+				}
+			}
 		}
 	}
-	if len(changes) <= w.cfg.BatchSize {
+	// feedMore gives the goroutine the next part, or says there is none.
+	feedMore := func() {
+		if more == nil {
+			return
+		}
+		if pt, ok := more(); ok {
+			feed <- pt // the one sender, and feed was empty
+			total += len(pt.changes)
+			writes += len(pt.changes) - countOp(pt.changes, opConfirm)
+			return
+		}
+		close(feed)
+		more = nil
+	}
+	if more == nil {
+		close(feed)
+	}
+	if more == nil && len(changes) <= w.cfg.BatchSize {
 		prepare() // one batch: ready holds it
 	} else {
 		go prepare()
@@ -176,7 +233,20 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 		}
 		ran = nil
 	}
-	for b := range ready {
+	for {
+		var b *batch
+		select {
+		case b = <-ready:
+		default:
+			// Nothing ready: the goroutine may be waiting for a part.
+			if len(feed) == 0 {
+				feedMore()
+			}
+			b = <-ready
+		}
+		if b == nil {
+			break // ready closed: all of it written
+		}
 		if err := ctx.Err(); err != nil {
 			takeRan()
 			return nil, err
@@ -215,6 +285,11 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			// they go out now, judged on the cache as it stands, and
 			// their answers are written after it.
 			w.sendChecks(ctx, w.cfg.Clock.Now())
+			// The next part, if any, is diffed while Redis runs this
+			// group, and the goroutine makes its first batches ready.
+			if len(feed) == 0 {
+				feedMore()
+			}
 			<-finished
 		}
 		ran = group[:done]
@@ -228,8 +303,8 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, changes []change, n
 			}
 			return nil, fmt.Errorf("write %s: %w", k, err)
 		}
-		if end := group[len(group)-1].end; writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && end < len(changes) {
-			w.log.Info("writing", "kind", k, "done", end, "of", len(changes))
+		if end := group[len(group)-1].end; writes >= 10*w.cfg.BatchSize && time.Since(progress) > 2*time.Second && end < total {
+			w.log.Info("writing", "kind", k, "done", end, "of", total)
 			progress = time.Now()
 		}
 	}
