@@ -83,7 +83,10 @@ func bigVistaBehind(b *testing.B, clock *testkit.Clock, front func(http.Handler)
 // time to a warm cache it reports the CPU time Redis spent meanwhile
 // (INFO cpu), and their ratio: how far the warmer is from being as fast
 // as Redis can take the writes (1.0), whatever the machine's speed, and
-// the CPU time the warmer's process spent.
+// the CPU time the warmer's process spent. Where Redis runs on this
+// host, it also reports how long Redis idled during a load, waiting for
+// the warmer, and how long it waited for a CPU with work to do: on two
+// cores the warmer's goroutines and Redis compete for them.
 //
 // The simulated Vista's answers are made once and replayed (its clock
 // stands still): it runs in this process, and what it spends making pages
@@ -108,6 +111,8 @@ func BenchmarkColdLoad(b *testing.B) {
 	var took time.Duration
 	var redisCPU, ownCPU, plainCPU float64
 	streamed := 0
+	var idle, cpuWait time.Duration // Redis's, while it loaded
+	scheds := true
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		rdb, prefix := MustRedis(b)
@@ -116,6 +121,7 @@ func BenchmarkColdLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 		cpu0 := redisCPUSeconds(b, rdb)
+		ran0, waited0, sched0 := redisSched(rdb)
 		own0 := ownCPUSeconds()
 		profiling := startLoadProfile(b, i)
 		b.StartTimer()
@@ -126,6 +132,12 @@ func BenchmarkColdLoad(b *testing.B) {
 		}
 		took += time.Since(start)
 		b.StopTimer()
+		if ran1, waited1, sched1 := redisSched(rdb); sched0 && sched1 {
+			idle += time.Since(start) - (ran1 - ran0) - (waited1 - waited0)
+			cpuWait += waited1 - waited0
+		} else {
+			scheds = false
+		}
 		profiling()
 		redisCPU += redisCPUSeconds(b, rdb) - cpu0
 		ownCPU += ownCPUSeconds() - own0
@@ -149,6 +161,10 @@ func BenchmarkColdLoad(b *testing.B) {
 	b.ReportMetric(redisCPU/plainCPU, "redis-cpu/plain")
 	b.ReportMetric(took.Seconds()/plainCPU, "ready/plain-redis-cpu")
 	b.ReportMetric(float64(streamed)/float64(b.N), "streamed-chunks/op")
+	if scheds {
+		b.ReportMetric(idle.Seconds()/float64(b.N), "redis-idle-s/op")
+		b.ReportMetric(cpuWait.Seconds()/float64(b.N), "redis-cpu-wait-s/op")
+	}
 }
 
 // startLoadProfile starts what -load-cpuprofile and -load-trace ask
@@ -335,6 +351,25 @@ func redisCPUSeconds(b *testing.B, rdb redis.UniversalClient) float64 {
 		}
 	}
 	return total
+}
+
+// redisSched reads how long Redis's main thread has run and how long it
+// has waited for a CPU while it had work (Linux's schedstat), when the
+// server runs on this host; ok false otherwise. The rest of a load's
+// time Redis had nothing to do: it waited for the warmer.
+func redisSched(rdb redis.UniversalClient) (ran, waited time.Duration, ok bool) {
+	pid := rdb.InfoMap(context.Background(), "server").Item("Server", "process_id")
+	raw, err := os.ReadFile("/proc/" + pid + "/task/" + pid + "/schedstat")
+	if pid == "" || err != nil {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(raw))
+	if len(f) < 2 {
+		return 0, 0, false
+	}
+	r, err1 := strconv.ParseInt(f[0], 10, 64)
+	w, err2 := strconv.ParseInt(f[1], 10, 64)
+	return time.Duration(r), time.Duration(w), err1 == nil && err2 == nil
 }
 
 // BenchmarkSteadyReload reloads ~100k unchanged sessions: the diff finds

@@ -129,8 +129,9 @@ func TestABuildStreamsTheChunksThatAreIn(t *testing.T) {
 // (fetched.again), and a build's stream sets such a chunk aside for the
 // loop's next turn, where it is diffed once the earlier chunk is in the
 // cache, rather than diff it while that chunk's writes may still run. So
-// too a message of another list, or the list's end.
-func TestAChunkNamingAnIdAgainIsNotStreamed(t *testing.T) {
+// too a message of another list, or the list's end. Answers of seat
+// checks that have waited answerWait end the stream too.
+func TestAStreamTakesOnlyItsListsNextChunks(t *testing.T) {
 	now := clocktest.Start
 	l := newListing(keys.Sessions, now)
 	var flags []bool
@@ -179,6 +180,23 @@ func TestAChunkNamingAnIdAgainIsNotStreamed(t *testing.T) {
 		w.fetched <- fetched{st: st, k: k, run: run, now: now, rows: rows("x3")}
 		if pt, ok := more(); !ok || len(pt.changes) != 1 || pt.changes[0].id != "x3" || pt.changes[0].op != opAdd || w.aside != nil {
 			t.Errorf("the stream gave %v, %v for the next chunk of the list (aside %+v), want the addition of x3", pt.changes, ok, w.aside)
+		}
+
+		w.answers <- &ask{} // an answer comes in
+		w.fetched <- fetched{st: st, k: k, run: run, now: now, rows: rows("x4")}
+		if _, ok := more(); !ok {
+			t.Error("the stream ended as soon as an answer came in")
+		}
+		time.Sleep(answerWait + 10*time.Millisecond)
+		w.fetched <- fetched{st: st, k: k, run: run, now: now, rows: rows("x5")}
+		if _, ok := more(); ok || w.aside != nil || len(w.fetched) != 1 {
+			t.Errorf("the stream went on after an answer waited %v, or took the chunk", answerWait)
+		}
+		for len(w.answers) > 0 { // what the test put there, not a warmer's
+			<-w.answers
+		}
+		for len(w.fetched) > 0 {
+			<-w.fetched
 		}
 	})
 }

@@ -107,9 +107,13 @@ func (w *Warmer) rowChanges(k keys.Kind, rows []row, keep map[string]bool, now t
 }
 
 // streamFor bounds how long a build's writes go on from chunk to chunk of
-// its list without the loop's other work (expiries, the lease's turns,
-// the answers of seat checks, which also end a stream at once).
-const streamFor = time.Second
+// its list without the loop's other work (expiries, the lease's turns);
+// answerWait, how long the answer of a seat check waits for a stream to
+// end: about what it waited for a chunk's writes before streams.
+const (
+	streamFor  = time.Second
+	answerWait = 50 * time.Millisecond
+)
 
 // buildStream returns, for a build from nothing (the kind's cache empty
 // when its list's intake began), what gives the write of a chunk of the
@@ -121,15 +125,22 @@ const streamFor = time.Second
 // earlier chunk had (fetched.again): only then do its changes read
 // nothing of the cache that the writes still running change. Anything
 // else it sets aside for takeFetched, and the stream ends. So does it
-// when a seat check's answer is waiting, the build's next index step is
-// due, or the stream has gone on for streamFor. nil: not a build.
+// when the build's next index step is due, when the stream has gone on
+// for streamFor, or when answers of seat checks have been waiting for
+// answerWait (a cold load checks the sessions it has written all along).
+// nil: not a build.
 func (w *Warmer) buildStream(ctx context.Context, k keys.Kind, run *fetchRun) func() (part, bool) {
 	if w.intakeOf(k).total > 0 {
 		return nil
 	}
 	st, began := w.st, time.Now()
+	var answered time.Time // when the stream saw answers waiting first
 	return func() (part, bool) {
-		if ctx.Err() != nil || w.st != st || len(w.answers) > 0 || len(st.kinds[k].unindexed) >= w.indexEvery || time.Since(began) > streamFor {
+		if len(w.answers) > 0 && answered.IsZero() {
+			answered = time.Now()
+		}
+		if ctx.Err() != nil || w.st != st || len(st.kinds[k].unindexed) >= w.indexEvery || time.Since(began) > streamFor ||
+			!answered.IsZero() && time.Since(answered) > answerWait {
 			return part{}, false
 		}
 		var f fetched
