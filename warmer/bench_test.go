@@ -359,8 +359,11 @@ func redisCPUSeconds(b *testing.B, rdb redis.UniversalClient) float64 {
 // time Redis had nothing to do: it waited for the warmer.
 func redisSched(rdb redis.UniversalClient) (ran, waited time.Duration, ok bool) {
 	pid := rdb.InfoMap(context.Background(), "server").Item("Server", "process_id")
+	if comm, err := os.ReadFile("/proc/" + pid + "/comm"); pid == "" || err != nil || !strings.HasPrefix(string(comm), "redis-server") {
+		return 0, 0, false // another host's, or a container's
+	}
 	raw, err := os.ReadFile("/proc/" + pid + "/task/" + pid + "/schedstat")
-	if pid == "" || err != nil {
+	if err != nil {
 		return 0, 0, false
 	}
 	f := strings.Fields(string(raw))

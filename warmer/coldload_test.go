@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,7 +104,11 @@ func TestABuildStreamsTheChunksThatAreIn(t *testing.T) {
 		t.Fatalf("the simulator lists %d sessions, %d pages: too few for a stream", listed, pages)
 	}
 	r.run(w)
-	testkit.Eventually(t, 10*time.Second, "the first page of sessions held", holding.Load)
+	testkit.Eventually(t, 10*time.Second, "the first page of sessions held, cinemas and films in", func() bool {
+		in := false
+		r.locked(w, func() { in = w.st != nil && w.st.kinds[keys.Cinemas].loaded && w.st.kinds[keys.Films].loaded })
+		return in && holding.Load()
+	})
 	r.locked(w, func() {
 		let()
 		testkit.Eventually(t, 10*time.Second, "three chunks waiting for the loop", func() bool { return len(w.fetched) == cap(w.fetched) })
@@ -129,8 +134,8 @@ func TestABuildStreamsTheChunksThatAreIn(t *testing.T) {
 // (fetched.again), and a build's stream sets such a chunk aside for the
 // loop's next turn, where it is diffed once the earlier chunk is in the
 // cache, rather than diff it while that chunk's writes may still run. So
-// too a message of another list, or the list's end. Answers of seat
-// checks that have waited answerWait end the stream too.
+// too a message of another list, or the list's end. A chunk of nothing
+// to write is passed over; a due index step ends the stream.
 func TestAStreamTakesOnlyItsListsNextChunks(t *testing.T) {
 	now := clocktest.Start
 	l := newListing(keys.Sessions, now)
@@ -182,23 +187,83 @@ func TestAStreamTakesOnlyItsListsNextChunks(t *testing.T) {
 			t.Errorf("the stream gave %v, %v for the next chunk of the list (aside %+v), want the addition of x3", pt.changes, ok, w.aside)
 		}
 
-		w.answers <- &ask{} // an answer comes in
-		w.fetched <- fetched{st: st, k: k, run: run, now: now, rows: rows("x4")}
-		if _, ok := more(); !ok {
-			t.Error("the stream ended as soon as an answer came in")
-		}
-		time.Sleep(answerWait + 10*time.Millisecond)
+		expired := []row{{"x4", session("x4", now.Add(-time.Hour-w.cfg.Policy.Grace), "10")}}
+		w.fetched <- fetched{st: st, k: k, run: run, now: now, rows: expired}
 		w.fetched <- fetched{st: st, k: k, run: run, now: now, rows: rows("x5")}
+		if pt, ok := more(); !ok || len(pt.changes) != 1 || pt.changes[0].id != "x5" {
+			t.Errorf("the stream gave %v, %v past a chunk of nothing to write, want x5", pt.changes, ok)
+		}
+
+		w.fetched <- fetched{st: st, k: k, run: run, now: now, rows: rows("x6")}
+		every := w.indexEvery
+		w.indexEvery = len(st.kinds[k].unindexed) // the index step is due
 		if _, ok := more(); ok || w.aside != nil || len(w.fetched) != 1 {
-			t.Errorf("the stream went on after an answer waited %v, or took the chunk", answerWait)
+			t.Error("the stream went on, or took the chunk, with the index step due")
 		}
-		for len(w.answers) > 0 { // what the test put there, not a warmer's
-			<-w.answers
+		w.indexEvery = every
+		<-w.fetched
+	})
+}
+
+// A write under way takes the parts more gives into the same run of
+// batches, each expecting the seq the one before left, past a part of
+// nothing (which would leave the goroutine that makes batches ready
+// waiting for changes, and the loop for a batch); each part's additions
+// are announced and written, and the cache has them all.
+func TestApplyMoreWritesEveryPart(t *testing.T) {
+	r := newRig(t)
+	w := r.warmer("a") // batches of 25
+	r.step(w)
+	now := r.clock.Now()
+	adds := func(from, n int) []change {
+		rows := make([]row, n)
+		for i := range rows {
+			id := fmt.Sprintf("more-%d", from+i)
+			rows[i] = row{id, session(id, now.Add(3*time.Hour), "10")}
 		}
-		for len(w.fetched) > 0 {
-			<-w.fetched
+		return rowChanges(w.specs[keys.Sessions], w.cfg.Policy, map[string]*record{}, rows, nil, now)
+	}
+	parts := []part{{nil, now}, {adds(2, 30), now}, {adds(32, 1), now}}
+	var seq0, seq1 int64
+	done := make(chan error, 1)
+	r.locked(w, func() {
+		seq0 = w.st.seq
+		go func() {
+			done <- w.applyMore(r.ctx, keys.Sessions, adds(0, 2), now, func() (part, bool) {
+				if len(parts) == 0 {
+					return part{}, false
+				}
+				p := parts[0]
+				parts = parts[1:]
+				return p, true
+			})
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the write did not end: waiting for a batch of a part of nothing")
+		}
+		seq1 = w.st.seq
+		for i := range 33 {
+			if w.st.cache[keys.Sessions][fmt.Sprintf("more-%d", i)] == nil {
+				t.Errorf("more-%d is not in the cache", i)
+			}
 		}
 	})
+	for i := range 33 {
+		if h := r.hash(keys.Sessions, fmt.Sprintf("more-%d", i)); h["seats_available"] != "10" {
+			t.Errorf("more-%d in Redis: %v", i, h)
+		}
+	}
+	if seq1 != seq0+33 {
+		t.Errorf("seq went from %d to %d: want one for each of the 33 additions announced", seq0, seq1)
+	}
+	if got := r.rdb.HGet(r.ctx, keys.Meta(r.prefix), keys.MetaSeq).Val(); got != strconv.FormatInt(seq1, 10) {
+		t.Errorf("P:meta's seq is %s, the writer's %d", got, seq1)
+	}
 }
 
 // heldList holds back the second page of the sessions list until let,

@@ -79,7 +79,7 @@ func (w *Warmer) writeRows(ctx context.Context, k keys.Kind, rows []row, keep ma
 	// change made for each at once.
 	parts := slices.Collect(slices.Chunk(mergeChecks(w.specs[k], w.cfg.Policy, w.st.cache[k], rows, listed, w.st.checkRemoved), w.chunk))
 	for i, rows := range parts {
-		changes := w.rowChanges(k, rows, keep, now)
+		changes := w.listChanges(k, rows, keep, now)
 		then := more // after the last part only
 		if i < len(parts)-1 {
 			then = nil
@@ -96,24 +96,15 @@ func (w *Warmer) writeRows(ctx context.Context, k keys.Kind, rows []row, keep ma
 	return nil
 }
 
-// rowChanges diffs rows of a list of a kind against the cache, and counts
-// the additions and updates in the list's intake.
-func (w *Warmer) rowChanges(k keys.Kind, rows []row, keep map[string]bool, now time.Time) []change {
+// listChanges diffs rows of a list of a kind against the cache
+// (rowChanges), and counts the additions and updates in the list's intake.
+func (w *Warmer) listChanges(k keys.Kind, rows []row, keep map[string]bool, now time.Time) []change {
 	in := w.intakeOf(k)
 	changes := rowChanges(w.specs[k], w.cfg.Policy, w.st.cache[k], rows, keep, now)
 	in.added += countOp(changes, opAdd)
 	in.updated += countOp(changes, opUpdate)
 	return changes
 }
-
-// streamFor bounds how long a build's writes go on from chunk to chunk of
-// its list without the loop's other work (expiries, the lease's turns);
-// answerWait, how long the answer of a seat check waits for a stream to
-// end: about what it waited for a chunk's writes before streams.
-const (
-	streamFor  = time.Second
-	answerWait = 50 * time.Millisecond
-)
 
 // buildStream returns, for a build from nothing (the kind's cache empty
 // when its list's intake began), what gives the write of a chunk of the
@@ -124,39 +115,38 @@ const (
 // it, if it is the next chunk of the same list and names no id an
 // earlier chunk had (fetched.again): only then do its changes read
 // nothing of the cache that the writes still running change. Anything
-// else it sets aside for takeFetched, and the stream ends. So does it
-// when the build's next index step is due, when the stream has gone on
-// for streamFor, or when answers of seat checks have been waiting for
-// answerWait (a cold load checks the sessions it has written all along).
-// nil: not a build.
+// else it sets aside for takeFetched, and the stream ends; so it does
+// when the build's next index step is due. A stream holds the loop no
+// longer than takeFetched did, which took every chunk in before the
+// answers of seat checks and the rest of a step while the fetcher kept
+// ahead. nil: not a build.
 func (w *Warmer) buildStream(ctx context.Context, k keys.Kind, run *fetchRun) func() (part, bool) {
 	if w.intakeOf(k).total > 0 {
 		return nil
 	}
-	st, began := w.st, time.Now()
-	var answered time.Time // when the stream saw answers waiting first
+	st := w.st
 	return func() (part, bool) {
-		if len(w.answers) > 0 && answered.IsZero() {
-			answered = time.Now()
+		for ctx.Err() == nil && w.st == st && len(st.kinds[k].unindexed) < w.indexEvery {
+			var f fetched
+			select {
+			case f = <-w.fetched:
+			default:
+				return part{}, false // not in yet
+			}
+			if f.st != st || f.k != k || f.run != run || st.kinds[k].fetching != run || f.l != nil || f.err != nil || f.again {
+				w.aside = &f
+				return part{}, false
+			}
+			now := w.cfg.Clock.Now()
+			rows := mergeChecks(w.specs[k], w.cfg.Policy, st.cache[k], f.rows, f.now, st.checkRemoved)
+			if changes := w.listChanges(k, rows, nil, now); len(changes) > 0 {
+				w.streamed++
+				return part{changes: changes, now: now}, true
+			}
+			// Nothing to write (its rows expired since the list was
+			// asked for): the next, if it is in.
 		}
-		if ctx.Err() != nil || w.st != st || len(st.kinds[k].unindexed) >= w.indexEvery || time.Since(began) > streamFor ||
-			!answered.IsZero() && time.Since(answered) > answerWait {
-			return part{}, false
-		}
-		var f fetched
-		select {
-		case f = <-w.fetched:
-		default:
-			return part{}, false // not in yet
-		}
-		if f.st != st || f.k != k || f.run != run || st.kinds[k].fetching != run || f.l != nil || f.err != nil || f.again {
-			w.aside = &f
-			return part{}, false
-		}
-		now := w.cfg.Clock.Now()
-		rows := mergeChecks(w.specs[k], w.cfg.Policy, st.cache[k], f.rows, f.now, st.checkRemoved)
-		w.streamed++
-		return part{changes: w.rowChanges(k, rows, nil, now), now: now}, true
+		return part{}, false
 	}
 }
 

@@ -150,7 +150,7 @@ func (l *listing) put(id string, r *record) {
 // long list is written while its later pages are still on the way. It
 // says whether the chunk names an id again that an earlier chunk handed
 // over: the writer then takes the earlier chunk in whole before it diffs
-// this one (see writeRows).
+// this one (see buildStream).
 func (l *listing) flush() error {
 	if l.emit == nil || len(l.pending) < l.chunk {
 		return nil

@@ -120,7 +120,7 @@ func (w *Warmer) loop(ctx context.Context) {
 			case <-tick.C:
 			case <-due:
 			case <-w.arrived:
-				if len(w.fetched) == 0 && len(w.answers) == 0 {
+				if len(w.fetched) == 0 && len(w.answers) == 0 && w.aside == nil {
 					continue // a late wake: a step took in what it announced
 				}
 			case q := <-w.settles:

@@ -172,8 +172,8 @@ type Warmer struct {
 	// aside is a message of fetched that a build's write took early and
 	// left for takeFetched (see buildStream): it goes before the others.
 	aside *fetched
-	// streamed counts the chunks build streams wrote, in all: the tests
-	// and the benchmarks read it.
+	// streamed counts the chunks that build streams diffed and handed to
+	// a write under way, in all: the tests and the benchmarks read it.
 	streamed int
 	answers  chan *ask
 	arrived  chan struct{}   // wakes the loop when a list or an answer is in

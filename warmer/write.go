@@ -59,9 +59,9 @@ type part struct {
 // news, the parts more gives, as long as it gives them, in the same run
 // of batches: the first of them is made ready, and may go to Redis,
 // before the last of changes is taken into the cache. more is called on
-// the loop (it may read the cache) while Redis runs a batch, and must
-// give changes that touch none of the entities of changes or of the
-// parts before.
+// the loop (it may read the cache) while Redis runs a group of batches,
+// or when no batch is ready; its parts must hold news only, and touch
+// none of the entities of changes or of the parts before.
 func (w *Warmer) applyMore(ctx context.Context, k keys.Kind, changes []change, now time.Time, more func() (part, bool)) error {
 	news, confirms := newsFirst(changes)
 	if len(news) == 0 || len(confirms) > 0 {
@@ -126,7 +126,8 @@ type batch struct {
 	end     int // changes written once this batch is
 }
 
-// applyOnce writes changes, and returns the entities it found gone from
+// applyOnce writes the changes of first, then those of the parts more
+// gives (see applyMore), and returns the entities it found gone from
 // Redis, to be written again whole.
 func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, first part, more func() (part, bool)) ([]change, error) {
 	how := writing{quiet: w.st.kinds[k].quiet}
@@ -197,18 +198,22 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, first part, more fu
 		}
 	}
 	// feedMore gives the goroutine the next part, or says there is none.
+	// A part of no changes would leave it waiting for one, and the loop
+	// for a batch: it is skipped.
 	feedMore := func() {
-		if more == nil {
-			return
+		for more != nil {
+			pt, ok := more()
+			switch {
+			case !ok:
+				close(feed)
+				more = nil
+			case len(pt.changes) > 0:
+				feed <- pt // the one sender, and feed was empty
+				total += len(pt.changes)
+				writes += len(pt.changes) - countOp(pt.changes, opConfirm)
+				return
+			}
 		}
-		if pt, ok := more(); ok {
-			feed <- pt // the one sender, and feed was empty
-			total += len(pt.changes)
-			writes += len(pt.changes) - countOp(pt.changes, opConfirm)
-			return
-		}
-		close(feed)
-		more = nil
 	}
 	if more == nil {
 		close(feed)
