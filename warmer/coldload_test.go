@@ -164,7 +164,8 @@ func TestAStreamTakesOnlyItsListsNextChunks(t *testing.T) {
 	r := newRig(t)
 	w := r.warmer("a")
 	r.step(w)
-	r.locked(w, func() {
+	r.stop(w) // the test is the loop now
+	func() {
 		st, k := w.st, keys.Sessions
 		run := &fetchRun{cancel: func() {}}
 		st.kinds[k].intake, st.kinds[k].fetching = &intake{}, run // a build from nothing, under way
@@ -202,7 +203,7 @@ func TestAStreamTakesOnlyItsListsNextChunks(t *testing.T) {
 		}
 		w.indexEvery = every
 		<-w.fetched
-	})
+	}()
 }
 
 // A write under way takes the parts more gives into the same run of
@@ -223,7 +224,9 @@ func TestApplyMoreWritesEveryPart(t *testing.T) {
 		}
 		return rowChanges(w.specs[keys.Sessions], w.cfg.Policy, map[string]*record{}, rows, nil, now)
 	}
-	parts := []part{{nil, now}, {adds(2, 30), now}, {adds(32, 1), now}}
+	// Two parts of nothing in a row: whenever the first is fed, the
+	// second leaves the goroutine waiting.
+	parts := []part{{nil, now}, {nil, now}, {adds(2, 30), now}, {adds(32, 1), now}}
 	var seq0, seq1 int64
 	done := make(chan error, 1)
 	r.locked(w, func() {

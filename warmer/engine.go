@@ -116,7 +116,9 @@ func (w *Warmer) listChanges(k keys.Kind, rows []row, keep map[string]bool, now 
 // earlier chunk had (fetched.again): only then do its changes read
 // nothing of the cache that the writes still running change. Anything
 // else it sets aside for takeFetched, and the stream ends; so it does
-// when the build's next index step is due. A stream holds the loop no
+// when the build's next index step is due, by what the cache has taken
+// in (so a step may list two or three chunks more than indexEvery, not
+// one). A stream holds the loop no
 // longer than takeFetched did, which took every chunk in before the
 // answers of seat checks and the rest of a step while the fetcher kept
 // ahead. nil: not a build.

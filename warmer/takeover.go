@@ -101,6 +101,7 @@ func (w *Warmer) dropState() {
 		}
 	}
 	w.st = nil
+	w.aside = nil // for the state gone
 	w.store.leaveHome()
 	w.heldReason.Store(nil)
 	for _, k := range keys.Kinds {
