@@ -118,10 +118,9 @@ func (w *Warmer) listChanges(k keys.Kind, rows []row, keep map[string]bool, now 
 // else it sets aside for takeFetched, and the stream ends; so it does
 // when the build's next index step is due, by what the cache has taken
 // in (so a step may list two or three chunks more than indexEvery, not
-// one). A stream holds the loop no
-// longer than takeFetched did, which took every chunk in before the
-// answers of seat checks and the rest of a step while the fetcher kept
-// ahead. nil: not a build.
+// one). A stream holds the loop no longer than takeFetched did, which
+// took every chunk in before the answers of seat checks and the rest of
+// a step while the fetcher kept ahead. nil: not a build.
 func (w *Warmer) buildStream(ctx context.Context, k keys.Kind, run *fetchRun) func() (part, bool) {
 	if w.intakeOf(k).total > 0 {
 		return nil

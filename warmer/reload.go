@@ -151,11 +151,7 @@ func (w *Warmer) takeIn(ctx context.Context, f fetched) error {
 	case f.err != nil:
 		err = f.err
 	case f.l == nil:
-		var more func() (part, bool)
-		if !f.again {
-			more = w.buildStream(ctx, k, f.run)
-		}
-		if err = w.writeRows(ctx, k, f.rows, nil, f.now, more); err == nil {
+		if err = w.writeRows(ctx, k, f.rows, nil, f.now, w.buildStream(ctx, k, f.run)); err == nil {
 			return nil // the rest of the list is on its way
 		}
 	default:
