@@ -135,7 +135,8 @@ func TestABuildStreamsTheChunksThatAreIn(t *testing.T) {
 // loop's next turn, where it is diffed once the earlier chunk is in the
 // cache, rather than diff it while that chunk's writes may still run. So
 // too a message of another list, or the list's end. A chunk of nothing
-// to write is passed over; a due index step ends the stream.
+// to write is passed over; a due index step ends the stream, an answer
+// waiting does not.
 func TestAStreamTakesOnlyItsListsNextChunks(t *testing.T) {
 	now := clocktest.Start
 	l := newListing(keys.Sessions, now)
@@ -194,6 +195,15 @@ func TestAStreamTakesOnlyItsListsNextChunks(t *testing.T) {
 		if pt, ok := more(); !ok || len(pt.changes) != 1 || pt.changes[0].id != "x5" {
 			t.Errorf("the stream gave %v, %v past a chunk of nothing to write, want x5", pt.changes, ok)
 		}
+
+		// An answer waiting does not end the stream: the step would only
+		// take the next chunk before it, in a new one.
+		w.answers <- &ask{}
+		w.fetched <- fetched{st: st, k: k, run: run, now: now, rows: rows("x7")}
+		if pt, ok := more(); !ok || len(pt.changes) != 1 || pt.changes[0].id != "x7" {
+			t.Errorf("the stream gave %v, %v with an answer waiting, want x7", pt.changes, ok)
+		}
+		<-w.answers
 
 		w.fetched <- fetched{st: st, k: k, run: run, now: now, rows: rows("x6")}
 		every := w.indexEvery
