@@ -108,11 +108,16 @@ func (ix *indexBatch) key(ref indexRef, set bool, name func() string) *indexKey 
 	if k := ix.known[ref]; k != nil {
 		return k
 	}
+	return ix.adopt(&indexKey{ref: ref, name: name(), set: set})
+}
+
+// adopt takes k in as the batch's writes to the index k.ref names, after
+// the keys it has.
+func (ix *indexBatch) adopt(k *indexKey) *indexKey {
 	if ix.known == nil {
 		ix.known = map[indexRef]*indexKey{}
 	}
-	k := &indexKey{ref: ref, name: name(), set: set}
-	ix.known[ref] = k
+	ix.known[k.ref] = k
 	ix.keys = append(ix.keys, k)
 	return k
 }
@@ -287,11 +292,7 @@ func (ix *indexBatch) merge(o *indexBatch) {
 	for _, ok := range o.keys {
 		k := ix.known[ok.ref]
 		if k == nil {
-			if ix.known == nil {
-				ix.known = map[indexRef]*indexKey{}
-			}
-			ix.known[ok.ref] = ok
-			ix.keys = append(ix.keys, ok)
+			ix.adopt(ok)
 			continue
 		}
 		k.rems = append(k.rems, ok.rems...)

@@ -134,8 +134,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, first part, more fu
 	how.fresh = how.quiet && w.st.kinds[k].fresh
 	sp := w.specs[k]
 	wctx := context.WithoutCancel(ctx)
-	changes := first.changes
-	total, writes := len(changes), len(changes)-countOp(changes, opConfirm)
+	total, writes := len(first.changes), len(first.changes)-countOp(first.changes, opConfirm)
 	progress := time.Now()
 
 	// The batches are prepared ahead (up to batchesAhead), by a goroutine
@@ -218,7 +217,7 @@ func (w *Warmer) applyOnce(ctx context.Context, k keys.Kind, first part, more fu
 	if more == nil {
 		close(feed)
 	}
-	if more == nil && len(changes) <= w.cfg.BatchSize {
+	if more == nil && len(first.changes) <= w.cfg.BatchSize {
 		prepare() // one batch: ready holds it
 	} else {
 		go prepare()
