@@ -54,7 +54,7 @@ bench:
 bench-memory:
 	$(GO) run ./internal/membench $(MEMBENCH_ARGS)
 
-## bench-events: from a seat check's answer leaving the simulated Vista to its event at a subscriber, p50/p90/p99/max against the 2 ms target, the warmer binary from outside (EVENTLAT_ARGS=-duration 5m); about 2.5 minutes, needs redis-server
+## bench-events: from a seat check's answer leaving the simulated Vista to its event at a subscriber, p50/p90/p99/max against the 2 ms target, with the machine's floor and how long Redis ran each write, the warmer binary from outside (EVENTLAT_ARGS=-duration 5m); about 2.5 minutes, needs redis-server
 bench-events:
 	$(GO) run ./internal/eventlat $(EVENTLAT_ARGS)
 
