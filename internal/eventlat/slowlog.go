@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,56 +12,111 @@ import (
 )
 
 // Redis's own part of a sample: how long Redis ran each write that
-// published events, from its SLOWLOG with every command logged
-// (slowlog-log-slower-than 0, on the run's own redis-server). The
-// duration is the command's execution (the fence, the hash writes, the
-// PUBLISHes and XADDs), not reading its arguments or writing replies;
-// logging every command costs Redis a microsecond or two a command,
-// far below what is measured. Unlike -split's MONITOR, it does not slow
-// the scripts, and it says nothing of which sample a write carried.
+// published events, from its SLOWLOG on the run's own redis-server. The
+// duration is the script's execution (the fence, the hash writes, the
+// PUBLISHes and XADDs, the replies built, the subscriber's message
+// queued), not reading the call or the socket writes. Unlike -split's
+// MONITOR it does not slow the scripts: Redis logs only the commands
+// that ran longer than slowerThan. Redis 7 also logs each command a
+// script runs, as an entry of its own, and logging every one (the
+// threshold at 0) cost about 0.8 µs an entry inside the script, some
+// 110 µs on a write of 27 changes; a script's own commands take a few
+// microseconds each and stay under the threshold.
 
-// slowlogLen is room for every command of a run: the lease keeper's
-// few a second and the writes, for a run of hours.
-const slowlogLen = 1 << 20
+// slowerThan is what Redis logs: a write of one change runs for 50 µs or
+// more; HSET, XADD or PUBLISH inside a script for 1 to 5.
+const slowerThan = 25 * time.Microsecond
 
-// logEveryCommand makes Redis log every command from now on, with room
-// for the run, and forgets what it logged before.
-func logEveryCommand(ctx context.Context, rdb *redis.Client) error {
-	if err := rdb.ConfigSet(ctx, "slowlog-max-len", strconv.Itoa(slowlogLen)).Err(); err != nil {
-		return err
+// slowlogLen is room for every write of a run of hours: a few a second.
+const slowlogLen = 100_000
+
+// logWrites makes Redis log the commands slower than slowerThan, with
+// room for the run, and forgets what it logged before.
+func logWrites(ctx context.Context, rdb *redis.Client) error {
+	for _, kv := range [][2]string{
+		{"slowlog-max-len", strconv.Itoa(slowlogLen)},
+		{"slowlog-log-slower-than", strconv.FormatInt(slowerThan.Microseconds(), 10)},
+	} {
+		if err := rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			return fmt.Errorf("config set %s: %w", kv[0], err)
+		}
 	}
-	if err := rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0").Err(); err != nil {
-		return err
+	if err := rdb.SlowLogReset(ctx).Err(); err != nil {
+		return fmt.Errorf("slowlog reset: %w", err)
 	}
-	return rdb.SlowLogReset(ctx).Err()
+	return nil
 }
 
-// eventWriteTimes reads what Redis logged and returns, sorted, the
-// execution times of the script calls that published events.
-func eventWriteTimes(ctx context.Context, rdb *redis.Client) ([]time.Duration, error) {
+// writeTimes is what the log says of the warmer's writes.
+type writeTimes struct {
+	publishing []time.Duration // the writes that published events, sorted
+	unclear    int             // writes logged too short to tell (see publishes)
+	full       bool            // the log filled up: the oldest entries went
+}
+
+// readWrites reads what Redis logged.
+func readWrites(ctx context.Context, rdb *redis.Client) (writeTimes, error) {
 	logs, err := rdb.SlowLogGet(ctx, -1).Result()
 	if err != nil {
-		return nil, err
+		return writeTimes{}, fmt.Errorf("slowlog get: %w", err)
 	}
-	return publishing(logs), nil
+	wt := classify(logs)
+	wt.full = len(logs) >= slowlogLen
+	return wt, nil
 }
 
-// publishing picks the script calls among logs whose arguments (the
-// first 32 Redis keeps of each) name PUBLISH or SPUBLISH: a write of the
-// warmer's that announces changes. A write of only confirmations, or of
-// a whole list's hashes, publishes nothing and is left out.
-func publishing(logs []redis.SlowLog) []time.Duration {
-	var d []time.Duration
+// classify sorts the logged script calls into those that published
+// events and those it cannot tell.
+func classify(logs []redis.SlowLog) writeTimes {
+	var wt writeTimes
 	for _, l := range logs {
-		if len(l.Args) == 0 || !strings.EqualFold(l.Args[0], "evalsha") && !strings.EqualFold(l.Args[0], "eval") {
-			continue
-		}
-		if slices.ContainsFunc(l.Args[1:], func(a string) bool {
-			return strings.EqualFold(a, "publish") || strings.EqualFold(a, "spublish")
-		}) {
-			d = append(d, l.Duration)
+		switch publishes(l.Args) {
+		case yes:
+			wt.publishing = append(wt.publishing, l.Duration)
+		case unclear:
+			wt.unclear++
 		}
 	}
-	slices.Sort(d)
-	return d
+	slices.Sort(wt.publishing)
+	return wt
+}
+
+type answer int
+
+const (
+	no answer = iota
+	yes
+	unclear
+)
+
+// publishes says whether a logged call is a write of the warmer's that
+// PUBLISHes (or SPUBLISHes). The warmer's fenced write is EVALSHA (EVAL)
+// of the fence script with its keys, then four arguments of the fence,
+// then each command as its length and its arguments (warmer/fence.go,
+// write.argv). Redis keeps 31 arguments of an entry and puts "... (N more
+// arguments)" in the 32nd: a write whose first commands are long (an
+// addition carries its whole hash) is cut before its PUBLISH, and is
+// unclear. Anything else is no.
+func publishes(args []string) answer {
+	if len(args) < 3 || !strings.EqualFold(args[0], "evalsha") && !strings.EqualFold(args[0], "eval") {
+		return no
+	}
+	nkeys, err := strconv.Atoi(args[2])
+	if err != nil || nkeys < 0 {
+		return no
+	}
+	for i := 3 + nkeys + 4; i < len(args); {
+		n, err := strconv.Atoi(args[i])
+		if err != nil || n < 1 {
+			break // the cut, or not the warmer's layout
+		}
+		if i+1 < len(args) && (strings.EqualFold(args[i+1], "publish") || strings.EqualFold(args[i+1], "spublish")) {
+			return yes
+		}
+		i += 1 + n
+	}
+	if strings.HasPrefix(args[len(args)-1], "... (") {
+		return unclear // a command ran past what Redis kept
+	}
+	return no
 }
