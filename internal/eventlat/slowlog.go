@@ -96,7 +96,7 @@ const (
 // write.argv). Redis keeps 31 arguments of an entry and puts "... (N more
 // arguments)" in the 32nd: a write whose first commands are long (an
 // addition carries its whole hash) is cut before its PUBLISH, and is
-// unclear. Anything else is no.
+// unclear. A write of confirmations, and anything else, is no.
 func publishes(args []string) answer {
 	if len(args) < 3 || !strings.EqualFold(args[0], "evalsha") && !strings.EqualFold(args[0], "eval") {
 		return no
@@ -105,10 +105,18 @@ func publishes(args []string) answer {
 	if err != nil || nkeys < 0 {
 		return no
 	}
-	for i := 3 + nkeys + 4; i < len(args); {
+	first := 3 + nkeys + 4
+	for i := first; i < len(args); {
 		n, err := strconv.Atoi(args[i])
 		if err != nil || n < 1 {
 			break // the cut, or not the warmer's layout
+		}
+		if i == first && i+6 < len(args) && args[i+1] == "vw.hashwrite" && args[i+6] == "" {
+			// A confirmation (a hash write with no whole hash to fall
+			// back on): the warmer writes news and confirmations in
+			// writes of their own, the news first (write.go, newsFirst),
+			// so a write that begins with one publishes nothing.
+			return no
 		}
 		if i+1 < len(args) && (strings.EqualFold(args[i+1], "publish") || strings.EqualFold(args[i+1], "spublish")) {
 			return yes

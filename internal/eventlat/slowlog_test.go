@@ -31,9 +31,9 @@ func fenced(cmds ...[]any) []any {
 // TestTheLogTellsTheWritesThatPublish runs calls in the warmer's layout
 // against a real redis-server that logs every command: a write whose
 // PUBLISH is within the 31 arguments Redis keeps counts; one whose first
-// command is too long to show it is unclear; one of confirmations, the
-// script's own PUBLISH and a command that only names PUBLISH do not
-// count.
+// command is too long to show it is unclear; one of confirmations (cut
+// too), the script's own PUBLISH and a command that only names PUBLISH
+// do not count.
 func TestTheLogTellsTheWritesThatPublish(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Start(t, redistest.Options{}).Client(t, nil)
@@ -44,17 +44,17 @@ func TestTheLogTellsTheWritesThatPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := []string{"vista:lease", "vista:meta"}
-	update := []any{"vw.hashwrite", "vista:session:1", "1796592480", 1, 0, "", "seats_available", "41"}
+	update := []any{"vw.hashwrite", "vista:session:1", "1796592480", 1, 0, "2:id1:1", "seats_available", "41"}
 	event := []any{"publish", "vista:events:sessions", `{"seq":8}`}
 	long := []any{"vw.hashnew", "", "hset", "vista:session:2"}
 	for i := range 12 {
 		long = append(long, fmt.Sprint("f", i), "v")
 	}
-	confirm := []any{"vw.hashwrite", "vista:session:3", "1796592480", 1, 0, "", "updated_at", "2031-01-01T00:00:00Z"}
+	confirm := []any{"vw.hashwrite", "vista:session:3", "1796592480", 2, 0, "", "updated_at", "2031-01-01T00:00:00Z", "next_check_at", "2031-01-01T00:01:00Z"}
 	for _, argv := range [][]any{
 		fenced(update, event),
 		fenced(long, event),
-		fenced(confirm, confirm),
+		fenced(confirm, confirm, confirm, confirm),
 	} {
 		if err := rdb.Eval(ctx, busy, keys, argv...).Err(); err != nil {
 			t.Fatal(err)
@@ -108,7 +108,9 @@ func TestPublishes(t *testing.T) {
 		{"sharded", []string{"EVALSHA", "abc", "2", "k1", "k2", "l", "e", "3", "", "3", "SPUBLISH", "c", "{}"}, yes},
 		{"cut before its event", []string{"evalsha", "abc", "2", "k1", "k2", "l", "e", "3", "", "30", "hset", "k", "... (40 more arguments)"}, unclear},
 		{"cut at a command's length", []string{"evalsha", "abc", "2", "k1", "k2", "l", "e", "3", "", "2", "del", "k", "... (40 more arguments)"}, unclear},
-		{"confirmations", []string{"evalsha", "abc", "2", "k1", "k2", "l", "e", "3", "", "2", "expire", "k", "2", "expire", "j"}, no},
+		{"short commands", []string{"evalsha", "abc", "2", "k1", "k2", "l", "e", "3", "", "2", "expire", "k", "2", "expire", "j"}, no},
+		{"confirmations, cut", []string{"evalsha", "abc", "2", "k1", "k2", "l", "e", "3", "", "10", "vw.hashwrite", "k", "17", "2", "0", "", "updated_at", "t", "next_check_at", "t", "10", "vw.hashwrite", "... (40 more arguments)"}, no},
+		{"an update, cut", []string{"evalsha", "abc", "2", "k1", "k2", "l", "e", "3", "", "30", "vw.hashwrite", "k", "17", "2", "0", "2:id1:1", "... (40 more arguments)"}, unclear},
 		{"publish on its own", []string{"publish", "eventlat:floor", "1"}, no},
 		{"a lease renewal", []string{"evalsha", "def", "1", "vista:lease", "me", "10000"}, no},
 		{"not a script", []string{"rpush", "k", "0", "a", "b", "c", "d", "3", "publish", "c", "{}"}, no},
