@@ -23,8 +23,9 @@ import (
 // 110 µs on a write of 27 changes; a script's own commands take a few
 // microseconds each and stay under the threshold.
 
-// slowerThan is what Redis logs: a write of one change runs for 50 µs or
-// more; HSET, XADD or PUBLISH inside a script for 1 to 5.
+// slowerThan is what Redis logs: a write with events runs for tens of
+// microseconds at least (a near sweep's, for hundreds); HSET, XADD or
+// PUBLISH inside a script for 1 to 5. A write under it is not counted.
 const slowerThan = 25 * time.Microsecond
 
 // slowlogLen is room for every write of a run of hours: a few a second.
@@ -50,7 +51,7 @@ func logWrites(ctx context.Context, rdb *redis.Client) error {
 // writeTimes is what the log says of the warmer's writes.
 type writeTimes struct {
 	publishing []time.Duration // the writes that published events, sorted
-	unclear    int             // writes logged too short to tell (see publishes)
+	unclear    int             // writes whose logged arguments were cut too short to tell (see publishes)
 	full       bool            // the log filled up: the oldest entries went
 }
 
