@@ -219,10 +219,18 @@ func (w *Warmer) writeIndexes(ctx context.Context, k keys.Kind) error {
 	// Two writes in flight: Redis runs one while the next is made ready
 	// and sent. They only add entries, so their order does not matter.
 	// Like every write, they go whole whatever ctx says; after a failure
-	// no more go, and the first to fail says why.
-	g, failed := errgroup.WithContext(wctx)
-	g.SetLimit(2)
-	for len(cmds) > 0 && failed.Err() == nil {
+	// no more are sent, and the first to fail says why. Whether to send
+	// is decided when a write has its turn, not when its goroutine gets
+	// to run: a write sent beside one that fails goes.
+	var g errgroup.Group
+	failed, fail := context.WithCancelCause(wctx)
+	defer fail(nil)
+	turns := make(chan struct{}, 2)
+	for len(cmds) > 0 {
+		turns <- struct{}{}
+		if failed.Err() != nil {
+			break // one failed while this waited for its turn
+		}
 		n, args := 0, 0
 		for n < len(cmds) && (n == 0 || args+len(cmds[n]) <= 2*w.indexWrite) {
 			args += len(cmds[n])
@@ -231,14 +239,16 @@ func (w *Warmer) writeIndexes(ctx context.Context, k keys.Kind) error {
 		group := cmds[:n]
 		cmds = cmds[n:]
 		g.Go(func() error {
-			if failed.Err() != nil {
-				return nil // one failed while this waited for its turn
-			}
-			return w.store.fenced(wctx, guard, func(pipe redis.Pipeliner) {
+			err := w.store.fenced(wctx, guard, func(pipe redis.Pipeliner) {
 				for _, c := range group {
 					pipe.Do(wctx, c...)
 				}
 			})
+			if err != nil {
+				fail(err) // before the turn is given back: no write is sent after it
+			}
+			<-turns
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
